@@ -1,0 +1,147 @@
+//! Server functions: the data behind each page. They run on the server; the browser calls them
+//! over HTTP under `/sfn/…`. The JSON API of ARCHITECTURE.md §3 lives in the server crate.
+use crate::model::*;
+use leptos::prelude::*;
+
+/// What the server hands to server functions (through Leptos context).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct ServerContext {
+    pub db: db::DatabaseConnection,
+    /// Public base URL of the site (badge snippets).
+    pub public_url: String,
+    pub max_extensions: i32,
+}
+
+#[cfg(feature = "ssr")]
+pub mod ssr {
+    //! Server-side helpers shared with the server crate's JSON API.
+    use super::*;
+    use db::entities::{project, sandbox};
+
+    pub fn context() -> Result<ServerContext, ServerFnError> {
+        use_context::<ServerContext>().ok_or_else(|| ServerFnError::new("server context missing"))
+    }
+
+    pub async fn identity() -> Result<Identity, ServerFnError> {
+        let axum::Extension(id) = leptos_axum::extract::<axum::Extension<Identity>>().await?;
+        Ok(id)
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> ServerFnError {
+        leptos::logging::error!("server function failed: {e}");
+        ServerFnError::new("Something went wrong on our side. Please try again.")
+    }
+
+    pub fn card(p: &project::Model) -> ProjectCard {
+        ProjectCard {
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            summary: p.summary.clone(),
+            category: p.category.clone(),
+            tags: p.tags.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+            tries: p.tries,
+        }
+    }
+
+    pub fn detail(p: &project::Model) -> ProjectDetail {
+        ProjectDetail {
+            card: card(p),
+            description_html: crate::markdown::render(&p.description),
+            homepage: p.homepage.clone(),
+            repository: p.repository.clone(),
+            license: p.license.clone(),
+            image_size: p.image_size,
+            status: p.status.clone(),
+            egress: p.egress,
+            tryable: p.status == "live" && p.image_digest.is_some(),
+        }
+    }
+
+    pub fn sandbox_info(s: &sandbox::Model, max_extensions: i32) -> SandboxInfo {
+        let left = (s.expires_at - chrono::Utc::now()).num_seconds().max(0);
+        SandboxInfo {
+            id: s.id.clone(),
+            project: s.project_slug.clone(),
+            state: s.state.clone(),
+            terminal_ws: format!("/s/{}/ws", s.id),
+            expires_at: s.expires_at.to_rfc3339(),
+            seconds_left: if s.active { left } else { 0 },
+            can_extend: s.active && s.extensions < max_extensions,
+        }
+    }
+
+    pub fn sandbox_row(s: &sandbox::Model) -> SandboxRow {
+        let end = s.ended_at.unwrap_or_else(chrono::Utc::now);
+        SandboxRow {
+            id: s.id.clone(),
+            project: s.project_slug.clone(),
+            state: s.state.clone(),
+            started_at: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            duration_secs: (end - s.created_at).num_seconds().max(0),
+            end_reason: s.end_reason.clone(),
+            launch_ms: s.launch_ms,
+        }
+    }
+}
+
+#[server(prefix = "/sfn", endpoint = "home")]
+pub async fn load_home() -> Result<HomeData, ServerFnError> {
+    let cx = ssr::context()?;
+    let trending = db::projects::most_tried(&cx.db, 12).await.map_err(ssr::internal)?;
+    let newest = db::projects::newest(&cx.db, 6).await.map_err(ssr::internal)?;
+    let (_, total) = db::projects::search(&cx.db, &db::projects::Search { per_page: 1, ..Default::default() })
+        .await
+        .map_err(ssr::internal)?;
+    Ok(HomeData {
+        trending: trending.iter().map(ssr::card).collect(),
+        newest: newest.iter().map(ssr::card).collect(),
+        categories: db::projects::CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        total,
+    })
+}
+
+#[server(prefix = "/sfn", endpoint = "search")]
+pub async fn search_projects(q: String, category: String, page: u64) -> Result<SearchResults, ServerFnError> {
+    let cx = ssr::context()?;
+    let q: String = q.chars().take(200).collect();
+    let search = db::projects::Search {
+        q,
+        category: Some(category).filter(|c| !c.is_empty()),
+        page: page.max(1),
+        per_page: PER_PAGE,
+    };
+    let (items, total) = db::projects::search(&cx.db, &search).await.map_err(ssr::internal)?;
+    Ok(SearchResults {
+        items: items.iter().map(ssr::card).collect(),
+        total,
+        page: search.page,
+        per_page: PER_PAGE,
+    })
+}
+
+#[server(prefix = "/sfn", endpoint = "project")]
+pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>, ServerFnError> {
+    let cx = ssr::context()?;
+    let me = ssr::identity().await?;
+    let Some(p) = db::projects::by_slug(&cx.db, &slug).await.map_err(ssr::internal)? else {
+        return Ok(None);
+    };
+    if p.status == "hidden" && !me.is_admin {
+        return Ok(None);
+    }
+    let sandbox = db::sandboxes::active_for_owner(&cx.db, &me.key)
+        .await
+        .map_err(ssr::internal)?
+        .filter(|s| s.project_id == p.id)
+        .map(|s| ssr::sandbox_info(&s, cx.max_extensions));
+    Ok(Some((ProjectPage { project: ssr::detail(&p), sandbox }, cx.public_url.clone())))
+}
+
+#[server(prefix = "/sfn", endpoint = "containers")]
+pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
+    let cx = ssr::context()?;
+    let me = ssr::identity().await?;
+    let rows = db::sandboxes::history(&cx.db, &me.key, 100).await.map_err(ssr::internal)?;
+    Ok(rows.iter().map(ssr::sandbox_row).collect())
+}

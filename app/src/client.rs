@@ -1,0 +1,93 @@
+//! Browser-only glue: JSON API calls, timers, clipboard and the terminal script.
+use wasm_bindgen::{prelude::*, JsCast};
+use wasm_bindgen_futures::JsFuture;
+
+/// An API answer: status, `Retry-After` seconds if given, and the JSON body (Null if none).
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// The server's human sentence, or a fallback.
+    pub fn message(&self) -> String {
+        self.body
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("The server answered {}.", self.status))
+    }
+    pub fn code(&self) -> &str {
+        self.body.get("error").and_then(|m| m.as_str()).unwrap_or("")
+    }
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// Calls the JSON API with the same-origin session cookie. JSON content type = CSRF proof.
+pub async fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Result<Reply, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let headers = web_sys::Headers::new().map_err(js_err)?;
+    headers.set("accept", "application/json").map_err(js_err)?;
+    if let Some(b) = body {
+        headers.set("content-type", "application/json").map_err(js_err)?;
+        init.set_body(&JsValue::from_str(&b.to_string()));
+    } else if method != "GET" {
+        headers.set("content-type", "application/json").map_err(js_err)?;
+    }
+    init.set_headers(&headers);
+    let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|_| "The network is unreachable. Check your connection and try again.".to_string())?;
+    let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
+    let retry_after = resp.headers().get("retry-after").ok().flatten().and_then(|v| v.parse().ok());
+    let text = JsFuture::from(resp.text().map_err(js_err)?).await.map_err(js_err)?;
+    let body = text
+        .as_string()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Reply { status: resp.status(), retry_after, body })
+}
+
+pub async fn sleep_ms(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+fn terminal_fn(name: &str) -> Option<(JsValue, js_sys::Function)> {
+    let window = web_sys::window()?;
+    let obj = js_sys::Reflect::get(&window, &"trythisTerminal".into()).ok()?;
+    let f = js_sys::Reflect::get(&obj, &name.into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    Some((obj, f))
+}
+
+/// Opens (or keeps) the xterm.js terminal in `el`, connected to the sandbox's WebSocket.
+pub fn attach_terminal(el: &web_sys::HtmlElement, ws_path: &str) {
+    match terminal_fn("attach") {
+        Some((obj, f)) => {
+            let _ = f.call2(&obj, el, &JsValue::from_str(ws_path));
+        }
+        None => leptos::logging::error!("terminal script not loaded"),
+    }
+}
+
+pub fn detach_terminal(el: &web_sys::HtmlElement, message: &str) {
+    if let Some((obj, f)) = terminal_fn("detach") {
+        let _ = f.call2(&obj, el, &JsValue::from_str(message));
+    }
+}
+
+pub fn copy_text(text: &str) {
+    if let Some(w) = web_sys::window() {
+        let _ = w.navigator().clipboard().write_text(text);
+    }
+}

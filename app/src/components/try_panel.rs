@@ -1,0 +1,291 @@
+//! The Try panel: start/queue/replace a sandbox, the terminal, countdown, extend, stop, restart.
+use crate::model::{clock, SandboxInfo};
+use leptos::prelude::*;
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))] // only the browser moves between states
+enum Panel {
+    Idle,
+    Starting,
+    /// Capacity is full: place in line.
+    Queued(u64),
+    Running(SandboxInfo),
+    /// Another project's sandbox is running: ask before replacing it.
+    Confirm(String),
+    Error(String),
+    Ended(String),
+}
+
+#[component]
+pub fn TryPanel(
+    slug: String,
+    name: String,
+    tryable: bool,
+    initial: Option<SandboxInfo>,
+    autostart: bool,
+) -> impl IntoView {
+    let seconds_left = RwSignal::new(initial.as_ref().map(|s| s.seconds_left).unwrap_or(0));
+    let can_extend = RwSignal::new(initial.as_ref().map(|s| s.can_extend).unwrap_or(false));
+    let panel = RwSignal::new(match initial {
+        Some(info) => Panel::Running(info),
+        None => Panel::Idle,
+    });
+    let term_ref = NodeRef::<leptos::html::Div>::new();
+    let running = move || matches!(panel.get(), Panel::Running(_));
+
+    let start = {
+        let slug = slug.clone();
+        move |replace: bool| {
+            let slug = slug.clone();
+            panel.set(Panel::Starting);
+            leptos::task::spawn_local(async move {
+                let _ = (&slug, replace);
+                #[cfg(feature = "hydrate")]
+                start_try(slug, replace, panel, seconds_left, can_extend).await;
+            });
+        }
+    };
+
+    // Browser only: attach xterm.js when running, tick the countdown, resync with the server.
+    #[cfg(feature = "hydrate")]
+    {
+        Effect::new(move |_| {
+            if let (Panel::Running(info), Some(el)) = (panel.get(), term_ref.get()) {
+                crate::client::attach_terminal(&el, &info.terminal_ws);
+            }
+        });
+        let tick = set_interval_with_handle(
+            move || {
+                if let Panel::Running(info) = panel.get_untracked() {
+                    let left = seconds_left.get_untracked() - 1;
+                    seconds_left.set(left.max(0));
+                    if left <= 0 {
+                        end(panel, term_ref, "Time is up: this sandbox has ended.");
+                    } else if left % 15 == 0 {
+                        leptos::task::spawn_local(resync(info.id, panel, seconds_left, can_extend, term_ref));
+                    }
+                }
+            },
+            std::time::Duration::from_secs(1),
+        );
+        if let Ok(handle) = tick {
+            on_cleanup(move || handle.clear());
+        }
+        if autostart && matches!(panel.get_untracked(), Panel::Idle) && tryable {
+            let start = start.clone();
+            Effect::new(move |done: Option<bool>| {
+                if done.is_none() {
+                    start(false);
+                }
+                true
+            });
+        }
+    }
+    let _ = autostart;
+
+    let on_try = {
+        let start = start.clone();
+        move |ev: leptos::ev::MouseEvent| {
+            ev.prevent_default();
+            start(false);
+        }
+    };
+    let on_replace = {
+        let start = start.clone();
+        move |_| start(true)
+    };
+    let on_restart = {
+        let start = start.clone();
+        move |_| {
+            let start = start.clone();
+            if let Panel::Running(info) = panel.get_untracked() {
+                leptos::task::spawn_local(async move {
+                    let _ = &info;
+                    #[cfg(feature = "hydrate")]
+                    {
+                        let _ = crate::client::call("DELETE", &format!("/api/sandboxes/{}", info.id), None).await;
+                        if let Some(el) = term_ref.get_untracked() {
+                            crate::client::detach_terminal(&el, "Restarting…");
+                        }
+                    }
+                    start(false);
+                });
+            }
+        }
+    };
+    let on_stop = move |_| {
+        if let Panel::Running(info) = panel.get_untracked() {
+            leptos::task::spawn_local(async move {
+                let _ = &info;
+                #[cfg(feature = "hydrate")]
+                {
+                    let r = crate::client::call("DELETE", &format!("/api/sandboxes/{}", info.id), None).await;
+                    match r {
+                        Ok(r) if r.status < 300 || r.status == 404 => {
+                            end(panel, term_ref, "You stopped this sandbox.")
+                        }
+                        Ok(r) => panel.set(Panel::Error(r.message())),
+                        Err(e) => panel.set(Panel::Error(e)),
+                    }
+                }
+            });
+        }
+    };
+    let on_extend = move |_| {
+        if let Panel::Running(info) = panel.get_untracked() {
+            leptos::task::spawn_local(async move {
+                let _ = &info;
+                #[cfg(feature = "hydrate")]
+                {
+                    let url = format!("/api/sandboxes/{}/extend", info.id);
+                    if let Ok(r) = crate::client::call("POST", &url, Some(serde_json::json!({}))).await {
+                        if let Ok(i) = serde_json::from_value::<SandboxInfo>(r.body.clone()) {
+                            seconds_left.set(i.seconds_left);
+                            can_extend.set(i.can_extend);
+                        }
+                    }
+                }
+            });
+        }
+    };
+
+    let try_href = format!("/try/{slug}");
+    let title = format!("Try {name}");
+    view! {
+        <section class="try-panel" class:running=running>
+            <div class="try-bar">
+                {move || match panel.get() {
+                    Panel::Running(_) => view! {
+                        <span class="status live">"● Running"</span>
+                        <span class="countdown" class:warn=move || seconds_left.get() <= 120 title="Time left">
+                            "Ends in "{move || clock(seconds_left.get())}
+                        </span>
+                        <span class="spacer"></span>
+                        <button class="btn small" id="restart" on:click=on_restart.clone()>"Restart"</button>
+                        <button class="btn small danger" id="stop" on:click=on_stop>"Stop"</button>
+                    }.into_any(),
+                    _ => view! { <span class="status">{title.clone()}</span> }.into_any(),
+                }}
+            </div>
+            {move || (running() && seconds_left.get() <= 120).then(|| view! {
+                <div class="warning" role="alert">
+                    <span>{move || format!("This sandbox ends in {}.", clock(seconds_left.get()))}</span>
+                    {move || if can_extend.get() {
+                        view! { <button class="btn small" id="extend" on:click=on_extend>"Extend"</button> }.into_any()
+                    } else {
+                        view! { <span class="muted">" It can't be extended further."</span> }.into_any()
+                    }}
+                </div>
+            })}
+            <div class="terminal-wrap" class:hidden=move || !running()>
+                <div class="terminal" id="terminal" node_ref=term_ref></div>
+            </div>
+            {move || match panel.get() {
+                Panel::Running(_) => ().into_any(),
+                Panel::Idle if !tryable => view! {
+                    <div class="try-idle"><p>"This project has no live image yet, so it can't be tried right now."</p></div>
+                }.into_any(),
+                Panel::Idle => view! {
+                    <div class="try-idle">
+                        <p>"Start a disposable sandbox with "<b>{name.clone()}</b>" installed and get a shell in it, right here."</p>
+                        <a class="btn primary big" id="try" href=try_href.clone() on:click=on_try.clone()>"▶ Try it"</a>
+                        <p class="muted small">"Offline by default · 512 MB memory · ends after 30 min"</p>
+                    </div>
+                }.into_any(),
+                Panel::Starting => view! { <div class="try-idle"><p class="loading">"Starting your sandbox…"</p></div> }.into_any(),
+                Panel::Queued(pos) => view! {
+                    <div class="try-idle"><p class="loading">{format!("All sandboxes are busy. You are number {pos} in line; your terminal opens as soon as a slot frees.")}</p></div>
+                }.into_any(),
+                Panel::Confirm(other) => view! {
+                    <div class="try-idle confirm">
+                        <p>{format!("You already have a {other} sandbox running. You can have one at a time.")}</p>
+                        <button class="btn primary" id="replace" on:click=on_replace.clone()>{format!("Stop {other} and try {name}")}</button>
+                        <a class="btn" href=format!("/p/{other}")>{format!("Back to {other}")}</a>
+                    </div>
+                }.into_any(),
+                Panel::Error(msg) => view! {
+                    <div class="try-idle"><p class="error" id="try-error">{msg}</p>
+                    <a class="btn" href=try_href.clone() on:click=on_try.clone()>"Try again"</a></div>
+                }.into_any(),
+                Panel::Ended(msg) => view! {
+                    <div class="try-idle"><p id="ended">{msg}</p>
+                    <a class="btn primary" href=try_href.clone() on:click=on_try.clone()>"Start a new sandbox"</a></div>
+                }.into_any(),
+            }}
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+fn end(panel: RwSignal<Panel>, term_ref: NodeRef<leptos::html::Div>, msg: &str) {
+    if let Some(el) = term_ref.get_untracked() {
+        crate::client::detach_terminal(&el, msg);
+    }
+    panel.set(Panel::Ended(msg.to_string()));
+}
+
+#[cfg(feature = "hydrate")]
+async fn start_try(
+    slug: String,
+    replace: bool,
+    panel: RwSignal<Panel>,
+    seconds_left: RwSignal<i64>,
+    can_extend: RwSignal<bool>,
+) {
+    use crate::client::{call, sleep_ms};
+    let url = format!("/api/projects/{slug}/try");
+    loop {
+        let reply = match call("POST", &url, Some(serde_json::json!({ "replace": replace }))).await {
+            Ok(r) => r,
+            Err(e) => return panel.set(Panel::Error(e)),
+        };
+        match reply.status {
+            200 | 201 => match serde_json::from_value::<SandboxInfo>(reply.body.clone()) {
+                Ok(info) => {
+                    seconds_left.set(info.seconds_left);
+                    can_extend.set(info.can_extend);
+                    return panel.set(Panel::Running(info));
+                }
+                Err(e) => return panel.set(Panel::Error(format!("Unexpected answer from the server: {e}"))),
+            },
+            409 if reply.code() == "sandbox_active" => {
+                let other = reply
+                    .body
+                    .pointer("/sandbox/project")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("another project")
+                    .to_string();
+                return panel.set(Panel::Confirm(other));
+            }
+            503 if reply.code() == "queued" => {
+                let pos = reply.body.get("queue_position").and_then(|v| v.as_u64()).unwrap_or(1);
+                panel.set(Panel::Queued(pos));
+                sleep_ms(reply.retry_after.unwrap_or(2).clamp(1, 10) as i32 * 1000).await;
+            }
+            _ => return panel.set(Panel::Error(reply.message())),
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+async fn resync(
+    id: String,
+    panel: RwSignal<Panel>,
+    seconds_left: RwSignal<i64>,
+    can_extend: RwSignal<bool>,
+    term_ref: NodeRef<leptos::html::Div>,
+) {
+    let Ok(r) = crate::client::call("GET", &format!("/api/sandboxes/{id}"), None).await else {
+        return;
+    };
+    match serde_json::from_value::<SandboxInfo>(r.body.clone()) {
+        Ok(info) if info.state == "ready" || info.state == "starting" => {
+            seconds_left.set(info.seconds_left);
+            can_extend.set(info.can_extend);
+        }
+        Ok(_) | Err(_) if r.status == 200 || r.status == 404 => {
+            end(panel, term_ref, "This sandbox has ended.");
+        }
+        _ => {}
+    }
+}

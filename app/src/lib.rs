@@ -1,0 +1,74 @@
+//! trythis UI: one module per page, shared components, server functions for page data.
+//!
+//! Builds twice: with `ssr` inside the server, with `hydrate` as the browser's WASM bundle.
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod components;
+pub mod model;
+pub mod pages;
+#[cfg(feature = "hydrate")]
+pub mod client;
+#[cfg(feature = "ssr")]
+pub mod markdown;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
+                <link rel="stylesheet" href="/vendor/xterm.css"/>
+                <script src="/vendor/xterm.js" defer></script>
+                <script src="/vendor/addon-fit.js" defer></script>
+                <script src="/terminal.js" defer></script>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/trythis.css"/>
+        <Title formatter=|t: String| if t.is_empty() { "trythis — try open source in your browser".to_string() } else { format!("{t} · trythis") }/>
+        <Meta name="description" content="Try any open-source project in your browser: a real shell in its image, nothing to install."/>
+        <Link rel="preload" href="/vendor/xterm.js" as_="script"/>
+        <Router>
+            <components::header::Header/>
+            <main class="page">
+                <Routes fallback=pages::not_found::NotFoundPage>
+                    <Route path=path!("/") view=pages::home::HomePage/>
+                    <Route path=path!("/search") view=pages::search::SearchPage/>
+                    <Route path=path!("/p/:slug") view=pages::project::ProjectPage/>
+                    <Route path=path!("/containers") view=pages::containers::ContainersPage/>
+                </Routes>
+            </main>
+            <components::footer::Footer/>
+        </Router>
+    }
+}
+
+/// Entry point of the browser bundle.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,138 @@
+//! Data shared by the server and the browser: what pages and the JSON API exchange.
+use serde::{Deserialize, Serialize};
+
+/// Who is asking: a signed-in user or a visitor with a signed cookie. Set by the server's
+/// identity middleware on every request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// `v:<visitor id>` or `u:<user id>`: the owner key of sandboxes and tries.
+    pub key: String,
+    pub signed_in: bool,
+    pub is_admin: bool,
+}
+
+/// A project as a card in lists (also the `GET /api/projects` item).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectCard {
+    pub slug: String,
+    pub name: String,
+    pub summary: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub tries: i64,
+}
+
+/// The project page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectDetail {
+    pub card: ProjectCard,
+    /// Sanitised HTML rendered from the Markdown description.
+    pub description_html: String,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub license: Option<String>,
+    pub image_size: Option<i64>,
+    pub status: String,
+    pub egress: bool,
+    pub tryable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectPage {
+    pub project: ProjectDetail,
+    /// The visitor's running sandbox for this project, so a reload re-attaches to it.
+    pub sandbox: Option<SandboxInfo>,
+}
+
+/// A sandbox as the owner sees it (`GET /api/sandboxes/{id}` and the 201 of a Try).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub project: String,
+    pub state: String,
+    pub terminal_ws: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// Seconds left, computed by the server (the browser's clock may be off).
+    pub seconds_left: i64,
+    pub can_extend: bool,
+}
+
+/// A row of My Containers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxRow {
+    pub id: String,
+    pub project: String,
+    pub state: String,
+    pub started_at: String,
+    pub duration_secs: i64,
+    pub end_reason: Option<String>,
+    pub launch_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HomeData {
+    pub trending: Vec<ProjectCard>,
+    pub newest: Vec<ProjectCard>,
+    pub categories: Vec<String>,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    pub items: Vec<ProjectCard>,
+    pub total: u64,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// JSON error body of every API error: `{"error": code, "message": sentence}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
+pub const PER_PAGE: u64 = 24;
+
+/// "2 min", "1 h 05 min": a duration as a person reads it.
+pub fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs} s")
+    } else if secs < 3600 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} h {:02} min", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+/// "mm:ss" (or "h:mm:ss") for the countdown.
+pub fn clock(secs: i64) -> String {
+    let s = secs.max(0);
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
+    } else {
+        format!("{:02}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_formats_minutes_and_hours() {
+        assert_eq!(clock(0), "00:00");
+        assert_eq!(clock(125), "02:05");
+        assert_eq!(clock(3725), "1:02:05");
+        assert_eq!(clock(-5), "00:00");
+    }
+
+    #[test]
+    fn human_duration_reads_naturally() {
+        assert_eq!(human_duration(42), "42 s");
+        assert_eq!(human_duration(600), "10 min");
+        assert_eq!(human_duration(3900), "1 h 05 min");
+    }
+}

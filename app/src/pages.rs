@@ -1,0 +1,6 @@
+//! One module per route; page components end in `Page`.
+pub mod containers;
+pub mod home;
+pub mod not_found;
+pub mod project;
+pub mod search;

@@ -1,0 +1,97 @@
+use crate::api::load_home;
+use crate::components::project_card::CardGrid;
+use crate::model::HomeData;
+use leptos::prelude::*;
+
+/// Home: hero with search, category chips (filter in place once hydrated), trending and newest.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let data = Resource::new(|| (), |_| load_home());
+    view! {
+        <section class="hero">
+            <h1>"Try open source in your browser"</h1>
+            <p class="lead">"Pick a project, press "<b>"Try"</b>", and type into a real shell inside its image within a second. Nothing to install."</p>
+            <form class="search big" action="/search" method="get" role="search">
+                <input type="search" name="q" placeholder="jq, redis, python, sqlite…" aria-label="Search the catalogue"/>
+                <button type="submit">"Search"</button>
+            </form>
+        </section>
+        <Suspense fallback=|| view! { <p class="loading">"Loading the catalogue…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(d) => view! { <HomeSections data=d/> }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn HomeSections(data: HomeData) -> impl IntoView {
+    // None = all categories. Without JS the chips are links to the search page.
+    let selected = RwSignal::new(None::<String>);
+    let trending = data.trending.clone();
+    let shown = move || {
+        let cat = selected.get();
+        trending
+            .iter()
+            .filter(|c| cat.as_ref().is_none_or(|cat| &c.category == cat))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let heading = move || match selected.get() {
+        None => "Trending".to_string(),
+        Some(c) => format!("Trending in {c}"),
+    };
+    let empty_catalogue = data.total == 0;
+    view! {
+        <nav class="chips" aria-label="Categories">
+            <a href="/search" class="chip" class:active=move || selected.get().is_none()
+                on:click=move |ev| { ev.prevent_default(); selected.set(None); }>"All"</a>
+            {data.categories.iter().map(|c| {
+                let name = c.clone();
+                let name2 = c.clone();
+                let href = format!("/search?category={}", urlencode(c));
+                view! {
+                    <a href=href class="chip" data-category=c.clone()
+                        class:active=move || selected.get().as_deref() == Some(name.as_str())
+                        on:click=move |ev| { ev.prevent_default(); selected.set(Some(name2.clone())); }>{c.clone()}</a>
+                }
+            }).collect_view()}
+        </nav>
+        {if empty_catalogue {
+            view! {
+                <section class="empty-state">
+                    <div class="empty-icon">"⌘"</div>
+                    <h2>"The catalogue is empty"</h2>
+                    <p>"No project is live yet. The starter catalogue is published on first start; refresh in a minute, or publish your own project."</p>
+                </section>
+            }.into_any()
+        } else {
+            view! {
+                <section class="section">
+                    <h2 id="trending-heading">{heading}</h2>
+                    {move || view! { <CardGrid cards=shown() empty="Nothing tried in this category yet."/> }}
+                </section>
+                <section class="section">
+                    <h2>"New in the catalogue"</h2>
+                    <CardGrid cards=data.newest.clone() empty="No projects yet."/>
+                </section>
+            }.into_any()
+        }}
+    }
+}
+
+/// Percent-encodes a query value (categories contain spaces and `&`).
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

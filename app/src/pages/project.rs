@@ -1,0 +1,94 @@
+use crate::api::load_project;
+use crate::components::try_panel::TryPanel;
+use crate::model::ProjectPage as PageData;
+use crate::pages::not_found::NotFoundPage;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+/// A project: description on one side, the Try panel (terminal) on the other.
+#[component]
+pub fn ProjectPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let slug = move || params.read().get("slug").unwrap_or_default();
+    let data = Resource::new(slug, load_project);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let autostart = query.read_untracked().get("try").is_some();
+                match data.await {
+                    Ok(Some((page, base))) => view! { <ProjectView page base autostart/> }.into_any(),
+                    Ok(None) => view! { <NotFoundPage/> }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
+    let p = page.project;
+    let slug = p.card.slug.clone();
+    let badge_md = format!("[![try this on browser]({base}/badge/{slug}.svg)]({base}/try/{slug})");
+    let badge_html = format!(
+        "<a href=\"{base}/try/{slug}\"><img src=\"{base}/badge/{slug}.svg\" alt=\"try this on browser\"></a>"
+    );
+    let size = p.image_size.map(|b| format!("{:.0} MB", b as f64 / 1_000_000.0));
+    let tries = p.card.tries;
+    view! {
+        <Title text=p.card.name.clone()/>
+        <div class="project-layout">
+            <article class="project-info">
+                <div class="crumbs"><a href="/">"Catalogue"</a>" / "<a href=format!("/search?category={}", crate::pages::home::urlencode(&p.card.category))>{p.card.category.clone()}</a></div>
+                <h1 class="project-name">{p.card.name.clone()}</h1>
+                <p class="lead">{p.card.summary.clone()}</p>
+                <div class="meta">
+                    <span class="chip cat">{p.card.category.clone()}</span>
+                    {p.card.tags.iter().map(|t| view! { <a class="tag" href=format!("/search?q={}", crate::pages::home::urlencode(t))>"#"{t.clone()}</a> }).collect_view()}
+                </div>
+                <dl class="facts">
+                    <div><dt>"Tries"</dt><dd class="try-count">{tries}</dd></div>
+                    {size.map(|s| view! { <div><dt>"Image"</dt><dd>{s}</dd></div> })}
+                    {p.license.clone().map(|l| view! { <div><dt>"License"</dt><dd>{l}</dd></div> })}
+                    <div><dt>"Network"</dt><dd>{if p.egress { "internet access" } else { "offline sandbox" }}</dd></div>
+                </dl>
+                <div class="links">
+                    {p.homepage.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Homepage ↗"</a> })}
+                    {p.repository.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Source ↗"</a> })}
+                </div>
+                <div class="description" inner_html=p.description_html.clone()></div>
+                <section class="badges">
+                    <h3>"Add a Try badge to your README"</h3>
+                    <img src=format!("/badge/{slug}.svg") alt="try this on browser"/>
+                    <Snippet label="Markdown" text=badge_md/>
+                    <Snippet label="HTML" text=badge_html/>
+                </section>
+            </article>
+            <TryPanel slug=slug.clone() name=p.card.name.clone() tryable=p.tryable initial=page.sandbox autostart/>
+        </div>
+    }
+}
+
+/// A code snippet with a one-click Copy button.
+#[component]
+fn Snippet(label: &'static str, text: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let value = text.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        crate::client::copy_text(&value);
+        let _ = &value;
+        copied.set(true);
+    };
+    view! {
+        <div class="snippet">
+            <span class="snippet-label">{label}</span>
+            <code>{text}</code>
+            <button class="btn small copy" data-snippet=label on:click=copy>
+                {move || if copied.get() { "Copied!" } else { "Copy" }}
+            </button>
+        </div>
+    }
+}

@@ -1,0 +1,37 @@
+//! One Try: a sandbox container's whole life, kept after it ends (history, trending, metrics).
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "sandboxes")]
+pub struct Model {
+    /// Unguessable id (128 random bits, base32).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// `v:<visitor id>` or `u:<user id>`; `pool` for an unassigned warm-pool member.
+    pub owner: String,
+    pub project_id: i32,
+    pub project_slug: String,
+    /// Category at launch time, so statistics survive a project's re-categorisation.
+    pub category: String,
+    /// starting | ready | stopping | ended | failed (see server::sandbox::State)
+    pub state: String,
+    /// True while the sandbox holds its owner's single slot; a partial unique index enforces one per owner.
+    pub active: bool,
+    pub container_id: Option<String>,
+    pub image: String,
+    pub created_at: DateTimeUtc,
+    pub ready_at: Option<DateTimeUtc>,
+    pub expires_at: DateTimeUtc,
+    pub last_activity_at: DateTimeUtc,
+    pub ended_at: Option<DateTimeUtc>,
+    pub end_reason: Option<String>,
+    pub launch_ms: Option<i64>,
+    pub extensions: i32,
+    pub client_ip: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,17 @@
+//! Schema migrations, applied in order at start-up. Never edit one that has been merged: add a new one.
+use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_create_projects;
+mod m20261123_000002_create_sandboxes;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_projects::Migration),
+            Box::new(m20261123_000002_create_sandboxes::Migration),
+        ]
+    }
+}

@@ -1,0 +1,220 @@
+//! Catalogue queries.
+use crate::entities::project::{self, Entity as Project};
+use sea_orm::{prelude::*, ActiveValue::Set, ExprTrait, QueryOrder, QuerySelect};
+
+pub use project::Model;
+
+/// The fixed category list (admin-extendable later through the admin pages).
+pub const CATEGORIES: &[&str] = &[
+    "Databases",
+    "Languages & runtimes",
+    "CLI tools",
+    "Web servers",
+    "DevOps & cloud",
+    "AI & data",
+    "Editors",
+    "Games & fun",
+    "Other",
+];
+
+/// Lower-cases and strips the accents of Latin letters, so "Café" matches "cafe".
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().flat_map(char::to_lowercase) {
+        let base = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+            'ç' | 'ć' | 'č' => 'c',
+            'ď' | 'đ' => 'd',
+            'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' | 'ě' => 'e',
+            'ì' | 'í' | 'î' | 'ï' | 'ī' | 'į' => 'i',
+            'ñ' | 'ń' | 'ň' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' | 'ő' => 'o',
+            'ś' | 'š' | 'ş' => 's',
+            'ť' | 'ţ' => 't',
+            'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' | 'ű' => 'u',
+            'ý' | 'ÿ' => 'y',
+            'ź' | 'ż' | 'ž' => 'z',
+            'ß' => {
+                out.push_str("ss");
+                continue;
+            }
+            c => c,
+        };
+        out.push(base);
+    }
+    out
+}
+
+/// The text a project is searched by: name, summary, tags and category, folded.
+pub fn search_text(name: &str, summary: &str, tags: &str, category: &str) -> String {
+    fold(&format!("{name} {summary} {} {category}", tags.replace(',', " ")))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub q: String,
+    pub category: Option<String>,
+    /// 1-based.
+    pub page: u64,
+    pub per_page: u64,
+}
+
+/// Search ranked by: exact name, name prefix, text match; then popularity. Only live projects.
+pub async fn search(db: &DatabaseConnection, s: &Search) -> Result<(Vec<Model>, u64), DbErr> {
+    let terms: Vec<String> = fold(&s.q)
+        .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '.' && c != '+')
+        .filter(|t| !t.is_empty())
+        .take(8)
+        .map(str::to_string)
+        .collect();
+    let mut query = Project::find().filter(project::Column::Status.eq("live"));
+    if let Some(cat) = s.category.as_deref().filter(|c| !c.is_empty()) {
+        query = query.filter(project::Column::Category.eq(cat));
+    }
+    for t in &terms {
+        query = query.filter(project::Column::SearchText.contains(t.as_str()));
+    }
+    let mut rows = query.order_by_desc(project::Column::Tries).all(db).await?;
+    let q = fold(s.q.trim());
+    if !q.is_empty() {
+        // Stable sort keeps popularity order inside each rank.
+        rows.sort_by_key(|p| {
+            let name = fold(&p.name);
+            if name == q || p.slug == q {
+                0
+            } else if name.starts_with(&q) || p.slug.starts_with(&q) {
+                1
+            } else if name.contains(&q) {
+                2
+            } else {
+                3
+            }
+        });
+    }
+    let total = rows.len() as u64;
+    let per = s.per_page.clamp(1, 100);
+    let skip = (Ord::max(s.page, 1) - 1).saturating_mul(per) as usize;
+    Ok((rows.into_iter().skip(skip).take(per as usize).collect(), total))
+}
+
+pub async fn by_slug(db: &DatabaseConnection, slug: &str) -> Result<Option<Model>, DbErr> {
+    Project::find().filter(project::Column::Slug.eq(slug)).one(db).await
+}
+
+pub async fn by_id(db: &DatabaseConnection, id: i32) -> Result<Option<Model>, DbErr> {
+    Project::find_by_id(id).one(db).await
+}
+
+/// Most-tried live projects of all time.
+pub async fn most_tried(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Project::find()
+        .filter(project::Column::Status.eq("live"))
+        .order_by_desc(project::Column::Tries)
+        .order_by_asc(project::Column::Name)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn newest(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Project::find()
+        .filter(project::Column::Status.eq("live"))
+        .order_by_desc(project::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// What a project is created or updated from (catalogue seed, publishing).
+#[derive(Debug, Clone, Default)]
+pub struct NewProject {
+    pub slug: String,
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub license: Option<String>,
+    pub welcome: Option<String>,
+    pub egress: bool,
+}
+
+/// Creates the project or updates its metadata (keeping image, tries and status).
+pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, DbErr> {
+    let now = chrono::Utc::now();
+    let tags = p.tags.iter().map(|t| fold(t.trim())).collect::<Vec<_>>().join(",");
+    let text = search_text(&p.name, &p.summary, &tags, &p.category);
+    let existing = by_slug(db, &p.slug).await?;
+    let mut am = match &existing {
+        Some(m) => project::ActiveModel::from(m.clone()),
+        None => project::ActiveModel {
+            slug: Set(p.slug.clone()),
+            status: Set("building".into()),
+            tries: Set(0),
+            created_at: Set(now),
+            egress: Set(false),
+            ..Default::default()
+        },
+    };
+    am.name = Set(p.name.clone());
+    am.summary = Set(p.summary.clone());
+    am.description = Set(p.description.clone());
+    am.category = Set(p.category.clone());
+    am.tags = Set(tags);
+    am.homepage = Set(p.homepage.clone());
+    am.repository = Set(p.repository.clone());
+    am.license = Set(p.license.clone());
+    am.welcome = Set(p.welcome.clone());
+    am.egress = Set(p.egress);
+    am.search_text = Set(text);
+    am.updated_at = Set(now);
+    match existing {
+        Some(_) => am.update(db).await,
+        None => am.insert(db).await,
+    }
+}
+
+/// Points the project at a new image and makes it live.
+pub async fn set_image(
+    db: &DatabaseConnection,
+    id: i32,
+    repo: &str,
+    digest: &str,
+    size: i64,
+) -> Result<(), DbErr> {
+    let am = project::ActiveModel {
+        id: Set(id),
+        image_repo: Set(Some(repo.into())),
+        image_digest: Set(Some(digest.into())),
+        image_size: Set(Some(size)),
+        status: Set("live".into()),
+        updated_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    };
+    am.update(db).await.map(|_| ())
+}
+
+pub async fn set_status(db: &DatabaseConnection, id: i32, status: &str) -> Result<(), DbErr> {
+    let am = project::ActiveModel {
+        id: Set(id),
+        status: Set(status.into()),
+        updated_at: Set(chrono::Utc::now()),
+        ..Default::default()
+    };
+    am.update(db).await.map(|_| ())
+}
+
+/// Counts one more Try of the project.
+pub async fn count_try(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    Project::update_many()
+        .col_expr(
+            project::Column::Tries,
+            Expr::col(project::Column::Tries).add(1),
+        )
+        .filter(project::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}

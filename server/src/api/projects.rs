@@ -1,0 +1,57 @@
+use crate::{error::{ApiError, ApiResult}, state::AppState};
+use app::api::ssr::{card, detail};
+use axum::{
+    extract::{Path, Query, State},
+    Json,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    category: String,
+    page: Option<String>,
+}
+
+/// `GET /api/projects?q=&category=&page=`
+pub async fn list(State(st): State<AppState>, Query(p): Query<ListParams>) -> ApiResult<Json<serde_json::Value>> {
+    if p.q.len() > 200 {
+        return Err(ApiError::bad("bad_query", "The search text is too long (200 characters at most)."));
+    }
+    let page = match p.page.as_deref() {
+        None | Some("") => 1,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| ApiError::bad("bad_page", "page must be a whole number from 1."))?,
+    };
+    let search = db::projects::Search {
+        q: p.q,
+        category: Some(p.category).filter(|c| !c.is_empty()),
+        page,
+        per_page: app::model::PER_PAGE,
+    };
+    let (items, total) = db::projects::search(&st.db, &search).await?;
+    let items: Vec<_> = items.iter().map(card).collect();
+    Ok(Json(serde_json::json!({ "items": items, "total": total, "page": page })))
+}
+
+/// `GET /api/projects/{slug}`
+pub async fn get(State(st): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .filter(|p| p.status != "hidden")
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+    let d = detail(&p);
+    Ok(Json(serde_json::json!({
+        "slug": p.slug, "name": p.name, "summary": p.summary, "description": p.description,
+        "description_html": d.description_html, "category": p.category, "tags": d.card.tags,
+        "tries": p.tries, "homepage": p.homepage, "repository": p.repository, "license": p.license,
+        "image": p.image_repo.as_ref().zip(p.image_digest.as_ref()).map(|(r, dg)| format!("{r}@{dg}")),
+        "image_size": p.image_size, "status": p.status, "egress": p.egress,
+        "created_at": p.created_at.to_rfc3339(), "updated_at": p.updated_at.to_rfc3339(),
+    })))
+}

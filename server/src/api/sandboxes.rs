@@ -1,0 +1,71 @@
+use crate::{error::{ApiError, ApiResult}, state::AppState};
+use app::model::{Identity, SandboxInfo};
+use axum::{
+    extract::{ConnectInfo, Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Redirect, Response},
+    Extension, Json,
+};
+use std::net::SocketAddr;
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TryBody {
+    #[serde(default)]
+    replace: bool,
+}
+
+/// `POST /api/projects/{slug}/try` — 201 new sandbox, 200 the running one, 409 another project's
+/// is running (send `{"replace": true}` to swap), 429 rate limited, 503 queued / unavailable.
+pub async fn start(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(slug): Path<String>,
+    body: Option<Json<TryBody>>,
+) -> ApiResult<Response> {
+    let replace = body.map(|b| b.0.replace).unwrap_or(false);
+    let out = st.sandboxes.try_project(&me, addr.ip(), &slug, replace).await?;
+    let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(out.info)).into_response())
+}
+
+async fn owned(st: &AppState, me: &Identity, id: &str) -> ApiResult<db::sandboxes::Model> {
+    let not_found = || ApiError::NotFound("There is no such sandbox.".into());
+    if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(not_found());
+    }
+    let s = db::sandboxes::get(&st.db, id).await?.ok_or_else(not_found)?;
+    if s.owner != me.key && !me.is_admin {
+        return Err(ApiError::Forbidden("This sandbox belongs to someone else.".into()));
+    }
+    Ok(s)
+}
+
+/// `GET /api/sandboxes/{id}` (owner or admin).
+pub async fn status(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<Json<SandboxInfo>> {
+    let s = owned(&st, &me, &id).await?;
+    Ok(Json(st.sandboxes.info(&s)))
+}
+
+/// `DELETE /api/sandboxes/{id}` (owner or admin): stop it now.
+pub async fn stop(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let s = owned(&st, &me, &id).await?;
+    if s.active {
+        st.sandboxes.stop(&s.id, if s.owner == me.key { "stopped by owner" } else { "stopped by admin" }).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/sandboxes/{id}/extend` (owner): more time, a bounded number of times.
+pub async fn extend(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<Json<SandboxInfo>> {
+    let s = owned(&st, &me, &id).await?;
+    Ok(Json(st.sandboxes.extend(&s).await?))
+}
+
+/// `GET /try/{slug}`: the README badge's target — opens the project page, which starts the Try
+/// through the API (same limits; a GET never changes state by itself).
+pub async fn try_redirect(Path(slug): Path<String>) -> Redirect {
+    let safe: String = slug.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    Redirect::to(&format!("/p/{safe}?try=1"))
+}

@@ -1,0 +1,219 @@
+//! Typed configuration, read once at start-up: an optional `KEY=VALUE` file (`TRYTHIS_CONFIG`,
+//! default `./trythis.env`; `.env.example` is one), then `TRYTHIS_*` environment variables on top.
+//! Every key, its default and meaning are listed in README.md ("Configuration").
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration key {key}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxLimits {
+    pub memory_mb: u64,
+    pub cpus: f64,
+    pub pids: i64,
+    /// Size of each writable tmpfs (/tmp, /root, /home, /run, /var/tmp); the root is read-only.
+    pub disk_mb: u64,
+    pub lifetime_visitor: Duration,
+    pub lifetime_user: Duration,
+    pub idle_timeout: Duration,
+    pub extend_by: Duration,
+    pub max_extensions: i32,
+    /// Global maximum of running sandboxes; beyond it Try requests queue.
+    pub max_running: u64,
+    /// Pre-started sandboxes kept per most-tried image (0 = off).
+    pub warm_pool: u64,
+    /// Launches per identity per minute.
+    pub rate_per_identity: u32,
+    /// Launches per client IP per minute.
+    pub rate_per_ip: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// `unix:///var/run/docker.sock` or `tcp://host:port`.
+    pub docker_endpoint: String,
+    pub registry: registry::RegistryConfig,
+    /// Where the built site lives (`pkg/` bundle, `vendor/`, public assets).
+    pub site_root: PathBuf,
+    pub ttyd_path: PathBuf,
+    pub limits: SandboxLimits,
+    /// Log filter (tracing `EnvFilter` syntax).
+    pub log: String,
+}
+
+struct Source(HashMap<String, String>);
+
+impl Source {
+    fn load() -> Result<Self, ConfigError> {
+        let mut map = HashMap::new();
+        let file = std::env::var("TRYTHIS_CONFIG").unwrap_or_else(|_| "trythis.env".into());
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                for line in text.lines() {
+                    let line = line.trim();
+                    if line.is_empty() || line.starts_with('#') {
+                        continue;
+                    }
+                    let Some((k, v)) = line.split_once('=') else {
+                        return Err(ConfigError {
+                            key: "TRYTHIS_CONFIG".into(),
+                            value: file.clone(),
+                            reason: format!("line {line:?} is not KEY=VALUE"),
+                        });
+                    };
+                    map.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var("TRYTHIS_CONFIG").is_err() => {}
+            Err(e) => {
+                return Err(ConfigError { key: "TRYTHIS_CONFIG".into(), value: file, reason: e.to_string() })
+            }
+        }
+        for (k, v) in std::env::vars() {
+            if k.starts_with("TRYTHIS_") {
+                map.insert(k, v);
+            }
+        }
+        Ok(Self(map))
+    }
+
+    fn str(&self, key: &str, default: &str) -> String {
+        self.0.get(key).cloned().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+    }
+
+    fn opt(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned().filter(|v| !v.is_empty())
+    }
+
+    fn parse<T: std::str::FromStr>(&self, key: &str, default: T, what: &str) -> Result<T, ConfigError> {
+        match self.opt(key) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| ConfigError { key: key.into(), value: v, reason: format!("expected {what}") }),
+        }
+    }
+
+    fn positive(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
+        let v = self.parse(key, default, "a whole number")?;
+        if v == 0 {
+            return Err(ConfigError { key: key.into(), value: "0".into(), reason: "must be at least 1".into() });
+        }
+        Ok(v)
+    }
+
+    fn minutes(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
+        Ok(Duration::from_secs(self.positive(key, default)? * 60))
+    }
+}
+
+impl Config {
+    /// The configuration of this process: file, then environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_source(Source::load()?)
+    }
+
+    /// Configuration from explicit `KEY=VALUE` pairs only (tests).
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
+        Self::from_source(Source(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    fn from_source(s: Source) -> Result<Self, ConfigError> {
+        let data_dir = PathBuf::from(s.str("TRYTHIS_DATA_DIR", "data"));
+        let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
+        let listen = s.parse("TRYTHIS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 3000)), "an address like 127.0.0.1:3000")?;
+        let public_url = s.str("TRYTHIS_PUBLIC_URL", &format!("http://{listen}")).trim_end_matches('/').to_string();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError { key: "TRYTHIS_PUBLIC_URL".into(), value: public_url, reason: "must start with http:// or https://".into() });
+        }
+        let database_url = s.str("TRYTHIS_DATABASE_URL", &format!("sqlite://{}/trythis.db", data_dir.display()));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+            return Err(ConfigError { key: "TRYTHIS_DATABASE_URL".into(), value: database_url, reason: "must be a sqlite: or postgres:// URL".into() });
+        }
+        let docker_endpoint = s.str("TRYTHIS_DOCKER_ENDPOINT", "unix:///var/run/docker.sock");
+        if !(docker_endpoint.starts_with("unix://") || docker_endpoint.starts_with("tcp://") || docker_endpoint.starts_with("http://")) {
+            return Err(ConfigError { key: "TRYTHIS_DOCKER_ENDPOINT".into(), value: docker_endpoint, reason: "must be unix:///path or tcp://host:port".into() });
+        }
+        let cpus: f64 = s.parse("TRYTHIS_SANDBOX_CPUS", 0.5, "a number of CPUs like 0.5")?;
+        if !(0.01..=64.0).contains(&cpus) {
+            return Err(ConfigError { key: "TRYTHIS_SANDBOX_CPUS".into(), value: cpus.to_string(), reason: "must be between 0.01 and 64".into() });
+        }
+        let limits = SandboxLimits {
+            memory_mb: s.positive("TRYTHIS_SANDBOX_MEMORY_MB", 512)?,
+            cpus,
+            pids: s.positive("TRYTHIS_SANDBOX_PIDS", 256)? as i64,
+            disk_mb: s.positive("TRYTHIS_SANDBOX_DISK_MB", 256)?,
+            lifetime_visitor: s.minutes("TRYTHIS_SANDBOX_LIFETIME_VISITOR_MIN", 30)?,
+            lifetime_user: s.minutes("TRYTHIS_SANDBOX_LIFETIME_USER_MIN", 120)?,
+            idle_timeout: s.minutes("TRYTHIS_SANDBOX_IDLE_MIN", 10)?,
+            extend_by: s.minutes("TRYTHIS_SANDBOX_EXTEND_MIN", 15)?,
+            max_extensions: s.parse("TRYTHIS_SANDBOX_MAX_EXTENSIONS", 2, "a whole number")?,
+            max_running: s.positive("TRYTHIS_MAX_SANDBOXES", 20)?,
+            warm_pool: s.parse("TRYTHIS_WARM_POOL", 0, "a whole number")?,
+            rate_per_identity: s.positive("TRYTHIS_RATE_TRIES_PER_MIN", 10)? as u32,
+            rate_per_ip: s.positive("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", 60)? as u32,
+        };
+        let registry = registry::RegistryConfig {
+            address: s.str("TRYTHIS_REGISTRY_ADDR", "127.0.0.1:5000"),
+            insecure: s.parse("TRYTHIS_REGISTRY_INSECURE", true, "true or false")?,
+            namespace: s.str("TRYTHIS_REGISTRY_NAMESPACE", "trythis"),
+            username: s.opt("TRYTHIS_REGISTRY_USERNAME"),
+            password: s.opt("TRYTHIS_REGISTRY_PASSWORD"),
+        };
+        Ok(Self {
+            listen,
+            public_url,
+            database_url,
+            docker_endpoint,
+            registry,
+            site_root: PathBuf::from(s.str("TRYTHIS_SITE_ROOT", "target/site")),
+            ttyd_path: PathBuf::from(s.str("TRYTHIS_TTYD_PATH", &format!("{}/bin/ttyd", data_dir.display()))),
+            limits,
+            log: s.str("TRYTHIS_LOG", "info,sqlx=warn,bollard=warn,tower_http=info"),
+            data_dir,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe() -> Result<(), ConfigError> {
+        let c = Config::from_pairs([])?;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.limits.memory_mb, 512);
+        assert_eq!(c.limits.pids, 256);
+        assert!((c.limits.cpus - 0.5).abs() < f64::EPSILON);
+        assert_eq!(c.limits.lifetime_visitor, Duration::from_secs(30 * 60));
+        assert_eq!(c.limits.lifetime_user, Duration::from_secs(120 * 60));
+        assert!(c.database_url.starts_with("sqlite://"));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_value_names_the_key() {
+        let err = Config::from_pairs([("TRYTHIS_SANDBOX_MEMORY_MB", "lots")]).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("TRYTHIS_SANDBOX_MEMORY_MB"), "{err}");
+        assert!(err.contains("whole number"), "{err}");
+        let err = Config::from_pairs([("TRYTHIS_DATABASE_URL", "mysql://x")]).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("TRYTHIS_DATABASE_URL"));
+        let err = Config::from_pairs([("TRYTHIS_LISTEN", "nowhere")]).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("TRYTHIS_LISTEN"));
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        assert!(Config::from_pairs([("TRYTHIS_SANDBOX_PIDS", "0")]).is_err());
+        assert!(Config::from_pairs([("TRYTHIS_SANDBOX_CPUS", "0")]).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! trythis server: builds the axum router around the Leptos app, the JSON API and the terminal
+//! proxy, and wires the services (database, engine, registry) into `AppState`.
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod metrics;
+pub mod sandbox;
+pub mod seed;
+pub mod state;
+
+use app::{shell, App};
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderName, HeaderValue},
+    middleware::{self, Next},
+    response::Response,
+    routing::{get, post},
+    Router,
+};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use state::AppState;
+use std::sync::Arc;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::ServeDir,
+    set_header::SetResponseHeaderLayer,
+    trace::TraceLayer,
+};
+
+/// Leptos options from our config (no Cargo.toml metadata needed at run time).
+pub fn leptos_options(config: &config::Config) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("trythis")
+        .site_root(config.site_root.display().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(config.listen)
+        .build()
+}
+
+/// Everything the server needs, connected: database (migrated), engine, registry.
+pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    let docker = sandbox::runtime::connect_docker(&config).await?;
+    let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(docker, &config));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let sandboxes = Arc::new(sandbox::SandboxService::new(db.clone(), runtime, config.limits.clone(), metrics.clone()));
+    let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
+    Ok(AppState {
+        registry: registry::Registry::new(config.registry.clone()),
+        leptos_options: leptos_options(&config),
+        config: Arc::new(config),
+        db,
+        sandboxes,
+        metrics,
+        signer,
+    })
+}
+
+async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    st.metrics.http(&method, resp.status().as_u16());
+    resp
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = app::api::ServerContext {
+        db: state.db.clone(),
+        public_url: state.config.public_url.clone(),
+        max_extensions: state.config.limits.max_extensions,
+    };
+    let api = Router::new()
+        .route("/projects", get(api::projects::list))
+        .route("/projects/{slug}", get(api::projects::get))
+        .route("/projects/{slug}/try", post(api::sandboxes::start))
+        .route("/sandboxes/{id}", get(api::sandboxes::status).delete(api::sandboxes::stop))
+        .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
+        .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard));
+    let site_root = state.config.site_root.clone();
+    let leptos_options = state.leptos_options.clone();
+    let ctx_for_sfn = context.clone();
+    Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(api::health::healthz))
+        .route("/metrics", get(api::health::metrics))
+        .route("/try/{slug}", get(api::sandboxes::try_redirect))
+        .route("/s/{id}/ws", get(api::terminal::connect))
+        .route(
+            "/sfn/{*fn_name}",
+            post(move |req: Request| {
+                let ctx = ctx_for_sfn.clone();
+                leptos_axum::handle_server_fns_with_context(move || provide_context(ctx.clone()), req)
+            }),
+        )
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(context.clone()),
+            move || shell(leptos_options.clone()),
+        )
+        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
+        .fallback_service(ServeDir::new(site_root))
+        .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(security_headers())
+        .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
+        .with_state(state)
+}
+
+fn security_headers() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>>,
+> {
+    // Only the site's own scripts (the wasm bundle needs 'wasm-unsafe-eval'; Leptos' hydration
+    // bootstrap is an inline module script, hence 'unsafe-inline' for scripts until nonces land).
+    let csp = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
+               img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+    tower::layer::util::Stack::new(
+        SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)),
+        tower::layer::util::Stack::new(
+            SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            tower::layer::util::Stack::new(
+                SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
+                SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            ),
+        ),
+    )
+}

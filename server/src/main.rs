@@ -1,0 +1,87 @@
+//! `trythis` — serve the site (default), apply migrations, or publish the starter catalogue.
+use server::{config::Config, sandbox};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+
+const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR]]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("trythis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
+        .with_target(false)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        None | Some("serve") => serve(config).await,
+        Some("migrate") => db::connect_and_migrate(&config.database_url).await.map(|_| ()).map_err(Into::into),
+        Some("seed") => seed(config, args.get(1).map(String::as_str).unwrap_or("catalog")).await,
+        Some(_) => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trythis: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    let docker = sandbox::runtime::connect_docker(&config).await?;
+    let registry = registry::Registry::new(config.registry.clone());
+    let (published, reused) = server::seed::seed_catalog(std::path::Path::new(dir), &db, &docker, &registry).await?;
+    println!("    catalogue: {published} built, {reused} reused");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let public_url = config.public_url.clone();
+    let state = server::build_state(config).await?;
+    let (removed, ended) = state.sandboxes.reconcile().await?;
+    tracing::info!(removed, ended, "reconciled engine and database");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reaper = tokio::spawn(sandbox::reaper_loop(Arc::clone(&state.sandboxes), Duration::from_secs(5), stop_rx));
+
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    tracing::info!("trythis listening on {public_url}");
+    println!("trythis is up: {public_url}");
+    axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop_tx.send(true);
+    let _ = reaper.await;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, finish in-flight requests, stop the background tasks.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,376 @@
+//! The sandbox service: the one place that starts, stops, reaps and reconciles sandboxes.
+//!
+//! Lifecycle (the `state` column): `starting` → `ready` → `stopping` → `ended`, or `failed` from
+//! any step. The database row is written first and is the truth; the engine is reconciled to it.
+pub mod runtime;
+pub mod terminal;
+
+use crate::{config::SandboxLimits, error::ApiError, metrics::Metrics};
+use app::model::{Identity, SandboxInfo};
+use db::DatabaseConnection;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use runtime::{LaunchSpec, Runtime, RuntimeError};
+use std::{
+    collections::{HashSet, VecDeque},
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+use terminal::Terminals;
+
+/// The lifecycle states, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Ready,
+    Stopping,
+    Ended,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::Ready => "ready",
+            State::Stopping => "stopping",
+            State::Ended => "ended",
+            State::Failed => "failed",
+        }
+    }
+}
+
+/// Try requests waiting for capacity, in arrival order. A waiting client re-asks every few
+/// seconds; one that stops asking loses its place.
+#[derive(Default)]
+struct Queue {
+    waiting: VecDeque<(String, Instant)>,
+}
+
+const QUEUE_STALE: Duration = Duration::from_secs(12);
+
+impl Queue {
+    /// 1-based place of `owner`, joining at the back if new.
+    fn place(&mut self, owner: &str) -> usize {
+        let now = Instant::now();
+        self.waiting.retain(|(_, seen)| now.duration_since(*seen) < QUEUE_STALE);
+        match self.waiting.iter().position(|(o, _)| o == owner) {
+            Some(i) => {
+                self.waiting[i].1 = now;
+                i + 1
+            }
+            None => {
+                self.waiting.push_back((owner.to_string(), now));
+                self.waiting.len()
+            }
+        }
+    }
+
+    fn leave(&mut self, owner: &str) {
+        self.waiting.retain(|(o, _)| o != owner);
+    }
+}
+
+pub struct SandboxService {
+    db: DatabaseConnection,
+    runtime: Arc<dyn Runtime>,
+    pub terminals: Terminals,
+    limits: SandboxLimits,
+    metrics: Arc<Metrics>,
+    per_identity: DefaultKeyedRateLimiter<String>,
+    per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    queue: Mutex<Queue>,
+}
+
+/// The answer to a Try: a new sandbox (201) or the one already running for this project (200).
+pub struct TryOutcome {
+    pub created: bool,
+    pub info: SandboxInfo,
+}
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+impl SandboxService {
+    pub fn new(db: DatabaseConnection, runtime: Arc<dyn Runtime>, limits: SandboxLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            per_identity: RateLimiter::keyed(per_minute(limits.rate_per_identity)),
+            per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
+            db,
+            runtime,
+            terminals: Terminals::default(),
+            limits,
+            metrics,
+            queue: Mutex::new(Queue::default()),
+        }
+    }
+
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    pub fn limits(&self) -> &SandboxLimits {
+        &self.limits
+    }
+
+    pub fn info(&self, s: &db::sandboxes::Model) -> SandboxInfo {
+        app::api::ssr::sandbox_info(s, self.limits.max_extensions)
+    }
+
+    pub fn queue_length(&self) -> u64 {
+        self.queue.lock().map(|q| q.waiting.len() as u64).unwrap_or(0)
+    }
+
+    /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.
+    pub async fn try_project(&self, who: &Identity, ip: IpAddr, slug: &str, replace: bool) -> Result<TryOutcome, ApiError> {
+        let project = db::projects::by_slug(&self.db, slug)
+            .await?
+            .filter(|p| p.status != "hidden" || who.is_admin)
+            .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+        let (Some(repo), Some(digest)) = (&project.image_repo, &project.image_digest) else {
+            return Err(ApiError::Unavailable(format!(
+                "{} has no image yet (it is still being built), so it can't be tried right now.",
+                project.name
+            )));
+        };
+
+        if let Some(current) = db::sandboxes::active_for_owner(&self.db, &who.key).await? {
+            if current.project_id == project.id {
+                return Ok(TryOutcome { created: false, info: self.info(&current) });
+            }
+            if !replace {
+                return Err(ApiError::SandboxActive(serde_json::json!({
+                    "id": current.id, "project": current.project_slug,
+                })));
+            }
+            self.stop(&current.id, "replaced").await?;
+        }
+
+        self.check_rate(&who.key, ip)?;
+        self.wait_for_capacity(&who.key).await?;
+
+        let lifetime = if who.signed_in { self.limits.lifetime_user } else { self.limits.lifetime_visitor };
+        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
+        let id = crate::identity::random_id();
+        let image = format!("{repo}@{digest}");
+        let row = db::sandboxes::NewSandbox {
+            id: id.clone(),
+            owner: who.key.clone(),
+            project_id: project.id,
+            project_slug: project.slug.clone(),
+            category: project.category.clone(),
+            image: image.clone(),
+            expires_at,
+            client_ip: Some(ip.to_string()),
+        };
+        match db::sandboxes::insert_starting(&self.db, row).await {
+            Ok(_) => {}
+            Err(db::sandboxes::InsertError::OwnerBusy) => {
+                // A concurrent request of the same identity won the slot.
+                let current = db::sandboxes::active_for_owner(&self.db, &who.key).await?;
+                return match current {
+                    Some(c) if c.project_id == project.id => Ok(TryOutcome { created: false, info: self.info(&c) }),
+                    Some(c) => Err(ApiError::SandboxActive(serde_json::json!({ "id": c.id, "project": c.project_slug }))),
+                    None => Err(ApiError::Unavailable("Your previous sandbox is still stopping. Try again in a second.".into())),
+                };
+            }
+            Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
+        }
+        if let Ok(mut q) = self.queue.lock() {
+            q.leave(&who.key);
+        }
+
+        let started = Instant::now();
+        let spec = LaunchSpec {
+            sandbox_id: id.clone(),
+            owner: who.key.clone(),
+            project: project.slug.clone(),
+            image,
+            expires_unix: expires_at.timestamp(),
+            egress: project.egress,
+            welcome: project.welcome.clone(),
+        };
+        match self.runtime.launch(&spec).await {
+            Ok(launched) => {
+                let elapsed = started.elapsed();
+                db::sandboxes::mark_ready(&self.db, &id, &launched.container_id, elapsed.as_millis() as i64).await?;
+                db::projects::count_try(&self.db, project.id).await?;
+                self.metrics.observe_launch(elapsed.as_secs_f64());
+                tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
+                let row = db::sandboxes::get(&self.db, &id).await?.ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+                Ok(TryOutcome { created: true, info: self.info(&row) })
+            }
+            Err(e) => {
+                self.metrics.launch_failed();
+                tracing::warn!(sandbox = %id, project = %project.slug, error = %e, "launch failed");
+                let _ = self.runtime.destroy(&id).await;
+                db::sandboxes::finish(&self.db, &id, State::Failed.as_str(), &e.to_string()).await?;
+                Err(match e {
+                    RuntimeError::ImageMissing(_) => ApiError::Unavailable(format!(
+                        "The image of {} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.",
+                        project.name
+                    )),
+                    RuntimeError::EngineDown(_) => ApiError::Unavailable(
+                        "The sandbox engine is not answering right now. Please try again in a minute.".into(),
+                    ),
+                    other => ApiError::Internal(other.into()),
+                })
+            }
+        }
+    }
+
+    fn check_rate(&self, key: &str, ip: IpAddr) -> Result<(), ApiError> {
+        let clock = governor::clock::DefaultClock::default();
+        let refuse = |wait: Duration, metrics: &Metrics| {
+            metrics.rate_limited();
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            ApiError::RateLimited {
+                message: format!("You're starting sandboxes too quickly. Please wait {secs} seconds and try again."),
+                retry_after_secs: secs,
+            }
+        };
+        use governor::clock::Clock;
+        if let Err(not_until) = self.per_identity.check_key(&key.to_string()) {
+            return Err(refuse(not_until.wait_time_from(clock.now()), &self.metrics));
+        }
+        if let Err(not_until) = self.per_ip.check_key(&ip) {
+            return Err(refuse(not_until.wait_time_from(clock.now()), &self.metrics));
+        }
+        Ok(())
+    }
+
+    async fn wait_for_capacity(&self, owner: &str) -> Result<(), ApiError> {
+        let running = db::sandboxes::count_active(&self.db).await?;
+        let free = self.limits.max_running.saturating_sub(running) as usize;
+        let mut q = self.queue.lock().map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
+        let place = q.place(owner);
+        if place <= free {
+            Ok(())
+        } else {
+            Err(ApiError::Queued { position: (place - free) as u64 })
+        }
+    }
+
+    /// Stops a sandbox and frees its owner's slot. Idempotent.
+    pub async fn stop(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+        db::sandboxes::set_stopping(&self.db, id).await?;
+        self.terminals.close(id);
+        if let Err(e) = self.runtime.destroy(id).await {
+            tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
+            return Err(ApiError::Unavailable("The sandbox engine did not answer; the sandbox will be removed shortly.".into()));
+        }
+        db::sandboxes::finish(&self.db, id, State::Ended.as_str(), reason).await?;
+        tracing::info!(sandbox = %id, reason, "sandbox ended");
+        Ok(())
+    }
+
+    /// Adds time to a running sandbox (bounded by `max_extensions`).
+    pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, ApiError> {
+        if !s.active {
+            return Err(ApiError::bad("sandbox_ended", "This sandbox has already ended."));
+        }
+        if s.extensions >= self.limits.max_extensions {
+            return Err(ApiError::bad("extend_limit", "This sandbox can't be extended any further."));
+        }
+        let by = chrono::Duration::from_std(self.limits.extend_by).unwrap_or_default();
+        db::sandboxes::extend(&self.db, &s.id, s.expires_at + by, s.extensions + 1).await?;
+        let row = db::sandboxes::get(&self.db, &s.id).await?.ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+        Ok(self.info(&row))
+    }
+
+    /// One reaper pass: ends expired and idle sandboxes, and retries stuck stops.
+    pub async fn reap(&self) -> Result<usize, ApiError> {
+        let now = chrono::Utc::now();
+        let idle = chrono::Duration::from_std(self.limits.idle_timeout).unwrap_or_default();
+        let mut stopped = 0;
+        for s in db::sandboxes::all_active(&self.db).await? {
+            let last_input = self
+                .terminals
+                .last_input_ms(&s.id)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+                .unwrap_or(s.last_activity_at)
+                .max(s.last_activity_at);
+            if last_input > s.last_activity_at + chrono::Duration::seconds(30) {
+                db::sandboxes::touch(&self.db, &s.id, last_input).await?;
+            }
+            let reason = if s.expires_at <= now {
+                Some("time limit")
+            } else if s.state == "ready" && now - last_input > idle {
+                Some("idle")
+            } else if s.state == "stopping" {
+                Some("stopped")
+            } else if s.state == "starting" && now - s.created_at > chrono::Duration::seconds(120) {
+                Some("start timed out")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                if self.stop(&s.id, reason).await.is_ok() {
+                    stopped += 1;
+                }
+            }
+        }
+        Ok(stopped)
+    }
+
+    /// At start-up: make the engine and the database agree. Containers without an active row
+    /// are removed; rows whose container is gone are ended; launches cut short by a crash fail.
+    pub async fn reconcile(&self) -> Result<(usize, usize), ApiError> {
+        let active = db::sandboxes::all_active(&self.db).await?;
+        let listed = self.runtime.list().await.map_err(|e| anyhow::anyhow!(e))?;
+        let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
+        let keep: HashSet<&str> = active.iter().filter(|s| s.state == "ready").map(|s| s.id.as_str()).collect();
+        let mut removed = 0;
+        for l in &listed {
+            if !keep.contains(l.sandbox_id.as_str()) {
+                self.runtime.destroy(&l.sandbox_id).await.map_err(|e| anyhow::anyhow!(e))?;
+                removed += 1;
+            }
+        }
+        let mut ended = 0;
+        for s in &active {
+            if s.state != "ready" {
+                db::sandboxes::finish(&self.db, &s.id, State::Failed.as_str(), "server restarted").await?;
+                ended += 1;
+            } else if !alive.contains(s.id.as_str()) {
+                db::sandboxes::finish(&self.db, &s.id, State::Ended.as_str(), "container lost").await?;
+                ended += 1;
+            }
+        }
+        Ok((removed, ended))
+    }
+}
+
+/// Runs the reaper every `every` until the token is cancelled.
+pub async fn reaper_loop(service: Arc<SandboxService>, every: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut shutdown = shutdown;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        match service.reap().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(stopped = n, "reaper pass"),
+            Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_keeps_places_and_forgets_leavers() {
+        let mut q = Queue::default();
+        assert_eq!(q.place("a"), 1);
+        assert_eq!(q.place("b"), 2);
+        assert_eq!(q.place("a"), 1);
+        q.leave("a");
+        assert_eq!(q.place("b"), 1);
+        assert_eq!(q.place("c"), 2);
+    }
+}

@@ -1,0 +1,304 @@
+//! Where sandboxes run. `Runtime` is the seam for another driver (Kubernetes later) and for fakes in
+//! unit tests; `DockerRuntime` is the real one, speaking the Engine API through bollard.
+use crate::config::{Config, SandboxLimits};
+use bollard::{
+    models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig},
+    query_parameters::{
+        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
+        RemoveContainerOptionsBuilder,
+    },
+    Docker,
+};
+use futures::StreamExt;
+use std::{collections::HashMap, path::PathBuf, time::Duration};
+
+pub const LABEL_SANDBOX: &str = "trythis.sandbox";
+pub const LABEL_OWNER: &str = "trythis.owner";
+pub const LABEL_PROJECT: &str = "trythis.project";
+pub const LABEL_EXPIRES: &str = "trythis.expires";
+
+/// Inside every sandbox: ttyd (read-only) and its socket directory.
+const TTYD_IN_CONTAINER: &str = "/opt/trythis/ttyd";
+const SOCKET_DIR: &str = "/run/trythis";
+const SOCKET_NAME: &str = "tty.sock";
+
+/// Capabilities kept (all others dropped): what a root shell needs to own, chown and switch
+/// users inside its own files; none grants access outside the container.
+pub const KEPT_CAPABILITIES: &[&str] = &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("the image {0} is not available")]
+    ImageMissing(String),
+    #[error("the container engine is not answering: {0}")]
+    EngineDown(String),
+    #[error("the sandbox did not become ready: {0}")]
+    NotReady(String),
+    #[error("container engine error: {0}")]
+    Engine(String),
+}
+
+impl From<bollard::errors::Error> for RuntimeError {
+    fn from(e: bollard::errors::Error) -> Self {
+        use bollard::errors::Error as E;
+        match e {
+            E::DockerResponseServerError { status_code: 404, message } => RuntimeError::ImageMissing(message),
+            E::HyperResponseError { .. } | E::IOError { .. } | E::RequestTimeoutError => {
+                RuntimeError::EngineDown(e.to_string())
+            }
+            other => RuntimeError::Engine(other.to_string()),
+        }
+    }
+}
+
+/// Everything needed to start one sandbox.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    pub sandbox_id: String,
+    pub owner: String,
+    pub project: String,
+    /// `repo@sha256:…`
+    pub image: String,
+    pub expires_unix: i64,
+    pub egress: bool,
+    pub welcome: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Launched {
+    pub container_id: String,
+    /// Host path of ttyd's UNIX socket.
+    pub socket: PathBuf,
+}
+
+/// A container found by label (reconciliation).
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub sandbox_id: String,
+    pub container_id: String,
+}
+
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    /// Creates and starts the sandbox; returns once ttyd's socket exists.
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError>;
+    /// Kills and removes the container and its volumes. Idempotent.
+    async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
+    /// Host path of a running sandbox's socket, if it runs.
+    async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError>;
+    /// Every container carrying the sandbox label.
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
+    async fn ping(&self) -> Result<(), RuntimeError>;
+}
+
+pub struct DockerRuntime {
+    docker: Docker,
+    limits: SandboxLimits,
+    ttyd: PathBuf,
+}
+
+/// Connects to the configured engine and negotiates the API version (the engine here is 20.10).
+pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
+    let ep = &config.docker_endpoint;
+    let docker = if ep.starts_with("unix://") {
+        Docker::connect_with_unix(ep, 120, bollard::API_DEFAULT_VERSION)
+    } else {
+        Docker::connect_with_http(&ep.replacen("tcp://", "http://", 1), 120, bollard::API_DEFAULT_VERSION)
+    }
+    .map_err(|e| RuntimeError::EngineDown(e.to_string()))?;
+    docker.negotiate_version().await.map_err(|e| RuntimeError::EngineDown(e.to_string()))
+}
+
+fn container_name(sandbox_id: &str) -> String {
+    format!("trythis-{sandbox_id}")
+}
+
+/// The shell the visitor gets: the welcome text, then bash if the image has it, else sh.
+const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#;
+
+impl DockerRuntime {
+    pub fn new(docker: Docker, config: &Config) -> Self {
+        Self { docker, limits: config.limits.clone(), ttyd: config.ttyd_path.clone() }
+    }
+
+    async fn ensure_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        match self.docker.inspect_image(image).await {
+            Ok(info) => return Ok(info.config.and_then(|c| c.working_dir).filter(|w| !w.is_empty())),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let mut pull = self.docker.create_image(Some(opts), None, None);
+        while let Some(step) = pull.next().await {
+            step.map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
+        }
+        let info = self.docker.inspect_image(image).await.map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
+        Ok(info.config.and_then(|c| c.working_dir).filter(|w| !w.is_empty()))
+    }
+
+    /// A size-bounded tmpfs volume mounted at `target`, pre-filled with the image's files there
+    /// (the engine copies them in), removed with the container. The root itself is read-only.
+    fn tmpfs_volume(&self, target: &str, size_mb: u64, labels: &HashMap<String, String>) -> Mount {
+        Mount {
+            target: Some(target.to_string()),
+            typ: Some(MountType::VOLUME),
+            volume_options: Some(MountVolumeOptions {
+                no_copy: Some(false),
+                labels: Some(labels.clone()),
+                driver_config: Some(MountVolumeOptionsDriverConfig {
+                    name: Some("local".into()),
+                    options: Some(HashMap::from([
+                        ("type".to_string(), "tmpfs".to_string()),
+                        ("device".to_string(), "tmpfs".to_string()),
+                        ("o".to_string(), format!("size={size_mb}m,nr_inodes=65536,nosuid,nodev")),
+                    ])),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError> {
+        let workdir = self.ensure_image(&spec.image).await?;
+        let labels = HashMap::from([
+            (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
+            (LABEL_OWNER.to_string(), spec.owner.clone()),
+            (LABEL_PROJECT.to_string(), spec.project.clone()),
+            (LABEL_EXPIRES.to_string(), spec.expires_unix.to_string()),
+        ]);
+        let l = &self.limits;
+        let mut mounts = vec![Mount {
+            target: Some(TTYD_IN_CONTAINER.into()),
+            source: Some(self.ttyd.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        }];
+        // ttyd's socket directory: tiny, and only this sandbox's.
+        let mut sock = self.tmpfs_volume(SOCKET_DIR, 1, &labels);
+        if let Some(v) = sock.volume_options.as_mut() {
+            v.no_copy = Some(true);
+        }
+        mounts.push(sock);
+        let mut writable = vec!["/tmp".to_string(), "/var/tmp".into(), "/root".into(), "/home".into()];
+        if let Some(w) = &workdir {
+            let covered = w == "/" || writable.iter().any(|d| w == d || w.starts_with(&format!("{d}/")));
+            if !covered && !w.starts_with("/proc") && !w.starts_with("/sys") && !w.starts_with("/dev") {
+                writable.push(w.clone());
+            }
+        }
+        for dir in &writable {
+            mounts.push(self.tmpfs_volume(dir, l.disk_mb, &labels));
+        }
+        let memory = (l.memory_mb * 1024 * 1024) as i64;
+        let host = HostConfig {
+            mounts: Some(mounts),
+            network_mode: Some(if spec.egress { "bridge".into() } else { "none".into() }),
+            readonly_rootfs: Some(true),
+            memory: Some(memory),
+            memory_swap: Some(memory),
+            nano_cpus: Some((l.cpus * 1e9) as i64),
+            pids_limit: Some(l.pids),
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
+            security_opt: Some(vec!["no-new-privileges".into()]),
+            init: Some(true),
+            oom_score_adj: Some(500),
+            ..Default::default()
+        };
+        let mut cmd = vec!["-W", "-i", "/run/trythis/tty.sock", "-t", "disableLeaveAlert=true", "sh", "-c", SHELL_SCRIPT]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        if let Some(w) = &workdir {
+            cmd.splice(0..0, ["-w".to_string(), w.clone()]);
+        }
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            entrypoint: Some(vec![TTYD_IN_CONTAINER.into()]),
+            cmd: Some(cmd),
+            env: Some(vec![
+                "TERM=xterm-256color".into(),
+                format!("TRYTHIS_WELCOME={}", spec.welcome.clone().unwrap_or_default()),
+            ]),
+            labels: Some(labels),
+            host_config: Some(host),
+            network_disabled: Some(!spec.egress),
+            ..Default::default()
+        };
+        let name = container_name(&spec.sandbox_id);
+        let opts = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self.docker.create_container(Some(opts), body).await?;
+        if let Err(e) = self.docker.start_container(&created.id, None).await {
+            let _ = self.destroy(&spec.sandbox_id).await;
+            return Err(e.into());
+        }
+        let socket = match self.socket(&spec.sandbox_id).await? {
+            Some(s) => s,
+            None => {
+                let _ = self.destroy(&spec.sandbox_id).await;
+                return Err(RuntimeError::NotReady("no socket mount".into()));
+            }
+        };
+        // ttyd creates its socket a few milliseconds after start.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while tokio::fs::metadata(&socket).await.is_err() {
+            if tokio::time::Instant::now() > deadline {
+                let _ = self.destroy(&spec.sandbox_id).await;
+                return Err(RuntimeError::NotReady("ttyd did not open its socket within 10 s".into()));
+            }
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        Ok(Launched { container_id: created.id, socket })
+    }
+
+    async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.docker.remove_container(&container_name(sandbox_id), Some(opts)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            // 409: removal already in progress.
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError> {
+        let info = match self.docker.inspect_container(&container_name(sandbox_id), None).await {
+            Ok(i) => i,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if !info.state.and_then(|s| s.running).unwrap_or(false) {
+            return Ok(None);
+        }
+        Ok(info
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.destination.as_deref() == Some(SOCKET_DIR))
+            .and_then(|m| m.source)
+            .map(|src| PathBuf::from(src).join(SOCKET_NAME)))
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL_SANDBOX.to_string()])]);
+        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let containers = self.docker.list_containers(Some(opts)).await?;
+        Ok(containers
+            .into_iter()
+            .filter_map(|c| {
+                let id = c.labels.as_ref()?.get(LABEL_SANDBOX)?.clone();
+                Some(Listed { sandbox_id: id, container_id: c.id? })
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        self.docker.ping().await.map(|_| ()).map_err(|e| RuntimeError::EngineDown(e.to_string()))
+    }
+}

@@ -1,0 +1,36 @@
+//! Application state: cheap handles to the database, the engine, the registry and the services.
+use crate::{config::Config, identity::Signer, metrics::Metrics, sandbox::SandboxService};
+use axum::extract::FromRef;
+use leptos::prelude::LeptosOptions;
+use std::sync::Arc;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: db::DatabaseConnection,
+    pub registry: registry::Registry,
+    pub sandboxes: Arc<SandboxService>,
+    pub metrics: Arc<Metrics>,
+    pub signer: Signer,
+    pub leptos_options: LeptosOptions,
+}
+
+/// Loads the instance secret (cookie signing) from the data dir, creating it on first start.
+pub fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let path = data_dir.join("secret");
+    match std::fs::read_to_string(&path) {
+        Ok(hex_key) => hex::decode(hex_key.trim()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let key: [u8; 32] = rand::random();
+            std::fs::write(&path, hex::encode(key))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(key.to_vec())
+        }
+        Err(e) => Err(e),
+    }
+}

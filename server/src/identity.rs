@@ -103,13 +103,15 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     resp
 }
 
-/// CSRF guard: a state-changing API call must be JSON (a cross-site form cannot send that
-/// without a CORS preflight, which this server never grants) and, if the browser says where it
-/// comes from, come from this site.
+/// CSRF guard: a state-changing POST must be JSON (a cross-site form cannot send that without a
+/// CORS preflight, which this server never grants), and any state-changing call that says where
+/// it comes from must come from this site.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
-        let json = req
+        // Forms can only POST; other methods cross-site need a preflight, which is never granted.
+        let json = *req.method() != Method::POST
+            || req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

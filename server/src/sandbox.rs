@@ -148,8 +148,14 @@ impl SandboxService {
             self.stop(&current.id, "replaced").await?;
         }
 
-        self.check_rate(&who.key, ip)?;
+        // Capacity first: waiting in line must not use up the person's launch allowance.
         self.wait_for_capacity(&who.key).await?;
+        if let Err(e) = self.check_rate(&who.key, ip) {
+            if let Ok(mut q) = self.queue.lock() {
+                q.leave(&who.key);
+            }
+            return Err(e);
+        }
 
         let lifetime = if who.signed_in { self.limits.lifetime_user } else { self.limits.lifetime_visitor };
         let expires_at = chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();

@@ -4,13 +4,19 @@ use crate::config::{Config, SandboxLimits};
 use bollard::{
     models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig},
     query_parameters::{
-        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder,
-        RemoveContainerOptionsBuilder,
+        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
+        ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
     },
     Docker,
 };
 use futures::StreamExt;
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use bytes::Bytes;
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::Mutex,
+    time::Duration,
+};
 
 pub const LABEL_SANDBOX: &str = "trythis.sandbox";
 pub const LABEL_OWNER: &str = "trythis.owner";
@@ -95,7 +101,15 @@ pub struct DockerRuntime {
     docker: Docker,
     limits: SandboxLimits,
     ttyd: PathBuf,
+    /// The image's own files under each writable directory, per image (tar, `None` = too big to
+    /// copy into a tmpfs: that directory stays read-only).
+    seeds: Mutex<HashMap<(String, String), Option<Bytes>>>,
 }
+
+/// Largest directory copied from the image into a sandbox's writable tmpfs at launch.
+const MAX_SEED_BYTES: usize = 64 * 1024 * 1024;
+/// An archive of an empty directory: its own header plus the end-of-archive blocks.
+const EMPTY_DIR_ARCHIVE: usize = 1536;
 
 /// Connects to the configured engine and negotiates the API version (the engine here is 20.10).
 pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
@@ -109,6 +123,15 @@ pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
     docker.negotiate_version().await.map_err(|e| RuntimeError::EngineDown(e.to_string()))
 }
 
+/// Usual permissions of each writable directory (sticky world-writable temp dirs, private home).
+fn dir_mode(dir: &str) -> &'static str {
+    match dir {
+        "/tmp" | "/var/tmp" => "1777",
+        "/root" | "/run/trythis" => "0700",
+        _ => "0755",
+    }
+}
+
 fn container_name(sandbox_id: &str) -> String {
     format!("trythis-{sandbox_id}")
 }
@@ -118,7 +141,77 @@ const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRY
 
 impl DockerRuntime {
     pub fn new(docker: Docker, config: &Config) -> Self {
-        Self { docker, limits: config.limits.clone(), ttyd: config.ttyd_path.clone() }
+        Self { docker, limits: config.limits.clone(), ttyd: config.ttyd_path.clone(), seeds: Mutex::default() }
+    }
+
+    /// The image's files under `dirs`, as tar archives, read once per image through a
+    /// never-started helper container (the Engine's archive API).
+    async fn image_dirs(&self, image: &str, dirs: &[String]) -> Result<HashMap<String, Option<Bytes>>, RuntimeError> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let cache = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
+            for d in dirs {
+                match cache.get(&(image.to_string(), d.clone())) {
+                    Some(v) => {
+                        out.insert(d.clone(), v.clone());
+                    }
+                    None => missing.push(d.clone()),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            entrypoint: Some(vec!["/nonexistent".into()]),
+            labels: Some(HashMap::from([(LABEL_SANDBOX.to_string(), "helper".to_string())])),
+            network_disabled: Some(true),
+            ..Default::default()
+        };
+        let helper = self.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+        let mut fetched = Vec::new();
+        for d in &missing {
+            let opts = DownloadFromContainerOptionsBuilder::default().path(&format!("{d}/.")).build();
+            let mut stream = self.docker.download_from_container(&helper.id, Some(opts));
+            let mut buf: Option<Vec<u8>> = Some(Vec::new());
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(c) => {
+                        if let Some(b) = buf.as_mut() {
+                            b.extend_from_slice(&c);
+                            if b.len() > MAX_SEED_BYTES {
+                                buf = None;
+                                break;
+                            }
+                        }
+                    }
+                    // The image has no such directory: an empty writable one is right.
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                        buf = Some(Vec::new());
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = self.remove_by_id(&helper.id).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            fetched.push((d.clone(), buf.map(Bytes::from)));
+        }
+        let _ = self.remove_by_id(&helper.id).await;
+        let mut cache = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
+        for (d, v) in fetched {
+            cache.insert((image.to_string(), d.clone()), v.clone());
+            out.insert(d, v);
+        }
+        Ok(out)
+    }
+
+    async fn remove_by_id(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        self.docker.remove_container(id, Some(opts)).await
     }
 
     async fn ensure_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
@@ -150,7 +243,7 @@ impl DockerRuntime {
                     options: Some(HashMap::from([
                         ("type".to_string(), "tmpfs".to_string()),
                         ("device".to_string(), "tmpfs".to_string()),
-                        ("o".to_string(), format!("size={size_mb}m,nr_inodes=65536,nosuid,nodev")),
+                        ("o".to_string(), format!("size={size_mb}m,nr_inodes=65536,nosuid,nodev,mode={}", dir_mode(target))),
                     ])),
                 }),
                 ..Default::default()
@@ -184,14 +277,21 @@ impl Runtime for DockerRuntime {
             v.no_copy = Some(true);
         }
         mounts.push(sock);
-        let mut writable = vec!["/tmp".to_string(), "/var/tmp".into(), "/root".into(), "/home".into()];
+        let mut wanted = vec!["/tmp".to_string(), "/var/tmp".into(), "/root".into(), "/home".into()];
         if let Some(w) = &workdir {
-            let covered = w == "/" || writable.iter().any(|d| w == d || w.starts_with(&format!("{d}/")));
-            if !covered && !w.starts_with("/proc") && !w.starts_with("/sys") && !w.starts_with("/dev") {
-                writable.push(w.clone());
+            let covered = w == "/" || wanted.iter().any(|d| w == d || w.starts_with(&format!("{d}/")));
+            let system = ["/proc", "/sys", "/dev", "/usr", "/etc", "/bin", "/lib", "/opt/trythis"].iter().any(|p| w.starts_with(p));
+            if !covered && !system {
+                wanted.push(w.clone());
             }
         }
-        for dir in &writable {
+        let seeds = self.image_dirs(&spec.image, &wanted).await?;
+        // A directory too big to copy keeps the image's (read-only) files instead of a tmpfs.
+        let writable: Vec<(String, Bytes)> = wanted
+            .iter()
+            .filter_map(|d| seeds.get(d).cloned().flatten().map(|tar| (d.clone(), tar)))
+            .collect();
+        for (dir, _) in &writable {
             mounts.push(self.tmpfs_volume(dir, l.disk_mb, &labels));
         }
         let memory = (l.memory_mb * 1024 * 1024) as i64;
@@ -234,6 +334,15 @@ impl Runtime for DockerRuntime {
         let opts = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self.docker.create_container(Some(opts), body).await?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
+            let _ = self.destroy(&spec.sandbox_id).await;
+            return Err(e.into());
+        }
+        // Put the image's own files back into the fresh tmpfs directories (dotfiles, project files).
+        let uploads = writable.iter().filter(|(_, tar)| tar.len() > EMPTY_DIR_ARCHIVE).map(|(dir, tar)| {
+            let opts = UploadToContainerOptionsBuilder::default().path(dir).build();
+            self.docker.upload_to_container(&created.id, Some(opts), bollard::body_full(tar.clone()))
+        });
+        if let Err(e) = futures::future::try_join_all(uploads).await {
             let _ = self.destroy(&spec.sandbox_id).await;
             return Err(e.into());
         }
@@ -289,10 +398,19 @@ impl Runtime for DockerRuntime {
         let filters = HashMap::from([("label".to_string(), vec![LABEL_SANDBOX.to_string()])]);
         let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let containers = self.docker.list_containers(Some(opts)).await?;
+        for c in &containers {
+            // A helper left by a crash mid-launch: never a sandbox, always safe to remove.
+            if c.labels.as_ref().and_then(|l| l.get(LABEL_SANDBOX)).map(String::as_str) == Some("helper") {
+                if let Some(id) = &c.id {
+                    let _ = self.remove_by_id(id).await;
+                }
+            }
+        }
         Ok(containers
             .into_iter()
             .filter_map(|c| {
                 let id = c.labels.as_ref()?.get(LABEL_SANDBOX)?.clone();
+                (id != "helper").then_some(())?;
                 Some(Listed { sandbox_id: id, container_id: c.id? })
             })
             .collect())

@@ -1,0 +1,258 @@
+//! Test harness: boots the real server (real engine, registry, ttyd, SQLite) on a loopback port,
+//! with a fixture project whose image is built from the platform's base image and pushed.
+#![allow(dead_code)]
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use server::config::Config;
+use std::{net::SocketAddr, time::Duration};
+use tokio::sync::OnceCell;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// The fixture image: the base image plus a marker file in the home directory.
+const FIXTURE_DOCKERFILE: &str = "FROM {BASE}\nRUN echo 'export FIXTURE_READY=yes' >> /root/.bashrc && echo fixture > /root/fixture.txt\nWORKDIR /root\n";
+
+static FIXTURE: OnceCell<(String, String, i64)> = OnceCell::const_new();
+
+pub fn ttyd_path() -> String {
+    std::env::var("TRYTHIS_TEST_TTYD").unwrap_or_else(|_| format!("{}/../data/bin/ttyd", env!("CARGO_MANIFEST_DIR")))
+}
+
+/// Builds and pushes the fixture image once per test binary: (repository, digest, size).
+pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
+    let out = FIXTURE
+        .get_or_try_init(|| async {
+            let base = std::env::var("TRYTHIS_TEST_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
+            let docker = server::sandbox::runtime::connect_docker(config)
+                .await
+                .map_err(|e| format!("Docker is required for these tests and is not answering: {e}"))?;
+            let registry = registry::Registry::new(config.registry.clone());
+            let repo = registry.config().repository_for("test-fixture");
+            server::seed::build(&docker, &FIXTURE_DOCKERFILE.replace("{BASE}", &base), &format!("{repo}:t1"), |_| {})
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            server::seed::push(&docker, &repo, "t1").await.map_err(|e| format!("{e:#}"))?;
+            let img = registry.resolve(&repo, "t1").await.map_err(|e| e.to_string())?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((repo, img.digest, img.size))
+        })
+        .await?;
+    Ok(out.clone())
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: server::state::AppState,
+    pub dir: std::path::PathBuf,
+}
+
+pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Result<Config> {
+    let db = format!("sqlite://{}/t.db", dir.display());
+    let data = dir.display().to_string();
+    let ttyd = ttyd_path();
+    let mut pairs: Vec<(&str, &str)> = vec![
+        ("TRYTHIS_DATA_DIR", &data),
+        ("TRYTHIS_DATABASE_URL", &db),
+        ("TRYTHIS_TTYD_PATH", &ttyd),
+        ("TRYTHIS_LOG", "warn"),
+    ];
+    pairs.extend_from_slice(extra);
+    Ok(Config::from_pairs(pairs)?)
+}
+
+impl TestApp {
+    pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the full server with extra config keys, and publishes the fixture project `fixture`.
+    pub async fn start_with(extra: &[(&str, &str)]) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("trythis-test-{}", server::identity::random_id()));
+        std::fs::create_dir_all(&dir)?;
+        let config = test_config(&dir, extra)?;
+        let (repo, digest, size) = fixture_image(&config).await?;
+        let state = server::build_state(config).await?;
+        publish_fixture(&state.db, "fixture", "Databases", &repo, &digest, size).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let router = server::router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
+        });
+        Ok(Self { addr, state, dir })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A new visitor: an HTTP client that keeps this visitor's cookie.
+    pub async fn visitor(&self) -> Result<Visitor> {
+        let http = reqwest::Client::new();
+        let resp = http.get(self.url("/api/projects")).send().await?;
+        let cookie = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("trythis_vid="))
+            .and_then(|v| v.split(';').next())
+            .ok_or("no visitor cookie")?
+            .to_string();
+        Ok(Visitor { http, cookie, base: format!("http://{}", self.addr) })
+    }
+
+    /// Containers of this test's sandboxes still present in the engine.
+    pub async fn containers_of(&self, sandbox_ids: &[String]) -> Result<usize> {
+        let listed = self.state.sandboxes.runtime().list().await?;
+        Ok(listed.iter().filter(|l| sandbox_ids.contains(&l.sandbox_id)).count())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn publish_fixture(
+    db: &db::DatabaseConnection,
+    slug: &str,
+    category: &str,
+    repo: &str,
+    digest: &str,
+    size: i64,
+) -> Result<db::projects::Model> {
+    let p = db::projects::upsert(
+        db,
+        &db::projects::NewProject {
+            slug: slug.into(),
+            name: format!("Fixture {slug}"),
+            summary: "A test project".into(),
+            description: "Used by the tests.".into(),
+            category: category.into(),
+            tags: vec!["test".into()],
+            welcome: Some("Welcome to the fixture".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::projects::set_image(db, p.id, repo, digest, size).await?;
+    Ok(p)
+}
+
+pub struct Visitor {
+    pub http: reqwest::Client,
+    pub cookie: String,
+    pub base: String,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl Visitor {
+    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<Reply> {
+        let m = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self.http.request(m, format!("{}{path}", self.base)).header("cookie", &self.cookie);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+        let text = resp.text().await?;
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Ok(Reply { status, retry_after, body })
+    }
+
+    pub async fn try_project(&self, slug: &str) -> Result<Reply> {
+        self.call("POST", &format!("/api/projects/{slug}/try"), Some(serde_json::json!({}))).await
+    }
+
+    /// Opens the terminal WebSocket; Err carries the HTTP status if the upgrade is refused.
+    pub async fn terminal(&self, id: &str) -> std::result::Result<Shell, u16> {
+        let url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
+        let mut req = url.into_client_request().map_err(|_| 0u16)?;
+        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+        req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).map_err(|_| 0u16)?);
+        match tokio_tungstenite::connect_async(req).await {
+            Ok((ws, _)) => {
+                let mut shell = Shell { ws, screen: String::new(), frames: Vec::new() };
+                let hello = serde_json::json!({ "AuthToken": "", "columns": 120, "rows": 40 }).to_string();
+                shell.ws.send(Message::Binary(Bytes::from(hello))).await.map_err(|_| 0u16)?;
+                Ok(shell)
+            }
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(_) => Err(0),
+        }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A terminal seen through the platform's proxy, speaking ttyd's protocol.
+pub struct Shell {
+    pub ws: Ws,
+    /// Everything the shell printed so far.
+    pub screen: String,
+    /// The command byte of every server frame received.
+    pub frames: Vec<u8>,
+}
+
+impl Shell {
+    pub async fn type_line(&mut self, line: &str) -> Result {
+        let mut f = vec![b'0'];
+        f.extend_from_slice(line.as_bytes());
+        f.push(b'\r');
+        self.ws.send(Message::Binary(Bytes::from(f))).await?;
+        Ok(())
+    }
+
+    /// Reads until the screen matches `pattern` (a regex) or `timeout` passes.
+    pub async fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<String> {
+        let re = regex_lite::Regex::new(pattern)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = re.find(&self.screen) {
+                return Ok(m.as_str().to_string());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!("timed out waiting for /{pattern}/; screen:\n{}", self.screen).into());
+            }
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
+                    self.frames.push(b[0]);
+                    if b[0] == b'0' {
+                        self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
+                    }
+                }
+                Ok(Some(Ok(Message::Close(c)))) => return Err(format!("terminal closed: {c:?}; screen:\n{}", self.screen).into()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => return Err(format!("terminal ended; screen:\n{}", self.screen).into()),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Runs a command and returns its output (between unique markers).
+    pub async fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
+        let n = self.screen.len();
+        let tag = format!("{:x}", rand_u32());
+        self.type_line(&format!("echo B{tag}Q; {cmd}; echo E{tag}Q$?")).await?;
+        let pat = format!(r"(?s)[\r\n]B{tag}Q.*?E{tag}Q\d+");
+        let _ = n;
+        let found = self.expect(&pat, timeout).await?;
+        Ok(found)
+    }
+}
+
+pub fn rand_u32() -> u32 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+    nanos ^ std::process::id().rotate_left(16)
+}

@@ -16,7 +16,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around every page.
@@ -53,11 +53,12 @@ pub fn App() -> impl IntoView {
         <Router>
             <components::header::Header/>
             <main class="page">
+                // Async SSR: pages arrive complete, so they work with JavaScript off.
                 <Routes fallback=pages::not_found::NotFoundPage>
-                    <Route path=path!("/") view=pages::home::HomePage/>
-                    <Route path=path!("/search") view=pages::search::SearchPage/>
-                    <Route path=path!("/p/:slug") view=pages::project::ProjectPage/>
-                    <Route path=path!("/containers") view=pages::containers::ContainersPage/>
+                    <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("/search") view=pages::search::SearchPage ssr=SsrMode::Async/>
+                    <Route path=path!("/p/:slug") view=pages::project::ProjectPage ssr=SsrMode::Async/>
+                    <Route path=path!("/containers") view=pages::containers::ContainersPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <components::footer::Footer/>

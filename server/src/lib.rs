@@ -89,6 +89,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(api::health::healthz))
         .route("/metrics", get(api::health::metrics))
         .route("/try/{slug}", get(api::sandboxes::try_redirect))
+        .route("/badge/{file}", get(api::badge::badge))
         .route("/s/{id}/ws", get(api::terminal::connect))
         .route(
             "/sfn/{*fn_name}",

@@ -1,0 +1,101 @@
+//! Crash safety: SIGKILL the real `trythis` binary mid-session, add a stray labelled container
+//! (a crash between "create" and "record"), restart — nothing is leaked.
+mod common;
+use common::*;
+use std::{process::Stdio, time::Duration};
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn spawn_server(dir: &std::path::Path, port: u16) -> Result<tokio::process::Child> {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trythis"))
+        .arg("serve")
+        .env("TRYTHIS_DATA_DIR", dir)
+        .env("TRYTHIS_DATABASE_URL", format!("sqlite://{}/t.db", dir.display()))
+        .env("TRYTHIS_TTYD_PATH", ttyd_path())
+        .env("TRYTHIS_LISTEN", format!("127.0.0.1:{port}"))
+        .env("TRYTHIS_LOG", "warn")
+        .env("TRYTHIS_CONFIG", "/dev/null")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+            return Ok(child);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err("server did not come up".into())
+}
+
+#[tokio::test]
+async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
+    let dir = std::env::temp_dir().join(format!("trythis-crash-{}", server::identity::random_id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = test_config(&dir, &[])?;
+    let (repo, digest, size) = fixture_image(&config).await?;
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    publish_fixture(&db, "fixture", "Databases", &repo, &digest, size).await?;
+
+    let port = free_port()?;
+    let mut server = spawn_server(&dir, port).await?;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let resp = http.post(format!("{base}/api/projects/fixture/try")).header("content-type", "application/json").body("{}").send().await?;
+    let cookie = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).ok_or("cookie")?.to_string();
+    assert_eq!(resp.status().as_u16(), 201);
+    let body: serde_json::Value = resp.json().await?;
+    let kept = body["id"].as_str().ok_or("id")?.to_string();
+
+    // A launch cut short: the row says "starting", and a container exists for it.
+    let runtime = server::sandbox::runtime::DockerRuntime::new(server::sandbox::runtime::connect_docker(&config).await?, &config);
+    use server::sandbox::runtime::Runtime;
+    let stray = server::identity::random_id();
+    db::sandboxes::insert_starting(
+        &db,
+        db::sandboxes::NewSandbox {
+            id: stray.clone(),
+            owner: "v:crashed".into(),
+            project_id: 1,
+            project_slug: "fixture".into(),
+            category: "Databases".into(),
+            image: format!("{repo}@{digest}"),
+            expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
+            client_ip: None,
+        },
+    )
+    .await?;
+    let launched = runtime
+        .launch(&server::sandbox::runtime::LaunchSpec {
+            sandbox_id: stray.clone(),
+            owner: "v:crashed".into(),
+            project: "fixture".into(),
+            image: format!("{repo}@{digest}"),
+            expires_unix: 0,
+            egress: false,
+            welcome: None,
+        })
+        .await?;
+    server.kill().await?; // SIGKILL
+    let _ = server.wait().await;
+
+    let mut server = spawn_server(&dir, port).await?;
+    let listed = runtime.list().await?;
+    assert!(listed.iter().all(|l| l.sandbox_id != stray), "stray container survived the restart");
+    assert!(!launched.socket.exists(), "stray socket dir survived");
+    let stray_row = db::sandboxes::get(&db, &stray).await?.ok_or("row")?;
+    assert_eq!((stray_row.state.as_str(), stray_row.active), ("failed", false));
+    // The healthy session survives the restart and still works.
+    assert!(listed.iter().any(|l| l.sandbox_id == kept));
+    let v = Visitor { http: reqwest::Client::new(), cookie, base: base.clone() };
+    let mut sh = v.terminal(&kept).await.map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.run("echo after-restart", Duration::from_secs(20)).await?;
+    let r = v.call("DELETE", &format!("/api/sandboxes/{kept}"), None).await?;
+    assert_eq!(r.status, 204);
+    assert!(runtime.list().await?.iter().all(|l| l.sandbox_id != kept));
+    server.kill().await?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -39,7 +39,12 @@ pub mod ssr {
             name: p.name.clone(),
             summary: p.summary.clone(),
             category: p.category.clone(),
-            tags: p.tags.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+            tags: p
+                .tags
+                .split(',')
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect(),
             tries: p.tries,
         }
     }
@@ -88,21 +93,38 @@ pub mod ssr {
 #[server(prefix = "/sfn", endpoint = "home")]
 pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let cx = ssr::context()?;
-    let trending = db::projects::most_tried(&cx.db, 12).await.map_err(ssr::internal)?;
-    let newest = db::projects::newest(&cx.db, 6).await.map_err(ssr::internal)?;
-    let (_, total) = db::projects::search(&cx.db, &db::projects::Search { per_page: 1, ..Default::default() })
+    let trending = db::projects::most_tried(&cx.db, 12)
         .await
         .map_err(ssr::internal)?;
+    let newest = db::projects::newest(&cx.db, 6)
+        .await
+        .map_err(ssr::internal)?;
+    let (_, total) = db::projects::search(
+        &cx.db,
+        &db::projects::Search {
+            per_page: 1,
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(ssr::internal)?;
     Ok(HomeData {
         trending: trending.iter().map(ssr::card).collect(),
         newest: newest.iter().map(ssr::card).collect(),
-        categories: db::projects::CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        categories: db::projects::CATEGORIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         total,
     })
 }
 
 #[server(prefix = "/sfn", endpoint = "search")]
-pub async fn search_projects(q: String, category: String, page: u64) -> Result<SearchResults, ServerFnError> {
+pub async fn search_projects(
+    q: String,
+    category: String,
+    page: u64,
+) -> Result<SearchResults, ServerFnError> {
     let cx = ssr::context()?;
     let q: String = q.chars().take(200).collect();
     let search = db::projects::Search {
@@ -111,7 +133,9 @@ pub async fn search_projects(q: String, category: String, page: u64) -> Result<S
         page: page.max(1),
         per_page: PER_PAGE,
     };
-    let (items, total) = db::projects::search(&cx.db, &search).await.map_err(ssr::internal)?;
+    let (items, total) = db::projects::search(&cx.db, &search)
+        .await
+        .map_err(ssr::internal)?;
     Ok(SearchResults {
         items: items.iter().map(ssr::card).collect(),
         total,
@@ -124,7 +148,10 @@ pub async fn search_projects(q: String, category: String, page: u64) -> Result<S
 pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>, ServerFnError> {
     let cx = ssr::context()?;
     let me = ssr::identity().await?;
-    let Some(p) = db::projects::by_slug(&cx.db, &slug).await.map_err(ssr::internal)? else {
+    let Some(p) = db::projects::by_slug(&cx.db, &slug)
+        .await
+        .map_err(ssr::internal)?
+    else {
         return Ok(None);
     };
     if p.status == "hidden" && !me.is_admin {
@@ -135,13 +162,21 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
         .map_err(ssr::internal)?
         .filter(|s| s.project_id == p.id)
         .map(|s| ssr::sandbox_info(&s, cx.max_extensions));
-    Ok(Some((ProjectPage { project: ssr::detail(&p), sandbox }, cx.public_url.clone())))
+    Ok(Some((
+        ProjectPage {
+            project: ssr::detail(&p),
+            sandbox,
+        },
+        cx.public_url.clone(),
+    )))
 }
 
 #[server(prefix = "/sfn", endpoint = "containers")]
 pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
     let cx = ssr::context()?;
     let me = ssr::identity().await?;
-    let rows = db::sandboxes::history(&cx.db, &me.key, 100).await.map_err(ssr::internal)?;
+    let rows = db::sandboxes::history(&cx.db, &me.key, 100)
+        .await
+        .map_err(ssr::internal)?;
     Ok(rows.iter().map(ssr::sandbox_row).collect())
 }

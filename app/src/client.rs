@@ -19,7 +19,10 @@ impl Reply {
             .unwrap_or_else(|| format!("The server answered {}.", self.status))
     }
     pub fn code(&self) -> &str {
-        self.body.get("error").and_then(|m| m.as_str()).unwrap_or("")
+        self.body
+            .get("error")
+            .and_then(|m| m.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -28,30 +31,51 @@ fn js_err(e: JsValue) -> String {
 }
 
 /// Calls the JSON API with the same-origin session cookie. JSON content type = CSRF proof.
-pub async fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> Result<Reply, String> {
+pub async fn call(
+    method: &str,
+    url: &str,
+    body: Option<serde_json::Value>,
+) -> Result<Reply, String> {
     let window = web_sys::window().ok_or("no window")?;
     let init = web_sys::RequestInit::new();
     init.set_method(method);
     let headers = web_sys::Headers::new().map_err(js_err)?;
     headers.set("accept", "application/json").map_err(js_err)?;
     if let Some(b) = body {
-        headers.set("content-type", "application/json").map_err(js_err)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(js_err)?;
         init.set_body(&JsValue::from_str(&b.to_string()));
     } else if method != "GET" {
-        headers.set("content-type", "application/json").map_err(js_err)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(js_err)?;
     }
     init.set_headers(&headers);
     let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|_| "The network is unreachable. Check your connection and try again.".to_string())?;
+        .map_err(|_| {
+            "The network is unreachable. Check your connection and try again.".to_string()
+        })?;
     let resp: web_sys::Response = resp.dyn_into().map_err(js_err)?;
-    let retry_after = resp.headers().get("retry-after").ok().flatten().and_then(|v| v.parse().ok());
-    let text = JsFuture::from(resp.text().map_err(js_err)?).await.map_err(js_err)?;
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
+    let text = JsFuture::from(resp.text().map_err(js_err)?)
+        .await
+        .map_err(js_err)?;
     let body = text
         .as_string()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
-    Ok(Reply { status: resp.status(), retry_after, body })
+    Ok(Reply {
+        status: resp.status(),
+        retry_after,
+        body,
+    })
 }
 
 pub async fn sleep_ms(ms: i32) {
@@ -66,7 +90,10 @@ pub async fn sleep_ms(ms: i32) {
 fn terminal_fn(name: &str) -> Option<(JsValue, js_sys::Function)> {
     let window = web_sys::window()?;
     let obj = js_sys::Reflect::get(&window, &"trythisTerminal".into()).ok()?;
-    let f = js_sys::Reflect::get(&obj, &name.into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
+    let f = js_sys::Reflect::get(&obj, &name.into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
     Some((obj, f))
 }
 

@@ -4,13 +4,13 @@
 #![recursion_limit = "256"]
 
 pub mod api;
-pub mod components;
-pub mod model;
-pub mod pages;
 #[cfg(feature = "hydrate")]
 pub mod client;
+pub mod components;
 #[cfg(feature = "ssr")]
 pub mod markdown;
+pub mod model;
+pub mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

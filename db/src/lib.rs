@@ -7,15 +7,19 @@ pub mod migrations;
 pub mod projects;
 pub mod sandboxes;
 
-pub use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm::{ConnectOptions, Database};
+pub use sea_orm::{DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
 
 /// Connects (creating the SQLite file if needed) and applies every pending migration.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut url = url.to_string();
     if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
-        url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+        url.push_str(if url.contains('?') {
+            "&mode=rwc"
+        } else {
+            "?mode=rwc"
+        });
     }
     let mut opts = ConnectOptions::new(url.clone());
     opts.sqlx_logging(false);
@@ -27,8 +31,10 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
         use sea_orm::ConnectionTrait;
         // WAL lets readers run beside the one writer; busy_timeout queues writers instead of failing.
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
-            .await?;
+        db.execute_unprepared(
+            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .await?;
     }
     migrations::Migrator::up(&db, None).await?;
     Ok(db)

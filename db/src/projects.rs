@@ -47,7 +47,10 @@ pub fn fold(s: &str) -> String {
 
 /// The text a project is searched by: name, summary, tags and category, folded.
 pub fn search_text(name: &str, summary: &str, tags: &str, category: &str) -> String {
-    fold(&format!("{name} {summary} {} {category}", tags.replace(',', " ")))
+    fold(&format!(
+        "{name} {summary} {} {category}",
+        tags.replace(',', " ")
+    ))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -94,11 +97,17 @@ pub async fn search(db: &DatabaseConnection, s: &Search) -> Result<(Vec<Model>, 
     let total = rows.len() as u64;
     let per = s.per_page.clamp(1, 100);
     let skip = (Ord::max(s.page, 1) - 1).saturating_mul(per) as usize;
-    Ok((rows.into_iter().skip(skip).take(per as usize).collect(), total))
+    Ok((
+        rows.into_iter().skip(skip).take(per as usize).collect(),
+        total,
+    ))
 }
 
 pub async fn by_slug(db: &DatabaseConnection, slug: &str) -> Result<Option<Model>, DbErr> {
-    Project::find().filter(project::Column::Slug.eq(slug)).one(db).await
+    Project::find()
+        .filter(project::Column::Slug.eq(slug))
+        .one(db)
+        .await
 }
 
 pub async fn by_id(db: &DatabaseConnection, id: i32) -> Result<Option<Model>, DbErr> {
@@ -144,7 +153,12 @@ pub struct NewProject {
 /// Creates the project or updates its metadata (keeping image, tries and status).
 pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, DbErr> {
     let now = chrono::Utc::now();
-    let tags = p.tags.iter().map(|t| fold(t.trim())).collect::<Vec<_>>().join(",");
+    let tags = p
+        .tags
+        .iter()
+        .map(|t| fold(t.trim()))
+        .collect::<Vec<_>>()
+        .join(",");
     let text = search_text(&p.name, &p.summary, &tags, &p.category);
     let existing = by_slug(db, &p.slug).await?;
     let mut am = match &existing {

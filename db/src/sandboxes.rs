@@ -60,7 +60,10 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Model>, DbE
 }
 
 /// The owner's active sandbox, if any.
-pub async fn active_for_owner(db: &DatabaseConnection, owner: &str) -> Result<Option<Model>, DbErr> {
+pub async fn active_for_owner(
+    db: &DatabaseConnection,
+    owner: &str,
+) -> Result<Option<Model>, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Owner.eq(owner))
         .filter(sandbox::Column::Active.eq(true))
@@ -86,7 +89,11 @@ pub async fn count_active(db: &DatabaseConnection) -> Result<u64, DbErr> {
 }
 
 /// The owner's history, newest first.
-pub async fn history(db: &DatabaseConnection, owner: &str, limit: u64) -> Result<Vec<Model>, DbErr> {
+pub async fn history(
+    db: &DatabaseConnection,
+    owner: &str,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Owner.eq(owner))
         .order_by_desc(sandbox::Column::CreatedAt)
@@ -116,7 +123,11 @@ pub async fn mark_ready(
     .map(|_| ())
 }
 
-pub async fn set_container(db: &DatabaseConnection, id: &str, container_id: &str) -> Result<(), DbErr> {
+pub async fn set_container(
+    db: &DatabaseConnection,
+    id: &str,
+    container_id: &str,
+) -> Result<(), DbErr> {
     sandbox::ActiveModel {
         id: Set(id.into()),
         container_id: Set(Some(container_id.into())),
@@ -139,7 +150,12 @@ pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<(), DbErr
 }
 
 /// Terminal state: frees the owner's slot. `state` is `ended` or `failed`.
-pub async fn finish(db: &DatabaseConnection, id: &str, state: &str, reason: &str) -> Result<(), DbErr> {
+pub async fn finish(
+    db: &DatabaseConnection,
+    id: &str,
+    state: &str,
+    reason: &str,
+) -> Result<(), DbErr> {
     Sandbox::update_many()
         .col_expr(sandbox::Column::State, Expr::value(state))
         .col_expr(sandbox::Column::Active, Expr::value(false))
@@ -179,7 +195,10 @@ pub async fn extend(
 }
 
 /// Tries per category for one owner (recommendations) — (category, count).
-pub async fn tries_by_category(db: &DatabaseConnection, owner: &str) -> Result<Vec<(String, i64)>, DbErr> {
+pub async fn tries_by_category(
+    db: &DatabaseConnection,
+    owner: &str,
+) -> Result<Vec<(String, i64)>, DbErr> {
     Sandbox::find()
         .select_only()
         .column(sandbox::Column::Category)

@@ -16,7 +16,9 @@ async fn postgres() -> Result<db::DatabaseConnection> {
     use sea_orm::ConnectionTrait;
     let admin = sea_orm::Database::connect(&url).await?;
     let name = format!("trythis_test_{}_{}", std::process::id(), rand_suffix());
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
     let base = url.rsplit_once('/').map(|(b, _)| b).ok_or("bad url")?;
     Ok(db::connect_and_migrate(&format!("{base}/{name}")).await?)
 }
@@ -97,7 +99,11 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
         per_page: 10,
     };
     let (r, _) = projects::search(&db, &s("redis", None)).await?;
-    assert_eq!(r.first().map(|p| p.slug.as_str()), Some("redis"), "exact name first");
+    assert_eq!(
+        r.first().map(|p| p.slug.as_str()),
+        Some("redis"),
+        "exact name first"
+    );
     let (r, _) = projects::search(&db, &s("red", None)).await?;
     let slugs: Vec<_> = r.iter().map(|p| p.slug.as_str()).collect();
     assert_eq!(slugs, ["redict", "redis"], "prefix matches by popularity");

@@ -102,36 +102,57 @@ impl Registry {
             return Ok(());
         }
         let req = format!("GET /v2/ HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-        stream.write_all(req.as_bytes()).await.map_err(|e| unreachable(e.to_string()))?;
-        let mut head = [0u8; 12];
-        let read = tokio::time::timeout(std::time::Duration::from_secs(2), stream.read_exact(&mut head))
+        stream
+            .write_all(req.as_bytes())
             .await
-            .map_err(|_| unreachable("no answer".into()))?;
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut head = [0u8; 12];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            stream.read_exact(&mut head),
+        )
+        .await
+        .map_err(|_| unreachable("no answer".into()))?;
         read.map_err(|e| unreachable(e.to_string()))?;
         match &head[9..12] {
             b"200" | b"401" => Ok(()),
-            other => Err(unreachable(format!("GET /v2/ answered {}", String::from_utf8_lossy(other)))),
+            other => Err(unreachable(format!(
+                "GET /v2/ answered {}",
+                String::from_utf8_lossy(other)
+            ))),
         }
     }
 
     /// Resolves `repository:tag` to its manifest digest and total layer size.
-    pub async fn resolve(&self, repository: &str, tag: &str) -> Result<ResolvedImage, RegistryError> {
+    pub async fn resolve(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<ResolvedImage, RegistryError> {
         let full = format!("{repository}:{tag}");
-        let reference: Reference = full
-            .parse()
-            .map_err(|e: oci_client::ParseError| RegistryError::BadReference(full.clone(), e.to_string()))?;
-        let (manifest, digest) = self.client.pull_image_manifest(&reference, &self.auth()).await?;
+        let reference: Reference = full.parse().map_err(|e: oci_client::ParseError| {
+            RegistryError::BadReference(full.clone(), e.to_string())
+        })?;
+        let (manifest, digest) = self
+            .client
+            .pull_image_manifest(&reference, &self.auth())
+            .await?;
         let size = manifest.layers.iter().map(|l| l.size).sum::<i64>() + manifest.config.size;
         Ok(ResolvedImage { digest, size })
     }
 
     /// Tags of one repository.
     pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        let reference: Reference = format!("{repository}:latest")
-            .parse()
-            .map_err(|e: oci_client::ParseError| RegistryError::BadReference(repository.into(), e.to_string()))?;
-        let resp = self.client.list_tags(&reference, &self.auth(), None, None).await?;
+        let reference: Reference =
+            format!("{repository}:latest")
+                .parse()
+                .map_err(|e: oci_client::ParseError| {
+                    RegistryError::BadReference(repository.into(), e.to_string())
+                })?;
+        let resp = self
+            .client
+            .list_tags(&reference, &self.auth(), None, None)
+            .await?;
         Ok(resp.tags)
     }
 }
-

@@ -73,9 +73,15 @@ impl Source {
                     map.insert(k.trim().to_string(), v.trim().trim_matches('"').to_string());
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::env::var("TRYTHIS_CONFIG").is_err() => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::env::var("TRYTHIS_CONFIG").is_err() => {}
             Err(e) => {
-                return Err(ConfigError { key: "TRYTHIS_CONFIG".into(), value: file, reason: e.to_string() })
+                return Err(ConfigError {
+                    key: "TRYTHIS_CONFIG".into(),
+                    value: file,
+                    reason: e.to_string(),
+                })
             }
         }
         for (k, v) in std::env::vars() {
@@ -87,24 +93,41 @@ impl Source {
     }
 
     fn str(&self, key: &str, default: &str) -> String {
-        self.0.get(key).cloned().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+        self.0
+            .get(key)
+            .cloned()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
     }
 
     fn opt(&self, key: &str) -> Option<String> {
         self.0.get(key).cloned().filter(|v| !v.is_empty())
     }
 
-    fn parse<T: std::str::FromStr>(&self, key: &str, default: T, what: &str) -> Result<T, ConfigError> {
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
         match self.opt(key) {
             None => Ok(default),
-            Some(v) => v.parse().map_err(|_| ConfigError { key: key.into(), value: v, reason: format!("expected {what}") }),
+            Some(v) => v.parse().map_err(|_| ConfigError {
+                key: key.into(),
+                value: v,
+                reason: format!("expected {what}"),
+            }),
         }
     }
 
     fn positive(&self, key: &str, default: u64) -> Result<u64, ConfigError> {
         let v = self.parse(key, default, "a whole number")?;
         if v == 0 {
-            return Err(ConfigError { key: key.into(), value: "0".into(), reason: "must be at least 1".into() });
+            return Err(ConfigError {
+                key: key.into(),
+                value: "0".into(),
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(v)
     }
@@ -121,29 +144,68 @@ impl Config {
     }
 
     /// Configuration from explicit `KEY=VALUE` pairs only (tests).
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, ConfigError> {
-        Self::from_source(Source(pairs.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_source(Source(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
     }
 
     fn from_source(s: Source) -> Result<Self, ConfigError> {
         let data_dir = PathBuf::from(s.str("TRYTHIS_DATA_DIR", "data"));
         let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
-        let listen = s.parse("TRYTHIS_LISTEN", SocketAddr::from(([127, 0, 0, 1], 3000)), "an address like 127.0.0.1:3000")?;
-        let public_url = s.str("TRYTHIS_PUBLIC_URL", &format!("http://{listen}")).trim_end_matches('/').to_string();
+        let listen = s.parse(
+            "TRYTHIS_LISTEN",
+            SocketAddr::from(([127, 0, 0, 1], 3000)),
+            "an address like 127.0.0.1:3000",
+        )?;
+        let public_url = s
+            .str("TRYTHIS_PUBLIC_URL", &format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
-            return Err(ConfigError { key: "TRYTHIS_PUBLIC_URL".into(), value: public_url, reason: "must start with http:// or https://".into() });
+            return Err(ConfigError {
+                key: "TRYTHIS_PUBLIC_URL".into(),
+                value: public_url,
+                reason: "must start with http:// or https://".into(),
+            });
         }
-        let database_url = s.str("TRYTHIS_DATABASE_URL", &format!("sqlite://{}/trythis.db", data_dir.display()));
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
-            return Err(ConfigError { key: "TRYTHIS_DATABASE_URL".into(), value: database_url, reason: "must be a sqlite: or postgres:// URL".into() });
+        let database_url = s.str(
+            "TRYTHIS_DATABASE_URL",
+            &format!("sqlite://{}/trythis.db", data_dir.display()),
+        );
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError {
+                key: "TRYTHIS_DATABASE_URL".into(),
+                value: database_url,
+                reason: "must be a sqlite: or postgres:// URL".into(),
+            });
         }
         let docker_endpoint = s.str("TRYTHIS_DOCKER_ENDPOINT", "unix:///var/run/docker.sock");
-        if !(docker_endpoint.starts_with("unix://") || docker_endpoint.starts_with("tcp://") || docker_endpoint.starts_with("http://")) {
-            return Err(ConfigError { key: "TRYTHIS_DOCKER_ENDPOINT".into(), value: docker_endpoint, reason: "must be unix:///path or tcp://host:port".into() });
+        if !(docker_endpoint.starts_with("unix://")
+            || docker_endpoint.starts_with("tcp://")
+            || docker_endpoint.starts_with("http://"))
+        {
+            return Err(ConfigError {
+                key: "TRYTHIS_DOCKER_ENDPOINT".into(),
+                value: docker_endpoint,
+                reason: "must be unix:///path or tcp://host:port".into(),
+            });
         }
         let cpus: f64 = s.parse("TRYTHIS_SANDBOX_CPUS", 0.5, "a number of CPUs like 0.5")?;
         if !(0.01..=64.0).contains(&cpus) {
-            return Err(ConfigError { key: "TRYTHIS_SANDBOX_CPUS".into(), value: cpus.to_string(), reason: "must be between 0.01 and 64".into() });
+            return Err(ConfigError {
+                key: "TRYTHIS_SANDBOX_CPUS".into(),
+                value: cpus.to_string(),
+                reason: "must be between 0.01 and 64".into(),
+            });
         }
         let limits = SandboxLimits {
             memory_mb: s.positive("TRYTHIS_SANDBOX_MEMORY_MB", 512)?,
@@ -174,7 +236,10 @@ impl Config {
             docker_endpoint,
             registry,
             site_root: PathBuf::from(s.str("TRYTHIS_SITE_ROOT", "target/site")),
-            ttyd_path: PathBuf::from(s.str("TRYTHIS_TTYD_PATH", &format!("{}/bin/ttyd", data_dir.display()))),
+            ttyd_path: PathBuf::from(s.str(
+                "TRYTHIS_TTYD_PATH",
+                &format!("{}/bin/ttyd", data_dir.display()),
+            )),
             limits,
             log: s.str("TRYTHIS_LOG", "info,sqlx=warn,bollard=warn,tower_http=info"),
             data_dir,
@@ -201,13 +266,19 @@ mod tests {
 
     #[test]
     fn bad_value_names_the_key() {
-        let err = Config::from_pairs([("TRYTHIS_SANDBOX_MEMORY_MB", "lots")]).err().map(|e| e.to_string());
+        let err = Config::from_pairs([("TRYTHIS_SANDBOX_MEMORY_MB", "lots")])
+            .err()
+            .map(|e| e.to_string());
         let err = err.unwrap_or_default();
         assert!(err.contains("TRYTHIS_SANDBOX_MEMORY_MB"), "{err}");
         assert!(err.contains("whole number"), "{err}");
-        let err = Config::from_pairs([("TRYTHIS_DATABASE_URL", "mysql://x")]).err().map(|e| e.to_string());
+        let err = Config::from_pairs([("TRYTHIS_DATABASE_URL", "mysql://x")])
+            .err()
+            .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("TRYTHIS_DATABASE_URL"));
-        let err = Config::from_pairs([("TRYTHIS_LISTEN", "nowhere")]).err().map(|e| e.to_string());
+        let err = Config::from_pairs([("TRYTHIS_LISTEN", "nowhere")])
+            .err()
+            .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("TRYTHIS_LISTEN"));
     }
 

@@ -21,7 +21,10 @@ pub enum ApiError {
     #[error("You already have a sandbox running. Stop it or confirm replacing it.")]
     SandboxActive(serde_json::Value),
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: u64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// Capacity full: the request holds a place in line.
     #[error("All sandboxes are busy; you are number {position} in line.")]
     Queued { position: u64 },
@@ -53,11 +56,17 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(code, _) => (StatusCode::BAD_REQUEST, *code, None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", None),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", None),
-            ApiError::SandboxActive(s) => (StatusCode::CONFLICT, "sandbox_active", Some(("sandbox", s.clone()))),
+            ApiError::SandboxActive(s) => (
+                StatusCode::CONFLICT,
+                "sandbox_active",
+                Some(("sandbox", s.clone())),
+            ),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", None),
-            ApiError::Queued { position } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "queued", Some(("queue_position", json!(position))))
-            }
+            ApiError::Queued { position } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queued",
+                Some(("queue_position", json!(position))),
+            ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
@@ -75,7 +84,9 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(body)).into_response();
         let retry = match &self {
-            ApiError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
             ApiError::Queued { .. } => Some(2),
             _ => None,
         };

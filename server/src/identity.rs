@@ -43,7 +43,11 @@ impl Signer {
         let expected = self.mac(value);
         // Constant-time comparison of the hex strings.
         let same = expected.len() == sig.len()
-            && expected.bytes().zip(sig.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            && expected
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
         same.then_some(value)
     }
 }
@@ -88,10 +92,18 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         Some(v) => (v, false),
         None => (random_id(), true),
     };
-    req.extensions_mut().insert(Identity { key: format!("v:{visitor}"), signed_in: false, is_admin: false });
+    req.extensions_mut().insert(Identity {
+        key: format!("v:{visitor}"),
+        signed_in: false,
+        is_admin: false,
+    });
     let mut resp = next.run(req).await;
     if fresh {
-        let secure = if state.config.public_url.starts_with("https://") { "; Secure" } else { "" };
+        let secure = if state.config.public_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
         let cookie = format!(
             "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
             signer.sign(&visitor)
@@ -112,11 +124,15 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
         // Forms can only POST; other methods cross-site need a preflight, which is never granted.
         let json = *req.method() != Method::POST
             || req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+        let origin_ok = match req
             .headers()
-            .get(header::CONTENT_TYPE)
+            .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        let origin_ok = match req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        {
             None | Some("null") => true,
             Some(origin) => {
                 origin == state.config.public_url
@@ -157,7 +173,9 @@ mod tests {
         let a = random_id();
         let b = random_id();
         assert_eq!(a.len(), 26);
-        assert!(a.bytes().all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c)));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c)));
         assert_ne!(a, b);
     }
 }

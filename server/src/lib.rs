@@ -45,7 +45,12 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(docker, &config));
     let metrics = Arc::new(metrics::Metrics::default());
-    let sandboxes = Arc::new(sandbox::SandboxService::new(db.clone(), runtime, config.limits.clone(), metrics.clone()));
+    let sandboxes = Arc::new(sandbox::SandboxService::new(
+        db.clone(),
+        runtime,
+        config.limits.clone(),
+        metrics.clone(),
+    ));
     let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
     Ok(AppState {
         registry: registry::Registry::new(config.registry.clone()),
@@ -77,10 +82,16 @@ pub fn router(state: AppState) -> Router {
         .route("/projects", get(api::projects::list))
         .route("/projects/{slug}", get(api::projects::get))
         .route("/projects/{slug}/try", post(api::sandboxes::start))
-        .route("/sandboxes/{id}", get(api::sandboxes::status).delete(api::sandboxes::stop))
+        .route(
+            "/sandboxes/{id}",
+            get(api::sandboxes::status).delete(api::sandboxes::stop),
+        )
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
         .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) })
-        .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard));
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            identity::csrf_guard,
+        ));
     let site_root = state.config.site_root.clone();
     let leptos_options = state.leptos_options.clone();
     let ctx_for_sfn = context.clone();
@@ -108,7 +119,13 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(ServeDir::new(site_root))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
-        .layer(security_headers())
+        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -118,22 +135,9 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn security_headers() -> tower::layer::util::Stack<
-    SetResponseHeaderLayer<HeaderValue>,
-    tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, tower::layer::util::Stack<SetResponseHeaderLayer<HeaderValue>, SetResponseHeaderLayer<HeaderValue>>>,
-> {
-    // Only the site's own scripts (the wasm bundle needs 'wasm-unsafe-eval'; Leptos' hydration
-    // bootstrap is an inline module script, hence 'unsafe-inline' for scripts until nonces land).
-    let csp = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; \
-               img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
-    tower::layer::util::Stack::new(
-        SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp)),
-        tower::layer::util::Stack::new(
-            SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
-            tower::layer::util::Stack::new(
-                SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("strict-origin-when-cross-origin")),
-                SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-            ),
-        ),
-    )
-}
+/// Content-Security-Policy: only the site's own scripts (the wasm bundle needs
+/// 'wasm-unsafe-eval'; Leptos' hydration bootstrap is an inline module script, hence
+/// 'unsafe-inline' for scripts until nonces land); no framing.
+const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
+    base-uri 'self'; form-action 'self'";

@@ -20,7 +20,10 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         None | Some("serve") => serve(config).await,
-        Some("migrate") => db::connect_and_migrate(&config.database_url).await.map(|_| ()).map_err(Into::into),
+        Some("migrate") => db::connect_and_migrate(&config.database_url)
+            .await
+            .map(|_| ())
+            .map_err(Into::into),
         Some("seed") => seed(config, args.get(1).map(String::as_str).unwrap_or("catalog")).await,
         Some(_) => {
             eprintln!("{USAGE}");
@@ -40,7 +43,8 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
-    let (published, reused) = server::seed::seed_catalog(std::path::Path::new(dir), &db, &docker, &registry).await?;
+    let (published, reused) =
+        server::seed::seed_catalog(std::path::Path::new(dir), &db, &docker, &registry).await?;
     println!("    catalogue: {published} built, {reused} reused");
     Ok(())
 }
@@ -52,14 +56,21 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let (removed, ended) = state.sandboxes.reconcile().await?;
     tracing::info!(removed, ended, "reconciled engine and database");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reaper = tokio::spawn(sandbox::reaper_loop(Arc::clone(&state.sandboxes), Duration::from_secs(5), stop_rx));
+    let reaper = tokio::spawn(sandbox::reaper_loop(
+        Arc::clone(&state.sandboxes),
+        Duration::from_secs(5),
+        stop_rx,
+    ));
 
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
-    axum::serve(listener, server::router(state).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        server::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     tracing::info!("shut down cleanly");

@@ -6,7 +6,9 @@ use std::sync::{
 };
 
 /// Upper bounds (seconds) of the launch-time histogram buckets.
-const LAUNCH_BUCKETS: [f64; 12] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0];
+const LAUNCH_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
 
 #[derive(Default)]
 pub struct Metrics {
@@ -25,7 +27,8 @@ impl Metrics {
                 self.launch_counts[i].fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.launch_sum_micros.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+        self.launch_sum_micros
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
         self.launch_total.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -47,37 +50,72 @@ impl Metrics {
     pub fn render(&self, sandboxes_running: u64, queue_length: u64) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP trythis_sandbox_launch_seconds Time from Try request to a ready terminal.");
+        let _ = writeln!(
+            s,
+            "# HELP trythis_sandbox_launch_seconds Time from Try request to a ready terminal."
+        );
         let _ = writeln!(s, "# TYPE trythis_sandbox_launch_seconds histogram");
         for (i, le) in LAUNCH_BUCKETS.iter().enumerate() {
             let n = self.launch_counts[i].load(Ordering::Relaxed);
-            let _ = writeln!(s, "trythis_sandbox_launch_seconds_bucket{{le=\"{le}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "trythis_sandbox_launch_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
         }
         let total = self.launch_total.load(Ordering::Relaxed);
-        let _ = writeln!(s, "trythis_sandbox_launch_seconds_bucket{{le=\"+Inf\"}} {total}");
+        let _ = writeln!(
+            s,
+            "trythis_sandbox_launch_seconds_bucket{{le=\"+Inf\"}} {total}"
+        );
         let sum = self.launch_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(s, "trythis_sandbox_launch_seconds_sum {sum}");
         let _ = writeln!(s, "trythis_sandbox_launch_seconds_count {total}");
-        let _ = writeln!(s, "# HELP trythis_sandbox_launch_failures_total Try launches that failed.");
+        let _ = writeln!(
+            s,
+            "# HELP trythis_sandbox_launch_failures_total Try launches that failed."
+        );
         let _ = writeln!(s, "# TYPE trythis_sandbox_launch_failures_total counter");
-        let _ = writeln!(s, "trythis_sandbox_launch_failures_total {}", self.launch_failures.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP trythis_try_rate_limited_total Try requests answered 429.");
+        let _ = writeln!(
+            s,
+            "trythis_sandbox_launch_failures_total {}",
+            self.launch_failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP trythis_try_rate_limited_total Try requests answered 429."
+        );
         let _ = writeln!(s, "# TYPE trythis_try_rate_limited_total counter");
-        let _ = writeln!(s, "trythis_try_rate_limited_total {}", self.rate_limited.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP trythis_sandboxes_running Sandboxes holding a slot (starting or ready).");
+        let _ = writeln!(
+            s,
+            "trythis_try_rate_limited_total {}",
+            self.rate_limited.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP trythis_sandboxes_running Sandboxes holding a slot (starting or ready)."
+        );
         let _ = writeln!(s, "# TYPE trythis_sandboxes_running gauge");
         let _ = writeln!(s, "trythis_sandboxes_running {sandboxes_running}");
-        let _ = writeln!(s, "# HELP trythis_try_queue_length Try requests waiting for capacity.");
+        let _ = writeln!(
+            s,
+            "# HELP trythis_try_queue_length Try requests waiting for capacity."
+        );
         let _ = writeln!(s, "# TYPE trythis_try_queue_length gauge");
         let _ = writeln!(s, "trythis_try_queue_length {queue_length}");
         let _ = writeln!(s, "# HELP trythis_builds_total Image builds by outcome.");
         let _ = writeln!(s, "# TYPE trythis_builds_total counter");
         let _ = writeln!(s, "trythis_builds_total{{outcome=\"succeeded\"}} 0");
-        let _ = writeln!(s, "# HELP trythis_http_requests_total HTTP requests by method and status.");
+        let _ = writeln!(
+            s,
+            "# HELP trythis_http_requests_total HTTP requests by method and status."
+        );
         let _ = writeln!(s, "# TYPE trythis_http_requests_total counter");
         if let Ok(m) = self.http.lock() {
             for ((method, status), n) in m.iter() {
-                let _ = writeln!(s, "trythis_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    s,
+                    "trythis_http_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}"
+                );
             }
         }
         s
@@ -94,9 +132,18 @@ mod tests {
         m.observe_launch(0.15);
         m.observe_launch(3.0);
         let text = m.render(2, 0);
-        assert!(text.contains("trythis_sandbox_launch_seconds_bucket{le=\"0.1\"} 0"), "{text}");
-        assert!(text.contains("trythis_sandbox_launch_seconds_bucket{le=\"0.2\"} 1"), "{text}");
-        assert!(text.contains("trythis_sandbox_launch_seconds_bucket{le=\"5\"} 2"), "{text}");
+        assert!(
+            text.contains("trythis_sandbox_launch_seconds_bucket{le=\"0.1\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trythis_sandbox_launch_seconds_bucket{le=\"0.2\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trythis_sandbox_launch_seconds_bucket{le=\"5\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("trythis_sandbox_launch_seconds_count 2"));
         assert!(text.contains("trythis_sandboxes_running 2"));
     }

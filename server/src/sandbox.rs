@@ -54,7 +54,8 @@ impl Queue {
     /// 1-based place of `owner`, joining at the back if new.
     fn place(&mut self, owner: &str) -> usize {
         let now = Instant::now();
-        self.waiting.retain(|(_, seen)| now.duration_since(*seen) < QUEUE_STALE);
+        self.waiting
+            .retain(|(_, seen)| now.duration_since(*seen) < QUEUE_STALE);
         match self.waiting.iter().position(|(o, _)| o == owner) {
             Some(i) => {
                 self.waiting[i].1 = now;
@@ -94,7 +95,12 @@ fn per_minute(n: u32) -> Quota {
 }
 
 impl SandboxService {
-    pub fn new(db: DatabaseConnection, runtime: Arc<dyn Runtime>, limits: SandboxLimits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        runtime: Arc<dyn Runtime>,
+        limits: SandboxLimits,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             per_identity: RateLimiter::keyed(per_minute(limits.rate_per_identity)),
             per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
@@ -120,11 +126,20 @@ impl SandboxService {
     }
 
     pub fn queue_length(&self) -> u64 {
-        self.queue.lock().map(|q| q.waiting.len() as u64).unwrap_or(0)
+        self.queue
+            .lock()
+            .map(|q| q.waiting.len() as u64)
+            .unwrap_or(0)
     }
 
     /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.
-    pub async fn try_project(&self, who: &Identity, ip: IpAddr, slug: &str, replace: bool) -> Result<TryOutcome, ApiError> {
+    pub async fn try_project(
+        &self,
+        who: &Identity,
+        ip: IpAddr,
+        slug: &str,
+        replace: bool,
+    ) -> Result<TryOutcome, ApiError> {
         let project = db::projects::by_slug(&self.db, slug)
             .await?
             .filter(|p| p.status != "hidden" || who.is_admin)
@@ -138,7 +153,10 @@ impl SandboxService {
 
         if let Some(current) = db::sandboxes::active_for_owner(&self.db, &who.key).await? {
             if current.project_id == project.id {
-                return Ok(TryOutcome { created: false, info: self.info(&current) });
+                return Ok(TryOutcome {
+                    created: false,
+                    info: self.info(&current),
+                });
             }
             if !replace {
                 return Err(ApiError::SandboxActive(serde_json::json!({
@@ -157,8 +175,13 @@ impl SandboxService {
             return Err(e);
         }
 
-        let lifetime = if who.signed_in { self.limits.lifetime_user } else { self.limits.lifetime_visitor };
-        let expires_at = chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
+        let lifetime = if who.signed_in {
+            self.limits.lifetime_user
+        } else {
+            self.limits.lifetime_visitor
+        };
+        let expires_at =
+            chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
         let id = crate::identity::random_id();
         let image = format!("{repo}@{digest}");
         let row = db::sandboxes::NewSandbox {
@@ -177,9 +200,16 @@ impl SandboxService {
                 // A concurrent request of the same identity won the slot.
                 let current = db::sandboxes::active_for_owner(&self.db, &who.key).await?;
                 return match current {
-                    Some(c) if c.project_id == project.id => Ok(TryOutcome { created: false, info: self.info(&c) }),
-                    Some(c) => Err(ApiError::SandboxActive(serde_json::json!({ "id": c.id, "project": c.project_slug }))),
-                    None => Err(ApiError::Unavailable("Your previous sandbox is still stopping. Try again in a second.".into())),
+                    Some(c) if c.project_id == project.id => Ok(TryOutcome {
+                        created: false,
+                        info: self.info(&c),
+                    }),
+                    Some(c) => Err(ApiError::SandboxActive(
+                        serde_json::json!({ "id": c.id, "project": c.project_slug }),
+                    )),
+                    None => Err(ApiError::Unavailable(
+                        "Your previous sandbox is still stopping. Try again in a second.".into(),
+                    )),
                 };
             }
             Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
@@ -201,18 +231,30 @@ impl SandboxService {
         match self.runtime.launch(&spec).await {
             Ok(launched) => {
                 let elapsed = started.elapsed();
-                db::sandboxes::mark_ready(&self.db, &id, &launched.container_id, elapsed.as_millis() as i64).await?;
+                db::sandboxes::mark_ready(
+                    &self.db,
+                    &id,
+                    &launched.container_id,
+                    elapsed.as_millis() as i64,
+                )
+                .await?;
                 db::projects::count_try(&self.db, project.id).await?;
                 self.metrics.observe_launch(elapsed.as_secs_f64());
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
-                let row = db::sandboxes::get(&self.db, &id).await?.ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
-                Ok(TryOutcome { created: true, info: self.info(&row) })
+                let row = db::sandboxes::get(&self.db, &id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+                Ok(TryOutcome {
+                    created: true,
+                    info: self.info(&row),
+                })
             }
             Err(e) => {
                 self.metrics.launch_failed();
                 tracing::warn!(sandbox = %id, project = %project.slug, error = %e, "launch failed");
                 let _ = self.runtime.destroy(&id).await;
-                db::sandboxes::finish(&self.db, &id, State::Failed.as_str(), &e.to_string()).await?;
+                db::sandboxes::finish(&self.db, &id, State::Failed.as_str(), &e.to_string())
+                    .await?;
                 Err(match e {
                     RuntimeError::ImageMissing(_) => ApiError::Unavailable(format!(
                         "The image of {} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.",
@@ -250,12 +292,17 @@ impl SandboxService {
     async fn wait_for_capacity(&self, owner: &str) -> Result<(), ApiError> {
         let running = db::sandboxes::count_active(&self.db).await?;
         let free = self.limits.max_running.saturating_sub(running) as usize;
-        let mut q = self.queue.lock().map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
+        let mut q = self
+            .queue
+            .lock()
+            .map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
         let place = q.place(owner);
         if place <= free {
             Ok(())
         } else {
-            Err(ApiError::Queued { position: (place - free) as u64 })
+            Err(ApiError::Queued {
+                position: (place - free) as u64,
+            })
         }
     }
 
@@ -265,7 +312,9 @@ impl SandboxService {
         self.terminals.close(id);
         if let Err(e) = self.runtime.destroy(id).await {
             tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
-            return Err(ApiError::Unavailable("The sandbox engine did not answer; the sandbox will be removed shortly.".into()));
+            return Err(ApiError::Unavailable(
+                "The sandbox engine did not answer; the sandbox will be removed shortly.".into(),
+            ));
         }
         db::sandboxes::finish(&self.db, id, State::Ended.as_str(), reason).await?;
         tracing::info!(sandbox = %id, reason, "sandbox ended");
@@ -275,14 +324,22 @@ impl SandboxService {
     /// Adds time to a running sandbox (bounded by `max_extensions`).
     pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, ApiError> {
         if !s.active {
-            return Err(ApiError::bad("sandbox_ended", "This sandbox has already ended."));
+            return Err(ApiError::bad(
+                "sandbox_ended",
+                "This sandbox has already ended.",
+            ));
         }
         if s.extensions >= self.limits.max_extensions {
-            return Err(ApiError::bad("extend_limit", "This sandbox can't be extended any further."));
+            return Err(ApiError::bad(
+                "extend_limit",
+                "This sandbox can't be extended any further.",
+            ));
         }
         let by = chrono::Duration::from_std(self.limits.extend_by).unwrap_or_default();
         db::sandboxes::extend(&self.db, &s.id, s.expires_at + by, s.extensions + 1).await?;
-        let row = db::sandboxes::get(&self.db, &s.id).await?.ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+        let row = db::sandboxes::get(&self.db, &s.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
         Ok(self.info(&row))
     }
 
@@ -327,21 +384,30 @@ impl SandboxService {
         let active = db::sandboxes::all_active(&self.db).await?;
         let listed = self.runtime.list().await.map_err(|e| anyhow::anyhow!(e))?;
         let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
-        let keep: HashSet<&str> = active.iter().filter(|s| s.state == "ready").map(|s| s.id.as_str()).collect();
+        let keep: HashSet<&str> = active
+            .iter()
+            .filter(|s| s.state == "ready")
+            .map(|s| s.id.as_str())
+            .collect();
         let mut removed = 0;
         for l in &listed {
             if !keep.contains(l.sandbox_id.as_str()) {
-                self.runtime.destroy(&l.sandbox_id).await.map_err(|e| anyhow::anyhow!(e))?;
+                self.runtime
+                    .destroy(&l.sandbox_id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
                 removed += 1;
             }
         }
         let mut ended = 0;
         for s in &active {
             if s.state != "ready" {
-                db::sandboxes::finish(&self.db, &s.id, State::Failed.as_str(), "server restarted").await?;
+                db::sandboxes::finish(&self.db, &s.id, State::Failed.as_str(), "server restarted")
+                    .await?;
                 ended += 1;
             } else if !alive.contains(s.id.as_str()) {
-                db::sandboxes::finish(&self.db, &s.id, State::Ended.as_str(), "container lost").await?;
+                db::sandboxes::finish(&self.db, &s.id, State::Ended.as_str(), "container lost")
+                    .await?;
                 ended += 1;
             }
         }
@@ -350,7 +416,11 @@ impl SandboxService {
 }
 
 /// Runs the reaper every `every` until the token is cancelled.
-pub async fn reaper_loop(service: Arc<SandboxService>, every: Duration, shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn reaper_loop(
+    service: Arc<SandboxService>,
+    every: Duration,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let mut shutdown = shutdown;
     loop {
         tokio::select! {

@@ -54,8 +54,18 @@ pub fn tar_single_file(name: &str, data: &[u8]) -> Vec<u8> {
 }
 
 /// Builds `dockerfile` as `tag` through the engine, printing each step; errors carry the log tail.
-pub async fn build(docker: &Docker, dockerfile: &str, tag: &str, mut log: impl FnMut(&str)) -> anyhow::Result<()> {
-    let opts = BuildImageOptionsBuilder::default().t(tag).rm(true).forcerm(true).pull("false").build();
+pub async fn build(
+    docker: &Docker,
+    dockerfile: &str,
+    tag: &str,
+    mut log: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    let opts = BuildImageOptionsBuilder::default()
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .pull("false")
+        .build();
     let tar = tar_single_file("Dockerfile", dockerfile.as_bytes());
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
     while let Some(item) = stream.next().await {
@@ -102,9 +112,11 @@ pub async fn seed_catalog(
     let (mut published, mut reused) = (0, 0);
     for (i, entry) in entries.iter().enumerate() {
         let slug = entry.file_name().to_string_lossy().to_string();
-        let meta: Meta = serde_json::from_str(&std::fs::read_to_string(entry.path().join("project.json"))?)
-            .with_context(|| format!("{slug}/project.json"))?;
-        let dockerfile = std::fs::read_to_string(entry.path().join("Dockerfile")).with_context(|| format!("{slug}/Dockerfile"))?;
+        let meta: Meta =
+            serde_json::from_str(&std::fs::read_to_string(entry.path().join("project.json"))?)
+                .with_context(|| format!("{slug}/project.json"))?;
+        let dockerfile = std::fs::read_to_string(entry.path().join("Dockerfile"))
+            .with_context(|| format!("{slug}/Dockerfile"))?;
         let project = db::projects::upsert(
             db,
             &db::projects::NewProject {
@@ -126,7 +138,9 @@ pub async fn seed_catalog(
         let repo = registry.config().repository_for(&slug);
         let tag = format!("seed-{hash}");
         if let Ok(img) = registry.resolve(&repo, &tag).await {
-            if project.image_digest.as_deref() == Some(img.digest.as_str()) && project.status == "live" {
+            if project.image_digest.as_deref() == Some(img.digest.as_str())
+                && project.status == "live"
+            {
                 println!("    [{}/{total}] {slug}: up to date", i + 1);
                 reused += 1;
                 continue;
@@ -143,10 +157,20 @@ pub async fn seed_catalog(
         })
         .await
         .with_context(|| format!("{slug}: {last}"))?;
-        push(docker, &repo, &tag).await.with_context(|| format!("{slug}: pushing"))?;
-        let img = registry.resolve(&repo, &tag).await.with_context(|| format!("{slug}: resolving digest"))?;
+        push(docker, &repo, &tag)
+            .await
+            .with_context(|| format!("{slug}: pushing"))?;
+        let img = registry
+            .resolve(&repo, &tag)
+            .await
+            .with_context(|| format!("{slug}: resolving digest"))?;
         db::projects::set_image(db, project.id, &repo, &img.digest, img.size).await?;
-        println!("    [{}/{total}] {slug}: live in {:.0?} ({})", i + 1, started.elapsed(), &img.digest[..19]);
+        println!(
+            "    [{}/{total}] {slug}: live in {:.0?} ({})",
+            i + 1,
+            started.elapsed(),
+            &img.digest[..19]
+        );
         published += 1;
     }
     Ok((published, reused))

@@ -19,7 +19,8 @@ pub struct AppState {
 pub fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
     let path = data_dir.join("secret");
     match std::fs::read_to_string(&path) {
-        Ok(hex_key) => hex::decode(hex_key.trim()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Ok(hex_key) => hex::decode(hex_key.trim())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let key: [u8; 32] = rand::random();

@@ -5,14 +5,19 @@ use common::*;
 use std::{process::Stdio, time::Duration};
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 async fn spawn_server(dir: &std::path::Path, port: u16) -> Result<tokio::process::Child> {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_trythis"))
         .arg("serve")
         .env("TRYTHIS_DATA_DIR", dir)
-        .env("TRYTHIS_DATABASE_URL", format!("sqlite://{}/t.db", dir.display()))
+        .env(
+            "TRYTHIS_DATABASE_URL",
+            format!("sqlite://{}/t.db", dir.display()),
+        )
         .env("TRYTHIS_TTYD_PATH", ttyd_path())
         .env("TRYTHIS_LISTEN", format!("127.0.0.1:{port}"))
         .env("TRYTHIS_LOG", "warn")
@@ -22,7 +27,12 @@ async fn spawn_server(dir: &std::path::Path, port: u16) -> Result<tokio::process
         .spawn()?;
     let http = reqwest::Client::new();
     for _ in 0..100 {
-        if http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
+        if http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
             return Ok(child);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -43,14 +53,28 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let mut server = spawn_server(&dir, port).await?;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let resp = http.post(format!("{base}/api/projects/fixture/try")).header("content-type", "application/json").body("{}").send().await?;
-    let cookie = resp.headers().get("set-cookie").and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).ok_or("cookie")?.to_string();
+    let resp = http
+        .post(format!("{base}/api/projects/fixture/try"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await?;
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or("cookie")?
+        .to_string();
     assert_eq!(resp.status().as_u16(), 201);
     let body: serde_json::Value = resp.json().await?;
     let kept = body["id"].as_str().ok_or("id")?.to_string();
 
     // A launch cut short: the row says "starting", and a container exists for it.
-    let runtime = server::sandbox::runtime::DockerRuntime::new(server::sandbox::runtime::connect_docker(&config).await?, &config);
+    let runtime = server::sandbox::runtime::DockerRuntime::new(
+        server::sandbox::runtime::connect_docker(&config).await?,
+        &config,
+    );
     use server::sandbox::runtime::Runtime;
     let stray = server::identity::random_id();
     db::sandboxes::insert_starting(
@@ -83,16 +107,32 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
 
     let mut server = spawn_server(&dir, port).await?;
     let listed = runtime.list().await?;
-    assert!(listed.iter().all(|l| l.sandbox_id != stray), "stray container survived the restart");
+    assert!(
+        listed.iter().all(|l| l.sandbox_id != stray),
+        "stray container survived the restart"
+    );
     assert!(!launched.socket.exists(), "stray socket dir survived");
     let stray_row = db::sandboxes::get(&db, &stray).await?.ok_or("row")?;
-    assert_eq!((stray_row.state.as_str(), stray_row.active), ("failed", false));
+    assert_eq!(
+        (stray_row.state.as_str(), stray_row.active),
+        ("failed", false)
+    );
     // The healthy session survives the restart and still works.
     assert!(listed.iter().any(|l| l.sandbox_id == kept));
-    let v = Visitor { http: reqwest::Client::new(), cookie, base: base.clone() };
-    let mut sh = v.terminal(&kept).await.map_err(|s| format!("upgrade refused: {s}"))?;
-    sh.run("echo after-restart", Duration::from_secs(20)).await?;
-    let r = v.call("DELETE", &format!("/api/sandboxes/{kept}"), None).await?;
+    let v = Visitor {
+        http: reqwest::Client::new(),
+        cookie,
+        base: base.clone(),
+    };
+    let mut sh = v
+        .terminal(&kept)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.run("echo after-restart", Duration::from_secs(20))
+        .await?;
+    let r = v
+        .call("DELETE", &format!("/api/sandboxes/{kept}"), None)
+        .await?;
     assert_eq!(r.status, 204);
     assert!(runtime.list().await?.iter().all(|l| l.sandbox_id != kept));
     server.kill().await?;

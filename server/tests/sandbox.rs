@@ -19,17 +19,30 @@ async fn start_try(app: &TestApp) -> Result<(Visitor, String)> {
 async fn try_starts_a_shell_and_echoes() -> Result {
     let app = TestApp::start().await?;
     let (v, id) = start_try(&app).await?;
-    let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade refused: {s}"))?;
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
     sh.expect("Welcome to the fixture", T).await?;
     sh.type_line("echo hello-$RANDOM").await?;
     sh.expect(r"[\r\n]hello-\d+", T).await?;
     // ttyd's own frame codes, seen through the proxy: output ('0') and window title ('1').
-    assert!(sh.frames.contains(&b'0') && sh.frames.contains(&b'1'), "frames: {:?}", sh.frames);
+    assert!(
+        sh.frames.contains(&b'0') && sh.frames.contains(&b'1'),
+        "frames: {:?}",
+        sh.frames
+    );
     // The image's dotfiles are there (read from the image into the writable home).
-    let out = sh.run("echo $FIXTURE_READY; cat ~/fixture.txt; pwd", T).await?;
-    assert!(out.contains("yes") && out.contains("fixture") && out.contains("/root"), "{out}");
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
-    assert_eq!(app.containers_of(&[id]).await?, 0);
+    let out = sh
+        .run("echo $FIXTURE_READY; cat ~/fixture.txt; pwd", T)
+        .await?;
+    assert!(
+        out.contains("yes") && out.contains("fixture") && out.contains("/root"),
+        "{out}"
+    );
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }
 
@@ -37,58 +50,115 @@ async fn try_starts_a_shell_and_echoes() -> Result {
 async fn limits_hold_inside_the_sandbox() -> Result {
     let app = TestApp::start().await?;
     let (v, id) = start_try(&app).await?;
-    let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade refused: {s}"))?;
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
 
     // Memory hog: tail buffers everything, the OOM killer ends it, the shell survives.
-    let out = sh.run("head -c 900m /dev/zero | tail -n 1 >/dev/null; echo status=$?", Duration::from_secs(60)).await?;
-    assert!(out.contains("status=137") || out.contains("Killed"), "{out}");
+    let out = sh
+        .run(
+            "head -c 900m /dev/zero | tail -n 1 >/dev/null; echo status=$?",
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert!(
+        out.contains("status=137") || out.contains("Killed"),
+        "{out}"
+    );
 
     // Disk: writing past the bound fails with ENOSPC; the host's disk is not what fills.
     let before = free_bytes("/var/lib/docker")?;
-    let out = sh.run("dd if=/dev/zero of=/root/big bs=1M count=400 2>&1 | head -3; rm -f /root/big", Duration::from_secs(60)).await?;
+    let out = sh
+        .run(
+            "dd if=/dev/zero of=/root/big bs=1M count=400 2>&1 | head -3; rm -f /root/big",
+            Duration::from_secs(60),
+        )
+        .await?;
     assert!(out.contains("No space left on device"), "{out}");
     let after = free_bytes("/var/lib/docker")?;
-    assert!(before.saturating_sub(after) < 64 * 1024 * 1024, "host disk shrank by {} bytes", before - after);
+    assert!(
+        before.saturating_sub(after) < 64 * 1024 * 1024,
+        "host disk shrank by {} bytes",
+        before - after
+    );
 
     // Read-only system, no network but loopback, no Docker socket, only its own ttyd socket.
     let out = sh.run(r"touch /usr/x 2>&1; ls /sys/class/net; ls /var/run/docker.sock 2>&1; find / \( -path /proc -o -path /sys \) -prune -o -name tty.sock -print 2>/dev/null; ls /run/trythis", T).await?;
     assert!(out.contains("Read-only file system"), "{out}");
     assert!(out.contains("\nlo\r\n") && !out.contains("eth0"), "{out}");
-    assert!(out.contains("docker.sock': No such file or directory"), "{out}");
-    assert_eq!(out.matches("tty.sock").count(), 2, "only its own socket: {out}"); // find + ls
+    assert!(
+        out.contains("docker.sock': No such file or directory"),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("tty.sock").count(),
+        2,
+        "only its own socket: {out}"
+    ); // find + ls
 
     // apt-get cannot reach anything with network none (fails at once: there is no interface).
-    let out = sh.run("apt-get update -o Acquire::Retries=0 2>&1 | tail -3", Duration::from_secs(60)).await?;
-    assert!(out.contains("Err") || out.contains("Could not") || out.contains("Failed") || out.contains("Permission denied") || out.contains("Read-only"), "{out}");
+    let out = sh
+        .run(
+            "apt-get update -o Acquire::Retries=0 2>&1 | tail -3",
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert!(
+        out.contains("Err")
+            || out.contains("Could not")
+            || out.contains("Failed")
+            || out.contains("Permission denied")
+            || out.contains("Read-only"),
+        "{out}"
+    );
 
     // Fork bomb: the pids limit stops it; the engine keeps the count at the limit.
-    sh.type_line("timeout -s KILL 8 bash -c 'b(){ b|b & }; b' 2>/dev/null").await?;
+    sh.type_line("timeout -s KILL 8 bash -c 'b(){ b|b & }; b' 2>/dev/null")
+        .await?;
     tokio::time::sleep(Duration::from_secs(10)).await;
     let pids = pids_in_container(&id).await?;
     assert!(pids <= 256, "pids {pids} exceed the limit");
     // It still stops cleanly and leaves nothing behind.
-    let r = v.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
+    let r = v
+        .call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
     assert_eq!(r.status, 204);
-    assert_eq!(app.containers_of(&[id]).await?, 0);
+    assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }
 
 fn free_bytes(path: &str) -> Result<u64> {
-    let out = std::process::Command::new("df").args(["-B1", "--output=avail", path]).output()?;
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail", path])
+        .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(text.lines().nth(1).ok_or("df output")?.trim().parse()?)
 }
 
 async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
     let out = tokio::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.State.Pid}}", &format!("trythis-{sandbox_id}")])
+        .args([
+            "inspect",
+            "--format",
+            "{{.State.Pid}}",
+            &format!("trythis-{sandbox_id}"),
+        ])
         .output()
         .await?;
     let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // cgroup v1 pids controller of the container's init.
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let path = cgroup.lines().find(|l| l.contains(":pids:")).and_then(|l| l.splitn(3, ':').nth(2)).ok_or("no pids cgroup")?;
-    Ok(std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current"))?.trim().parse()?)
+    let path = cgroup
+        .lines()
+        .find(|l| l.contains(":pids:"))
+        .and_then(|l| l.splitn(3, ':').nth(2))
+        .ok_or("no pids cgroup")?;
+    Ok(
+        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current"))?
+            .trim()
+            .parse()?,
+    )
 }
 
 #[tokio::test]
@@ -97,14 +167,36 @@ async fn other_identities_get_403_and_unknown_ids_404() -> Result {
     let (v, id) = start_try(&app).await?;
     let stranger = app.visitor().await?;
     assert_eq!(stranger.terminal(&id).await.err(), Some(403));
-    assert_eq!(stranger.call("GET", &format!("/api/sandboxes/{id}"), None).await?.status, 403);
-    assert_eq!(stranger.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?.status, 403);
-    assert_eq!(v.terminal("aaaaaaaaaaaaaaaaaaaaaaaaaa").await.err(), Some(404));
+    assert_eq!(
+        stranger
+            .call("GET", &format!("/api/sandboxes/{id}"), None)
+            .await?
+            .status,
+        403
+    );
+    assert_eq!(
+        stranger
+            .call("DELETE", &format!("/api/sandboxes/{id}"), None)
+            .await?
+            .status,
+        403
+    );
+    assert_eq!(
+        v.terminal("aaaaaaaaaaaaaaaaaaaaaaaaaa").await.err(),
+        Some(404)
+    );
     assert_eq!(v.terminal("../../etc").await.err(), Some(404));
     // A state-changing call without JSON is refused as possible CSRF, and nothing starts.
-    let r = v.http.post(app.url("/api/projects/fixture/try")).header("cookie", &v.cookie).body("x").send().await?;
+    let r = v
+        .http
+        .post(app.url("/api/projects/fixture/try"))
+        .header("cookie", &v.cookie)
+        .body("x")
+        .send()
+        .await?;
     assert_eq!(r.status().as_u16(), 403);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
     Ok(())
 }
 
@@ -121,7 +213,12 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
     let mut ids = std::collections::HashSet::new();
     for t in tasks {
         let r = t.await??;
-        assert!(matches!(r.status, 200 | 201 | 429), "{} {:?}", r.status, r.body);
+        assert!(
+            matches!(r.status, 200 | 201 | 429),
+            "{} {:?}",
+            r.status,
+            r.body
+        );
         if r.status < 300 {
             ids.insert(r.body["id"].as_str().ok_or("id")?.to_string());
         }
@@ -129,10 +226,17 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
     assert_eq!(ids.len(), 1, "{ids:?}");
     let owner_containers = app.state.sandboxes.runtime().list().await?;
     let id = ids.into_iter().next().ok_or("id")?;
-    assert_eq!(owner_containers.iter().filter(|l| l.sandbox_id == id).count(), 1);
+    assert_eq!(
+        owner_containers
+            .iter()
+            .filter(|l| l.sandbox_id == id)
+            .count(),
+        1
+    );
     let active = db::sandboxes::all_active(&app.state.db).await?;
     assert_eq!(active.len(), 1);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
     Ok(())
 }
 
@@ -140,16 +244,26 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
 async fn reload_reattaches_to_the_same_shell() -> Result {
     let app = TestApp::start().await?;
     let (v, id) = start_try(&app).await?;
-    let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade refused: {s}"))?;
-    sh.run("KEEP=kept-$((40+2)); sleep 600 & echo started", T).await?;
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.run("KEEP=kept-$((40+2)); sleep 600 & echo started", T)
+        .await?;
     drop(sh); // the browser tab reloads
-    let mut again = v.terminal(&id).await.map_err(|s| format!("upgrade refused: {s}"))?;
-    let out = again.run("echo value=$KEEP; jobs | grep -c sleep", T).await?;
+    let mut again = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let out = again
+        .run("echo value=$KEEP; jobs | grep -c sleep", T)
+        .await?;
     assert!(out.contains("value=kept-42"), "{out}");
     assert!(out.contains("\n1\r"), "background job still running: {out}");
     // The earlier output is replayed to the new page.
     assert!(again.screen.contains("started"), "{}", again.screen);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
     Ok(())
 }
 
@@ -157,28 +271,52 @@ async fn reload_reattaches_to_the_same_shell() -> Result {
 async fn another_project_asks_before_replacing() -> Result {
     let app = TestApp::start().await?;
     let (repo, digest, size) = fixture_image(&app.state.config).await?;
-    publish_fixture(&app.state.db, "fixture-two", "AI & data", &repo, &digest, size).await?;
+    publish_fixture(
+        &app.state.db,
+        "fixture-two",
+        "AI & data",
+        &repo,
+        &digest,
+        size,
+    )
+    .await?;
     let (v, first) = start_try(&app).await?;
     // Same project again: the running sandbox is reused.
     let r = v.try_project("fixture").await?;
-    assert_eq!((r.status, r.body["id"].as_str()), (200, Some(first.as_str())));
+    assert_eq!(
+        (r.status, r.body["id"].as_str()),
+        (200, Some(first.as_str()))
+    );
     let r = v.try_project("fixture-two").await?;
     assert_eq!(r.status, 409);
     assert_eq!(r.body["error"], "sandbox_active");
     assert_eq!(r.body["sandbox"]["project"], "fixture");
-    let r = v.call("POST", "/api/projects/fixture-two/try", Some(serde_json::json!({"replace": true}))).await?;
+    let r = v
+        .call(
+            "POST",
+            "/api/projects/fixture-two/try",
+            Some(serde_json::json!({"replace": true})),
+        )
+        .await?;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let second = r.body["id"].as_str().ok_or("id")?.to_string();
-    assert_eq!(app.containers_of(&[first.clone()]).await?, 0);
-    let old = v.call("GET", &format!("/api/sandboxes/{first}"), None).await?;
+    assert_eq!(app.containers_of(&first).await?, 0);
+    let old = v
+        .call("GET", &format!("/api/sandboxes/{first}"), None)
+        .await?;
     assert_eq!(old.body["state"], "ended");
-    v.call("DELETE", &format!("/api/sandboxes/{second}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{second}"), None)
+        .await?;
     Ok(())
 }
 
 #[tokio::test]
 async fn rate_limit_and_capacity_queue_answer_plainly() -> Result {
-    let app = TestApp::start_with(&[("TRYTHIS_RATE_TRIES_PER_MIN", "1"), ("TRYTHIS_MAX_SANDBOXES", "1")]).await?;
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_RATE_TRIES_PER_MIN", "1"),
+        ("TRYTHIS_MAX_SANDBOXES", "1"),
+    ])
+    .await?;
     let (a, id) = start_try(&app).await?;
     // Capacity 1 is used by `a`: another visitor waits in line (503 + position), not an error.
     let b = app.visitor().await?;
@@ -188,16 +326,22 @@ async fn rate_limit_and_capacity_queue_answer_plainly() -> Result {
     assert_eq!(r.body["queue_position"], 1);
     assert!(r.retry_after.is_some());
     // When the slot frees, the waiting visitor gets it.
-    a.call("DELETE", &format!("/api/sandboxes/{id}"), None).await?;
+    a.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
     let r = b.try_project("fixture").await?;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let bid = r.body["id"].as_str().ok_or("id")?.to_string();
-    b.call("DELETE", &format!("/api/sandboxes/{bid}"), None).await?;
+    b.call("DELETE", &format!("/api/sandboxes/{bid}"), None)
+        .await?;
     // `a` already launched once this minute: 429 with Retry-After and a sentence with the wait.
     let r = a.try_project("fixture").await?;
     assert_eq!(r.status, 429, "{:?}", r.body);
     assert!(r.retry_after.is_some());
-    assert!(r.body["message"].as_str().unwrap_or("").contains("seconds"), "{:?}", r.body);
+    assert!(
+        r.body["message"].as_str().unwrap_or("").contains("seconds"),
+        "{:?}",
+        r.body
+    );
     Ok(())
 }
 
@@ -205,17 +349,43 @@ async fn rate_limit_and_capacity_queue_answer_plainly() -> Result {
 async fn extend_is_bounded_and_reaper_ends_expired() -> Result {
     let app = TestApp::start_with(&[("TRYTHIS_SANDBOX_MAX_EXTENSIONS", "1")]).await?;
     let (v, id) = start_try(&app).await?;
-    let before = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?.body["seconds_left"].as_i64().ok_or("left")?;
-    let r = v.call("POST", &format!("/api/sandboxes/{id}/extend"), Some(serde_json::json!({}))).await?;
+    let before = v
+        .call("GET", &format!("/api/sandboxes/{id}"), None)
+        .await?
+        .body["seconds_left"]
+        .as_i64()
+        .ok_or("left")?;
+    let r = v
+        .call(
+            "POST",
+            &format!("/api/sandboxes/{id}/extend"),
+            Some(serde_json::json!({})),
+        )
+        .await?;
     assert_eq!(r.status, 200);
     assert!(r.body["seconds_left"].as_i64().ok_or("left")? > before + 800);
     assert_eq!(r.body["can_extend"], false);
-    let r = v.call("POST", &format!("/api/sandboxes/{id}/extend"), Some(serde_json::json!({}))).await?;
-    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("extend_limit")));
+    let r = v
+        .call(
+            "POST",
+            &format!("/api/sandboxes/{id}/extend"),
+            Some(serde_json::json!({})),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("extend_limit"))
+    );
     // Expire it, then one reaper pass removes it.
-    db::sandboxes::extend(&app.state.db, &id, chrono::Utc::now() - chrono::Duration::seconds(1), 1).await?;
+    db::sandboxes::extend(
+        &app.state.db,
+        &id,
+        chrono::Utc::now() - chrono::Duration::seconds(1),
+        1,
+    )
+    .await?;
     assert_eq!(app.state.sandboxes.reap().await?, 1);
-    assert_eq!(app.containers_of(&[id.clone()]).await?, 0);
+    assert_eq!(app.containers_of(&id).await?, 0);
     let r = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
     assert_eq!(r.body["state"], "ended");
     Ok(())

@@ -62,7 +62,13 @@ pub fn TryPanel(
                     if left <= 0 {
                         end(panel, term_ref, "Time is up: this sandbox has ended.");
                     } else if left % 15 == 0 {
-                        leptos::task::spawn_local(resync(info.id, panel, seconds_left, can_extend, term_ref));
+                        leptos::task::spawn_local(resync(
+                            info.id,
+                            panel,
+                            seconds_left,
+                            can_extend,
+                            term_ref,
+                        ));
                     }
                 }
             },
@@ -103,7 +109,12 @@ pub fn TryPanel(
                     let _ = &info;
                     #[cfg(feature = "hydrate")]
                     {
-                        let _ = crate::client::call("DELETE", &format!("/api/sandboxes/{}", info.id), None).await;
+                        let _ = crate::client::call(
+                            "DELETE",
+                            &format!("/api/sandboxes/{}", info.id),
+                            None,
+                        )
+                        .await;
                         if let Some(el) = term_ref.get_untracked() {
                             crate::client::detach_terminal(&el, "Restarting…");
                         }
@@ -119,7 +130,9 @@ pub fn TryPanel(
                 let _ = &info;
                 #[cfg(feature = "hydrate")]
                 {
-                    let r = crate::client::call("DELETE", &format!("/api/sandboxes/{}", info.id), None).await;
+                    let r =
+                        crate::client::call("DELETE", &format!("/api/sandboxes/{}", info.id), None)
+                            .await;
                     match r {
                         Ok(r) if r.status < 300 || r.status == 404 => {
                             end(panel, term_ref, "You stopped this sandbox.")
@@ -138,7 +151,9 @@ pub fn TryPanel(
                 #[cfg(feature = "hydrate")]
                 {
                     let url = format!("/api/sandboxes/{}/extend", info.id);
-                    if let Ok(r) = crate::client::call("POST", &url, Some(serde_json::json!({}))).await {
+                    if let Ok(r) =
+                        crate::client::call("POST", &url, Some(serde_json::json!({}))).await
+                    {
                         if let Ok(i) = serde_json::from_value::<SandboxInfo>(r.body.clone()) {
                             seconds_left.set(i.seconds_left);
                             can_extend.set(i.can_extend);
@@ -235,7 +250,13 @@ async fn start_try(
     use crate::client::{call, sleep_ms};
     let url = format!("/api/projects/{slug}/try");
     loop {
-        let reply = match call("POST", &url, Some(serde_json::json!({ "replace": replace }))).await {
+        let reply = match call(
+            "POST",
+            &url,
+            Some(serde_json::json!({ "replace": replace })),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => return panel.set(Panel::Error(e)),
         };
@@ -246,7 +267,11 @@ async fn start_try(
                     can_extend.set(info.can_extend);
                     return panel.set(Panel::Running(info));
                 }
-                Err(e) => return panel.set(Panel::Error(format!("Unexpected answer from the server: {e}"))),
+                Err(e) => {
+                    return panel.set(Panel::Error(format!(
+                        "Unexpected answer from the server: {e}"
+                    )))
+                }
             },
             409 if reply.code() == "sandbox_active" => {
                 let other = reply
@@ -258,7 +283,11 @@ async fn start_try(
                 return panel.set(Panel::Confirm(other));
             }
             503 if reply.code() == "queued" => {
-                let pos = reply.body.get("queue_position").and_then(|v| v.as_u64()).unwrap_or(1);
+                let pos = reply
+                    .body
+                    .get("queue_position")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(1);
                 panel.set(Panel::Queued(pos));
                 sleep_ms(reply.retry_after.unwrap_or(2).clamp(1, 10) as i32 * 1000).await;
             }

@@ -14,7 +14,9 @@ pub fn SearchPage() -> impl IntoView {
         (
             q.get("q").unwrap_or_default(),
             q.get("category").unwrap_or_default(),
-            q.get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1),
+            q.get("page")
+                .and_then(|p| p.parse::<u64>().ok())
+                .unwrap_or(1),
         )
     };
     let results = Resource::new(params, |(q, c, p)| search_projects(q, c, p));

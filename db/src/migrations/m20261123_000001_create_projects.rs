@@ -72,6 +72,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.drop_table(Table::drop().table(Projects::Table).to_owned()).await
+        m.drop_table(Table::drop().table(Projects::Table).to_owned())
+            .await
     }
 }

@@ -30,7 +30,16 @@ pub fn xml_escape(s: &str) -> String {
 
 /// Approximate width of Verdana 11px text (the badge font), in pixels.
 fn text_width(s: &str) -> usize {
-    s.chars().map(|c| if c.is_ascii_uppercase() || c == 'm' || c == 'w' { 9 } else { 7 }).sum::<usize>() + 10
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_uppercase() || c == 'm' || c == 'w' {
+                9
+            } else {
+                7
+            }
+        })
+        .sum::<usize>()
+        + 10
 }
 
 /// A two-part flat badge. `title` names the project for screen readers.
@@ -61,16 +70,36 @@ pub async fn badge(
     };
     let svg = match &project {
         Some(p) if q.style.as_deref() == Some("count") => {
-            let n = if p.tries == 1 { "1 try".to_string() } else { format!("{} tries", p.tries) };
-            render("try this", &n, "#2ea043", &format!("Try {} in your browser", p.name))
+            let n = if p.tries == 1 {
+                "1 try".to_string()
+            } else {
+                format!("{} tries", p.tries)
+            };
+            render(
+                "try this",
+                &n,
+                "#2ea043",
+                &format!("Try {} in your browser", p.name),
+            )
         }
-        Some(p) => render("try this", "on browser", "#2ea043", &format!("Try {} in your browser", p.name)),
+        Some(p) => render(
+            "try this",
+            "on browser",
+            "#2ea043",
+            &format!("Try {} in your browser", p.name),
+        ),
         None => render("try this", "not found", "#9f9f9f", "Project not found"),
     };
     let etag = format!("\"{:x}\"", fxhash(&svg));
-    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str());
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str());
     let common = [
-        (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8".to_string()),
+        (
+            header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8".to_string(),
+        ),
         (header::CACHE_CONTROL, "public, max-age=300".to_string()),
         (header::ETAG, etag),
     ];
@@ -83,7 +112,9 @@ pub async fn badge(
 
 /// Small non-cryptographic hash for the ETag.
 fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -93,7 +124,10 @@ mod tests {
     #[test]
     fn badge_escapes_the_project_name() {
         let svg = render("try this", "on browser", "#2ea043", "Try <b>&\"x\"</b>");
-        assert!(svg.contains("Try &lt;b&gt;&amp;&quot;x&quot;&lt;/b&gt;"), "{svg}");
+        assert!(
+            svg.contains("Try &lt;b&gt;&amp;&quot;x&quot;&lt;/b&gt;"),
+            "{svg}"
+        );
         assert!(!svg.contains("<b>"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
     }

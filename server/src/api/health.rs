@@ -10,17 +10,32 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
         tokio::time::timeout(timeout, st.registry.ping()),
     );
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let (db_ok, docker_ok, reg_ok) =
-        (matches!(db, Ok(Ok(_))), matches!(docker, Ok(Ok(_))), matches!(registry, Ok(Ok(_))));
-    let status = if db_ok && docker_ok && reg_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(serde_json::json!({ "db": word(db_ok), "docker": word(docker_ok), "registry": word(reg_ok) })))
+    let (db_ok, docker_ok, reg_ok) = (
+        matches!(db, Ok(Ok(_))),
+        matches!(docker, Ok(Ok(_))),
+        matches!(registry, Ok(Ok(_))),
+    );
+    let status = if db_ok && docker_ok && reg_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(
+            serde_json::json!({ "db": word(db_ok), "docker": word(docker_ok), "registry": word(reg_ok) }),
+        ),
+    )
 }
 
 /// `GET /metrics`: Prometheus text.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let running = db::sandboxes::count_active(&st.db).await.unwrap_or(0);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
         st.metrics.render(running, st.sandboxes.queue_length()),
     )
 }

@@ -1,4 +1,7 @@
-use crate::{error::{ApiError, ApiResult}, state::AppState};
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
 use app::api::ssr::{card, detail};
 use axum::{
     extract::{Path, Query, State},
@@ -16,9 +19,15 @@ pub struct ListParams {
 }
 
 /// `GET /api/projects?q=&category=&page=`
-pub async fn list(State(st): State<AppState>, Query(p): Query<ListParams>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Query(p): Query<ListParams>,
+) -> ApiResult<Json<serde_json::Value>> {
     if p.q.len() > 200 {
-        return Err(ApiError::bad("bad_query", "The search text is too long (200 characters at most)."));
+        return Err(ApiError::bad(
+            "bad_query",
+            "The search text is too long (200 characters at most).",
+        ));
     }
     let page = match p.page.as_deref() {
         None | Some("") => 1,
@@ -36,11 +45,16 @@ pub async fn list(State(st): State<AppState>, Query(p): Query<ListParams>) -> Ap
     };
     let (items, total) = db::projects::search(&st.db, &search).await?;
     let items: Vec<_> = items.iter().map(card).collect();
-    Ok(Json(serde_json::json!({ "items": items, "total": total, "page": page })))
+    Ok(Json(
+        serde_json::json!({ "items": items, "total": total, "page": page }),
+    ))
 }
 
 /// `GET /api/projects/{slug}`
-pub async fn get(State(st): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+pub async fn get(
+    State(st): State<AppState>,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .filter(|p| p.status != "hidden")

@@ -1,4 +1,7 @@
-use crate::{error::{ApiError, ApiResult}, state::AppState};
+use crate::{
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
 use app::model::{Identity, SandboxInfo};
 use axum::{
     extract::{ConnectInfo, Path, State},
@@ -25,8 +28,15 @@ pub async fn start(
     body: Option<Json<TryBody>>,
 ) -> ApiResult<Response> {
     let replace = body.map(|b| b.0.replace).unwrap_or(false);
-    let out = st.sandboxes.try_project(&me, addr.ip(), &slug, replace).await?;
-    let status = if out.created { StatusCode::CREATED } else { StatusCode::OK };
+    let out = st
+        .sandboxes
+        .try_project(&me, addr.ip(), &slug, replace)
+        .await?;
+    let status = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(out.info)).into_response())
 }
 
@@ -35,30 +45,55 @@ async fn owned(st: &AppState, me: &Identity, id: &str) -> ApiResult<db::sandboxe
     if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(not_found());
     }
-    let s = db::sandboxes::get(&st.db, id).await?.ok_or_else(not_found)?;
+    let s = db::sandboxes::get(&st.db, id)
+        .await?
+        .ok_or_else(not_found)?;
     if s.owner != me.key && !me.is_admin {
-        return Err(ApiError::Forbidden("This sandbox belongs to someone else.".into()));
+        return Err(ApiError::Forbidden(
+            "This sandbox belongs to someone else.".into(),
+        ));
     }
     Ok(s)
 }
 
 /// `GET /api/sandboxes/{id}` (owner or admin).
-pub async fn status(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<Json<SandboxInfo>> {
+pub async fn status(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
     let s = owned(&st, &me, &id).await?;
     Ok(Json(st.sandboxes.info(&s)))
 }
 
 /// `DELETE /api/sandboxes/{id}` (owner or admin): stop it now.
-pub async fn stop(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn stop(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let s = owned(&st, &me, &id).await?;
     if s.active {
-        st.sandboxes.stop(&s.id, if s.owner == me.key { "stopped by owner" } else { "stopped by admin" }).await?;
+        st.sandboxes
+            .stop(
+                &s.id,
+                if s.owner == me.key {
+                    "stopped by owner"
+                } else {
+                    "stopped by admin"
+                },
+            )
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/sandboxes/{id}/extend` (owner): more time, a bounded number of times.
-pub async fn extend(State(st): State<AppState>, Extension(me): Extension<Identity>, Path(id): Path<String>) -> ApiResult<Json<SandboxInfo>> {
+pub async fn extend(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
     let s = owned(&st, &me, &id).await?;
     Ok(Json(st.sandboxes.extend(&s).await?))
 }
@@ -66,6 +101,9 @@ pub async fn extend(State(st): State<AppState>, Extension(me): Extension<Identit
 /// `GET /try/{slug}`: the README badge's target — opens the project page, which starts the Try
 /// through the API (same limits; a GET never changes state by itself).
 pub async fn try_redirect(Path(slug): Path<String>) -> Redirect {
-    let safe: String = slug.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    let safe: String = slug
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
     Redirect::to(&format!("/p/{safe}?try=1"))
 }

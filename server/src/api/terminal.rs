@@ -30,9 +30,13 @@ pub async fn connect(
     if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(not_found());
     }
-    let s = db::sandboxes::get(&st.db, &id).await?.ok_or_else(not_found)?;
+    let s = db::sandboxes::get(&st.db, &id)
+        .await?
+        .ok_or_else(not_found)?;
     if s.owner != me.key && !me.is_admin {
-        return Err(ApiError::Forbidden("This terminal belongs to someone else.".into()));
+        return Err(ApiError::Forbidden(
+            "This terminal belongs to someone else.".into(),
+        ));
     }
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
@@ -49,7 +53,12 @@ pub async fn connect(
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) -> Result<(), &'static str> {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
     Err(reason)
 }
 
@@ -86,7 +95,12 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
     let Some(socket_path) = socket_path else {
         return close(socket, 1011, "sandbox is not running").await;
     };
-    let attachment = match st.sandboxes.terminals.attach(&id, &socket_path, cols, rows).await {
+    let attachment = match st
+        .sandboxes
+        .terminals
+        .attach(&id, &socket_path, cols, rows)
+        .await
+    {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(sandbox = %id, error = %e, "terminal attach failed");
@@ -94,7 +108,10 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
         }
     };
     for f in attachment.first_frames {
-        socket.send(Message::Binary(f)).await.map_err(|_| "send failed")?;
+        socket
+            .send(Message::Binary(f))
+            .await
+            .map_err(|_| "send failed")?;
     }
     let session = attachment.session;
     let mut live = attachment.live;

@@ -2,21 +2,20 @@
 //! unit tests; `DockerRuntime` is the real one, speaking the Engine API through bollard.
 use crate::config::{Config, SandboxLimits};
 use bollard::{
-    models::{ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, MountVolumeOptionsDriverConfig},
+    models::{
+        ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
+        MountVolumeOptionsDriverConfig,
+    },
     query_parameters::{
-        CreateContainerOptionsBuilder, CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder,
-        ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+        CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+        DownloadFromContainerOptionsBuilder, ListContainersOptionsBuilder,
+        RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
     },
     Docker,
 };
-use futures::StreamExt;
 use bytes::Bytes;
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    sync::Mutex,
-    time::Duration,
-};
+use futures::StreamExt;
+use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
 
 pub const LABEL_SANDBOX: &str = "trythis.sandbox";
 pub const LABEL_OWNER: &str = "trythis.owner";
@@ -30,7 +29,16 @@ const SOCKET_NAME: &str = "tty.sock";
 
 /// Capabilities kept (all others dropped): what a root shell needs to own, chown and switch
 /// users inside its own files; none grants access outside the container.
-pub const KEPT_CAPABILITIES: &[&str] = &["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "SETUID", "SETGID", "KILL", "NET_BIND_SERVICE"];
+pub const KEPT_CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETUID",
+    "SETGID",
+    "KILL",
+    "NET_BIND_SERVICE",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -48,7 +56,10 @@ impl From<bollard::errors::Error> for RuntimeError {
     fn from(e: bollard::errors::Error) -> Self {
         use bollard::errors::Error as E;
         match e {
-            E::DockerResponseServerError { status_code: 404, message } => RuntimeError::ImageMissing(message),
+            E::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => RuntimeError::ImageMissing(message),
             E::HyperResponseError { .. } | E::IOError { .. } | E::RequestTimeoutError => {
                 RuntimeError::EngineDown(e.to_string())
             }
@@ -117,10 +128,17 @@ pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
     let docker = if ep.starts_with("unix://") {
         Docker::connect_with_unix(ep, 120, bollard::API_DEFAULT_VERSION)
     } else {
-        Docker::connect_with_http(&ep.replacen("tcp://", "http://", 1), 120, bollard::API_DEFAULT_VERSION)
+        Docker::connect_with_http(
+            &ep.replacen("tcp://", "http://", 1),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
     }
     .map_err(|e| RuntimeError::EngineDown(e.to_string()))?;
-    docker.negotiate_version().await.map_err(|e| RuntimeError::EngineDown(e.to_string()))
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| RuntimeError::EngineDown(e.to_string()))
 }
 
 /// Usual permissions of each writable directory (sticky world-writable temp dirs, private home).
@@ -141,12 +159,21 @@ const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRY
 
 impl DockerRuntime {
     pub fn new(docker: Docker, config: &Config) -> Self {
-        Self { docker, limits: config.limits.clone(), ttyd: config.ttyd_path.clone(), seeds: Mutex::default() }
+        Self {
+            docker,
+            limits: config.limits.clone(),
+            ttyd: config.ttyd_path.clone(),
+            seeds: Mutex::default(),
+        }
     }
 
     /// The image's files under `dirs`, as tar archives, read once per image through a
     /// never-started helper container (the Engine's archive API).
-    async fn image_dirs(&self, image: &str, dirs: &[String]) -> Result<HashMap<String, Option<Bytes>>, RuntimeError> {
+    async fn image_dirs(
+        &self,
+        image: &str,
+        dirs: &[String],
+    ) -> Result<HashMap<String, Option<Bytes>>, RuntimeError> {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
         {
@@ -166,14 +193,25 @@ impl DockerRuntime {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["/nonexistent".into()]),
-            labels: Some(HashMap::from([(LABEL_SANDBOX.to_string(), "helper".to_string())])),
+            labels: Some(HashMap::from([(
+                LABEL_SANDBOX.to_string(),
+                "helper".to_string(),
+            )])),
             network_disabled: Some(true),
             ..Default::default()
         };
-        let helper = self.docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, body).await?;
+        let helper = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await?;
         let mut fetched = Vec::new();
         for d in &missing {
-            let opts = DownloadFromContainerOptionsBuilder::default().path(&format!("{d}/.")).build();
+            let opts = DownloadFromContainerOptionsBuilder::default()
+                .path(&format!("{d}/."))
+                .build();
             let mut stream = self.docker.download_from_container(&helper.id, Some(opts));
             let mut buf: Option<Vec<u8>> = Some(Vec::new());
             while let Some(chunk) = stream.next().await {
@@ -188,7 +226,10 @@ impl DockerRuntime {
                         }
                     }
                     // The image has no such directory: an empty writable one is right.
-                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => {
                         buf = Some(Vec::new());
                         break;
                     }
@@ -210,23 +251,42 @@ impl DockerRuntime {
     }
 
     async fn remove_by_id(&self, id: &str) -> Result<(), bollard::errors::Error> {
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
         self.docker.remove_container(id, Some(opts)).await
     }
 
     async fn ensure_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
         match self.docker.inspect_image(image).await {
-            Ok(info) => return Ok(info.config.and_then(|c| c.working_dir).filter(|w| !w.is_empty())),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Ok(info) => {
+                return Ok(info
+                    .config
+                    .and_then(|c| c.working_dir)
+                    .filter(|w| !w.is_empty()))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
             Err(e) => return Err(e.into()),
         }
-        let opts = CreateImageOptionsBuilder::default().from_image(image).build();
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
         let mut pull = self.docker.create_image(Some(opts), None, None);
         while let Some(step) = pull.next().await {
             step.map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
         }
-        let info = self.docker.inspect_image(image).await.map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
-        Ok(info.config.and_then(|c| c.working_dir).filter(|w| !w.is_empty()))
+        let info = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
+        Ok(info
+            .config
+            .and_then(|c| c.working_dir)
+            .filter(|w| !w.is_empty()))
     }
 
     /// A size-bounded tmpfs volume mounted at `target`, pre-filled with the image's files there
@@ -243,7 +303,13 @@ impl DockerRuntime {
                     options: Some(HashMap::from([
                         ("type".to_string(), "tmpfs".to_string()),
                         ("device".to_string(), "tmpfs".to_string()),
-                        ("o".to_string(), format!("size={size_mb}m,nr_inodes=65536,nosuid,nodev,mode={}", dir_mode(target))),
+                        (
+                            "o".to_string(),
+                            format!(
+                                "size={size_mb}m,nr_inodes=65536,nosuid,nodev,mode={}",
+                                dir_mode(target)
+                            ),
+                        ),
                     ])),
                 }),
                 ..Default::default()
@@ -277,10 +343,29 @@ impl Runtime for DockerRuntime {
             v.no_copy = Some(true);
         }
         mounts.push(sock);
-        let mut wanted = vec!["/tmp".to_string(), "/var/tmp".into(), "/root".into(), "/home".into()];
+        let mut wanted = vec![
+            "/tmp".to_string(),
+            "/var/tmp".into(),
+            "/root".into(),
+            "/home".into(),
+        ];
         if let Some(w) = &workdir {
-            let covered = w == "/" || wanted.iter().any(|d| w == d || w.starts_with(&format!("{d}/")));
-            let system = ["/proc", "/sys", "/dev", "/usr", "/etc", "/bin", "/lib", "/opt/trythis"].iter().any(|p| w.starts_with(p));
+            let covered = w == "/"
+                || wanted
+                    .iter()
+                    .any(|d| w == d || w.starts_with(&format!("{d}/")));
+            let system = [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/usr",
+                "/etc",
+                "/bin",
+                "/lib",
+                "/opt/trythis",
+            ]
+            .iter()
+            .any(|p| w.starts_with(p));
             if !covered && !system {
                 wanted.push(w.clone());
             }
@@ -297,7 +382,11 @@ impl Runtime for DockerRuntime {
         let memory = (l.memory_mb * 1024 * 1024) as i64;
         let host = HostConfig {
             mounts: Some(mounts),
-            network_mode: Some(if spec.egress { "bridge".into() } else { "none".into() }),
+            network_mode: Some(if spec.egress {
+                "bridge".into()
+            } else {
+                "none".into()
+            }),
             readonly_rootfs: Some(true),
             memory: Some(memory),
             memory_swap: Some(memory),
@@ -310,10 +399,19 @@ impl Runtime for DockerRuntime {
             oom_score_adj: Some(500),
             ..Default::default()
         };
-        let mut cmd = vec!["-W", "-i", "/run/trythis/tty.sock", "-t", "disableLeaveAlert=true", "sh", "-c", SHELL_SCRIPT]
-            .into_iter()
-            .map(String::from)
-            .collect::<Vec<_>>();
+        let mut cmd = vec![
+            "-W",
+            "-i",
+            "/run/trythis/tty.sock",
+            "-t",
+            "disableLeaveAlert=true",
+            "sh",
+            "-c",
+            SHELL_SCRIPT,
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>();
         if let Some(w) = &workdir {
             cmd.splice(0..0, ["-w".to_string(), w.clone()]);
         }
@@ -323,7 +421,10 @@ impl Runtime for DockerRuntime {
             cmd: Some(cmd),
             env: Some(vec![
                 "TERM=xterm-256color".into(),
-                format!("TRYTHIS_WELCOME={}", spec.welcome.clone().unwrap_or_default()),
+                format!(
+                    "TRYTHIS_WELCOME={}",
+                    spec.welcome.clone().unwrap_or_default()
+                ),
             ]),
             labels: Some(labels),
             host_config: Some(host),
@@ -338,10 +439,17 @@ impl Runtime for DockerRuntime {
             return Err(e.into());
         }
         // Put the image's own files back into the fresh tmpfs directories (dotfiles, project files).
-        let uploads = writable.iter().filter(|(_, tar)| tar.len() > EMPTY_DIR_ARCHIVE).map(|(dir, tar)| {
-            let opts = UploadToContainerOptionsBuilder::default().path(dir).build();
-            self.docker.upload_to_container(&created.id, Some(opts), bollard::body_full(tar.clone()))
-        });
+        let uploads = writable
+            .iter()
+            .filter(|(_, tar)| tar.len() > EMPTY_DIR_ARCHIVE)
+            .map(|(dir, tar)| {
+                let opts = UploadToContainerOptionsBuilder::default().path(dir).build();
+                self.docker.upload_to_container(
+                    &created.id,
+                    Some(opts),
+                    bollard::body_full(tar.clone()),
+                )
+            });
         if let Err(e) = futures::future::try_join_all(uploads).await {
             let _ = self.destroy(&spec.sandbox_id).await;
             return Err(e.into());
@@ -358,28 +466,50 @@ impl Runtime for DockerRuntime {
         while tokio::fs::metadata(&socket).await.is_err() {
             if tokio::time::Instant::now() > deadline {
                 let _ = self.destroy(&spec.sandbox_id).await;
-                return Err(RuntimeError::NotReady("ttyd did not open its socket within 10 s".into()));
+                return Err(RuntimeError::NotReady(
+                    "ttyd did not open its socket within 10 s".into(),
+                ));
             }
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
-        Ok(Launched { container_id: created.id, socket })
+        Ok(Launched {
+            container_id: created.id,
+            socket,
+        })
     }
 
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError> {
-        let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        match self.docker.remove_container(&container_name(sandbox_id), Some(opts)).await {
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .docker
+            .remove_container(&container_name(sandbox_id), Some(opts))
+            .await
+        {
             Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             // 409: removal already in progress.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
     async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError> {
-        let info = match self.docker.inspect_container(&container_name(sandbox_id), None).await {
+        let info = match self
+            .docker
+            .inspect_container(&container_name(sandbox_id), None)
+            .await
+        {
             Ok(i) => i,
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         if !info.state.and_then(|s| s.running).unwrap_or(false) {
@@ -396,11 +526,19 @@ impl Runtime for DockerRuntime {
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
         let filters = HashMap::from([("label".to_string(), vec![LABEL_SANDBOX.to_string()])]);
-        let opts = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
         let containers = self.docker.list_containers(Some(opts)).await?;
         for c in &containers {
             // A helper left by a crash mid-launch: never a sandbox, always safe to remove.
-            if c.labels.as_ref().and_then(|l| l.get(LABEL_SANDBOX)).map(String::as_str) == Some("helper") {
+            if c.labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_SANDBOX))
+                .map(String::as_str)
+                == Some("helper")
+            {
                 if let Some(id) = &c.id {
                     let _ = self.remove_by_id(id).await;
                 }
@@ -411,12 +549,19 @@ impl Runtime for DockerRuntime {
             .filter_map(|c| {
                 let id = c.labels.as_ref()?.get(LABEL_SANDBOX)?.clone();
                 (id != "helper").then_some(())?;
-                Some(Listed { sandbox_id: id, container_id: c.id? })
+                Some(Listed {
+                    sandbox_id: id,
+                    container_id: c.id?,
+                })
             })
             .collect())
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {
-        self.docker.ping().await.map(|_| ()).map_err(|e| RuntimeError::EngineDown(e.to_string()))
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| RuntimeError::EngineDown(e.to_string()))
     }
 }

@@ -62,7 +62,8 @@ impl Session {
     /// Sends a client frame (already validated) to ttyd.
     pub async fn send(&self, frame: Bytes) -> bool {
         if frame.first() == Some(&proto::INPUT) {
-            self.last_input_ms.store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+            self.last_input_ms
+                .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
         }
         self.input.send(frame).await.is_ok()
     }
@@ -80,7 +81,11 @@ impl Session {
             out.extend(guard.scrollback.iter());
             first_frames.push(Bytes::from(out));
         }
-        Attachment { session: self.clone(), first_frames, live }
+        Attachment {
+            session: self.clone(),
+            first_frames,
+            live,
+        }
     }
 
     fn record(&self, frame: &Bytes) {
@@ -108,13 +113,26 @@ pub struct Terminals {
 
 impl Terminals {
     /// Attaches to the sandbox's shell, opening the upstream connection to ttyd if there is none.
-    pub async fn attach(&self, sandbox_id: &str, socket: &Path, cols: u16, rows: u16) -> Result<Attachment, String> {
+    pub async fn attach(
+        &self,
+        sandbox_id: &str,
+        socket: &Path,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Attachment, String> {
         if let Some(s) = self.get(sandbox_id) {
             let resize = resize_frame(cols, rows);
             s.send(resize).await;
             return Ok(s.attach());
         }
-        let session = open(sandbox_id.to_string(), socket, cols, rows, self.sessions.clone()).await?;
+        let session = open(
+            sandbox_id.to_string(),
+            socket,
+            cols,
+            rows,
+            self.sessions.clone(),
+        )
+        .await?;
         let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         // Two browsers may race to open; keep the first, the second one's upstream closes itself.
         let session = map.entry(sandbox_id.to_string()).or_insert(session).clone();
@@ -128,7 +146,11 @@ impl Terminals {
 
     /// Closes the upstream (the shell ends); attached browsers see the session end.
     pub fn close(&self, sandbox_id: &str) {
-        let removed = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(sandbox_id);
+        let removed = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sandbox_id);
         if let Some(s) = removed {
             s.closed.store(true, Ordering::Relaxed);
             let _ = s.output.send(Bytes::new());
@@ -137,7 +159,8 @@ impl Terminals {
 
     /// Last keystroke time (unix ms) of a sandbox with an open session.
     pub fn last_input_ms(&self, sandbox_id: &str) -> Option<i64> {
-        self.get(sandbox_id).map(|s| s.last_input_ms.load(Ordering::Relaxed))
+        self.get(sandbox_id)
+            .map(|s| s.last_input_ms.load(Ordering::Relaxed))
     }
 
     pub fn open_count(&self) -> usize {
@@ -147,20 +170,40 @@ impl Terminals {
 
 pub fn resize_frame(cols: u16, rows: u16) -> Bytes {
     let mut f = vec![proto::RESIZE];
-    f.extend(serde_json::json!({ "columns": cols, "rows": rows }).to_string().into_bytes());
+    f.extend(
+        serde_json::json!({ "columns": cols, "rows": rows })
+            .to_string()
+            .into_bytes(),
+    );
     Bytes::from(f)
 }
 
-async fn open(id: String, socket: &Path, cols: u16, rows: u16, map: Map) -> Result<Arc<Session>, String> {
-    let stream = tokio::time::timeout(Duration::from_secs(5), tokio::net::UnixStream::connect(socket))
+async fn open(
+    id: String,
+    socket: &Path,
+    cols: u16,
+    rows: u16,
+    map: Map,
+) -> Result<Arc<Session>, String> {
+    let stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await
+    .map_err(|_| "ttyd socket connect timed out".to_string())?
+    .map_err(|e| format!("ttyd socket: {e}"))?;
+    let mut req = "ws://sandbox/ws"
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
         .await
-        .map_err(|_| "ttyd socket connect timed out".to_string())?
-        .map_err(|e| format!("ttyd socket: {e}"))?;
-    let mut req = "ws://sandbox/ws".into_client_request().map_err(|e| e.to_string())?;
-    req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.map_err(|e| format!("ttyd handshake: {e}"))?;
+        .map_err(|e| format!("ttyd handshake: {e}"))?;
     let hello = serde_json::json!({ "AuthToken": "", "columns": cols, "rows": rows }).to_string();
-    ws.send(Message::Binary(Bytes::from(hello))).await.map_err(|e| e.to_string())?;
+    ws.send(Message::Binary(Bytes::from(hello)))
+        .await
+        .map_err(|e| e.to_string())?;
 
     let (input, mut input_rx) = mpsc::channel::<Bytes>(256);
     let (output, _) = broadcast::channel::<Bytes>(1024);
@@ -207,7 +250,10 @@ async fn open(id: String, socket: &Path, cols: u16, rows: u16, map: Map) -> Resu
 pub enum ClientFrame {
     Forward(Bytes),
     /// The ttyd hello (`{"AuthToken":…,"columns":…,"rows":…}`), answered by the proxy itself.
-    Hello { cols: u16, rows: u16 },
+    Hello {
+        cols: u16,
+        rows: u16,
+    },
 }
 
 #[derive(serde::Deserialize)]
@@ -220,7 +266,8 @@ pub const MAX_COLS: u16 = 500;
 pub const MAX_ROWS: u16 = 200;
 
 fn valid_size(s: &Size) -> Option<(u16, u16)> {
-    ((1..=MAX_COLS).contains(&s.columns) && (1..=MAX_ROWS).contains(&s.rows)).then_some((s.columns, s.rows))
+    ((1..=MAX_COLS).contains(&s.columns) && (1..=MAX_ROWS).contains(&s.rows))
+        .then_some((s.columns, s.rows))
 }
 
 /// Checks one browser frame against ttyd's client protocol.
@@ -266,7 +313,10 @@ mod tests {
 
     #[test]
     fn input_passes_and_unknown_commands_are_refused() {
-        assert_eq!(parse_client_frame(b"0ls\r"), Ok(ClientFrame::Forward(Bytes::from_static(b"0ls\r"))));
+        assert_eq!(
+            parse_client_frame(b"0ls\r"),
+            Ok(ClientFrame::Forward(Bytes::from_static(b"0ls\r")))
+        );
         assert!(parse_client_frame(b"9boom").is_err());
         assert!(parse_client_frame(b"").is_err());
         assert!(parse_client_frame(b"2extra").is_err());

@@ -16,24 +16,38 @@ const FIXTURE_DOCKERFILE: &str = "FROM {BASE}\nRUN echo 'export FIXTURE_READY=ye
 static FIXTURE: OnceCell<(String, String, i64)> = OnceCell::const_new();
 
 pub fn ttyd_path() -> String {
-    std::env::var("TRYTHIS_TEST_TTYD").unwrap_or_else(|_| format!("{}/../data/bin/ttyd", env!("CARGO_MANIFEST_DIR")))
+    std::env::var("TRYTHIS_TEST_TTYD")
+        .unwrap_or_else(|_| format!("{}/../data/bin/ttyd", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// Builds and pushes the fixture image once per test binary: (repository, digest, size).
 pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
     let out = FIXTURE
         .get_or_try_init(|| async {
-            let base = std::env::var("TRYTHIS_TEST_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
+            let base = std::env::var("TRYTHIS_TEST_BASE_IMAGE")
+                .unwrap_or_else(|_| "trythis/base:bookworm".into());
             let docker = server::sandbox::runtime::connect_docker(config)
                 .await
-                .map_err(|e| format!("Docker is required for these tests and is not answering: {e}"))?;
+                .map_err(|e| {
+                    format!("Docker is required for these tests and is not answering: {e}")
+                })?;
             let registry = registry::Registry::new(config.registry.clone());
             let repo = registry.config().repository_for("test-fixture");
-            server::seed::build(&docker, &FIXTURE_DOCKERFILE.replace("{BASE}", &base), &format!("{repo}:t1"), |_| {})
+            server::seed::build(
+                &docker,
+                &FIXTURE_DOCKERFILE.replace("{BASE}", &base),
+                &format!("{repo}:t1"),
+                |_| {},
+            )
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+            server::seed::push(&docker, &repo, "t1")
                 .await
                 .map_err(|e| format!("{e:#}"))?;
-            server::seed::push(&docker, &repo, "t1").await.map_err(|e| format!("{e:#}"))?;
-            let img = registry.resolve(&repo, "t1").await.map_err(|e| e.to_string())?;
+            let img = registry
+                .resolve(&repo, "t1")
+                .await
+                .map_err(|e| e.to_string())?;
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((repo, img.digest, img.size))
         })
         .await?;
@@ -67,7 +81,8 @@ impl TestApp {
 
     /// Starts the full server with extra config keys, and publishes the fixture project `fixture`.
     pub async fn start_with(extra: &[(&str, &str)]) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("trythis-test-{}", server::identity::random_id()));
+        let dir =
+            std::env::temp_dir().join(format!("trythis-test-{}", server::identity::random_id()));
         std::fs::create_dir_all(&dir)?;
         let config = test_config(&dir, extra)?;
         let (repo, digest, size) = fixture_image(&config).await?;
@@ -77,7 +92,11 @@ impl TestApp {
         let addr = listener.local_addr()?;
         let router = server::router(state.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         Ok(Self { addr, state, dir })
     }
@@ -99,13 +118,17 @@ impl TestApp {
             .and_then(|v| v.split(';').next())
             .ok_or("no visitor cookie")?
             .to_string();
-        Ok(Visitor { http, cookie, base: format!("http://{}", self.addr) })
+        Ok(Visitor {
+            http,
+            cookie,
+            base: format!("http://{}", self.addr),
+        })
     }
 
     /// Containers of this test's sandboxes still present in the engine.
-    pub async fn containers_of(&self, sandbox_ids: &[String]) -> Result<usize> {
+    pub async fn containers_of(&self, sandbox_id: &str) -> Result<usize> {
         let listed = self.state.sandboxes.runtime().list().await?;
-        Ok(listed.iter().filter(|l| sandbox_ids.contains(&l.sandbox_id)).count())
+        Ok(listed.iter().filter(|l| l.sandbox_id == sandbox_id).count())
     }
 }
 
@@ -154,35 +177,71 @@ pub struct Reply {
 }
 
 impl Visitor {
-    pub async fn call(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Result<Reply> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Reply> {
         let m = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self.http.request(m, format!("{}{path}", self.base)).header("cookie", &self.cookie);
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie);
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
-        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let text = resp.text().await?;
         let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
-        Ok(Reply { status, retry_after, body })
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
     }
 
     pub async fn try_project(&self, slug: &str) -> Result<Reply> {
-        self.call("POST", &format!("/api/projects/{slug}/try"), Some(serde_json::json!({}))).await
+        self.call(
+            "POST",
+            &format!("/api/projects/{slug}/try"),
+            Some(serde_json::json!({})),
+        )
+        .await
     }
 
     /// Opens the terminal WebSocket; Err carries the HTTP status if the upgrade is refused.
     pub async fn terminal(&self, id: &str) -> std::result::Result<Shell, u16> {
         let url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
         let mut req = url.into_client_request().map_err(|_| 0u16)?;
-        req.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-        req.headers_mut().insert("cookie", HeaderValue::from_str(&self.cookie).map_err(|_| 0u16)?);
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+        req.headers_mut().insert(
+            "cookie",
+            HeaderValue::from_str(&self.cookie).map_err(|_| 0u16)?,
+        );
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => {
-                let mut shell = Shell { ws, screen: String::new(), frames: Vec::new() };
-                let hello = serde_json::json!({ "AuthToken": "", "columns": 120, "rows": 40 }).to_string();
-                shell.ws.send(Message::Binary(Bytes::from(hello))).await.map_err(|_| 0u16)?;
+                let mut shell = Shell {
+                    ws,
+                    screen: String::new(),
+                    frames: Vec::new(),
+                };
+                let hello =
+                    serde_json::json!({ "AuthToken": "", "columns": 120, "rows": 40 }).to_string();
+                shell
+                    .ws
+                    .send(Message::Binary(Bytes::from(hello)))
+                    .await
+                    .map_err(|_| 0u16)?;
                 Ok(shell)
             }
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
@@ -191,7 +250,8 @@ impl Visitor {
     }
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A terminal seen through the platform's proxy, speaking ttyd's protocol.
 pub struct Shell {
@@ -221,7 +281,11 @@ impl Shell {
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Err(format!("timed out waiting for /{pattern}/; screen:\n{}", self.screen).into());
+                return Err(format!(
+                    "timed out waiting for /{pattern}/; screen:\n{}",
+                    self.screen
+                )
+                .into());
             }
             match tokio::time::timeout(left, self.ws.next()).await {
                 Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
@@ -230,7 +294,9 @@ impl Shell {
                         self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
                     }
                 }
-                Ok(Some(Ok(Message::Close(c)))) => return Err(format!("terminal closed: {c:?}; screen:\n{}", self.screen).into()),
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    return Err(format!("terminal closed: {c:?}; screen:\n{}", self.screen).into())
+                }
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) => return Err(e.into()),
                 Ok(None) => return Err(format!("terminal ended; screen:\n{}", self.screen).into()),
@@ -243,7 +309,8 @@ impl Shell {
     pub async fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         let n = self.screen.len();
         let tag = format!("{:x}", rand_u32());
-        self.type_line(&format!("echo B{tag}Q; {cmd}; echo E{tag}Q$?")).await?;
+        self.type_line(&format!("echo B{tag}Q; {cmd}; echo E{tag}Q$?"))
+            .await?;
         let pat = format!(r"(?s)[\r\n]B{tag}Q.*?E{tag}Q\d+");
         let _ = n;
         let found = self.expect(&pat, timeout).await?;
@@ -253,6 +320,9 @@ impl Shell {
 
 pub fn rand_u32() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(7);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(7);
     nanos ^ std::process::id().rotate_left(16)
 }

@@ -1,0 +1,247 @@
+//! `scripts/bench.sh` — Try latency and memory, against the real engine, registry and ttyd.
+//!
+//! Measures, on the loopback only: time from the Try request to the first shell byte on the
+//! terminal WebSocket (50 sequential launches, then 50 concurrent), host memory per idle sandbox
+//! and server memory per open terminal. Prints numbers; asserts nothing.
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::{net::SocketAddr, time::Instant};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Target {
+    base: String,
+    http: reqwest::Client,
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Target {
+    /// One Try by a new visitor: (sandbox id, cookie, open terminal, ms to the first shell byte).
+    async fn launch(&self) -> Result<(String, String, Ws, f64)> {
+        let t0 = Instant::now();
+        let resp = self
+            .http
+            .post(format!("{}/api/projects/bench/try", self.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await?;
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .ok_or("no cookie")?
+            .to_string();
+        let status = resp.status();
+        let body: serde_json::Value = resp.json().await?;
+        if !status.is_success() {
+            return Err(format!("try answered {status}: {body}").into());
+        }
+        let id = body["id"].as_str().ok_or("no id")?.to_string();
+        let mut req =
+            format!("{}/s/{id}/ws", self.base.replacen("http", "ws", 1)).into_client_request()?;
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+        req.headers_mut()
+            .insert("cookie", HeaderValue::from_str(&cookie)?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+        ws.send(Message::Binary(Bytes::from(
+            r#"{"AuthToken":"","columns":80,"rows":24}"#,
+        )))
+        .await?;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == b'0' => break,
+                Some(Ok(_)) => {}
+                other => return Err(format!("terminal ended before output: {other:?}").into()),
+            }
+        }
+        Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+    }
+
+    async fn stop(&self, id: &str, cookie: &str) -> Result {
+        self.http
+            .delete(format!("{}/api/sandboxes/{id}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await?;
+        Ok(())
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn summary(name: &str, mut v: Vec<f64>, errors: usize) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{name:<34} n={:<3} errors={errors:<2} p50={:>6.0} ms  p95={:>6.0} ms  max={:>6.0} ms",
+        v.len(),
+        pct(&v, 0.5),
+        pct(&v, 0.95),
+        v.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+fn meminfo_available_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .map(String::from)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn self_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(String::from)
+        })
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() -> Result {
+    let dir = std::env::temp_dir().join(format!("trythis-bench-{}", server::identity::random_id()));
+    std::fs::create_dir_all(&dir)?;
+    let db_url = format!("sqlite://{}/b.db", dir.display());
+    let data = dir.display().to_string();
+    let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
+    let config = server::config::Config::from_pairs([
+        ("TRYTHIS_DATA_DIR", data.as_str()),
+        ("TRYTHIS_DATABASE_URL", db_url.as_str()),
+        ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
+        ("TRYTHIS_MAX_SANDBOXES", "60"),
+        ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+    ])?;
+    // The benchmark image: the base image, built and pushed like any project.
+    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let registry = registry::Registry::new(config.registry.clone());
+    let repo = registry.config().repository_for("bench");
+    let base =
+        std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
+    server::seed::build(
+        &docker,
+        &format!("FROM {base}\nWORKDIR /root\n"),
+        &format!("{repo}:b1"),
+        |_| {},
+    )
+    .await?;
+    server::seed::push(&docker, &repo, "b1").await?;
+    let img = registry.resolve(&repo, "b1").await?;
+    let state = server::build_state(config).await?;
+    let p = db::projects::upsert(
+        &state.db,
+        &db::projects::NewProject {
+            slug: "bench".into(),
+            name: "Bench".into(),
+            category: "Other".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::projects::set_image(&state.db, p.id, &repo, &img.digest, img.size).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = server::router(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let t = std::sync::Arc::new(Target {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+    });
+
+    // Warm-up: the first launch of an image reads its home directory once (cached afterwards).
+    let (id, c, _, first) = t.launch().await?;
+    t.stop(&id, &c).await?;
+    println!("first launch of a new image (reads its dirs once): {first:.0} ms");
+
+    let mut seq = Vec::new();
+    let mut errors = 0;
+    for _ in 0..50 {
+        match t.launch().await {
+            Ok((id, c, ws, ms)) => {
+                seq.push(ms);
+                drop(ws);
+                t.stop(&id, &c).await?;
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    summary("Try -> first shell byte, sequential", seq, errors);
+
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.launch().await })
+        })
+        .collect();
+    let (mut conc, mut errors, mut live) = (Vec::new(), 0, Vec::new());
+    for task in tasks {
+        match task.await? {
+            Ok((id, c, ws, ms)) => {
+                conc.push(ms);
+                live.push((id, c, ws));
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    summary("Try -> first shell byte, 50 at once", conc, errors);
+    for (id, c, _) in live.drain(..) {
+        t.stop(&id, &c).await?;
+    }
+
+    // Memory: 20 idle sandboxes with their terminals open.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let rss0 = self_rss_kb();
+    for _ in 0..20 {
+        let (id, c, ws, _) = t.launch().await?;
+        live.push((id, c, ws));
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let rss1 = self_rss_kb();
+    let mut per = Vec::new();
+    for (id, _, _) in &live {
+        per.push(sandbox_memory_kb(&docker, id).await?);
+    }
+    let n = per.len() as f64;
+    let cg = per.iter().map(|p| p.0).sum::<u64>() as f64 / n / 1024.0;
+    let shim = per.iter().map(|p| p.1).sum::<u64>() as f64 / n / 1024.0;
+    println!("memory per idle sandbox (20 open): {:.1} MB = cgroup {cg:.1} MB (ttyd+init+shell+tmpfs) + shim {shim:.1} MB", cg + shim);
+    println!(
+        "server memory per open terminal: {:.0} KB",
+        (rss1.saturating_sub(rss0)) as f64 / 20.0
+    );
+    for (id, c, _) in live.drain(..) {
+        t.stop(&id, &c).await?;
+    }
+    println!("warm pool: not implemented yet (see README, Limitations)");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -30,9 +30,10 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     let db = Database::connect(opts).await?;
     if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
         use sea_orm::ConnectionTrait;
-        // WAL lets readers run beside the one writer; busy_timeout queues writers instead of failing.
+        // WAL lets readers run beside the one writer (synchronous=NORMAL: no fsync per commit, still
+        // crash-safe in WAL mode); busy_timeout queues writers instead of failing.
         db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
         )
         .await?;
     }

@@ -209,3 +209,64 @@ pub async fn tries_by_category(
         .all(db)
         .await
 }
+
+/// Hands a ready warm-pool sandbox of `project_id` to `owner`, atomically (a concurrent claim of
+/// the same member loses the `owner = 'pool'` condition). `None` when the pool is empty.
+pub async fn claim_pool(
+    db: &DatabaseConnection,
+    project_id: i32,
+    owner: &str,
+    expires_at: DateTime<Utc>,
+    client_ip: Option<String>,
+) -> Result<Option<Model>, InsertError> {
+    let candidates: Vec<String> = Sandbox::find()
+        .select_only()
+        .column(sandbox::Column::Id)
+        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::ProjectId.eq(project_id))
+        .filter(sandbox::Column::State.eq("ready"))
+        .filter(sandbox::Column::Active.eq(true))
+        .order_by_asc(sandbox::Column::CreatedAt)
+        .limit(4)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let now = Utc::now();
+    for id in candidates {
+        let res = Sandbox::update_many()
+            .col_expr(sandbox::Column::Owner, Expr::value(owner))
+            .col_expr(sandbox::Column::ExpiresAt, Expr::value(expires_at))
+            .col_expr(sandbox::Column::CreatedAt, Expr::value(now))
+            .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
+            .col_expr(sandbox::Column::ClientIp, Expr::value(client_ip.clone()))
+            .filter(sandbox::Column::Id.eq(id.as_str()))
+            .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+            .exec(db)
+            .await
+            .map_err(|e| match e.sql_err() {
+                Some(SqlErr::UniqueConstraintViolation(_)) => InsertError::OwnerBusy,
+                _ => InsertError::Db(e),
+            })?;
+        if res.rows_affected == 1 {
+            return Ok(get(db, &id).await?);
+        }
+    }
+    Ok(None)
+}
+
+/// Owner key of unassigned warm-pool sandboxes.
+pub const POOL_OWNER: &str = "pool";
+
+/// Ready warm-pool members per project: (project id, count).
+pub async fn pool_counts(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, DbErr> {
+    Sandbox::find()
+        .select_only()
+        .column(sandbox::Column::ProjectId)
+        .column_as(sandbox::Column::Id.count(), "n")
+        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Active.eq(true))
+        .group_by(sandbox::Column::ProjectId)
+        .into_tuple::<(i32, i64)>()
+        .all(db)
+        .await
+}

@@ -5,7 +5,7 @@
 //! and server memory per open terminal. Prints numbers; asserts nothing.
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use std::{net::SocketAddr, time::Instant};
+use std::time::Instant;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -48,7 +48,7 @@ impl Target {
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
         req.headers_mut()
             .insert("cookie", HeaderValue::from_str(&cookie)?);
-        let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
         ws.send(Message::Binary(Bytes::from(
             r#"{"AuthToken":"","columns":80,"rows":24}"#,
         )))
@@ -91,20 +91,8 @@ fn summary(name: &str, mut v: Vec<f64>, errors: usize) {
     );
 }
 
-fn meminfo_available_kb() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemAvailable:"))
-                .map(String::from)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
-fn self_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|m| {
             m.lines()
@@ -113,6 +101,45 @@ fn self_rss_kb() -> u64 {
         })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
         .unwrap_or(0)
+}
+
+fn self_rss_kb() -> u64 {
+    rss_kb("self")
+}
+
+/// (container cgroup memory, containerd-shim RSS) in KB, cgroup v1 as on this machine.
+async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result<(u64, u64)> {
+    let info = docker
+        .inspect_container(&format!("trythis-{sandbox_id}"), None)
+        .await?;
+    let (id, pid) = (
+        info.id.unwrap_or_default(),
+        info.state.and_then(|s| s.pid).unwrap_or(0),
+    );
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let path = cgroup
+        .lines()
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+        })
+        .and_then(|l| l.splitn(3, ':').nth(2))
+        .ok_or("no memory cgroup")?;
+    let usage: u64 =
+        std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes"))?
+            .trim()
+            .parse()?;
+    let mut shim = 0;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{name}/cmdline")) {
+            if cmd.contains("containerd-shim") && cmd.contains(&id) {
+                shim = rss_kb(&name);
+            }
+        }
+    }
+    Ok((usage / 1024, shim))
 }
 
 #[tokio::main]
@@ -160,11 +187,7 @@ async fn main() -> Result {
     let addr = listener.local_addr()?;
     let router = server::router(state.clone());
     tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
+        let _ = server::serve(listener, router, std::future::pending()).await;
     });
     let t = std::sync::Arc::new(Target {
         base: format!("http://{addr}"),
@@ -241,7 +264,46 @@ async fn main() -> Result {
     for (id, c, _) in live.drain(..) {
         t.stop(&id, &c).await?;
     }
-    println!("warm pool: not implemented yet (see README, Limitations)");
+
+    // Warm pool: the same database, a server with TRYTHIS_WARM_POOL=1; refilled (untimed) before each Try.
+    let pooled_config = server::config::Config::from_pairs([
+        ("TRYTHIS_DATA_DIR", data.as_str()),
+        ("TRYTHIS_DATABASE_URL", db_url.as_str()),
+        ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
+        ("TRYTHIS_WARM_POOL", "1"),
+        ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+    ])?;
+    let pooled = server::build_state(pooled_config).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let paddr = listener.local_addr()?;
+    let router = server::router(pooled.clone());
+    tokio::spawn(async move {
+        let _ = server::serve(listener, router, std::future::pending()).await;
+    });
+    let pt = Target {
+        base: format!("http://{paddr}"),
+        http: reqwest::Client::new(),
+    };
+    let (mut warm, mut errors) = (Vec::new(), 0);
+    for _ in 0..50 {
+        pooled.sandboxes.refill_pool().await?;
+        // Steady state: a pool member has been waiting a while, its shell already printed its prompt.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        match pt.launch().await {
+            Ok((id, c, _ws, ms)) => {
+                warm.push(ms);
+                pt.stop(&id, &c).await?;
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    summary("Try -> first shell byte, warm pool", warm, errors);
+    for s in db::sandboxes::all_active(&pooled.db).await? {
+        pooled.sandboxes.stop(&s.id, "bench over").await?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `trythis` — serve the site (default), apply migrations, or publish the starter catalogue.
 use server::{config::Config, sandbox};
-use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
 const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR]]";
 
@@ -65,12 +65,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
-    axum::serve(
-        listener,
-        server::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    server::serve(listener, server::router(state), shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = reaper.await;
     tracing::info!("shut down cleanly");

@@ -182,6 +182,38 @@ impl SandboxService {
         };
         let expires_at =
             chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
+        if self.limits.warm_pool > 0 {
+            let started = Instant::now();
+            match db::sandboxes::claim_pool(
+                &self.db,
+                project.id,
+                &who.key,
+                expires_at,
+                Some(ip.to_string()),
+            )
+            .await
+            {
+                Ok(Some(row)) => {
+                    if let Ok(mut q) = self.queue.lock() {
+                        q.leave(&who.key);
+                    }
+                    db::projects::count_try(&self.db, project.id).await?;
+                    self.metrics.observe_launch(started.elapsed().as_secs_f64());
+                    tracing::info!(sandbox = %row.id, project = %project.slug, "warm-pool sandbox assigned");
+                    return Ok(TryOutcome {
+                        created: true,
+                        info: self.info(&row),
+                    });
+                }
+                Ok(None) => {}
+                Err(db::sandboxes::InsertError::OwnerBusy) => {
+                    return Err(ApiError::Unavailable(
+                        "You already have a sandbox starting. Try again in a second.".into(),
+                    ))
+                }
+                Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
+            }
+        }
         let id = crate::identity::random_id();
         let image = format!("{repo}@{digest}");
         let row = db::sandboxes::NewSandbox {
@@ -306,6 +338,83 @@ impl SandboxService {
         }
     }
 
+    /// Tops up the warm pool: `warm_pool` ready, unassigned sandboxes for each of the most-tried
+    /// projects. Idle members are recycled by the reaper's idle timeout and replaced here.
+    pub async fn refill_pool(&self) -> Result<usize, ApiError> {
+        const POOLED_PROJECTS: u64 = 3;
+        let want = self.limits.warm_pool as i64;
+        if want == 0 {
+            return Ok(0);
+        }
+        let have: std::collections::HashMap<i32, i64> = db::sandboxes::pool_counts(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        let mut started = 0;
+        for p in db::projects::most_tried(&self.db, POOLED_PROJECTS).await? {
+            let (Some(repo), Some(digest)) = (&p.image_repo, &p.image_digest) else {
+                continue;
+            };
+            for _ in have.get(&p.id).copied().unwrap_or(0)..want {
+                let id = crate::identity::random_id();
+                let image = format!("{repo}@{digest}");
+                let expires_at = chrono::Utc::now() + chrono::Duration::hours(24);
+                let row = db::sandboxes::NewSandbox {
+                    id: id.clone(),
+                    owner: db::sandboxes::POOL_OWNER.into(),
+                    project_id: p.id,
+                    project_slug: p.slug.clone(),
+                    category: p.category.clone(),
+                    image: image.clone(),
+                    expires_at,
+                    client_ip: None,
+                };
+                db::sandboxes::insert_starting(&self.db, row)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                let spec = LaunchSpec {
+                    sandbox_id: id.clone(),
+                    owner: db::sandboxes::POOL_OWNER.into(),
+                    project: p.slug.clone(),
+                    image,
+                    expires_unix: expires_at.timestamp(),
+                    egress: p.egress,
+                    welcome: p.welcome.clone(),
+                };
+                let t0 = Instant::now();
+                match self.runtime.launch(&spec).await {
+                    Ok(l) => {
+                        db::sandboxes::mark_ready(
+                            &self.db,
+                            &id,
+                            &l.container_id,
+                            t0.elapsed().as_millis() as i64,
+                        )
+                        .await?;
+                        // Start the shell now, so the Try's first byte is already waiting.
+                        if let Err(e) = self.terminals.attach(&id, &l.socket, 80, 24).await {
+                            tracing::warn!(sandbox = %id, error = %e, "warm-pool shell did not start");
+                        }
+                        started += 1;
+                    }
+                    Err(e) => {
+                        let _ = self.runtime.destroy(&id).await;
+                        db::sandboxes::finish(
+                            &self.db,
+                            &id,
+                            State::Failed.as_str(),
+                            &e.to_string(),
+                        )
+                        .await?;
+                        tracing::warn!(project = %p.slug, error = %e, "warm-pool launch failed");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(started)
+    }
+
     /// Stops a sandbox and frees its owner's slot. Idempotent.
     pub async fn stop(&self, id: &str, reason: &str) -> Result<(), ApiError> {
         db::sandboxes::set_stopping(&self.db, id).await?;
@@ -415,7 +524,7 @@ impl SandboxService {
     }
 }
 
-/// Runs the reaper every `every` until the token is cancelled.
+/// Runs the reaper (and the warm-pool refill) every `every` until shutdown.
 pub async fn reaper_loop(
     service: Arc<SandboxService>,
     every: Duration,
@@ -431,6 +540,9 @@ pub async fn reaper_loop(
             Ok(0) => {}
             Ok(n) => tracing::info!(stopped = n, "reaper pass"),
             Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+        }
+        if let Err(e) = service.refill_pool().await {
+            tracing::warn!(error = %e, "warm-pool refill failed");
         }
     }
 }

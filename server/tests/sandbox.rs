@@ -390,3 +390,31 @@ async fn extend_is_bounded_and_reaper_ends_expired() -> Result {
     assert_eq!(r.body["state"], "ended");
     Ok(())
 }
+
+#[tokio::test]
+async fn warm_pool_assigns_a_prestarted_sandbox() -> Result {
+    let app = TestApp::start_with(&[("TRYTHIS_WARM_POOL", "1")]).await?;
+    assert_eq!(app.state.sandboxes.refill_pool().await?, 1);
+    assert_eq!(app.state.sandboxes.refill_pool().await?, 0, "already full");
+    let pooled = db::sandboxes::all_active(&app.state.db).await?;
+    assert_eq!(pooled.len(), 1);
+    let (v, id) = start_try(&app).await?;
+    assert_eq!(id, pooled[0].id, "the Try got the pre-started sandbox");
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.expect("Welcome to the fixture", T).await?;
+    let out = sh.run("echo pooled-$((2+3))", T).await?;
+    assert!(out.contains("pooled-5"), "{out}");
+    // The pool refills behind it.
+    assert_eq!(app.state.sandboxes.refill_pool().await?, 1);
+    let r = v
+        .call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(r.status, 204);
+    for s in db::sandboxes::all_active(&app.state.db).await? {
+        app.state.sandboxes.stop(&s.id, "test over").await?;
+    }
+    Ok(())
+}

@@ -85,7 +85,12 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
     for _ in 0..150 {
         match db::sandboxes::get(&st.db, &id).await {
             Ok(Some(s)) if s.state == "ready" => {
-                socket_path = st.sandboxes.runtime().socket(&id).await.ok().flatten();
+                // An open session (re-attach, warm pool) needs no engine round-trip.
+                socket_path = if st.sandboxes.terminals.get(&id).is_some() {
+                    Some(std::path::PathBuf::new())
+                } else {
+                    st.sandboxes.runtime().socket(&id).await.ok().flatten()
+                };
                 break;
             }
             Ok(Some(s)) if s.active => tokio::time::sleep(Duration::from_millis(100)).await,

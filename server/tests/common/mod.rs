@@ -92,11 +92,7 @@ impl TestApp {
         let addr = listener.local_addr()?;
         let router = server::router(state.clone());
         tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
+            let _ = server::serve(listener, router, std::future::pending()).await;
         });
         Ok(Self { addr, state, dir })
     }

@@ -81,6 +81,11 @@ impl TestApp {
 
     /// Starts the full server with extra config keys, and publishes the fixture project `fixture`.
     pub async fn start_with(extra: &[(&str, &str)]) -> Result<Self> {
+        // Warnings and errors of the server show in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let dir =
             std::env::temp_dir().join(format!("trythis-test-{}", server::identity::random_id()));
         std::fs::create_dir_all(&dir)?;

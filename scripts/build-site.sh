@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 SITE=${TRYTHIS_SITE_ROOT:-target/site}; PKG=$SITE/pkg; NAME=trythis
-# leptos reads these at *compile time* for the hydration script paths.
-export LEPTOS_OUTPUT_NAME=$NAME LEPTOS_SITE_PKG_DIR=pkg
+# LEPTOS_OUTPUT_NAME and LEPTOS_SITE_PKG_DIR come from .cargo/config.toml (compile-time for leptos).
 
 WASM=target/front/wasm32-unknown-unknown/wasm-release/app.wasm
 echo "    wasm bundle (cargo build -p app --features hydrate --profile wasm-release)"

@@ -23,22 +23,51 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     }
     let mut opts = ConnectOptions::new(url.clone());
     opts.sqlx_logging(false);
+    // Per connection (pragmas are): WAL lets readers run beside the one writer; synchronous=NORMAL
+    // skips the fsync per commit and stays crash-safe in WAL mode; busy_timeout queues writers.
+    opts.map_sqlx_sqlite_opts(|o| {
+        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+        o.journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true)
+    });
     if url.contains(":memory:") {
         // Each pooled connection would otherwise see its own empty in-memory database.
         opts.max_connections(1).min_connections(1);
     }
     let db = Database::connect(opts).await?;
-    if db.get_database_backend() == sea_orm::DatabaseBackend::Sqlite {
-        use sea_orm::ConnectionTrait;
-        // WAL lets readers run beside the one writer (synchronous=NORMAL: no fsync per commit, still
-        // crash-safe in WAL mode); busy_timeout queues writers instead of failing.
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
-        )
-        .await?;
-    }
     migrations::Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// This installation's id (created on first call): shared by every app server on the same
+/// database, different for another installation on the same container engine.
+pub async fn instance_id(
+    db: &DatabaseConnection,
+    fresh: impl FnOnce() -> String,
+) -> Result<String, DbErr> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = db.get_database_backend();
+    let read = Statement::from_string(backend, "SELECT id FROM instance LIMIT 1");
+    if let Some(row) = db.query_one_raw(read.clone()).await? {
+        return row.try_get::<String>("", "id");
+    }
+    let id = fresh();
+    // Two servers starting at once: the primary key keeps one row; both then read it back.
+    let insert = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "INSERT INTO instance (id) VALUES ($1) ON CONFLICT DO NOTHING"
+        }
+        _ => "INSERT OR IGNORE INTO instance (id) VALUES (?)",
+    };
+    db.execute_raw(Statement::from_sql_and_values(backend, insert, [id.into()]))
+        .await?;
+    let row = db
+        .query_one_raw(read)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("instance".into()))?;
+    row.try_get::<String>("", "id")
 }
 
 /// Cheap liveness query for `/healthz`.

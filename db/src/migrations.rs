@@ -3,6 +3,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_projects;
 mod m20261123_000002_create_sandboxes;
+mod m20261123_000003_create_instance;
 
 pub struct Migrator;
 
@@ -12,6 +13,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_projects::Migration),
             Box::new(m20261123_000002_create_sandboxes::Migration),
+            Box::new(m20261123_000003_create_instance::Migration),
         ]
     }
 }

@@ -43,7 +43,10 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
-    let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(docker, &config));
+    let instance = db::instance_id(&db, identity::random_id).await?;
+    let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
+        docker, &config, instance,
+    ));
     let metrics = Arc::new(metrics::Metrics::default());
     let sandboxes = Arc::new(sandbox::SandboxService::new(
         db.clone(),

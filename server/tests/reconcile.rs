@@ -71,11 +71,28 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let kept = body["id"].as_str().ok_or("id")?.to_string();
 
     // A launch cut short: the row says "starting", and a container exists for it.
-    let runtime = server::sandbox::runtime::DockerRuntime::new(
-        server::sandbox::runtime::connect_docker(&config).await?,
-        &config,
-    );
+    let instance = db::instance_id(&db, server::identity::random_id).await?;
+    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let runtime = server::sandbox::runtime::DockerRuntime::new(docker.clone(), &config, instance);
     use server::sandbox::runtime::Runtime;
+    // Another installation's sandbox on the same engine: never ours to remove.
+    let neighbour = server::sandbox::runtime::DockerRuntime::new(
+        docker,
+        &config,
+        "another-installation".into(),
+    );
+    let theirs = server::identity::random_id();
+    neighbour
+        .launch(&server::sandbox::runtime::LaunchSpec {
+            sandbox_id: theirs.clone(),
+            owner: "v:neighbour".into(),
+            project: "fixture".into(),
+            image: format!("{repo}@{digest}"),
+            expires_unix: 0,
+            egress: false,
+            welcome: None,
+        })
+        .await?;
     let stray = server::identity::random_id();
     db::sandboxes::insert_starting(
         &db,
@@ -135,6 +152,15 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         .await?;
     assert_eq!(r.status, 204);
     assert!(runtime.list().await?.iter().all(|l| l.sandbox_id != kept));
+    assert!(
+        neighbour
+            .list()
+            .await?
+            .iter()
+            .any(|l| l.sandbox_id == theirs),
+        "another installation's sandbox was removed"
+    );
+    neighbour.destroy(&theirs).await?;
     server.kill().await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -21,6 +21,8 @@ pub const LABEL_SANDBOX: &str = "trythis.sandbox";
 pub const LABEL_OWNER: &str = "trythis.owner";
 pub const LABEL_PROJECT: &str = "trythis.project";
 pub const LABEL_EXPIRES: &str = "trythis.expires";
+/// The installation a container belongs to: reconciliation only ever touches its own.
+pub const LABEL_INSTANCE: &str = "trythis.instance";
 
 /// Inside every sandbox: ttyd (read-only) and its socket directory.
 const TTYD_IN_CONTAINER: &str = "/opt/trythis/ttyd";
@@ -103,13 +105,14 @@ pub trait Runtime: Send + Sync {
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
     /// Host path of a running sandbox's socket, if it runs.
     async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError>;
-    /// Every container carrying the sandbox label.
+    /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
 }
 
 pub struct DockerRuntime {
     docker: Docker,
+    instance: String,
     limits: SandboxLimits,
     ttyd: PathBuf,
     /// The image's own files under each writable directory, per image (tar, `None` = too big to
@@ -158,9 +161,11 @@ fn container_name(sandbox_id: &str) -> String {
 const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#;
 
 impl DockerRuntime {
-    pub fn new(docker: Docker, config: &Config) -> Self {
+    /// `instance`: this installation's id (`db::instance_id`), labelled on every container.
+    pub fn new(docker: Docker, config: &Config, instance: String) -> Self {
         Self {
             docker,
+            instance,
             limits: config.limits.clone(),
             ttyd: config.ttyd_path.clone(),
             seeds: Mutex::default(),
@@ -328,6 +333,7 @@ impl Runtime for DockerRuntime {
             (LABEL_OWNER.to_string(), spec.owner.clone()),
             (LABEL_PROJECT.to_string(), spec.project.clone()),
             (LABEL_EXPIRES.to_string(), spec.expires_unix.to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
         ]);
         let l = &self.limits;
         let mut mounts = vec![Mount {
@@ -525,7 +531,13 @@ impl Runtime for DockerRuntime {
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
-        let filters = HashMap::from([("label".to_string(), vec![LABEL_SANDBOX.to_string()])]);
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                LABEL_SANDBOX.to_string(),
+                format!("{LABEL_INSTANCE}={}", self.instance),
+            ],
+        )]);
         let opts = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)

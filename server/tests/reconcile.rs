@@ -40,6 +40,24 @@ async fn spawn_server(dir: &std::path::Path, port: u16) -> Result<tokio::process
     Err("server did not come up".into())
 }
 
+/// A sandbox of the fixture image, started straight through a runtime (no server involved).
+fn fixture_spec(
+    id: &str,
+    owner: &str,
+    repo: &str,
+    digest: &str,
+) -> server::sandbox::runtime::LaunchSpec {
+    server::sandbox::runtime::LaunchSpec {
+        sandbox_id: id.into(),
+        owner: owner.into(),
+        project: "fixture".into(),
+        image: format!("{repo}@{digest}"),
+        expires_unix: 0,
+        egress: false,
+        welcome: None,
+    }
+}
+
 #[tokio::test]
 async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let dir = std::env::temp_dir().join(format!("trythis-crash-{}", server::identity::random_id()));
@@ -83,15 +101,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     );
     let theirs = server::identity::random_id();
     neighbour
-        .launch(&server::sandbox::runtime::LaunchSpec {
-            sandbox_id: theirs.clone(),
-            owner: "v:neighbour".into(),
-            project: "fixture".into(),
-            image: format!("{repo}@{digest}"),
-            expires_unix: 0,
-            egress: false,
-            welcome: None,
-        })
+        .launch(&fixture_spec(&theirs, "v:neighbour", &repo, &digest))
         .await?;
     let stray = server::identity::random_id();
     db::sandboxes::insert_starting(
@@ -109,15 +119,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     )
     .await?;
     let launched = runtime
-        .launch(&server::sandbox::runtime::LaunchSpec {
-            sandbox_id: stray.clone(),
-            owner: "v:crashed".into(),
-            project: "fixture".into(),
-            image: format!("{repo}@{digest}"),
-            expires_unix: 0,
-            egress: false,
-            welcome: None,
-        })
+        .launch(&fixture_spec(&stray, "v:crashed", &repo, &digest))
         .await?;
     server.kill().await?; // SIGKILL
     let _ = server.wait().await;

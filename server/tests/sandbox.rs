@@ -15,14 +15,20 @@ async fn start_try(app: &TestApp) -> Result<(Visitor, String)> {
     Ok((v, id))
 }
 
-#[tokio::test]
-async fn try_starts_a_shell_and_echoes() -> Result {
-    let app = TestApp::start().await?;
-    let (v, id) = start_try(&app).await?;
-    let mut sh = v
+/// A Try by a new visitor, with its terminal open.
+async fn start_try_with_terminal(app: &TestApp) -> Result<(Visitor, String, Shell)> {
+    let (v, id) = start_try(app).await?;
+    let sh = v
         .terminal(&id)
         .await
         .map_err(|s| format!("upgrade refused: {s}"))?;
+    Ok((v, id, sh))
+}
+
+#[tokio::test]
+async fn try_starts_a_shell_and_echoes() -> Result {
+    let app = TestApp::start().await?;
+    let (v, id, mut sh) = start_try_with_terminal(&app).await?;
     sh.expect("Welcome to the fixture", T).await?;
     sh.type_line("echo hello-$RANDOM").await?;
     sh.expect(r"[\r\n]hello-\d+", T).await?;
@@ -49,11 +55,7 @@ async fn try_starts_a_shell_and_echoes() -> Result {
 #[tokio::test]
 async fn limits_hold_inside_the_sandbox() -> Result {
     let app = TestApp::start().await?;
-    let (v, id) = start_try(&app).await?;
-    let mut sh = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let (v, id, mut sh) = start_try_with_terminal(&app).await?;
 
     // Memory hog: tail buffers everything, the OOM killer ends it, the shell survives.
     let out = sh
@@ -243,11 +245,7 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
 #[tokio::test]
 async fn reload_reattaches_to_the_same_shell() -> Result {
     let app = TestApp::start().await?;
-    let (v, id) = start_try(&app).await?;
-    let mut sh = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let (v, id, mut sh) = start_try_with_terminal(&app).await?;
     sh.run("KEEP=kept-$((40+2)); sleep 600 & echo started", T)
         .await?;
     drop(sh); // the browser tab reloads

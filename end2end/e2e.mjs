@@ -79,7 +79,7 @@ try {
     const resp = await page.goto(BASE + "/");
     assert.equal(resp.status(), 200);
     assert.match(await page.locator("h1").first().innerText(), /Try open source/);
-    assert.equal(await page.locator('.card[data-slug="hello"]').count(), 2); // trending + newest
+    assert.equal(await page.locator('.card[data-slug="hello"]').count(), 3); // trending, 'you may like' (trending without history), newest
     assert.ok(await page.locator('.chips a[data-category="Databases"]').count() === 1);
     await page.goto(BASE + "/p/hello");
     assert.match(await page.locator(".project-name").innerText(), /Hello Shell/);
@@ -158,6 +158,19 @@ try {
     await page.locator("#stop").click();
     await page.waitForSelector("#ended");
     assert.match(await page.locator("#ended").innerText(), /stopped/);
+  });
+
+  await check("home: the featured banner, and 'you may like' follows this visitor's tries", async () => {
+    await page.goto(BASE + "/");
+    const banner = page.locator(".featured");
+    assert.match(await banner.innerText(), /Hello Shell[\s\S]*say hello in one click/);
+    assert.equal(await banner.locator("a.featured-try").getAttribute("href"), "/try/hello");
+    const forYou = page.locator("#for-you");
+    assert.match(await forYou.innerText(), /in proportion to the categories you try/);
+    // Hello Shell was tried today, so it is skipped; its category's other project is suggested.
+    const slugs = await forYou.locator(".card").evaluateAll((cs) => cs.map((c) => c.dataset.slug));
+    assert.deepEqual(slugs, ["world"]);
+    await page.screenshot({ path: join(SHOTS, "home-personal.png"), fullPage: true });
   });
 
   await check("the badge is an SVG", async () => {

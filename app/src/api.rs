@@ -8,6 +8,7 @@ use leptos::prelude::*;
 #[derive(Clone)]
 pub struct ServerContext {
     pub db: db::DatabaseConnection,
+    pub search: std::sync::Arc<db::search::SearchIndex>,
     /// Public base URL of the site (badge snippets).
     pub public_url: String,
     pub max_extensions: i32,
@@ -93,23 +94,50 @@ pub mod ssr {
 #[server(prefix = "/sfn", endpoint = "home")]
 pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let cx = ssr::context()?;
-    let trending = db::projects::most_tried(&cx.db, 12)
+    let who = ssr::identity().await?;
+    let trending = db::recommend::trending(&cx.db, 12)
+        .await
+        .map_err(ssr::internal)?;
+    let has_history = !db::sandboxes::tries_by_category(&cx.db, &who.key)
+        .await
+        .map_err(ssr::internal)?
+        .is_empty();
+    let for_you = db::recommend::for_owner(&cx.db, &who.key, 10)
         .await
         .map_err(ssr::internal)?;
     let newest = db::projects::newest(&cx.db, 6)
         .await
         .map_err(ssr::internal)?;
-    let (_, total) = db::projects::search(
-        &cx.db,
-        &db::projects::Search {
-            per_page: 1,
-            ..Default::default()
-        },
-    )
-    .await
-    .map_err(ssr::internal)?;
+    let (_, total) = cx
+        .search
+        .search(
+            &cx.db,
+            &db::projects::Search {
+                per_page: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(ssr::internal)?;
+    let featured = match db::settings::featured(&cx.db)
+        .await
+        .map_err(ssr::internal)?
+    {
+        Some(f) => db::projects::by_slug(&cx.db, &f.slug)
+            .await
+            .map_err(ssr::internal)?
+            .filter(|p| p.status == "live")
+            .map(|p| FeaturedBanner {
+                card: ssr::card(&p),
+                line: f.line,
+            }),
+        None => None,
+    };
     Ok(HomeData {
+        featured,
         trending: trending.iter().map(ssr::card).collect(),
+        for_you: for_you.iter().map(ssr::card).collect(),
+        for_you_personal: has_history,
         newest: newest.iter().map(ssr::card).collect(),
         categories: db::projects::CATEGORIES
             .iter()
@@ -133,7 +161,9 @@ pub async fn search_projects(
         page: page.max(1),
         per_page: PER_PAGE,
     };
-    let (items, total) = db::projects::search(&cx.db, &search)
+    let (items, total) = cx
+        .search
+        .search(&cx.db, &search)
         .await
         .map_err(ssr::internal)?;
     Ok(SearchResults {

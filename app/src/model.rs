@@ -70,9 +70,21 @@ pub struct SandboxRow {
     pub launch_ms: Option<i64>,
 }
 
+/// The admin's featured project and line of text, shown at the top of the home page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeaturedBanner {
+    pub card: ProjectCard,
+    pub line: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HomeData {
+    pub featured: Option<FeaturedBanner>,
     pub trending: Vec<ProjectCard>,
+    /// "Open source you may like": in proportion to the visitor's tries per category.
+    pub for_you: Vec<ProjectCard>,
+    /// False when the visitor has no history yet (then `for_you` is trending).
+    pub for_you_personal: bool,
     pub newest: Vec<ProjectCard>,
     pub categories: Vec<String>,
     pub total: u64,

@@ -5,7 +5,10 @@
 pub mod entities;
 pub mod migrations;
 pub mod projects;
+pub mod recommend;
 pub mod sandboxes;
+pub mod search;
+pub mod settings;
 
 use sea_orm::{ConnectOptions, Database};
 pub use sea_orm::{DatabaseConnection, DbErr};

@@ -4,6 +4,7 @@ use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_projects;
 mod m20261123_000002_create_sandboxes;
 mod m20261123_000003_create_instance;
+mod m20261123_000004_create_settings;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_projects::Migration),
             Box::new(m20261123_000002_create_sandboxes::Migration),
             Box::new(m20261123_000003_create_instance::Migration),
+            Box::new(m20261123_000004_create_settings::Migration),
         ]
     }
 }

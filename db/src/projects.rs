@@ -62,47 +62,6 @@ pub struct Search {
     pub per_page: u64,
 }
 
-/// Search ranked by: exact name, name prefix, text match; then popularity. Only live projects.
-pub async fn search(db: &DatabaseConnection, s: &Search) -> Result<(Vec<Model>, u64), DbErr> {
-    let terms: Vec<String> = fold(&s.q)
-        .split(|c: char| !c.is_alphanumeric() && c != '-' && c != '.' && c != '+')
-        .filter(|t| !t.is_empty())
-        .take(8)
-        .map(str::to_string)
-        .collect();
-    let mut query = Project::find().filter(project::Column::Status.eq("live"));
-    if let Some(cat) = s.category.as_deref().filter(|c| !c.is_empty()) {
-        query = query.filter(project::Column::Category.eq(cat));
-    }
-    for t in &terms {
-        query = query.filter(project::Column::SearchText.contains(t.as_str()));
-    }
-    let mut rows = query.order_by_desc(project::Column::Tries).all(db).await?;
-    let q = fold(s.q.trim());
-    if !q.is_empty() {
-        // Stable sort keeps popularity order inside each rank.
-        rows.sort_by_key(|p| {
-            let name = fold(&p.name);
-            if name == q || p.slug == q {
-                0
-            } else if name.starts_with(&q) || p.slug.starts_with(&q) {
-                1
-            } else if name.contains(&q) {
-                2
-            } else {
-                3
-            }
-        });
-    }
-    let total = rows.len() as u64;
-    let per = s.per_page.clamp(1, 100);
-    let skip = (Ord::max(s.page, 1) - 1).saturating_mul(per) as usize;
-    Ok((
-        rows.into_iter().skip(skip).take(per as usize).collect(),
-        total,
-    ))
-}
-
 pub async fn by_slug(db: &DatabaseConnection, slug: &str) -> Result<Option<Model>, DbErr> {
     Project::find()
         .filter(project::Column::Slug.eq(slug))
@@ -173,6 +132,7 @@ pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, Db
         },
     };
     am.name = Set(p.name.clone());
+    am.name_fold = Set(fold(&p.name));
     am.summary = Set(p.summary.clone());
     am.description = Set(p.description.clone());
     am.category = Set(p.category.clone());
@@ -184,10 +144,12 @@ pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, Db
     am.egress = Set(p.egress);
     am.search_text = Set(text);
     am.updated_at = Set(now);
-    match existing {
-        Some(_) => am.update(db).await,
-        None => am.insert(db).await,
-    }
+    let saved = match existing {
+        Some(_) => am.update(db).await?,
+        None => am.insert(db).await?,
+    };
+    crate::settings::bump_catalog_version(db).await?;
+    Ok(saved)
 }
 
 /// Points the project at a new image and makes it live.
@@ -207,7 +169,8 @@ pub async fn set_image(
         updated_at: Set(chrono::Utc::now()),
         ..Default::default()
     };
-    am.update(db).await.map(|_| ())
+    am.update(db).await?;
+    crate::settings::bump_catalog_version(db).await
 }
 
 pub async fn set_status(db: &DatabaseConnection, id: i32, status: &str) -> Result<(), DbErr> {
@@ -217,7 +180,8 @@ pub async fn set_status(db: &DatabaseConnection, id: i32, status: &str) -> Resul
         updated_at: Set(chrono::Utc::now()),
         ..Default::default()
     };
-    am.update(db).await.map(|_| ())
+    am.update(db).await?;
+    crate::settings::bump_catalog_version(db).await
 }
 
 /// Counts one more Try of the project.

@@ -1,6 +1,6 @@
 //! Database tests, run on SQLite and on PostgreSQL (scripts/test.sh starts it and sets
 //! TRYTHIS_TEST_POSTGRES_URL; without it the PostgreSQL tests fail, they do not skip).
-use db::{projects, sandboxes};
+use db::{projects, recommend, sandboxes, settings};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -88,6 +88,7 @@ async fn one_active_sandbox_per_owner(db: db::DatabaseConnection) -> Result {
 }
 
 async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
+    let index = db::search::SearchIndex::new();
     project(&db, "redis", "Redis", "Databases", &["cache"], 5).await?;
     project(&db, "redict", "Redict", "Databases", &["cache"], 50).await?;
     project(&db, "cafe", "Café Tools", "CLI tools", &["coffee"], 1).await?;
@@ -98,32 +99,241 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
         page: 1,
         per_page: 10,
     };
-    let (r, _) = projects::search(&db, &s("redis", None)).await?;
+    let (r, _) = index.search(&db, &s("redis", None)).await?;
     assert_eq!(
         r.first().map(|p| p.slug.as_str()),
         Some("redis"),
         "exact name first"
     );
-    let (r, _) = projects::search(&db, &s("red", None)).await?;
-    let slugs: Vec<_> = r.iter().map(|p| p.slug.as_str()).collect();
-    assert_eq!(slugs, ["redict", "redis"], "prefix matches by popularity");
-    let (r, _) = projects::search(&db, &s("CAFE", None)).await?;
+    let (r, _) = index.search(&db, &s("red", None)).await?;
+    assert_eq!(
+        slugs(&r),
+        ["redict", "redis"],
+        "prefix matches by popularity"
+    );
+    let (r, _) = index.search(&db, &s("CAFE", None)).await?;
     assert_eq!(r.len(), 1, "case- and accent-insensitive");
-    let (r, _) = projects::search(&db, &s("coff", None)).await?;
+    let (r, _) = index.search(&db, &s("coff", None)).await?;
     assert_eq!(r.len(), 1, "tags, prefix-tolerant");
-    let (r, total) = projects::search(&db, &s("", Some("CLI tools"))).await?;
+    let (r, total) = index.search(&db, &s("", Some("CLI tools"))).await?;
     assert_eq!((total, r[0].slug.as_str()), (2, "jq"));
-    let (r, total) = projects::search(
-        &db,
-        &projects::Search {
-            page: 2,
-            per_page: 3,
-            ..s("", None)
+    let (r, total) = index
+        .search(
+            &db,
+            &projects::Search {
+                page: 2,
+                per_page: 3,
+                ..s("", None)
+            },
+        )
+        .await?;
+    assert_eq!((total, r.len()), (4, 1), "pagination");
+    let (r, _) = index.search(&db, &s("json", None)).await?;
+    assert_eq!(slugs(&r), ["jq"], "tags are searched");
+    let (r, _) = index.search(&db, &s("cache", None)).await?;
+    assert_eq!(slugs(&r), ["redict", "redis"], "text matches by popularity");
+    let (r, total) = index.search(&db, &s("100%_", None)).await?;
+    assert_eq!((r.len(), total), (0, 0), "LIKE wildcards are literal");
+    let (r, _) = index.search(&db, &s("tools", None)).await?;
+    assert_eq!(
+        slugs(&r),
+        ["cafe", "jq"],
+        "name contains ranks before category text"
+    );
+    // A catalogue write is visible to the next search (the index reloads on the version bump).
+    let jq = projects::by_slug(&db, "jq").await?.ok_or("jq")?;
+    projects::set_status(&db, jq.id, "hidden").await?;
+    let (r, _) = index.search(&db, &s("json", None)).await?;
+    assert!(r.is_empty(), "hidden projects leave search at once");
+    project(&db, "jqlang", "jqlang", "CLI tools", &["json"], 0).await?;
+    let (r, _) = index.search(&db, &s("json", None)).await?;
+    assert_eq!(slugs(&r), ["jqlang"], "new projects appear at once");
+    Ok(())
+}
+
+/// Records a finished Try of `p` by `owner`, `days_ago` days back.
+async fn tried(
+    db: &db::DatabaseConnection,
+    owner: &str,
+    p: &projects::Model,
+    days_ago: i64,
+) -> Result {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    let id = format!("t{}", rand_suffix());
+    sandboxes::insert_starting(
+        db,
+        sandboxes::NewSandbox {
+            id: id.clone(),
+            owner: owner.into(),
+            project_id: p.id,
+            project_slug: p.slug.clone(),
+            category: p.category.clone(),
+            image: "img".into(),
+            expires_at: chrono::Utc::now(),
+            client_ip: None,
         },
     )
     .await?;
-    assert_eq!((total, r.len()), (4, 1), "pagination");
+    sandboxes::finish(db, &id, "ended", "test").await?;
+    db::entities::sandbox::ActiveModel {
+        id: Set(id),
+        created_at: Set(chrono::Utc::now() - chrono::Duration::days(days_ago)),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
     Ok(())
+}
+
+fn slugs(v: &[projects::Model]) -> Vec<&str> {
+    v.iter().map(|p| p.slug.as_str()).collect()
+}
+
+async fn trending_counts_the_last_week(db: db::DatabaseConnection) -> Result {
+    let old = project(&db, "old", "Old favourite", "Editors", &[], 100).await?;
+    let hot = project(&db, "hot", "Hot", "CLI tools", &[], 1).await?;
+    let warm = project(&db, "warm", "Warm", "CLI tools", &[], 2).await?;
+    project(&db, "quiet", "Quiet", "Other", &[], 0).await?;
+    // Quiet week: all-time order.
+    assert_eq!(
+        slugs(&recommend::trending(&db, 3).await?),
+        ["old", "warm", "hot"]
+    );
+    for _ in 0..3 {
+        tried(&db, "v:a", &hot, 1).await?;
+    }
+    tried(&db, "v:b", &warm, 2).await?;
+    for _ in 0..5 {
+        tried(&db, "v:c", &old, 30).await?; // a month ago: not trending
+    }
+    assert_eq!(
+        slugs(&recommend::trending(&db, 2).await?),
+        ["hot", "warm"],
+        "the week's tries rank first"
+    );
+    assert_eq!(
+        slugs(&recommend::trending(&db, 4).await?),
+        ["hot", "warm", "old", "quiet"],
+        "a short week is filled with all-time favourites"
+    );
+    projects::set_status(&db, hot.id, "hidden").await?;
+    assert_eq!(
+        slugs(&recommend::trending(&db, 1).await?),
+        ["warm"],
+        "hidden projects never trend"
+    );
+    Ok(())
+}
+
+async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> Result {
+    // Cloud (DevOps & cloud) 6 tries, AI 2, System (CLI tools) 2 → 6 / 2 / 2 of 10 slots.
+    let mut by_cat = std::collections::HashMap::new();
+    for (cat, n) in [
+        ("DevOps & cloud", 8),
+        ("AI & data", 4),
+        ("CLI tools", 4),
+        ("Games & fun", 4),
+    ] {
+        let mut v = Vec::new();
+        for i in 0..n {
+            let slug = format!(
+                "{}-{i}",
+                cat.split(' ').next().unwrap_or("x").to_lowercase()
+            );
+            v.push(project(&db, &slug, &slug, cat, &[], 100 - i as i64).await?);
+        }
+        by_cat.insert(cat, v);
+    }
+    let cloud = &by_cat["DevOps & cloud"];
+    // Six tries of cloud (two of them today, of cloud-0), two AI, two CLI, all older than a day
+    // except cloud-0.
+    tried(&db, "v:me", &cloud[0], 0).await?;
+    tried(&db, "v:me", &cloud[0], 0).await?;
+    for _ in 0..4 {
+        tried(&db, "v:me", &cloud[1], 3).await?;
+    }
+    for _ in 0..2 {
+        tried(&db, "v:me", &by_cat["AI & data"][0], 3).await?;
+        tried(&db, "v:me", &by_cat["CLI tools"][0], 3).await?;
+    }
+    let recs = recommend::for_owner(&db, "v:me", 10).await?;
+    let count = |cat: &str| recs.iter().filter(|p| p.category == cat).count();
+    assert_eq!(recs.len(), 10);
+    assert_eq!(
+        (
+            count("DevOps & cloud"),
+            count("AI & data"),
+            count("CLI tools")
+        ),
+        (6, 2, 2)
+    );
+    assert!(
+        !recs.iter().any(|p| p.slug == "devops-0"),
+        "tried today: skipped"
+    );
+    assert_eq!(
+        slugs(&recs[..2]),
+        ["devops-1", "devops-2"],
+        "most-tried of the category first"
+    );
+    // No history: trending.
+    let fresh = recommend::for_owner(&db, "v:new", 3).await?;
+    assert_eq!(slugs(&fresh), slugs(&recommend::trending(&db, 3).await?));
+    // One category with too few projects: the rest comes from trending.
+    let games = &by_cat["Games & fun"];
+    tried(&db, "v:gamer", &games[0], 2).await?;
+    let recs = recommend::for_owner(&db, "v:gamer", 6).await?;
+    assert_eq!(recs.len(), 6);
+    assert_eq!(
+        recs.iter().filter(|p| p.category == "Games & fun").count(),
+        4,
+        "all four games, then trending"
+    );
+    Ok(())
+}
+
+async fn featured_banner_round_trips(db: db::DatabaseConnection) -> Result {
+    assert_eq!(settings::featured(&db).await?, None);
+    let f = settings::Featured {
+        slug: "jq".into(),
+        line: "Slice JSON like a pro".into(),
+    };
+    settings::set_featured(&db, Some(&f)).await?;
+    settings::set_featured(&db, Some(&f)).await?; // upsert, not a duplicate key
+    assert_eq!(settings::featured(&db).await?, Some(f));
+    settings::set_featured(&db, None).await?;
+    assert_eq!(settings::featured(&db).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_trending_counts_the_last_week() -> Result {
+    trending_counts_the_last_week(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_trending_counts_the_last_week() -> Result {
+    trending_counts_the_last_week(postgres().await?).await
+}
+
+#[tokio::test]
+async fn sqlite_recommendations_follow_category_shares() -> Result {
+    recommendations_follow_category_shares(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_recommendations_follow_category_shares() -> Result {
+    recommendations_follow_category_shares(postgres().await?).await
+}
+
+#[tokio::test]
+async fn sqlite_featured_banner_round_trips() -> Result {
+    featured_banner_round_trips(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_featured_banner_round_trips() -> Result {
+    featured_banner_round_trips(postgres().await?).await
 }
 
 #[tokio::test]

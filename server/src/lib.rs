@@ -60,6 +60,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         leptos_options: leptos_options(&config),
         config: Arc::new(config),
         db,
+        search: Arc::new(db::search::SearchIndex::new()),
         sandboxes,
         metrics,
         signer,
@@ -98,12 +99,14 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = app::api::ServerContext {
         db: state.db.clone(),
+        search: Arc::clone(&state.search),
         public_url: state.config.public_url.clone(),
         max_extensions: state.config.limits.max_extensions,
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
         .route("/projects/{slug}", get(api::projects::get))
+        .route("/recommendations", get(api::projects::recommendations))
         .route("/projects/{slug}/try", post(api::sandboxes::start))
         .route(
             "/sandboxes/{id}",

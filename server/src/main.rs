@@ -2,7 +2,8 @@
 use server::{config::Config, sandbox};
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR]]";
+const USAGE: &str =
+    "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,6 +25,7 @@ async fn main() -> ExitCode {
             .await
             .map(|_| ())
             .map_err(Into::into),
+        Some("feature") => feature(config, &args[1..]).await,
         Some("seed") => seed(config, args.get(1).map(String::as_str).unwrap_or("catalog")).await,
         Some(_) => {
             eprintln!("{USAGE}");
@@ -46,6 +48,30 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let (published, reused) =
         server::seed::seed_catalog(std::path::Path::new(dir), &db, &docker, &registry).await?;
     println!("    catalogue: {published} built, {reused} reused");
+    Ok(())
+}
+
+/// The admin's featured banner, from the command line (the admin pages use the same checks).
+async fn feature(config: Config, args: &[String]) -> anyhow::Result<()> {
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    match args {
+        [flag] if flag == "--clear" => {
+            db::settings::set_featured(&db, None).await?;
+            println!("featured banner cleared");
+        }
+        [slug, line] => {
+            let f = db::settings::Featured {
+                slug: slug.clone(),
+                line: line.trim().to_string(),
+            };
+            db::settings::validate_featured(&db, &f)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            db::settings::set_featured(&db, Some(&f)).await?;
+            println!("featured: {} — {}", f.slug, f.line);
+        }
+        _ => anyhow::bail!("{USAGE}"),
+    }
     Ok(())
 }
 

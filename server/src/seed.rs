@@ -173,7 +173,25 @@ pub async fn seed_catalog(
         );
         published += 1;
     }
+    seed_featured(dir, db).await?;
     Ok((published, reused))
+}
+
+/// The catalogue's `featured.json` becomes the banner on first start; an admin's choice is kept.
+async fn seed_featured(dir: &Path, db: &db::DatabaseConnection) -> anyhow::Result<()> {
+    let path = dir.join("featured.json");
+    if !path.is_file() || db::settings::featured(db).await?.is_some() {
+        return Ok(());
+    }
+    let f: db::settings::Featured =
+        serde_json::from_str(&std::fs::read_to_string(&path)?).context("catalog/featured.json")?;
+    db::settings::validate_featured(db, &f)
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("catalog/featured.json")?;
+    db::settings::set_featured(db, Some(&f)).await?;
+    println!("    featured banner: {}", f.slug);
+    Ok(())
 }
 
 #[cfg(test)]

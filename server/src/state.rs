@@ -8,6 +8,7 @@ use std::sync::Arc;
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: db::DatabaseConnection,
+    pub search: Arc<db::search::SearchIndex>,
     pub registry: registry::Registry,
     pub sandboxes: Arc<SandboxService>,
     pub metrics: Arc<Metrics>,

@@ -416,3 +416,29 @@ async fn warm_pool_assigns_a_prestarted_sandbox() -> Result {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn recommendations_follow_the_callers_tries() -> Result {
+    let app = TestApp::start().await?;
+    let (v, id) = start_try(&app).await?;
+    let mine = v.call("GET", "/api/recommendations", None).await?;
+    assert_eq!(mine.status, 200);
+    assert_eq!(mine.body["personal"], true, "{:?}", mine.body);
+    // The only project was tried today, so it is not suggested again to this visitor.
+    assert!(
+        !mine.body["items"]
+            .as_array()
+            .ok_or("items")?
+            .iter()
+            .any(|p| p["slug"] == "fixture"),
+        "{:?}",
+        mine.body
+    );
+    let stranger = app.visitor().await?;
+    let theirs = stranger.call("GET", "/api/recommendations", None).await?;
+    assert_eq!(theirs.body["personal"], false);
+    assert_eq!(theirs.body["items"][0]["slug"], "fixture", "no history: trending");
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    Ok(())
+}

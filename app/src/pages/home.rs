@@ -1,9 +1,10 @@
 use crate::api::load_home;
 use crate::components::project_card::CardGrid;
-use crate::model::HomeData;
+use crate::model::{FeaturedBanner, HomeData};
 use leptos::prelude::*;
 
-/// Home: hero with search, category chips (filter in place once hydrated), trending and newest.
+/// Home: hero with search, category chips (filter in place once hydrated), the featured banner,
+/// trending, "you may like" and newest.
 #[component]
 pub fn HomePage() -> impl IntoView {
     let data = Resource::new(|| (), |_| load_home());
@@ -70,9 +71,19 @@ fn HomeSections(data: HomeData) -> impl IntoView {
             }.into_any()
         } else {
             view! {
+                {data.featured.clone().map(|f| view! { <FeaturedBannerView banner=f/> })}
                 <section class="section">
                     <h2 id="trending-heading">{heading}</h2>
                     {move || view! { <CardGrid cards=shown() empty="Nothing tried in this category yet."/> }}
+                </section>
+                <section class="section" id="for-you">
+                    <h2>"Open source you may like"</h2>
+                    <p class="section-note">{if data.for_you_personal {
+                        "Picked in proportion to the categories you try most."
+                    } else {
+                        "Try a few projects and this list follows your taste. Until then: what everyone is trying."
+                    }}</p>
+                    <CardGrid cards=data.for_you.clone() empty="Nothing to recommend yet."/>
                 </section>
                 <section class="section">
                     <h2>"New in the catalogue"</h2>
@@ -80,6 +91,23 @@ fn HomeSections(data: HomeData) -> impl IntoView {
                 </section>
             }.into_any()
         }}
+    }
+}
+
+/// The admin's pick: one project, one line, a Try button.
+#[component]
+fn FeaturedBannerView(banner: FeaturedBanner) -> impl IntoView {
+    let page = format!("/p/{}", banner.card.slug);
+    let try_href = format!("/try/{}", banner.card.slug);
+    view! {
+        <section class="featured" aria-label="Featured project">
+            <div class="featured-text">
+                <span class="featured-kicker">"Featured · "{banner.card.category.clone()}</span>
+                <h2><a href=page>{banner.card.name.clone()}</a></h2>
+                <p>{banner.line}</p>
+            </div>
+            <a class="btn primary featured-try" href=try_href>"Try "{banner.card.name}" now"</a>
+        </section>
     }
 }
 

@@ -10,6 +10,8 @@ pub struct Model {
     #[sea_orm(unique)]
     pub slug: String,
     pub name: String,
+    /// `fold(name)`: search ranks exact and prefix name matches on it.
+    pub name_fold: String,
     pub summary: String,
     pub description: String,
     pub category: String,

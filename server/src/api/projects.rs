@@ -2,10 +2,13 @@ use crate::{
     error::{ApiError, ApiResult},
     state::AppState,
 };
-use app::api::ssr::{card, detail};
+use app::{
+    api::ssr::{card, detail},
+    model::Identity,
+};
 use axum::{
     extract::{Path, Query, State},
-    Json,
+    Extension, Json,
 };
 use serde::Deserialize;
 
@@ -43,7 +46,7 @@ pub async fn list(
         page,
         per_page: app::model::PER_PAGE,
     };
-    let (items, total) = db::projects::search(&st.db, &search).await?;
+    let (items, total) = st.search.search(&st.db, &search).await?;
     let items: Vec<_> = items.iter().map(card).collect();
     Ok(Json(
         serde_json::json!({ "items": items, "total": total, "page": page }),
@@ -68,4 +71,22 @@ pub async fn get(
         "image_size": p.image_size, "status": p.status, "egress": p.egress,
         "created_at": p.created_at.to_rfc3339(), "updated_at": p.updated_at.to_rfc3339(),
     })))
+}
+
+/// `GET /api/recommendations`: "open source you may like" for the caller (trending without history).
+pub async fn recommendations(
+    State(st): State<AppState>,
+    Extension(who): Extension<Identity>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let personal = !db::sandboxes::tries_by_category(&st.db, &who.key)
+        .await?
+        .is_empty();
+    let items: Vec<_> = db::recommend::for_owner(&st.db, &who.key, 10)
+        .await?
+        .iter()
+        .map(card)
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "items": items, "personal": personal }),
+    ))
 }

@@ -1,0 +1,91 @@
+//! Site settings an admin changes at run time. Values are JSON so a setting can grow fields
+//! without a migration.
+use crate::entities::setting::{self, Entity as Setting};
+use sea_orm::{prelude::*, sea_query::OnConflict, ActiveValue::Set};
+use serde::{Deserialize, Serialize};
+
+const FEATURED: &str = "featured";
+const CATALOG_VERSION: &str = "catalog_version";
+
+/// The home page's featured banner: one project and a line of text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Featured {
+    pub slug: String,
+    pub line: String,
+}
+
+pub const MAX_FEATURED_LINE: usize = 140;
+
+/// Checks an admin's banner before it is stored: a live project and one short line of plain text.
+pub async fn validate_featured(db: &DatabaseConnection, f: &Featured) -> Result<(), String> {
+    let line = f.line.trim();
+    if line.is_empty() {
+        return Err("The banner needs a line of text.".into());
+    }
+    if line.chars().count() > MAX_FEATURED_LINE {
+        return Err(format!(
+            "The banner line is too long: at most {MAX_FEATURED_LINE} characters."
+        ));
+    }
+    if line.chars().any(char::is_control) {
+        return Err("The banner line must be a single line of text.".into());
+    }
+    match crate::projects::by_slug(db, &f.slug).await {
+        Ok(Some(p)) if p.status == "live" => Ok(()),
+        Ok(Some(_)) => Err(format!("Project '{}' is not live.", f.slug)),
+        Ok(None) => Err(format!("There is no project '{}'.", f.slug)),
+        Err(e) => Err(format!("Could not check the project: {e}")),
+    }
+}
+
+async fn get(db: &DatabaseConnection, key: &str) -> Result<Option<String>, DbErr> {
+    Ok(Setting::find_by_id(key).one(db).await?.map(|s| s.value))
+}
+
+async fn put(db: &DatabaseConnection, key: &str, value: String) -> Result<(), DbErr> {
+    let row = setting::ActiveModel {
+        key: Set(key.into()),
+        value: Set(value),
+        updated_at: Set(chrono::Utc::now()),
+    };
+    Setting::insert(row)
+        .on_conflict(
+            OnConflict::column(setting::Column::Key)
+                .update_columns([setting::Column::Value, setting::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// The featured banner, if an admin set one (a value that no longer parses counts as unset).
+pub async fn featured(db: &DatabaseConnection) -> Result<Option<Featured>, DbErr> {
+    Ok(get(db, FEATURED)
+        .await?
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+pub async fn set_featured(db: &DatabaseConnection, f: Option<&Featured>) -> Result<(), DbErr> {
+    match f {
+        Some(f) => put(db, FEATURED, serde_json::json!(f).to_string()).await,
+        None => Setting::delete_by_id(FEATURED).exec(db).await.map(|_| ()),
+    }
+}
+
+/// Changes whenever a project is created, edited, re-imaged or changes status, so every process's
+/// search index knows to reload. A fresh unique token, not a counter: no read-modify-write race.
+pub async fn bump_catalog_version(db: &DatabaseConnection) -> Result<(), DbErr> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token = format!(
+        "{}-{}-{n}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id()
+    );
+    put(db, CATALOG_VERSION, token).await
+}
+
+pub async fn catalog_version(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
+    get(db, CATALOG_VERSION).await
+}

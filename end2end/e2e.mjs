@@ -173,6 +173,46 @@ try {
     await page.screenshot({ path: join(SHOTS, "home-personal.png"), fullPage: true });
   });
 
+  await check("a maintainer publishes an install script, watches the live log, and Try works", async () => {
+    await page.goto(BASE + "/new");
+    await page.fill("#name", "Greeter");
+    await page.fill("#slug", "greeter");
+    await page.fill("#summary", "Greets you from a converted install script.");
+    await page.selectOption("#category", "CLI tools");
+    await page.fill("#tags", "greeting, e2e");
+    // Invalid first: a clear, field-level answer and nothing created.
+    await page.fill("#slug", "Bad Slug");
+    await page.fill("#script", "sudo mkdir -p /opt/greeter");
+    await page.click("#publish");
+    await page.waitForSelector('#problems li[data-field="slug"]');
+    await page.fill("#slug", "greeter");
+    await page.fill("#script", [
+      "sudo mkdir -p /opt/greeter",
+      "cat <<'EOF' > /usr/local/bin/greeter",
+      "#!/bin/sh",
+      'echo "greeter 2.0.1"',
+      "EOF",
+      "sudo chmod +x /usr/local/bin/greeter",
+      "cd /opt/greeter",
+    ].join("\n"));
+    await page.click("#convert");
+    await page.waitForFunction(() => document.querySelector("#dockerfile")?.value.includes("WORKDIR /opt/greeter"));
+    await page.screenshot({ path: join(SHOTS, "publish.png"), fullPage: true });
+    await page.click("#publish");
+    await page.waitForURL(/\/builds\/[a-z2-7]+$/);
+    await page.waitForFunction(() => /Step \d+\/\d+/.test(document.querySelector("#build-log")?.textContent ?? ""), null, { timeout: 60000 });
+    await page.waitForSelector("#open-project", { timeout: 120000 });
+    assert.match(await page.locator("#build-state").innerText(), /Live/);
+    assert.match(await page.locator("#build-log").innerText(), /Published .*greeter@sha256:/);
+    await page.screenshot({ path: join(SHOTS, "build.png"), fullPage: true });
+    await page.click("#open-project");
+    await page.waitForURL(/\/p\/greeter$/);
+    await page.locator("#try").click();
+    await waitTerm(page, /root@.*[#$]/);
+    await typeLine(page, "greeter --version; pwd");
+    await waitTerm(page, /greeter 2\.0\.1[\s\S]*\/opt\/greeter/);
+  });
+
   await check("the badge is an SVG", async () => {
     const r = await fetch(BASE + "/badge/hello.svg");
     assert.equal(r.status, 200);

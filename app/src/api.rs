@@ -12,6 +12,7 @@ pub struct ServerContext {
     /// Public base URL of the site (badge snippets).
     pub public_url: String,
     pub max_extensions: i32,
+    pub base_image: String,
 }
 
 #[cfg(feature = "ssr")]
@@ -74,6 +75,28 @@ pub mod ssr {
             expires_at: s.expires_at.to_rfc3339(),
             seconds_left: if s.active { left } else { 0 },
             can_extend: s.active && s.extensions < max_extensions,
+        }
+    }
+
+    pub fn build_view(
+        b: &db::builds::Model,
+        project_name: &str,
+        viewer: &Identity,
+        maintainer: Option<&str>,
+    ) -> BuildView {
+        BuildView {
+            id: b.id.clone(),
+            project: b.project_slug.clone(),
+            project_name: project_name.to_string(),
+            state: b.state.clone(),
+            step: b.step,
+            steps: b.steps,
+            error: b.error.clone(),
+            log: b.log.clone(),
+            source_kind: b.source_kind.clone(),
+            dockerfile: b.dockerfile.clone(),
+            created_at: b.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            can_cancel: viewer.is_admin || b.owner == viewer.key || maintainer == Some(viewer.key.as_str()),
         }
     }
 
@@ -192,10 +215,23 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
         .map_err(ssr::internal)?
         .filter(|s| s.project_id == p.id)
         .map(|s| ssr::sandbox_info(&s, cx.max_extensions));
+    let can_rebuild = me.is_admin || p.maintainer.as_deref() == Some(me.key.as_str());
+    let latest_build = db::builds::for_project(&cx.db, p.id, 1)
+        .await
+        .map_err(ssr::internal)?
+        .first()
+        .map(|b| {
+            let mut v = ssr::build_view(b, &p.name, &me, p.maintainer.as_deref());
+            v.log.clear(); // the build page has it
+            v.dockerfile.clear();
+            v
+        });
     Ok(Some((
         ProjectPage {
             project: ssr::detail(&p),
             sandbox,
+            latest_build,
+            can_rebuild,
         },
         cx.public_url.clone(),
     )))
@@ -209,4 +245,28 @@ pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
         .await
         .map_err(ssr::internal)?;
     Ok(rows.iter().map(ssr::sandbox_row).collect())
+}
+
+#[server(prefix = "/sfn", endpoint = "build")]
+pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> {
+    let cx = ssr::context()?;
+    let me = ssr::identity().await?;
+    let Some(b) = db::builds::get(&cx.db, &id).await.map_err(ssr::internal)? else {
+        return Ok(None);
+    };
+    let p = db::projects::by_id(&cx.db, b.project_id)
+        .await
+        .map_err(ssr::internal)?;
+    let name = p.as_ref().map_or(b.project_slug.clone(), |p| p.name.clone());
+    let maintainer = p.as_ref().and_then(|p| p.maintainer.clone());
+    Ok(Some(ssr::build_view(&b, &name, &me, maintainer.as_deref())))
+}
+
+#[server(prefix = "/sfn", endpoint = "publish_form")]
+pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
+    let cx = ssr::context()?;
+    Ok(PublishInfo {
+        categories: db::projects::CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        base_image: cx.base_image.clone(),
+    })
 }

@@ -118,3 +118,44 @@ pub fn copy_text(text: &str) {
         let _ = w.navigator().clipboard().write_text(text);
     }
 }
+
+/// Follows a build's Server-Sent Events: calls `on(kind, data)` for each `log`, `step` and
+/// `state` event, and closes when the build has finished (or the stream breaks: a reconnect
+/// would replay the whole log, so the page says so instead).
+pub fn follow_build_log(url: &str, on: impl Fn(String, String) + 'static) {
+    let Ok(source) = web_sys::EventSource::new(url) else {
+        return;
+    };
+    let on = std::rc::Rc::new(on);
+    for kind in ["log", "step", "state"] {
+        let on = on.clone();
+        let src = source.clone();
+        let cb = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+            let data = ev.data().as_string().unwrap_or_default();
+            if kind == "state" {
+                let done = serde_json::from_str::<serde_json::Value>(&data)
+                    .ok()
+                    .and_then(|v| v["state"].as_str().map(crate::model::BuildView::finished))
+                    .unwrap_or(false);
+                if done {
+                    src.close();
+                }
+            }
+            on(kind.to_string(), data);
+        });
+        let _ = source.add_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
+        cb.forget();
+    }
+    let src = source.clone();
+    let on_err = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+        if src.ready_state() != web_sys::EventSource::CLOSED {
+            src.close();
+            on(
+                "log".into(),
+                "[connection to the build log lost: reload the page to follow it again]".into(),
+            );
+        }
+    });
+    source.set_onerror(Some(on_err.as_ref().unchecked_ref()));
+    on_err.forget();
+}

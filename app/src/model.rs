@@ -40,6 +40,9 @@ pub struct ProjectDetail {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProjectPage {
     pub project: ProjectDetail,
+    /// The newest build, when there is one (maintainers' projects).
+    pub latest_build: Option<BuildView>,
+    pub can_rebuild: bool,
     /// The visitor's running sandbox for this project, so a reload re-attaches to it.
     pub sandbox: Option<SandboxInfo>,
 }
@@ -147,4 +150,36 @@ mod tests {
         assert_eq!(human_duration(600), "10 min");
         assert_eq!(human_duration(3900), "1 h 05 min");
     }
+}
+
+/// One build, as the build page and the project page show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildView {
+    pub id: String,
+    pub project: String,
+    pub project_name: String,
+    /// queued | running | pushing | succeeded | failed | cancelled
+    pub state: String,
+    pub step: i32,
+    pub steps: i32,
+    pub error: Option<String>,
+    pub log: String,
+    pub source_kind: String,
+    pub dockerfile: String,
+    pub created_at: String,
+    /// The viewer may cancel it (they started it, maintain the project, or are an admin).
+    pub can_cancel: bool,
+}
+
+impl BuildView {
+    pub fn finished(state: &str) -> bool {
+        matches!(state, "succeeded" | "failed" | "cancelled")
+    }
+}
+
+/// The publish form's choices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishInfo {
+    pub categories: Vec<String>,
+    pub base_image: String,
 }

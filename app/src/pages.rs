@@ -1,6 +1,8 @@
 //! One module per route; page components end in `Page`.
+pub mod build;
 pub mod containers;
 pub mod home;
 pub mod not_found;
 pub mod project;
+pub mod publish;
 pub mod search;

@@ -1,4 +1,5 @@
 //! sea-orm entities, one module per table.
+pub mod build;
 pub mod project;
 pub mod sandbox;
 pub mod setting;

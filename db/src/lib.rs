@@ -2,6 +2,7 @@
 //!
 //! SQLite is the embedded default; every query here also runs on PostgreSQL (CI tests both).
 
+pub mod builds;
 pub mod entities;
 pub mod migrations;
 pub mod projects;
@@ -11,7 +12,7 @@ pub mod search;
 pub mod settings;
 
 use sea_orm::{ConnectOptions, Database};
-pub use sea_orm::{DatabaseConnection, DbErr};
+pub use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
 /// Connects (creating the SQLite file if needed) and applies every pending migration.

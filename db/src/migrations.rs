@@ -5,6 +5,7 @@ mod m20261123_000001_create_projects;
 mod m20261123_000002_create_sandboxes;
 mod m20261123_000003_create_instance;
 mod m20261123_000004_create_settings;
+mod m20261123_000005_create_builds;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_sandboxes::Migration),
             Box::new(m20261123_000003_create_instance::Migration),
             Box::new(m20261123_000004_create_settings::Migration),
+            Box::new(m20261123_000005_create_builds::Migration),
         ]
     }
 }

@@ -1,6 +1,6 @@
 //! Catalogue queries.
 use crate::entities::project::{self, Entity as Project};
-use sea_orm::{prelude::*, ActiveValue::Set, ExprTrait, QueryOrder, QuerySelect};
+use sea_orm::{prelude::*, ActiveValue::Set, ExprTrait, PaginatorTrait, QueryOrder, QuerySelect};
 
 pub use project::Model;
 
@@ -62,7 +62,7 @@ pub struct Search {
     pub per_page: u64,
 }
 
-pub async fn by_slug(db: &DatabaseConnection, slug: &str) -> Result<Option<Model>, DbErr> {
+pub async fn by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Option<Model>, DbErr> {
     Project::find()
         .filter(project::Column::Slug.eq(slug))
         .one(db)
@@ -107,10 +107,12 @@ pub struct NewProject {
     pub license: Option<String>,
     pub welcome: Option<String>,
     pub egress: bool,
+    /// Set when a maintainer publishes; kept on later updates (ownership never moves silently).
+    pub maintainer: Option<String>,
 }
 
 /// Creates the project or updates its metadata (keeping image, tries and status).
-pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, DbErr> {
+pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, DbErr> {
     let now = chrono::Utc::now();
     let tags = p
         .tags
@@ -125,9 +127,14 @@ pub async fn upsert(db: &DatabaseConnection, p: &NewProject) -> Result<Model, Db
         None => project::ActiveModel {
             slug: Set(p.slug.clone()),
             status: Set("building".into()),
+            image_repo: Set(None),
+            image_digest: Set(None),
+            image_size: Set(None),
+            owner_id: Set(None),
             tries: Set(0),
             created_at: Set(now),
             egress: Set(false),
+            maintainer: Set(p.maintainer.clone()),
             ..Default::default()
         },
     };
@@ -195,4 +202,12 @@ pub async fn count_try(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
         .exec(db)
         .await
         .map(|_| ())
+}
+
+/// How many projects an identity maintains (publishing quota).
+pub async fn count_maintained(db: &DatabaseConnection, maintainer: &str) -> Result<u64, DbErr> {
+    Project::find()
+        .filter(project::Column::Maintainer.eq(maintainer))
+        .count(db)
+        .await
 }

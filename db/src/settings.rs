@@ -42,7 +42,7 @@ async fn get(db: &DatabaseConnection, key: &str) -> Result<Option<String>, DbErr
     Ok(Setting::find_by_id(key).one(db).await?.map(|s| s.value))
 }
 
-async fn put(db: &DatabaseConnection, key: &str, value: String) -> Result<(), DbErr> {
+async fn put(db: &impl ConnectionTrait, key: &str, value: String) -> Result<(), DbErr> {
     let row = setting::ActiveModel {
         key: Set(key.into()),
         value: Set(value),
@@ -75,7 +75,7 @@ pub async fn set_featured(db: &DatabaseConnection, f: Option<&Featured>) -> Resu
 
 /// Changes whenever a project is created, edited, re-imaged or changes status, so every process's
 /// search index knows to reload. A fresh unique token, not a counter: no read-modify-write race.
-pub async fn bump_catalog_version(db: &DatabaseConnection) -> Result<(), DbErr> {
+pub async fn bump_catalog_version(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let token = format!(

@@ -33,6 +33,26 @@ pub struct SandboxLimits {
     pub rate_per_ip: u32,
 }
 
+/// Publishing: how builds run and what they may produce.
+#[derive(Debug, Clone)]
+pub struct BuildLimits {
+    /// Builds running at once.
+    pub concurrency: u64,
+    pub timeout: Duration,
+    pub memory_mb: u64,
+    pub cpus: f64,
+    /// Largest image a build may publish (uncompressed, as the engine reports it).
+    pub max_image_mb: u64,
+    /// Successful builds whose images are kept per project (older tags are deleted).
+    pub retention: u64,
+    /// Builds one identity may start per hour.
+    pub per_hour: u64,
+    /// Projects one identity may publish.
+    pub projects_per_owner: u64,
+    /// The base image of converted install scripts (`# trythis: base=` overrides it).
+    pub base_image: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -46,6 +66,7 @@ pub struct Config {
     pub site_root: PathBuf,
     pub ttyd_path: PathBuf,
     pub limits: SandboxLimits,
+    pub builds: BuildLimits,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
 }
@@ -229,7 +250,27 @@ impl Config {
             username: s.opt("TRYTHIS_REGISTRY_USERNAME"),
             password: s.opt("TRYTHIS_REGISTRY_PASSWORD"),
         };
+        let build_cpus: f64 = s.parse("TRYTHIS_BUILD_CPUS", 1.0, "a number of CPUs like 1.5")?;
+        if !(0.1..=64.0).contains(&build_cpus) {
+            return Err(ConfigError {
+                key: "TRYTHIS_BUILD_CPUS".into(),
+                value: build_cpus.to_string(),
+                reason: "must be between 0.1 and 64".into(),
+            });
+        }
+        let builds = BuildLimits {
+            concurrency: s.positive("TRYTHIS_BUILD_CONCURRENCY", 1)?,
+            timeout: Duration::from_secs(s.positive("TRYTHIS_BUILD_TIMEOUT_SECS", 20 * 60)?),
+            memory_mb: s.positive("TRYTHIS_BUILD_MEMORY_MB", 1536)?.min(2047),
+            cpus: build_cpus,
+            max_image_mb: s.positive("TRYTHIS_IMAGE_MAX_MB", 2048)?,
+            retention: s.positive("TRYTHIS_BUILD_RETENTION", 3)?,
+            per_hour: s.positive("TRYTHIS_BUILDS_PER_HOUR", 20)?,
+            projects_per_owner: s.positive("TRYTHIS_PROJECTS_PER_OWNER", 10)?,
+            base_image: s.str("TRYTHIS_BASE_IMAGE", "trythis/base:bookworm"),
+        };
         Ok(Self {
+            builds,
             listen,
             public_url,
             database_url,

@@ -30,6 +30,17 @@ pub enum ApiError {
     Queued { position: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A submission with problems, each naming its field (and line, for recipes).
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        problems: serde_json::Value,
+    },
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// A publishing quota (projects per account, builds per hour).
+    #[error("{0}")]
+    Quota(String),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -68,6 +79,13 @@ impl IntoResponse for ApiError {
                 Some(("queue_position", json!(position))),
             ),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", None),
+            ApiError::Invalid { problems, .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                Some(("problems", problems.clone())),
+            ),
+            ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code, None),
+            ApiError::Quota(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", None),
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)

@@ -1,10 +1,12 @@
 //! trythis server: builds the axum router around the Leptos app, the JSON API and the terminal
 //! proxy, and wires the services (database, engine, registry) into `AppState`.
 pub mod api;
+pub mod build;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod publish;
 pub mod sandbox;
 pub mod seed;
 pub mod state;
@@ -45,9 +47,20 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let instance = db::instance_id(&db, identity::random_id).await?;
     let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
-        docker, &config, instance,
+        docker.clone(),
+        &config,
+        instance,
     ));
     let metrics = Arc::new(metrics::Metrics::default());
+    let registry = registry::Registry::new(config.registry.clone());
+    let builds = build::BuildService::new(
+        db.clone(),
+        docker,
+        registry.clone(),
+        config.builds.clone(),
+        metrics.clone(),
+    );
+    builds.start().await?;
     let sandboxes = Arc::new(sandbox::SandboxService::new(
         db.clone(),
         runtime,
@@ -56,7 +69,8 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     ));
     let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
     Ok(AppState {
-        registry: registry::Registry::new(config.registry.clone()),
+        registry,
+        builds,
         leptos_options: leptos_options(&config),
         config: Arc::new(config),
         db,
@@ -102,6 +116,7 @@ pub fn router(state: AppState) -> Router {
         search: Arc::clone(&state.search),
         public_url: state.config.public_url.clone(),
         max_extensions: state.config.limits.max_extensions,
+        base_image: state.config.builds.base_image.clone(),
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
@@ -113,6 +128,18 @@ pub fn router(state: AppState) -> Router {
             get(api::sandboxes::status).delete(api::sandboxes::stop),
         )
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
+        .route("/projects", post(api::builds::create))
+        .route(
+            "/projects/{slug}/builds",
+            post(api::builds::rebuild).get(api::builds::list),
+        )
+        .route(
+            "/builds/{id}",
+            get(api::builds::get).delete(api::builds::cancel),
+        )
+        .route("/builds/{id}/log", get(api::builds::log))
+        .route("/recipe/convert", post(api::builds::convert))
+        .route("/recipe/check", post(api::builds::check))
         .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) })
         .layer(middleware::from_fn_with_state(
             state.clone(),

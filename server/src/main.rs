@@ -45,8 +45,15 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
+    let builds = server::build::BuildService::new(
+        db.clone(),
+        docker,
+        registry,
+        config.builds.clone(),
+        std::sync::Arc::new(server::metrics::Metrics::default()),
+    );
     let (published, reused) =
-        server::seed::seed_catalog(std::path::Path::new(dir), &db, &docker, &registry).await?;
+        server::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;
     println!("    catalogue: {published} built, {reused} reused");
     Ok(())
 }

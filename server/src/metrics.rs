@@ -18,6 +18,26 @@ pub struct Metrics {
     launch_failures: AtomicU64,
     rate_limited: AtomicU64,
     http: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    pub builds_queued: Gauge,
+    pub builds_running: Gauge,
+    pub builds_succeeded: Gauge,
+    pub builds_failed: Gauge,
+}
+
+/// A value that goes up and down (also used for monotonic counts, which only call `inc`).
+#[derive(Default)]
+pub struct Gauge(std::sync::atomic::AtomicI64);
+
+impl Gauge {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Metrics {
@@ -104,7 +124,28 @@ impl Metrics {
         let _ = writeln!(s, "trythis_try_queue_length {queue_length}");
         let _ = writeln!(s, "# HELP trythis_builds_total Image builds by outcome.");
         let _ = writeln!(s, "# TYPE trythis_builds_total counter");
-        let _ = writeln!(s, "trythis_builds_total{{outcome=\"succeeded\"}} 0");
+        for (outcome, g) in [
+            ("succeeded", &self.builds_succeeded),
+            ("failed", &self.builds_failed),
+        ] {
+            let _ = writeln!(
+                s,
+                "trythis_builds_total{{outcome=\"{outcome}\"}} {}",
+                g.get()
+            );
+        }
+        let _ = writeln!(s, "# HELP trythis_builds Builds waiting and running.");
+        let _ = writeln!(s, "# TYPE trythis_builds gauge");
+        let _ = writeln!(
+            s,
+            "trythis_builds{{state=\"queued\"}} {}",
+            self.builds_queued.get().max(0)
+        );
+        let _ = writeln!(
+            s,
+            "trythis_builds{{state=\"running\"}} {}",
+            self.builds_running.get().max(0)
+        );
         let _ = writeln!(
             s,
             "# HELP trythis_http_requests_total HTTP requests by method and status."

@@ -1,13 +1,9 @@
-//! The starter catalogue: `catalog/<slug>/{project.json,Dockerfile}` built through the engine,
-//! pushed to the platform's registry and published — skipped when the same Dockerfile is already
-//! live, so later starts are fast.
+//! The starter catalogue: `catalog/<slug>/{project.json,Dockerfile}` published through the same
+//! pipeline as a maintainer's project (validate, build, push, go live) — skipped when the same
+//! Dockerfile is already live, so later starts are fast.
 use anyhow::{anyhow, bail, Context};
-use bollard::{
-    query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder},
-    Docker,
-};
+use bollard::{query_parameters::BuildImageOptionsBuilder, Docker};
 use futures::StreamExt;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 #[derive(serde::Deserialize)]
@@ -82,25 +78,15 @@ pub async fn build(
     Ok(())
 }
 
-/// Pushes `repo:tag` to the registry the repo names.
-pub async fn push(docker: &Docker, repo: &str, tag: &str) -> anyhow::Result<()> {
-    let opts = PushImageOptionsBuilder::default().tag(tag).build();
-    let mut stream = docker.push_image(repo, Some(opts), None);
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| anyhow!("push failed: {e}"))?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            bail!("push failed: {err}");
-        }
-    }
-    Ok(())
-}
+pub use crate::build::push;
 
-/// Publishes every project under `dir`. Returns (published, reused).
+/// Publishes every project under `dir` through the publishing pipeline (validation, build,
+/// push, go live), one at a time with progress. A project whose live image was built from the
+/// same Dockerfile is reused. Returns (published, reused).
 pub async fn seed_catalog(
     dir: &Path,
     db: &db::DatabaseConnection,
-    docker: &Docker,
-    registry: &registry::Registry,
+    builds: &crate::build::BuildService,
 ) -> anyhow::Result<(usize, usize)> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading catalogue {}", dir.display()))?
@@ -115,8 +101,12 @@ pub async fn seed_catalog(
         let meta: Meta =
             serde_json::from_str(&std::fs::read_to_string(entry.path().join("project.json"))?)
                 .with_context(|| format!("{slug}/project.json"))?;
-        let dockerfile = std::fs::read_to_string(entry.path().join("Dockerfile"))
+        let source = std::fs::read_to_string(entry.path().join("Dockerfile"))
             .with_context(|| format!("{slug}/Dockerfile"))?;
+        let recipe = recipe::validate_dockerfile(&source).map_err(|ps| {
+            let list: Vec<String> = ps.iter().map(ToString::to_string).collect();
+            anyhow!("{slug}/Dockerfile: {}", list.join("; "))
+        })?;
         let project = db::projects::upsert(
             db,
             &db::projects::NewProject {
@@ -131,45 +121,71 @@ pub async fn seed_catalog(
                 license: meta.license,
                 welcome: meta.welcome,
                 egress: meta.egress,
+                maintainer: None,
             },
         )
         .await?;
-        let hash = hex::encode(&Sha256::digest(dockerfile.as_bytes())[..6]);
-        let repo = registry.config().repository_for(&slug);
-        let tag = format!("seed-{hash}");
-        if let Ok(img) = registry.resolve(&repo, &tag).await {
-            if project.image_digest.as_deref() == Some(img.digest.as_str())
-                && project.status == "live"
-            {
-                println!("    [{}/{total}] {slug}: up to date", i + 1);
-                reused += 1;
-                continue;
-            }
+        let last_good = db::builds::for_project(db, project.id, 20)
+            .await?
+            .into_iter()
+            .find(|b| b.state == db::builds::SUCCEEDED);
+        if project.status == "live"
+            && last_good.as_ref().is_some_and(|b| {
+                b.dockerfile == recipe.dockerfile && b.image_digest == project.image_digest
+            })
+        {
+            println!("    [{}/{total}] {slug}: up to date", i + 1);
+            reused += 1;
+            continue;
         }
         println!("    [{}/{total}] {slug}: building", i + 1);
         let started = std::time::Instant::now();
-        let mut last = String::new();
-        build(docker, &dockerfile, &format!("{repo}:{tag}"), |l| {
-            if l.starts_with("Step ") {
-                println!("        {l}");
-            }
-            last = l.to_string();
-        })
-        .await
-        .with_context(|| format!("{slug}: {last}"))?;
-        push(docker, &repo, &tag)
-            .await
-            .with_context(|| format!("{slug}: pushing"))?;
-        let img = registry
-            .resolve(&repo, &tag)
-            .await
-            .with_context(|| format!("{slug}: resolving digest"))?;
-        db::projects::set_image(db, project.id, &repo, &img.digest, img.size).await?;
+        let id = crate::identity::random_id();
+        db::builds::insert_queued(
+            db,
+            db::builds::NewBuild {
+                id: id.clone(),
+                project_id: project.id,
+                project_slug: slug.clone(),
+                owner: "catalogue".into(),
+                source_kind: "dockerfile".into(),
+                source: source.clone(),
+                dockerfile: recipe.dockerfile,
+                steps: recipe.steps as i32,
+            },
+        )
+        .await?;
+        builds.register(&id);
+        let printer = builds.watch(&id).map(|(_, mut rx)| {
+            tokio::spawn(async move {
+                while let Ok(ev) = rx.recv().await {
+                    if let crate::build::BuildEvent::Log { line } = ev {
+                        if line.starts_with("Step ") {
+                            println!("        {line}");
+                        }
+                    }
+                }
+            })
+        });
+        builds.run(&id).await;
+        if let Some(p) = printer {
+            p.abort();
+        }
+        let b = db::builds::get(db, &id)
+            .await?
+            .ok_or_else(|| anyhow!("{slug}: build record vanished"))?;
+        if b.state != db::builds::SUCCEEDED {
+            bail!(
+                "{slug}: {}\n{}",
+                b.error.unwrap_or_default(),
+                b.log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         println!(
             "    [{}/{total}] {slug}: live in {:.0?} ({})",
             i + 1,
             started.elapsed(),
-            &img.digest[..19]
+            b.image_digest.as_deref().map(|d| &d[..d.len().min(19)]).unwrap_or("?")
         );
         published += 1;
     }

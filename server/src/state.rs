@@ -11,6 +11,7 @@ pub struct AppState {
     pub search: Arc<db::search::SearchIndex>,
     pub registry: registry::Registry,
     pub sandboxes: Arc<SandboxService>,
+    pub builds: Arc<crate::build::BuildService>,
     pub metrics: Arc<Metrics>,
     pub signer: Signer,
     pub leptos_options: LeptosOptions,

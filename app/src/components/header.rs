@@ -20,6 +20,7 @@ pub fn Header() -> impl IntoView {
             <nav class="nav">
                 <a href="/search">"Explore"</a>
                 <a href="/containers">"My containers"</a>
+                <a href="/new" class="nav-cta">"Publish"</a>
             </nav>
         </header>
     }

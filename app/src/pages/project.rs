@@ -1,6 +1,6 @@
 use crate::api::load_project;
 use crate::components::try_panel::TryPanel;
-use crate::model::ProjectPage as PageData;
+use crate::model::{BuildView, ProjectPage as PageData};
 use crate::pages::not_found::NotFoundPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -60,6 +60,22 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                     {p.homepage.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Homepage ↗"</a> })}
                     {p.repository.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Source ↗"</a> })}
                 </div>
+                {page.latest_build.clone().filter(|b| page.can_rebuild || !BuildView::finished(&b.state) || p.status != "live").map(|b| {
+                    let href = format!("/builds/{}", b.id);
+                    let label = match b.state.as_str() {
+                        "queued" | "running" | "pushing" => "A new image is being built",
+                        "failed" => "The latest build failed",
+                        "cancelled" => "The latest build was cancelled",
+                        _ => "Latest build succeeded",
+                    };
+                    view! {
+                        <div class=format!("build-note {}", b.state) id="latest-build">
+                            <span>{label}" · "{b.created_at.clone()}</span>
+                            <a href=href>"View the build log"</a>
+                            {page.can_rebuild.then(|| view! { <RebuildButton slug=slug.clone()/> })}
+                        </div>
+                    }
+                })}
                 <div class="description" inner_html=p.description_html.clone()></div>
                 <section class="badges">
                     <h3>"Add a Try badge to your README"</h3>
@@ -92,5 +108,32 @@ fn Snippet(label: &'static str, text: String) -> impl IntoView {
                 {move || if copied.get() { "Copied!" } else { "Copy" }}
             </button>
         </div>
+    }
+}
+
+/// Starts a new build of the project from its last recipe (maintainers and admins).
+#[component]
+fn RebuildButton(slug: String) -> impl IntoView {
+    let msg = RwSignal::new(String::new());
+    let rebuild = move |_| {
+        let slug = slug.clone();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            match crate::client::call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({}))).await {
+                Ok(r) if r.status == 202 => {
+                    if let (Some(w), Some(u)) = (web_sys::window(), r.body["build_url"].as_str()) {
+                        let _ = w.location().set_href(u);
+                    }
+                }
+                Ok(r) => msg.set(r.message()),
+                Err(e) => msg.set(e),
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (slug, msg);
+        });
+    };
+    view! {
+        <button class="btn" id="rebuild" on:click=rebuild>"Rebuild"</button>
+        <span class="muted">{move || msg.get()}</span>
     }
 }

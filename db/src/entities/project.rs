@@ -32,6 +32,9 @@ pub struct Model {
     /// building | live | failed | hidden
     pub status: String,
     pub owner_id: Option<i32>,
+    /// Identity key (`v:…` / `u:…`) of who published the project and may rebuild it; None for the
+    /// starter catalogue.
+    pub maintainer: Option<String>,
     pub tries: i64,
     /// Lower-cased, accent-folded name+summary+tags+category, for search.
     pub search_text: String,

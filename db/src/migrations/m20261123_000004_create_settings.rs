@@ -17,15 +17,8 @@ enum Projects {
     NameFold,
 }
 
-#[derive(DeriveIden)]
-enum Sandboxes {
-    Table,
-    CreatedAt,
-}
-
-/// Site settings an admin changes at run time (the featured banner), as small JSON values; an
-/// index for "trending over the last 7 days", which scans tries by creation time; and the folded
-/// project name, so search ranks exact and prefix name matches in SQL instead of in memory.
+/// Site settings an admin changes at run time (the featured banner, the catalogue version the
+/// search index follows), as small values; and the folded project name the search ranks on.
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -36,15 +29,6 @@ impl MigrationTrait for Migration {
                 .col(string(Settings::Key).primary_key())
                 .col(text(Settings::Value))
                 .col(timestamp_with_time_zone(Settings::UpdatedAt))
-                .to_owned(),
-        )
-        .await?;
-        m.create_index(
-            Index::create()
-                .if_not_exists()
-                .name("idx_sandboxes_created_at")
-                .table(Sandboxes::Table)
-                .col(Sandboxes::CreatedAt)
                 .to_owned(),
         )
         .await?;
@@ -72,8 +56,6 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.drop_index(Index::drop().name("idx_sandboxes_created_at").to_owned())
-            .await?;
         m.drop_table(Table::drop().table(Settings::Table).to_owned())
             .await
     }

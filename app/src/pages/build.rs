@@ -1,0 +1,160 @@
+use crate::api::load_build;
+use crate::model::BuildView;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+/// A build: progress (step n/m), the live log (SSE), cancel, and where to go when it is done.
+#[component]
+pub fn BuildPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let data = Resource::new(id, load_build);
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading the build…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Ok(Some(b)) => view! { <BuildDetail data=b/> }.into_any(),
+                    Ok(None) => view! {
+                        <section class="notice"><h1>"No such build"</h1><p><a href="/">"Back to the catalogue"</a></p></section>
+                    }.into_any(),
+                    Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn state_label(state: &str) -> &'static str {
+    match state {
+        "queued" => "Waiting for a builder",
+        "running" => "Building",
+        "pushing" => "Pushing to the registry",
+        "succeeded" => "Live",
+        "failed" => "Failed",
+        "cancelled" => "Cancelled",
+        _ => "Unknown",
+    }
+}
+
+#[component]
+fn BuildDetail(data: BuildView) -> impl IntoView {
+    let state = RwSignal::new(data.state.clone());
+    let step = RwSignal::new(data.step);
+    let steps = RwSignal::new(data.steps);
+    let error = RwSignal::new(data.error.clone());
+    let log = RwSignal::new(data.log.clone());
+    let cancel_msg = RwSignal::new(String::new());
+    let log_ref = NodeRef::<leptos::html::Pre>::new();
+    let id = data.id.clone();
+    let slug = data.project.clone();
+
+    #[cfg(feature = "hydrate")]
+    {
+        let id = id.clone();
+        Effect::new(move |started: Option<bool>| {
+            if started.unwrap_or(false) || BuildView::finished(&state.get_untracked()) {
+                return true;
+            }
+            // The stream replays the log so far, then follows.
+            log.set(String::new());
+            crate::client::follow_build_log(
+                &format!("/api/builds/{id}/log"),
+                move |kind, data| match kind.as_str() {
+                    "log" => log.update(|l| {
+                        l.push_str(&data);
+                        l.push('\n');
+                    }),
+                    "step" => {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
+                            step.set(v["step"].as_i64().unwrap_or(0) as i32);
+                            steps.set(v["steps"].as_i64().unwrap_or(0) as i32);
+                        }
+                    }
+                    "state" => {
+                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
+                            state.set(v["state"].as_str().unwrap_or("").to_string());
+                            error.set(v["error"].as_str().map(String::from));
+                        }
+                    }
+                    _ => {}
+                },
+            );
+            true
+        });
+        // Keep the newest line in view.
+        Effect::new(move |_| {
+            log.track();
+            if let Some(el) = log_ref.get() {
+                el.set_scroll_top(el.scroll_height());
+            }
+        });
+    }
+
+    let percent = move || {
+        let (n, m) = (step.get(), steps.get());
+        match state.get().as_str() {
+            "succeeded" | "pushing" => 100,
+            _ if m > 0 => (n.max(0) * 100 / m).min(100),
+            _ => 0,
+        }
+    };
+    let cancel = {
+        let id = id.clone();
+        move |_| {
+            let id = id.clone();
+            leptos::task::spawn_local(async move {
+                #[cfg(feature = "hydrate")]
+                match crate::client::call("DELETE", &format!("/api/builds/{id}"), None).await {
+                    Ok(r) if r.status == 200 => cancel_msg.set("Cancelling…".into()),
+                    Ok(r) => cancel_msg.set(r.message()),
+                    Err(e) => cancel_msg.set(e),
+                }
+                #[cfg(not(feature = "hydrate"))]
+                let _ = (id, cancel_msg);
+            });
+        }
+    };
+    let project_href = format!("/p/{slug}");
+    let try_href = format!("/try/{slug}");
+    let can_cancel = data.can_cancel;
+    view! {
+        <section class="build-page">
+            <p class="crumbs"><a href=project_href.clone()>{data.project_name.clone()}</a>" › build "<code>{id.clone()}</code></p>
+            <div class="build-head">
+                <h1>"Build of "{data.project_name.clone()}</h1>
+                <span id="build-state" class=move || format!("state-badge {}", state.get())>{move || state_label(&state.get())}</span>
+            </div>
+            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+                <div class="progress-bar" style=move || format!("width: {}%", percent())></div>
+            </div>
+            <p class="progress-text" id="build-step">{move || {
+                let (n, m) = (step.get(), steps.get());
+                match state.get().as_str() {
+                    "queued" => "Waiting for a free builder…".to_string(),
+                    "pushing" => "All steps done; pushing the image…".to_string(),
+                    "succeeded" => format!("Done: {m} steps built and pushed."),
+                    _ if n > 0 => format!("Step {n} of {m}"),
+                    _ => "Starting…".to_string(),
+                }
+            }}</p>
+            <Show when=move || error.read().is_some()>
+                <p class="error build-error" id="build-error">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+            <div class="build-actions">
+                <Show when=move || state.get() == "succeeded">
+                    <a class="btn primary" id="open-project" href=project_href.clone()>"Open the project"</a>
+                    <a class="btn" href=try_href.clone()>"Try it now"</a>
+                </Show>
+                <Show when=move || can_cancel && !BuildView::finished(&state.get())>
+                    <button class="btn danger" id="cancel" on:click=cancel.clone()>"Cancel build"</button>
+                </Show>
+                <span class="muted">{move || cancel_msg.get()}</span>
+            </div>
+            <pre class="build-log" id="build-log" node_ref=log_ref>{move || log.get()}</pre>
+            <details class="dockerfile-used">
+                <summary>{format!("The Dockerfile built ({})", if data.source_kind == "script" { "converted from an install script" } else { "as submitted" })}</summary>
+                <pre class="code">{data.dockerfile.clone()}</pre>
+            </details>
+        </section>
+    }
+}

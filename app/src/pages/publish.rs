@@ -1,0 +1,259 @@
+use crate::api::load_publish_form;
+use crate::model::PublishInfo;
+use leptos::prelude::*;
+
+/// One problem the server found, as shown next to the form.
+#[derive(Clone, Debug, PartialEq)]
+struct ShownProblem {
+    field: String,
+    line: Option<u64>,
+    message: String,
+}
+
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn problems_of(body: &serde_json::Value) -> Vec<ShownProblem> {
+    body.get("problems")
+        .and_then(|p| p.as_array())
+        .map(|ps| {
+            ps.iter()
+                .map(|p| ShownProblem {
+                    field: p["field"].as_str().unwrap_or("").to_string(),
+                    line: p["line"].as_u64(),
+                    message: p["message"].as_str().unwrap_or("").to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// New project: metadata, then a Dockerfile (upload or paste) or an install script (paste, then
+/// convert: the generated Dockerfile is shown and editable before the build).
+#[component]
+pub fn PublishPage() -> impl IntoView {
+    let info = Resource::new(|| (), |_| load_publish_form());
+    view! {
+        <section class="publish">
+            <h1>"Publish a project"</h1>
+            <p class="lead-left">"Describe your project, then give a Dockerfile or paste the install script from your README. trythis builds the image, pushes it to its registry and streams the build log; when it is done, anyone can try your project in the browser."</p>
+            <noscript><p class="error">"Publishing needs JavaScript (the build log streams live)."</p></noscript>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match info.await {
+                        Ok(i) => view! { <PublishForm info=i/> }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn PublishForm(info: PublishInfo) -> impl IntoView {
+    let slug = RwSignal::new(String::new());
+    let name = RwSignal::new(String::new());
+    let summary = RwSignal::new(String::new());
+    let description = RwSignal::new(String::new());
+    let category = RwSignal::new(info.categories.first().cloned().unwrap_or_default());
+    let tags = RwSignal::new(String::new());
+    let homepage = RwSignal::new(String::new());
+    let repository = RwSignal::new(String::new());
+    let license = RwSignal::new(String::new());
+    let script = RwSignal::new(String::new());
+    let dockerfile = RwSignal::new(String::new());
+    // "script" or "dockerfile": which recipe is sent.
+    let tab = RwSignal::new("script".to_string());
+    let problems = RwSignal::new(Vec::<ShownProblem>::new());
+    let notes = RwSignal::new(Vec::<String>::new());
+    let message = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+
+    let convert = move |_| {
+        busy.set(true);
+        message.set(String::new());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let body = serde_json::json!({ "script": script.get_untracked() });
+                match crate::client::call("POST", "/api/recipe/convert", Some(body)).await {
+                    Ok(r) if r.status == 200 => {
+                        dockerfile.set(r.body["dockerfile"].as_str().unwrap_or("").to_string());
+                        notes.set(
+                            r.body["notes"]
+                                .as_array()
+                                .map(|ns| {
+                                    ns.iter()
+                                        .map(|n| match n["line"].as_u64() {
+                                            Some(l) => format!("line {l}: {}", n["message"].as_str().unwrap_or("")),
+                                            None => n["message"].as_str().unwrap_or("").to_string(),
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        );
+                        problems.set(Vec::new());
+                        tab.set("dockerfile".into());
+                        message.set("Converted. Review the Dockerfile below; edit it if you like, then publish.".into());
+                    }
+                    Ok(r) => {
+                        problems.set(problems_of(&r.body));
+                        message.set(r.message());
+                    }
+                    Err(e) => message.set(e),
+                }
+            }
+            busy.set(false);
+        });
+    };
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        busy.set(true);
+        message.set(String::new());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let opt = |s: String| if s.trim().is_empty() { serde_json::Value::Null } else { serde_json::Value::String(s) };
+                let mut body = serde_json::json!({
+                    "slug": slug.get_untracked(),
+                    "name": name.get_untracked(),
+                    "summary": summary.get_untracked(),
+                    "description": description.get_untracked(),
+                    "category": category.get_untracked(),
+                    "tags": tags.get_untracked().split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect::<Vec<_>>(),
+                    "homepage": opt(homepage.get_untracked()),
+                    "repository": opt(repository.get_untracked()),
+                    "license": opt(license.get_untracked()),
+                });
+                if tab.get_untracked() == "script" {
+                    body["script"] = script.get_untracked().into();
+                } else {
+                    body["dockerfile"] = dockerfile.get_untracked().into();
+                }
+                match crate::client::call("POST", "/api/projects", Some(body)).await {
+                    Ok(r) if r.status == 202 => {
+                        let url = r.body["build_url"].as_str().unwrap_or("/").to_string();
+                        if let Some(w) = web_sys::window() {
+                            let _ = w.location().set_href(&url);
+                        }
+                        return;
+                    }
+                    Ok(r) => {
+                        problems.set(problems_of(&r.body));
+                        message.set(r.message());
+                    }
+                    Err(e) => message.set(e),
+                }
+            }
+            busy.set(false);
+        });
+    };
+
+    #[cfg(feature = "hydrate")]
+    let load_file = move |ev: leptos::ev::Event| {
+        use wasm_bindgen::JsCast;
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        if file.size() > 64.0 * 1024.0 {
+            message.set("That file is larger than 64 KB; a Dockerfile that large is refused.".into());
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            if let Ok(text) = wasm_bindgen_futures::JsFuture::from(file.text()).await {
+                dockerfile.set(text.as_string().unwrap_or_default());
+                tab.set("dockerfile".into());
+            }
+        });
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let load_file = move |_ev: leptos::ev::Event| {};
+
+    let field_class = move |f: &'static str| {
+        move || {
+            if problems.read().iter().any(|p| p.field == f) {
+                "field invalid"
+            } else {
+                "field"
+            }
+        }
+    };
+    let categories = info.categories.clone();
+    view! {
+        <form class="publish-form" on:submit=submit novalidate>
+            <div class="form-grid">
+                <label class=field_class("name")>"Name"
+                    <input id="name" required maxlength="60" placeholder="Hello Tool" bind:value=name/>
+                </label>
+                <label class=field_class("slug")>"Slug (the address: /p/slug)"
+                    <input id="slug" required maxlength="40" placeholder="hello-tool" bind:value=slug/>
+                </label>
+                <label class=field_class("summary")>"One-line summary"
+                    <input id="summary" required maxlength="160" placeholder="What it does, in one line." bind:value=summary/>
+                </label>
+                <label class=field_class("category")>"Category"
+                    <select id="category" on:change=move |ev| category.set(event_target_value(&ev)) prop:value=move || category.get()>
+                        {categories.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
+                    </select>
+                </label>
+                <label class=field_class("tags")>"Tags (comma-separated)"
+                    <input id="tags" placeholder="json, cli" bind:value=tags/>
+                </label>
+                <label class=field_class("license")>"License"
+                    <input id="license" maxlength="40" placeholder="MIT" bind:value=license/>
+                </label>
+                <label class=field_class("homepage")>"Homepage"
+                    <input id="homepage" type="url" placeholder="https://…" bind:value=homepage/>
+                </label>
+                <label class=field_class("repository")>"Repository"
+                    <input id="repository" type="url" placeholder="https://github.com/…" bind:value=repository/>
+                </label>
+            </div>
+            <label class=field_class("description")>"Description (Markdown: what to try first)"
+                <textarea id="description" rows="5" bind:value=description></textarea>
+            </label>
+            <div class="tabs" role="tablist">
+                <button type="button" role="tab" id="tab-script" class:active=move || tab.get() == "script"
+                    on:click=move |_| tab.set("script".into())>"Install script"</button>
+                <button type="button" role="tab" id="tab-dockerfile" class:active=move || tab.get() == "dockerfile"
+                    on:click=move |_| tab.set("dockerfile".into())>"Dockerfile"</button>
+            </div>
+            <div class="tab-panel" class:hidden=move || tab.get() != "script">
+                <p class="hint">"Paste the install steps from your README. Each command becomes a build step on "<code>{info.base_image.clone()}</code>" ("<code>"# trythis: base=image"</code>" picks another base); "<code>"cd"</code>" becomes WORKDIR, "<code>"export"</code>" becomes ENV, "<code>"sudo"</code>" is dropped."</p>
+                <textarea id="script" class=move || format!("code {}", field_class("script")()) rows="10" spellcheck="false"
+                    placeholder="sudo apt-get install -y cowsay\nexport PATH=/usr/games:$PATH" bind:value=script></textarea>
+                <button type="button" class="btn" id="convert" on:click=convert disabled=move || busy.get()>"Convert to Dockerfile"</button>
+            </div>
+            <div class="tab-panel" class:hidden=move || tab.get() != "dockerfile">
+                <p class="hint">"The Dockerfile is the whole build context: COPY and ADD of local files are not available; download in a RUN step instead."</p>
+                <textarea id="dockerfile" class=move || format!("code {}", field_class("dockerfile")()) rows="14" spellcheck="false"
+                    placeholder="FROM trythis/base:bookworm\nRUN apt-get update && apt-get install -y cowsay" bind:value=dockerfile></textarea>
+                <label class="upload">"…or upload a Dockerfile "
+                    <input id="dockerfile-file" type="file" on:change=load_file/>
+                </label>
+                <Show when=move || !notes.read().is_empty()>
+                    <details class="notes" open>
+                        <summary>"What the converter changed"</summary>
+                        <ul>{move || notes.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}</ul>
+                    </details>
+                </Show>
+            </div>
+            <Show when=move || !message.read().is_empty()>
+                <p class="form-message" id="form-message">{move || message.get()}</p>
+            </Show>
+            <Show when=move || !problems.read().is_empty()>
+                <ul class="problems" id="problems">
+                    {move || problems.get().into_iter().map(|p| {
+                        let where_ = match p.line { Some(l) => format!("{} line {l}", p.field), None => p.field.clone() };
+                        view! { <li data-field=p.field.clone()><b>{where_}</b>": "{p.message}</li> }
+                    }).collect_view()}
+                </ul>
+            </Show>
+            <button type="submit" class="btn primary big" id="publish" disabled=move || busy.get()>"Build and publish"</button>
+        </form>
+    }
+}

@@ -1,0 +1,189 @@
+//! Build records: the queue survives restarts, logs stay viewable after the build.
+use crate::entities::build::{self, Entity as Build};
+use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect};
+
+pub use build::Model;
+
+pub const QUEUED: &str = "queued";
+pub const RUNNING: &str = "running";
+pub const PUSHING: &str = "pushing";
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const CANCELLED: &str = "cancelled";
+
+pub fn is_finished(state: &str) -> bool {
+    matches!(state, SUCCEEDED | FAILED | CANCELLED)
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    pub id: String,
+    pub project_id: i32,
+    pub project_slug: String,
+    pub owner: String,
+    pub source_kind: String,
+    pub source: String,
+    pub dockerfile: String,
+    pub steps: i32,
+}
+
+pub async fn insert_queued(db: &impl ConnectionTrait, b: NewBuild) -> Result<Model, DbErr> {
+    build::ActiveModel {
+        id: Set(b.id),
+        project_id: Set(b.project_id),
+        project_slug: Set(b.project_slug),
+        owner: Set(b.owner),
+        source_kind: Set(b.source_kind),
+        source: Set(b.source),
+        dockerfile: Set(b.dockerfile),
+        state: Set(QUEUED.into()),
+        step: Set(0),
+        steps: Set(b.steps),
+        error: Set(None),
+        log: Set(String::new()),
+        image_repo: Set(None),
+        image_tag: Set(None),
+        image_digest: Set(None),
+        image_size: Set(None),
+        created_at: Set(chrono::Utc::now()),
+        started_at: Set(None),
+        finished_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Model>, DbErr> {
+    Build::find_by_id(id).one(db).await
+}
+
+/// Moves a build to `running` or `pushing` (never back from a finished state).
+pub async fn set_state(db: &DatabaseConnection, id: &str, state: &str) -> Result<(), DbErr> {
+    let mut q = Build::update_many()
+        .col_expr(build::Column::State, Expr::value(state))
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::State.is_not_in([SUCCEEDED, FAILED, CANCELLED]));
+    if state == RUNNING {
+        q = q.col_expr(
+            build::Column::StartedAt,
+            Expr::value(Some(chrono::Utc::now())),
+        );
+    }
+    q.exec(db).await.map(|_| ())
+}
+
+pub async fn set_step(db: &DatabaseConnection, id: &str, step: i32, steps: i32) -> Result<(), DbErr> {
+    Build::update_many()
+        .col_expr(build::Column::Step, Expr::value(step))
+        .col_expr(build::Column::Steps, Expr::value(steps))
+        .filter(build::Column::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// The image a successful build pushed.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub repo: String,
+    pub tag: String,
+    pub digest: String,
+    pub size: i64,
+}
+
+/// Terminal state with the log; returns false if the build had already finished (e.g. cancelled).
+pub async fn finish(
+    db: &DatabaseConnection,
+    id: &str,
+    state: &str,
+    error: Option<&str>,
+    log: &str,
+    image: Option<&Pushed>,
+) -> Result<bool, DbErr> {
+    let mut q = Build::update_many()
+        .col_expr(build::Column::State, Expr::value(state))
+        .col_expr(build::Column::Error, Expr::value(error.map(str::to_string)))
+        .col_expr(build::Column::Log, Expr::value(log))
+        .col_expr(
+            build::Column::FinishedAt,
+            Expr::value(Some(chrono::Utc::now())),
+        )
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::State.is_not_in([SUCCEEDED, FAILED, CANCELLED]));
+    if let Some(p) = image {
+        q = q
+            .col_expr(build::Column::ImageRepo, Expr::value(Some(p.repo.clone())))
+            .col_expr(build::Column::ImageTag, Expr::value(Some(p.tag.clone())))
+            .col_expr(build::Column::ImageDigest, Expr::value(Some(p.digest.clone())))
+            .col_expr(build::Column::ImageSize, Expr::value(Some(p.size)));
+    }
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// Builds waiting to run, oldest first (re-queued at start-up).
+pub async fn queued(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
+    Build::find()
+        .filter(build::Column::State.eq(QUEUED))
+        .order_by_asc(build::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Builds a crash or restart interrupted mid-way: they are failed, never silently resumed.
+pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    Ok(Build::update_many()
+        .col_expr(build::Column::State, Expr::value(FAILED))
+        .col_expr(
+            build::Column::Error,
+            Expr::value(Some(
+                "The build was interrupted by a server restart. Start it again.".to_string(),
+            )),
+        )
+        .col_expr(
+            build::Column::FinishedAt,
+            Expr::value(Some(chrono::Utc::now())),
+        )
+        .filter(build::Column::State.is_in([RUNNING, PUSHING]))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+/// A project's builds, newest first.
+pub async fn for_project(
+    db: &DatabaseConnection,
+    project_id: i32,
+    limit: u64,
+) -> Result<Vec<Model>, DbErr> {
+    Build::find()
+        .filter(build::Column::ProjectId.eq(project_id))
+        .order_by_desc(build::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// Builds someone started since `since` (quota).
+pub async fn count_since(
+    db: &DatabaseConnection,
+    owner: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    Build::find()
+        .filter(build::Column::Owner.eq(owner))
+        .filter(build::Column::CreatedAt.gte(since))
+        .count(db)
+        .await
+}
+
+/// Whether a project already has a build waiting or running (one at a time per project).
+pub async fn active_for_project(
+    db: &DatabaseConnection,
+    project_id: i32,
+) -> Result<Option<Model>, DbErr> {
+    Build::find()
+        .filter(build::Column::ProjectId.eq(project_id))
+        .filter(build::Column::State.is_in([QUEUED, RUNNING, PUSHING]))
+        .one(db)
+        .await
+}

@@ -1,0 +1,43 @@
+//! One build of a project's image: queued → running → succeeded / failed / cancelled.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "builds")]
+pub struct Model {
+    /// Random lower-case base32 id; also the image tag (`{namespace}/{slug}:{id}`).
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub project_id: i32,
+    pub project_slug: String,
+    /// Identity key of whoever asked for the build.
+    pub owner: String,
+    /// `dockerfile` or `script` (then `source` is the install script it was converted from).
+    pub source_kind: String,
+    #[sea_orm(column_type = "Text")]
+    pub source: String,
+    /// The Dockerfile actually built.
+    #[sea_orm(column_type = "Text")]
+    pub dockerfile: String,
+    /// queued | running | pushing | succeeded | failed | cancelled
+    pub state: String,
+    pub step: i32,
+    pub steps: i32,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub error: Option<String>,
+    /// The build output (capped; the tail is kept).
+    #[sea_orm(column_type = "Text")]
+    pub log: String,
+    pub image_repo: Option<String>,
+    pub image_tag: Option<String>,
+    pub image_digest: Option<String>,
+    pub image_size: Option<i64>,
+    pub created_at: DateTimeUtc,
+    pub started_at: Option<DateTimeUtc>,
+    pub finished_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,234 @@
+//! Publishing API: submit a project, rebuild, watch a build's live log (SSE), cancel; and the
+//! recipe helpers the publish form calls before submitting (convert a script, check a Dockerfile).
+use crate::{
+    build::BuildEvent,
+    error::{ApiError, ApiResult},
+    publish::{self, ProjectForm, RecipeForm},
+    state::AppState,
+};
+use app::model::Identity;
+use axum::{
+    extract::{rejection::JsonRejection, Path, State},
+    http::StatusCode,
+    response::sse::{Event, KeepAlive, Sse},
+    Extension, Json,
+};
+use futures::{stream, Stream, StreamExt};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+
+/// Turns axum's JSON rejection into our error shape (a 400 naming the problem, never a 500).
+fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    r.map(|Json(v)| v).map_err(|e| {
+        ApiError::bad(
+            "bad_json",
+            format!("The request body is not what this call expects: {}", e.body_text()),
+        )
+    })
+}
+
+/// `POST /api/projects` — 202 `{"slug","build_id"}`.
+pub async fn create(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    form: Result<Json<ProjectForm>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let form = body(form)?;
+    let id = publish::submit(&st.builds, &st.db, &me.key, &form).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "slug": form.slug.trim(), "build_id": id, "build_url": format!("/builds/{id}") })),
+    ))
+}
+
+/// `POST /api/projects/{slug}/builds` — 202 `{"build_id"}`; body optional (repeat last recipe).
+pub async fn rebuild(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+    form: Result<Json<RecipeForm>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let form = body(form)?;
+    let id = publish::rebuild(&st.builds, &st.db, &me.key, me.is_admin, &slug, &form).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "build_id": id, "build_url": format!("/builds/{id}") })),
+    ))
+}
+
+pub fn build_json(b: &db::builds::Model) -> Value {
+    json!({
+        "id": b.id, "project": b.project_slug, "state": b.state, "step": b.step, "steps": b.steps,
+        "error": b.error, "source_kind": b.source_kind, "dockerfile": b.dockerfile,
+        "image": b.image_repo.as_ref().zip(b.image_digest.as_ref()).map(|(r, d)| format!("{r}@{d}")),
+        "image_tag": b.image_tag, "image_size": b.image_size,
+        "created_at": b.created_at.to_rfc3339(),
+        "started_at": b.started_at.map(|t| t.to_rfc3339()),
+        "finished_at": b.finished_at.map(|t| t.to_rfc3339()),
+    })
+}
+
+async fn find(st: &AppState, id: &str) -> ApiResult<db::builds::Model> {
+    db::builds::get(&st.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("There is no such build.".into()))
+}
+
+/// `GET /api/builds/{id}`
+pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(build_json(&find(&st, &id).await?)))
+}
+
+/// `GET /api/projects/{slug}/builds` — newest first.
+pub async fn list(State(st): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<Value>> {
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+    let items: Vec<Value> = db::builds::for_project(&st.db, p.id, 50)
+        .await?
+        .iter()
+        .map(|b| {
+            let mut v = build_json(b);
+            v.as_object_mut().map(|o| o.remove("dockerfile"));
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `DELETE /api/builds/{id}` — cancel (who started it, the maintainer, or an admin).
+pub async fn cancel(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let b = find(&st, &id).await?;
+    let maintainer = db::projects::by_id(&st.db, b.project_id)
+        .await?
+        .and_then(|p| p.maintainer);
+    if !(me.is_admin || b.owner == me.key || maintainer.as_deref() == Some(me.key.as_str())) {
+        return Err(ApiError::Forbidden(
+            "Only the project's maintainer can cancel its builds.".into(),
+        ));
+    }
+    if db::builds::is_finished(&b.state) || !st.builds.cancel(&id).await? {
+        return Err(ApiError::Conflict(
+            "build_finished",
+            format!("This build has already {}.", b.state),
+        ));
+    }
+    Ok(Json(json!({ "id": id, "cancelling": true })))
+}
+
+fn sse_event(ev: &BuildEvent) -> Event {
+    match ev {
+        BuildEvent::Log { line } => Event::default().event("log").data(line),
+        BuildEvent::Step { step, steps } => Event::default()
+            .event("step")
+            .data(json!({ "step": step, "steps": steps }).to_string()),
+        BuildEvent::State { state, error } => Event::default()
+            .event("state")
+            .data(json!({ "state": state, "error": error }).to_string()),
+    }
+}
+
+/// `GET /api/builds/{id}/log` — Server-Sent Events: the log so far, then live `log`, `step` and
+/// `state` events until the build ends. A finished build replays its stored log and ends.
+pub async fn log(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let b = find(&st, &id).await?;
+    let head = |b: &db::builds::Model, log: &str| -> Vec<Event> {
+        let mut evs: Vec<Event> = log.lines().map(|l| Event::default().event("log").data(l)).collect();
+        evs.push(
+            Event::default()
+                .event("step")
+                .data(json!({ "step": b.step, "steps": b.steps }).to_string()),
+        );
+        evs
+    };
+    let live = if db::builds::is_finished(&b.state) { None } else { st.builds.watch(&id) };
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = match live {
+        Some((so_far, rx)) => {
+            let mut first = head(&b, &so_far);
+            first.push(sse_event(&BuildEvent::State {
+                state: b.state.clone(),
+                error: None,
+            }));
+            let follow = stream::unfold(Some(rx), |rx| async move {
+                let mut rx = rx?;
+                loop {
+                    match rx.recv().await {
+                        Ok(ev) => {
+                            let done = matches!(&ev, BuildEvent::State { state, .. } if db::builds::is_finished(state));
+                            return Some((sse_event(&ev), if done { None } else { Some(rx) }));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                            return Some((
+                                Event::default().event("log").data(format!("[… {n} lines skipped …]")),
+                                Some(rx),
+                            ));
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            });
+            stream::iter(first).chain(follow).map(Ok).boxed()
+        }
+        None => {
+            // Finished (or finished between the two reads): the stored row is complete.
+            let b = find(&st, &id).await?;
+            let mut evs = head(&b, &b.log);
+            evs.push(sse_event(&BuildEvent::State {
+                state: b.state.clone(),
+                error: b.error.clone(),
+            }));
+            stream::iter(evs).map(Ok).boxed()
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// `POST /api/recipe/convert` `{script}` — the Dockerfile a script becomes (shown, editable).
+pub async fn convert(
+    State(st): State<AppState>,
+    form: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let v = body(form)?;
+    let script = v["script"].as_str().unwrap_or_default();
+    match recipe::convert_script(script, &st.builds.limits().base_image) {
+        Ok(c) => Ok(Json(json!({
+            "dockerfile": c.dockerfile, "base_image": c.base_image, "notes": c.notes,
+        }))),
+        Err(ps) => Err(publish::invalid(
+            ps.into_iter()
+                .map(|p| publish::FieldProblem {
+                    field: "script".into(),
+                    line: p.line,
+                    message: p.message,
+                })
+                .collect(),
+        )),
+    }
+}
+
+/// `POST /api/recipe/check` `{dockerfile}` — problems with line numbers, or the step count.
+pub async fn check(form: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<Value>> {
+    let v = body(form)?;
+    let text = v["dockerfile"].as_str().unwrap_or_default();
+    match recipe::validate_dockerfile(text) {
+        Ok(ok) => Ok(Json(json!({
+            "steps": ok.steps, "base_image": ok.base_image, "warnings": ok.warnings,
+        }))),
+        Err(ps) => Err(publish::invalid(
+            ps.into_iter()
+                .map(|p| publish::FieldProblem {
+                    field: "dockerfile".into(),
+                    line: p.line,
+                    message: p.message,
+                })
+                .collect(),
+        )),
+    }
+}

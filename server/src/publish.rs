@@ -1,0 +1,516 @@
+//! A maintainer's submission: every field checked server-side (field-level messages), the recipe
+//! validated (line-numbered problems) before anything is stored, then project + queued build
+//! written in one transaction, so a refused or failed submission leaves nothing behind.
+use crate::build::BuildService;
+use crate::error::ApiError;
+use db::projects::{fold, CATEGORIES};
+use db::TransactionTrait;
+use serde::{Deserialize, Serialize};
+
+/// Paths a project slug must not take (they are, or may become, site routes).
+const RESERVED: &[&str] = &[
+    "admin", "api", "new", "search", "containers", "builds", "account", "login", "logout",
+    "signup", "settings", "static", "pkg", "badge", "try", "healthz", "metrics", "trythis",
+];
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectForm {
+    #[serde(default)]
+    pub slug: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub category: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub license: Option<String>,
+    pub welcome: Option<String>,
+    pub dockerfile: Option<String>,
+    pub script: Option<String>,
+}
+
+/// The recipe of a build: a Dockerfile, or an install script and the Dockerfile made from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipeForm {
+    pub dockerfile: Option<String>,
+    pub script: Option<String>,
+}
+
+/// One thing wrong with a submission: which field, which line (recipes), what to do.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
+    FieldProblem {
+        field: field.into(),
+        line: None,
+        message: message.into(),
+    }
+}
+
+/// A recipe ready to build.
+pub struct Recipe {
+    pub kind: &'static str,
+    pub source: String,
+    pub dockerfile: String,
+    pub steps: usize,
+}
+
+fn text_field(
+    out: &mut Vec<FieldProblem>,
+    field: &str,
+    value: &str,
+    label: &str,
+    required: bool,
+    max: usize,
+    multiline: bool,
+) {
+    let v = value.trim();
+    if required && v.is_empty() {
+        out.push(problem(field, format!("{label} is required.")));
+    } else if v.chars().count() > max {
+        out.push(problem(
+            field,
+            format!("{label} is too long: at most {max} characters."),
+        ));
+    } else if v
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
+    {
+        out.push(problem(
+            field,
+            format!("{label} contains control characters."),
+        ));
+    }
+}
+
+fn url_field(out: &mut Vec<FieldProblem>, field: &str, value: Option<&str>, label: &str) {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let ok = (v.starts_with("https://") || v.starts_with("http://"))
+        && v.len() <= 300
+        && v.len() > "https://".len()
+        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
+    if !ok {
+        out.push(problem(
+            field,
+            format!("{label} must be an http(s) address of at most 300 characters."),
+        ));
+    }
+}
+
+/// Checks a slug: 2–40 of a–z, 0–9 and '-', starting and ending with a letter or digit.
+pub fn slug_problem(slug: &str) -> Option<String> {
+    let ok_chars = slug
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if slug.len() < 2 || slug.len() > 40 || !ok_chars {
+        return Some("The slug must be 2–40 characters: lower-case letters, digits and '-'.".into());
+    }
+    if slug.starts_with('-') || slug.ends_with('-') || slug.contains("--") {
+        return Some("The slug must start and end with a letter or digit, without '--'.".into());
+    }
+    if RESERVED.contains(&slug) {
+        return Some(format!("'{slug}' is reserved; choose another slug."));
+    }
+    None
+}
+
+/// Validates a recipe (exactly one of Dockerfile / script) into something buildable.
+pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<FieldProblem>> {
+    let dockerfile = form.dockerfile.as_deref().filter(|s| !s.trim().is_empty());
+    let script = form.script.as_deref().filter(|s| !s.trim().is_empty());
+    let lines = |field: &str, ps: Vec<recipe::Problem>| -> Vec<FieldProblem> {
+        ps.into_iter()
+            .map(|p| FieldProblem {
+                field: field.into(),
+                line: p.line,
+                message: p.message,
+            })
+            .collect()
+    };
+    match (dockerfile, script) {
+        (Some(_), Some(_)) => Err(vec![problem(
+            "dockerfile",
+            "Give a Dockerfile or an install script, not both. (A converted script is sent as its Dockerfile.)",
+        )]),
+        (None, None) => Err(vec![problem(
+            "dockerfile",
+            "Give a Dockerfile (upload or paste) or paste an install script.",
+        )]),
+        (Some(d), None) => {
+            let v = recipe::validate_dockerfile(d).map_err(|ps| lines("dockerfile", ps))?;
+            Ok(Recipe {
+                kind: "dockerfile",
+                source: d.to_string(),
+                dockerfile: v.dockerfile,
+                steps: v.steps,
+            })
+        }
+        (None, Some(s)) => {
+            let c = recipe::convert_script(s, base_image).map_err(|ps| lines("script", ps))?;
+            let v = recipe::validate_dockerfile(&c.dockerfile).map_err(|ps| lines("script", ps))?;
+            Ok(Recipe {
+                kind: "script",
+                source: s.to_string(),
+                dockerfile: v.dockerfile,
+                steps: v.steps,
+            })
+        }
+    }
+}
+
+/// Validates every field of a new project; all problems at once.
+pub fn check_form(
+    form: &ProjectForm,
+    base_image: &str,
+) -> Result<(db::projects::NewProject, Recipe), Vec<FieldProblem>> {
+    let mut out = Vec::new();
+    if let Some(p) = slug_problem(form.slug.trim()) {
+        out.push(problem("slug", p));
+    }
+    text_field(&mut out, "name", &form.name, "The name", true, 60, false);
+    text_field(&mut out, "summary", &form.summary, "The summary", true, 160, false);
+    text_field(&mut out, "description", &form.description, "The description", false, 20_000, true);
+    if !CATEGORIES.contains(&form.category.as_str()) {
+        out.push(problem(
+            "category",
+            format!("Choose one of the categories: {}.", CATEGORIES.join(", ")),
+        ));
+    }
+    let mut tags: Vec<String> = Vec::new();
+    if form.tags.len() > 8 {
+        out.push(problem("tags", "At most 8 tags."));
+    }
+    for t in form.tags.iter().take(8) {
+        let t = fold(t.trim());
+        if t.is_empty() {
+            continue;
+        }
+        if t.len() > 24
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
+        {
+            out.push(problem(
+                "tags",
+                format!("Tag '{t}': at most 24 letters, digits, '-', '+' or '.'."),
+            ));
+        } else if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    url_field(&mut out, "homepage", form.homepage.as_deref(), "The homepage");
+    url_field(&mut out, "repository", form.repository.as_deref(), "The repository");
+    text_field(
+        &mut out,
+        "license",
+        form.license.as_deref().unwrap_or(""),
+        "The license",
+        false,
+        40,
+        false,
+    );
+    text_field(
+        &mut out,
+        "welcome",
+        form.welcome.as_deref().unwrap_or(""),
+        "The welcome text",
+        false,
+        300,
+        true,
+    );
+    let recipe = check_recipe(
+        &RecipeForm {
+            dockerfile: form.dockerfile.clone(),
+            script: form.script.clone(),
+        },
+        base_image,
+    );
+    let recipe = match recipe {
+        Ok(r) => Some(r),
+        Err(ps) => {
+            out.extend(ps);
+            None
+        }
+    };
+    match recipe {
+        Some(recipe) if out.is_empty() => {
+            let opt = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+            Ok((
+                db::projects::NewProject {
+                    slug: form.slug.trim().to_string(),
+                    name: form.name.trim().to_string(),
+                    summary: form.summary.trim().to_string(),
+                    description: form.description.trim().to_string(),
+                    category: form.category.clone(),
+                    tags,
+                    homepage: opt(&form.homepage),
+                    repository: opt(&form.repository),
+                    license: opt(&form.license),
+                    welcome: opt(&form.welcome),
+                    egress: false,
+                    maintainer: None,
+                },
+                recipe,
+            ))
+        }
+        _ => Err(out),
+    }
+}
+
+pub fn invalid(problems: Vec<FieldProblem>) -> ApiError {
+    let n = problems.len();
+    ApiError::Invalid {
+        message: if n == 1 {
+            format!("Please fix this: {}", describe(&problems[0]))
+        } else {
+            format!("Please fix these {n} problems.")
+        },
+        problems: serde_json::json!(problems),
+    }
+}
+
+fn describe(p: &FieldProblem) -> String {
+    match p.line {
+        Some(l) => format!("{} line {l}: {}", p.field, p.message),
+        None => p.message.clone(),
+    }
+}
+
+/// Publishes a new project: checks, quota, then project (status `building`) and a queued build in
+/// one transaction. Returns the build id.
+pub async fn submit(
+    builds: &BuildService,
+    db: &db::DatabaseConnection,
+    owner: &str,
+    form: &ProjectForm,
+) -> Result<String, ApiError> {
+    let limits = builds.limits().clone();
+    let (mut project, recipe) = check_form(form, &limits.base_image).map_err(invalid)?;
+    if db::projects::by_slug(db, &project.slug).await?.is_some() {
+        return Err(ApiError::Conflict(
+            "slug_taken",
+            format!(
+                "A project called '{}' already exists. Choose another slug (or rebuild it, if it is yours).",
+                project.slug
+            ),
+        ));
+    }
+    if db::projects::count_maintained(db, owner).await? >= limits.projects_per_owner {
+        return Err(ApiError::Quota(format!(
+            "You already maintain {} projects, the most one account may publish.",
+            limits.projects_per_owner
+        )));
+    }
+    check_build_quota(db, owner, limits.per_hour).await?;
+    project.maintainer = Some(owner.to_string());
+    let id = crate::identity::random_id();
+    let txn = db.begin().await?;
+    let saved = match db::projects::upsert(&txn, &project).await {
+        Ok(p) => p,
+        // A concurrent submission of the same slug lost the unique index race.
+        Err(_) => {
+            return Err(ApiError::Conflict(
+                "slug_taken",
+                format!("A project called '{}' already exists.", project.slug),
+            ))
+        }
+    };
+    db::builds::insert_queued(&txn, new_build(&id, &saved, owner, recipe)).await?;
+    txn.commit().await?;
+    builds.enqueue(&id);
+    Ok(id)
+}
+
+fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::builds::NewBuild {
+    db::builds::NewBuild {
+        id: id.to_string(),
+        project_id: p.id,
+        project_slug: p.slug.clone(),
+        owner: owner.to_string(),
+        source_kind: r.kind.into(),
+        source: r.source,
+        dockerfile: r.dockerfile,
+        steps: r.steps as i32,
+    }
+}
+
+async fn check_build_quota(db: &db::DatabaseConnection, owner: &str, per_hour: u64) -> Result<(), ApiError> {
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    if db::builds::count_since(db, owner, since).await? >= per_hour {
+        return Err(ApiError::Quota(format!(
+            "You have started {per_hour} builds in the last hour, the most allowed. Try again later."
+        )));
+    }
+    Ok(())
+}
+
+/// A new build of an existing project (its maintainer's CI, or the Rebuild button): the given
+/// recipe, or the last build's when none is given.
+pub async fn rebuild(
+    builds: &BuildService,
+    db: &db::DatabaseConnection,
+    owner: &str,
+    is_admin: bool,
+    slug: &str,
+    form: &RecipeForm,
+) -> Result<String, ApiError> {
+    let project = db::projects::by_slug(db, slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+    if !is_admin && project.maintainer.as_deref() != Some(owner) {
+        return Err(ApiError::Forbidden(
+            "Only the project's maintainer can rebuild it.".into(),
+        ));
+    }
+    if let Some(active) = db::builds::active_for_project(db, project.id).await? {
+        return Err(ApiError::Conflict(
+            "build_running",
+            format!(
+                "A build of this project is already {} ({}). Wait for it or cancel it.",
+                active.state, active.id
+            ),
+        ));
+    }
+    let recipe = if form.dockerfile.is_none() && form.script.is_none() {
+        let last = db::builds::for_project(db, project.id, 1)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                ApiError::bad(
+                    "no_recipe",
+                    "This project has no earlier build to repeat: send a Dockerfile or a script.",
+                )
+            })?;
+        Recipe {
+            kind: if last.source_kind == "script" { "script" } else { "dockerfile" },
+            steps: recipe::validate_dockerfile(&last.dockerfile)
+                .map(|v| v.steps)
+                .unwrap_or(last.steps as usize),
+            source: last.source,
+            dockerfile: last.dockerfile,
+        }
+    } else {
+        check_recipe(form, &builds.limits().base_image).map_err(invalid)?
+    };
+    check_build_quota(db, owner, builds.limits().per_hour).await?;
+    let id = crate::identity::random_id();
+    db::builds::insert_queued(db, new_build(&id, &project, owner, recipe)).await?;
+    builds.enqueue(&id);
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form() -> ProjectForm {
+        ProjectForm {
+            slug: "hello-tool".into(),
+            name: "Hello Tool".into(),
+            summary: "Says hello.".into(),
+            category: "CLI tools".into(),
+            tags: vec!["Greeting".into(), "greeting".into()],
+            script: Some("apt-get install -y hello\n".into()),
+            ..Default::default()
+        }
+    }
+
+    fn fields(r: Result<(db::projects::NewProject, Recipe), Vec<FieldProblem>>) -> Vec<String> {
+        match r {
+            Ok(_) => vec![],
+            Err(ps) => ps.into_iter().map(|p| p.field).collect(),
+        }
+    }
+
+    #[test]
+    fn a_good_form_passes_and_tags_are_folded_and_deduplicated() {
+        let (p, r) = match check_form(&form(), "trythis/base:bookworm") {
+            Ok(x) => x,
+            Err(e) => panic!("{e:?}"),
+        };
+        assert_eq!(p.tags, vec!["greeting".to_string()]);
+        assert_eq!(r.kind, "script");
+        assert!(r.dockerfile.contains("FROM trythis/base:bookworm"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let bad = ProjectForm {
+            slug: "Bad Slug".into(),
+            name: "x".repeat(61),
+            summary: String::new(),
+            category: "Nope".into(),
+            tags: vec!["ok".into(), "not ok!".into()],
+            homepage: Some("javascript:alert(1)".into()),
+            repository: Some("https://exa mple.com".into()),
+            license: Some("l".repeat(41)),
+            welcome: Some("bell\u{7}".into()),
+            dockerfile: Some("FROM x\n".into()),
+            script: Some("echo hi\n".into()),
+            ..Default::default()
+        };
+        let f = fields(check_form(&bad, "base"));
+        for want in [
+            "slug", "name", "summary", "category", "tags", "homepage", "repository", "license",
+            "welcome", "dockerfile",
+        ] {
+            assert!(f.contains(&want.to_string()), "{want} missing from {f:?}");
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug_problem("redis"), None);
+        assert_eq!(slug_problem("a1-b2"), None);
+        for bad in ["a", "-a", "a-", "a--b", "A", "é", "admin", "api", &"x".repeat(41)] {
+            assert!(slug_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dockerfile_problems_keep_their_line() {
+        let r = check_recipe(
+            &RecipeForm {
+                dockerfile: Some("FROM trythis/base:bookworm\nCOPY app /app\n".into()),
+                script: None,
+            },
+            "base",
+        );
+        let ps = match r {
+            Ok(_) => panic!("COPY of a local file must be refused"),
+            Err(ps) => ps,
+        };
+        assert_eq!(ps[0].field, "dockerfile");
+        assert_eq!(ps[0].line, Some(2));
+    }
+
+    #[test]
+    fn neither_or_both_recipes_are_refused() {
+        assert!(check_recipe(&RecipeForm::default(), "b").is_err());
+        assert!(check_recipe(
+            &RecipeForm {
+                dockerfile: Some("FROM a\n".into()),
+                script: Some("ls\n".into())
+            },
+            "b"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! Publishing end to end against the real engine and registry: script → Dockerfile → build →
+//! push → live → Try prints the tool's version; bad submissions leave nothing behind; a failed
+//! rebuild keeps the last good image serving; timeout and cancel stop a build; registry down
+//! fails cleanly and a retry succeeds. No test downloads anything: recipes use the base image.
+mod common;
+use common::*;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+
+fn base() -> String {
+    std::env::var("TRYTHIS_TEST_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into())
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", rand_u32() % 1_000_000)
+}
+
+fn project(slug: &str, recipe: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "slug": slug, "name": format!("Tool {slug}"), "summary": "A tool built by the tests.",
+        "description": "Run `hello-tool --version`.", "category": "CLI tools", "tags": ["test"],
+    });
+    for (k, val) in recipe.as_object().into_iter().flatten() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+/// Waits for a build to finish; returns its JSON.
+async fn wait_build(v: &Visitor, id: &str, limit: Duration) -> Result<serde_json::Value> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = v.call("GET", &format!("/api/builds/{id}"), None).await?;
+        let state = r.body["state"].as_str().unwrap_or("").to_string();
+        if matches!(state.as_str(), "succeeded" | "failed" | "cancelled") {
+            return Ok(r.body);
+        }
+        if t0.elapsed() > limit {
+            return Err(format!("build {id} still {state} after {limit:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn submit(v: &Visitor, body: serde_json::Value) -> Result<String> {
+    let r = v.call("POST", "/api/projects", Some(body)).await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    Ok(r.body["build_id"].as_str().ok_or("no build id")?.to_string())
+}
+
+const TOOL_SCRIPT: &str = r#"#!/bin/bash
+set -euo pipefail
+# Install hello-tool (a README-style script, converted by trythis)
+sudo mkdir -p /opt/hello-tool/bin
+cat <<'EOF' > /opt/hello-tool/bin/hello-tool
+#!/bin/sh
+echo "hello-tool 1.2.3 ($HELLO_TOOL_MODE)"
+EOF
+sudo chmod +x /opt/hello-tool/bin/hello-tool
+export PATH="/opt/hello-tool/bin:$PATH"
+export HELLO_TOOL_MODE=converted
+cd /opt/hello-tool
+echo 'alias ht=hello-tool' >> ~/.bashrc
+"#;
+
+#[tokio::test]
+async fn script_is_converted_built_pushed_and_tried() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.visitor().await?;
+    let slug = unique("hello-tool");
+    let script = format!("# trythis: base={}\n{TOOL_SCRIPT}", base());
+    // The form's preview: the generated Dockerfile.
+    let conv = v
+        .call("POST", "/api/recipe/convert", Some(serde_json::json!({ "script": script })))
+        .await?;
+    assert_eq!(conv.status, 200, "{:?}", conv.body);
+    let dockerfile = conv.body["dockerfile"].as_str().ok_or("dockerfile")?;
+    assert!(dockerfile.contains("WORKDIR /opt/hello-tool"), "{dockerfile}");
+    assert!(dockerfile.contains("ENV HELLO_TOOL_MODE=\"converted\""), "{dockerfile}");
+
+    let id = submit(&v, project(&slug, serde_json::json!({ "script": script }))).await?;
+    // Not listed while building.
+    let listed = v.call("GET", &format!("/api/projects?q={slug}"), None).await?;
+    assert_eq!(listed.body["total"], 0);
+    let b = wait_build(&v, &id, Duration::from_secs(180)).await?;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    assert_eq!(b["step"], b["steps"], "progress reached the last step");
+    let image = b["image"].as_str().ok_or("image")?;
+    assert!(image.contains(&format!("/{slug}@sha256:")), "{image}");
+    assert_eq!(b["image_tag"], id.as_str(), "pushed as {{namespace}}/{{slug}}:{{build-id}}");
+
+    // The stored log replays through the SSE endpoint, ending with the final state.
+    let sse = v
+        .http
+        .get(app.url(&format!("/api/builds/{id}/log")))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(sse.contains("event: log\ndata: Step 1/"), "{sse}");
+    assert!(sse.contains("event: state\ndata: {\"error\":null,\"state\":\"succeeded\"}"), "{sse}");
+
+    // Live and tryable: the tool prints its version in the visitor's shell.
+    let p = v.call("GET", &format!("/api/projects/{slug}"), None).await?;
+    assert_eq!(p.body["status"], "live");
+    let t = v.try_project(&slug).await?;
+    assert_eq!(t.status, 201, "{:?}", t.body);
+    let sid = t.body["id"].as_str().ok_or("id")?.to_string();
+    let mut sh = v.terminal(&sid).await.map_err(|s| format!("ws {s}"))?;
+    let out = sh.run("hello-tool --version; pwd; ht", T).await?;
+    assert!(out.contains("hello-tool 1.2.3 (converted)"), "{out}");
+    assert!(out.contains("/opt/hello-tool"), "{out}");
+    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.visitor().await?;
+    let df = |s: &str| serde_json::json!({ "dockerfile": s });
+    let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+        ("empty dockerfile", df(""), "Dockerfile"),
+        ("no FROM", df("RUN echo hi\n"), "FROM"),
+        ("COPY of a local file", df("FROM x\nCOPY app.py /app/\n"), "build context"),
+        ("broken JSON array", df("FROM x\nRUN [\"echo\", \"hi\"\n"), "line 2"),
+        ("binary", df("FROM x\n\u{0}\u{1}\u{2}"), "binary"),
+        ("one megabyte", df(&format!("FROM x\n# {}\n", "a".repeat(1_000_000))), "KiB"),
+        ("unterminated continuation", df("FROM x\nRUN echo \\\n"), "line"),
+        ("syntax directive", df("# syntax=docker/dockerfile:1\nFROM x\n"), "frontend"),
+        ("empty script", serde_json::json!({ "script": "# nothing\n" }), "no commands"),
+        ("unterminated here-doc", serde_json::json!({ "script": "cat <<EOF > f\nhi\n" }), "here-doc"),
+        ("both recipes", serde_json::json!({ "script": "ls\n", "dockerfile": "FROM x\n" }), "not both"),
+    ];
+    for (what, recipe, expect) in cases {
+        let slug = unique("bad");
+        let r = v.call("POST", "/api/projects", Some(project(&slug, recipe))).await?;
+        assert_eq!(r.status, 400, "{what}: {:?}", r.body);
+        let text = r.body.to_string();
+        assert!(text.to_lowercase().contains(&expect.to_lowercase()), "{what}: {text}");
+        let gone = v.call("GET", &format!("/api/projects/{slug}"), None).await?;
+        assert_eq!(gone.status, 404, "{what} left a project behind");
+    }
+    // Field-level messages, all at once.
+    let r = v
+        .call(
+            "POST",
+            "/api/projects",
+            Some(serde_json::json!({ "slug": "Bad Slug", "name": "", "summary": "x", "category": "Nope",
+                "homepage": "javascript:alert(1)", "dockerfile": format!("FROM {}\n", base()) })),
+        )
+        .await?;
+    assert_eq!(r.status, 400);
+    let fields: Vec<&str> = r.body["problems"]
+        .as_array()
+        .ok_or("problems")?
+        .iter()
+        .filter_map(|p| p["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["slug", "name", "category", "homepage"], "{:?}", r.body);
+    // Not JSON, unknown fields, wrong types: 400, never a 500.
+    for body in [
+        serde_json::json!({ "slug": 5 }),
+        serde_json::json!({ "nope": true }),
+        serde_json::json!([1, 2]),
+    ] {
+        let r = v.call("POST", "/api/projects", Some(body.clone())).await?;
+        assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+    }
+    // A taken slug is a conflict.
+    let r = v
+        .call("POST", "/api/projects", Some(project("fixture", df(&format!("FROM {}\n", base())))))
+        .await?;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.visitor().await?;
+    let slug = unique("stable");
+    let good = format!("FROM {}\nRUN echo v1 > /version\n", base());
+    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": good }))).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    let before = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body["image"].clone();
+
+    // Only the maintainer may rebuild.
+    let stranger = app.visitor().await?;
+    let r = stranger
+        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({})))
+        .await?;
+    assert_eq!(r.status, 403);
+
+    let bad = format!("FROM {}\nRUN echo breaking && exit 3\n", base());
+    let r = v
+        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({ "dockerfile": bad })))
+        .await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let b = wait_build(&v, r.body["build_id"].as_str().ok_or("id")?, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "failed");
+    assert!(b["error"].as_str().unwrap_or("").contains("non-zero code: 3"), "{b}");
+    let after = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body;
+    assert_eq!(after["status"], "live");
+    assert_eq!(after["image"], before, "the last good image keeps serving");
+    let t = v.try_project(&slug).await?;
+    assert_eq!(t.status, 201, "{:?}", t.body);
+    let sid = t.body["id"].as_str().ok_or("id")?.to_string();
+    let mut sh = v.terminal(&sid).await.map_err(|s| format!("ws {s}"))?;
+    assert!(sh.run("cat /version", T).await?.contains("v1"));
+    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None).await?;
+
+    // A rebuild with no recipe repeats the last one (a maintainer's CI hook).
+    let r = v
+        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({})))
+        .await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let b = wait_build(&v, r.body["build_id"].as_str().ok_or("id")?, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "failed", "the last recipe was the broken one");
+    Ok(())
+}
+
+#[tokio::test]
+async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
+    let app = TestApp::start_with(&[("TRYTHIS_BUILD_TIMEOUT_SECS", "8")]).await?;
+    let v = app.visitor().await?;
+    let endless = format!("FROM {}\nRUN while true; do :; done\n", base());
+    let slug = unique("endless");
+    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": endless }))).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(60)).await?;
+    assert_eq!(b["state"], "failed");
+    assert!(b["error"].as_str().unwrap_or("").contains("longer than"), "{b}");
+    let p = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body;
+    assert_eq!(p["status"], "failed", "never went live: {p}");
+    assert_eq!(p["image"], serde_json::Value::Null);
+
+    let slug = unique("cancelled");
+    let endless = format!("FROM {}\nRUN echo started && sleep 600\n", base());
+    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": endless }))).await?;
+    for _ in 0..100 {
+        let b = v.call("GET", &format!("/api/builds/{id}"), None).await?.body;
+        if b["state"] == "running" && b["step"].as_i64() >= Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stranger = app.visitor().await?;
+    assert_eq!(stranger.call("DELETE", &format!("/api/builds/{id}"), None).await?.status, 403);
+    let r = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let b = wait_build(&v, &id, Duration::from_secs(20)).await?;
+    assert_eq!(b["state"], "cancelled");
+    let again = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
+    assert_eq!(again.status, 409);
+    Ok(())
+}
+
+/// A registry process of our own on a free loopback port (the shared one must stay up).
+struct OwnRegistry(std::process::Child, std::path::PathBuf);
+
+impl OwnRegistry {
+    fn start(port: u16) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("trythis-reg-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let child = std::process::Command::new("docker-registry")
+            .args(["serve", concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/config.yml")])
+            .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("docker-registry is required (scripts/test.sh installs it): {e}"))?;
+        Ok(Self(child, dir))
+    }
+}
+
+impl Drop for OwnRegistry {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[tokio::test]
+async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let app = TestApp::start().await?;
+    // A second build service of the same installation, publishing to a registry that is down.
+    let mut cfg = test_config(&app.dir, &[])?;
+    cfg.registry.address = format!("127.0.0.1:{port}");
+    let docker = server::sandbox::runtime::connect_docker(&cfg).await?;
+    let builds = server::build::BuildService::new(
+        app.state.db.clone(),
+        docker,
+        registry::Registry::new(cfg.registry.clone()),
+        cfg.builds.clone(),
+        std::sync::Arc::new(server::metrics::Metrics::default()),
+    );
+    let slug = unique("offline");
+    let form: server::publish::ProjectForm = serde_json::from_value(project(
+        &slug,
+        serde_json::json!({ "dockerfile": format!("FROM {}\nRUN echo ok > /ok\n", base()) }),
+    ))?;
+    let id = server::publish::submit(&builds, &app.state.db, "v:maintainer", &form)
+        .await
+        .map_err(|e| e.to_string())?;
+    builds.run(&id).await;
+    let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
+    assert_eq!(b.state, "failed");
+    assert!(b.error.as_deref().unwrap_or("").contains("registry could not be reached"), "{:?}", b.error);
+    let p = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
+    assert_eq!((p.status.as_str(), p.image_digest), ("failed", None), "nothing half-published");
+
+    let _registry = OwnRegistry::start(port)?;
+    for _ in 0..50 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let retry = server::publish::rebuild(
+        &builds,
+        &app.state.db,
+        "v:maintainer",
+        false,
+        &slug,
+        &server::publish::RecipeForm::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    builds.run(&retry).await;
+    let b = db::builds::get(&app.state.db, &retry).await?.ok_or("build")?;
+    assert_eq!(b.state, "succeeded", "{:?}\n{}", b.error, b.log);
+    let p = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
+    assert_eq!(p.status, "live");
+    assert_eq!(p.image_repo.as_deref(), Some(format!("127.0.0.1:{port}/trythis/{slug}").as_str()));
+    Ok(())
+}

@@ -23,8 +23,13 @@ const MAX_LOG_BYTES: usize = 512 * 1024;
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum BuildEvent {
-    Log { line: String },
-    Step { step: i32, steps: i32 },
+    Log {
+        line: String,
+    },
+    Step {
+        step: i32,
+        steps: i32,
+    },
     State {
         state: String,
         error: Option<String>,
@@ -78,7 +83,9 @@ enum Failure {
     TooLarge { size_mb: u64, limit_mb: u64 },
     #[error("The registry could not be reached, so nothing was published. Start the build again when it is back. ({0})")]
     Registry(String),
-    #[error("The build engine is not available right now. Start the build again in a moment. ({0})")]
+    #[error(
+        "The build engine is not available right now. Start the build again in a moment. ({0})"
+    )]
     Engine(String),
 }
 
@@ -193,7 +200,8 @@ impl BuildService {
                 // A queued build is finished here; a running one by its worker, which is watching.
                 let row = db::builds::get(&self.db, id).await?;
                 if row.as_ref().is_some_and(|b| b.state == db::builds::QUEUED) {
-                    self.finish(id, &live, Err(Failure::Cancelled), None).await?;
+                    self.finish(id, &live, Err(Failure::Cancelled), None)
+                        .await?;
                 }
                 Ok(true)
             }
@@ -242,8 +250,14 @@ impl BuildService {
                 return self.finish(id, live, Err(f), Some(&project)).await;
             }
         };
-        db::projects::set_image(&self.db, project.id, &pushed.repo, &pushed.digest, pushed.size)
-            .await?;
+        db::projects::set_image(
+            &self.db,
+            project.id,
+            &pushed.repo,
+            &pushed.digest,
+            pushed.size,
+        )
+        .await?;
         self.log(
             live,
             &format!(
@@ -254,7 +268,15 @@ impl BuildService {
             ),
         );
         let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
-        db::builds::finish(&self.db, id, db::builds::SUCCEEDED, None, &log, Some(&pushed)).await?;
+        db::builds::finish(
+            &self.db,
+            id,
+            db::builds::SUCCEEDED,
+            None,
+            &log,
+            Some(&pushed),
+        )
+        .await?;
         self.finish(id, live, Ok(()), Some(&project)).await?;
         self.retain(&project, &pushed).await;
         Ok(())
@@ -271,7 +293,9 @@ impl BuildService {
     ) -> anyhow::Result<()> {
         let (state, error) = match &outcome {
             Ok(()) => (db::builds::SUCCEEDED, None),
-            Err(Failure::Cancelled) => (db::builds::CANCELLED, Some(Failure::Cancelled.to_string())),
+            Err(Failure::Cancelled) => {
+                (db::builds::CANCELLED, Some(Failure::Cancelled.to_string()))
+            }
             Err(f) => (db::builds::FAILED, Some(f.to_string())),
         };
         if outcome.is_err() {
@@ -366,7 +390,10 @@ impl BuildService {
         );
         self.log(live, &format!("Pushing {image}"));
         let pushing = async {
-            // TEMP-HELPER ensure_namespace
+            self.registry
+                .ensure_namespace()
+                .await
+                .map_err(|e| Failure::Registry(e.to_string()))?;
             push(&self.docker, &repo, &tag)
                 .await
                 .map_err(|e| Failure::Registry(e.to_string()))?;
@@ -465,7 +492,18 @@ impl BuildService {
             .take(keep_n)
             .filter_map(|b| b.image_tag.clone())
             .collect();
-        let _ = keep; // TEMP-HELPER retain
+        match self
+            .registry
+            .retain(&current.repo, &keep, std::slice::from_ref(&current.digest))
+            .await
+        {
+            Ok(report) => {
+                for tag in &report.deleted {
+                    self.remove_image(&format!("{}:{tag}", current.repo)).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, repo = %current.repo, "registry retention failed"),
+        }
     }
 }
 
@@ -484,7 +522,10 @@ pub fn parse_step(line: &str) -> Option<(i32, i32)> {
 
 /// The engine's build errors, in plain words where we recognise them.
 fn build_error(msg: &str) -> String {
-    if msg.contains("pull access denied") || msg.contains("manifest unknown") || msg.contains("not found: manifest") {
+    if msg.contains("pull access denied")
+        || msg.contains("manifest unknown")
+        || msg.contains("not found: manifest")
+    {
         format!("The base image could not be found. Use an image the platform has (for example trythis/base:bookworm) or one in its registry. ({msg})")
     } else if msg.contains("returned a non-zero code") {
         format!("A build step failed: {msg}")

@@ -9,8 +9,24 @@ use serde::{Deserialize, Serialize};
 
 /// Paths a project slug must not take (they are, or may become, site routes).
 const RESERVED: &[&str] = &[
-    "admin", "api", "new", "search", "containers", "builds", "account", "login", "logout",
-    "signup", "settings", "static", "pkg", "badge", "try", "healthz", "metrics", "trythis",
+    "admin",
+    "api",
+    "new",
+    "search",
+    "containers",
+    "builds",
+    "account",
+    "login",
+    "logout",
+    "signup",
+    "settings",
+    "static",
+    "pkg",
+    "badge",
+    "try",
+    "healthz",
+    "metrics",
+    "trythis",
 ];
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,7 +120,9 @@ fn url_field(out: &mut Vec<FieldProblem>, field: &str, value: Option<&str>, labe
     let ok = (v.starts_with("https://") || v.starts_with("http://"))
         && v.len() <= 300
         && v.len() > "https://".len()
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
+        && !v
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
     if !ok {
         out.push(problem(
             field,
@@ -119,7 +137,9 @@ pub fn slug_problem(slug: &str) -> Option<String> {
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if slug.len() < 2 || slug.len() > 40 || !ok_chars {
-        return Some("The slug must be 2–40 characters: lower-case letters, digits and '-'.".into());
+        return Some(
+            "The slug must be 2–40 characters: lower-case letters, digits and '-'.".into(),
+        );
     }
     if slug.starts_with('-') || slug.ends_with('-') || slug.contains("--") {
         return Some("The slug must start and end with a letter or digit, without '--'.".into());
@@ -184,8 +204,24 @@ pub fn check_form(
         out.push(problem("slug", p));
     }
     text_field(&mut out, "name", &form.name, "The name", true, 60, false);
-    text_field(&mut out, "summary", &form.summary, "The summary", true, 160, false);
-    text_field(&mut out, "description", &form.description, "The description", false, 20_000, true);
+    text_field(
+        &mut out,
+        "summary",
+        &form.summary,
+        "The summary",
+        true,
+        160,
+        false,
+    );
+    text_field(
+        &mut out,
+        "description",
+        &form.description,
+        "The description",
+        false,
+        20_000,
+        true,
+    );
     if !CATEGORIES.contains(&form.category.as_str()) {
         out.push(problem(
             "category",
@@ -214,8 +250,18 @@ pub fn check_form(
             tags.push(t);
         }
     }
-    url_field(&mut out, "homepage", form.homepage.as_deref(), "The homepage");
-    url_field(&mut out, "repository", form.repository.as_deref(), "The repository");
+    url_field(
+        &mut out,
+        "homepage",
+        form.homepage.as_deref(),
+        "The homepage",
+    );
+    url_field(
+        &mut out,
+        "repository",
+        form.repository.as_deref(),
+        "The repository",
+    );
     text_field(
         &mut out,
         "license",
@@ -250,7 +296,12 @@ pub fn check_form(
     };
     match recipe {
         Some(recipe) if out.is_empty() => {
-            let opt = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+            let opt = |v: &Option<String>| {
+                v.as_deref()
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(String::from)
+            };
             Ok((
                 db::projects::NewProject {
                     slug: form.slug.trim().to_string(),
@@ -350,7 +401,11 @@ fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::b
     }
 }
 
-async fn check_build_quota(db: &db::DatabaseConnection, owner: &str, per_hour: u64) -> Result<(), ApiError> {
+async fn check_build_quota(
+    db: &db::DatabaseConnection,
+    owner: &str,
+    per_hour: u64,
+) -> Result<(), ApiError> {
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
     if db::builds::count_since(db, owner, since).await? >= per_hour {
         return Err(ApiError::Quota(format!(
@@ -399,7 +454,11 @@ pub async fn rebuild(
                 )
             })?;
         Recipe {
-            kind: if last.source_kind == "script" { "script" } else { "dockerfile" },
+            kind: if last.source_kind == "script" {
+                "script"
+            } else {
+                "dockerfile"
+            },
             steps: recipe::validate_dockerfile(&last.dockerfile)
                 .map(|v| v.steps)
                 .unwrap_or(last.steps as usize),
@@ -468,8 +527,16 @@ mod tests {
         };
         let f = fields(check_form(&bad, "base"));
         for want in [
-            "slug", "name", "summary", "category", "tags", "homepage", "repository", "license",
-            "welcome", "dockerfile",
+            "slug",
+            "name",
+            "summary",
+            "category",
+            "tags",
+            "homepage",
+            "repository",
+            "license",
+            "welcome",
+            "dockerfile",
         ] {
             assert!(f.contains(&want.to_string()), "{want} missing from {f:?}");
         }
@@ -479,7 +546,17 @@ mod tests {
     fn slugs() {
         assert_eq!(slug_problem("redis"), None);
         assert_eq!(slug_problem("a1-b2"), None);
-        for bad in ["a", "-a", "a-", "a--b", "A", "é", "admin", "api", &"x".repeat(41)] {
+        for bad in [
+            "a",
+            "-a",
+            "a-",
+            "a--b",
+            "A",
+            "é",
+            "admin",
+            "api",
+            &"x".repeat(41),
+        ] {
             assert!(slug_problem(bad).is_some(), "{bad}");
         }
     }

@@ -178,14 +178,25 @@ pub async fn seed_catalog(
             bail!(
                 "{slug}: {}\n{}",
                 b.error.unwrap_or_default(),
-                b.log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+                b.log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
         println!(
             "    [{}/{total}] {slug}: live in {:.0?} ({})",
             i + 1,
             started.elapsed(),
-            b.image_digest.as_deref().map(|d| &d[..d.len().min(19)]).unwrap_or("?")
+            b.image_digest
+                .as_deref()
+                .map(|d| &d[..d.len().min(19)])
+                .unwrap_or("?")
         );
         published += 1;
     }

@@ -46,7 +46,10 @@ async fn wait_build(v: &Visitor, id: &str, limit: Duration) -> Result<serde_json
 async fn submit(v: &Visitor, body: serde_json::Value) -> Result<String> {
     let r = v.call("POST", "/api/projects", Some(body)).await?;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    Ok(r.body["build_id"].as_str().ok_or("no build id")?.to_string())
+    Ok(r.body["build_id"]
+        .as_str()
+        .ok_or("no build id")?
+        .to_string())
 }
 
 const TOOL_SCRIPT: &str = r#"#!/bin/bash
@@ -72,23 +75,39 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
     let script = format!("# trythis: base={}\n{TOOL_SCRIPT}", base());
     // The form's preview: the generated Dockerfile.
     let conv = v
-        .call("POST", "/api/recipe/convert", Some(serde_json::json!({ "script": script })))
+        .call(
+            "POST",
+            "/api/recipe/convert",
+            Some(serde_json::json!({ "script": script })),
+        )
         .await?;
     assert_eq!(conv.status, 200, "{:?}", conv.body);
     let dockerfile = conv.body["dockerfile"].as_str().ok_or("dockerfile")?;
-    assert!(dockerfile.contains("WORKDIR /opt/hello-tool"), "{dockerfile}");
-    assert!(dockerfile.contains("ENV HELLO_TOOL_MODE=\"converted\""), "{dockerfile}");
+    assert!(
+        dockerfile.contains("WORKDIR /opt/hello-tool"),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("ENV HELLO_TOOL_MODE=\"converted\""),
+        "{dockerfile}"
+    );
 
     let id = submit(&v, project(&slug, serde_json::json!({ "script": script }))).await?;
     // Not listed while building.
-    let listed = v.call("GET", &format!("/api/projects?q={slug}"), None).await?;
+    let listed = v
+        .call("GET", &format!("/api/projects?q={slug}"), None)
+        .await?;
     assert_eq!(listed.body["total"], 0);
     let b = wait_build(&v, &id, Duration::from_secs(180)).await?;
     assert_eq!(b["state"], "succeeded", "{b}");
     assert_eq!(b["step"], b["steps"], "progress reached the last step");
     let image = b["image"].as_str().ok_or("image")?;
     assert!(image.contains(&format!("/{slug}@sha256:")), "{image}");
-    assert_eq!(b["image_tag"], id.as_str(), "pushed as {{namespace}}/{{slug}}:{{build-id}}");
+    assert_eq!(
+        b["image_tag"],
+        id.as_str(),
+        "pushed as {{namespace}}/{{slug}}:{{build-id}}"
+    );
 
     // The stored log replays through the SSE endpoint, ending with the final state.
     let sse = v
@@ -99,10 +118,15 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
         .text()
         .await?;
     assert!(sse.contains("event: log\ndata: Step 1/"), "{sse}");
-    assert!(sse.contains("event: state\ndata: {\"error\":null,\"state\":\"succeeded\"}"), "{sse}");
+    assert!(
+        sse.contains("event: state\ndata: {\"error\":null,\"state\":\"succeeded\"}"),
+        "{sse}"
+    );
 
     // Live and tryable: the tool prints its version in the visitor's shell.
-    let p = v.call("GET", &format!("/api/projects/{slug}"), None).await?;
+    let p = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?;
     assert_eq!(p.body["status"], "live");
     let t = v.try_project(&slug).await?;
     assert_eq!(t.status, 201, "{:?}", t.body);
@@ -111,7 +135,8 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
     let out = sh.run("hello-tool --version; pwd; ht", T).await?;
     assert!(out.contains("hello-tool 1.2.3 (converted)"), "{out}");
     assert!(out.contains("/opt/hello-tool"), "{out}");
-    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
+        .await?;
     Ok(())
 }
 
@@ -123,23 +148,62 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("empty dockerfile", df(""), "Dockerfile"),
         ("no FROM", df("RUN echo hi\n"), "FROM"),
-        ("COPY of a local file", df("FROM x\nCOPY app.py /app/\n"), "build context"),
-        ("broken JSON array", df("FROM x\nRUN [\"echo\", \"hi\"\n"), "line 2"),
+        (
+            "COPY of a local file",
+            df("FROM x\nCOPY app.py /app/\n"),
+            "build context",
+        ),
+        (
+            "broken JSON array",
+            df("FROM x\nRUN [\"echo\", \"hi\"\n"),
+            "line 2",
+        ),
         ("binary", df("FROM x\n\u{0}\u{1}\u{2}"), "binary"),
-        ("one megabyte", df(&format!("FROM x\n# {}\n", "a".repeat(1_000_000))), "KiB"),
-        ("unterminated continuation", df("FROM x\nRUN echo \\\n"), "line"),
-        ("syntax directive", df("# syntax=docker/dockerfile:1\nFROM x\n"), "frontend"),
-        ("empty script", serde_json::json!({ "script": "# nothing\n" }), "no commands"),
-        ("unterminated here-doc", serde_json::json!({ "script": "cat <<EOF > f\nhi\n" }), "here-doc"),
-        ("both recipes", serde_json::json!({ "script": "ls\n", "dockerfile": "FROM x\n" }), "not both"),
+        (
+            "one megabyte",
+            df(&format!("FROM x\n# {}\n", "a".repeat(1_000_000))),
+            "KiB",
+        ),
+        (
+            "unterminated continuation",
+            df("FROM x\nRUN echo \\\n"),
+            "line",
+        ),
+        (
+            "syntax directive",
+            df("# syntax=docker/dockerfile:1\nFROM x\n"),
+            "frontend",
+        ),
+        (
+            "empty script",
+            serde_json::json!({ "script": "# nothing\n" }),
+            "no commands",
+        ),
+        (
+            "unterminated here-doc",
+            serde_json::json!({ "script": "cat <<EOF > f\nhi\n" }),
+            "here-doc",
+        ),
+        (
+            "both recipes",
+            serde_json::json!({ "script": "ls\n", "dockerfile": "FROM x\n" }),
+            "not both",
+        ),
     ];
     for (what, recipe, expect) in cases {
         let slug = unique("bad");
-        let r = v.call("POST", "/api/projects", Some(project(&slug, recipe))).await?;
+        let r = v
+            .call("POST", "/api/projects", Some(project(&slug, recipe)))
+            .await?;
         assert_eq!(r.status, 400, "{what}: {:?}", r.body);
         let text = r.body.to_string();
-        assert!(text.to_lowercase().contains(&expect.to_lowercase()), "{what}: {text}");
-        let gone = v.call("GET", &format!("/api/projects/{slug}"), None).await?;
+        assert!(
+            text.to_lowercase().contains(&expect.to_lowercase()),
+            "{what}: {text}"
+        );
+        let gone = v
+            .call("GET", &format!("/api/projects/{slug}"), None)
+            .await?;
         assert_eq!(gone.status, 404, "{what} left a project behind");
     }
     // Field-level messages, all at once.
@@ -158,7 +222,12 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
         .iter()
         .filter_map(|p| p["field"].as_str())
         .collect();
-    assert_eq!(fields, ["slug", "name", "category", "homepage"], "{:?}", r.body);
+    assert_eq!(
+        fields,
+        ["slug", "name", "category", "homepage"],
+        "{:?}",
+        r.body
+    );
     // Not JSON, unknown fields, wrong types: 400, never a 500.
     for body in [
         serde_json::json!({ "slug": 5 }),
@@ -170,7 +239,11 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
     }
     // A taken slug is a conflict.
     let r = v
-        .call("POST", "/api/projects", Some(project("fixture", df(&format!("FROM {}\n", base())))))
+        .call(
+            "POST",
+            "/api/projects",
+            Some(project("fixture", df(&format!("FROM {}\n", base())))),
+        )
         .await?;
     assert_eq!(r.status, 409, "{:?}", r.body);
     Ok(())
@@ -182,27 +255,57 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     let v = app.visitor().await?;
     let slug = unique("stable");
     let good = format!("FROM {}\nRUN echo v1 > /version\n", base());
-    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": good }))).await?;
+    let id = submit(
+        &v,
+        project(&slug, serde_json::json!({ "dockerfile": good })),
+    )
+    .await?;
     let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
     assert_eq!(b["state"], "succeeded", "{b}");
-    let before = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body["image"].clone();
+    let before = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body["image"]
+        .clone();
 
     // Only the maintainer may rebuild.
     let stranger = app.visitor().await?;
     let r = stranger
-        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({})))
+        .call(
+            "POST",
+            &format!("/api/projects/{slug}/builds"),
+            Some(serde_json::json!({})),
+        )
         .await?;
     assert_eq!(r.status, 403);
 
     let bad = format!("FROM {}\nRUN echo breaking && exit 3\n", base());
     let r = v
-        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({ "dockerfile": bad })))
+        .call(
+            "POST",
+            &format!("/api/projects/{slug}/builds"),
+            Some(serde_json::json!({ "dockerfile": bad })),
+        )
         .await?;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let b = wait_build(&v, r.body["build_id"].as_str().ok_or("id")?, Duration::from_secs(120)).await?;
+    let b = wait_build(
+        &v,
+        r.body["build_id"].as_str().ok_or("id")?,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(b["state"], "failed");
-    assert!(b["error"].as_str().unwrap_or("").contains("non-zero code: 3"), "{b}");
-    let after = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body;
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("non-zero code: 3"),
+        "{b}"
+    );
+    let after = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body;
     assert_eq!(after["status"], "live");
     assert_eq!(after["image"], before, "the last good image keeps serving");
     let t = v.try_project(&slug).await?;
@@ -210,14 +313,24 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     let sid = t.body["id"].as_str().ok_or("id")?.to_string();
     let mut sh = v.terminal(&sid).await.map_err(|s| format!("ws {s}"))?;
     assert!(sh.run("cat /version", T).await?.contains("v1"));
-    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None).await?;
+    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
+        .await?;
 
     // A rebuild with no recipe repeats the last one (a maintainer's CI hook).
     let r = v
-        .call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({})))
+        .call(
+            "POST",
+            &format!("/api/projects/{slug}/builds"),
+            Some(serde_json::json!({})),
+        )
         .await?;
     assert_eq!(r.status, 202, "{:?}", r.body);
-    let b = wait_build(&v, r.body["build_id"].as_str().ok_or("id")?, Duration::from_secs(120)).await?;
+    let b = wait_build(
+        &v,
+        r.body["build_id"].as_str().ok_or("id")?,
+        Duration::from_secs(120),
+    )
+    .await?;
     assert_eq!(b["state"], "failed", "the last recipe was the broken one");
     Ok(())
 }
@@ -228,26 +341,49 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
     let v = app.visitor().await?;
     let endless = format!("FROM {}\nRUN while true; do :; done\n", base());
     let slug = unique("endless");
-    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": endless }))).await?;
+    let id = submit(
+        &v,
+        project(&slug, serde_json::json!({ "dockerfile": endless })),
+    )
+    .await?;
     let b = wait_build(&v, &id, Duration::from_secs(60)).await?;
     assert_eq!(b["state"], "failed");
-    assert!(b["error"].as_str().unwrap_or("").contains("longer than"), "{b}");
-    let p = v.call("GET", &format!("/api/projects/{slug}"), None).await?.body;
+    assert!(
+        b["error"].as_str().unwrap_or("").contains("longer than"),
+        "{b}"
+    );
+    let p = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body;
     assert_eq!(p["status"], "failed", "never went live: {p}");
     assert_eq!(p["image"], serde_json::Value::Null);
 
     let slug = unique("cancelled");
     let endless = format!("FROM {}\nRUN echo started && sleep 600\n", base());
-    let id = submit(&v, project(&slug, serde_json::json!({ "dockerfile": endless }))).await?;
+    let id = submit(
+        &v,
+        project(&slug, serde_json::json!({ "dockerfile": endless })),
+    )
+    .await?;
     for _ in 0..100 {
-        let b = v.call("GET", &format!("/api/builds/{id}"), None).await?.body;
+        let b = v
+            .call("GET", &format!("/api/builds/{id}"), None)
+            .await?
+            .body;
         if b["state"] == "running" && b["step"].as_i64() >= Some(2) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stranger = app.visitor().await?;
-    assert_eq!(stranger.call("DELETE", &format!("/api/builds/{id}"), None).await?.status, 403);
+    assert_eq!(
+        stranger
+            .call("DELETE", &format!("/api/builds/{id}"), None)
+            .await?
+            .status,
+        403
+    );
     let r = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let b = wait_build(&v, &id, Duration::from_secs(20)).await?;
@@ -265,13 +401,18 @@ impl OwnRegistry {
         let dir = std::env::temp_dir().join(format!("trythis-reg-{port}"));
         std::fs::create_dir_all(&dir)?;
         let child = std::process::Command::new("docker-registry")
-            .args(["serve", concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/config.yml")])
+            .args([
+                "serve",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../registry/config.yml"),
+            ])
             .env("REGISTRY_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .map_err(|e| format!("docker-registry is required (scripts/test.sh installs it): {e}"))?;
+            .map_err(|e| {
+                format!("docker-registry is required (scripts/test.sh installs it): {e}")
+            })?;
         Ok(Self(child, dir))
     }
 }
@@ -286,7 +427,9 @@ impl Drop for OwnRegistry {
 
 #[tokio::test]
 async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let app = TestApp::start().await?;
     // A second build service of the same installation, publishing to a registry that is down.
     let mut cfg = test_config(&app.dir, &[])?;
@@ -310,9 +453,22 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     builds.run(&id).await;
     let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
     assert_eq!(b.state, "failed");
-    assert!(b.error.as_deref().unwrap_or("").contains("registry could not be reached"), "{:?}", b.error);
-    let p = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
-    assert_eq!((p.status.as_str(), p.image_digest), ("failed", None), "nothing half-published");
+    assert!(
+        b.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("registry could not be reached"),
+        "{:?}",
+        b.error
+    );
+    let p = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
+    assert_eq!(
+        (p.status.as_str(), p.image_digest),
+        ("failed", None),
+        "nothing half-published"
+    );
 
     let _registry = OwnRegistry::start(port)?;
     for _ in 0..50 {
@@ -332,10 +488,53 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     .await
     .map_err(|e| e.to_string())?;
     builds.run(&retry).await;
-    let b = db::builds::get(&app.state.db, &retry).await?.ok_or("build")?;
+    let b = db::builds::get(&app.state.db, &retry)
+        .await?
+        .ok_or("build")?;
     assert_eq!(b.state, "succeeded", "{:?}\n{}", b.error, b.log);
-    let p = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
+    let p = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
     assert_eq!(p.status, "live");
-    assert_eq!(p.image_repo.as_deref(), Some(format!("127.0.0.1:{port}/trythis/{slug}").as_str()));
+    assert_eq!(
+        p.image_repo.as_deref(),
+        Some(format!("127.0.0.1:{port}/trythis/{slug}").as_str())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_keeps_only_the_newest_builds() -> Result {
+    let app = TestApp::start_with(&[("TRYTHIS_BUILD_RETENTION", "1")]).await?;
+    let v = app.visitor().await?;
+    let slug = unique("retained");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let df = format!("FROM {}\nRUN echo build-{n} > /n\n", base());
+        let r = if n == 0 {
+            submit(&v, project(&slug, serde_json::json!({ "dockerfile": df }))).await?
+        } else {
+            let r = v
+                .call(
+                    "POST",
+                    &format!("/api/projects/{slug}/builds"),
+                    Some(serde_json::json!({ "dockerfile": df })),
+                )
+                .await?;
+            r.body["build_id"].as_str().ok_or("id")?.to_string()
+        };
+        assert_eq!(
+            wait_build(&v, &r, Duration::from_secs(120)).await?["state"],
+            "succeeded"
+        );
+        ids.push(r);
+    }
+    let repo = app.state.registry.config().repository_for(&slug);
+    let tags = app.state.registry.tags(&repo).await?;
+    assert_eq!(
+        tags,
+        vec![ids[1].clone()],
+        "only the newest build's image is kept"
+    );
     Ok(())
 }

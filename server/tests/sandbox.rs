@@ -437,7 +437,10 @@ async fn recommendations_follow_the_callers_tries() -> Result {
     let stranger = app.visitor().await?;
     let theirs = stranger.call("GET", "/api/recommendations", None).await?;
     assert_eq!(theirs.body["personal"], false);
-    assert_eq!(theirs.body["items"][0]["slug"], "fixture", "no history: trending");
+    assert_eq!(
+        theirs.body["items"][0]["slug"], "fixture",
+        "no history: trending"
+    );
     v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
         .await?;
     Ok(())

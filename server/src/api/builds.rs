@@ -22,7 +22,10 @@ fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     r.map(|Json(v)| v).map_err(|e| {
         ApiError::bad(
             "bad_json",
-            format!("The request body is not what this call expects: {}", e.body_text()),
+            format!(
+                "The request body is not what this call expects: {}",
+                e.body_text()
+            ),
         )
     })
 }
@@ -37,7 +40,9 @@ pub async fn create(
     let id = publish::submit(&st.builds, &st.db, &me.key, &form).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "slug": form.slug.trim(), "build_id": id, "build_url": format!("/builds/{id}") })),
+        Json(
+            json!({ "slug": form.slug.trim(), "build_id": id, "build_url": format!("/builds/{id}") }),
+        ),
     ))
 }
 
@@ -140,7 +145,10 @@ pub async fn log(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let b = find(&st, &id).await?;
     let head = |b: &db::builds::Model, log: &str| -> Vec<Event> {
-        let mut evs: Vec<Event> = log.lines().map(|l| Event::default().event("log").data(l)).collect();
+        let mut evs: Vec<Event> = log
+            .lines()
+            .map(|l| Event::default().event("log").data(l))
+            .collect();
         evs.push(
             Event::default()
                 .event("step")
@@ -148,8 +156,13 @@ pub async fn log(
         );
         evs
     };
-    let live = if db::builds::is_finished(&b.state) { None } else { st.builds.watch(&id) };
-    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = match live {
+    let live = if db::builds::is_finished(&b.state) {
+        None
+    } else {
+        st.builds.watch(&id)
+    };
+    let stream: std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>> = match live
+    {
         Some((so_far, rx)) => {
             let mut first = head(&b, &so_far);
             first.push(sse_event(&BuildEvent::State {
@@ -166,7 +179,9 @@ pub async fn log(
                         }
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                             return Some((
-                                Event::default().event("log").data(format!("[… {n} lines skipped …]")),
+                                Event::default()
+                                    .event("log")
+                                    .data(format!("[… {n} lines skipped …]")),
                                 Some(rx),
                             ));
                         }

@@ -22,7 +22,7 @@
 //! | `COPY app /app`, `ADD app.tar.gz /` | refused: no build context |
 //! | `COPY --from=builder /out /usr/local/bin/`, `ADD https://example.com/x.tgz /opt/` | accepted |
 //! | `# syntax=docker/dockerfile:1` | refused: custom BuildKit frontends are not available |
-//! | `# escape=\``, `# escape=\\` | accepted |
+//! | `# escape=\`, `` # escape=` `` | accepted |
 //! | `RUN --mount=…`, `--network=…`, `--security=…`, `COPY --chmod`/`--link` | refused: BuildKit only |
 //! | `RUN <<EOF` (Dockerfile here-documents) | refused: BuildKit only |
 //! | `CMD ["echo", "hi"` (broken JSON form), `CMD ['echo']` (JSON needs double quotes) | refused |
@@ -30,6 +30,11 @@
 //! | `HEALTHCHECK CMD …` | refused: it would probe a service that never runs (`HEALTHCHECK NONE` is fine) |
 //! | `ONBUILD …`, `VOLUME …`, `CMD …`, `ENTRYPOINT …` | accepted with a warning |
 //! | `RUN :(){ :\|:& };:`, `RUN while true; do :; done` | accepted: build limits stop them |
+//!
+//! Every instruction must also be readable by `dockerfile-parser` (the platform's parser), which
+//! is stricter than Docker in two rare spots: `ENV A="\$x"` (write `ENV A='$x'`) and a shell
+//! command starting with `[ "…" ]` (write `test "…"`); both are reported on their line.
+//! [`Problem`] displays as `line 3: could not parse this RUN instruction`.
 //!
 //! ```
 //! let ok = recipe::validate_dockerfile("FROM debian:bookworm\nRUN apt-get update\nCMD [\"bash\"]\n")
@@ -232,7 +237,7 @@ pub(crate) fn precheck(original: &str, text: &str, kind: Kind) -> Result<(), Vec
     if text.trim().is_empty() {
         return Err(vec![Problem::general(match kind {
             Kind::Dockerfile => "The Dockerfile is empty",
-            Kind::Script => "The script is empty",
+            Kind::Script => "The script has no commands",
         })]);
     }
     let lines = text.lines().count();

@@ -73,26 +73,39 @@ enum Special {
     Drop,
 }
 
+/// What the conversion carries from one line of the script to the next, the way a shell
+/// carries its state.
 #[derive(Default)]
 struct Converter {
+    /// `# trythis: base=…`
     base: Option<String>,
+    /// `# trythis: workdir=…`
     workdir: Option<String>,
     /// The directory later steps run in, when known.
     cwd: Option<String>,
+    /// The Dockerfile lines after `FROM` and the first `WORKDIR` (an entry may span lines).
     body: Vec<String>,
     notes: Vec<Problem>,
     problems: Vec<Problem>,
+    /// Command units seen, so directives after the first command can be refused.
     commands: usize,
+    /// `ENV DEBIAN_FRONTEND=noninteractive` was emitted.
     apt_env: bool,
+    /// `ENV PIP_BREAK_SYSTEM_PACKAGES=1` was emitted.
     pip_env: bool,
+    /// A virtualenv is active through `ENV`, so `pip` installs into it.
     venv: bool,
+    /// Directories already put on `PATH` (to emit each `ENV PATH=…` once).
     on_path: HashSet<String>,
+    /// Variables that are in the environment (exported), so assignments use `ENV`, not `ARG`.
     env_names: HashSet<String>,
     /// Variables set so far, with their value when it is plain text.
     vars: HashMap<String, Option<String>>,
+    /// A dropped `exit`, refused if a command follows it.
     exit_line: Option<usize>,
 }
 
+/// The text of token `tok`.
 fn word(lexer: &Lexer, tok: usize) -> &str {
     lexer
         .toks
@@ -375,14 +388,13 @@ impl Converter {
                     }
                 }
             }
-            let end = cmd
-                .words
-                .get(j)
-                .map(|&t| lexer.toks[t].start())
-                .unwrap_or_else(|| {
-                    let last = cmd.words.get(j.saturating_sub(1)).copied().unwrap_or(tok);
-                    lexer.toks[last].end()
-                });
+            // Delete `sudo` and its options with the blanks after them, up to whatever token
+            // follows (a redirection stays).
+            let last_option = cmd.words.get(j.saturating_sub(1)).copied().unwrap_or(tok);
+            let end = match lexer.toks.get(last_option + 1) {
+                Some(next) if last_option < cmd.last => next.start(),
+                _ => lexer.toks[last_option].end(),
+            };
             edits.push(Edit::new(lexer.toks[tok].start(), end, ""));
             k = j;
         }
@@ -1229,11 +1241,21 @@ fn run(lexer: &Lexer, first: usize, last: usize, edits: &[Edit]) -> String {
     let start = lexer.toks[first].start();
     let end = lexer.toks[last].end();
     let text = apply(&lexer.text, start, end, edits);
+    let raw: Vec<&str> = text.split('\n').collect();
     let mut lines: Vec<String> = Vec::new();
-    for line in text.split('\n').map(str::trim_end) {
-        if matches!(line.trim(), "" | "\\") {
+    for (i, raw_line) in raw.iter().enumerate() {
+        let last_line = i + 1 == raw.len();
+        let line = raw_line.trim_end();
+        // Blank lines, and lines that only continue the previous one (`\`), carry nothing.
+        if line.trim().is_empty() || (!last_line && line.trim() == "\\") {
             continue;
         }
+        // On the last line a backslash before trailing blanks escapes them (`echo a\ `).
+        let line = if last_line && line.ends_with('\\') {
+            raw_line
+        } else {
+            line
+        };
         // Docker drops continuation lines starting with `#` as comments; for the shell such a
         // line only continues a word (`a\` + `#b`), so it is joined back onto its word.
         match lines.last_mut() {
@@ -1244,10 +1266,17 @@ fn run(lexer: &Lexer, first: usize, last: usize, edits: &[Edit]) -> String {
             _ => lines.push(line.to_string()),
         }
     }
+    if lines.is_empty() {
+        lines.push(":".into());
+    }
     let mut out = String::from("RUN ");
     let joined = lines.join("\n");
-    if crate::dockerfile::json_like(&joined) || crate::dockerfile::array_prefix(&joined) {
-        // Docker would take `["a", "b"] …` for the JSON form; `: &&` keeps it a shell command.
+    if crate::dockerfile::json_like(&joined)
+        || crate::dockerfile::array_prefix(&joined)
+        || joined.starts_with("--")
+    {
+        // Docker would take `["a", "b"] …` for the JSON form and `--x …` for flags;
+        // `: &&` keeps it a plain shell command.
         out.push_str(": && ");
     }
     for (i, line) in lines.iter().enumerate() {
@@ -1257,9 +1286,9 @@ fn run(lexer: &Lexer, first: usize, last: usize, edits: &[Edit]) -> String {
                 out.push_str(" \\");
             }
             out.push('\n');
-        } else if line.ends_with('\\') {
-            // Docker would read a final backslash (`echo a\\`) as a continuation into the
-            // next instruction; a `;` ends the command for the shell without changing it.
+        } else if line.trim_end().ends_with('\\') {
+            // Docker would read a final backslash (`echo a\\`, `echo a\ `) as a continuation
+            // into the next instruction; a `;` ends the command without changing it.
             out.push(';');
         }
     }

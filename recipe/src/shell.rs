@@ -163,7 +163,6 @@ pub(crate) struct Lexer {
     active: Vec<usize>,
     blocks: Vec<(String, usize)>,
     continued: bool,
-    started: bool,
 }
 
 const OPERATORS: [(&str, Op); 19] = [
@@ -254,7 +253,6 @@ impl Lexer {
             }
             return;
         }
-        self.started = true;
         self.continued = false;
         let chars: Vec<(usize, char)> = line.char_indices().collect();
         let mut i = 0;

@@ -104,6 +104,13 @@ const SHELL: &[&str] = &[
     "cargo install y",
     "go install z",
     "\r\n",
+    "--x ",
+    "sudo -u root ",
+    "[ \"a\" ] ",
+    "[\"a\", \"b\"]",
+    "\\ ",
+    "\\\t",
+    "add-apt-repository ",
 ];
 
 const DOCKERFILE: &[&str] = &[

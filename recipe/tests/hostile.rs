@@ -262,8 +262,11 @@ fn dockerfile_endless_loop_is_accepted_because_build_limits_stop_it() {
 
 #[test]
 fn script_empty() {
-    assert_eq!(script_problems(""), [general("The script is empty")]);
-    assert_eq!(script_problems(" \n \n"), [general("The script is empty")]);
+    assert_eq!(script_problems(""), [general("The script has no commands")]);
+    assert_eq!(
+        script_problems(" \n \n"),
+        [general("The script has no commands")]
+    );
 }
 
 #[test]

@@ -96,7 +96,9 @@ pub mod ssr {
             source_kind: b.source_kind.clone(),
             dockerfile: b.dockerfile.clone(),
             created_at: b.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            can_cancel: viewer.is_admin || b.owner == viewer.key || maintainer == Some(viewer.key.as_str()),
+            can_cancel: viewer.is_admin
+                || b.owner == viewer.key
+                || maintainer == Some(viewer.key.as_str()),
         }
     }
 
@@ -257,7 +259,9 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
     let p = db::projects::by_id(&cx.db, b.project_id)
         .await
         .map_err(ssr::internal)?;
-    let name = p.as_ref().map_or(b.project_slug.clone(), |p| p.name.clone());
+    let name = p
+        .as_ref()
+        .map_or(b.project_slug.clone(), |p| p.name.clone());
     let maintainer = p.as_ref().and_then(|p| p.maintainer.clone());
     Ok(Some(ssr::build_view(&b, &name, &me, maintainer.as_deref())))
 }
@@ -266,7 +270,10 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
 pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
     let cx = ssr::context()?;
     Ok(PublishInfo {
-        categories: db::projects::CATEGORIES.iter().map(|c| c.to_string()).collect(),
+        categories: db::projects::CATEGORIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
         base_image: cx.base_image.clone(),
     })
 }

@@ -72,7 +72,12 @@ pub async fn set_state(db: &DatabaseConnection, id: &str, state: &str) -> Result
     q.exec(db).await.map(|_| ())
 }
 
-pub async fn set_step(db: &DatabaseConnection, id: &str, step: i32, steps: i32) -> Result<(), DbErr> {
+pub async fn set_step(
+    db: &DatabaseConnection,
+    id: &str,
+    step: i32,
+    steps: i32,
+) -> Result<(), DbErr> {
     Build::update_many()
         .col_expr(build::Column::Step, Expr::value(step))
         .col_expr(build::Column::Steps, Expr::value(steps))
@@ -114,7 +119,10 @@ pub async fn finish(
         q = q
             .col_expr(build::Column::ImageRepo, Expr::value(Some(p.repo.clone())))
             .col_expr(build::Column::ImageTag, Expr::value(Some(p.tag.clone())))
-            .col_expr(build::Column::ImageDigest, Expr::value(Some(p.digest.clone())))
+            .col_expr(
+                build::Column::ImageDigest,
+                Expr::value(Some(p.digest.clone())),
+            )
             .col_expr(build::Column::ImageSize, Expr::value(Some(p.size)));
     }
     Ok(q.exec(db).await?.rows_affected == 1)

@@ -1,23 +1,79 @@
-//! OCI registry access for trythis, through `oci-client`.
+//! OCI registry access for trythis.
 //!
 //! The platform pushes every built image to its own registry (CNCF distribution locally, Harbor in
 //! production) and always starts sandboxes from a *digest*, resolved here.
+//!
+//! Beyond resolving, the crate lists (`catalog`, `tags`), inspects (`manifest`, `image_size`),
+//! prunes (`delete`, `retain`) and imports images from other registries (`import`, the "Docker
+//! URL" upload). Everything but `tags` speaks the registry API directly (module `http`, with the
+//! distribution token flow); `tags` goes through `oci-client`.
 
+mod http;
+mod import;
+mod manifest;
+mod names;
+
+pub use manifest::{ImageManifestInfo, LayerInfo};
+pub use names::ImageSource;
+
+use http::{read_limited, response_error, transport, Endpoint};
+use names::{valid_digest, valid_reference, valid_repository, valid_tag};
 use oci_client::{
     client::{ClientConfig, ClientProtocol},
+    errors::{OciDistributionError, OciErrorCode},
     secrets::RegistryAuth,
     Client, Reference,
 };
-use std::sync::Once;
+use reqwest::StatusCode;
+use std::collections::HashSet;
+use std::sync::{Arc, Once};
 
+/// Why a registry operation failed, in classes callers act on differently (retry later, tell the
+/// user the image does not exist / is too big / was mistyped, or report a fault).
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// Connection refused, DNS failure, timeout or an overloaded registry (429, 502-504):
+    /// nothing is wrong with the request, retrying later may work.
     #[error("registry unreachable: {0}")]
     Unreachable(String),
-    #[error("invalid image reference {0:?}: {1}")]
-    BadReference(String, String),
+    /// The repository, tag, manifest or blob does not exist (for an import source: or is private).
+    #[error("image not found: {0}")]
+    NotFound(String),
+    /// The image is bigger than the caller's limit (bytes, compressed); nothing was copied.
+    #[error("image is {}, the limit is {}", human_size(*size), human_size(*limit))]
+    TooLarge { size: u64, limit: u64 },
+    /// Not an image reference we accept: bad grammar, another registry than ours, or plain
+    /// HTTP to a registry that is not on this machine.
+    #[error("not a valid image reference: {0}")]
+    InvalidReference(String),
+    /// The registry answered something we cannot use: access denied, malformed or unsupported
+    /// content, digest mismatch, deletes disabled, …
     #[error("registry error: {0}")]
-    Oci(#[from] oci_client::errors::OciDistributionError),
+    Protocol(String),
+}
+
+impl RegistryError {
+    /// Only `Unreachable` is worth retrying unchanged.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RegistryError::Unreachable(_))
+    }
+}
+
+/// `3.2 GB`, `512 MB`, `700 bytes` (binary units, as the platform's MB limits are).
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KB", "MB", "GB", "TB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = format!("{value:.1}");
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
 }
 
 /// Where the platform's registry is and how to log in to it.
@@ -40,6 +96,26 @@ impl RegistryConfig {
     }
 }
 
+/// Harbor's management API. Harbor (production) refuses pushes into a project that does not
+/// exist, so the namespace must be created first; the distribution registry needs nothing.
+#[derive(Clone, Default)]
+pub struct HarborConfig {
+    /// Base URL of Harbor, e.g. `https://harbor.example.com` (without `/api/v2.0`).
+    pub api_url: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for HarborConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HarborConfig")
+            .field("api_url", &self.api_url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// A resolved image: the digest to start sandboxes from and the total size of its layers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedImage {
@@ -47,10 +123,26 @@ pub struct ResolvedImage {
     pub size: i64,
 }
 
+/// What [`Registry::retain`] did, so the caller can drop the same tags elsewhere (engine cache).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Tags that no longer exist, sorted.
+    pub deleted: Vec<String>,
+    /// Tags still there (asked for, protected, or sharing a digest with one of those), sorted.
+    pub kept: Vec<String>,
+}
+
+/// The platform's registry (and, for imports, other registries). Cheap to clone: clones share
+/// connections and tokens.
 #[derive(Clone)]
 pub struct Registry {
     config: RegistryConfig,
     client: Client,
+    /// The platform's registry, spoken to directly.
+    own: Arc<Endpoint>,
+    /// HTTP client for import sources (redirects restricted to HTTPS or loopback).
+    sources: Result<reqwest::Client, String>,
+    harbor: Option<HarborConfig>,
 }
 
 fn install_crypto_provider() {
@@ -61,7 +153,71 @@ fn install_crypto_provider() {
     });
 }
 
+/// Maps oci-client's errors onto ours.
+fn oci_error(e: OciDistributionError, what: &str) -> RegistryError {
+    use OciDistributionError as E;
+    match e {
+        E::RequestError(e) => transport(e),
+        E::RegistryError { envelope, .. } => {
+            let first = envelope.errors.first();
+            let msg = first.map_or_else(String::new, |e| e.message.clone());
+            match first.map(|e| &e.code) {
+                Some(
+                    OciErrorCode::NameUnknown
+                    | OciErrorCode::ManifestUnknown
+                    | OciErrorCode::BlobUnknown
+                    | OciErrorCode::NotFound,
+                ) => RegistryError::NotFound(what.to_string()),
+                Some(OciErrorCode::Toomanyrequests) => {
+                    RegistryError::Unreachable(format!("{what}: too many requests"))
+                }
+                Some(OciErrorCode::Unauthorized | OciErrorCode::Denied) => {
+                    RegistryError::Protocol(format!("{what}: access denied: {msg}"))
+                }
+                _ => RegistryError::Protocol(format!("{what}: {msg}")),
+            }
+        }
+        E::ServerError { code, message, .. } => {
+            match StatusCode::from_u16(code).map(|s| http::status_error(s, what)) {
+                Ok(RegistryError::Protocol(m)) => {
+                    RegistryError::Protocol(format!("{m}: {message}"))
+                }
+                Ok(other) => other,
+                Err(_) => RegistryError::Protocol(format!("{what}: status {code}: {message}")),
+            }
+        }
+        E::ImageManifestNotFoundError(_) => RegistryError::NotFound(what.to_string()),
+        E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => {
+            RegistryError::Protocol(format!("{what}: access denied"))
+        }
+        other => RegistryError::Protocol(format!("{what}: {other}")),
+    }
+}
+
+/// The `Link: <…>; rel="next"` of a paginated answer, resolved against the registry (and only
+/// followed if it stays on it).
+fn next_link(base: &str, headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let base = reqwest::Url::parse(base).ok()?;
+    headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter(|link| {
+            link.split(';').skip(1).any(|p| {
+                let p = p.trim().replace(' ', "");
+                p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
+            })
+        })
+        .find_map(|link| {
+            let target = link.trim().strip_prefix('<')?.split_once('>')?.0;
+            let url = base.join(target).ok()?;
+            (url.origin() == base.origin()).then(|| url.to_string())
+        })
+}
+
 impl Registry {
+    /// Never fails: a client that cannot be built (TLS set-up) is reported by each call instead.
     pub fn new(config: RegistryConfig) -> Self {
         install_crypto_provider();
         let protocol = if config.insecure {
@@ -73,11 +229,48 @@ impl Registry {
             protocol,
             ..Default::default()
         });
-        Self { config, client }
+        let basic = match (&config.username, &config.password) {
+            (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+            _ => None,
+        };
+        let own_http = http::build_client(false);
+        let sources = http::build_client(true);
+        for e in [&own_http, &sources]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+        {
+            tracing::error!(error = %e, "registry HTTP client could not be built");
+        }
+        let own = Arc::new(Endpoint::new(
+            own_http,
+            config.insecure,
+            &config.address,
+            basic,
+            false,
+        ));
+        Self {
+            config,
+            client,
+            own,
+            sources,
+            harbor: None,
+        }
+    }
+
+    /// Production registries are Harbor, whose projects must exist before a push: with this,
+    /// [`Registry::ensure_namespace`] creates the namespace's project.
+    pub fn with_harbor(mut self, harbor: HarborConfig) -> Self {
+        self.harbor = Some(harbor);
+        self
     }
 
     pub fn config(&self) -> &RegistryConfig {
         &self.config
+    }
+
+    /// The Harbor API in use, if any (see [`Registry::with_harbor`]).
+    pub fn harbor(&self) -> Option<&HarborConfig> {
+        self.harbor.as_ref()
     }
 
     fn auth(&self) -> RegistryAuth {
@@ -85,6 +278,36 @@ impl Registry {
             (Some(u), Some(p)) => RegistryAuth::Basic(u.clone(), p.clone()),
             _ => RegistryAuth::Anonymous,
         }
+    }
+
+    /// The path of `repo` inside our registry: accepts `{address}/path` (as
+    /// [`RegistryConfig::repository_for`] gives) or `path` (as [`Registry::catalog`] gives), and
+    /// refuses other registries, which would otherwise be contacted with our credentials.
+    fn repo_path<'a>(&self, repo: &'a str) -> Result<&'a str, RegistryError> {
+        let path = match repo
+            .strip_prefix(self.config.address.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            Some(path) => path,
+            None => {
+                let first = repo.split('/').next().unwrap_or(repo);
+                if repo.contains('/')
+                    && (first.contains('.') || first.contains(':') || first == "localhost")
+                {
+                    return Err(RegistryError::InvalidReference(format!(
+                        "{repo:?} (not in the platform's registry {})",
+                        self.config.address
+                    )));
+                }
+                repo
+            }
+        };
+        if !valid_repository(path) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{repo:?} (repository names use lowercase letters, digits and '.', '_', '-' between '/')"
+            )));
+        }
+        Ok(path)
     }
 
     /// `GET /v2/` answers (200 or 401: the registry is up). Plain HTTP only checks the API
@@ -123,36 +346,357 @@ impl Registry {
         }
     }
 
-    /// Resolves `repository:tag` to its manifest digest and total layer size.
+    /// Resolves `repository:tag` to its manifest digest and total size (config + layers,
+    /// compressed); an index resolves to its linux/amd64 image.
     pub async fn resolve(
         &self,
         repository: &str,
         tag: &str,
     ) -> Result<ResolvedImage, RegistryError> {
-        let full = format!("{repository}:{tag}");
-        let reference: Reference = full.parse().map_err(|e: oci_client::ParseError| {
-            RegistryError::BadReference(full.clone(), e.to_string())
-        })?;
-        let (manifest, digest) = self
-            .client
-            .pull_image_manifest(&reference, &self.auth())
-            .await?;
-        let size = manifest.layers.iter().map(|l| l.size).sum::<i64>() + manifest.config.size;
-        Ok(ResolvedImage { digest, size })
+        let m = self.manifest(repository, tag).await?;
+        Ok(ResolvedImage {
+            digest: m.digest,
+            size: i64::try_from(m.total_size).unwrap_or(i64::MAX),
+        })
     }
 
     /// Tags of one repository.
     pub async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        let reference: Reference =
-            format!("{repository}:latest")
-                .parse()
-                .map_err(|e: oci_client::ParseError| {
-                    RegistryError::BadReference(repository.into(), e.to_string())
-                })?;
+        let path = self.repo_path(repository)?;
+        let reference = Reference::with_tag(
+            self.config.address.clone(),
+            path.to_string(),
+            "latest".into(),
+        );
         let resp = self
             .client
             .list_tags(&reference, &self.auth(), None, None)
-            .await?;
+            .await
+            .map_err(|e| oci_error(e, &self.own.name(path)))?;
         Ok(resp.tags)
+    }
+
+    /// All repositories of the registry (paths without the host, e.g. `trythis/hello`), for
+    /// housekeeping and admin views. Follows the `Link` pagination, 1000 per page.
+    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            repositories: Option<Vec<String>>,
+        }
+        let mut url = self.own.v2("_catalog?n=1000");
+        let mut repositories = Vec::new();
+        for _ in 0..10_000 {
+            let res = self.own.send("registry:catalog:*", |c| c.get(&url)).await?;
+            if !res.status().is_success() {
+                return Err(response_error(&self.own, res, "the repository catalog").await);
+            }
+            let next = next_link(&self.own.base, res.headers());
+            let body = read_limited(res, 16 << 20).await?;
+            let page: Page = serde_json::from_slice(&body)
+                .map_err(|e| RegistryError::Protocol(format!("catalog page: {e}")))?;
+            let page = page.repositories.unwrap_or_default();
+            let empty = page.is_empty();
+            repositories.extend(page);
+            match next {
+                Some(next) if !empty => url = next,
+                _ => return Ok(repositories),
+            }
+        }
+        Err(RegistryError::Protocol(
+            "the catalog's pagination did not end".into(),
+        ))
+    }
+
+    /// What `repo:reference` (tag or digest) is made of; an index or manifest list resolves to
+    /// its linux/amd64 image, the platform sandboxes run on.
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<ImageManifestInfo, RegistryError> {
+        let path = self.repo_path(repo)?;
+        if !valid_reference(reference) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{reference:?} (expected a tag or a sha256:… digest)"
+            )));
+        }
+        Ok(manifest::fetch(&self.own, path, reference).await?.info)
+    }
+
+    /// Compressed size of `repo:reference` (config + layers): what it costs in the registry.
+    pub async fn image_size(&self, repo: &str, reference: &str) -> Result<u64, RegistryError> {
+        Ok(self.manifest(repo, reference).await?.total_size)
+    }
+
+    /// Is blob `digest` stored in `repo`? (Checks that an import or push is complete.)
+    pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
+        let path = self.repo_path(repo)?;
+        if !valid_digest(digest) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{digest:?} (expected a sha256:… digest)"
+            )));
+        }
+        import::blob_exists(&self.own, path, digest).await
+    }
+
+    /// Deletes manifest `digest` from `repo`, and with it every tag pointing at it. Already gone
+    /// counts as done. Blob space comes back only when the registry's garbage collector runs,
+    /// which trythis does not do while serving (run `registry garbage-collect` offline).
+    pub async fn delete(&self, repo: &str, digest: &str) -> Result<(), RegistryError> {
+        let path = self.repo_path(repo)?;
+        if !valid_digest(digest) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{digest:?} (a manifest is deleted by its sha256:… digest, not by tag)"
+            )));
+        }
+        let url = self.own.v2(&format!("{path}/manifests/{digest}"));
+        let res = self
+            .own
+            .send(&format!("repository:{path}:delete"), |c| c.delete(&url))
+            .await?;
+        match res.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Ok(()),
+            StatusCode::METHOD_NOT_ALLOWED => Err(RegistryError::Protocol(
+                "the registry does not allow deletes (enable storage.delete in its config)".into(),
+            )),
+            _ => {
+                let what = format!("deleting {}@{digest}", self.own.name(path));
+                Err(response_error(&self.own, res, &what).await)
+            }
+        }
+    }
+
+    /// Old builds pile up: deletes every tag of `repo` except those in `keep` and those whose
+    /// image is in `protect_digests` (e.g. what sandboxes currently run). A tag sharing its
+    /// digest with a kept one is kept too, because deleting a manifest removes all its tags.
+    /// Deleting frees blob space only after the registry's garbage collector runs, which
+    /// trythis does not run while serving.
+    pub async fn retain(
+        &self,
+        repo: &str,
+        keep: &[String],
+        protect_digests: &[String],
+    ) -> Result<RetentionReport, RegistryError> {
+        let path = self.repo_path(repo)?;
+        let tags = match self.tags(repo).await {
+            Ok(tags) => tags,
+            Err(RegistryError::NotFound(_)) => return Ok(RetentionReport::default()),
+            Err(e) => return Err(e),
+        };
+        // (tag, digest the tag points at, linux/amd64 digest inside it if that is an index)
+        let mut entries = Vec::with_capacity(tags.len());
+        for tag in tags {
+            match manifest::tag_digests(&self.own, path, &tag).await {
+                Ok((top, platform)) => entries.push((tag, top, platform)),
+                Err(RegistryError::NotFound(_)) => continue, // deleted meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        let protected = |d: &str| protect_digests.iter().any(|p| p == d);
+        let survivors: HashSet<&str> = entries
+            .iter()
+            .filter(|(tag, top, platform)| {
+                keep.contains(tag) || protected(top) || platform.as_deref().is_some_and(protected)
+            })
+            .map(|(_, top, _)| top.as_str())
+            .collect();
+        let mut report = RetentionReport::default();
+        let mut deleted: HashSet<&str> = HashSet::new();
+        for (tag, top, _) in &entries {
+            if survivors.contains(top.as_str()) {
+                report.kept.push(tag.clone());
+                continue;
+            }
+            if deleted.insert(top.as_str()) {
+                self.delete(repo, top).await?;
+            }
+            report.deleted.push(tag.clone());
+        }
+        report.kept.sort();
+        report.deleted.sort();
+        Ok(report)
+    }
+
+    /// The "Docker URL" upload: copies the linux/amd64 image `source` names (see
+    /// [`ImageSource::parse`]; anonymous pull, plain HTTP only from this machine) into
+    /// `dest_repo:dest_tag` of our registry. The size is checked against `max_bytes` before
+    /// anything is copied; blobs the destination already has are skipped; the manifest is
+    /// pushed unchanged, so the digest is the source's.
+    pub async fn import(
+        &self,
+        source: &str,
+        dest_repo: &str,
+        dest_tag: &str,
+        max_bytes: u64,
+    ) -> Result<ResolvedImage, RegistryError> {
+        let src = ImageSource::parse(source)?;
+        let dest = self.repo_path(dest_repo)?;
+        if !valid_tag(dest_tag) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{dest_tag:?} (tags use letters, digits, '.', '_' and '-')"
+            )));
+        }
+        let from = Endpoint::new(
+            self.sources.clone(),
+            src.plain_http,
+            &src.registry,
+            None,
+            true,
+        );
+        let image = manifest::fetch(&from, &src.repository, &src.reference).await?;
+        let size = image.info.total_size;
+        if size > max_bytes {
+            return Err(RegistryError::TooLarge {
+                size,
+                limit: max_bytes,
+            });
+        }
+        for blob in &image.blobs {
+            if import::blob_exists(&self.own, dest, &blob.digest).await? {
+                continue;
+            }
+            import::copy_blob(&from, &src.repository, &self.own, dest, blob).await?;
+        }
+        let raw = &image.raw;
+        import::put_manifest(
+            &self.own,
+            dest,
+            dest_tag,
+            &raw.media_type,
+            &raw.body,
+            &raw.digest,
+        )
+        .await?;
+        tracing::info!(source = %src, dest = %self.own.name(dest), tag = dest_tag, digest = %raw.digest, size, "image imported");
+        Ok(ResolvedImage {
+            digest: image.info.digest,
+            size: i64::try_from(size).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Makes sure the namespace's Harbor project exists (private) before the first push:
+    /// `POST {api_url}/api/v2.0/projects`; 201 created and 409 already there are both fine.
+    /// Without Harbor this does nothing: the distribution registry creates repositories on push.
+    pub async fn ensure_namespace(&self) -> Result<(), RegistryError> {
+        let Some(harbor) = &self.harbor else {
+            return Ok(());
+        };
+        let ns = &self.config.namespace;
+        let url = format!("{}/api/v2.0/projects", harbor.api_url.trim_end_matches('/'));
+        let body = serde_json::json!({ "project_name": ns, "metadata": { "public": "false" } });
+        let res = self
+            .own
+            .client()?
+            .post(&url)
+            .basic_auth(&harbor.username, Some(&harbor.password))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = res.status();
+        match status {
+            StatusCode::CREATED | StatusCode::OK | StatusCode::CONFLICT => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Err(RegistryError::Protocol(format!(
+                "Harbor refused {:?} creating project {ns:?} ({status}): check the Harbor credentials",
+                harbor.username
+            ))),
+            s if matches!(s.as_u16(), 429 | 502..=504) => Err(RegistryError::Unreachable(format!(
+                "Harbor at {} answered {status}",
+                harbor.api_url
+            ))),
+            _ => {
+                let detail = read_limited(res, 64 << 10).await.unwrap_or_default();
+                let detail: String = String::from_utf8_lossy(&detail).chars().take(300).collect();
+                Err(RegistryError::Protocol(format!(
+                    "creating Harbor project {ns:?} at {url}: {status} {}",
+                    detail.trim()
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry() -> Registry {
+        Registry::new(RegistryConfig {
+            address: "127.0.0.1:5000".into(),
+            insecure: true,
+            namespace: "trythis".into(),
+            username: None,
+            password: None,
+        })
+    }
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(700), "700 bytes");
+        assert_eq!(human_size(2 << 30), "2 GB");
+        assert_eq!(human_size(3_435_973_837), "3.2 GB");
+        assert_eq!(human_size(512 << 20), "512 MB");
+        let e = RegistryError::TooLarge {
+            size: 3_435_973_837,
+            limit: 2 << 30,
+        };
+        assert_eq!(e.to_string(), "image is 3.2 GB, the limit is 2 GB");
+    }
+
+    #[test]
+    fn repositories_are_ours_with_or_without_the_host() {
+        let r = registry();
+        assert_eq!(
+            r.repo_path("127.0.0.1:5000/trythis/a").ok(),
+            Some("trythis/a")
+        );
+        assert_eq!(r.repo_path("trythis/a").ok(), Some("trythis/a"));
+        assert_eq!(r.repo_path("a").ok(), Some("a"));
+        for bad in [
+            "ghcr.io/x/y",
+            "127.0.0.1:50000/x",
+            "localhost/x",
+            "127.0.0.1:5000/",
+            "trythis/A",
+            "trythis/../x",
+        ] {
+            assert!(
+                matches!(r.repo_path(bad), Err(RegistryError::InvalidReference(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn next_links_stay_on_the_registry() {
+        let mut h = reqwest::header::HeaderMap::new();
+        let mut set = |v: &'static str| {
+            h.insert(
+                reqwest::header::LINK,
+                reqwest::header::HeaderValue::from_static(v),
+            );
+            next_link("http://127.0.0.1:5000", &h)
+        };
+        assert_eq!(
+            set(r#"</v2/_catalog?last=b&n=1000>; rel="next""#).as_deref(),
+            Some("http://127.0.0.1:5000/v2/_catalog?last=b&n=1000")
+        );
+        assert_eq!(
+            set(r#"<http://evil.example/v2/_catalog>; rel="next""#),
+            None
+        );
+        assert_eq!(set(r#"</v2/_catalog?last=b>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn harbor_passwords_stay_out_of_logs() {
+        let h = HarborConfig {
+            api_url: "https://h".into(),
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{h:?}").contains("hunter2"));
     }
 }

@@ -57,9 +57,8 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             }
             // The stream replays the log so far, then follows.
             log.set(String::new());
-            crate::client::follow_build_log(
-                &format!("/api/builds/{id}/log"),
-                move |kind, data| match kind.as_str() {
+            crate::client::follow_build_log(&format!("/api/builds/{id}/log"), move |kind, data| {
+                match kind.as_str() {
                     "log" => log.update(|l| {
                         l.push_str(&data);
                         l.push('\n');
@@ -77,8 +76,8 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                         }
                     }
                     _ => {}
-                },
-            );
+                }
+            });
             true
         });
         // Keep the newest line in view.

@@ -119,7 +119,13 @@ fn RebuildButton(slug: String) -> impl IntoView {
         let slug = slug.clone();
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
-            match crate::client::call("POST", &format!("/api/projects/{slug}/builds"), Some(serde_json::json!({}))).await {
+            match crate::client::call(
+                "POST",
+                &format!("/api/projects/{slug}/builds"),
+                Some(serde_json::json!({})),
+            )
+            .await
+            {
                 Ok(r) if r.status == 202 => {
                     if let (Some(w), Some(u)) = (web_sys::window(), r.body["build_url"].as_str()) {
                         let _ = w.location().set_href(u);

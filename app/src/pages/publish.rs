@@ -84,7 +84,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                                 .map(|ns| {
                                     ns.iter()
                                         .map(|n| match n["line"].as_u64() {
-                                            Some(l) => format!("line {l}: {}", n["message"].as_str().unwrap_or("")),
+                                            Some(l) => format!(
+                                                "line {l}: {}",
+                                                n["message"].as_str().unwrap_or("")
+                                            ),
                                             None => n["message"].as_str().unwrap_or("").to_string(),
                                         })
                                         .collect()
@@ -113,7 +116,13 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-                let opt = |s: String| if s.trim().is_empty() { serde_json::Value::Null } else { serde_json::Value::String(s) };
+                let opt = |s: String| {
+                    if s.trim().is_empty() {
+                        serde_json::Value::Null
+                    } else {
+                        serde_json::Value::String(s)
+                    }
+                };
                 let mut body = serde_json::json!({
                     "slug": slug.get_untracked(),
                     "name": name.get_untracked(),
@@ -158,9 +167,12 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
         else {
             return;
         };
-        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
         if file.size() > 64.0 * 1024.0 {
-            message.set("That file is larger than 64 KB; a Dockerfile that large is refused.".into());
+            message
+                .set("That file is larger than 64 KB; a Dockerfile that large is refused.".into());
             return;
         }
         leptos::task::spawn_local(async move {

@@ -62,6 +62,8 @@ pub struct Config {
     /// `unix:///var/run/docker.sock` or `tcp://host:port`.
     pub docker_endpoint: String,
     pub registry: registry::RegistryConfig,
+    /// Harbor's API, when the registry is a Harbor (its project is created on first push).
+    pub harbor: Option<registry::HarborConfig>,
     /// Where the built site lives (`pkg/` bundle, `vendor/`, public assets).
     pub site_root: PathBuf,
     pub ttyd_path: PathBuf,
@@ -162,6 +164,15 @@ impl Config {
     /// The configuration of this process: file, then environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(Source::load()?)
+    }
+
+    /// The platform's registry client, with Harbor's API when configured.
+    pub fn registry_client(&self) -> registry::Registry {
+        let r = registry::Registry::new(self.registry.clone());
+        match &self.harbor {
+            Some(h) => r.with_harbor(h.clone()),
+            None => r,
+        }
     }
 
     /// Configuration from explicit `KEY=VALUE` pairs only (tests).
@@ -269,7 +280,25 @@ impl Config {
             projects_per_owner: s.positive("TRYTHIS_PROJECTS_PER_OWNER", 10)?,
             base_image: s.str("TRYTHIS_BASE_IMAGE", "trythis/base:bookworm"),
         };
+        let harbor = match s.opt("TRYTHIS_HARBOR_URL") {
+            None => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(registry::HarborConfig {
+                    api_url: url.trim_end_matches('/').to_string(),
+                    username: s.str("TRYTHIS_HARBOR_USERNAME", "admin"),
+                    password: s.str("TRYTHIS_HARBOR_PASSWORD", ""),
+                })
+            }
+            Some(url) => {
+                return Err(ConfigError {
+                    key: "TRYTHIS_HARBOR_URL".into(),
+                    value: url,
+                    reason: "must start with https:// or http://".into(),
+                })
+            }
+        };
         Ok(Self {
+            harbor,
             builds,
             listen,
             public_url,

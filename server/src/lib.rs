@@ -52,7 +52,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         instance,
     ));
     let metrics = Arc::new(metrics::Metrics::default());
-    let registry = registry::Registry::new(config.registry.clone());
+    let registry = config.registry_client();
     let builds = build::BuildService::new(
         db.clone(),
         docker,

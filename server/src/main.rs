@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
 async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
-    let registry = registry::Registry::new(config.registry.clone());
+    let registry = config.registry_client();
     let builds = server::build::BuildService::new(
         db.clone(),
         docker,

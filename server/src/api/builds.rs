@@ -171,22 +171,18 @@ pub async fn log(
             }));
             let follow = stream::unfold(Some(rx), |rx| async move {
                 let mut rx = rx?;
-                loop {
-                    match rx.recv().await {
-                        Ok(ev) => {
-                            let done = matches!(&ev, BuildEvent::State { state, .. } if db::builds::is_finished(state));
-                            return Some((sse_event(&ev), if done { None } else { Some(rx) }));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                            return Some((
-                                Event::default()
-                                    .event("log")
-                                    .data(format!("[… {n} lines skipped …]")),
-                                Some(rx),
-                            ));
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                match rx.recv().await {
+                    Ok(ev) => {
+                        let done = matches!(&ev, BuildEvent::State { state, .. } if db::builds::is_finished(state));
+                        Some((sse_event(&ev), if done { None } else { Some(rx) }))
                     }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((
+                        Event::default()
+                            .event("log")
+                            .data(format!("[… {n} lines skipped …]")),
+                        Some(rx),
+                    )),
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
                 }
             });
             stream::iter(first).chain(follow).map(Ok).boxed()

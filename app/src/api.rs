@@ -123,10 +123,6 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let trending = db::recommend::trending(&cx.db, 12)
         .await
         .map_err(ssr::internal)?;
-    let has_history = !db::sandboxes::tries_by_category(&cx.db, &who.key)
-        .await
-        .map_err(ssr::internal)?
-        .is_empty();
     let for_you = db::recommend::for_owner(&cx.db, &who.key, 10)
         .await
         .map_err(ssr::internal)?;
@@ -161,8 +157,8 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     Ok(HomeData {
         featured,
         trending: trending.iter().map(ssr::card).collect(),
-        for_you: for_you.iter().map(ssr::card).collect(),
-        for_you_personal: has_history,
+        for_you: for_you.items.iter().map(ssr::card).collect(),
+        for_you_personal: for_you.personal,
         newest: newest.iter().map(ssr::card).collect(),
         categories: db::projects::CATEGORIES
             .iter()

@@ -102,13 +102,21 @@ async fn live_by_ids(db: &DatabaseConnection, ids: &[i32]) -> Result<Vec<project
         .await
 }
 
+/// "Open source you may like" for one visitor, and whether it follows their own history.
+pub struct Recommendations {
+    pub items: Vec<project::Model>,
+    /// False without a try history (then the items are trending).
+    pub personal: bool,
+}
+
 /// "Open source you may like" for one visitor (owner key), `n` projects.
 pub async fn for_owner(
     db: &DatabaseConnection,
     owner: &str,
     n: usize,
-) -> Result<Vec<project::Model>, DbErr> {
+) -> Result<Recommendations, DbErr> {
     let counts = crate::sandboxes::tries_by_category(db, owner).await?;
+    let personal = counts.iter().any(|(_, c)| *c > 0);
     let slots = allocate_slots(&counts, n);
     let since = chrono::Utc::now() - chrono::Duration::days(1);
     let recent: HashSet<i32> = Sandbox::find()
@@ -148,7 +156,10 @@ pub async fn for_owner(
                 .take(missing),
         );
     }
-    Ok(picked)
+    Ok(Recommendations {
+        items: picked,
+        personal,
+    })
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
         tried(&db, "v:me", &by_cat["AI & data"][0], 3).await?;
         tried(&db, "v:me", &by_cat["CLI tools"][0], 3).await?;
     }
-    let recs = recommend::for_owner(&db, "v:me", 10).await?;
+    let recs = recommend::for_owner(&db, "v:me", 10).await?.items;
     let count = |cat: &str| recs.iter().filter(|p| p.category == cat).count();
     assert_eq!(recs.len(), 10);
     assert_eq!(
@@ -278,11 +278,13 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
     );
     // No history: trending.
     let fresh = recommend::for_owner(&db, "v:new", 3).await?;
+    assert!(!fresh.personal);
+    let fresh = fresh.items;
     assert_eq!(slugs(&fresh), slugs(&recommend::trending(&db, 3).await?));
     // One category with too few projects: the rest comes from trending.
     let games = &by_cat["Games & fun"];
     tried(&db, "v:gamer", &games[0], 2).await?;
-    let recs = recommend::for_owner(&db, "v:gamer", 6).await?;
+    let recs = recommend::for_owner(&db, "v:gamer", 6).await?.items;
     assert_eq!(recs.len(), 6);
     assert_eq!(
         recs.iter().filter(|p| p.category == "Games & fun").count(),

@@ -78,15 +78,9 @@ pub async fn recommendations(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let personal = !db::sandboxes::tries_by_category(&st.db, &who.key)
-        .await?
-        .is_empty();
-    let items: Vec<_> = db::recommend::for_owner(&st.db, &who.key, 10)
-        .await?
-        .iter()
-        .map(card)
-        .collect();
+    let recs = db::recommend::for_owner(&st.db, &who.key, 10).await?;
+    let items: Vec<_> = recs.items.iter().map(card).collect();
     Ok(Json(
-        serde_json::json!({ "items": items, "personal": personal }),
+        serde_json::json!({ "items": items, "personal": recs.personal }),
     ))
 }

@@ -2,6 +2,7 @@
 //! over HTTP under `/sfn/…`. The JSON API of ARCHITECTURE.md §3 lives in the server crate.
 use crate::model::*;
 use leptos::prelude::*;
+use leptos::server_fn::codec::GetUrl;
 
 /// What the server hands to server functions (through Leptos context).
 #[cfg(feature = "ssr")]
@@ -13,6 +14,8 @@ pub struct ServerContext {
     pub public_url: String,
     pub max_extensions: i32,
     pub base_image: String,
+    /// OAuth providers configured (`github`, `google`): their buttons show only then.
+    pub providers: Vec<String>,
 }
 
 #[cfg(feature = "ssr")]
@@ -116,7 +119,7 @@ pub mod ssr {
     }
 }
 
-#[server(prefix = "/sfn", endpoint = "home")]
+#[server(prefix = "/sfn", endpoint = "home", input = GetUrl)]
 pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let cx = ssr::context()?;
     let who = ssr::identity().await?;
@@ -168,7 +171,7 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     })
 }
 
-#[server(prefix = "/sfn", endpoint = "search")]
+#[server(prefix = "/sfn", endpoint = "search", input = GetUrl)]
 pub async fn search_projects(
     q: String,
     category: String,
@@ -195,7 +198,7 @@ pub async fn search_projects(
     })
 }
 
-#[server(prefix = "/sfn", endpoint = "project")]
+#[server(prefix = "/sfn", endpoint = "project", input = GetUrl)]
 pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>, ServerFnError> {
     let cx = ssr::context()?;
     let me = ssr::identity().await?;
@@ -235,7 +238,7 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
     )))
 }
 
-#[server(prefix = "/sfn", endpoint = "containers")]
+#[server(prefix = "/sfn", endpoint = "containers", input = GetUrl)]
 pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
     let cx = ssr::context()?;
     let me = ssr::identity().await?;
@@ -245,7 +248,7 @@ pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
     Ok(rows.iter().map(ssr::sandbox_row).collect())
 }
 
-#[server(prefix = "/sfn", endpoint = "build")]
+#[server(prefix = "/sfn", endpoint = "build", input = GetUrl)]
 pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> {
     let cx = ssr::context()?;
     let me = ssr::identity().await?;
@@ -262,7 +265,7 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
     Ok(Some(ssr::build_view(&b, &name, &me, maintainer.as_deref())))
 }
 
-#[server(prefix = "/sfn", endpoint = "publish_form")]
+#[server(prefix = "/sfn", endpoint = "publish_form", input = GetUrl)]
 pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
     let cx = ssr::context()?;
     Ok(PublishInfo {
@@ -271,5 +274,19 @@ pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
             .map(|c| c.to_string())
             .collect(),
         base_image: cx.base_image.clone(),
+    })
+}
+
+/// Who is asking, for the header and the account pages.
+#[server(prefix = "/sfn", endpoint = "me", input = GetUrl)]
+pub async fn load_me() -> Result<Me, ServerFnError> {
+    let me = ssr::identity().await?;
+    let ctx = ssr::context()?;
+    Ok(Me {
+        signed_in: me.signed_in,
+        is_admin: me.is_admin,
+        user: me.user,
+        csrf_token: me.csrf,
+        providers: ctx.providers,
     })
 }

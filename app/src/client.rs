@@ -30,7 +30,23 @@ fn js_err(e: JsValue) -> String {
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Calls the JSON API with the same-origin session cookie. JSON content type = CSRF proof.
+/// This page's CSRF token (the server renders it into `<meta name="csrf-token">`).
+pub fn csrf_token() -> String {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("meta[name=csrf-token]").ok().flatten())
+        .and_then(|m| m.get_attribute("content"))
+        .unwrap_or_default()
+}
+
+/// Navigates the whole page (after sign-in or out: the new session's page and token).
+pub fn go(url: &str) {
+    if let Some(w) = web_sys::window() {
+        let _ = w.location().set_href(url);
+    }
+}
+
+/// Calls the JSON API with the same-origin cookies and, for changes, the page's CSRF token.
 pub async fn call(
     method: &str,
     url: &str,
@@ -50,6 +66,9 @@ pub async fn call(
         headers
             .set("content-type", "application/json")
             .map_err(js_err)?;
+    }
+    if method != "GET" {
+        headers.set("x-csrf-token", &csrf_token()).map_err(js_err)?;
     }
     init.set_headers(&headers);
     let resp = JsFuture::from(window.fetch_with_str_and_init(url, &init))

@@ -21,12 +21,24 @@ use leptos_router::{
 
 /// The HTML document around every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The CSRF token of this browser, for the API calls the page makes (see client::call).
+    #[cfg(feature = "ssr")]
+    let csrf = use_context::<axum::http::request::Parts>()
+        .and_then(|p| {
+            p.extensions
+                .get::<model::Identity>()
+                .map(|i| i.csrf.clone())
+        })
+        .unwrap_or_default();
+    #[cfg(not(feature = "ssr"))]
+    let csrf = String::new();
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="csrf-token" content=csrf/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <link rel="stylesheet" href="/vendor/xterm.css"/>
                 <script src="/vendor/xterm.js" defer></script>
@@ -61,6 +73,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/containers") view=pages::containers::ContainersPage ssr=SsrMode::Async/>
                     <Route path=path!("/new") view=pages::publish::PublishPage ssr=SsrMode::Async/>
                     <Route path=path!("/builds/:id") view=pages::build::BuildPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=pages::auth::LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/signup") view=pages::auth::SignupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
             <components::footer::Footer/>

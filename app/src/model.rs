@@ -9,6 +9,36 @@ pub struct Identity {
     pub key: String,
     pub signed_in: bool,
     pub is_admin: bool,
+    /// The account, when signed in.
+    #[serde(default)]
+    pub user: Option<UserBrief>,
+    /// The CSRF token state-changing requests of this browser must carry (`x-csrf-token`).
+    #[serde(default)]
+    pub csrf: String,
+    /// Authenticated by an API token (no cookies involved, so no CSRF token needed).
+    #[serde(default)]
+    pub via_token: bool,
+}
+
+/// The signed-in account as pages and `GET /api/me` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserBrief {
+    pub id: i32,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub has_password: bool,
+}
+
+/// `GET /api/me` and the header's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub signed_in: bool,
+    pub user: Option<UserBrief>,
+    pub is_admin: bool,
+    pub csrf_token: String,
+    /// OAuth providers configured on this site (`github`, `google`).
+    pub providers: Vec<String>,
 }
 
 /// A project as a card in lists (also the `GET /api/projects` item).

@@ -1,4 +1,7 @@
 //! One module per route; page components end in `Page`.
+pub mod account;
+pub mod admin;
+pub mod auth;
 pub mod build;
 pub mod containers;
 pub mod home;

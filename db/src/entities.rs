@@ -1,5 +1,10 @@
 //! sea-orm entities, one module per table.
+pub mod api_token;
 pub mod build;
+pub mod oauth_flow;
+pub mod oauth_link;
 pub mod project;
 pub mod sandbox;
+pub mod session;
 pub mod setting;
+pub mod user;

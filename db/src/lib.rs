@@ -2,6 +2,7 @@
 //!
 //! SQLite is the embedded default; every query here also runs on PostgreSQL (CI tests both).
 
+pub mod accounts;
 pub mod builds;
 pub mod entities;
 pub mod migrations;

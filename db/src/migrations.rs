@@ -6,6 +6,7 @@ mod m20261123_000002_create_sandboxes;
 mod m20261123_000003_create_instance;
 mod m20261123_000004_create_settings;
 mod m20261123_000005_create_builds;
+mod m20261123_000006_create_accounts;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000003_create_instance::Migration),
             Box::new(m20261123_000004_create_settings::Migration),
             Box::new(m20261123_000005_create_builds::Migration),
+            Box::new(m20261123_000006_create_accounts::Migration),
         ]
     }
 }

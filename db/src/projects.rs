@@ -211,3 +211,59 @@ pub async fn count_maintained(db: &DatabaseConnection, maintainer: &str) -> Resu
         .count(db)
         .await
 }
+
+/// Every project, any status, newest first (admin), optionally filtered by slug or name.
+pub async fn list_all(
+    db: &DatabaseConnection,
+    query: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<Model>, u64), DbErr> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut select = Project::find();
+    let q = fold(query.trim());
+    if !q.is_empty() {
+        select = select.filter(
+            sea_orm::Condition::any()
+                .add(project::Column::Slug.contains(&q))
+                .add(project::Column::NameFold.contains(&q)),
+        );
+    }
+    let total = select.clone().count(db).await?;
+    let rows = select
+        .order_by_desc(project::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Deletes a project and its build records. Try statistics (sandbox rows) stay.
+pub async fn delete(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    use sea_orm::TransactionTrait;
+    let tx = db.begin().await?;
+    crate::entities::build::Entity::delete_many()
+        .filter(crate::entities::build::Column::ProjectId.eq(id))
+        .exec(&tx)
+        .await?;
+    Project::delete_by_id(id).exec(&tx).await?;
+    crate::settings::bump_catalog_version(&tx).await?;
+    tx.commit().await
+}
+
+/// Gives the project to another maintainer (identity key), or to the site (None).
+pub async fn set_maintainer(
+    db: &DatabaseConnection,
+    id: i32,
+    maintainer: Option<&str>,
+) -> Result<(), DbErr> {
+    project::ActiveModel {
+        id: Set(id),
+        maintainer: Set(maintainer.map(str::to_string)),
+        ..Default::default()
+    }
+    .update(db)
+    .await
+    .map(|_| ())
+}

@@ -270,3 +270,15 @@ pub async fn pool_counts(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, DbE
         .all(db)
         .await
 }
+
+/// Tries started since `since` (warm-pool members are not tries).
+pub async fn count_tries_since(
+    db: &DatabaseConnection,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::CreatedAt.gte(since))
+        .filter(sandbox::Column::Owner.ne(POOL_OWNER))
+        .count(db)
+        .await
+}

@@ -53,6 +53,33 @@ pub struct BuildLimits {
     pub base_image: String,
 }
 
+/// One OAuth provider's app credentials and endpoints (endpoints default to the real provider;
+/// tests point them at a local provider).
+#[derive(Debug, Clone)]
+pub struct OAuthProvider {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    /// GitHub: the API base (`/user`, `/user/emails`); Google: the userinfo endpoint.
+    pub profile_url: String,
+}
+
+/// Accounts: sessions, sign-in limits, first admin, OAuth providers.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub session_lifetime: Duration,
+    /// Sign-up, log-in and password attempts per client IP per minute.
+    pub per_ip_per_minute: u32,
+    /// Log-in attempts per account per minute.
+    pub per_account_per_minute: u32,
+    /// With `admin_password`: the admin account created (or promoted) at start.
+    pub admin_email: Option<String>,
+    pub admin_password: Option<String>,
+    pub github: Option<OAuthProvider>,
+    pub google: Option<OAuthProvider>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -69,6 +96,7 @@ pub struct Config {
     pub ttyd_path: PathBuf,
     pub limits: SandboxLimits,
     pub builds: BuildLimits,
+    pub auth: AuthConfig,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
 }
@@ -153,6 +181,43 @@ impl Source {
             });
         }
         Ok(v)
+    }
+
+    /// `TRYTHIS_{P}_CLIENT_ID` and `_CLIENT_SECRET` switch a provider on; `_AUTH_URL`,
+    /// `_TOKEN_URL` and `_PROFILE_URL` override its endpoints.
+    fn oauth(
+        &self,
+        p: &str,
+        auth: &str,
+        token: &str,
+        profile: &str,
+    ) -> Result<Option<OAuthProvider>, ConfigError> {
+        let (Some(client_id), Some(client_secret)) = (
+            self.opt(&format!("TRYTHIS_{p}_CLIENT_ID")),
+            self.opt(&format!("TRYTHIS_{p}_CLIENT_SECRET")),
+        ) else {
+            return Ok(None);
+        };
+        let url = |suffix: &str, default: &str| {
+            let key = format!("TRYTHIS_{p}_{suffix}");
+            let v = self.str(&key, default).trim_end_matches('/').to_string();
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Ok(v)
+            } else {
+                Err(ConfigError {
+                    key,
+                    value: v,
+                    reason: "must start with https:// or http://".into(),
+                })
+            }
+        };
+        Ok(Some(OAuthProvider {
+            client_id,
+            client_secret,
+            auth_url: url("AUTH_URL", auth)?,
+            token_url: url("TOKEN_URL", token)?,
+            profile_url: url("PROFILE_URL", profile)?,
+        }))
     }
 
     fn minutes(&self, key: &str, default: u64) -> Result<Duration, ConfigError> {
@@ -280,6 +345,25 @@ impl Config {
             projects_per_owner: s.positive("TRYTHIS_PROJECTS_PER_OWNER", 10)?,
             base_image: s.str("TRYTHIS_BASE_IMAGE", "trythis/base:bookworm"),
         };
+        let auth = AuthConfig {
+            session_lifetime: Duration::from_secs(s.positive("TRYTHIS_SESSION_DAYS", 30)? * 86_400),
+            per_ip_per_minute: s.positive("TRYTHIS_AUTH_PER_IP_PER_MIN", 30)? as u32,
+            per_account_per_minute: s.positive("TRYTHIS_AUTH_PER_ACCOUNT_PER_MIN", 10)? as u32,
+            admin_email: s.opt("TRYTHIS_ADMIN_EMAIL"),
+            admin_password: s.opt("TRYTHIS_ADMIN_PASSWORD"),
+            github: s.oauth(
+                "GITHUB",
+                "https://github.com/login/oauth/authorize",
+                "https://github.com/login/oauth/access_token",
+                "https://api.github.com",
+            )?,
+            google: s.oauth(
+                "GOOGLE",
+                "https://accounts.google.com/o/oauth2/v2/auth",
+                "https://oauth2.googleapis.com/token",
+                "https://openidconnect.googleapis.com/v1/userinfo",
+            )?,
+        };
         let harbor = match s.opt("TRYTHIS_HARBOR_URL") {
             None => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -300,6 +384,7 @@ impl Config {
         Ok(Self {
             harbor,
             builds,
+            auth,
             listen,
             public_url,
             database_url,

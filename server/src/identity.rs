@@ -1,7 +1,8 @@
 //! Who is asking. Visitors get a signed cookie identity on their first request, so a visitor's
-//! Try works from any HTTP client that keeps cookies. Also the CSRF guard for state-changing calls.
+//! Try works from any HTTP client that keeps cookies. Signed-in browsers have a session cookie;
+//! API clients a Bearer token. Also the CSRF guard for state-changing calls.
 use crate::state::AppState;
-use app::model::Identity;
+use app::model::{Identity, UserBrief};
 use axum::{
     extract::{Request, State},
     http::{header, HeaderValue, Method},
@@ -22,6 +23,11 @@ pub struct Signer {
 impl Signer {
     pub fn new(key: Vec<u8>) -> Self {
         Self { key }
+    }
+
+    /// A keyed tag of `value` (CSRF tokens).
+    pub fn tag(&self, value: &str) -> String {
+        self.mac(value)
     }
 
     fn mac(&self, value: &str) -> String {
@@ -70,9 +76,8 @@ pub fn random_id() -> String {
     out
 }
 
-fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
+pub fn cookie_value<'a>(req: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    req.get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -81,10 +86,66 @@ fn cookie_value<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Attaches an `Identity` to every request, minting a signed visitor cookie when there is none.
+/// The visitor key of this browser (kept when it signs in, so its history can be adopted).
+#[derive(Debug, Clone)]
+pub struct VisitorKey(pub String);
+
+/// The hash of the session this request came with, if it is live (logout, password change).
+#[derive(Debug, Clone)]
+pub struct SessionHash(pub String);
+
+pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
+    UserBrief {
+        id: u.id,
+        email: u.email.clone(),
+        name: u.name.clone(),
+        role: u.role.clone(),
+        has_password: u.password_hash.is_some(),
+    }
+}
+
+fn account_identity(u: &db::accounts::Account, csrf: String, via_token: bool) -> Identity {
+    Identity {
+        key: db::accounts::key_of(u.id),
+        signed_in: true,
+        is_admin: u.role == db::accounts::ROLE_ADMIN,
+        user: Some(user_brief(u)),
+        csrf,
+        via_token,
+    }
+}
+
+/// Attaches an `Identity` to every request: an API token (`Authorization: Bearer`), else a live
+/// session cookie, else the signed visitor cookie (minted on the first request).
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let signer = &state.signer;
-    let existing = cookie_value(&req, VISITOR_COOKIE)
+    if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
+        let token = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        let account = if token.is_empty() || token.len() > 200 {
+            None
+        } else {
+            match db::accounts::token_account(&state.db, &crate::auth::sha256_hex(token)).await {
+                Ok(a) => a,
+                Err(e) => return crate::error::ApiError::from(e).into_response(),
+            }
+        };
+        let Some(account) = account else {
+            return crate::error::ApiError::Unauthorized(
+                "This API token is not valid: it may have been revoked or mistyped. Send `Authorization: Bearer <token>` with a token from your account page."
+                    .into(),
+            )
+            .into_response();
+        };
+        req.extensions_mut()
+            .insert(account_identity(&account, String::new(), true));
+        return next.run(req).await;
+    }
+    let existing = cookie_value(req.headers(), VISITOR_COOKIE)
         .and_then(|c| signer.verify(c))
         .filter(|v| v.len() == 26 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
         .map(str::to_string);
@@ -92,42 +153,62 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         Some(v) => (v, false),
         None => (random_id(), true),
     };
-    req.extensions_mut().insert(Identity {
+    let mut stale_session = false;
+    let mut identity = None;
+    if let Some(token) = cookie_value(req.headers(), crate::auth::SESSION_COOKIE) {
+        let hash = crate::auth::sha256_hex(token);
+        match db::accounts::session_account(&state.db, &hash).await {
+            Ok(Some(account)) => {
+                let csrf = signer.tag(&format!("csrf:s:{hash}"));
+                identity = Some(account_identity(&account, csrf, false));
+                req.extensions_mut().insert(SessionHash(hash));
+            }
+            Ok(None) => stale_session = true,
+            Err(e) => return crate::error::ApiError::from(e).into_response(),
+        }
+    }
+    let identity = identity.unwrap_or_else(|| Identity {
         key: format!("v:{visitor}"),
         signed_in: false,
         is_admin: false,
+        user: None,
+        csrf: signer.tag(&format!("csrf:v:{visitor}")),
+        via_token: false,
     });
+    req.extensions_mut().insert(identity);
+    req.extensions_mut()
+        .insert(VisitorKey(format!("v:{visitor}")));
     let mut resp = next.run(req).await;
+    let mut cookies = Vec::new();
     if fresh {
         let secure = if state.config.public_url.starts_with("https://") {
             "; Secure"
         } else {
             ""
         };
-        let cookie = format!(
+        cookies.push(format!(
             "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
             signer.sign(&visitor)
-        );
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
+        ));
+    }
+    if stale_session && !resp.headers().contains_key(header::SET_COOKIE) {
+        cookies.push(state.auth.expired_cookie(crate::auth::SESSION_COOKIE));
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(&c) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }
     }
     resp
 }
 
-/// CSRF guard: a state-changing POST must be JSON (a cross-site form cannot send that without a
-/// CORS preflight, which this server never grants), and any state-changing call that says where
-/// it comes from must come from this site.
+/// CSRF guard for every state-changing request: a browser request that carries this site's
+/// cookies must also carry the page's CSRF token in `x-csrf-token` (a cross-site page cannot read
+/// it), and a request that names its origin must come from this site. API-token requests carry
+/// no ambient credentials and need no token.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
-        // Forms can only POST; other methods cross-site need a preflight, which is never granted.
-        let json = *req.method() != Method::POST
-            || req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
         let origin_ok = match req
             .headers()
             .get(header::ORIGIN)
@@ -143,9 +224,24 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
                         .is_some_and(|host| origin.ends_with(&format!("://{host}")))
             }
         };
-        if !json || !origin_ok {
+        let identity = req.extensions().get::<Identity>();
+        let via_token = identity.is_some_and(|i| i.via_token);
+        let has_cookies = cookie_value(req.headers(), VISITOR_COOKIE).is_some()
+            || cookie_value(req.headers(), crate::auth::SESSION_COOKIE).is_some();
+        let token_ok = via_token
+            || !has_cookies
+            || match (
+                identity,
+                req.headers()
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok()),
+            ) {
+                (Some(id), Some(sent)) => crate::auth::same(&id.csrf, sent),
+                _ => false,
+            };
+        if !origin_ok || !token_ok {
             return crate::error::ApiError::Forbidden(
-                "This request was refused as a possible cross-site request: send it as JSON (Content-Type: application/json) from this site."
+                "This request was refused as a possible cross-site request: reload the page and try again (API clients: send the x-csrf-token from GET /api/me, or use an API token)."
                     .into(),
             )
             .into_response();

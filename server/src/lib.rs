@@ -1,11 +1,13 @@
 //! trythis server: builds the axum router around the Leptos app, the JSON API and the terminal
 //! proxy, and wires the services (database, engine, registry) into `AppState`.
 pub mod api;
+pub mod auth;
 pub mod build;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod oauth;
 pub mod publish;
 pub mod sandbox;
 pub mod seed;
@@ -17,7 +19,7 @@ use axum::{
     http::{header, HeaderName, HeaderValue},
     middleware::{self, Next},
     response::Response,
-    routing::{get, post},
+    routing::{delete, get, patch, post, put},
     Router,
 };
 use leptos::prelude::*;
@@ -68,7 +70,27 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         metrics.clone(),
     ));
     let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
+    let auth = Arc::new(auth::Auth::new(config.auth.clone(), &config.public_url));
+    if let (Some(email), Some(password)) = (&config.auth.admin_email, &config.auth.admin_password) {
+        auth::ensure_admin(&auth, &db, email, Some(password))
+            .await
+            .map_err(|e| anyhow::anyhow!("TRYTHIS_ADMIN_EMAIL: {e}"))?;
+    }
+    {
+        // Expired sessions and abandoned OAuth flows go hourly.
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = db::accounts::purge_expired(&db).await {
+                    tracing::warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        });
+    }
     Ok(AppState {
+        auth,
         registry,
         builds,
         leptos_options: leptos_options(&config),
@@ -117,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         public_url: state.config.public_url.clone(),
         max_extensions: state.config.limits.max_extensions,
         base_image: state.config.builds.base_image.clone(),
+        providers: api::auth::providers(&state),
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
@@ -140,11 +163,32 @@ pub fn router(state: AppState) -> Router {
         .route("/builds/{id}/log", get(api::builds::log))
         .route("/recipe/convert", post(api::builds::convert))
         .route("/recipe/check", post(api::builds::check))
-        .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) })
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            identity::csrf_guard,
-        ));
+        .route("/auth/signup", post(api::auth::signup))
+        .route("/auth/login", post(api::auth::login))
+        .route("/auth/logout", post(api::auth::logout))
+        .route("/me", get(api::auth::me))
+        .route("/me/password", post(api::account::change_password))
+        .route("/me/delete", post(api::account::delete_account))
+        .route(
+            "/me/tokens",
+            get(api::account::list_tokens).post(api::account::create_token),
+        )
+        .route("/me/tokens/{id}", delete(api::account::revoke_token))
+        .route("/admin/overview", get(api::admin::overview))
+        .route("/admin/sandboxes", get(api::admin::sandboxes))
+        .route("/admin/sandboxes/{id}", delete(api::admin::stop_sandbox))
+        .route("/admin/users", get(api::admin::users))
+        .route("/admin/users/{id}", patch(api::admin::change_user))
+        .route("/admin/projects", get(api::admin::projects))
+        .route(
+            "/admin/projects/{slug}",
+            patch(api::admin::change_project).delete(api::admin::delete_project),
+        )
+        .route(
+            "/admin/featured",
+            put(api::admin::set_featured).delete(api::admin::clear_featured),
+        )
+        .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) });
     let site_root = state.config.site_root.clone();
     let leptos_options = state.leptos_options.clone();
     let ctx_for_sfn = context.clone();
@@ -155,9 +199,12 @@ pub fn router(state: AppState) -> Router {
         .route("/try/{slug}", get(api::sandboxes::try_redirect))
         .route("/badge/{file}", get(api::badge::badge))
         .route("/s/{id}/ws", get(api::terminal::connect))
+        .route("/auth/{provider}/start", get(oauth::start))
+        .route("/auth/{provider}/callback", get(oauth::callback))
         .route(
             "/sfn/{*fn_name}",
-            post(move |req: Request| {
+            // Page data only (GET): state changes go through the JSON API.
+            get(move |req: Request| {
                 let ctx = ctx_for_sfn.clone();
                 leptos_axum::handle_server_fns_with_context(move || provide_context(ctx.clone()), req)
             }),
@@ -170,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         )
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
         .fallback_service(ServeDir::new(site_root))
+        .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))

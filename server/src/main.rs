@@ -2,8 +2,7 @@
 use server::{config::Config, sandbox};
 use std::{process::ExitCode, sync::Arc, time::Duration};
 
-const USAGE: &str =
-    "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear]";
+const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear | admin EMAIL | admin --first EMAIL]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,6 +25,7 @@ async fn main() -> ExitCode {
             .map(|_| ())
             .map_err(Into::into),
         Some("feature") => feature(config, &args[1..]).await,
+        Some("admin") => admin(config, &args[1..]).await,
         Some("seed") => seed(config, args.get(1).map(String::as_str).unwrap_or("catalog")).await,
         Some(_) => {
             eprintln!("{USAGE}");
@@ -78,6 +78,46 @@ async fn feature(config: Config, args: &[String]) -> anyhow::Result<()> {
             println!("featured: {} — {}", f.slug, f.line);
         }
         _ => anyhow::bail!("{USAGE}"),
+    }
+    Ok(())
+}
+
+/// Creates (or promotes) an admin account. `--first` does nothing when an admin exists: the run
+/// command's admin step. A new account gets a random password, printed once and saved to
+/// `{data_dir}/admin-password` (mode 600).
+async fn admin(config: Config, args: &[String]) -> anyhow::Result<()> {
+    let (first, email) = match args {
+        [flag, email] if flag == "--first" => (true, email),
+        [email] => (false, email),
+        _ => anyhow::bail!("{USAGE}"),
+    };
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    if first && db::accounts::count_admins(&db).await? > 0 {
+        println!("    admin: an admin account exists");
+        return Ok(());
+    }
+    let auth = server::auth::Auth::new(config.auth.clone(), &config.public_url);
+    let password = config.auth.admin_password.as_deref();
+    let (account, generated) = server::auth::ensure_admin(&auth, &db, email, password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    match generated {
+        Some(pw) => {
+            let path = config.data_dir.join("admin-password");
+            std::fs::create_dir_all(&config.data_dir)?;
+            std::fs::write(&path, format!("{}\n{pw}\n", account.email))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            println!(
+                "    admin: {} created, password {pw} (also in {})",
+                account.email,
+                path.display()
+            );
+        }
+        None => println!("    admin: {} is an admin", account.email),
     }
     Ok(())
 }

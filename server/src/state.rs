@@ -14,6 +14,7 @@ pub struct AppState {
     pub builds: Arc<crate::build::BuildService>,
     pub metrics: Arc<Metrics>,
     pub signer: Signer,
+    pub auth: Arc<crate::auth::Auth>,
     pub leptos_options: LeptosOptions,
 }
 

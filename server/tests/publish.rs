@@ -70,7 +70,7 @@ echo 'alias ht=hello-tool' >> ~/.bashrc
 #[tokio::test]
 async fn script_is_converted_built_pushed_and_tried() -> Result {
     let app = TestApp::start().await?;
-    let v = app.visitor().await?;
+    let v = app.user().await?;
     let slug = unique("hello-tool");
     let script = format!("# trythis: base={}\n{TOOL_SCRIPT}", base());
     // The form's preview: the generated Dockerfile.
@@ -143,7 +143,7 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
 #[tokio::test]
 async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
     let app = TestApp::start().await?;
-    let v = app.visitor().await?;
+    let v = app.user().await?;
     let df = |s: &str| serde_json::json!({ "dockerfile": s });
     let cases: Vec<(&str, serde_json::Value, &str)> = vec![
         ("empty dockerfile", df(""), "Dockerfile"),
@@ -252,7 +252,7 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
 #[tokio::test]
 async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     let app = TestApp::start().await?;
-    let v = app.visitor().await?;
+    let v = app.user().await?;
     let slug = unique("stable");
     let good = format!("FROM {}\nRUN echo v1 > /version\n", base());
     let id = submit(
@@ -338,7 +338,7 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
 #[tokio::test]
 async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
     let app = TestApp::start_with(&[("TRYTHIS_BUILD_TIMEOUT_SECS", "8")]).await?;
-    let v = app.visitor().await?;
+    let v = app.user().await?;
     let endless = format!("FROM {}\nRUN while true; do :; done\n", base());
     let slug = unique("endless");
     let id = submit(
@@ -506,7 +506,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
 #[tokio::test]
 async fn retention_keeps_only_the_newest_builds() -> Result {
     let app = TestApp::start_with(&[("TRYTHIS_BUILD_RETENTION", "1")]).await?;
-    let v = app.visitor().await?;
+    let v = app.user().await?;
     let slug = unique("retained");
     let mut ids = Vec::new();
     for n in 0..2 {

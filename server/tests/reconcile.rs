@@ -141,6 +141,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let v = Visitor {
         http: reqwest::Client::new(),
         cookie,
+        csrf: String::new(),
         base: base.clone(),
     };
     let mut sh = v

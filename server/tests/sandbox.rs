@@ -188,12 +188,23 @@ async fn other_identities_get_403_and_unknown_ids_404() -> Result {
         Some(404)
     );
     assert_eq!(v.terminal("../../etc").await.err(), Some(404));
-    // A state-changing call without JSON is refused as possible CSRF, and nothing starts.
+    // A state-changing call without the page's CSRF token is refused, and nothing starts.
     let r = v
         .http
         .post(app.url("/api/projects/fixture/try"))
         .header("cookie", &v.cookie)
-        .body("x")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 403);
+    let r = v
+        .http
+        .post(app.url("/api/projects/fixture/try"))
+        .header("cookie", &v.cookie)
+        .header("x-csrf-token", "forged")
+        .header("content-type", "application/json")
+        .body("{}")
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 403);

@@ -1,11 +1,32 @@
+use crate::api::load_me;
 use leptos::prelude::*;
-use leptos_router::hooks::use_query_map;
+use leptos_router::hooks::{use_location, use_query_map};
 
-/// Top bar: logo, search box, navigation. The search is a plain GET form, so it works without JS.
+/// Top bar: logo, search box, navigation, and who is signed in. The search is a plain GET form,
+/// so it works without JS.
 #[component]
 pub fn Header() -> impl IntoView {
     let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
+    let me = Resource::new(|| (), |_| load_me());
+    let location = use_location();
+    let login_href = move || {
+        let path = location.pathname.get();
+        if path == "/login" || path == "/signup" {
+            "/login".to_string()
+        } else {
+            format!("/login?next={}", crate::pages::auth::urlencode(&path))
+        }
+    };
+    let logout = move |_| {
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let _ = crate::client::call("POST", "/api/auth/logout", None).await;
+                crate::client::go("/");
+            }
+        });
+    };
     view! {
         <header class="topbar">
             <a class="logo" href="/" aria-label="trythis home">
@@ -20,6 +41,18 @@ pub fn Header() -> impl IntoView {
             <nav class="nav">
                 <a href="/search">"Explore"</a>
                 <a href="/containers">"My containers"</a>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        match me.await.ok().and_then(|m| m.user.map(|u| (u, m.is_admin))) {
+                            Some((u, admin)) => view! {
+                                {admin.then(|| view! { <a href="/admin" id="nav-admin">"Admin"</a> })}
+                                <a href="/account" id="nav-account" class="nav-user" title=u.email.clone()>{u.name.clone()}</a>
+                                <button type="button" class="nav-link" id="logout" on:click=logout>"Log out"</button>
+                            }.into_any(),
+                            None => view! { <a href=login_href id="nav-login">"Log in"</a> }.into_any(),
+                        }
+                    })}
+                </Suspense>
                 <a href="/new" class="nav-cta">"Publish"</a>
             </nav>
         </header>

@@ -4,14 +4,14 @@ use leptos::prelude::*;
 
 /// One problem the server found, as shown next to the form.
 #[derive(Clone, Debug, PartialEq)]
-struct ShownProblem {
-    field: String,
-    line: Option<u64>,
-    message: String,
+pub struct ShownProblem {
+    pub field: String,
+    pub line: Option<u64>,
+    pub message: String,
 }
 
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn problems_of(body: &serde_json::Value) -> Vec<ShownProblem> {
+pub fn problems_of(body: &serde_json::Value) -> Vec<ShownProblem> {
     body.get("problems")
         .and_then(|p| p.as_array())
         .map(|ps| {
@@ -31,6 +31,7 @@ fn problems_of(body: &serde_json::Value) -> Vec<ShownProblem> {
 #[component]
 pub fn PublishPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| load_publish_form());
+    let me = Resource::new(|| (), |_| crate::api::load_me());
     view! {
         <section class="publish">
             <h1>"Publish a project"</h1>
@@ -38,7 +39,15 @@ pub fn PublishPage() -> impl IntoView {
             <noscript><p class="error">"Publishing needs JavaScript (the build log streams live)."</p></noscript>
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
+                    let signed_in = me.await.map(|m| m.signed_in).unwrap_or(false);
                     match info.await {
+                        Ok(_) if !signed_in => view! {
+                            <div class="empty-state" id="publish-login">
+                                <h2>"Log in to publish"</h2>
+                                <p>"Projects belong to an account, so you can rebuild, hand over or hide them later."</p>
+                                <p><a class="btn primary" href="/login?next=/new">"Log in"</a>" "<a class="btn" href="/signup?next=/new">"Create an account"</a></p>
+                            </div>
+                        }.into_any(),
                         Ok(i) => view! { <PublishForm info=i/> }.into_any(),
                         Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
                     }

@@ -17,18 +17,7 @@ use futures::{stream, Stream, StreamExt};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 
-/// Turns axum's JSON rejection into our error shape (a 400 naming the problem, never a 500).
-fn body<T>(r: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    r.map(|Json(v)| v).map_err(|e| {
-        ApiError::bad(
-            "bad_json",
-            format!(
-                "The request body is not what this call expects: {}",
-                e.body_text()
-            ),
-        )
-    })
-}
+use super::body;
 
 /// `POST /api/projects` — 202 `{"slug","build_id"}`.
 pub async fn create(
@@ -36,6 +25,11 @@ pub async fn create(
     Extension(me): Extension<Identity>,
     form: Result<Json<ProjectForm>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    if !me.signed_in {
+        return Err(ApiError::Unauthorized(
+            "Log in to publish a project: projects belong to an account.".into(),
+        ));
+    }
     let form = body(form)?;
     let id = publish::submit(&st.builds, &st.db, &me.key, &form).await?;
     Ok((

@@ -108,6 +108,20 @@ pub trait Runtime: Send + Sync {
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
+    /// Live CPU and memory use of a running sandbox (None: not running, or not measurable).
+    async fn usage(&self, _sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
+        Ok(None)
+    }
+}
+
+/// A running sandbox's resource use, for the admin page.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Usage {
+    /// Percent of one CPU over the engine's sampling interval (~1 s).
+    pub cpu_percent: f64,
+    /// Memory in use without the page cache (what counts towards the limit's pressure).
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
 }
 
 pub struct DockerRuntime {
@@ -567,6 +581,56 @@ impl Runtime for DockerRuntime {
                 })
             })
             .collect())
+    }
+
+    async fn usage(&self, sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
+        use futures::StreamExt;
+        let opts = bollard::query_parameters::StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(false)
+            .build();
+        let mut stream = self.docker.stats(&container_name(sandbox_id), Some(opts));
+        let stats = match stream.next().await {
+            Some(Ok(s)) => s,
+            Some(Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            }))
+            | None => return Ok(None),
+            Some(Err(e)) => return Err(e.into()),
+        };
+        let total = |c: &Option<bollard::models::ContainerCpuStats>| {
+            let c = c.as_ref();
+            (
+                c.and_then(|c| c.cpu_usage.as_ref())
+                    .and_then(|u| u.total_usage)
+                    .unwrap_or(0),
+                c.and_then(|c| c.system_cpu_usage).unwrap_or(0),
+                c.and_then(|c| c.online_cpus).unwrap_or(1).max(1),
+            )
+        };
+        let (cpu, system, cpus) = total(&stats.cpu_stats);
+        let (pre_cpu, pre_system, _) = total(&stats.precpu_stats);
+        let cpu_percent = if system > pre_system && cpu >= pre_cpu {
+            (cpu - pre_cpu) as f64 / (system - pre_system) as f64 * f64::from(cpus) * 100.0
+        } else {
+            0.0
+        };
+        let mem = stats.memory_stats.unwrap_or_default();
+        let cache = mem
+            .stats
+            .as_ref()
+            .and_then(|s| {
+                s.get("total_inactive_file")
+                    .or_else(|| s.get("inactive_file"))
+            })
+            .copied()
+            .unwrap_or(0);
+        Ok(Some(Usage {
+            cpu_percent: (cpu_percent * 10.0).round() / 10.0,
+            memory_bytes: mem.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit_bytes: mem.limit.unwrap_or(0),
+        }))
     }
 
     async fn ping(&self) -> Result<(), RuntimeError> {

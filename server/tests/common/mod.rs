@@ -119,11 +119,22 @@ impl TestApp {
             .and_then(|v| v.split(';').next())
             .ok_or("no visitor cookie")?
             .to_string();
-        Ok(Visitor {
+        let mut v = Visitor {
             http,
             cookie,
+            csrf: String::new(),
             base: format!("http://{}", self.addr),
-        })
+        };
+        v.refresh_csrf().await?;
+        Ok(v)
+    }
+
+    /// A new signed-up account (a unique email), as an HTTP client with its session cookie.
+    pub async fn user(&self) -> Result<Visitor> {
+        let mut v = self.visitor().await?;
+        let email = format!("{}@example.test", server::identity::random_id());
+        v.sign_up(&email, "correct horse battery").await?;
+        Ok(v)
     }
 
     /// Containers of this test's sandboxes still present in the engine.
@@ -167,8 +178,22 @@ pub async fn publish_fixture(
 
 pub struct Visitor {
     pub http: reqwest::Client,
+    /// The `Cookie` header this browser sends (visitor cookie, then the session's once signed in).
     pub cookie: String,
+    /// The CSRF token of this browser's current identity (from `GET /api/me`).
+    pub csrf: String,
     pub base: String,
+}
+
+/// `name=value` of a `Set-Cookie` for `name` in a response, if any.
+pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
 }
 
 pub struct Reply {
@@ -178,6 +203,62 @@ pub struct Reply {
 }
 
 impl Visitor {
+    pub async fn refresh_csrf(&mut self) -> Result<()> {
+        let me = self.call("GET", "/api/me", None).await?;
+        self.csrf = me.body["csrf_token"]
+            .as_str()
+            .ok_or("no csrf token")?
+            .to_string();
+        Ok(())
+    }
+
+    /// Replaces the session cookie (keeps the visitor cookie).
+    pub fn set_session(&mut self, session: Option<&str>) {
+        let visitor = self
+            .cookie
+            .split("; ")
+            .find(|c| c.starts_with("trythis_vid="))
+            .unwrap_or("")
+            .to_string();
+        self.cookie = match session {
+            Some(s) => format!("{visitor}; {s}"),
+            None => visitor,
+        };
+    }
+
+    /// Signs up or logs in (`/api/auth/signup` or `/login`); keeps the new session cookie.
+    pub async fn auth(&mut self, what: &str, email: &str, password: &str) -> Result<Reply> {
+        let resp = self
+            .http
+            .post(format!("{}/api/auth/{what}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "email": email, "password": password }).to_string())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let session = set_cookie(&resp, "trythis_session");
+        let body = serde_json::from_str(&resp.text().await?).unwrap_or(serde_json::Value::Null);
+        if let Some(s) = session.filter(|s| s != "trythis_session=") {
+            self.set_session(Some(&s));
+            self.refresh_csrf().await?;
+        }
+        Ok(Reply {
+            status,
+            retry_after: None,
+            body,
+        })
+    }
+
+    pub async fn sign_up(&mut self, email: &str, password: &str) -> Result<()> {
+        let r = self.auth("signup", email, password).await?;
+        if r.status != 201 {
+            return Err(format!("sign-up answered {}: {}", r.status, r.body).into());
+        }
+        Ok(())
+    }
+
     pub async fn call(
         &self,
         method: &str,
@@ -189,6 +270,9 @@ impl Visitor {
             .http
             .request(m, format!("{}{path}", self.base))
             .header("cookie", &self.cookie);
+        if method != "GET" {
+            req = req.header("x-csrf-token", &self.csrf);
+        }
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")

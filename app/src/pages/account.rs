@@ -1,0 +1,239 @@
+//! The account page: who you are, password, personal API tokens, and deleting the account.
+use crate::api::load_me;
+use crate::model::UserBrief;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let me = Resource::new(|| (), |_| load_me());
+    view! {
+        <Title text="Your account"/>
+        <section class="section account">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(m) => match m.user {
+                            Some(u) => view! { <Account user=u/> }.into_any(),
+                            None => view! {
+                                <div class="empty-state">
+                                    <h2>"Log in to see your account"</h2>
+                                    <p><a class="btn primary" href="/login?next=/account">"Log in"</a></p>
+                                </div>
+                            }.into_any(),
+                        },
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    hint: String,
+    created_at: String,
+    last_used_at: Option<String>,
+}
+
+#[component]
+fn Account(user: UserBrief) -> impl IntoView {
+    let has_password = user.has_password;
+    // Password
+    let current = RwSignal::new(String::new());
+    let new_pw = RwSignal::new(String::new());
+    let pw_msg = RwSignal::new(String::new());
+    // Tokens
+    let tokens = RwSignal::new(Vec::<TokenRow>::new());
+    let token_name = RwSignal::new(String::new());
+    let new_token = RwSignal::new(String::new());
+    let token_msg = RwSignal::new(String::new());
+    // Deletion
+    let del_password = RwSignal::new(String::new());
+    let del_confirm = RwSignal::new(String::new());
+    let fate = RwSignal::new("hide".to_string());
+    let successor = RwSignal::new(String::new());
+    let del_msg = RwSignal::new(String::new());
+
+    #[cfg(feature = "hydrate")]
+    let reload_tokens = move || {
+        leptos::task::spawn_local(async move {
+            if let Ok(r) = crate::client::call("GET", "/api/me/tokens", None).await {
+                let rows = r.body["tokens"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|t| TokenRow {
+                                id: t["id"].as_i64().unwrap_or(0),
+                                name: t["name"].as_str().unwrap_or("").into(),
+                                hint: t["hint"].as_str().unwrap_or("").into(),
+                                created_at: t["created_at"]
+                                    .as_str()
+                                    .unwrap_or("")
+                                    .chars()
+                                    .take(10)
+                                    .collect(),
+                                last_used_at: t["last_used_at"]
+                                    .as_str()
+                                    .map(|s| s.chars().take(10).collect()),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                tokens.set(rows);
+            }
+        });
+    };
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| reload_tokens());
+
+    let change_password = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let body = serde_json::json!({"current": current.get_untracked(), "new": new_pw.get_untracked()});
+                match crate::client::call("POST", "/api/me/password", Some(body)).await {
+                    Ok(r) if r.status == 204 => {
+                        current.set(String::new());
+                        new_pw.set(String::new());
+                        pw_msg.set("Password changed. Your other devices were signed out.".into());
+                    }
+                    Ok(r) => pw_msg.set(r.message()),
+                    Err(e) => pw_msg.set(e),
+                }
+            }
+        });
+    };
+    let create_token = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let body = serde_json::json!({"name": token_name.get_untracked()});
+                match crate::client::call("POST", "/api/me/tokens", Some(body)).await {
+                    Ok(r) if r.status == 201 => {
+                        new_token.set(r.body["token"].as_str().unwrap_or("").into());
+                        token_name.set(String::new());
+                        token_msg.set(String::new());
+                        reload_tokens();
+                    }
+                    Ok(r) => token_msg.set(r.message()),
+                    Err(e) => token_msg.set(e),
+                }
+            }
+        });
+    };
+    let revoke = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                match crate::client::call("DELETE", &format!("/api/me/tokens/{id}"), None).await {
+                    Ok(r) if r.status == 204 => reload_tokens(),
+                    Ok(r) => token_msg.set(r.message()),
+                    Err(e) => token_msg.set(e),
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = id;
+        });
+    };
+    let delete_account = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let body = serde_json::json!({
+                    "password": del_password.get_untracked(),
+                    "confirm_email": del_confirm.get_untracked(),
+                    "projects": fate.get_untracked(),
+                    "successor_email": successor.get_untracked(),
+                });
+                match crate::client::call("POST", "/api/me/delete", Some(body)).await {
+                    Ok(r) if r.status == 204 => {
+                        crate::client::go("/?account=deleted");
+                        return;
+                    }
+                    Ok(r) => del_msg.set(r.message()),
+                    Err(e) => del_msg.set(e),
+                }
+            }
+        });
+    };
+    let example = "curl -X POST -H \"Authorization: Bearer $TRYTHIS_TOKEN\" https://<this site>/api/projects/<slug>/builds";
+    view! {
+        <h1>"Your account"</h1>
+        <div class="account-grid">
+            <div class="panel">
+                <h2>"Profile"</h2>
+                <dl class="facts">
+                    <dt>"Name"</dt><dd id="account-name">{user.name.clone()}</dd>
+                    <dt>"Email"</dt><dd id="account-email">{user.email.clone()}</dd>
+                    <dt>"Role"</dt><dd>{user.role.clone()}</dd>
+                </dl>
+            </div>
+            <form class="panel" on:submit=change_password>
+                <h2>{if has_password { "Change password" } else { "Set a password" }}</h2>
+                {has_password.then(|| view! {
+                    <label class="field">"Current password"
+                        <input id="current-password" type="password" autocomplete="current-password" bind:value=current/>
+                    </label>
+                })}
+                <label class="field">"New password (at least 10 characters)"
+                    <input id="new-password" type="password" autocomplete="new-password" bind:value=new_pw/>
+                </label>
+                <Show when=move || !pw_msg.read().is_empty()><p class="form-message" id="password-message">{move || pw_msg.get()}</p></Show>
+                <button class="btn" type="submit" id="change-password">"Save password"</button>
+            </form>
+        </div>
+        <div class="panel">
+            <h2>"API tokens"</h2>
+            <p class="muted">"For your own CI: rebuild your project on every push with "<code>{example}</code>". A token acts as you; it is shown once and stored only as a hash."</p>
+            <form class="inline-form" on:submit=create_token>
+                <input id="token-name" placeholder="Token name, e.g. GitHub Actions" maxlength="60" bind:value=token_name/>
+                <button class="btn" type="submit" id="create-token">"Create token"</button>
+            </form>
+            <Show when=move || !new_token.read().is_empty()>
+                <p class="new-token">"Copy it now, it will not be shown again: "<code id="new-token">{move || new_token.get()}</code></p>
+            </Show>
+            <Show when=move || !token_msg.read().is_empty()><p class="form-message">{move || token_msg.get()}</p></Show>
+            <table class="table" id="tokens">
+                <thead><tr><th>"Name"</th><th>"Token"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
+                <tbody>
+                    {move || tokens.get().into_iter().map(|t| {
+                        let id = t.id;
+                        view! {
+                            <tr>
+                                <td>{t.name}</td><td><code>{t.hint}</code></td><td>{t.created_at}</td>
+                                <td>{t.last_used_at.unwrap_or_else(|| "never".into())}</td>
+                                <td><button class="btn small" on:click=move |_| revoke(id)>"Revoke"</button></td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+        <form class="panel danger-zone" on:submit=delete_account>
+            <h2>"Delete account"</h2>
+            <p class="muted">"Your running sandbox stops and your email, password, sessions, tokens and sign-in links are deleted. Try counts stay, anonymised."</p>
+            <fieldset class="choice">
+                <legend>"Your projects"</legend>
+                <label><input type="radio" name="fate" value="hide" checked on:change=move |_| fate.set("hide".into())/>" Hide them from the catalogue"</label>
+                <label><input type="radio" name="fate" value="hand_over" id="fate-hand-over" on:change=move |_| fate.set("hand_over".into())/>" Hand them over to another account"</label>
+                <Show when=move || fate.get() == "hand_over">
+                    <input id="successor" type="email" placeholder="their email" bind:value=successor/>
+                </Show>
+            </fieldset>
+            {if has_password {
+                view! { <label class="field">"Your password" <input id="delete-password" type="password" autocomplete="current-password" bind:value=del_password/></label> }.into_any()
+            } else {
+                view! { <label class="field">"Type your email to confirm" <input id="delete-confirm" type="email" bind:value=del_confirm/></label> }.into_any()
+            }}
+            <Show when=move || !del_msg.read().is_empty()><p class="form-message" id="delete-message">{move || del_msg.get()}</p></Show>
+            <button class="btn danger" type="submit" id="delete-account">"Delete my account"</button>
+        </form>
+    }
+}

@@ -1,0 +1,526 @@
+//! Accounts, sessions, API tokens and OAuth links. Secrets never reach this module: callers pass
+//! hashes (argon2id for passwords, SHA-256 for random tokens).
+use crate::entities::{
+    api_token::{self, Entity as ApiToken},
+    build,
+    oauth_flow::{self, Entity as OauthFlow},
+    oauth_link::{self, Entity as OauthLink},
+    project, sandbox,
+    session::{self, Entity as Session},
+    user::{self, Entity as User},
+};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    prelude::*,
+    sea_query::{ExprTrait, Func, LikeExpr},
+    ActiveValue::Set,
+    Condition, QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+};
+
+pub use user::Model as Account;
+
+pub const ROLE_USER: &str = "user";
+pub const ROLE_ADMIN: &str = "admin";
+
+/// The identity key of an account: sandbox owner and project maintainer.
+pub fn key_of(user_id: i32) -> String {
+    format!("u:{user_id}")
+}
+
+/// The account id in an identity key, if it is an account's.
+pub fn user_id_of(key: &str) -> Option<i32> {
+    key.strip_prefix("u:")?.parse().ok()
+}
+
+/// Emails compare trimmed and case-insensitively.
+pub fn fold_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error("an account with this email exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    email: &str,
+    name: &str,
+    password_hash: Option<String>,
+    role: &str,
+) -> Result<Account, CreateError> {
+    let am = user::ActiveModel {
+        email: Set(fold_email(email)),
+        name: Set(name.trim().to_string()),
+        password_hash: Set(password_hash),
+        role: Set(role.into()),
+        banned: Set(false),
+        created_at: Set(Utc::now()),
+        last_login_at: Set(None),
+        ..Default::default()
+    };
+    am.insert(db).await.map_err(|e| match e.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(_)) => CreateError::EmailTaken,
+        _ => CreateError::Db(e),
+    })
+}
+
+pub async fn by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<Account>, DbErr> {
+    User::find()
+        .filter(user::Column::Email.eq(fold_email(email)))
+        .one(db)
+        .await
+}
+
+pub async fn by_id(db: &impl ConnectionTrait, id: i32) -> Result<Option<Account>, DbErr> {
+    User::find_by_id(id).one(db).await
+}
+
+pub async fn count_admins(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    User::find()
+        .filter(user::Column::Role.eq(ROLE_ADMIN))
+        .count(db)
+        .await
+}
+
+pub async fn count(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    User::find().count(db).await
+}
+
+async fn update(db: &impl ConnectionTrait, am: user::ActiveModel) -> Result<(), DbErr> {
+    am.update(db).await.map(|_| ())
+}
+
+pub async fn set_password(db: &DatabaseConnection, id: i32, hash: String) -> Result<(), DbErr> {
+    update(
+        db,
+        user::ActiveModel {
+            id: Set(id),
+            password_hash: Set(Some(hash)),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+pub async fn set_role(db: &DatabaseConnection, id: i32, role: &str) -> Result<(), DbErr> {
+    update(
+        db,
+        user::ActiveModel {
+            id: Set(id),
+            role: Set(role.into()),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// Bans or unbans. A ban also ends every session and revokes every API token.
+pub async fn set_banned(db: &DatabaseConnection, id: i32, banned: bool) -> Result<(), DbErr> {
+    let tx = db.begin().await?;
+    update(
+        &tx,
+        user::ActiveModel {
+            id: Set(id),
+            banned: Set(banned),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if banned {
+        Session::delete_many()
+            .filter(session::Column::UserId.eq(id))
+            .exec(&tx)
+            .await?;
+        ApiToken::delete_many()
+            .filter(api_token::Column::UserId.eq(id))
+            .exec(&tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+pub async fn touch_login(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    update(
+        db,
+        user::ActiveModel {
+            id: Set(id),
+            last_login_at: Set(Some(Utc::now())),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+/// One page of accounts for the admin, newest first, optionally filtered by email or name.
+pub async fn list(
+    db: &DatabaseConnection,
+    query: &str,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<Account>, u64), DbErr> {
+    let mut select = User::find();
+    let q = query.trim().to_lowercase();
+    if !q.is_empty() {
+        let pattern = format!("%{}%", escape_like(&q));
+        select = select.filter(
+            Condition::any()
+                .add(Expr::col(user::Column::Email).like(LikeExpr::new(&pattern).escape('\\')))
+                .add(
+                    Expr::expr(Func::lower(Expr::col(user::Column::Name)))
+                        .like(LikeExpr::new(&pattern).escape('\\')),
+                ),
+        );
+    }
+    let total = select.clone().count(db).await?;
+    let rows = select
+        .order_by_desc(user::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(db)
+        .await?;
+    Ok((rows, total))
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+// ---- sessions ----
+
+pub async fn create_session(
+    db: &DatabaseConnection,
+    id_hash: &str,
+    user_id: i32,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    session::ActiveModel {
+        id: Set(id_hash.into()),
+        user_id: Set(user_id),
+        created_at: Set(Utc::now()),
+        expires_at: Set(expires_at),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// The account behind a live session (not expired, not banned).
+pub async fn session_account(
+    db: &DatabaseConnection,
+    id_hash: &str,
+) -> Result<Option<Account>, DbErr> {
+    let Some(s) = Session::find_by_id(id_hash)
+        .filter(session::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(by_id(db, s.user_id).await?.filter(|u| !u.banned))
+}
+
+pub async fn delete_session(db: &DatabaseConnection, id_hash: &str) -> Result<(), DbErr> {
+    Session::delete_by_id(id_hash).exec(db).await.map(|_| ())
+}
+
+/// Ends every session of an account except `keep` (after a password change).
+pub async fn delete_other_sessions(
+    db: &DatabaseConnection,
+    user_id: i32,
+    keep: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut q = Session::delete_many().filter(session::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        q = q.filter(session::Column::Id.ne(keep));
+    }
+    Ok(q.exec(db).await?.rows_affected)
+}
+
+/// Removes expired sessions and abandoned OAuth flows.
+pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let now = Utc::now();
+    let a = Session::delete_many()
+        .filter(session::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?
+        .rows_affected;
+    let b = OauthFlow::delete_many()
+        .filter(oauth_flow::Column::CreatedAt.lte(now - chrono::Duration::minutes(FLOW_MINUTES)))
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok(a + b)
+}
+
+// ---- API tokens ----
+
+pub use api_token::Model as Token;
+
+pub async fn create_token(
+    db: &DatabaseConnection,
+    user_id: i32,
+    name: &str,
+    token_hash: &str,
+    hint: &str,
+) -> Result<Token, DbErr> {
+    api_token::ActiveModel {
+        user_id: Set(user_id),
+        name: Set(name.into()),
+        token_hash: Set(token_hash.into()),
+        hint: Set(hint.into()),
+        created_at: Set(Utc::now()),
+        last_used_at: Set(None),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn tokens_of(db: &DatabaseConnection, user_id: i32) -> Result<Vec<Token>, DbErr> {
+    ApiToken::find()
+        .filter(api_token::Column::UserId.eq(user_id))
+        .order_by_desc(api_token::Column::Id)
+        .all(db)
+        .await
+}
+
+pub async fn count_tokens(db: &DatabaseConnection, user_id: i32) -> Result<u64, DbErr> {
+    ApiToken::find()
+        .filter(api_token::Column::UserId.eq(user_id))
+        .count(db)
+        .await
+}
+
+/// Revokes one of the account's tokens; false if it has no such token.
+pub async fn revoke_token(db: &DatabaseConnection, user_id: i32, id: i32) -> Result<bool, DbErr> {
+    Ok(ApiToken::delete_many()
+        .filter(api_token::Column::UserId.eq(user_id))
+        .filter(api_token::Column::Id.eq(id))
+        .exec(db)
+        .await?
+        .rows_affected
+        > 0)
+}
+
+/// The account a token belongs to (not banned); records its use.
+pub async fn token_account(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<Account>, DbErr> {
+    let Some(t) = ApiToken::find()
+        .filter(api_token::Column::TokenHash.eq(token_hash))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    api_token::ActiveModel {
+        id: Set(t.id),
+        last_used_at: Set(Some(Utc::now())),
+        ..Default::default()
+    }
+    .update(db)
+    .await?;
+    Ok(by_id(db, t.user_id).await?.filter(|u| !u.banned))
+}
+
+// ---- OAuth ----
+
+/// Minutes a visitor has to come back from the provider.
+pub const FLOW_MINUTES: i64 = 10;
+
+pub async fn put_flow(
+    db: &DatabaseConnection,
+    state_hash: &str,
+    provider: &str,
+    pkce_verifier: &str,
+    next: &str,
+) -> Result<(), DbErr> {
+    oauth_flow::ActiveModel {
+        state_hash: Set(state_hash.into()),
+        provider: Set(provider.into()),
+        pkce_verifier: Set(pkce_verifier.into()),
+        next: Set(next.into()),
+        created_at: Set(Utc::now()),
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+/// Takes (deletes and returns) a flow that is still fresh: a state can be used once.
+pub async fn take_flow(
+    db: &DatabaseConnection,
+    state_hash: &str,
+) -> Result<Option<oauth_flow::Model>, DbErr> {
+    let Some(flow) = OauthFlow::find_by_id(state_hash).one(db).await? else {
+        return Ok(None);
+    };
+    let gone = OauthFlow::delete_by_id(state_hash)
+        .exec(db)
+        .await?
+        .rows_affected;
+    let fresh = flow.created_at > Utc::now() - chrono::Duration::minutes(FLOW_MINUTES);
+    Ok((gone == 1 && fresh).then_some(flow))
+}
+
+pub async fn linked_account(
+    db: &DatabaseConnection,
+    provider: &str,
+    subject: &str,
+) -> Result<Option<Account>, DbErr> {
+    let Some(link) = OauthLink::find()
+        .filter(oauth_link::Column::Provider.eq(provider))
+        .filter(oauth_link::Column::Subject.eq(subject))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    by_id(db, link.user_id).await
+}
+
+pub async fn link(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    provider: &str,
+    subject: &str,
+) -> Result<(), DbErr> {
+    oauth_link::ActiveModel {
+        user_id: Set(user_id),
+        provider: Set(provider.into()),
+        subject: Set(subject.into()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map(|_| ())
+}
+
+pub async fn providers_of(db: &DatabaseConnection, user_id: i32) -> Result<Vec<String>, DbErr> {
+    Ok(OauthLink::find()
+        .filter(oauth_link::Column::UserId.eq(user_id))
+        .order_by_asc(oauth_link::Column::Provider)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.provider)
+        .collect())
+}
+
+// ---- moving and deleting ----
+
+/// At sign-in, a visitor's history, finished sandboxes and projects become the account's. The
+/// visitor's active sandbox moves too, unless the account already has one.
+pub async fn adopt(
+    db: &DatabaseConnection,
+    visitor_key: &str,
+    user_key: &str,
+) -> Result<(), DbErr> {
+    let tx = db.begin().await?;
+    let busy = sandbox::Entity::find()
+        .filter(sandbox::Column::Owner.eq(user_key))
+        .filter(sandbox::Column::Active.eq(true))
+        .count(&tx)
+        .await?
+        > 0;
+    let mut moving = sandbox::Entity::update_many()
+        .col_expr(sandbox::Column::Owner, Expr::value(user_key))
+        .filter(sandbox::Column::Owner.eq(visitor_key));
+    if busy {
+        moving = moving.filter(sandbox::Column::Active.eq(false));
+    }
+    moving.exec(&tx).await?;
+    project::Entity::update_many()
+        .col_expr(project::Column::Maintainer, Expr::value(user_key))
+        .filter(project::Column::Maintainer.eq(visitor_key))
+        .exec(&tx)
+        .await?;
+    build::Entity::update_many()
+        .col_expr(build::Column::Owner, Expr::value(user_key))
+        .filter(build::Column::Owner.eq(visitor_key))
+        .exec(&tx)
+        .await?;
+    tx.commit().await
+}
+
+/// What happens to a leaving account's projects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectFate {
+    /// Hidden from the catalogue (admins can bring them back).
+    Hide,
+    /// Maintained by another account from now on.
+    HandOver { to_user: i32 },
+}
+
+/// Deletes an account and its personal data (sessions, tokens, OAuth links cascade). Try and
+/// build statistics stay, under an anonymous key that nothing links back to the person.
+/// Sandboxes must be stopped before (the caller owns the engine).
+pub async fn delete(
+    db: &DatabaseConnection,
+    user_id: i32,
+    fate: &ProjectFate,
+    anonymous_key: &str,
+) -> Result<u64, DbErr> {
+    let key = key_of(user_id);
+    let tx = db.begin().await?;
+    let projects = match fate {
+        ProjectFate::Hide => {
+            project::Entity::update_many()
+                .col_expr(project::Column::Status, Expr::value("hidden"))
+                .col_expr(
+                    project::Column::Maintainer,
+                    Expr::value(Option::<String>::None),
+                )
+                .filter(project::Column::Maintainer.eq(&key))
+                .exec(&tx)
+                .await?
+        }
+        ProjectFate::HandOver { to_user } => {
+            project::Entity::update_many()
+                .col_expr(project::Column::Maintainer, Expr::value(key_of(*to_user)))
+                .filter(project::Column::Maintainer.eq(&key))
+                .exec(&tx)
+                .await?
+        }
+    }
+    .rows_affected;
+    sandbox::Entity::update_many()
+        .col_expr(sandbox::Column::Owner, Expr::value(anonymous_key))
+        .col_expr(
+            sandbox::Column::ClientIp,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(sandbox::Column::Owner.eq(&key))
+        .exec(&tx)
+        .await?;
+    build::Entity::update_many()
+        .col_expr(build::Column::Owner, Expr::value(anonymous_key))
+        .filter(build::Column::Owner.eq(&key))
+        .exec(&tx)
+        .await?;
+    // Explicit deletes as well as the cascade: SQLite enforces foreign keys only when asked.
+    Session::delete_many()
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    ApiToken::delete_many()
+        .filter(api_token::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    OauthLink::delete_many()
+        .filter(oauth_link::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    User::delete_by_id(user_id).exec(&tx).await?;
+    crate::settings::bump_catalog_version(&tx).await?;
+    tx.commit().await?;
+    Ok(projects)
+}

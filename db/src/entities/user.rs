@@ -1,0 +1,25 @@
+//! An account. Its identity key (sandbox owner, project maintainer) is `u:{id}`.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    /// Trimmed and lower-cased, unique.
+    #[sea_orm(unique)]
+    pub email: String,
+    pub name: String,
+    /// PHC-format argon2id hash; None for accounts that only sign in through OAuth.
+    pub password_hash: Option<String>,
+    /// user | admin
+    pub role: String,
+    pub banned: bool,
+    pub created_at: DateTimeUtc,
+    pub last_login_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,227 @@
+//! The signed-in person's account: password, API tokens, deletion. Browser sessions only: an API
+//! token cannot manage the account it belongs to.
+use super::{auth::with_cookies, body};
+use crate::{
+    auth::{self, field_error},
+    error::{ApiError, ApiResult},
+    identity::SessionHash,
+    state::AppState,
+};
+use app::model::Identity;
+use axum::{
+    extract::{rejection::JsonRejection, ConnectInfo, Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Extension, Json,
+};
+use db::accounts;
+use serde_json::json;
+use std::net::SocketAddr;
+
+/// The account behind a browser session, or 401/403.
+pub async fn account_of(st: &AppState, me: &Identity) -> ApiResult<accounts::Account> {
+    let Some(user) = &me.user else {
+        return Err(ApiError::Unauthorized(
+            "Please log in to manage your account.".into(),
+        ));
+    };
+    if me.via_token {
+        return Err(ApiError::Forbidden(
+            "API tokens cannot manage accounts; use the account page.".into(),
+        ));
+    }
+    accounts::by_id(&st.db, user.id)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("Please log in again.".into()))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    new: String,
+}
+
+/// `POST /api/me/password {current, new}` — 204. Every other session ends; this one is renewed.
+pub async fn change_password(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    session: Option<Extension<SessionHash>>,
+    form: Result<Json<PasswordForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    let account = account_of(&st, &me).await?;
+    st.auth.check_rate(addr.ip(), Some(&account.email))?;
+    if account.password_hash.is_some()
+        && !st
+            .auth
+            .verify(account.password_hash.as_deref(), &f.current)
+            .await
+    {
+        return Err(field_error(
+            "current",
+            "Your current password is not right.",
+        ));
+    }
+    if let Some(m) = auth::password_problem(&f.new, &account.email) {
+        return Err(field_error("new", m));
+    }
+    let hash = st.auth.hash(&f.new).await?;
+    accounts::set_password(&st.db, account.id, hash).await?;
+    accounts::delete_other_sessions(&st.db, account.id, None).await?;
+    let cookie = super::auth::sign_in(&st, &account, None, session.as_ref().map(|s| &s.0)).await?;
+    Ok(with_cookies(
+        StatusCode::NO_CONTENT.into_response(),
+        &[cookie],
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteForm {
+    /// The password, for accounts that have one.
+    #[serde(default)]
+    password: String,
+    /// The account's email typed again, for accounts without a password (OAuth only).
+    #[serde(default)]
+    confirm_email: String,
+    /// `hide` or `hand_over`.
+    projects: String,
+    #[serde(default)]
+    successor_email: String,
+}
+
+/// `POST /api/me/delete` — 204. Stops the person's sandboxes, hides or hands over their
+/// projects, deletes their personal data, keeps try statistics under an anonymous key.
+pub async fn delete_account(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    form: Result<Json<DeleteForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    let account = account_of(&st, &me).await?;
+    st.auth.check_rate(addr.ip(), Some(&account.email))?;
+    if account.password_hash.is_some() {
+        if !st
+            .auth
+            .verify(account.password_hash.as_deref(), &f.password)
+            .await
+        {
+            return Err(field_error("password", "Your password is not right."));
+        }
+    } else if accounts::fold_email(&f.confirm_email) != account.email {
+        return Err(field_error(
+            "confirm_email",
+            "Type your account's email address to confirm.",
+        ));
+    }
+    let fate = match f.projects.as_str() {
+        "hide" => accounts::ProjectFate::Hide,
+        "hand_over" => {
+            let successor = match accounts::by_email(&st.db, &f.successor_email).await? {
+                Some(s) if s.id != account.id && !s.banned => s,
+                _ => {
+                    return Err(field_error(
+                        "successor_email",
+                        "Name another trythis account's email to hand your projects to.",
+                    ))
+                }
+            };
+            accounts::ProjectFate::HandOver {
+                to_user: successor.id,
+            }
+        }
+        _ => {
+            return Err(field_error(
+                "projects",
+                "Choose whether to hide your projects or hand them over.",
+            ))
+        }
+    };
+    crate::api::admin::stop_sandboxes_of(&st, &me.key, "account_deleted").await?;
+    let anonymous = format!("gone:{}", crate::identity::random_id());
+    let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
+    tracing::info!(user = account.id, projects = moved, "account deleted");
+    Ok(with_cookies(
+        StatusCode::NO_CONTENT.into_response(),
+        &[st.auth.expired_cookie(auth::SESSION_COOKIE)],
+    ))
+}
+
+fn token_json(t: &accounts::Token) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "hint": format!("…{}", t.hint),
+        "created_at": t.created_at.to_rfc3339(),
+        "last_used_at": t.last_used_at.map(|d| d.to_rfc3339()),
+    })
+}
+
+/// `GET /api/me/tokens`
+pub async fn list_tokens(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let account = account_of(&st, &me).await?;
+    let tokens = accounts::tokens_of(&st.db, account.id).await?;
+    Ok(Json(json!({
+        "tokens": tokens.iter().map(token_json).collect::<Vec<_>>()
+    })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenForm {
+    name: String,
+}
+
+/// `POST /api/me/tokens {name}` — 201 with the token itself, shown this once.
+pub async fn create_token(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    form: Result<Json<TokenForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    let account = account_of(&st, &me).await?;
+    let name = f.name.trim();
+    if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+        return Err(field_error(
+            "name",
+            "Give the token a name of 1 to 60 characters (for example \"GitHub Actions\").",
+        ));
+    }
+    if accounts::count_tokens(&st.db, account.id).await? >= auth::MAX_TOKENS {
+        return Err(ApiError::Quota(format!(
+            "You have {} tokens, the most an account may have. Revoke one first.",
+            auth::MAX_TOKENS
+        )));
+    }
+    let secret = format!("tt_{}", auth::random_secret());
+    let hint = secret[secret.len() - 4..].to_string();
+    let t =
+        accounts::create_token(&st.db, account.id, name, &auth::sha256_hex(&secret), &hint).await?;
+    let mut out = token_json(&t);
+    out["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// `DELETE /api/me/tokens/{id}` — 204.
+pub async fn revoke_token(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let account = account_of(&st, &me).await?;
+    let id: i32 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound("There is no such token.".into()))?;
+    if accounts::revoke_token(&st.db, account.id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("There is no such token.".into()))
+    }
+}

@@ -1,0 +1,355 @@
+//! `/api/admin/*`: every running sandbox (with live CPU and memory) and Stop; users (promote,
+//! ban); projects and images (hide, delete; rebuild is `POST /api/projects/{slug}/builds`); the
+//! featured banner; live numbers. Everyone who is not an admin gets 403.
+use super::body;
+use crate::{
+    auth::field_error,
+    error::{ApiError, ApiResult},
+    state::AppState,
+};
+use app::model::Identity;
+use axum::{
+    extract::{rejection::JsonRejection, Path, Query, State},
+    http::StatusCode,
+    Extension, Json,
+};
+use db::accounts;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+pub fn require_admin(me: &Identity) -> ApiResult<()> {
+    if me.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "This page is for the site's admins.".into(),
+        ))
+    }
+}
+
+/// Stops the owner's active sandbox, if any (ban, account deletion).
+pub async fn stop_sandboxes_of(st: &AppState, owner: &str, reason: &str) -> ApiResult<()> {
+    if let Some(s) = db::sandboxes::active_for_owner(&st.db, owner).await? {
+        st.sandboxes.stop(&s.id, reason).await?;
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: u64,
+}
+
+const PAGE: u64 = 50;
+
+/// Who an owner key is, for people: an account's email, or "visitor".
+async fn owner_labels(st: &AppState, keys: impl Iterator<Item = &str>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for key in keys {
+        if out.contains_key(key) {
+            continue;
+        }
+        let label = match accounts::user_id_of(key) {
+            Some(id) => match accounts::by_id(&st.db, id).await {
+                Ok(Some(u)) => u.email,
+                _ => "deleted account".into(),
+            },
+            None if key.starts_with("v:") => "visitor".into(),
+            None => key.to_string(),
+        };
+        out.insert(key.to_string(), label);
+    }
+    out
+}
+
+/// `GET /api/admin/overview` — live numbers and the banner.
+pub async fn overview(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    let today = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|d| d.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    Ok(Json(json!({
+        "running": db::sandboxes::count_active(&st.db).await?,
+        "queue": st.sandboxes.queue_length(),
+        "tries_today": db::sandboxes::count_tries_since(&st.db, today).await?,
+        "builds_queued": st.metrics.builds_queued.get().max(0),
+        "builds_running": st.metrics.builds_running.get().max(0),
+        "users": accounts::count(&st.db).await?,
+        "featured": db::settings::featured(&st.db).await?,
+    })))
+}
+
+/// `GET /api/admin/sandboxes` — every running sandbox with owner, project, age, CPU and memory.
+pub async fn sandboxes(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    let active: Vec<_> = db::sandboxes::all_active(&st.db)
+        .await?
+        .into_iter()
+        .filter(|s| s.owner != db::sandboxes::POOL_OWNER)
+        .collect();
+    let labels = owner_labels(&st, active.iter().map(|s| s.owner.as_str())).await;
+    let runtime = st.sandboxes.runtime();
+    // The engine samples each container for about a second: ask for all of them at once.
+    let usage = futures::future::join_all(active.iter().map(|s| runtime.usage(&s.id))).await;
+    let now = chrono::Utc::now();
+    let rows: Vec<Value> = active
+        .iter()
+        .zip(usage)
+        .map(|(s, u)| {
+            let u = u.ok().flatten();
+            json!({
+                "id": s.id,
+                "owner": labels.get(&s.owner).cloned().unwrap_or_default(),
+                "project": s.project_slug,
+                "state": s.state,
+                "age_secs": (now - s.created_at).num_seconds().max(0),
+                "seconds_left": (s.expires_at - now).num_seconds().max(0),
+                "cpu_percent": u.map(|u| u.cpu_percent),
+                "memory_bytes": u.map(|u| u.memory_bytes),
+                "memory_limit_bytes": u.map(|u| u.memory_limit_bytes),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sandboxes": rows })))
+}
+
+/// `DELETE /api/admin/sandboxes/{id}` — 204.
+pub async fn stop_sandbox(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_admin(&me)?;
+    let s = match db::sandboxes::get(&st.db, &id).await? {
+        Some(s) if s.active => s,
+        _ => return Err(ApiError::NotFound("No running sandbox has this id.".into())),
+    };
+    st.sandboxes.stop(&s.id, "admin_stopped").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn user_json(u: &accounts::Account) -> Value {
+    json!({
+        "id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "banned": u.banned,
+        "created_at": u.created_at.to_rfc3339(),
+        "last_login_at": u.last_login_at.map(|d| d.to_rfc3339()),
+    })
+}
+
+/// `GET /api/admin/users?q=&page=`
+pub async fn users(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    if q.q.len() > 200 {
+        return Err(field_error("q", "A search has at most 200 characters."));
+    }
+    let (rows, total) = accounts::list(&st.db, &q.q, PAGE, q.page.min(10_000) * PAGE).await?;
+    Ok(Json(json!({
+        "users": rows.iter().map(user_json).collect::<Vec<_>>(),
+        "total": total,
+        "page_size": PAGE,
+    })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    role: Option<String>,
+    banned: Option<bool>,
+}
+
+/// `PATCH /api/admin/users/{id} {role?, banned?}` — a ban also stops the person's sandbox and
+/// ends their sessions and API tokens.
+pub async fn change_user(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+    change: Result<Json<UserChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    let change = body(change)?;
+    let not_found = || ApiError::NotFound("There is no such account.".into());
+    let id: i32 = id.parse().map_err(|_| not_found())?;
+    let user = accounts::by_id(&st.db, id).await?.ok_or_else(not_found)?;
+    if me.user.as_ref().map(|u| u.id) == Some(id) {
+        return Err(ApiError::bad(
+            "own_account",
+            "You cannot change your own role or ban yourself; ask another admin.",
+        ));
+    }
+    if let Some(role) = &change.role {
+        if role != accounts::ROLE_USER && role != accounts::ROLE_ADMIN {
+            return Err(field_error("role", "A role is \"user\" or \"admin\"."));
+        }
+        accounts::set_role(&st.db, id, role).await?;
+    }
+    if let Some(banned) = change.banned {
+        accounts::set_banned(&st.db, id, banned).await?;
+        if banned {
+            stop_sandboxes_of(&st, &accounts::key_of(id), "owner_banned").await?;
+            tracing::info!(user = id, "account banned");
+        }
+    }
+    let user = accounts::by_id(&st.db, user.id)
+        .await?
+        .ok_or_else(not_found)?;
+    Ok(Json(user_json(&user)))
+}
+
+/// `GET /api/admin/projects?q=&page=` — every project, any status, with its image.
+pub async fn projects(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    if q.q.len() > 200 {
+        return Err(field_error("q", "A search has at most 200 characters."));
+    }
+    let (rows, total) =
+        db::projects::list_all(&st.db, &q.q, PAGE, q.page.min(10_000) * PAGE).await?;
+    let labels = owner_labels(&st, rows.iter().filter_map(|p| p.maintainer.as_deref())).await;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|p| {
+            json!({
+                "slug": p.slug,
+                "name": p.name,
+                "status": p.status,
+                "category": p.category,
+                "tries": p.tries,
+                "maintainer": p.maintainer.as_ref().and_then(|m| labels.get(m)).cloned(),
+                "image": p.image_repo.as_ref().map(|r| format!("{r}@{}", p.image_digest.clone().unwrap_or_default())),
+                "image_size": p.image_size,
+                "updated_at": p.updated_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "projects": items, "total": total, "page_size": PAGE }),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    hidden: bool,
+}
+
+/// `PATCH /api/admin/projects/{slug} {hidden}` — hide from the catalogue, or bring back.
+pub async fn change_project(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+    change: Result<Json<ProjectChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    let change = body(change)?;
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
+    let status = match (change.hidden, p.image_digest.is_some()) {
+        (true, _) => "hidden",
+        (false, true) => "live",
+        (false, false) => {
+            return Err(ApiError::Conflict(
+                "no_image",
+                "This project has no published image yet: rebuild it instead.".into(),
+            ))
+        }
+    };
+    db::projects::set_status(&st.db, p.id, status).await?;
+    Ok(Json(json!({ "slug": p.slug, "status": status })))
+}
+
+/// `DELETE /api/admin/projects/{slug}` — stops its sandboxes, deletes its images from the
+/// registry and the project with its builds. Try statistics stay.
+pub async fn delete_project(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_admin(&me)?;
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
+    if db::builds::active_for_project(&st.db, p.id)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::Conflict(
+            "build_running",
+            "A build of this project is running: cancel it first.".into(),
+        ));
+    }
+    // Hidden first, so nobody starts a new Try while it goes.
+    db::projects::set_status(&st.db, p.id, "hidden").await?;
+    for s in db::sandboxes::all_active(&st.db).await? {
+        if s.project_id == p.id {
+            st.sandboxes.stop(&s.id, "project_deleted").await?;
+        }
+    }
+    if let Some(repo) = &p.image_repo {
+        if let Err(e) = st.registry.retain(repo, &[], &[]).await {
+            tracing::warn!(project = %slug, error = %e, "could not delete the project's images");
+        }
+    }
+    db::projects::delete(&st.db, p.id).await?;
+    tracing::info!(project = %slug, "project deleted by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturedForm {
+    slug: String,
+    line: String,
+}
+
+/// `PUT /api/admin/featured {slug, line}`
+pub async fn set_featured(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    form: Result<Json<FeaturedForm>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    require_admin(&me)?;
+    let f = body(form)?;
+    let featured = db::settings::Featured {
+        slug: f.slug.trim().to_string(),
+        line: f.line.trim().to_string(),
+    };
+    if let Err(m) = db::settings::validate_featured(&st.db, &featured).await {
+        let field = if m.contains("roject") { "slug" } else { "line" };
+        return Err(field_error(field, m));
+    }
+    db::settings::set_featured(&st.db, Some(&featured)).await?;
+    Ok(Json(json!(featured)))
+}
+
+/// `DELETE /api/admin/featured`
+pub async fn clear_featured(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+) -> ApiResult<StatusCode> {
+    require_admin(&me)?;
+    db::settings::set_featured(&st.db, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

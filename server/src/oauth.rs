@@ -1,0 +1,409 @@
+//! Sign-in with GitHub and Google: OAuth 2 authorization code with PKCE (S256) and a single-use
+//! `state` bound to the browser by a cookie. Endpoints come from configuration, so tests run the
+//! whole dance against a local provider. An account is found by its provider identity, else
+//! linked by a verified email, else created.
+use crate::{
+    api::auth::{sign_in, with_cookies},
+    auth::{sha256_hex, OAUTH_COOKIE},
+    config::OAuthProvider,
+    identity::{cookie_value, SessionHash, VisitorKey},
+    state::AppState,
+};
+use axum::{
+    extract::{Path, Query, State},
+    http::HeaderMap,
+    response::{IntoResponse, Redirect, Response},
+    Extension,
+};
+use db::accounts;
+use oauth2::{
+    basic::BasicClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use std::{future::Future, pin::Pin, time::Duration};
+
+/// The HTTP client oauth2 uses: the workspace's reqwest, no redirects, short timeouts.
+pub struct Http(reqwest::Client);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(String);
+
+impl Http {
+    pub fn new() -> Self {
+        Self(
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(Duration::from_secs(15))
+                .user_agent("trythis")
+                .build()
+                .unwrap_or_default(),
+        )
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Http {
+    type Error = HttpError;
+    type Future =
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let req = reqwest::Request::try_from(request).map_err(|e| HttpError(e.to_string()))?;
+            let resp = self
+                .0
+                .execute(req)
+                .await
+                .map_err(|e| HttpError(e.to_string()))?;
+            let mut out = oauth2::http::Response::builder().status(resp.status());
+            for (k, v) in resp.headers() {
+                out = out.header(k, v);
+            }
+            let body = resp.bytes().await.map_err(|e| HttpError(e.to_string()))?;
+            out.body(body.to_vec())
+                .map_err(|e| HttpError(e.to_string()))
+        })
+    }
+}
+
+fn provider<'a>(st: &'a AppState, name: &str) -> Option<(&'static str, &'a OAuthProvider)> {
+    match name {
+        "github" => st.config.auth.github.as_ref().map(|p| ("github", p)),
+        "google" => st.config.auth.google.as_ref().map(|p| ("google", p)),
+        _ => None,
+    }
+}
+
+fn scopes(name: &str) -> &'static [&'static str] {
+    if name == "github" {
+        &["read:user", "user:email"]
+    } else {
+        &["openid", "email", "profile"]
+    }
+}
+
+/// Where to go after signing in: a local path only (no open redirect).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 500
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn login_error(code: &str) -> Response {
+    Redirect::to(&format!("/login?error={code}")).into_response()
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct StartQuery {
+    next: Option<String>,
+}
+
+/// `GET /auth/{provider}/start?next=/path` — redirects to the provider.
+pub async fn start(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<StartQuery>,
+) -> Response {
+    let Some((name, p)) = provider(&st, &name) else {
+        return login_error("provider");
+    };
+    let redirect = format!("{}/auth/{name}/callback", st.config.public_url);
+    let (Ok(auth_url), Ok(token_url), Ok(redirect_url)) = (
+        AuthUrl::new(p.auth_url.clone()),
+        TokenUrl::new(p.token_url.clone()),
+        RedirectUrl::new(redirect),
+    ) else {
+        return login_error("provider");
+    };
+    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.clone()))
+        .set_auth_uri(auth_url)
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect_url);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut req = client
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge);
+    for s in scopes(name) {
+        req = req.add_scope(Scope::new((*s).to_string()));
+    }
+    let (url, state) = req.url();
+    let next = safe_next(q.next.as_deref());
+    if let Err(e) = accounts::put_flow(
+        &st.db,
+        &sha256_hex(state.secret()),
+        name,
+        verifier.secret(),
+        &next,
+    )
+    .await
+    {
+        tracing::error!(error = %e, "could not store the OAuth flow");
+        return login_error("unavailable");
+    }
+    with_cookies(
+        Redirect::to(url.as_str()).into_response(),
+        &[st.auth.oauth_cookie(state.secret())],
+    )
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// What a provider says about the person.
+struct Profile {
+    subject: String,
+    email: Option<String>,
+    name: String,
+}
+
+async fn github_profile(http: &reqwest::Client, api: &str, token: &str) -> Result<Profile, String> {
+    #[derive(serde::Deserialize)]
+    struct User {
+        id: i64,
+        login: String,
+        name: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Email {
+        email: String,
+        primary: bool,
+        verified: bool,
+    }
+    let get = |path: &str| {
+        http.get(format!("{api}{path}"))
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .send()
+    };
+    let user: User = get("/user")
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let emails: Vec<Email> = get("/user/emails")
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let email = emails
+        .iter()
+        .filter(|e| e.verified)
+        .max_by_key(|e| e.primary)
+        .map(|e| e.email.clone());
+    Ok(Profile {
+        subject: user.id.to_string(),
+        email,
+        name: user
+            .name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(user.login),
+    })
+}
+
+async fn google_profile(http: &reqwest::Client, url: &str, token: &str) -> Result<Profile, String> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        sub: String,
+        email: Option<String>,
+        #[serde(default)]
+        email_verified: bool,
+        name: Option<String>,
+    }
+    let info: Info = http
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Profile {
+        subject: info.sub,
+        email: info.email.filter(|_| info.email_verified),
+        name: info.name.unwrap_or_default(),
+    })
+}
+
+/// `GET /auth/{provider}/callback?code&state` — checks the state against the browser's cookie
+/// and the stored flow (single use), exchanges the code with the PKCE verifier, then signs in.
+pub async fn callback(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    headers: HeaderMap,
+    visitor: Option<Extension<VisitorKey>>,
+    session: Option<Extension<SessionHash>>,
+) -> Response {
+    let clear = st.auth.expired_cookie(OAUTH_COOKIE);
+    let fail = |code: &str| with_cookies(login_error(code), std::slice::from_ref(&clear));
+    let Some((name, p)) = provider(&st, &name) else {
+        return fail("provider");
+    };
+    let (Some(state), cookie) = (q.state.as_deref(), cookie_value(&headers, OAUTH_COOKIE)) else {
+        return fail("state");
+    };
+    // The state must be the one this browser was sent off with, and a live, unused flow.
+    if !cookie.is_some_and(|c| crate::auth::same(c, state)) || state.len() > 200 {
+        return fail("state");
+    }
+    let flow = match accounts::take_flow(&st.db, &sha256_hex(state)).await {
+        Ok(Some(f)) if f.provider == name => f,
+        Ok(_) => return fail("state"),
+        Err(e) => {
+            tracing::error!(error = %e, "could not read the OAuth flow");
+            return fail("unavailable");
+        }
+    };
+    if q.error.is_some() {
+        return fail("denied");
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 2000) else {
+        return fail("state");
+    };
+    let (Ok(auth_url), Ok(token_url), Ok(redirect_url)) = (
+        AuthUrl::new(p.auth_url.clone()),
+        TokenUrl::new(p.token_url.clone()),
+        RedirectUrl::new(format!("{}/auth/{name}/callback", st.config.public_url)),
+    ) else {
+        return fail("provider");
+    };
+    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.clone()))
+        .set_auth_uri(auth_url)
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect_url);
+    let http = Http::new();
+    let token = match client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+        .request_async(&http)
+        .await
+    {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(provider = name, error = %e, "OAuth code exchange refused");
+            return fail("exchange");
+        }
+    };
+    let access = token.access_token().secret();
+    let profile = if name == "github" {
+        github_profile(&http.0, &p.profile_url, access).await
+    } else {
+        google_profile(&http.0, &p.profile_url, access).await
+    };
+    let profile = match profile {
+        Ok(pr) => pr,
+        Err(e) => {
+            tracing::warn!(provider = name, error = %e, "OAuth profile request failed");
+            return fail("exchange");
+        }
+    };
+    let account = match find_or_create(&st, name, &profile).await {
+        Ok(a) => a,
+        Err(code) => return fail(code),
+    };
+    if account.banned {
+        return fail("suspended");
+    }
+    match sign_in(
+        &st,
+        &account,
+        visitor.as_ref().map(|v| &v.0),
+        session.as_ref().map(|s| &s.0),
+    )
+    .await
+    {
+        Ok(cookie) => with_cookies(Redirect::to(&flow.next).into_response(), &[cookie, clear]),
+        Err(e) => {
+            tracing::error!(error = %e, "OAuth sign-in failed");
+            fail("unavailable")
+        }
+    }
+}
+
+/// The provider identity's account; else the account with the same verified email, linked now;
+/// else a new account.
+async fn find_or_create(
+    st: &AppState,
+    provider: &str,
+    profile: &Profile,
+) -> Result<accounts::Account, &'static str> {
+    let db = &st.db;
+    if profile.subject.is_empty() || profile.subject.len() > 200 {
+        return Err("exchange");
+    }
+    if let Some(a) = accounts::linked_account(db, provider, &profile.subject)
+        .await
+        .map_err(|_| "unavailable")?
+    {
+        return Ok(a);
+    }
+    let Some(email) = profile
+        .email
+        .as_deref()
+        .filter(|e| crate::auth::email_problem(e).is_none())
+    else {
+        return Err("no_email");
+    };
+    let account = match accounts::by_email(db, email)
+        .await
+        .map_err(|_| "unavailable")?
+    {
+        Some(a) => a,
+        None => {
+            let name: String = crate::auth::display_name(&profile.name, email)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(crate::auth::MAX_NAME)
+                .collect();
+            accounts::create(db, email, &name, None, accounts::ROLE_USER)
+                .await
+                .map_err(|_| "unavailable")?
+        }
+    };
+    accounts::link(db, account.id, provider, &profile.subject)
+        .await
+        .map_err(|_| "unavailable")?;
+    Ok(account)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_local_path_only() {
+        assert_eq!(safe_next(Some("/p/hello")), "/p/hello");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

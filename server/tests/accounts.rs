@@ -1,0 +1,456 @@
+//! Accounts through the HTTP API of the real server: sign-up, log-in, sessions, CSRF, API tokens,
+//! admin-only routes, bans (which stop the banned person's sandbox in the real engine), account
+//! deletion, and the OAuth state checks. Needs Docker (the fixture image): fails without it.
+mod common;
+use common::*;
+use serde_json::json;
+
+const ADMIN: &str = "root@example.test";
+const ADMIN_PW: &str = "admin password 1";
+
+async fn app() -> Result<TestApp> {
+    TestApp::start_with(&[
+        ("TRYTHIS_ADMIN_EMAIL", ADMIN),
+        ("TRYTHIS_ADMIN_PASSWORD", ADMIN_PW),
+        ("TRYTHIS_AUTH_PER_ACCOUNT_PER_MIN", "5"),
+        ("TRYTHIS_GITHUB_CLIENT_ID", "id"),
+        ("TRYTHIS_GITHUB_CLIENT_SECRET", "secret"),
+        // Nothing listens there: these tests stop before any exchange with the provider.
+        ("TRYTHIS_GITHUB_AUTH_URL", "http://127.0.0.1:9/authorize"),
+        ("TRYTHIS_GITHUB_TOKEN_URL", "http://127.0.0.1:9/token"),
+    ])
+    .await
+}
+
+async fn admin(app: &TestApp) -> Result<Visitor> {
+    let mut a = app.visitor().await?;
+    let r = a.auth("login", ADMIN, ADMIN_PW).await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["is_admin"], true);
+    Ok(a)
+}
+
+#[tokio::test]
+async fn sign_up_log_out_log_in_and_generic_errors() -> Result {
+    let app = app().await?;
+    let mut v = app.visitor().await?;
+    // Field-level problems, never a 500, for bad and over-long input.
+    let r = v.auth("signup", "not-an-email", "short").await?;
+    assert_eq!(r.status, 400);
+    let fields: Vec<&str> = r.body["problems"]
+        .as_array()
+        .ok_or("problems")?
+        .iter()
+        .filter_map(|p| p["field"].as_str())
+        .collect();
+    assert_eq!(fields, ["email", "password"]);
+    let long = "x".repeat(100_000);
+    assert_eq!(v.auth("signup", &long, &long).await?.status, 400);
+    assert_eq!(v.auth("login", &long, &long).await?.status, 401);
+    let r = v
+        .call("POST", "/api/auth/signup", Some(json!({"email": 5})))
+        .await?;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("bad_json"))
+    );
+
+    v.sign_up("Ada@Example.test", "correct horse battery")
+        .await?;
+    let me = v.call("GET", "/api/me", None).await?;
+    assert_eq!(me.body["signed_in"], true);
+    assert_eq!(me.body["user"]["email"], "ada@example.test");
+    assert_eq!(me.body["user"]["name"], "Ada");
+    assert_eq!(me.body["is_admin"], false);
+
+    // The same email again (any case): refused without saying more than needed.
+    let mut other = app.visitor().await?;
+    let r = other
+        .auth("signup", "ada@example.TEST", "another password")
+        .await?;
+    assert_eq!(r.status, 409);
+
+    // Log out: the session row is gone, so the old cookie is worthless.
+    let old_cookie = v.cookie.clone();
+    assert_eq!(v.call("POST", "/api/auth/logout", None).await?.status, 204);
+    let mut replay = app.visitor().await?;
+    replay.cookie = old_cookie;
+    assert_eq!(
+        replay.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+
+    // A wrong password and an unknown email get the same answer.
+    let mut v = app.visitor().await?;
+    let wrong = v
+        .auth("login", "ada@example.test", "wrong password!")
+        .await?;
+    let unknown = v
+        .auth("login", "nobody@example.test", "wrong password!")
+        .await?;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body, unknown.body);
+    let r = v
+        .auth("login", "ADA@example.test", "correct horse battery")
+        .await?;
+    assert_eq!(r.status, 200);
+    // Per-account limit (5 a minute here): the sixth attempt waits, whatever the password.
+    for _ in 0..4 {
+        v.auth("login", "ada@example.test", "wrong password!")
+            .await?;
+    }
+    let r = v
+        .auth("login", "ada@example.test", "correct horse battery")
+        .await?;
+    assert_eq!(r.status, 429, "{}", r.body);
+    Ok(())
+}
+
+#[tokio::test]
+async fn sessions_rotate_at_login_and_csrf_is_required() -> Result {
+    let app = app().await?;
+    // The attacker's own valid session, planted in the victim's browser before they log in.
+    let mut attacker = app.user().await?;
+    let planted = attacker
+        .cookie
+        .split("; ")
+        .find(|c| c.starts_with("trythis_session="))
+        .ok_or("session")?
+        .to_string();
+    let mut victim = app.visitor().await?;
+    victim
+        .sign_up("victim@example.test", "victim password")
+        .await?;
+    victim.call("POST", "/api/auth/logout", None).await?;
+    victim.set_session(Some(&planted));
+    victim.refresh_csrf().await?;
+    let r = victim
+        .auth("login", "victim@example.test", "victim password")
+        .await?;
+    assert_eq!(r.status, 200);
+    assert!(
+        !victim.cookie.contains(&planted),
+        "a new session id at login"
+    );
+    let me = victim.call("GET", "/api/me", None).await?;
+    assert_eq!(me.body["user"]["email"], "victim@example.test");
+    // The planted session was ended, not shared.
+    attacker.refresh_csrf().await?;
+    assert_eq!(
+        attacker.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    // A forged session id is nobody.
+    let mut forged = app.visitor().await?;
+    forged.set_session(Some("trythis_session=0000"));
+    assert_eq!(
+        forged.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+
+    // CSRF: a state-changing call without the token (or with another browser's) is refused and
+    // changes nothing.
+    let csrf = victim.csrf.clone();
+    victim.csrf = String::new();
+    assert_eq!(
+        victim.call("POST", "/api/auth/logout", None).await?.status,
+        403
+    );
+    victim.csrf = attacker.csrf.clone();
+    assert_eq!(
+        victim.call("POST", "/api/auth/logout", None).await?.status,
+        403
+    );
+    victim.csrf = csrf;
+    assert_eq!(
+        victim.call("GET", "/api/me", None).await?.body["signed_in"],
+        true
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn api_tokens_act_for_their_owner_until_revoked() -> Result {
+    let app = app().await?;
+    let v = app.user().await?;
+    let r = v
+        .call("POST", "/api/me/tokens", Some(json!({"name": ""})))
+        .await?;
+    assert_eq!(r.status, 400);
+    let r = v
+        .call("POST", "/api/me/tokens", Some(json!({"name": "CI"})))
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = r.body["token"].as_str().ok_or("token")?.to_string();
+    let id = r.body["id"].as_i64().ok_or("id")?;
+    let listed = v.call("GET", "/api/me/tokens", None).await?;
+    assert!(
+        !listed.body.to_string().contains(&token),
+        "never shown again"
+    );
+
+    let http = reqwest::Client::new();
+    let me: serde_json::Value = http
+        .get(app.url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(me["signed_in"], true);
+    // No cookies, no CSRF token needed; but a token cannot manage the account.
+    let r = http
+        .post(app.url("/api/me/tokens"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "more"}))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 403);
+
+    assert_eq!(
+        v.call("DELETE", &format!("/api/me/tokens/{id}"), None)
+            .await?
+            .status,
+        204
+    );
+    let r = http
+        .get(app.url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 401);
+    Ok(())
+}
+
+#[tokio::test]
+async fn admin_routes_are_admin_only_and_a_ban_stops_the_sandbox() -> Result {
+    let app = app().await?;
+    let visitor = app.visitor().await?;
+    let mut user = app.visitor().await?;
+    user.sign_up("mallory@example.test", "mallory password")
+        .await?;
+    for path in [
+        "/api/admin/overview",
+        "/api/admin/sandboxes",
+        "/api/admin/users",
+        "/api/admin/projects",
+    ] {
+        assert_eq!(visitor.call("GET", path, None).await?.status, 403, "{path}");
+        assert_eq!(user.call("GET", path, None).await?.status, 403, "{path}");
+    }
+    let r = user
+        .call(
+            "PATCH",
+            "/api/admin/users/1",
+            Some(json!({"role": "admin"})),
+        )
+        .await?;
+    assert_eq!(r.status, 403);
+
+    let r = user.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sandbox = r.body["id"].as_str().ok_or("id")?.to_string();
+
+    let admin = admin(&app).await?;
+    let listed = admin.call("GET", "/api/admin/sandboxes", None).await?;
+    let row = listed.body["sandboxes"]
+        .as_array()
+        .ok_or("rows")?
+        .iter()
+        .find(|s| s["id"] == sandbox.as_str())
+        .ok_or("sandbox listed")?
+        .clone();
+    assert_eq!(row["owner"], "mallory@example.test");
+    assert_eq!(row["project"], "fixture");
+    assert!(row["memory_bytes"].as_u64().ok_or("live memory")? > 0);
+    assert!(row["cpu_percent"].as_f64().is_some());
+    let overview = admin.call("GET", "/api/admin/overview", None).await?;
+    assert!(overview.body["running"].as_u64() >= Some(1));
+    assert!(overview.body["tries_today"].as_u64() >= Some(1));
+
+    let users = admin
+        .call("GET", "/api/admin/users?q=mallory", None)
+        .await?;
+    let id = users.body["users"][0]["id"].as_i64().ok_or("user id")?;
+    let r = admin
+        .call(
+            "PATCH",
+            &format!("/api/admin/users/{id}"),
+            Some(json!({"banned": true})),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["banned"], true);
+    // The sandbox stopped in the engine, the session ended, and logging in is refused.
+    let s = db::sandboxes::get(&app.state.db, &sandbox)
+        .await?
+        .ok_or("row")?;
+    assert!(!s.active);
+    assert_eq!(s.end_reason.as_deref(), Some("owner_banned"));
+    assert_eq!(app.containers_of(&sandbox).await?, 0);
+    assert_eq!(
+        user.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    let mut again = app.visitor().await?;
+    let r = again
+        .auth("login", "mallory@example.test", "mallory password")
+        .await?;
+    assert_eq!(r.status, 403);
+    // An admin cannot lock themselves out.
+    let me = admin.call("GET", "/api/me", None).await?;
+    let my_id = me.body["user"]["id"].as_i64().ok_or("id")?;
+    let r = admin
+        .call(
+            "PATCH",
+            &format!("/api/admin/users/{my_id}"),
+            Some(json!({"banned": true})),
+        )
+        .await?;
+    assert_eq!(r.status, 400);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Result {
+    let app = app().await?;
+    let heir = app.user().await?;
+    let heir_email = heir.call("GET", "/api/me", None).await?.body["user"]["email"]
+        .as_str()
+        .ok_or("email")?
+        .to_string();
+    let mut leaver = app.visitor().await?;
+    // A visitor's Try becomes the account's history at sign-up.
+    let r = leaver.try_project("fixture").await?;
+    let sandbox = r.body["id"].as_str().ok_or("id")?.to_string();
+    leaver
+        .sign_up("leaver@example.test", "leaver password")
+        .await?;
+    let me = leaver.call("GET", "/api/me", None).await?;
+    let uid = me.body["user"]["id"].as_i64().ok_or("id")? as i32;
+    let key = db::accounts::key_of(uid);
+    assert_eq!(
+        db::sandboxes::get(&app.state.db, &sandbox)
+            .await?
+            .ok_or("row")?
+            .owner,
+        key
+    );
+    // A project of theirs.
+    let p = db::projects::by_slug(&app.state.db, "fixture")
+        .await?
+        .ok_or("p")?;
+    db::projects::set_maintainer(&app.state.db, p.id, Some(&key)).await?;
+
+    let wrong = leaver
+        .call(
+            "POST",
+            "/api/me/delete",
+            Some(json!({"password": "nope", "projects": "hide"})),
+        )
+        .await?;
+    assert_eq!(wrong.status, 400);
+    let nobody = leaver
+        .call(
+            "POST",
+            "/api/me/delete",
+            Some(json!({"password": "leaver password", "projects": "hand_over", "successor_email": "ghost@example.test"})),
+        )
+        .await?;
+    assert_eq!(nobody.status, 400);
+    let r = leaver
+        .call(
+            "POST",
+            "/api/me/delete",
+            Some(json!({"password": "leaver password", "projects": "hand_over", "successor_email": heir_email})),
+        )
+        .await?;
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    let row = db::sandboxes::get(&app.state.db, &sandbox)
+        .await?
+        .ok_or("row")?;
+    assert!(!row.active, "their sandbox stopped");
+    assert!(row.owner.starts_with("gone:"), "tries kept, anonymised");
+    assert_eq!(row.client_ip, None);
+    assert_eq!(app.containers_of(&sandbox).await?, 0);
+    assert!(db::accounts::by_email(&app.state.db, "leaver@example.test")
+        .await?
+        .is_none());
+    let heir_id = heir.call("GET", "/api/me", None).await?.body["user"]["id"]
+        .as_i64()
+        .ok_or("id")? as i32;
+    let p = db::projects::by_slug(&app.state.db, "fixture")
+        .await?
+        .ok_or("p")?;
+    assert_eq!(p.maintainer, Some(db::accounts::key_of(heir_id)));
+    assert_eq!(p.status, "live");
+    assert_eq!(
+        leaver.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    let mut back = app.visitor().await?;
+    assert_eq!(
+        back.auth("login", "leaver@example.test", "leaver password")
+            .await?
+            .status,
+        401
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn oauth_state_is_bound_to_the_browser_and_single_use() -> Result {
+    let app = app().await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let start = http
+        .get(app.url("/auth/github/start?next=/p/fixture"))
+        .send()
+        .await?;
+    assert_eq!(start.status().as_u16(), 303);
+    let location = start.headers()["location"].to_str()?.to_string();
+    assert!(
+        location.starts_with("http://127.0.0.1:9/authorize?"),
+        "{location}"
+    );
+    assert!(location.contains("code_challenge_method=S256"));
+    assert!(location.contains("code_challenge="));
+    let state = location
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("state="))
+        .ok_or("state")?
+        .to_string();
+    let cookie = set_cookie(&start, "trythis_oauth").ok_or("oauth cookie")?;
+    let callback = |state: &str, cookie: Option<&str>| {
+        let mut req = http.get(app.url(&format!("/auth/github/callback?code=abc&state={state}")));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send()
+    };
+    let refused = |r: &reqwest::Response| {
+        r.headers()["location"].to_str().unwrap_or("") == "/login?error=state"
+            && set_cookie(r, "trythis_session").is_none()
+    };
+    // Tampered state; the right state without this browser's cookie; another provider.
+    assert!(refused(&callback("tampered", Some(&cookie)).await?));
+    assert!(refused(&callback(&state, None).await?));
+    let other = http
+        .get(app.url(&format!("/auth/google/callback?code=abc&state={state}")))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(other.headers()["location"], "/login?error=provider");
+    // The genuine callback gets as far as the (unreachable) provider; the state is then spent.
+    let r = callback(&state, Some(&cookie)).await?;
+    assert_eq!(r.headers()["location"], "/login?error=exchange");
+    assert!(refused(&callback(&state, Some(&cookie)).await?));
+    // An open redirect in `next` is not followed later: it is stored as "/".
+    assert_eq!(server::oauth::safe_next(Some("//evil.example")), "/");
+    // Providers without credentials are off, not broken.
+    let r = http.get(app.url("/auth/google/start")).send().await?;
+    assert_eq!(r.headers()["location"], "/login?error=provider");
+    Ok(())
+}

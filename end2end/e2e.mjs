@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
+import { startProvider } from "./oauth-provider.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = process.env.TRYTHIS_BIN ?? join(ROOT, "target/debug/trythis");
@@ -18,8 +19,24 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const port = await new Promise((res) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); }); });
 const BASE = `http://127.0.0.1:${port}`;
 const data = mkdtempSync(join(tmpdir(), "trythis-e2e-"));
+// A local OAuth provider speaking GitHub's and Google's protocol (PKCE enforced).
+const provider = await startProvider();
+const P = provider.url;
+const ADMIN = { email: "admin@example.test", password: "e2e admin password" };
 const env = {
   ...process.env,
+  TRYTHIS_ADMIN_EMAIL: ADMIN.email,
+  TRYTHIS_ADMIN_PASSWORD: ADMIN.password,
+  TRYTHIS_GITHUB_CLIENT_ID: "gh-test-client",
+  TRYTHIS_GITHUB_CLIENT_SECRET: "gh-test-secret",
+  TRYTHIS_GITHUB_AUTH_URL: `${P}/github/login/oauth/authorize`,
+  TRYTHIS_GITHUB_TOKEN_URL: `${P}/github/login/oauth/access_token`,
+  TRYTHIS_GITHUB_PROFILE_URL: `${P}/github/api`,
+  TRYTHIS_GOOGLE_CLIENT_ID: "google-test-client",
+  TRYTHIS_GOOGLE_CLIENT_SECRET: "google-test-secret",
+  TRYTHIS_GOOGLE_AUTH_URL: `${P}/google/auth`,
+  TRYTHIS_GOOGLE_TOKEN_URL: `${P}/google/token`,
+  TRYTHIS_GOOGLE_PROFILE_URL: `${P}/google/userinfo`,
   TRYTHIS_CONFIG: "/dev/null",
   TRYTHIS_DATA_DIR: data,
   TRYTHIS_DATABASE_URL: `sqlite://${data}/e2e.db`,
@@ -173,6 +190,39 @@ try {
     await page.screenshot({ path: join(SHOTS, "home-personal.png"), fullPage: true });
   });
 
+  await check("publishing asks to sign up; sign up → log out → log in", async () => {
+    await page.goto(BASE + "/new");
+    await page.waitForSelector("#publish-login");
+    await page.click("#publish-login a[href^='/signup']");
+    await page.waitForURL(/\/signup\?next=%2Fnew|\/signup\?next=\/new/);
+    // Field-level answers first (expected 400 in the console).
+    const before = errors.length;
+    await page.fill("#email", "maintainer@example");
+    await page.fill("#password", "short");
+    await page.click("#submit");
+    await page.waitForSelector(".field.invalid #email");
+    assert.match(await page.locator(".auth-form").innerText(), /at least 10 characters/);
+    errors.splice(before);
+    await page.fill("#name", "Mia Maintainer");
+    await page.fill("#email", "mia@example.test");
+    await page.fill("#password", "mia's long password");
+    await page.screenshot({ path: join(SHOTS, "signup.png"), fullPage: true });
+    await page.click("#submit");
+    await page.waitForURL(BASE + "/new");
+    await page.waitForSelector("#publish");
+    assert.equal(await page.locator("#nav-account").innerText(), "Mia Maintainer");
+    await page.click("#logout");
+    await page.waitForSelector("#nav-login");
+    await page.click("#nav-login");
+    await page.waitForURL(/\/login/);
+    await page.fill("#email", "MIA@example.test");
+    await page.fill("#password", "mia's long password");
+    await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
+    await page.click("#submit");
+    await page.waitForSelector("#nav-account");
+    await page.goto(BASE + "/new");
+  });
+
   await check("a maintainer publishes an install script, watches the live log, and Try works", async () => {
     await page.goto(BASE + "/new");
     await page.fill("#name", "Greeter");
@@ -217,6 +267,119 @@ try {
     await waitTerm(page, /greeter 2\.0\.1[\s\S]*\/opt\/greeter/);
   });
 
+  // OAuth against the local provider, in fresh browsers: the whole redirect dance.
+  async function oauthLogin(name, fields) {
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    watch(p);
+    await p.goto(BASE + "/login?next=/p/hello");
+    await p.click(`#oauth-${name}`);
+    await p.waitForURL(new RegExp(`^${P}/${name}/`));
+    for (const [id, value] of Object.entries(fields)) await p.fill(`#${id}`, value);
+    await p.click("#authorize");
+    await p.waitForURL(BASE + "/p/hello");
+    await p.waitForSelector("#nav-account");
+    return { ctx, page: p };
+  }
+  let github;
+  await check("sign in with GitHub (code + PKCE + state) against the local provider", async () => {
+    github = await oauthLogin("github", { email: "octo@example.test", login: "octocat" });
+    assert.equal(await github.page.locator("#nav-account").innerText(), "octocat");
+    const me = await github.page.evaluate(() => fetch("/api/me").then((r) => r.json()));
+    assert.equal(me.user.email, "octo@example.test");
+    assert.ok(provider.log.some((e) => e.provider === "github" && e.endpoint === "token" && e.ok));
+  });
+
+  await check("sign in with Google links to the account with the same verified email", async () => {
+    const { ctx, page: p } = await oauthLogin("google", { email: "mia@example.test", name: "Mia G" });
+    const me = await p.evaluate(() => fetch("/api/me").then((r) => r.json()));
+    assert.equal(me.user.email, "mia@example.test");
+    assert.equal(me.user.name, "Mia Maintainer", "linked to the existing account, not a new one");
+    await ctx.close();
+  });
+
+  await check("a tampered state and a code without its PKCE verifier are refused", async () => {
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    await p.goto(BASE + "/auth/github/start");
+    await p.waitForURL(new RegExp(`^${P}/github/`));
+    // Catch the provider's redirect back, and replay it with a tampered state.
+    let callback;
+    await p.route(`${BASE}/auth/github/callback**`, (route) => { callback = new URL(route.request().url()); route.abort(); });
+    await p.click("#authorize").catch(() => {});
+    for (let i = 0; !callback && i < 50; i++) await sleep(100);
+    assert.ok(callback, "the provider redirected back");
+    await p.unroute(`${BASE}/auth/github/callback**`);
+    await p.goto(`${BASE}/auth/github/callback?code=${callback.searchParams.get("code")}&state=${callback.searchParams.get("state")}x`);
+    await p.waitForURL(BASE + "/login?error=state");
+    assert.match(await p.locator("#form-message").innerText(), /not valid or has expired/);
+    // An intercepted code cannot be redeemed without the verifier the server kept.
+    const r = await fetch(`${P}/github/login/oauth/access_token`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "application/json" },
+      body: new URLSearchParams({ grant_type: "authorization_code", code: callback.searchParams.get("code"),
+        redirect_uri: `${BASE}/auth/github/callback`, client_id: "gh-test-client", client_secret: "gh-test-secret" }),
+    });
+    assert.equal(r.status, 400);
+    const me = await p.evaluate(() => fetch("/api/me").then((r) => r.json()));
+    assert.equal(me.signed_in, false);
+    await ctx.close();
+  });
+
+  await check("admin: live sandboxes with CPU and memory; banning a user stops their sandbox", async () => {
+    await github.page.goto(BASE + "/p/hello");
+    await github.page.locator("#try").click();
+    await waitTerm(github.page, /root@.*[#$]/);
+    const ctx = await browser.newContext();
+    const a = await ctx.newPage();
+    watch(a);
+    await a.goto(BASE + "/login?next=/admin");
+    await a.fill("#email", ADMIN.email);
+    await a.fill("#password", ADMIN.password);
+    await a.click("#submit");
+    await a.waitForURL(BASE + "/admin");
+    const row = a.locator("#admin-sandboxes tr", { hasText: "octo@example.test" });
+    await row.waitFor({ timeout: 15000 });
+    assert.match(await row.innerText(), /hello[\s\S]*%[\s\S]*MB/);
+    await a.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
+    await a.locator('#admin-users tr[data-user="octo@example.test"] button[data-action="ban"]').click();
+    await a.locator('#admin-users tr[data-user="octo@example.test"]', { hasText: "banned" }).waitFor();
+    await row.waitFor({ state: "detached", timeout: 15000 });
+    const me = await github.page.evaluate(() => fetch("/api/me").then((r) => r.json()));
+    assert.equal(me.signed_in, false);
+    // Others get no admin: the page says so and the API answers 403.
+    const before = errors.length;
+    const visitor = await browser.newPage();
+    await visitor.goto(BASE + "/admin");
+    await visitor.waitForSelector("#admin-forbidden");
+    assert.equal((await visitor.request.get(BASE + "/api/admin/sandboxes")).status(), 403);
+    await visitor.close();
+    errors.splice(before);
+    await ctx.close();
+    await github.ctx.close();
+  });
+
+  await check("the maintainer deletes their account; logging in again fails", async () => {
+    await page.goto(BASE + "/account");
+    await page.waitForSelector("#delete-account");
+    await page.screenshot({ path: join(SHOTS, "account.png"), fullPage: true });
+    await page.fill("#delete-password", "mia's long password");
+    await page.click("#delete-account");
+    await page.waitForURL(BASE + "/?account=deleted");
+    await page.waitForSelector("#nav-login");
+    const before = errors.length;
+    await page.goto(BASE + "/login");
+    await page.fill("#email", "mia@example.test");
+    await page.fill("#password", "mia's long password");
+    await page.click("#submit");
+    await page.waitForSelector("#form-message");
+    assert.match(await page.locator("#form-message").innerText(), /email or password is not right/);
+    errors.splice(before);
+    // Hidden, not gone: the project leaves the catalogue with its maintainer.
+    const r = await fetch(BASE + "/api/projects?q=greeter");
+    assert.equal((await r.json()).items?.length ?? 0, 0);
+  });
+
   await check("the badge is an SVG", async () => {
     const r = await fetch(BASE + "/badge/hello.svg");
     assert.equal(r.status, 200);
@@ -229,6 +392,7 @@ try {
   });
 } finally {
   await browser.close();
+  await provider.close();
   server.kill("SIGTERM");
   await new Promise((r) => server.on("exit", r));
   rmSync(data, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 //! Database tests, run on SQLite and on PostgreSQL (scripts/test.sh starts it and sets
 //! TRYTHIS_TEST_POSTGRES_URL; without it the PostgreSQL tests fail, they do not skip).
-use db::{projects, recommend, sandboxes, settings};
+use db::{accounts, projects, recommend, sandboxes, settings};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -361,4 +361,62 @@ async fn postgres_search_ranks_and_filters() -> Result {
 #[test]
 fn fold_strips_accents_and_case() {
     assert_eq!(db::projects::fold("Café ÉLAN Straße"), "cafe elan strasse");
+}
+
+async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Result {
+    let a = accounts::create(&db, " Ann@Example.test ", "Ann", Some("h".into()), "user").await?;
+    assert_eq!(a.email, "ann@example.test");
+    assert!(matches!(
+        accounts::create(&db, "ANN@example.test", "x", None, "user").await,
+        Err(accounts::CreateError::EmailTaken)
+    ));
+    let heir = accounts::create(&db, "heir@example.test", "Heir", None, "user").await?;
+    // Sessions: live ones resolve, expired ones do not; bans end them.
+    let soon = chrono::Utc::now() + chrono::Duration::hours(1);
+    accounts::create_session(&db, "s1", a.id, soon).await?;
+    accounts::create_session(&db, "old", a.id, chrono::Utc::now() - chrono::Duration::hours(1)).await?;
+    assert_eq!(accounts::session_account(&db, "s1").await?.map(|u| u.id), Some(a.id));
+    assert!(accounts::session_account(&db, "old").await?.is_none());
+    assert_eq!(accounts::purge_expired(&db).await?, 1);
+    // Tokens and OAuth links.
+    let t = accounts::create_token(&db, a.id, "CI", "th", "abcd").await?;
+    assert_eq!(accounts::token_account(&db, "th").await?.map(|u| u.id), Some(a.id));
+    accounts::link(&db, a.id, "github", "42").await?;
+    assert_eq!(accounts::linked_account(&db, "github", "42").await?.map(|u| u.id), Some(a.id));
+    assert!(accounts::link(&db, heir.id, "github", "42").await.is_err(), "one account per identity");
+    // OAuth flows are single use.
+    accounts::put_flow(&db, "st", "github", "verifier", "/").await?;
+    assert!(accounts::take_flow(&db, "st").await?.is_some());
+    assert!(accounts::take_flow(&db, "st").await?.is_none());
+    // A visitor's history becomes the account's at sign-in.
+    let p = project(&db, "tool", "Tool", "CLI tools", &[], 0).await?;
+    tried(&db, "v:visitor", &p, 0).await?;
+    projects::set_maintainer(&db, p.id, Some("v:visitor")).await?;
+    accounts::adopt(&db, "v:visitor", &accounts::key_of(a.id)).await?;
+    assert_eq!(sandboxes::history(&db, &accounts::key_of(a.id), 10).await?.len(), 1);
+    // Deletion: projects handed over, tries anonymised, personal rows gone.
+    accounts::delete(&db, a.id, &accounts::ProjectFate::HandOver { to_user: heir.id }, "gone:x").await?;
+    assert!(accounts::by_id(&db, a.id).await?.is_none());
+    assert!(accounts::session_account(&db, "s1").await?.is_none());
+    assert!(accounts::token_account(&db, "th").await?.is_none());
+    assert!(accounts::linked_account(&db, "github", "42").await?.is_none());
+    assert!(!accounts::revoke_token(&db, a.id, t.id).await?);
+    assert_eq!(sandboxes::history(&db, "gone:x", 10).await?.len(), 1);
+    let p = projects::by_id(&db, p.id).await?.ok_or("p")?;
+    assert_eq!(p.maintainer, Some(accounts::key_of(heir.id)));
+    // Hiding instead.
+    accounts::delete(&db, heir.id, &accounts::ProjectFate::Hide, "gone:y").await?;
+    let p = projects::by_id(&db, p.id).await?.ok_or("p")?;
+    assert_eq!((p.status.as_str(), p.maintainer), ("hidden", None));
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_accounts_sessions_tokens_and_deletion() -> Result {
+    accounts_sessions_tokens_and_deletion(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_accounts_sessions_tokens_and_deletion() -> Result {
+    accounts_sessions_tokens_and_deletion(postgres().await?).await
 }

@@ -138,12 +138,13 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     );
     // The healthy session survives the restart and still works.
     assert!(listed.iter().any(|l| l.sandbox_id == kept));
-    let v = Visitor {
+    let mut v = Visitor {
         http: reqwest::Client::new(),
         cookie,
         csrf: String::new(),
         base: base.clone(),
     };
+    v.refresh_csrf().await?;
     let mut sh = v
         .terminal(&kept)
         .await

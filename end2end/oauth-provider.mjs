@@ -244,7 +244,11 @@ export async function startProvider(options = {}) {
     try {
       const url = new URL(req.url ?? "/", "http://127.0.0.1");
       const route = routes[`${req.method} ${url.pathname.replace(/\/+$/, "") || "/"}`];
-      if (!route) {
+      if (!route && url.pathname === "/favicon.ico") {
+        // Browsers ask on every consent page; an empty answer keeps their consoles clean.
+        res.writeHead(204).end();
+        return;
+      } else if (!route) {
         reply = json({ error: "not_found", message: `no route for ${req.method} ${url.pathname}` }, 404);
       } else {
         entry = { provider: route[0], endpoint: route[1] };

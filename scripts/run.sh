@@ -13,6 +13,8 @@ ensure_registry
 build_site
 step "Database migrations"
 target/debug/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"
+step "Admin account (the first admin; its password is printed once and kept in $DATA/admin-password)"
+target/debug/trythis admin --first "${TRYTHIS_ADMIN_EMAIL:-admin@trythis.local}"
 step "Starter catalogue (catalog/: built and pushed on first start, reused later)"
 target/debug/trythis seed catalog
 step "Ready after $(( $(date +%s) - T0 )) s — serving (Ctrl-C stops)"

@@ -27,6 +27,9 @@ cargo test -q --workspace 2>&1 | tee "$DATA/logs/cargo-test.log"
 step "Production image builds and compose file validates"
 scripts/check-deploy.sh
 
+step "Local OAuth provider self-test (the e2e stand-in for GitHub and Google)"
+node end2end/oauth-provider.test.mjs
+
 step "End-to-end tests in headless Chromium"
 node end2end/e2e.mjs
 

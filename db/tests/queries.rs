@@ -374,16 +374,36 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
     // Sessions: live ones resolve, expired ones do not; bans end them.
     let soon = chrono::Utc::now() + chrono::Duration::hours(1);
     accounts::create_session(&db, "s1", a.id, soon).await?;
-    accounts::create_session(&db, "old", a.id, chrono::Utc::now() - chrono::Duration::hours(1)).await?;
-    assert_eq!(accounts::session_account(&db, "s1").await?.map(|u| u.id), Some(a.id));
+    accounts::create_session(
+        &db,
+        "old",
+        a.id,
+        chrono::Utc::now() - chrono::Duration::hours(1),
+    )
+    .await?;
+    assert_eq!(
+        accounts::session_account(&db, "s1").await?.map(|u| u.id),
+        Some(a.id)
+    );
     assert!(accounts::session_account(&db, "old").await?.is_none());
     assert_eq!(accounts::purge_expired(&db).await?, 1);
     // Tokens and OAuth links.
     let t = accounts::create_token(&db, a.id, "CI", "th", "abcd").await?;
-    assert_eq!(accounts::token_account(&db, "th").await?.map(|u| u.id), Some(a.id));
+    assert_eq!(
+        accounts::token_account(&db, "th").await?.map(|u| u.id),
+        Some(a.id)
+    );
     accounts::link(&db, a.id, "github", "42").await?;
-    assert_eq!(accounts::linked_account(&db, "github", "42").await?.map(|u| u.id), Some(a.id));
-    assert!(accounts::link(&db, heir.id, "github", "42").await.is_err(), "one account per identity");
+    assert_eq!(
+        accounts::linked_account(&db, "github", "42")
+            .await?
+            .map(|u| u.id),
+        Some(a.id)
+    );
+    assert!(
+        accounts::link(&db, heir.id, "github", "42").await.is_err(),
+        "one account per identity"
+    );
     // OAuth flows are single use.
     accounts::put_flow(&db, "st", "github", "verifier", "/").await?;
     assert!(accounts::take_flow(&db, "st").await?.is_some());
@@ -393,13 +413,26 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
     tried(&db, "v:visitor", &p, 0).await?;
     projects::set_maintainer(&db, p.id, Some("v:visitor")).await?;
     accounts::adopt(&db, "v:visitor", &accounts::key_of(a.id)).await?;
-    assert_eq!(sandboxes::history(&db, &accounts::key_of(a.id), 10).await?.len(), 1);
+    assert_eq!(
+        sandboxes::history(&db, &accounts::key_of(a.id), 10)
+            .await?
+            .len(),
+        1
+    );
     // Deletion: projects handed over, tries anonymised, personal rows gone.
-    accounts::delete(&db, a.id, &accounts::ProjectFate::HandOver { to_user: heir.id }, "gone:x").await?;
+    accounts::delete(
+        &db,
+        a.id,
+        &accounts::ProjectFate::HandOver { to_user: heir.id },
+        "gone:x",
+    )
+    .await?;
     assert!(accounts::by_id(&db, a.id).await?.is_none());
     assert!(accounts::session_account(&db, "s1").await?.is_none());
     assert!(accounts::token_account(&db, "th").await?.is_none());
-    assert!(accounts::linked_account(&db, "github", "42").await?.is_none());
+    assert!(accounts::linked_account(&db, "github", "42")
+        .await?
+        .is_none());
     assert!(!accounts::revoke_token(&db, a.id, t.id).await?);
     assert_eq!(sandboxes::history(&db, "gone:x", 10).await?.len(), 1);
     let p = projects::by_id(&db, p.id).await?.ok_or("p")?;

@@ -104,6 +104,13 @@ fn AuthForm(signup: bool) -> impl IntoView {
                 .unwrap_or_default()
         }
     };
+    // Editing a field clears what was said about it.
+    let clear = move |f: &'static str| {
+        move |_: leptos::ev::Event| {
+            problems.update(|p| p.retain(|x| x.field != f));
+            message.set(String::new());
+        }
+    };
     let (title, action) = if signup {
         ("Create your account", "Sign up")
     } else {
@@ -137,17 +144,17 @@ fn AuthForm(signup: bool) -> impl IntoView {
                 <form class="auth-form" on:submit=submit novalidate>
                     {signup.then(|| view! {
                         <label class=field_class("name")>"Name (optional)"
-                            <input id="name" autocomplete="name" maxlength="80" bind:value=name/>
+                            <input id="name" autocomplete="name" maxlength="80" bind:value=name on:input=clear("name")/>
                             <small class="field-problem">{problem_of("name")}</small>
                         </label>
                     })}
                     <label class=field_class("email")>"Email"
-                        <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email/>
+                        <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email on:input=clear("email")/>
                         <small class="field-problem">{problem_of("email")}</small>
                     </label>
                     <label class=field_class("password")>"Password"
                         <input id="password" type="password" required maxlength="128"
-                            autocomplete=if signup { "new-password" } else { "current-password" } bind:value=password/>
+                            autocomplete=if signup { "new-password" } else { "current-password" } bind:value=password on:input=clear("password")/>
                         <small class="field-problem">{problem_of("password")}</small>
                     </label>
                     {signup.then(|| view! { <p class="hint">"At least 10 characters. A few random words work well."</p> })}

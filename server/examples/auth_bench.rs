@@ -1,0 +1,173 @@
+//! `scripts/bench.sh` — 1,000 sign-up + log-in flows against the real server (SQLite, argon2id
+//! with its default cost), 16 at a time over the loopback. Each flow is what a browser does:
+//! fetch its CSRF token, sign up, log out, log in, read `/api/me`. Prints numbers; asserts nothing.
+use std::time::Instant;
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const FLOWS: usize = 1000;
+const AT_ONCE: usize = 16;
+
+fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+/// One flow; returns (sign-up ms, log-in ms).
+async fn flow(http: &reqwest::Client, base: &str, n: usize) -> Result<(f64, f64)> {
+    let resp = http.get(format!("{base}/api/me")).send().await?;
+    let visitor = cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
+    let me: serde_json::Value = resp.json().await?;
+    let csrf = me["csrf_token"].as_str().ok_or("no csrf")?.to_string();
+    let email = format!("bench{n}@example.test");
+    let creds = serde_json::json!({ "email": email, "password": "bench password 123" });
+    let post = |path: &str, cookies: String, csrf: String, body: Option<serde_json::Value>| {
+        let mut req = http
+            .post(format!("{base}{path}"))
+            .header("cookie", cookies)
+            .header("x-csrf-token", csrf)
+            .header("content-type", "application/json");
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        req.send()
+    };
+    let t = Instant::now();
+    let r = post(
+        "/api/auth/signup",
+        visitor.clone(),
+        csrf.clone(),
+        Some(creds.clone()),
+    )
+    .await?;
+    let signup_ms = t.elapsed().as_secs_f64() * 1e3;
+    if r.status() != 201 {
+        return Err(format!("signup answered {}", r.status()).into());
+    }
+    let session = cookie(&r, "trythis_session").ok_or("no session")?;
+    let jar = format!("{visitor}; {session}");
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/me"))
+        .header("cookie", &jar)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let csrf = me["csrf_token"].as_str().ok_or("no csrf")?.to_string();
+    let r = post("/api/auth/logout", jar, csrf.clone(), None).await?;
+    if r.status() != 204 {
+        return Err(format!("logout answered {}", r.status()).into());
+    }
+    let t = Instant::now();
+    let r = post(
+        "/api/auth/login",
+        visitor.clone(),
+        csrf_of_visitor(http, base, &visitor).await?,
+        Some(creds),
+    )
+    .await?;
+    let login_ms = t.elapsed().as_secs_f64() * 1e3;
+    if r.status() != 200 {
+        return Err(format!("login answered {}", r.status()).into());
+    }
+    let session = cookie(&r, "trythis_session").ok_or("no session")?;
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/me"))
+        .header("cookie", format!("{visitor}; {session}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if me["user"]["email"] != email.as_str() {
+        return Err("signed in as someone else".into());
+    }
+    Ok((signup_ms, login_ms))
+}
+
+async fn csrf_of_visitor(http: &reqwest::Client, base: &str, visitor: &str) -> Result<String> {
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/me"))
+        .header("cookie", visitor)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(me["csrf_token"].as_str().ok_or("no csrf")?.to_string())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> Result {
+    let dir = std::env::temp_dir().join(format!(
+        "trythis-auth-bench-{}",
+        server::identity::random_id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    let db_url = format!("sqlite://{}/b.db", dir.display());
+    let data = dir.display().to_string();
+    let config = server::config::Config::from_pairs([
+        ("TRYTHIS_DATA_DIR", data.as_str()),
+        ("TRYTHIS_DATABASE_URL", db_url.as_str()),
+        // One client IP sends everything here; the per-IP limit is for real traffic.
+        ("TRYTHIS_AUTH_PER_IP_PER_MIN", "1000000"),
+    ])?;
+    let state = server::build_state(config).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let router = server::router(state);
+    tokio::spawn(async move {
+        let _ = server::serve(listener, router, std::future::pending()).await;
+    });
+    let http = reqwest::Client::new();
+    let t0 = Instant::now();
+    let results: Vec<Result<(f64, f64)>> = {
+        use futures::StreamExt;
+        futures::stream::iter(0..FLOWS)
+            .map(|n| {
+                let http = http.clone();
+                let base = base.clone();
+                async move { flow(&http, &base, n).await }
+            })
+            .buffer_unordered(AT_ONCE)
+            .collect()
+            .await
+    };
+    let total = t0.elapsed().as_secs_f64();
+    let (mut signup, mut login) = (Vec::new(), Vec::new());
+    let mut errors = 0;
+    for r in results {
+        match r {
+            Ok((s, l)) => {
+                signup.push(s);
+                login.push(l);
+            }
+            Err(e) => {
+                errors += 1;
+                if errors <= 3 {
+                    eprintln!("flow failed: {e}");
+                }
+            }
+        }
+    }
+    println!("auth: {FLOWS} sign-up + log-in flows, {AT_ONCE} at a time: {errors} errors, {total:.1} s total ({:.1} flows/s)", FLOWS as f64 / total);
+    println!(
+        "auth: sign-up p50 {:.0} ms, p95 {:.0} ms; log-in p50 {:.0} ms, p95 {:.0} ms (argon2id m=19 MiB, t=2, p=1)",
+        pct(&mut signup, 0.5),
+        pct(&mut signup, 0.95),
+        pct(&mut login, 0.5),
+        pct(&mut login, 0.95)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

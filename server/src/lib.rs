@@ -220,7 +220,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_str(&app::content_security_policy(None)).unwrap_or(HeaderValue::from_static("default-src 'self'")),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
@@ -235,10 +238,3 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
         .with_state(state)
 }
-
-/// Content-Security-Policy: only the site's own scripts (the wasm bundle needs
-/// 'wasm-unsafe-eval'; Leptos' hydration bootstrap is an inline module script, hence
-/// 'unsafe-inline' for scripts until nonces land); no framing.
-const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; \
-    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
-    base-uri 'self'; form-action 'self'";

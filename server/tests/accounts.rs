@@ -454,3 +454,60 @@ async fn oauth_state_is_bound_to_the_browser_and_single_use() -> Result {
     assert_eq!(r.headers()["location"], "/login?error=provider");
     Ok(())
 }
+
+#[tokio::test]
+async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Result {
+    let app = app().await?;
+    let resp = reqwest::get(app.url("/login")).await?;
+    let h = resp.headers().clone();
+    let csp = h["content-security-policy"].to_str()?.to_string();
+    let html = resp.text().await?;
+    let script_src = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .ok_or("script-src")?;
+    assert!(!script_src.contains("unsafe-inline"), "{csp}");
+    let nonce = script_src
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("'nonce-")?.strip_suffix('\''))
+        .ok_or("nonce")?;
+    assert!(csp.contains("frame-ancestors 'none'"));
+    // Every inline script of the page carries this response's nonce; a second page gets another.
+    let inline = html.matches("<script").count() - html.matches("<script src=").count();
+    assert!(inline > 0);
+    assert!(
+        html.matches(&format!("nonce=\"{nonce}\"")).count() >= inline,
+        "{html}"
+    );
+    let again = reqwest::get(app.url("/login")).await?;
+    assert!(!again.headers()["content-security-policy"]
+        .to_str()?
+        .contains(nonce));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
+    // The CSRF token is in the page, and the session cookie flags are right.
+    assert!(html.contains("<meta name=\"csrf-token\" content=\""));
+    let v = app.visitor().await?;
+    let r = v
+        .http
+        .post(app.url("/api/auth/signup"))
+        .header("cookie", &v.cookie)
+        .header("x-csrf-token", &v.csrf)
+        .json(&json!({"email": "flags@example.test", "password": "flags password"}))
+        .send()
+        .await?;
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find(|c| c.starts_with("trythis_session="))
+        .ok_or("session cookie")?
+        .to_string();
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Lax"),
+        "{set}"
+    );
+    assert!(!set.contains("Secure"), "plain http here: no Secure flag");
+    Ok(())
+}

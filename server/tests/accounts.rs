@@ -511,3 +511,76 @@ async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Resu
     assert!(!set.contains("Secure"), "plain http here: no Secure flag");
     Ok(())
 }
+
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions() -> Result {
+    let app = app().await?;
+    let mut laptop = app.visitor().await?;
+    laptop.sign_up("pat@example.test", "first password").await?;
+    let mut phone = app.visitor().await?;
+    assert_eq!(
+        phone
+            .auth("login", "pat@example.test", "first password")
+            .await?
+            .status,
+        200
+    );
+    let r = laptop
+        .call(
+            "POST",
+            "/api/me/password",
+            Some(json!({"current": "wrong password", "new": "second password"})),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.body["problems"][0]["field"].as_str()),
+        (400, Some("current"))
+    );
+    let r = laptop
+        .call(
+            "POST",
+            "/api/me/password",
+            Some(json!({"current": "first password", "new": "short"})),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.body["problems"][0]["field"].as_str()),
+        (400, Some("new"))
+    );
+    // Success renews this browser's session (new cookie) and ends the phone's.
+    let resp = laptop
+        .http
+        .post(app.url("/api/me/password"))
+        .header("cookie", &laptop.cookie)
+        .header("x-csrf-token", &laptop.csrf)
+        .json(&json!({"current": "first password", "new": "second password"}))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 204);
+    let session = set_cookie(&resp, "trythis_session").ok_or("renewed session")?;
+    laptop.set_session(Some(&session));
+    assert_eq!(
+        laptop.call("GET", "/api/me", None).await?.body["signed_in"],
+        true
+    );
+    assert_eq!(
+        phone.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    let mut other = app.visitor().await?;
+    assert_eq!(
+        other
+            .auth("login", "pat@example.test", "first password")
+            .await?
+            .status,
+        401
+    );
+    assert_eq!(
+        other
+            .auth("login", "pat@example.test", "second password")
+            .await?
+            .status,
+        200
+    );
+    Ok(())
+}

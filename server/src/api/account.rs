@@ -53,6 +53,9 @@ pub async fn change_password(
 ) -> ApiResult<Response> {
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
+    if let Some(m) = auth::password_problem(&f.new, &account.email) {
+        return Err(field_error("new", m));
+    }
     st.auth.check_rate(addr.ip(), Some(&account.email))?;
     if account.password_hash.is_some()
         && !st

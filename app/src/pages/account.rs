@@ -203,6 +203,9 @@ fn Account(user: UserBrief) -> impl IntoView {
             <table class="table" id="tokens">
                 <thead><tr><th>"Name"</th><th>"Token"</th><th>"Created"</th><th>"Last used"</th><th></th></tr></thead>
                 <tbody>
+                    {move || tokens.read().is_empty().then(|| view! {
+                        <tr><td colspan="5" class="muted">"No tokens yet."</td></tr>
+                    })}
                     {move || tokens.get().into_iter().map(|t| {
                         let id = t.id;
                         view! {

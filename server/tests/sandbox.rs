@@ -85,6 +85,25 @@ async fn limits_hold_inside_the_sandbox() -> Result {
         before - after
     );
 
+    // The image's VOLUME is a bounded tmpfs holding the image's files, not a host-disk volume;
+    // the image's HEALTHCHECK (every second) never runs.
+    let before = free_bytes("/var/lib/docker")?;
+    let out = sh
+        .run(
+            "cat /data/seed.txt; dd if=/dev/zero of=/data/big bs=1M count=400 2>&1 | head -3; rm -f /data/big; sleep 2.5; ls /tmp/health-ran 2>&1",
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert!(out.contains("seeded"), "{out}");
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(out.contains("cannot access '/tmp/health-ran'"), "{out}");
+    let after = free_bytes("/var/lib/docker")?;
+    assert!(
+        before.saturating_sub(after) < 64 * 1024 * 1024,
+        "host disk shrank by {} bytes",
+        before - after
+    );
+
     // Read-only system, no network but loopback, no Docker socket, only its own ttyd socket.
     let out = sh.run(r"touch /usr/x 2>&1; ls /sys/class/net; ls /var/run/docker.sock 2>&1; find / \( -path /proc -o -path /sys \) -prune -o -name tty.sock -print 2>/dev/null; ls /run/trythis", T).await?;
     assert!(out.contains("Read-only file system"), "{out}");

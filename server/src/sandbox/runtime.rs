@@ -134,6 +134,30 @@ pub struct DockerRuntime {
     seeds: Mutex<HashMap<(String, String), Option<Bytes>>>,
 }
 
+/// What a launch needs from the image's config.
+struct ImageFacts {
+    workdir: Option<String>,
+    /// The image's `VOLUME`s: each gets a bounded tmpfs, or the engine would make a host-disk
+    /// anonymous volume there that no sandbox limit bounds.
+    volumes: Vec<String>,
+}
+
+impl ImageFacts {
+    fn of(config: Option<bollard::models::ImageConfig>) -> Self {
+        let config = config.unwrap_or_default();
+        Self {
+            workdir: config.working_dir.filter(|w| !w.is_empty()),
+            volumes: config
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|v| v.starts_with('/') && v != "/")
+                .map(|v| v.trim_end_matches('/').to_string())
+                .collect(),
+        }
+    }
+}
+
 /// Largest directory copied from the image into a sandbox's writable tmpfs at launch.
 const MAX_SEED_BYTES: usize = 64 * 1024 * 1024;
 /// An archive of an empty directory: its own header plus the end-of-archive blocks.
@@ -277,14 +301,10 @@ impl DockerRuntime {
         self.docker.remove_container(id, Some(opts)).await
     }
 
-    async fn ensure_image(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+    /// Pulls the image if absent; returns what a launch needs from its config.
+    async fn ensure_image(&self, image: &str) -> Result<ImageFacts, RuntimeError> {
         match self.docker.inspect_image(image).await {
-            Ok(info) => {
-                return Ok(info
-                    .config
-                    .and_then(|c| c.working_dir)
-                    .filter(|w| !w.is_empty()))
-            }
+            Ok(info) => return Ok(ImageFacts::of(info.config)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
@@ -302,10 +322,7 @@ impl DockerRuntime {
             .inspect_image(image)
             .await
             .map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
-        Ok(info
-            .config
-            .and_then(|c| c.working_dir)
-            .filter(|w| !w.is_empty()))
+        Ok(ImageFacts::of(info.config))
     }
 
     /// A size-bounded tmpfs volume mounted at `target`, pre-filled with the image's files there
@@ -341,7 +358,8 @@ impl DockerRuntime {
 #[async_trait::async_trait]
 impl Runtime for DockerRuntime {
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError> {
-        let workdir = self.ensure_image(&spec.image).await?;
+        let facts = self.ensure_image(&spec.image).await?;
+        let workdir = facts.workdir;
         let labels = HashMap::from([
             (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
             (LABEL_OWNER.to_string(), spec.owner.clone()),
@@ -390,14 +408,25 @@ impl Runtime for DockerRuntime {
                 wanted.push(w.clone());
             }
         }
+        for v in &facts.volumes {
+            if !wanted.contains(v) && v != SOCKET_DIR {
+                wanted.push(v.clone());
+            }
+        }
         let seeds = self.image_dirs(&spec.image, &wanted).await?;
-        // A directory too big to copy keeps the image's (read-only) files instead of a tmpfs.
+        // A directory too big to copy keeps the image's (read-only) files instead of a tmpfs;
+        // an image VOLUME that big gets an empty tmpfs (never a host-disk volume).
         let writable: Vec<(String, Bytes)> = wanted
             .iter()
             .filter_map(|d| seeds.get(d).cloned().flatten().map(|tar| (d.clone(), tar)))
             .collect();
         for (dir, _) in &writable {
             mounts.push(self.tmpfs_volume(dir, l.disk_mb, &labels));
+        }
+        for v in &facts.volumes {
+            if !writable.iter().any(|(d, _)| d == v) && v != SOCKET_DIR {
+                mounts.push(self.tmpfs_volume(v, l.disk_mb, &labels));
+            }
         }
         let memory = (l.memory_mb * 1024 * 1024) as i64;
         let host = HostConfig {
@@ -449,6 +478,11 @@ impl Runtime for DockerRuntime {
             labels: Some(labels),
             host_config: Some(host),
             network_disabled: Some(!spec.egress),
+            // An image's HEALTHCHECK would run its command in the sandbox every interval.
+            healthcheck: Some(bollard::models::HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let name = container_name(&spec.sandbox_id);

@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValu
 pub type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// The fixture image: the base image plus a marker file in the home directory.
-const FIXTURE_DOCKERFILE: &str = "FROM {BASE}\nRUN echo 'export FIXTURE_READY=yes' >> /root/.bashrc && echo fixture > /root/fixture.txt\nWORKDIR /root\n";
+/// The fixture also declares a VOLUME and a fast HEALTHCHECK: sandboxes must bound the first
+/// (tmpfs, never a host-disk volume) and never run the second.
+const FIXTURE_DOCKERFILE: &str = "FROM {BASE}\nRUN echo 'export FIXTURE_READY=yes' >> /root/.bashrc && echo fixture > /root/fixture.txt && mkdir -p /data && echo seeded > /data/seed.txt\nVOLUME /data\nHEALTHCHECK --interval=1s CMD touch /tmp/health-ran\nWORKDIR /root\n";
 
 static FIXTURE: OnceCell<(String, String, i64)> = OnceCell::const_new();
 

@@ -118,6 +118,18 @@ fn account_identity(u: &db::accounts::Account, csrf: String, via_token: bool) ->
 /// Attaches an `Identity` to every request: an API token (`Authorization: Bearer`), else a live
 /// session cookie, else the signed visitor cookie (minted on the first request).
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    // Static files need nobody's identity: no session lookup, no cookie, for every asset.
+    let path = req.uri().path();
+    if req.method() == Method::GET
+        && (path.starts_with("/pkg/")
+            || path.starts_with("/vendor/")
+            || matches!(
+                path,
+                "/favicon.svg" | "/logo.svg" | "/terminal.js" | "/robots.txt"
+            ))
+    {
+        return next.run(req).await;
+    }
     let signer = &state.signer;
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
         let token = auth

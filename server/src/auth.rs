@@ -142,7 +142,8 @@ impl Auth {
         Ok(token)
     }
 
-    fn cookie(&self, name: &str, value: &str, max_age: u64) -> String {
+    /// A cookie of this site: HttpOnly, SameSite=Lax, Secure when served over HTTPS.
+    pub fn cookie(&self, name: &str, value: &str, max_age: u64) -> String {
         let secure = if self.secure_cookies { "; Secure" } else { "" };
         format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
     }

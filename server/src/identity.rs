@@ -193,15 +193,11 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let mut resp = next.run(req).await;
     let mut cookies = Vec::new();
     if fresh {
-        let secure = if state.config.public_url.starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        cookies.push(format!(
-            "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=31536000{secure}",
-            signer.sign(&visitor)
-        ));
+        cookies.push(
+            state
+                .auth
+                .cookie(VISITOR_COOKIE, &signer.sign(&visitor), 31_536_000),
+        );
     }
     if stale_session && !resp.headers().contains_key(header::SET_COOKIE) {
         cookies.push(state.auth.expired_cookie(crate::auth::SESSION_COOKIE));

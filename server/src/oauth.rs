@@ -18,7 +18,8 @@ use axum::{
 use db::accounts;
 use oauth2::{
     basic::BasicClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse, TokenUrl,
 };
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -73,12 +74,22 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Http {
     }
 }
 
-fn provider<'a>(st: &'a AppState, name: &str) -> Option<(&'static str, &'a OAuthProvider)> {
-    match name {
-        "github" => st.config.auth.github.as_ref().map(|p| ("github", p)),
-        "google" => st.config.auth.google.as_ref().map(|p| ("google", p)),
-        _ => None,
-    }
+type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// A configured provider: its name, settings and OAuth client (redirecting to our callback).
+fn provider<'a>(st: &'a AppState, name: &str) -> Option<(&'static str, &'a OAuthProvider, Client)> {
+    let (name, p) = match name {
+        "github" => ("github", st.config.auth.github.as_ref()?),
+        "google" => ("google", st.config.auth.google.as_ref()?),
+        _ => return None,
+    };
+    let redirect = format!("{}/auth/{name}/callback", st.config.public_url);
+    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
+        .set_client_secret(ClientSecret::new(p.client_secret.clone()))
+        .set_auth_uri(AuthUrl::new(p.auth_url.clone()).ok()?)
+        .set_token_uri(TokenUrl::new(p.token_url.clone()).ok()?)
+        .set_redirect_uri(RedirectUrl::new(redirect).ok()?);
+    Some((name, p, client))
 }
 
 fn scopes(name: &str) -> &'static [&'static str] {
@@ -120,22 +131,9 @@ pub async fn start(
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let Some((name, p)) = provider(&st, &name) else {
+    let Some((name, _, client)) = provider(&st, &name) else {
         return login_error("provider");
     };
-    let redirect = format!("{}/auth/{name}/callback", st.config.public_url);
-    let (Ok(auth_url), Ok(token_url), Ok(redirect_url)) = (
-        AuthUrl::new(p.auth_url.clone()),
-        TokenUrl::new(p.token_url.clone()),
-        RedirectUrl::new(redirect),
-    ) else {
-        return login_error("provider");
-    };
-    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
-        .set_client_secret(ClientSecret::new(p.client_secret.clone()))
-        .set_auth_uri(auth_url)
-        .set_token_uri(token_url)
-        .set_redirect_uri(redirect_url);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
         .authorize_url(CsrfToken::new_random)
@@ -263,7 +261,7 @@ pub async fn callback(
 ) -> Response {
     let clear = st.auth.expired_cookie(OAUTH_COOKIE);
     let fail = |code: &str| with_cookies(login_error(code), std::slice::from_ref(&clear));
-    let Some((name, p)) = provider(&st, &name) else {
+    let Some((name, p, client)) = provider(&st, &name) else {
         return fail("provider");
     };
     let (Some(state), cookie) = (q.state.as_deref(), cookie_value(&headers, OAUTH_COOKIE)) else {
@@ -287,18 +285,6 @@ pub async fn callback(
     let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 2000) else {
         return fail("state");
     };
-    let (Ok(auth_url), Ok(token_url), Ok(redirect_url)) = (
-        AuthUrl::new(p.auth_url.clone()),
-        TokenUrl::new(p.token_url.clone()),
-        RedirectUrl::new(format!("{}/auth/{name}/callback", st.config.public_url)),
-    ) else {
-        return fail("provider");
-    };
-    let client = BasicClient::new(ClientId::new(p.client_id.clone()))
-        .set_client_secret(ClientSecret::new(p.client_secret.clone()))
-        .set_auth_uri(auth_url)
-        .set_token_uri(token_url)
-        .set_redirect_uri(redirect_url);
     let http = Http::new();
     let token = match client
         .exchange_code(AuthorizationCode::new(code))

@@ -45,6 +45,19 @@ pub struct ListQuery {
 
 const PAGE: u64 = 50;
 
+impl ListQuery {
+    fn check(&self) -> ApiResult<()> {
+        if self.q.len() > 200 {
+            return Err(field_error("q", "A search has at most 200 characters."));
+        }
+        Ok(())
+    }
+
+    fn offset(&self) -> u64 {
+        self.page.min(10_000) * PAGE
+    }
+}
+
 /// Who an owner key is, for people: an account's email, or "visitor".
 async fn owner_labels(st: &AppState, keys: impl Iterator<Item = &str>) -> HashMap<String, String> {
     let mut out = HashMap::new();
@@ -158,10 +171,8 @@ pub async fn users(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&me)?;
-    if q.q.len() > 200 {
-        return Err(field_error("q", "A search has at most 200 characters."));
-    }
-    let (rows, total) = accounts::list(&st.db, &q.q, PAGE, q.page.min(10_000) * PAGE).await?;
+    q.check()?;
+    let (rows, total) = accounts::list(&st.db, &q.q, PAGE, q.offset()).await?;
     Ok(Json(json!({
         "users": rows.iter().map(user_json).collect::<Vec<_>>(),
         "total": total,
@@ -221,11 +232,8 @@ pub async fn projects(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     require_admin(&me)?;
-    if q.q.len() > 200 {
-        return Err(field_error("q", "A search has at most 200 characters."));
-    }
-    let (rows, total) =
-        db::projects::list_all(&st.db, &q.q, PAGE, q.page.min(10_000) * PAGE).await?;
+    q.check()?;
+    let (rows, total) = db::projects::list_all(&st.db, &q.q, PAGE, q.offset()).await?;
     let labels = owner_labels(&st, rows.iter().filter_map(|p| p.maintainer.as_deref())).await;
     let items: Vec<Value> = rows
         .iter()

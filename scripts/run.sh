@@ -8,7 +8,9 @@ ensure_rust_tools
 ensure_node_tools
 ensure_docker
 ensure_ttyd
+ensure_relay
 ensure_base_image
+ensure_gvisor
 ensure_registry
 build_site
 step "Database migrations"

@@ -8,7 +8,9 @@ ensure_rust_tools
 ensure_node_tools
 ensure_docker
 ensure_ttyd
+ensure_relay
 ensure_base_image
+ensure_gvisor
 ensure_registry
 ensure_postgres
 ensure_chromium
@@ -21,7 +23,7 @@ cargo clippy -q --workspace --all-targets -- -D warnings
 build_site
 
 step "Unit and integration tests (SQLite and PostgreSQL; real Docker engine, registry, ttyd)"
-export TRYTHIS_TEST_TTYD="$DATA/bin/ttyd" TRYTHIS_TEST_BASE_IMAGE="$BASE_IMAGE"
+export TRYTHIS_TEST_TTYD="$DATA/bin/ttyd" TRYTHIS_TEST_RELAY="$DATA/bin/trythis-relay" TRYTHIS_TEST_BASE_IMAGE="$BASE_IMAGE"
 cargo test -q --workspace 2>&1 | tee "$DATA/logs/cargo-test.log"
 
 step "Production image builds and compose file validates"

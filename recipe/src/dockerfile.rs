@@ -317,10 +317,19 @@ fn check(
                 "VOLUME is ignored: a sandbox's writable places are set by the platform (the home directory, WORKDIR and /tmp)",
             ));
         }
-        "ONBUILD" => warnings.push(Problem::at(
-            line,
-            "ONBUILD only runs when another image is built FROM this one; it has no effect here",
-        )),
+        "ONBUILD" => {
+            // It runs when another project builds FROM this image: its ADD would be fetched by
+            // the engine then, so the inner instruction gets the same checks.
+            let (inner, rest) = args.split_once([' ', '\t']).unwrap_or((args, ""));
+            let inner = inner.to_ascii_uppercase();
+            if inner == "ADD" || inner == "COPY" {
+                check_copy(&inner, rest.trim(), &mut problem);
+            }
+            warnings.push(Problem::at(
+                line,
+                "ONBUILD only runs when another image is built FROM this one; it has no effect here",
+            ));
+        }
         "HEALTHCHECK" if !args.eq_ignore_ascii_case("none") => problem(
             "HEALTHCHECK is not supported: a sandbox runs a shell, not your service, so the check would only fail and spend the sandbox's CPU and processes (HEALTHCHECK NONE is accepted)".into(),
         ),
@@ -410,12 +419,16 @@ fn check_copy(keyword: &str, args: &str, problem: &mut impl FnMut(String)) {
         return;
     }
     let sources = &paths[..paths.len() - 1];
-    let remote = |s: &String| s.starts_with("https://") || s.starts_with("http://");
+    let remote = |s: &String| s.contains("://") || s.starts_with("git@");
     match keyword {
         "COPY" if !from => problem(format!("COPY of local files is not possible: {NO_CONTEXT}")),
-        "ADD" if !sources.iter().all(remote) => problem(format!(
-            "ADD of local files is not possible: {NO_CONTEXT} (ADD is accepted with http:// or https:// URLs)"
+        // The engine fetches ADD's URLs itself, on the host's network: outside the build's
+        // isolated network and its egress proxy (it could read the host's loopback services).
+        "ADD" if sources.iter().any(remote) => problem(format!(
+            "ADD with a URL is not possible: the engine would download {} on the host's own network, outside the build's egress proxy; download it in a RUN step instead (RUN curl -fsSLo DEST URL)",
+            sources.iter().find(|s| remote(s)).map(String::as_str).unwrap_or("it")
         )),
+        "ADD" => problem(format!("ADD of local files is not possible: {NO_CONTEXT}")),
         _ => {}
     }
 }

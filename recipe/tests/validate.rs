@@ -48,13 +48,40 @@ fn accepted_instructions_with_warnings() {
     );
 }
 
+/// The engine fetches ADD's URLs on the host's network (it read the host's loopback registry
+/// into a public build log): refused with its line, never handed to the engine.
 #[test]
-fn add_from_a_url_is_accepted() {
-    let ok = validate_dockerfile(
-        "FROM debian\nADD https://github.com/jqlang/jq/releases/download/jq-1.7.1/jq-linux-amd64 /usr/local/bin/jq\nRUN chmod +x /usr/local/bin/jq\n",
-    )
-    .expect("valid");
-    assert_eq!(ok.steps, 3);
+fn add_from_a_url_is_refused_with_the_way_out() {
+    for (src, url) in [
+        (
+            "FROM debian\nRUN true\nADD http://127.0.0.1:5000/v2/_catalog /c\n",
+            "http://127.0.0.1:5000/v2/_catalog",
+        ),
+        (
+            "FROM debian\nRUN true\nADD --chown=1:1 https://169.254.169.254/latest/meta-data/ /m\n",
+            "https://169.254.169.254/latest/meta-data/",
+        ),
+        (
+            "FROM debian\nRUN true\nADD [\"https://github.com/x/y.tar.gz\", \"/opt/\"]\n",
+            "https://github.com/x/y.tar.gz",
+        ),
+        (
+            "FROM debian\nRUN true\nONBUILD ADD http://10.0.0.1/x /x\n",
+            "http://10.0.0.1/x",
+        ),
+    ] {
+        let problems = validate_dockerfile(src).expect_err(src);
+        let adds: Vec<_> = problems
+            .iter()
+            .filter(|p| p.message.starts_with("ADD with a URL"))
+            .collect();
+        assert_eq!(adds.len(), 1, "{src}: {problems:?}");
+        assert_eq!(adds[0].line, Some(3), "{src}");
+        assert_eq!(
+            adds[0].message,
+            format!("ADD with a URL is not possible: the engine would download {url} on the host's own network, outside the build's egress proxy; download it in a RUN step instead (RUN curl -fsSLo DEST URL)")
+        );
+    }
 }
 
 #[test]

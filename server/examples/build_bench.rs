@@ -36,12 +36,14 @@ async fn main() -> Result {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
+    let networks = server::network::Networks::setup(&config, &docker).await?;
     let builds = server::build::BuildService::new(
         db.clone(),
         docker.clone(),
         registry.clone(),
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
+        networks,
     );
     let (mut plain, mut ours, mut push_secs) = (Vec::new(), Vec::new(), Vec::new());
     let mut pushed_bytes = 0i64;

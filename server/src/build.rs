@@ -98,6 +98,8 @@ pub struct BuildService {
     live: StdMutex<HashMap<String, Arc<Live>>>,
     queue_tx: mpsc::UnboundedSender<String>,
     queue_rx: Mutex<mpsc::UnboundedReceiver<String>>,
+    /// Build steps run on the isolated build network; its proxy is their only way out.
+    networks: Arc<crate::network::Networks>,
 }
 
 impl BuildService {
@@ -107,9 +109,11 @@ impl BuildService {
         registry: registry::Registry,
         limits: BuildLimits,
         metrics: Arc<Metrics>,
+        networks: Arc<crate::network::Networks>,
     ) -> Arc<Self> {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
+            networks,
             db,
             docker,
             registry,
@@ -123,6 +127,10 @@ impl BuildService {
 
     pub fn limits(&self) -> &BuildLimits {
         &self.limits
+    }
+
+    pub fn networks(&self) -> &Arc<crate::network::Networks> {
+        &self.networks
     }
 
     /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
@@ -430,6 +438,15 @@ impl BuildService {
     ) -> Result<(), Failure> {
         let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
         let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
+        // A proxy credential of this build's own: refusals land in this build's log.
+        let (mut grant, proxy_url) = self.networks.build.grant(&format!("build-{build_id}"));
+        let build_args: HashMap<String, String> = crate::sandbox::runtime::proxy_env(&proxy_url)
+            .into_iter()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect();
         let opts = BuildImageOptionsBuilder::default()
             .t(image)
             .rm(true)
@@ -440,17 +457,52 @@ impl BuildService {
             .cpuperiod(100_000)
             .cpuquota((self.limits.cpus * 100_000.0) as i32)
             .labels(&labels)
+            .networkmode(&self.networks.build.network)
+            .buildargs(&build_args)
             .build();
-        let tar = crate::seed::tar_single_file("Dockerfile", dockerfile.as_bytes());
+        let ca = match &self.networks.ca_bundle {
+            Some(path) => Some(
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|e| Failure::Engine(format!("CA bundle {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        let mut files = vec![];
+        let dockerfile = match &ca {
+            Some(bundle) => {
+                files.push((CA_CONTEXT_FILE, bundle.as_slice()));
+                trust_platform_ca(dockerfile)
+            }
+            None => dockerfile.to_string(),
+        };
+        files.push(("Dockerfile", dockerfile.as_bytes()));
+        let tar = crate::seed::tar_files(&files);
         let mut stream = self
             .docker
             .build_image(opts, None, Some(bollard::body_full(tar.into())));
-        while let Some(item) = stream.next().await {
+        loop {
+            let item = tokio::select! {
+                item = stream.next() => item,
+                Some(refusal) = grant.refusals().recv() => {
+                    self.log(live, &format!("trythis egress proxy: {refusal}"));
+                    continue;
+                }
+            };
+            let Some(item) = item else {
+                while let Ok(refusal) = grant.refusals().try_recv() {
+                    self.log(live, &format!("trythis egress proxy: {refusal}"));
+                }
+                break;
+            };
             let info = match item {
                 Ok(i) => i,
                 Err(e) => return Err(engine_error(e)),
             };
             if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                while let Ok(refusal) = grant.refusals().try_recv() {
+                    self.log(live, &format!("trythis egress proxy: {refusal}"));
+                }
                 return Err(Failure::Build(build_error(&err)));
             }
             let Some(s) = info.stream else { continue };
@@ -505,6 +557,40 @@ impl BuildService {
             Err(e) => tracing::warn!(error = %e, repo = %current.repo, "registry retention failed"),
         }
     }
+}
+
+/// The platform's CA bundle in the build context.
+const CA_CONTEXT_FILE: &str = "trythis-ca-certificates.crt";
+/// Where build steps find it.
+const CA_IN_BUILD: &str = "/usr/local/share/trythis/ca-certificates.crt";
+
+/// After every `FROM`: the platform's CA bundle, and build-time variables (ARGs: they do not stay
+/// in the image's environment) that point TLS clients at it, so pip, npm, curl and git work on
+/// networks that intercept TLS.
+pub fn trust_platform_ca(dockerfile: &str) -> String {
+    let vars: Vec<String> = crate::sandbox::runtime::ca_env(CA_IN_BUILD)
+        .into_iter()
+        .map(|kv| format!("ARG {kv}"))
+        .collect();
+    let inject = format!(
+        "COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\n{}\n",
+        vars.join("\n")
+    );
+    let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
+    let mut in_from = false;
+    for line in dockerfile.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.eq_ignore_ascii_case("FROM") {
+            in_from = true;
+        }
+        if in_from && !line.trim_end().ends_with('\\') {
+            in_from = false;
+            out.push_str(&inject);
+        }
+    }
+    out
 }
 
 /// Resolves once the cancel switch is on (the watch guard never lives across an await).
@@ -566,6 +652,23 @@ mod tests {
         assert_eq!(parse_step("Step 10/10 : WORKDIR /root"), Some((10, 10)));
         assert_eq!(parse_step(" ---> Running in abc"), None);
         assert_eq!(parse_step("Step x/7 : RUN"), None);
+    }
+
+    #[test]
+    fn every_stage_trusts_the_platform_ca() {
+        let df = "FROM a AS one\nRUN x\nfrom b \\\n  AS two\nRUN y\n";
+        let out = trust_platform_ca(df);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "FROM a AS one");
+        assert_eq!(lines[1], format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}"));
+        assert_eq!(lines[2], format!("ARG SSL_CERT_FILE={CA_IN_BUILD}"));
+        let second = lines.iter().position(|l| *l == "  AS two").unwrap_or(0);
+        assert_eq!(
+            lines[second + 1],
+            format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}")
+        );
+        assert_eq!(out.matches("COPY ").count(), 2);
+        assert!(out.contains("\nRUN x\n") && out.ends_with("RUN y\n"));
     }
 
     #[test]

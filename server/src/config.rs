@@ -11,6 +11,37 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// `TRYTHIS_SANDBOX_RUNTIME`: which engine runtime sandboxes use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// gVisor when the engine has it registered, else runc.
+    Auto,
+    /// gVisor or refuse to start.
+    Runsc,
+    Runc,
+}
+
+/// Where builds and egress sandboxes may connect, through the platform's egress proxy.
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// Host patterns (`pypi.org`, `*.debian.org`, `*` = any public host).
+    pub allow_hosts: Vec<String>,
+    pub ports: Vec<u16>,
+    /// `host:port` destinations allowed although private (an internal mirror).
+    pub mirrors: Vec<String>,
+    /// The proxy's port on each isolated network's gateway; 0 = the first free one of 3128–3191.
+    pub proxy_port: u16,
+    /// Isolated networks (engine `internal` bridges; the host accepts only the proxy's ports
+    /// from them): one for build steps, one for sandboxes of projects that opted into egress.
+    pub build_network: String,
+    pub build_subnet: String,
+    pub sandbox_network: String,
+    pub sandbox_subnet: String,
+    /// Extra CA certificates (PEM) that builds and egress sandboxes trust, for TLS-intercepting
+    /// networks. Defaults to the host's bundle when `SSL_CERT_FILE` is set.
+    pub extra_ca_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct SandboxLimits {
     pub memory_mb: u64,
@@ -94,6 +125,10 @@ pub struct Config {
     /// Where the built site lives (`pkg/` bundle, `vendor/`, public assets).
     pub site_root: PathBuf,
     pub ttyd_path: PathBuf,
+    /// The static relay (built from `relay/`) that joins an exec stream to ttyd's socket.
+    pub relay_path: PathBuf,
+    pub sandbox_runtime: RuntimeChoice,
+    pub egress: EgressConfig,
     pub limits: SandboxLimits,
     pub builds: BuildLimits,
     pub auth: AuthConfig,
@@ -226,6 +261,15 @@ impl Source {
 }
 
 impl Config {
+    /// The CA bundle builds and egress sandboxes trust (written at start-up by
+    /// `egress::prepare_ca_bundle`), when an extra CA is configured.
+    pub fn ca_bundle_path(&self) -> Option<PathBuf> {
+        self.egress
+            .extra_ca_file
+            .as_ref()
+            .map(|_| self.data_dir.join("ca").join("ca-certificates.crt"))
+    }
+
     /// The configuration of this process: file, then environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(Source::load()?)
@@ -364,6 +408,70 @@ impl Config {
                 "https://openidconnect.googleapis.com/v1/userinfo",
             )?,
         };
+        let sandbox_runtime = match s.str("TRYTHIS_SANDBOX_RUNTIME", "auto").as_str() {
+            "auto" => RuntimeChoice::Auto,
+            "runsc" => RuntimeChoice::Runsc,
+            "runc" => RuntimeChoice::Runc,
+            other => {
+                return Err(ConfigError {
+                    key: "TRYTHIS_SANDBOX_RUNTIME".into(),
+                    value: other.into(),
+                    reason: "must be auto, runsc or runc".into(),
+                })
+            }
+        };
+        let list = |key: &str, default: Vec<String>| -> Vec<String> {
+            match s.opt(key) {
+                None => default,
+                Some(v) => v
+                    .split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty())
+                    .collect(),
+            }
+        };
+        let ports = list("TRYTHIS_EGRESS_PORTS", vec!["80".into(), "443".into()])
+            .into_iter()
+            .map(|p| {
+                p.parse::<u16>().map_err(|_| ConfigError {
+                    key: "TRYTHIS_EGRESS_PORTS".into(),
+                    value: p.clone(),
+                    reason: "expected port numbers separated by commas".into(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let proxy_port: u16 = s.parse("TRYTHIS_EGRESS_PROXY_PORT", 3128, "a port number")?;
+        if proxy_port != 0 && !(3128..=3191).contains(&proxy_port) {
+            return Err(ConfigError {
+                key: "TRYTHIS_EGRESS_PROXY_PORT".into(),
+                value: proxy_port.to_string(),
+                reason: "must be 0 or within 3128-3191 (the ports the isolated networks may reach)"
+                    .into(),
+            });
+        }
+        let extra_ca_file = s
+            .opt("TRYTHIS_EXTRA_CA_FILE")
+            .or_else(|| {
+                std::env::var("SSL_CERT_FILE")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
+            .filter(|v| v != "none")
+            .map(PathBuf::from);
+        let egress = EgressConfig {
+            allow_hosts: list(
+                "TRYTHIS_EGRESS_ALLOW",
+                egress::Policy::default_allow_hosts(),
+            ),
+            ports,
+            mirrors: list("TRYTHIS_EGRESS_MIRRORS", Vec::new()),
+            proxy_port,
+            build_network: s.str("TRYTHIS_BUILD_NETWORK", "trythis-build"),
+            build_subnet: s.str("TRYTHIS_BUILD_SUBNET", "172.30.240.0/24"),
+            sandbox_network: s.str("TRYTHIS_EGRESS_NETWORK", "trythis-egress"),
+            sandbox_subnet: s.str("TRYTHIS_EGRESS_SUBNET", "172.30.241.0/24"),
+            extra_ca_file,
+        };
         let harbor = match s.opt("TRYTHIS_HARBOR_URL") {
             None => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
@@ -395,6 +503,12 @@ impl Config {
                 "TRYTHIS_TTYD_PATH",
                 &format!("{}/bin/ttyd", data_dir.display()),
             )),
+            relay_path: PathBuf::from(s.str(
+                "TRYTHIS_RELAY_PATH",
+                &format!("{}/bin/trythis-relay", data_dir.display()),
+            )),
+            sandbox_runtime,
+            egress,
             limits,
             log: s.str("TRYTHIS_LOG", "info,sqlx=warn,bollard=warn,tower_http=info"),
             data_dir,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod metrics;
+pub mod network;
 pub mod oauth;
 pub mod publish;
 pub mod sandbox;
@@ -48,10 +49,14 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let instance = db::instance_id(&db, identity::random_id).await?;
+    let isolation = sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
+    let networks = network::Networks::setup(&config, &docker).await?;
+    tracing::info!(runtime = isolation.as_str(), build_network = %networks.build.network, "sandbox isolation");
     let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
         docker.clone(),
         &config,
         instance,
+        isolation,
     ));
     let metrics = Arc::new(metrics::Metrics::default());
     let registry = config.registry_client();
@@ -61,6 +66,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         registry.clone(),
         config.builds.clone(),
         metrics.clone(),
+        networks.clone(),
     );
     builds.start().await?;
     let sandboxes = Arc::new(sandbox::SandboxService::new(
@@ -68,6 +74,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         runtime,
         config.limits.clone(),
         metrics.clone(),
+        networks,
     ));
     let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
     let auth = Arc::new(auth::Auth::new(config.auth.clone(), &config.public_url));

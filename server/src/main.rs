@@ -45,12 +45,14 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let registry = config.registry_client();
+    let networks = server::network::Networks::setup(&config, &docker).await?;
     let builds = server::build::BuildService::new(
         db.clone(),
         docker,
         registry,
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
+        networks,
     );
     let (published, reused) =
         server::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;

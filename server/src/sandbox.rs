@@ -82,6 +82,9 @@ pub struct SandboxService {
     per_identity: DefaultKeyedRateLimiter<String>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     queue: Mutex<Queue>,
+    networks: Arc<crate::network::Networks>,
+    /// Proxy credentials of running egress sandboxes (dropped, and so revoked, at stop).
+    egress_grants: Mutex<std::collections::HashMap<String, egress::Grant>>,
 }
 
 /// The answer to a Try: a new sandbox (201) or the one already running for this project (200).
@@ -100,13 +103,16 @@ impl SandboxService {
         runtime: Arc<dyn Runtime>,
         limits: SandboxLimits,
         metrics: Arc<Metrics>,
+        networks: Arc<crate::network::Networks>,
     ) -> Self {
         Self {
+            networks,
+            egress_grants: Mutex::default(),
             per_identity: RateLimiter::keyed(per_minute(limits.rate_per_identity)),
             per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
             db,
+            terminals: Terminals::new(runtime.clone()),
             runtime,
-            terminals: Terminals::default(),
             limits,
             metrics,
             queue: Mutex::new(Queue::default()),
@@ -257,10 +263,10 @@ impl SandboxService {
             project: project.slug.clone(),
             image,
             expires_unix: expires_at.timestamp(),
-            egress: project.egress,
+            egress: self.egress_for(&id, project.egress),
             welcome: project.welcome.clone(),
         };
-        match self.runtime.launch(&spec).await {
+        match self.launch(&spec).await {
             Ok(launched) => {
                 let elapsed = started.elapsed();
                 db::sandboxes::mark_ready(
@@ -378,11 +384,11 @@ impl SandboxService {
                     project: p.slug.clone(),
                     image,
                     expires_unix: expires_at.timestamp(),
-                    egress: p.egress,
+                    egress: self.egress_for(&id, p.egress),
                     welcome: p.welcome.clone(),
                 };
                 let t0 = Instant::now();
-                match self.runtime.launch(&spec).await {
+                match self.launch(&spec).await {
                     Ok(l) => {
                         db::sandboxes::mark_ready(
                             &self.db,
@@ -391,10 +397,6 @@ impl SandboxService {
                             t0.elapsed().as_millis() as i64,
                         )
                         .await?;
-                        // Start the shell now, so the Try's first byte is already waiting.
-                        if let Err(e) = self.terminals.attach(&id, &l.socket, 80, 24).await {
-                            tracing::warn!(sandbox = %id, error = %e, "warm-pool shell did not start");
-                        }
                         started += 1;
                     }
                     Err(e) => {
@@ -415,10 +417,67 @@ impl SandboxService {
         Ok(started)
     }
 
+    /// For a project that opted into egress: its network and a proxy credential of its own.
+    fn egress_for(&self, sandbox_id: &str, opted_in: bool) -> Option<runtime::Egress> {
+        if !opted_in {
+            return None;
+        }
+        let (grant, proxy_url) = self
+            .networks
+            .sandbox
+            .grant(&format!("sandbox-{sandbox_id}"));
+        self.egress_grants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(sandbox_id.to_string(), grant);
+        Some(runtime::Egress {
+            network: self.networks.sandbox.network.clone(),
+            proxy_url,
+        })
+    }
+
+    fn revoke_egress(&self, sandbox_id: &str) {
+        self.egress_grants
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(sandbox_id);
+    }
+
+    /// Starts the container and its shell: a sandbox is ready once ttyd has answered through the
+    /// relay, so the visitor's first byte is already waiting.
+    async fn launch(&self, spec: &LaunchSpec) -> Result<runtime::Launched, RuntimeError> {
+        let launched = match self.runtime.launch(spec).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.revoke_egress(&spec.sandbox_id);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.terminals.open_idle(&spec.sandbox_id).await {
+            let _ = self.runtime.destroy(&spec.sandbox_id).await;
+            self.revoke_egress(&spec.sandbox_id);
+            return Err(RuntimeError::NotReady(e.to_string()));
+        }
+        Ok(launched)
+    }
+
+    /// Waits (up to 15 s) while a concurrent Try is still starting `id`; true once it is ready.
+    pub async fn wait_ready(&self, id: &str) -> bool {
+        for _ in 0..150 {
+            match db::sandboxes::get(&self.db, id).await {
+                Ok(Some(s)) if s.state == State::Ready.as_str() => return true,
+                Ok(Some(s)) if s.active => tokio::time::sleep(Duration::from_millis(100)).await,
+                _ => return false,
+            }
+        }
+        false
+    }
+
     /// Stops a sandbox and frees its owner's slot. Idempotent.
     pub async fn stop(&self, id: &str, reason: &str) -> Result<(), ApiError> {
         db::sandboxes::set_stopping(&self.db, id).await?;
         self.terminals.close(id);
+        self.revoke_egress(id);
         if let Err(e) = self.runtime.destroy(id).await {
             tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
             return Err(ApiError::Unavailable(

@@ -25,6 +25,20 @@ struct Meta {
 
 /// A one-file tar archive (the build context is the Dockerfile alone).
 pub fn tar_single_file(name: &str, data: &[u8]) -> Vec<u8> {
+    tar_files(&[(name, data)])
+}
+
+/// A tar archive of regular files (a build context).
+pub fn tar_files(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, data) in files {
+        out.extend(tar_entry(name, data));
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn tar_entry(name: &str, data: &[u8]) -> Vec<u8> {
     let mut header = [0u8; 512];
     header[..name.len().min(100)].copy_from_slice(&name.as_bytes()[..name.len().min(100)]);
     let octal = |buf: &mut [u8], v: u64| {
@@ -45,7 +59,7 @@ pub fn tar_single_file(name: &str, data: &[u8]) -> Vec<u8> {
     header[148..156].copy_from_slice(s.as_bytes());
     let mut out = header.to_vec();
     out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out.resize(out.len().div_ceil(512) * 512, 0);
     out
 }
 

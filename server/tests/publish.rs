@@ -9,47 +9,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(20);
 
 fn base() -> String {
-    std::env::var("TRYTHIS_TEST_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into())
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", rand_u32() % 1_000_000)
-}
-
-fn project(slug: &str, recipe: serde_json::Value) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "slug": slug, "name": format!("Tool {slug}"), "summary": "A tool built by the tests.",
-        "description": "Run `hello-tool --version`.", "category": "CLI tools", "tags": ["test"],
-    });
-    for (k, val) in recipe.as_object().into_iter().flatten() {
-        v[k] = val.clone();
-    }
-    v
-}
-
-/// Waits for a build to finish; returns its JSON.
-async fn wait_build(v: &Visitor, id: &str, limit: Duration) -> Result<serde_json::Value> {
-    let t0 = std::time::Instant::now();
-    loop {
-        let r = v.call("GET", &format!("/api/builds/{id}"), None).await?;
-        let state = r.body["state"].as_str().unwrap_or("").to_string();
-        if matches!(state.as_str(), "succeeded" | "failed" | "cancelled") {
-            return Ok(r.body);
-        }
-        if t0.elapsed() > limit {
-            return Err(format!("build {id} still {state} after {limit:?}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn submit(v: &Visitor, body: serde_json::Value) -> Result<String> {
-    let r = v.call("POST", "/api/projects", Some(body)).await?;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    Ok(r.body["build_id"]
-        .as_str()
-        .ok_or("no build id")?
-        .to_string())
+    base_image()
 }
 
 const TOOL_SCRIPT: &str = r#"#!/bin/bash
@@ -441,6 +401,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         registry::Registry::new(cfg.registry.clone()),
         cfg.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
+        app.state.builds.networks().clone(),
     );
     let slug = unique("offline");
     let form: server::publish::ProjectForm = serde_json::from_value(project(

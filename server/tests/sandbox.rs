@@ -52,9 +52,11 @@ async fn try_starts_a_shell_and_echoes() -> Result {
     Ok(())
 }
 
+/// The runc fallback's limits (gVisor's, the default, are in `isolation.rs`): under runc a memory
+/// hog meets the kernel's OOM killer inside the sandbox's cgroup and the shell survives.
 #[tokio::test]
 async fn limits_hold_inside_the_sandbox() -> Result {
-    let app = TestApp::start().await?;
+    let app = TestApp::start_with(&[("TRYTHIS_SANDBOX_RUNTIME", "runc")]).await?;
     let (v, id, mut sh) = start_try_with_terminal(&app).await?;
 
     // Memory hog: tail buffers everything, the OOM killer ends it, the shell survives.
@@ -100,19 +102,15 @@ async fn limits_hold_inside_the_sandbox() -> Result {
         "only its own socket: {out}"
     ); // find + ls
 
-    // apt-get cannot reach anything with network none (fails at once: there is no interface).
+    // Network none: not even this machine's upstream (where every name resolves) is reachable.
     let out = sh
         .run(
-            "apt-get update -o Acquire::Retries=0 2>&1 | tail -3",
-            Duration::from_secs(60),
+            "timeout 3 bash -c 'exec 3<>/dev/tcp/203.0.113.80/80' 2>/dev/null && echo REACHED || echo unreachable",
+            T,
         )
         .await?;
     assert!(
-        out.contains("Err")
-            || out.contains("Could not")
-            || out.contains("Failed")
-            || out.contains("Permission denied")
-            || out.contains("Read-only"),
+        out.contains("\nunreachable") && !out.contains("\nREACHED"),
         "{out}"
     );
 

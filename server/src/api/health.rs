@@ -1,7 +1,8 @@
 use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 
-/// `GET /healthz`: 200 when the database, the engine and the registry all answer; 503 naming the failing part.
+/// `GET /healthz`: 200 when the database, the engine and the registry all answer; 503 naming the
+/// failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
 pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     let timeout = std::time::Duration::from_secs(3);
     let (db, docker, registry) = tokio::join!(
@@ -22,9 +23,12 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(
-            serde_json::json!({ "db": word(db_ok), "docker": word(docker_ok), "registry": word(reg_ok) }),
-        ),
+        Json(serde_json::json!({
+            "db": word(db_ok),
+            "docker": word(docker_ok),
+            "registry": word(reg_ok),
+            "runtime": st.sandboxes.runtime().isolation().as_str(),
+        })),
     )
 }
 

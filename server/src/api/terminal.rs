@@ -2,7 +2,7 @@
 //! frame by frame to the sandbox's shell session. Owner or admin only; every frame is validated.
 use crate::{
     error::{ApiError, ApiResult},
-    sandbox::terminal::{parse_client_frame, ClientFrame},
+    sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError},
     state::AppState,
 };
 use app::model::Identity;
@@ -81,32 +81,14 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
         _ => return Err("no hello"),
     };
     // 2. A sandbox still starting (a concurrent Try) becomes ready within seconds.
-    let mut socket_path = None;
-    for _ in 0..150 {
-        match db::sandboxes::get(&st.db, &id).await {
-            Ok(Some(s)) if s.state == "ready" => {
-                // An open session (re-attach, warm pool) needs no engine round-trip.
-                socket_path = if st.sandboxes.terminals.get(&id).is_some() {
-                    Some(std::path::PathBuf::new())
-                } else {
-                    st.sandboxes.runtime().socket(&id).await.ok().flatten()
-                };
-                break;
-            }
-            Ok(Some(s)) if s.active => tokio::time::sleep(Duration::from_millis(100)).await,
-            _ => break,
-        }
-    }
-    let Some(socket_path) = socket_path else {
+    if !st.sandboxes.wait_ready(&id).await {
         return close(socket, 1011, "sandbox is not running").await;
-    };
-    let attachment = match st
-        .sandboxes
-        .terminals
-        .attach(&id, &socket_path, cols, rows)
-        .await
-    {
+    }
+    let attachment = match st.sandboxes.terminals.attach(&id, cols, rows).await {
         Ok(a) => a,
+        Err(TerminalError::TooManyViewers) => {
+            return close(socket, 1013, "too many browsers on this terminal").await;
+        }
         Err(e) => {
             tracing::warn!(sandbox = %id, error = %e, "terminal attach failed");
             return close(socket, 1011, "terminal unavailable").await;
@@ -134,12 +116,11 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
                     }
                 }
             },
-            out = live.recv() => match out {
-                Ok(f) if f.is_empty() => return close(socket, 1000, "sandbox ended").await,
-                Ok(f) => socket.send(Message::Binary(f)).await.map_err(|_| "send failed")?,
-                // A slow browser skipped frames: keep going, the screen catches up.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(_) => return close(socket, 1000, "sandbox ended").await,
+            out = live.next() => match out {
+                Some(f) => socket.send(Message::Binary(f)).await.map_err(|_| "send failed")?,
+                // Fell too far behind: the page reconnects and gets the screen from the replay.
+                None if live.cut_off() => return close(socket, 4000, "too slow: reconnecting").await,
+                None => return close(socket, 1000, "sandbox ended").await,
             },
         }
     }

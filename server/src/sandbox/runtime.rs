@@ -2,6 +2,7 @@
 //! unit tests; `DockerRuntime` is the real one, speaking the Engine API through bollard.
 use crate::config::{Config, SandboxLimits};
 use bollard::{
+    exec::{CreateExecOptions, StartExecOptions, StartExecResults},
     models::{
         ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
         MountVolumeOptionsDriverConfig,
@@ -15,7 +16,13 @@ use bollard::{
 };
 use bytes::Bytes;
 use futures::StreamExt;
-use std::{collections::HashMap, path::PathBuf, sync::Mutex, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    path::PathBuf,
+    pin::Pin,
+    sync::Mutex,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 pub const LABEL_SANDBOX: &str = "trythis.sandbox";
 pub const LABEL_OWNER: &str = "trythis.owner";
@@ -24,10 +31,80 @@ pub const LABEL_EXPIRES: &str = "trythis.expires";
 /// The installation a container belongs to: reconciliation only ever touches its own.
 pub const LABEL_INSTANCE: &str = "trythis.instance";
 
-/// Inside every sandbox: ttyd (read-only) and its socket directory.
+/// Inside every sandbox: ttyd and the relay (both read-only) and ttyd's socket directory. The
+/// socket never leaves the sandbox: the server reaches it through the relay, started by the
+/// engine's exec API, so nothing the sandbox does to this directory changes what the server dials.
 const TTYD_IN_CONTAINER: &str = "/opt/trythis/ttyd";
+const RELAY_IN_CONTAINER: &str = "/opt/trythis/relay";
 const SOCKET_DIR: &str = "/run/trythis";
-const SOCKET_NAME: &str = "tty.sock";
+/// Beside the relay on the host (built by `scripts/lib.sh`): the statx shim for gVisor and the
+/// `ld.so.preload` that names it.
+pub const GVISOR_STATX_SHIM: &str = "gvisor-statx.so";
+pub const GVISOR_PRELOAD_FILE: &str = "gvisor-ld.so.preload";
+const GVISOR_STATX_IN_CONTAINER: &str = "/opt/trythis/gvisor-statx.so";
+const SOCKET_PATH: &str = "/run/trythis/tty.sock";
+
+/// Engine runtimes the setup registers (`scripts/lib.sh`, `/etc/docker/daemon.json`): gVisor with
+/// no network, and gVisor with its own network stack for egress projects. Both keep every write
+/// (root and volumes) in the sandbox's memory (`--overlay2=all:memory`), so the memory limit
+/// bounds the disk a sandbox can use.
+pub const RUNSC_RUNTIME: &str = "trythis-runsc";
+pub const RUNSC_NET_RUNTIME: &str = "trythis-runsc-net";
+
+/// How sandboxes are isolated from the host kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// gVisor: the sandbox's root talks to gVisor's kernel, not the host's. Writable root.
+    Gvisor,
+    /// runc: namespaces, dropped capabilities, seccomp; read-only root plus bounded tmpfs.
+    Runc,
+}
+
+impl Isolation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Gvisor => "runsc",
+            Isolation::Runc => "runc",
+        }
+    }
+}
+
+/// Picks the sandbox runtime: `runsc` and `runc` are demands, `auto` takes gVisor when the engine
+/// has it registered.
+pub async fn detect_isolation(
+    docker: &Docker,
+    wanted: crate::config::RuntimeChoice,
+) -> Result<Isolation, RuntimeError> {
+    use crate::config::RuntimeChoice;
+    if wanted == RuntimeChoice::Runc {
+        return Ok(Isolation::Runc);
+    }
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| RuntimeError::EngineDown(e.to_string()))?;
+    let runtimes = info.runtimes.unwrap_or_default();
+    let has = runtimes.contains_key(RUNSC_RUNTIME) && runtimes.contains_key(RUNSC_NET_RUNTIME);
+    match (wanted, has) {
+        (_, true) => Ok(Isolation::Gvisor),
+        (RuntimeChoice::Runsc, false) => Err(RuntimeError::Engine(format!(
+            "TRYTHIS_SANDBOX_RUNTIME=runsc but the engine has no {RUNSC_RUNTIME} and {RUNSC_NET_RUNTIME} runtimes (scripts/run.sh registers them)"
+        ))),
+        _ => Ok(Isolation::Runc),
+    }
+}
+
+/// A byte stream to ttyd's socket inside a sandbox.
+pub trait TerminalIo: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> TerminalIo for T {}
+pub type TerminalStream = Pin<Box<dyn TerminalIo>>;
+
+/// Egress for one sandbox: the proxy it must use and the CA bundle it should trust.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    pub network: String,
+    pub proxy_url: String,
+}
 
 /// Capabilities kept (all others dropped): what a root shell needs to own, chown and switch
 /// users inside its own files; none grants access outside the container.
@@ -79,15 +156,14 @@ pub struct LaunchSpec {
     /// `repo@sha256:…`
     pub image: String,
     pub expires_unix: i64,
-    pub egress: bool,
+    /// `Some` for projects that opted into egress: the network and proxy they go out through.
+    pub egress: Option<Egress>,
     pub welcome: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Launched {
     pub container_id: String,
-    /// Host path of ttyd's UNIX socket.
-    pub socket: PathBuf,
 }
 
 /// A container found by label (reconciliation).
@@ -99,12 +175,19 @@ pub struct Listed {
 
 #[async_trait::async_trait]
 pub trait Runtime: Send + Sync {
-    /// Creates and starts the sandbox; returns once ttyd's socket exists.
+    /// Creates and starts the sandbox (ttyd starting inside; `open_terminal` waits for it).
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError>;
     /// Kills and removes the container and its volumes. Idempotent.
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
-    /// Host path of a running sandbox's socket, if it runs.
-    async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError>;
+    /// A new byte stream to ttyd inside a running sandbox (ttyd starts a shell per WebSocket).
+    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalStream, RuntimeError>;
+    /// How sandboxes are isolated (`/healthz` reports it).
+    fn isolation(&self) -> Isolation;
+    /// Resolves when the sandbox's container has stopped (or is gone). Under gVisor a sandbox
+    /// that dies (out of memory) can leave its exec streams open; this is how sessions notice.
+    async fn wait_exit(&self, _sandbox_id: &str) {
+        std::future::pending::<()>().await
+    }
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
@@ -129,9 +212,51 @@ pub struct DockerRuntime {
     instance: String,
     limits: SandboxLimits,
     ttyd: PathBuf,
-    /// The image's own files under each writable directory, per image (tar, `None` = too big to
-    /// copy into a tmpfs: that directory stays read-only).
-    seeds: Mutex<HashMap<(String, String), Option<Bytes>>>,
+    relay: PathBuf,
+    /// Trusted by egress sandboxes (system roots plus the configured extra CA), if any.
+    ca_bundle: Option<PathBuf>,
+    isolation: Isolation,
+    /// runc only: the image's own files under each writable directory, per image.
+    seeds: Mutex<SeedCache>,
+}
+
+/// Seed archives by (image, directory), evicted least-recently-used beyond a byte budget.
+/// `None` = too big to copy into a tmpfs: that directory stays read-only.
+#[derive(Default)]
+struct SeedCache {
+    entries: HashMap<(String, String), Option<Bytes>>,
+    order: VecDeque<(String, String)>,
+    bytes: usize,
+}
+
+impl SeedCache {
+    fn get(&mut self, key: &(String, String)) -> Option<Option<Bytes>> {
+        let v = self.entries.get(key)?.clone();
+        if let Some(i) = self.order.iter().position(|k| k == key) {
+            if let Some(k) = self.order.remove(i) {
+                self.order.push_back(k);
+            }
+        }
+        Some(v)
+    }
+
+    fn insert(&mut self, key: (String, String), value: Option<Bytes>) {
+        if let Some(old) = self.entries.remove(&key) {
+            self.bytes -= old.map_or(0, |b| b.len());
+            self.order.retain(|k| k != &key);
+        }
+        self.bytes += value.as_ref().map_or(0, |b| b.len());
+        self.entries.insert(key.clone(), value);
+        self.order.push_back(key);
+        while self.bytes > SEED_CACHE_BYTES {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(v) = self.entries.remove(&oldest) {
+                self.bytes -= v.map_or(0, |b| b.len());
+            }
+        }
+    }
 }
 
 /// What a launch needs from the image's config.
@@ -158,8 +283,16 @@ impl ImageFacts {
     }
 }
 
-/// Largest directory copied from the image into a sandbox's writable tmpfs at launch.
-const MAX_SEED_BYTES: usize = 64 * 1024 * 1024;
+/// runc: most bytes copied from the image into one sandbox's writable tmpfs directories at launch
+/// (all directories together; one that would pass it keeps the image's read-only files).
+pub const MAX_SEED_BYTES: usize = 64 * 1024 * 1024;
+/// gVisor (ptrace platform) backs each sandbox process with several host threads; a fork bomb
+/// bounded by NPROC inside measured ~14 host threads per process here.
+const GVISOR_HOST_THREADS_PER_PROCESS: i64 = 32;
+/// Most image `VOLUME`s a published image may declare (each costs a tmpfs and a copy per Try).
+pub const MAX_IMAGE_VOLUMES: usize = 8;
+/// Bytes of seed archives kept in memory across images.
+const SEED_CACHE_BYTES: usize = 256 * 1024 * 1024;
 /// An archive of an empty directory: its own header plus the end-of-archive blocks.
 const EMPTY_DIR_ARCHIVE: usize = 1536;
 
@@ -182,11 +315,39 @@ pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
         .map_err(|e| RuntimeError::EngineDown(e.to_string()))
 }
 
+/// Where egress sandboxes find the platform's CA bundle (system roots plus the extra CA).
+const CA_IN_CONTAINER: &str = "/opt/trythis/ca-certificates.crt";
+
+/// The variables HTTP clients read for their proxy (curl, apt, pip, npm, git, cargo).
+pub fn proxy_env(url: &str) -> Vec<String> {
+    ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"]
+        .iter()
+        .map(|k| format!("{k}={url}"))
+        .chain(["NO_PROXY=".to_string(), "no_proxy=".to_string()])
+        .collect()
+}
+
+/// The variables TLS clients read for a CA bundle (OpenSSL, curl, pip/requests, Node, git).
+pub fn ca_env(path: &str) -> Vec<String> {
+    [
+        "SSL_CERT_FILE",
+        "CURL_CA_BUNDLE",
+        "PIP_CERT",
+        "REQUESTS_CA_BUNDLE",
+        "NODE_EXTRA_CA_CERTS",
+        "GIT_SSL_CAINFO",
+        "CARGO_HTTP_CAINFO",
+    ]
+    .iter()
+    .map(|k| format!("{k}={path}"))
+    .collect()
+}
+
 /// Usual permissions of each writable directory (sticky world-writable temp dirs, private home).
 fn dir_mode(dir: &str) -> &'static str {
     match dir {
         "/tmp" | "/var/tmp" => "1777",
-        "/root" | "/run/trythis" => "0700",
+        "/root" => "0700",
         _ => "0755",
     }
 }
@@ -200,18 +361,22 @@ const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRY
 
 impl DockerRuntime {
     /// `instance`: this installation's id (`db::instance_id`), labelled on every container.
-    pub fn new(docker: Docker, config: &Config, instance: String) -> Self {
+    pub fn new(docker: Docker, config: &Config, instance: String, isolation: Isolation) -> Self {
         Self {
             docker,
             instance,
             limits: config.limits.clone(),
             ttyd: config.ttyd_path.clone(),
+            relay: config.relay_path.clone(),
+            ca_bundle: config.ca_bundle_path(),
+            isolation,
             seeds: Mutex::default(),
         }
     }
 
-    /// The image's files under `dirs`, as tar archives, read once per image through a
-    /// never-started helper container (the Engine's archive API).
+    /// runc: the image's files under `dirs`, as tar archives, read once per image through a
+    /// never-started helper container (the Engine's archive API). All directories together get
+    /// at most `MAX_SEED_BYTES`; the first to pass it (and any after) stay read-only.
     async fn image_dirs(
         &self,
         image: &str,
@@ -220,11 +385,11 @@ impl DockerRuntime {
         let mut out = HashMap::new();
         let mut missing = Vec::new();
         {
-            let cache = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
+            let mut cache = self.seeds.lock().unwrap_or_else(|p| p.into_inner());
             for d in dirs {
                 match cache.get(&(image.to_string(), d.clone())) {
                     Some(v) => {
-                        out.insert(d.clone(), v.clone());
+                        out.insert(d.clone(), v);
                     }
                     None => missing.push(d.clone()),
                 }
@@ -236,10 +401,10 @@ impl DockerRuntime {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             entrypoint: Some(vec!["/nonexistent".into()]),
-            labels: Some(HashMap::from([(
-                LABEL_SANDBOX.to_string(),
-                "helper".to_string(),
-            )])),
+            labels: Some(HashMap::from([
+                (LABEL_SANDBOX.to_string(), "helper".to_string()),
+                (LABEL_INSTANCE.to_string(), self.instance.clone()),
+            ])),
             network_disabled: Some(true),
             ..Default::default()
         };
@@ -250,6 +415,11 @@ impl DockerRuntime {
                 body,
             )
             .await?;
+        let mut budget = MAX_SEED_BYTES.saturating_sub(
+            out.values()
+                .map(|v| v.as_ref().map_or(0, |b| b.len()))
+                .sum(),
+        );
         let mut fetched = Vec::new();
         for d in &missing {
             let opts = DownloadFromContainerOptionsBuilder::default()
@@ -262,7 +432,7 @@ impl DockerRuntime {
                     Ok(c) => {
                         if let Some(b) = buf.as_mut() {
                             b.extend_from_slice(&c);
-                            if b.len() > MAX_SEED_BYTES {
+                            if b.len() > budget {
                                 buf = None;
                                 break;
                             }
@@ -282,6 +452,7 @@ impl DockerRuntime {
                     }
                 }
             }
+            budget -= buf.as_ref().map_or(0, Vec::len);
             fetched.push((d.clone(), buf.map(Bytes::from)));
         }
         let _ = self.remove_by_id(&helper.id).await;
@@ -325,8 +496,8 @@ impl DockerRuntime {
         Ok(ImageFacts::of(info.config))
     }
 
-    /// A size-bounded tmpfs volume mounted at `target`, pre-filled with the image's files there
-    /// (the engine copies them in), removed with the container. The root itself is read-only.
+    /// A size-bounded tmpfs volume mounted at `target`, removed with the container. The engine
+    /// mounts the tmpfs at start, over anything copied in before, so its seed is uploaded after.
     fn tmpfs_volume(&self, target: &str, size_mb: u64, labels: &HashMap<String, String>) -> Mount {
         Mount {
             target: Some(target.to_string()),
@@ -353,41 +524,13 @@ impl DockerRuntime {
             ..Default::default()
         }
     }
-}
 
-#[async_trait::async_trait]
-impl Runtime for DockerRuntime {
-    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError> {
-        let facts = self.ensure_image(&spec.image).await?;
-        let workdir = facts.workdir;
-        let labels = HashMap::from([
-            (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
-            (LABEL_OWNER.to_string(), spec.owner.clone()),
-            (LABEL_PROJECT.to_string(), spec.project.clone()),
-            (LABEL_EXPIRES.to_string(), spec.expires_unix.to_string()),
-            (LABEL_INSTANCE.to_string(), self.instance.clone()),
-        ]);
-        let l = &self.limits;
-        let mut mounts = vec![Mount {
-            target: Some(TTYD_IN_CONTAINER.into()),
-            source: Some(self.ttyd.display().to_string()),
-            typ: Some(MountType::BIND),
-            read_only: Some(true),
-            ..Default::default()
-        }];
-        // ttyd's socket directory: tiny, and only this sandbox's.
-        let mut sock = self.tmpfs_volume(SOCKET_DIR, 1, &labels);
-        if let Some(v) = sock.volume_options.as_mut() {
-            v.no_copy = Some(true);
-        }
-        mounts.push(sock);
-        let mut wanted = vec![
-            "/tmp".to_string(),
-            "/var/tmp".into(),
-            "/root".into(),
-            "/home".into(),
-        ];
-        if let Some(w) = &workdir {
+    /// runc: the directories that get a writable tmpfs (seeded with the image's files there):
+    /// home and temp directories, the usual writable system directories, the WORKDIR and every
+    /// image `VOLUME`. The root itself stays read-only.
+    fn runc_writable_dirs(facts: &ImageFacts) -> Vec<String> {
+        let mut wanted: Vec<String> = RUNC_WRITABLE.iter().map(|d| d.to_string()).collect();
+        if let Some(w) = &facts.workdir {
             let covered = w == "/"
                 || wanted
                     .iter()
@@ -397,7 +540,6 @@ impl Runtime for DockerRuntime {
                 "/sys",
                 "/dev",
                 "/usr",
-                "/etc",
                 "/bin",
                 "/lib",
                 "/opt/trythis",
@@ -409,38 +551,249 @@ impl Runtime for DockerRuntime {
             }
         }
         for v in &facts.volumes {
-            if !wanted.contains(v) && v != SOCKET_DIR {
+            let covered = wanted
+                .iter()
+                .any(|d| v == d || v.starts_with(&format!("{d}/")));
+            if !covered && !v.starts_with(SOCKET_DIR) {
                 wanted.push(v.clone());
             }
         }
-        let seeds = self.image_dirs(&spec.image, &wanted).await?;
+        wanted
+    }
+
+    /// runc: tmpfs mounts for `wanted`, and the seeds to upload once the container runs.
+    async fn runc_mounts(
+        &self,
+        image: &str,
+        facts: &ImageFacts,
+        labels: &HashMap<String, String>,
+        mounts: &mut Vec<Mount>,
+    ) -> Result<Vec<(String, Bytes)>, RuntimeError> {
+        let wanted = Self::runc_writable_dirs(facts);
+        let seeds = self.image_dirs(image, &wanted).await?;
         // A directory too big to copy keeps the image's (read-only) files instead of a tmpfs;
         // an image VOLUME that big gets an empty tmpfs (never a host-disk volume).
         let writable: Vec<(String, Bytes)> = wanted
             .iter()
             .filter_map(|d| seeds.get(d).cloned().flatten().map(|tar| (d.clone(), tar)))
+            .map(|(d, tar)| {
+                // The engine bind-mounts these over /etc; extracting onto them fails (EBUSY).
+                let drop: &[&str] = if d == "/etc" {
+                    &["hostname", "hosts", "resolv.conf"]
+                } else {
+                    &[]
+                };
+                let tar = Bytes::from(seed_archive(&tar, &d, drop));
+                (d, tar)
+            })
             .collect();
         for (dir, _) in &writable {
-            mounts.push(self.tmpfs_volume(dir, l.disk_mb, &labels));
+            mounts.push(self.tmpfs_volume(dir, self.limits.disk_mb, labels));
         }
         for v in &facts.volumes {
-            if !writable.iter().any(|(d, _)| d == v) && v != SOCKET_DIR {
-                mounts.push(self.tmpfs_volume(v, l.disk_mb, &labels));
+            if !writable.iter().any(|(d, _)| d == v) && !v.starts_with(SOCKET_DIR) {
+                mounts.push(self.tmpfs_volume(v, self.limits.disk_mb, labels));
             }
         }
+        Ok(writable)
+    }
+}
+
+/// A seed archive of `dir` made fit for the engine's upload: without the top-level entries named
+/// in `drop` (with their extension headers), and with relative symlinks that leave `dir`
+/// (`/etc/os-release -> ../usr/lib/os-release`, which the engine refuses to extract) made
+/// absolute, so they point where they did.
+fn seed_archive(tar: &[u8], dir: &str, drop: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(tar.len());
+    let mut group_start = 0;
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            break;
+        }
+        let size = octal(&header[124..136]) as usize;
+        let end = (at + 512 + size.div_ceil(512) * 512).min(tar.len());
+        let kind = header[156];
+        let header_at = at;
+        at = end;
+        if matches!(kind, b'x' | b'g' | b'L' | b'K') {
+            continue; // extension header: belongs to the next entry
+        }
+        let name = c_str(&header[..100]);
+        let name = name
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if drop.contains(&name.as_str()) {
+            group_start = end;
+            continue;
+        }
+        let mut group = tar[group_start..end].to_vec();
+        let link = c_str(&header[157..257]);
+        if kind == b'2' && !link.starts_with('/') {
+            let parent = std::path::Path::new(dir).join(&name);
+            let parent = parent.parent().unwrap_or(std::path::Path::new("/"));
+            let absolute = normalize(&parent.join(&link));
+            if !absolute.starts_with(&format!("{}/", dir.trim_end_matches('/')))
+                && absolute.len() < 100
+            {
+                let h = header_at - group_start;
+                let field = &mut group[h + 157..h + 257];
+                field.fill(0);
+                field[..absolute.len()].copy_from_slice(absolute.as_bytes());
+                group[h + 148..h + 156].copy_from_slice(b"        ");
+                let sum: u64 = group[h..h + 512].iter().map(|b| u64::from(*b)).sum();
+                group[h + 148..h + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+            }
+        }
+        out.extend_from_slice(&group);
+        group_start = end;
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+fn c_str(field: &[u8]) -> String {
+    let len = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..len]).into_owned()
+}
+
+fn octal(field: &[u8]) -> u64 {
+    let s = c_str(field);
+    u64::from_str_radix(s.trim(), 8).unwrap_or(0)
+}
+
+/// `/etc/../usr/lib/x` → `/usr/lib/x`, lexically.
+fn normalize(path: &std::path::Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(p) => parts.push(p.to_string_lossy().into_owned()),
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// runc: directories a program may expect to write (servers write pids under /run, logs under
+/// /var/log, state under /var/lib; tools write /etc). /var/run is a link to /run in Debian.
+const RUNC_WRITABLE: &[&str] = &[
+    "/tmp",
+    "/var/tmp",
+    "/root",
+    "/home",
+    "/run",
+    "/var/log",
+    "/var/lib",
+    "/var/cache",
+    "/etc",
+];
+
+#[async_trait::async_trait]
+impl Runtime for DockerRuntime {
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError> {
+        let facts = self.ensure_image(&spec.image).await?;
+        if facts.volumes.len() > MAX_IMAGE_VOLUMES {
+            return Err(RuntimeError::NotReady(format!(
+                "the image declares {} VOLUMEs; at most {MAX_IMAGE_VOLUMES} are allowed",
+                facts.volumes.len()
+            )));
+        }
+        let labels = HashMap::from([
+            (LABEL_SANDBOX.to_string(), spec.sandbox_id.clone()),
+            (LABEL_OWNER.to_string(), spec.owner.clone()),
+            (LABEL_PROJECT.to_string(), spec.project.clone()),
+            (LABEL_EXPIRES.to_string(), spec.expires_unix.to_string()),
+            (LABEL_INSTANCE.to_string(), self.instance.clone()),
+        ]);
+        let l = &self.limits;
+        let ro_bind = |source: &std::path::Path, target: &str| Mount {
+            target: Some(target.into()),
+            source: Some(source.display().to_string()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            ..Default::default()
+        };
+        let mut mounts = vec![
+            ro_bind(&self.ttyd, TTYD_IN_CONTAINER),
+            ro_bind(&self.relay, RELAY_IN_CONTAINER),
+        ];
+        if self.isolation == Isolation::Gvisor {
+            // Debian's gVisor refuses statx(AT_NO_AUTOMOUNT), which `ls -l` uses: a preloaded
+            // statx drops the (meaningless) flag. See relay/compat/gvisor-statx.c.
+            let tools = self.relay.parent().unwrap_or(std::path::Path::new("/"));
+            mounts.push(ro_bind(
+                &tools.join(GVISOR_STATX_SHIM),
+                GVISOR_STATX_IN_CONTAINER,
+            ));
+            mounts.push(ro_bind(
+                &tools.join(GVISOR_PRELOAD_FILE),
+                "/etc/ld.so.preload",
+            ));
+        }
+        let mut env = vec![
+            "TERM=xterm-256color".to_string(),
+            format!(
+                "TRYTHIS_WELCOME={}",
+                spec.welcome.clone().unwrap_or_default()
+            ),
+        ];
+        if let Some(egress) = &spec.egress {
+            env.extend(proxy_env(&egress.proxy_url));
+            if let Some(ca) = &self.ca_bundle {
+                mounts.push(ro_bind(ca, CA_IN_CONTAINER));
+                env.extend(ca_env(CA_IN_CONTAINER));
+            }
+        }
+        // ttyd's socket directory: tiny, private, in the sandbox's own memory.
+        let tmpfs = HashMap::from([(
+            SOCKET_DIR.to_string(),
+            "size=1m,mode=0700,nosuid,nodev".to_string(),
+        )]);
+        let seeds = match self.isolation {
+            // gVisor keeps root and volume writes in the sandbox's memory: no seeding needed.
+            Isolation::Gvisor => Vec::new(),
+            Isolation::Runc => {
+                self.runc_mounts(&spec.image, &facts, &labels, &mut mounts)
+                    .await?
+            }
+        };
         let memory = (l.memory_mb * 1024 * 1024) as i64;
+        let (network_mode, runtime) = match (&spec.egress, self.isolation) {
+            (None, Isolation::Gvisor) => ("none".to_string(), Some(RUNSC_RUNTIME.to_string())),
+            (Some(e), Isolation::Gvisor) => {
+                (e.network.clone(), Some(RUNSC_NET_RUNTIME.to_string()))
+            }
+            (None, Isolation::Runc) => ("none".to_string(), None),
+            (Some(e), Isolation::Runc) => (e.network.clone(), None),
+        };
         let host = HostConfig {
             mounts: Some(mounts),
-            network_mode: Some(if spec.egress {
-                "bridge".into()
-            } else {
-                "none".into()
-            }),
-            readonly_rootfs: Some(true),
+            tmpfs: Some(tmpfs),
+            network_mode: Some(network_mode),
+            runtime,
+            readonly_rootfs: Some(self.isolation == Isolation::Runc),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some((l.cpus * 1e9) as i64),
-            pids_limit: Some(l.pids),
+            // Under gVisor the engine's pids limit counts the gVisor kernel's host threads (more
+            // than one per process); the process limit inside is the sandbox kernel's own NPROC,
+            // which (unlike under runc) no host account shares.
+            pids_limit: Some(match self.isolation {
+                Isolation::Gvisor => l.pids * GVISOR_HOST_THREADS_PER_PROCESS,
+                Isolation::Runc => l.pids,
+            }),
+            ulimits: (self.isolation == Isolation::Gvisor).then(|| {
+                vec![bollard::models::ResourcesUlimits {
+                    name: Some("nproc".into()),
+                    soft: Some(l.pids),
+                    hard: Some(l.pids),
+                }]
+            }),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             security_opt: Some(vec!["no-new-privileges".into()]),
@@ -451,7 +804,7 @@ impl Runtime for DockerRuntime {
         let mut cmd = vec![
             "-W",
             "-i",
-            "/run/trythis/tty.sock",
+            SOCKET_PATH,
             "-t",
             "disableLeaveAlert=true",
             "sh",
@@ -461,23 +814,17 @@ impl Runtime for DockerRuntime {
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
-        if let Some(w) = &workdir {
+        if let Some(w) = &facts.workdir {
             cmd.splice(0..0, ["-w".to_string(), w.clone()]);
         }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             entrypoint: Some(vec![TTYD_IN_CONTAINER.into()]),
             cmd: Some(cmd),
-            env: Some(vec![
-                "TERM=xterm-256color".into(),
-                format!(
-                    "TRYTHIS_WELCOME={}",
-                    spec.welcome.clone().unwrap_or_default()
-                ),
-            ]),
+            env: Some(env),
             labels: Some(labels),
             host_config: Some(host),
-            network_disabled: Some(!spec.egress),
+            network_disabled: Some(spec.egress.is_none()),
             // An image's HEALTHCHECK would run its command in the sandbox every interval.
             healthcheck: Some(bollard::models::HealthConfig {
                 test: Some(vec!["NONE".into()]),
@@ -492,8 +839,8 @@ impl Runtime for DockerRuntime {
             let _ = self.destroy(&spec.sandbox_id).await;
             return Err(e.into());
         }
-        // Put the image's own files back into the fresh tmpfs directories (dotfiles, project files).
-        let uploads = writable
+        // runc: put the image's own files back into the fresh tmpfs directories.
+        let uploads = seeds
             .iter()
             .filter(|(_, tar)| tar.len() > EMPTY_DIR_ARCHIVE)
             .map(|(dir, tar)| {
@@ -508,27 +855,8 @@ impl Runtime for DockerRuntime {
             let _ = self.destroy(&spec.sandbox_id).await;
             return Err(e.into());
         }
-        let socket = match self.socket(&spec.sandbox_id).await? {
-            Some(s) => s,
-            None => {
-                let _ = self.destroy(&spec.sandbox_id).await;
-                return Err(RuntimeError::NotReady("no socket mount".into()));
-            }
-        };
-        // ttyd creates its socket a few milliseconds after start.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while tokio::fs::metadata(&socket).await.is_err() {
-            if tokio::time::Instant::now() > deadline {
-                let _ = self.destroy(&spec.sandbox_id).await;
-                return Err(RuntimeError::NotReady(
-                    "ttyd did not open its socket within 10 s".into(),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(3)).await;
-        }
         Ok(Launched {
             container_id: created.id,
-            socket,
         })
     }
 
@@ -554,28 +882,57 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn socket(&self, sandbox_id: &str) -> Result<Option<PathBuf>, RuntimeError> {
-        let info = match self
+    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalStream, RuntimeError> {
+        let exec = self
             .docker
-            .inspect_container(&container_name(sandbox_id), None)
-            .await
-        {
-            Ok(i) => i,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            .create_exec(
+                &container_name(sandbox_id),
+                CreateExecOptions {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(false),
+                    tty: Some(false),
+                    cmd: Some(vec![RELAY_IN_CONTAINER, SOCKET_PATH]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let started = self
+            .docker
+            .start_exec(
+                &exec.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: None,
+                }),
+            )
+            .await?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(RuntimeError::NotReady("the relay did not attach".into()));
         };
-        if !info.state.and_then(|s| s.running).unwrap_or(false) {
-            return Ok(None);
-        }
-        Ok(info
-            .mounts
-            .unwrap_or_default()
-            .into_iter()
-            .find(|m| m.destination.as_deref() == Some(SOCKET_DIR))
-            .and_then(|m| m.source)
-            .map(|src| PathBuf::from(src).join(SOCKET_NAME)))
+        // Only the relay's stdout carries ttyd's bytes; anything else the stream holds is dropped.
+        let bytes = output.filter_map(|item| async move {
+            match item {
+                Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
+                Ok(_) => None,
+                Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
+            }
+        });
+        let reader = tokio_util::io::StreamReader::new(Box::pin(bytes));
+        Ok(Box::pin(tokio::io::join(reader, input)))
+    }
+
+    fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    async fn wait_exit(&self, sandbox_id: &str) {
+        let mut wait = self
+            .docker
+            .wait_container(&container_name(sandbox_id), None);
+        // One item (the exit) or an error (gone, engine down): either way the session is over.
+        let _ = wait.next().await;
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
@@ -673,5 +1030,64 @@ impl Runtime for DockerRuntime {
             .await
             .map(|_| ())
             .map_err(|e| RuntimeError::EngineDown(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_managed_files_leave_the_etc_seed() {
+        let tar = crate::seed::tar_files(&[
+            ("./hostname", b"img"),
+            ("./passwd", b"root:x:0:0"),
+            ("./resolv.conf", b"nameserver 1.1.1.1"),
+            ("./hosts.allow", b"ALL"),
+        ]);
+        let kept = seed_archive(&tar, "/etc", &["hostname", "hosts", "resolv.conf"]);
+        let names: Vec<String> = kept
+            .chunks(512)
+            .filter(|h| h[257..262] == *b"ustar")
+            .map(|h| {
+                String::from_utf8_lossy(&h[..h.iter().position(|b| *b == 0).unwrap_or(100)])
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(names, ["./passwd", "./hosts.allow"]);
+        assert_eq!(kept.len(), 2 * 1024 + 1024);
+    }
+
+    #[test]
+    fn relative_symlinks_leaving_the_seeded_dir_become_absolute() {
+        let mut tar = crate::seed::tar_files(&[("./os-release", b""), ("./inside", b"")]);
+        // Turn both entries into symlinks: one leaves /etc, one stays inside.
+        for (h, target) in [(0usize, "../usr/lib/os-release"), (512, "sub/file")] {
+            tar[h + 156] = b'2';
+            tar[h + 157..h + 157 + target.len()].copy_from_slice(target.as_bytes());
+        }
+        let out = seed_archive(&tar, "/etc", &[]);
+        assert_eq!(c_str(&out[157..257]), "/usr/lib/os-release");
+        assert_eq!(c_str(&out[512 + 157..512 + 257]), "sub/file");
+        // The rewritten header's checksum is valid.
+        let mut h = out[..512].to_vec();
+        let stored = octal(&h[148..156]);
+        h[148..156].copy_from_slice(b"        ");
+        assert_eq!(stored, h.iter().map(|b| u64::from(*b)).sum::<u64>());
+    }
+
+    #[test]
+    fn seed_cache_evicts_the_least_recently_used_beyond_its_budget() {
+        let mut c = SeedCache::default();
+        let chunk = || Some(Bytes::from(vec![0u8; SEED_CACHE_BYTES / 3]));
+        let key = |i: u8| (format!("img{i}"), "/root".to_string());
+        c.insert(key(1), chunk());
+        c.insert(key(2), chunk());
+        c.insert(key(3), chunk());
+        assert!(c.get(&key(1)).is_some()); // 1 is now the most recent
+        c.insert(key(4), chunk());
+        assert!(c.get(&key(2)).is_none(), "the least recently used went");
+        assert!(c.get(&key(1)).is_some() && c.get(&key(3)).is_some() && c.get(&key(4)).is_some());
+        assert!(c.bytes <= SEED_CACHE_BYTES);
     }
 }

@@ -1,23 +1,39 @@
 //! Terminal sessions. ttyd starts a new shell for every WebSocket it accepts, so the server keeps
-//! **one upstream WebSocket per sandbox** (over ttyd's UNIX socket) and lets browser connections
-//! attach to it and detach from it: a page reload re-attaches to the same shell, with the recent
-//! screen output replayed. Only WebSocket frames cross; the container never serves HTML to the site.
+//! **one upstream WebSocket per sandbox** and lets browser connections attach to it and detach from
+//! it: a page reload re-attaches to the same shell, with the recent screen output replayed. Only
+//! WebSocket frames cross; the container never serves HTML to the site.
+//!
+//! The upstream runs over a byte stream the runtime opens (an exec'd relay inside the sandbox):
+//! the server never dials a path the sandbox controls. Everything that comes back is the
+//! sandbox's to forge, so it is bounded: small frames, a handshake bounded in time (tungstenite
+//! bounds its size), and
+//! per-browser queues bounded in bytes (a browser that falls behind is disconnected and
+//! re-attaches from the replay; the upstream never waits for it).
+use super::runtime::{Runtime, TerminalStream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::{
     collections::{HashMap, VecDeque},
-    path::Path,
     sync::{
-        atomic::{AtomicBool, AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Duration,
 };
-use tokio::sync::{broadcast, mpsc};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::{
+    client::IntoClientRequest, http::HeaderValue, protocol::WebSocketConfig, Message,
+};
 
 /// Output kept for replay when a browser (re)attaches.
 const SCROLLBACK_BYTES: usize = 256 * 1024;
+/// Largest WebSocket message or frame accepted from ttyd (its output frames are a few KiB).
+pub const MAX_UPSTREAM_FRAME: usize = 64 * 1024;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Output queued for one browser; beyond it that browser is cut off (it re-attaches).
+pub const MAX_QUEUED_PER_VIEWER: usize = 1024 * 1024;
+/// Browsers attached to one shell at once.
+pub const MAX_VIEWERS: usize = 8;
 
 /// ttyd protocol command bytes (1.7.x), checked against the real binary in the tests.
 pub mod proto {
@@ -30,6 +46,16 @@ pub mod proto {
     pub const SET_PREFERENCES: u8 = b'2';
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum TerminalError {
+    #[error("the sandbox is not running")]
+    NotRunning,
+    #[error("ttyd did not answer: {0}")]
+    Upstream(String),
+    #[error("{MAX_VIEWERS} browsers are already attached to this terminal")]
+    TooManyViewers,
+}
+
 #[derive(Default)]
 struct Replay {
     scrollback: VecDeque<u8>,
@@ -37,11 +63,18 @@ struct Replay {
     prefs: Option<Bytes>,
 }
 
+/// One attached browser's queue: frames plus the bytes they hold.
+struct Viewer {
+    tx: mpsc::UnboundedSender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    cut_off: Arc<AtomicBool>,
+}
+
 /// One sandbox's shell, shared by every browser attached to it.
 pub struct Session {
     input: mpsc::Sender<Bytes>,
-    output: broadcast::Sender<Bytes>,
     replay: Mutex<Replay>,
+    viewers: Mutex<Vec<Viewer>>,
     /// Unix milliseconds of the last keystroke (idle timeout).
     pub last_input_ms: AtomicI64,
     closed: AtomicBool,
@@ -51,10 +84,40 @@ pub struct Session {
 pub struct Attachment {
     pub session: Arc<Session>,
     pub first_frames: Vec<Bytes>,
-    pub live: broadcast::Receiver<Bytes>,
+    pub live: Live,
+}
+
+/// The live output for one browser. `next()` is `None` when the shell ended or this browser fell
+/// too far behind (`cut_off()` tells which).
+pub struct Live {
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+    cut_off: Arc<AtomicBool>,
+}
+
+impl Live {
+    pub async fn next(&mut self) -> Option<Bytes> {
+        let f = self.rx.recv().await?;
+        self.queued.fetch_sub(f.len(), Ordering::Relaxed);
+        Some(f)
+    }
+
+    pub fn cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Relaxed)
+    }
 }
 
 impl Session {
+    fn new(input: mpsc::Sender<Bytes>) -> Self {
+        Self {
+            input,
+            replay: Mutex::new(Replay::default()),
+            viewers: Mutex::new(Vec::new()),
+            last_input_ms: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
+            closed: AtomicBool::new(false),
+        }
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
     }
@@ -68,10 +131,23 @@ impl Session {
         self.input.send(frame).await.is_ok()
     }
 
-    fn attach(self: &Arc<Self>) -> Attachment {
+    fn attach(self: &Arc<Self>) -> Result<Attachment, TerminalError> {
         let guard = self.replay.lock().unwrap_or_else(|p| p.into_inner());
-        // Subscribing under the replay lock: no frame is lost or repeated between snapshot and stream.
-        let live = self.output.subscribe();
+        // Joining under the replay lock: no frame is lost or repeated between snapshot and stream.
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.retain(|v| !v.tx.is_closed());
+        if viewers.len() >= MAX_VIEWERS {
+            return Err(TerminalError::TooManyViewers);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let cut_off = Arc::new(AtomicBool::new(false));
+        viewers.push(Viewer {
+            tx,
+            queued: queued.clone(),
+            cut_off: cut_off.clone(),
+        });
+        drop(viewers);
         let mut first_frames = Vec::new();
         first_frames.extend(guard.prefs.clone());
         first_frames.extend(guard.title.clone());
@@ -81,11 +157,15 @@ impl Session {
             out.extend(guard.scrollback.iter());
             first_frames.push(Bytes::from(out));
         }
-        Attachment {
+        Ok(Attachment {
             session: self.clone(),
             first_frames,
-            live,
-        }
+            live: Live {
+                rx,
+                queued,
+                cut_off,
+            },
+        })
     }
 
     fn record(&self, frame: &Bytes) {
@@ -100,43 +180,73 @@ impl Session {
             Some(&proto::SET_PREFERENCES) => r.prefs = Some(frame.clone()),
             _ => {}
         }
-        let _ = self.output.send(frame.clone());
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.retain(|v| {
+            let queued = v.queued.load(Ordering::Relaxed);
+            if queued + frame.len() > MAX_QUEUED_PER_VIEWER {
+                v.cut_off.store(true, Ordering::Relaxed);
+                return false; // dropping the sender ends that browser's stream
+            }
+            v.queued.fetch_add(frame.len(), Ordering::Relaxed);
+            v.tx.send(frame.clone()).is_ok()
+        });
+    }
+
+    fn end(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.viewers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
 type Map = Arc<Mutex<HashMap<String, Arc<Session>>>>;
 
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Terminals {
     sessions: Map,
+    runtime: Arc<dyn Runtime>,
 }
 
 impl Terminals {
+    pub fn new(runtime: Arc<dyn Runtime>) -> Self {
+        Self {
+            sessions: Map::default(),
+            runtime,
+        }
+    }
+
     /// Attaches to the sandbox's shell, opening the upstream connection to ttyd if there is none.
     pub async fn attach(
         &self,
         sandbox_id: &str,
-        socket: &Path,
         cols: u16,
         rows: u16,
-    ) -> Result<Attachment, String> {
+    ) -> Result<Attachment, TerminalError> {
         if let Some(s) = self.get(sandbox_id) {
-            let resize = resize_frame(cols, rows);
-            s.send(resize).await;
-            return Ok(s.attach());
+            s.send(resize_frame(cols, rows)).await;
+            return s.attach();
         }
-        let session = open(
-            sandbox_id.to_string(),
-            socket,
-            cols,
-            rows,
-            self.sessions.clone(),
-        )
-        .await?;
-        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        // Two browsers may race to open; keep the first, the second one's upstream closes itself.
-        let session = map.entry(sandbox_id.to_string()).or_insert(session).clone();
-        Ok(session.attach())
+        let session = self.open(sandbox_id, cols, rows).await?;
+        let session = {
+            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+            // Two browsers may race to open; keep the first, the second one's upstream closes.
+            let kept = map
+                .entry(sandbox_id.to_string())
+                .or_insert(session.clone())
+                .clone();
+            if !Arc::ptr_eq(&kept, &session) {
+                session.end();
+            }
+            kept
+        };
+        session.attach()
+    }
+
+    /// Starts the shell without a browser (launch readiness, warm pool).
+    pub async fn open_idle(&self, sandbox_id: &str) -> Result<(), TerminalError> {
+        self.attach(sandbox_id, 80, 24).await.map(drop)
     }
 
     pub fn get(&self, sandbox_id: &str) -> Option<Arc<Session>> {
@@ -152,8 +262,7 @@ impl Terminals {
             .unwrap_or_else(|p| p.into_inner())
             .remove(sandbox_id);
         if let Some(s) = removed {
-            s.closed.store(true, Ordering::Relaxed);
-            let _ = s.output.send(Bytes::new());
+            s.end();
         }
     }
 
@@ -165,6 +274,25 @@ impl Terminals {
 
     pub fn open_count(&self) -> usize {
         self.sessions.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    async fn open(&self, id: &str, cols: u16, rows: u16) -> Result<Arc<Session>, TerminalError> {
+        let stream = self.runtime.open_terminal(id).await.map_err(|e| match e {
+            super::runtime::RuntimeError::ImageMissing(_) => TerminalError::NotRunning,
+            other => TerminalError::Upstream(other.to_string()),
+        })?;
+        let runtime = self.runtime.clone();
+        let sandbox = id.to_string();
+        let exited = Box::pin(async move { runtime.wait_exit(&sandbox).await });
+        open_session(
+            id.to_string(),
+            stream,
+            cols,
+            rows,
+            self.sessions.clone(),
+            exited,
+        )
+        .await
     }
 }
 
@@ -178,50 +306,52 @@ pub fn resize_frame(cols: u16, rows: u16) -> Bytes {
     Bytes::from(f)
 }
 
-async fn open(
+/// The WebSocket limits for ttyd's side: small frames, small write buffer.
+pub fn upstream_ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_UPSTREAM_FRAME))
+        .max_frame_size(Some(MAX_UPSTREAM_FRAME))
+}
+
+async fn open_session(
     id: String,
-    socket: &Path,
+    stream: TerminalStream,
     cols: u16,
     rows: u16,
     map: Map,
-) -> Result<Arc<Session>, String> {
-    let stream = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::UnixStream::connect(socket),
-    )
-    .await
-    .map_err(|_| "ttyd socket connect timed out".to_string())?
-    .map_err(|e| format!("ttyd socket: {e}"))?;
+    mut exited: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+) -> Result<Arc<Session>, TerminalError> {
     let mut req = "ws://sandbox/ws"
         .into_client_request()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TerminalError::Upstream(e.to_string()))?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+    let handshake =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(upstream_ws_config()));
+    let (mut ws, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
-        .map_err(|e| format!("ttyd handshake: {e}"))?;
+        .map_err(|_| TerminalError::Upstream("handshake timed out".into()))?
+        .map_err(|e| TerminalError::Upstream(format!("handshake: {e}")))?;
     let hello = serde_json::json!({ "AuthToken": "", "columns": cols, "rows": rows }).to_string();
     ws.send(Message::Binary(Bytes::from(hello)))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TerminalError::Upstream(e.to_string()))?;
 
-    let (input, mut input_rx) = mpsc::channel::<Bytes>(256);
-    let (output, _) = broadcast::channel::<Bytes>(1024);
-    let session = Arc::new(Session {
-        input,
-        output,
-        replay: Mutex::new(Replay::default()),
-        last_input_ms: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
-        closed: AtomicBool::new(false),
-    });
+    let (input, mut input_rx) = mpsc::channel::<Bytes>(64);
+    let session = Arc::new(Session::new(input));
     let s = session.clone();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Binary(b))) if !b.is_empty() => s.record(&b),
-                    Some(Ok(Message::Text(t))) if !t.is_empty() => s.record(&Bytes::from(t.as_bytes().to_vec())),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Text(t))) if !t.is_empty() => s.record(&Bytes::copy_from_slice(t.as_bytes())),
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        // A ttyd that breaks the protocol or the limits is the sandbox's doing.
+                        tracing::warn!(sandbox = %id, error = %e, "terminal upstream misbehaved; session closed");
+                        break;
+                    }
                     Some(Ok(_)) => {}
                 },
                 frame = input_rx.recv() => match frame {
@@ -229,14 +359,18 @@ async fn open(
                     None => break,
                 },
                 _ = tokio::time::sleep(Duration::from_secs(1)), if s.is_closed() => break,
+                _ = &mut exited => {
+                    tracing::info!(sandbox = %id, "sandbox stopped; terminal session closed");
+                    break;
+                }
             }
             if s.is_closed() {
                 break;
             }
         }
-        let _ = ws.close(None).await;
-        s.closed.store(true, Ordering::Relaxed);
-        let _ = s.output.send(Bytes::new());
+        // A dead sandbox's stream may never drain: don't wait on it.
+        let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+        s.end();
         let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
         if m.get(&id).is_some_and(|cur| Arc::ptr_eq(cur, &s)) {
             m.remove(&id);
@@ -325,23 +459,147 @@ mod tests {
     #[test]
     fn scrollback_is_bounded_and_replayed() {
         let (input, _rx) = mpsc::channel(1);
-        let (output, _) = broadcast::channel(4);
-        let s = Arc::new(Session {
-            input,
-            output,
-            replay: Mutex::new(Replay::default()),
-            last_input_ms: AtomicI64::new(0),
-            closed: AtomicBool::new(false),
-        });
+        let s = Arc::new(Session::new(input));
         let mut big = vec![proto::OUTPUT];
         big.extend(std::iter::repeat_n(b'x', SCROLLBACK_BYTES + 10));
         s.record(&Bytes::from(big));
         s.record(&Bytes::from_static(b"0tail"));
         s.record(&Bytes::from_static(b"1title"));
-        let a = s.attach();
+        let Ok(a) = s.attach() else {
+            panic!("attach refused")
+        };
         assert_eq!(a.first_frames[0], Bytes::from_static(b"1title"));
         let replay = &a.first_frames[1];
         assert_eq!(replay.len(), SCROLLBACK_BYTES + 1);
         assert!(replay.ends_with(b"tail"));
+    }
+}
+
+#[cfg(test)]
+mod fanout_tests {
+    use super::*;
+
+    fn session() -> Arc<Session> {
+        let (input, _rx) = mpsc::channel(1);
+        Arc::new(Session::new(input))
+    }
+
+    #[tokio::test]
+    async fn a_browser_that_stops_reading_is_cut_off_by_bytes_not_slots() {
+        let s = session();
+        let Ok(mut slow) = s.attach() else {
+            panic!("attach refused")
+        };
+        let Ok(mut fast) = s.attach() else {
+            panic!("attach refused")
+        };
+        // 4 KiB frames: the slow browser's queue reaches its byte bound after 256 frames.
+        let frame = Bytes::from(vec![proto::OUTPUT; 4096]);
+        for _ in 0..(MAX_QUEUED_PER_VIEWER / 4096 + 10) {
+            s.record(&frame);
+            assert!(fast.live.next().await.is_some());
+        }
+        let mut got = 0;
+        while slow.live.next().await.is_some() {
+            got += 1;
+        }
+        assert_eq!(got, MAX_QUEUED_PER_VIEWER / 4096);
+        assert!(slow.live.cut_off());
+        assert!(!fast.live.cut_off());
+    }
+
+    #[tokio::test]
+    async fn viewers_are_capped() {
+        let s = session();
+        let mut kept = Vec::new();
+        for _ in 0..MAX_VIEWERS {
+            kept.push(s.attach().map_err(|e| e.to_string()));
+        }
+        assert!(kept.iter().all(Result::is_ok));
+        assert!(matches!(s.attach(), Err(TerminalError::TooManyViewers)));
+        kept.pop();
+        assert!(s.attach().is_ok(), "a detached browser frees its place");
+    }
+}
+
+/// The upstream side with a fake runtime (behind the `Runtime` trait): whatever the stream from a
+/// sandbox carries is the sandbox's to forge.
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
+mod upstream_tests {
+    use super::*;
+    use crate::sandbox::runtime::{
+        Isolation, LaunchSpec, Launched, Listed, RuntimeError, TerminalStream,
+    };
+    use tokio::io::DuplexStream;
+
+    /// Hands out the client end of a pipe whose other end the test plays as "ttyd".
+    struct PipeRuntime(Mutex<Option<DuplexStream>>);
+
+    #[async_trait::async_trait]
+    impl Runtime for PipeRuntime {
+        async fn launch(&self, _: &LaunchSpec) -> Result<Launched, RuntimeError> {
+            Err(RuntimeError::Engine("not used".into()))
+        }
+        async fn destroy(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn open_terminal(&self, _: &str) -> Result<TerminalStream, RuntimeError> {
+            let end = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+            end.map(|s| Box::pin(s) as TerminalStream)
+                .ok_or_else(|| RuntimeError::NotReady("used".into()))
+        }
+        fn isolation(&self) -> Isolation {
+            Isolation::Runc
+        }
+        async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+            Ok(vec![])
+        }
+        async fn ping(&self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    fn pipe() -> (Terminals, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let rt = Arc::new(PipeRuntime(Mutex::new(Some(ours))));
+        (Terminals::new(rt), theirs)
+    }
+
+    #[tokio::test]
+    async fn an_oversized_upstream_frame_closes_the_session() {
+        let (terms, theirs) = pipe();
+        let fake_ttyd = tokio::spawn(async move {
+            // Like ttyd: agree on the `tty` subprotocol.
+            let agree = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                         mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+                Ok(resp)
+            };
+            let mut ws = tokio_tungstenite::accept_hdr_async(theirs, agree)
+                .await
+                .ok()?;
+            let _hello = ws.next().await;
+            ws.send(Message::Binary(Bytes::from_static(b"0$ ")))
+                .await
+                .ok()?;
+            let huge = vec![proto::OUTPUT; MAX_UPSTREAM_FRAME + 1];
+            ws.send(Message::Binary(Bytes::from(huge))).await.ok()?;
+            // Stay open: only the server's limit may end the session.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Some(())
+        });
+        let mut a = match terms.attach("s1", 80, 24).await {
+            Ok(a) => a,
+            Err(e) => panic!("attach failed: {e}"),
+        };
+        assert_eq!(a.live.next().await, Some(Bytes::from_static(b"0$ ")));
+        let end = tokio::time::timeout(Duration::from_secs(5), a.live.next()).await;
+        assert_eq!(end, Ok(None), "the session must end on an oversized frame");
+        assert!(a.session.is_closed());
+        assert!(!a.live.cut_off());
+        assert_eq!(terms.open_count(), 0);
+        fake_ttyd.abort();
     }
 }

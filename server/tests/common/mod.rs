@@ -22,6 +22,11 @@ pub fn ttyd_path() -> String {
         .unwrap_or_else(|_| format!("{}/../data/bin/ttyd", env!("CARGO_MANIFEST_DIR")))
 }
 
+pub fn relay_path() -> String {
+    std::env::var("TRYTHIS_TEST_RELAY")
+        .unwrap_or_else(|_| format!("{}/../data/bin/trythis-relay", env!("CARGO_MANIFEST_DIR")))
+}
+
 /// Builds and pushes the fixture image once per test binary: (repository, digest, size).
 pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
     let out = FIXTURE
@@ -66,10 +71,14 @@ pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Result<Conf
     let db = format!("sqlite://{}/t.db", dir.display());
     let data = dir.display().to_string();
     let ttyd = ttyd_path();
+    let relay = relay_path();
     let mut pairs: Vec<(&str, &str)> = vec![
         ("TRYTHIS_DATA_DIR", &data),
         ("TRYTHIS_DATABASE_URL", &db),
         ("TRYTHIS_TTYD_PATH", &ttyd),
+        ("TRYTHIS_RELAY_PATH", &relay),
+        // Each test server's proxies take free ports of the reserved range.
+        ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_LOG", "warn"),
     ];
     pairs.extend_from_slice(extra);
@@ -392,6 +401,25 @@ impl Shell {
         }
     }
 
+    /// Reads until the server closes the terminal; returns the close reason.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Err(_) => return Err(format!("still open; screen:\n{}", self.screen).into()),
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    return Ok(c.map(|c| c.reason.to_string()).unwrap_or_default())
+                }
+                Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&b'0') => {
+                    self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => return Ok(String::new()),
+            }
+        }
+    }
+
     /// Runs a command and returns its output (between unique markers).
     pub async fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         let n = self.screen.len();
@@ -403,6 +431,52 @@ impl Shell {
         let found = self.expect(&pat, timeout).await?;
         Ok(found)
     }
+}
+
+pub fn base_image() -> String {
+    std::env::var("TRYTHIS_TEST_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", rand_u32() % 1_000_000)
+}
+
+/// A publish request for `slug` with the given recipe fields (`dockerfile` or `script`).
+pub fn project(slug: &str, recipe: serde_json::Value) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "slug": slug, "name": format!("Tool {slug}"), "summary": "A tool built by the tests.",
+        "description": "Run `hello-tool --version`.", "category": "CLI tools", "tags": ["test"],
+    });
+    for (k, val) in recipe.as_object().into_iter().flatten() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+/// Waits for a build to finish; returns its JSON.
+pub async fn wait_build(v: &Visitor, id: &str, limit: Duration) -> Result<serde_json::Value> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let r = v.call("GET", &format!("/api/builds/{id}"), None).await?;
+        let state = r.body["state"].as_str().unwrap_or("").to_string();
+        if matches!(state.as_str(), "succeeded" | "failed" | "cancelled") {
+            return Ok(r.body);
+        }
+        if t0.elapsed() > limit {
+            return Err(format!("build {id} still {state} after {limit:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Submits a project; returns its build id.
+pub async fn submit(v: &Visitor, body: serde_json::Value) -> Result<String> {
+    let r = v.call("POST", "/api/projects", Some(body)).await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    Ok(r.body["build_id"]
+        .as_str()
+        .ok_or("no build id")?
+        .to_string())
 }
 
 pub fn rand_u32() -> u32 {

@@ -1,0 +1,335 @@
+//! Isolated networks: where build steps and egress sandboxes run, and their only way out.
+//!
+//! Each is an engine `internal` bridge (no route off the bridge, no traffic between its
+//! containers), and the host accepts nothing from it but the egress proxy's ports: so a build or
+//! sandbox reaches neither the host's services, nor its loopback, nor the metadata address, nor
+//! other containers. The proxy (crate `egress`) listens on the bridge's gateway, resolves names
+//! itself and refuses private, loopback, link-local and the host's own addresses. Builds also
+//! trust the platform's CA bundle (system roots plus `TRYTHIS_EXTRA_CA_FILE`).
+use crate::config::{Config, EgressConfig};
+use bollard::{
+    models::{Ipam, IpamConfig, NetworkCreateRequest},
+    Docker,
+};
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+/// The ports the host accepts from isolated networks: one proxy each, several servers (tests).
+pub const PROXY_PORTS: std::ops::RangeInclusive<u16> = 3128..=3191;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {name}: {reason}")]
+    Network { name: String, reason: String },
+    #[error("host firewall rules for {bridge}: {reason} (the server must run as root with iptables installed; scripts/run.sh installs it)")]
+    Firewall { bridge: String, reason: String },
+    #[error("egress proxy on {addr}: {reason}")]
+    Proxy { addr: String, reason: String },
+    #[error("TRYTHIS_EXTRA_CA_FILE {path}: {reason}")]
+    Ca { path: String, reason: String },
+}
+
+/// One isolated network with its proxy.
+pub struct Isolated {
+    pub network: String,
+    pub gateway: Ipv4Addr,
+    pub proxy: Arc<egress::EgressProxy>,
+}
+
+impl Isolated {
+    /// A proxy credential for one build or sandbox, and the URL that carries it.
+    pub fn grant(&self, name: &str) -> (egress::Grant, String) {
+        let grant = self.proxy.grant(name);
+        let url = grant.proxy_url(&self.gateway.to_string());
+        (grant, url)
+    }
+}
+
+pub struct Networks {
+    pub build: Isolated,
+    pub sandbox: Isolated,
+    /// The CA bundle builds and egress sandboxes trust, when an extra CA is configured.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Networks {
+    /// Creates (or checks) both networks, the host's firewall rules and the proxies.
+    pub async fn setup(config: &Config, docker: &Docker) -> Result<Arc<Self>, NetworkError> {
+        let e = &config.egress;
+        let ca_bundle = match (&e.extra_ca_file, config.ca_bundle_path()) {
+            (Some(extra), Some(out)) => {
+                prepare_ca_bundle(extra, &out)?;
+                Some(out)
+            }
+            _ => None,
+        };
+        let build = isolate(docker, e, &e.build_network, &e.build_subnet).await?;
+        let sandbox = isolate(docker, e, &e.sandbox_network, &e.sandbox_subnet).await?;
+        Ok(Arc::new(Self {
+            build,
+            sandbox,
+            ca_bundle,
+        }))
+    }
+}
+
+/// The host-side bridge name of a network (at most 15 characters, the kernel's limit).
+pub fn bridge_name(network: &str) -> String {
+    let short: String = network
+        .trim_start_matches("trythis-")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(12)
+        .collect();
+    format!("tt-{short}")
+}
+
+fn gateway_of(subnet: &str) -> Option<Ipv4Addr> {
+    let (net, bits) = subnet.split_once('/')?;
+    let net: Ipv4Addr = net.parse().ok()?;
+    let bits: u8 = bits.parse().ok()?;
+    (16..=28)
+        .contains(&bits)
+        .then(|| Ipv4Addr::from(u32::from(net) + 1))
+}
+
+async fn isolate(
+    docker: &Docker,
+    e: &EgressConfig,
+    name: &str,
+    subnet: &str,
+) -> Result<Isolated, NetworkError> {
+    let bad = |reason: String| NetworkError::Network {
+        name: name.to_string(),
+        reason,
+    };
+    let gateway = gateway_of(subnet).ok_or_else(|| {
+        bad(format!(
+            "subnet {subnet:?} must be an IPv4 CIDR of /16 to /28"
+        ))
+    })?;
+    let bridge = bridge_name(name);
+    ensure_network(docker, name, subnet, gateway, &bridge)
+        .await
+        .map_err(bad)?;
+    ensure_host_rules(&bridge).await?;
+    let policy = egress::Policy {
+        allow_hosts: e.allow_hosts.clone(),
+        ports: e.ports.clone(),
+        mirrors: e.mirrors.clone(),
+    };
+    let proxy = start_proxy(gateway, e.proxy_port, policy).await?;
+    Ok(Isolated {
+        network: name.to_string(),
+        gateway,
+        proxy,
+    })
+}
+
+async fn ensure_network(
+    docker: &Docker,
+    name: &str,
+    subnet: &str,
+    gateway: Ipv4Addr,
+    bridge: &str,
+) -> Result<(), String> {
+    for _ in 0..3 {
+        match docker.inspect_network(name, None).await {
+            Ok(n) => {
+                // Never run strangers' code on a network that routes off the bridge.
+                if n.internal != Some(true) {
+                    return Err(format!(
+                        "exists but is not internal; remove it (docker network rm {name}) and restart"
+                    ));
+                }
+                let opts = n.options.unwrap_or_default();
+                if opts
+                    .get("com.docker.network.bridge.enable_icc")
+                    .map(String::as_str)
+                    != Some("false")
+                    || opts
+                        .get("com.docker.network.bridge.name")
+                        .map(String::as_str)
+                        != Some(bridge)
+                {
+                    return Err(format!(
+                        "exists with other options (needs bridge {bridge}, no inter-container traffic); remove it (docker network rm {name}) and restart"
+                    ));
+                }
+                return Ok(());
+            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let req = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            internal: Some(true),
+            options: Some(HashMap::from([
+                (
+                    "com.docker.network.bridge.name".to_string(),
+                    bridge.to_string(),
+                ),
+                (
+                    "com.docker.network.bridge.enable_icc".to_string(),
+                    "false".to_string(),
+                ),
+            ])),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.to_string()),
+                    gateway: Some(gateway.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(HashMap::from([(
+                "trythis.network".to_string(),
+                "isolated".to_string(),
+            )])),
+            ..Default::default()
+        };
+        match docker.create_network(req).await {
+            Ok(_) => return Ok(()),
+            // Another server process created it at the same moment: inspect again.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("could not be created".into())
+}
+
+/// The host's INPUT chain: from `bridge`, only the proxy ports; everything else dropped.
+async fn ensure_host_rules(bridge: &str) -> Result<(), NetworkError> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = LOCK.lock().await;
+    let fail = |reason: String| NetworkError::Firewall {
+        bridge: bridge.to_string(),
+        reason,
+    };
+    let ports = format!("{}:{}", PROXY_PORTS.start(), PROXY_PORTS.end());
+    let accept = [
+        "-i", bridge, "-p", "tcp", "-m", "tcp", "--dport", &ports, "-j", "ACCEPT",
+    ];
+    let drop = ["-i", bridge, "-j", "DROP"];
+    let listing = iptables(&["-S", "INPUT"]).await.map_err(fail)?;
+    let rule = |r: &[&str]| format!("-A INPUT {}", r.join(" "));
+    let first = |r: &[&str]| listing.lines().position(|l| l == rule(r));
+    fn insert_top<'a>(r: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["-I", "INPUT", "1"];
+        args.extend_from_slice(r);
+        args
+    }
+    // Only the order matters (ACCEPT of the proxy ports before DROP), so rules are only ever
+    // inserted at the top: DROP first, so the network is never open in between.
+    match (first(&accept), first(&drop)) {
+        (Some(a), Some(d)) if a < d => return Ok(()),
+        (_, None) => {
+            iptables(&insert_top(&drop)).await.map_err(fail)?;
+        }
+        _ => {}
+    }
+    iptables(&insert_top(&accept)).await.map_err(fail)?;
+    Ok(())
+}
+
+async fn iptables(args: &[&str]) -> Result<String, String> {
+    let out = tokio::process::Command::new("iptables")
+        .arg("-w")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("iptables: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "iptables {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+async fn start_proxy(
+    gateway: Ipv4Addr,
+    port: u16,
+    policy: egress::Policy,
+) -> Result<Arc<egress::EgressProxy>, NetworkError> {
+    let candidates: Vec<u16> = if port == 0 {
+        PROXY_PORTS.collect()
+    } else {
+        vec![port]
+    };
+    let mut last = String::new();
+    for p in candidates {
+        let addr = SocketAddr::from((gateway, p));
+        match egress::EgressProxy::start(addr, policy.clone()).await {
+            Ok(proxy) => return Ok(proxy),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(NetworkError::Proxy {
+        addr: format!("{gateway}:{port}"),
+        reason: last,
+    })
+}
+
+/// Writes the bundle builds and egress sandboxes trust: the host's system roots (so ordinary
+/// sites keep working) followed by the extra CA file.
+pub fn prepare_ca_bundle(extra: &Path, out: &Path) -> Result<(), NetworkError> {
+    let fail = |reason: String| NetworkError::Ca {
+        path: extra.display().to_string(),
+        reason,
+    };
+    let extra_pem = std::fs::read_to_string(extra).map_err(|e| fail(e.to_string()))?;
+    if !extra_pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(fail("holds no PEM certificate".into()));
+    }
+    let system = Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let mut bundle = String::new();
+    if system != extra {
+        if let Ok(roots) = std::fs::read_to_string(system) {
+            bundle.push_str(&roots);
+            bundle.push('\n');
+        }
+    }
+    bundle.push_str(&extra_pem);
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    // Written beside and renamed: a sandbox mounting it never sees half a file.
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, bundle).map_err(|e| fail(e.to_string()))?;
+    std::fs::rename(&tmp, out).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bridge_names_fit_the_kernel_limit() {
+        assert_eq!(bridge_name("trythis-build"), "tt-build");
+        assert_eq!(bridge_name("trythis-egress"), "tt-egress");
+        assert!(bridge_name("a-very-long-network-name-indeed").len() <= 15);
+    }
+
+    #[test]
+    fn gateway_is_the_first_address() {
+        assert_eq!(
+            gateway_of("172.30.240.0/24"),
+            Some(Ipv4Addr::new(172, 30, 240, 1))
+        );
+        assert_eq!(gateway_of("172.30.240.0/8"), None);
+        assert_eq!(gateway_of("nonsense"), None);
+    }
+}

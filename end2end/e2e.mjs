@@ -42,6 +42,8 @@ const env = {
   TRYTHIS_DATABASE_URL: `sqlite://${data}/e2e.db`,
   TRYTHIS_LISTEN: `127.0.0.1:${port}`,
   TRYTHIS_TTYD_PATH: process.env.TRYTHIS_TEST_TTYD ?? join(ROOT, "data/bin/ttyd"),
+  TRYTHIS_RELAY_PATH: process.env.TRYTHIS_TEST_RELAY ?? join(ROOT, "data/bin/trythis-relay"),
+  TRYTHIS_EGRESS_PROXY_PORT: "0",
   TRYTHIS_SITE_ROOT: join(ROOT, "target/site"),
   TRYTHIS_LOG: "warn",
 };

@@ -64,9 +64,19 @@ impl Target {
     }
 
     async fn stop(&self, id: &str, cookie: &str) -> Result {
+        // A cookie-carrying change needs the identity's CSRF token.
+        let me: serde_json::Value = self
+            .http
+            .get(format!("{}/api/me", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await?
+            .json()
+            .await?;
         self.http
             .delete(format!("{}/api/sandboxes/{id}", self.base))
             .header("cookie", cookie)
+            .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
             .send()
             .await?;
         Ok(())
@@ -149,10 +159,14 @@ async fn main() -> Result {
     let db_url = format!("sqlite://{}/b.db", dir.display());
     let data = dir.display().to_string();
     let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
+    let relay =
+        std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());
     let config = server::config::Config::from_pairs([
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
+        ("TRYTHIS_RELAY_PATH", relay.as_str()),
+        ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_MAX_SANDBOXES", "60"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
     ])?;
@@ -270,6 +284,8 @@ async fn main() -> Result {
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
+        ("TRYTHIS_RELAY_PATH", relay.as_str()),
+        ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_WARM_POOL", "1"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
     ])?;

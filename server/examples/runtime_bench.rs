@@ -1,0 +1,173 @@
+//! `scripts/bench.sh` — sandbox runtimes side by side in one run: gVisor (`runsc`, the default)
+//! and runc. For each: Try → first shell byte (15 sequential launches through the real server,
+//! terminal over the exec'd relay) and the host's `MemAvailable` drop per idle sandbox with its
+//! shell attached (20 open). Prints numbers; asserts nothing.
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn mem_available_kb() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemAvailable:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A new visitor's Try with its terminal open: (id, cookie, terminal, ms to first shell byte).
+async fn launch(base: &str) -> Result<(String, String, Ws, f64)> {
+    let t0 = Instant::now();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/api/projects/bench/try"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await?;
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or("no cookie")?
+        .to_string();
+    let body: serde_json::Value = resp.json().await?;
+    let id = body["id"]
+        .as_str()
+        .ok_or(format!("no id: {body}"))?
+        .to_string();
+    let mut req = format!("{}/s/{id}/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+    req.headers_mut()
+        .insert("cookie", HeaderValue::from_str(&cookie)?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
+    ws.send(Message::Binary(Bytes::from(
+        r#"{"AuthToken":"","columns":80,"rows":24}"#,
+    )))
+    .await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == b'0' => break,
+            Some(Ok(_)) => {}
+            other => return Err(format!("terminal ended before output: {other:?}").into()),
+        }
+    }
+    Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+}
+
+async fn stop(base: &str, id: &str, cookie: &str) -> Result {
+    let http = reqwest::Client::new();
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/me"))
+        .header("cookie", cookie)
+        .send()
+        .await?
+        .json()
+        .await?;
+    http.delete(format!("{base}/api/sandboxes/{id}"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
+        .send()
+        .await?;
+    Ok(())
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> Result {
+    let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
+    let relay =
+        std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());
+    let base_image =
+        std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
+    for runtime in ["runsc", "runc"] {
+        let dir = std::env::temp_dir().join(format!("trythis-rtbench-{}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir)?;
+        let db_url = format!("sqlite://{}/b.db", dir.display());
+        let data = dir.display().to_string();
+        let config = server::config::Config::from_pairs([
+            ("TRYTHIS_DATA_DIR", data.as_str()),
+            ("TRYTHIS_DATABASE_URL", db_url.as_str()),
+            ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
+            ("TRYTHIS_RELAY_PATH", relay.as_str()),
+            ("TRYTHIS_SANDBOX_RUNTIME", runtime),
+            ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
+            ("TRYTHIS_MAX_SANDBOXES", "60"),
+            ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+            ("TRYTHIS_LOG", "warn"),
+        ])?;
+        let docker = server::sandbox::runtime::connect_docker(&config).await?;
+        let registry = registry::Registry::new(config.registry.clone());
+        let repo = registry.config().repository_for("rtbench");
+        server::seed::build(
+            &docker,
+            &format!("FROM {base_image}\nWORKDIR /root\n"),
+            &format!("{repo}:b1"),
+            |_| {},
+        )
+        .await?;
+        server::seed::push(&docker, &repo, "b1").await?;
+        let img = registry.resolve(&repo, "b1").await?;
+        let state = server::build_state(config).await?;
+        let p = db::projects::upsert(
+            &state.db,
+            &db::projects::NewProject {
+                slug: "bench".into(),
+                name: "Bench".into(),
+                category: "Other".into(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        db::projects::set_image(&state.db, p.id, &repo, &img.digest, img.size).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = server::router(state.clone());
+        tokio::spawn(async move {
+            let _ = server::serve(listener, router, std::future::pending()).await;
+        });
+
+        let (id, c, _, _) = launch(&base).await?; // warm-up (image facts, seeds)
+        stop(&base, &id, &c).await?;
+        let mut ms = Vec::new();
+        for _ in 0..15 {
+            let (id, c, ws, t) = launch(&base).await?;
+            ms.push(t);
+            drop(ws);
+            stop(&base, &id, &c).await?;
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let before = mem_available_kb();
+        let mut live = Vec::new();
+        for _ in 0..20 {
+            live.push(launch(&base).await?);
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let after = mem_available_kb();
+        let per_mb = before.saturating_sub(after) as f64 / 20.0 / 1024.0;
+        println!(
+            "{runtime:>5}: Try -> first shell byte p50 {:.0} ms, p95 {:.0} ms (15 sequential); idle sandbox with shell: {per_mb:.1} MB of host MemAvailable each (20 open) = {:.0} per GB",
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 0.95),
+            1024.0 / per_mb.max(0.1)
+        );
+        for (id, c, _, _) in live {
+            stop(&base, &id, &c).await?;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

@@ -454,35 +454,3 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
     assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }
-
-fn free_bytes(path: &str) -> Result<u64> {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=avail", path])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().nth(1).ok_or("df output")?.trim().parse()?)
-}
-
-async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
-    let out = tokio::process::Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{.State.Pid}}",
-            &format!("trythis-{sandbox_id}"),
-        ])
-        .output()
-        .await?;
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let path = cgroup
-        .lines()
-        .find(|l| l.contains(":pids:"))
-        .and_then(|l| l.splitn(3, ':').nth(2))
-        .ok_or("no pids cgroup")?;
-    Ok(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current"))?
-            .trim()
-            .parse()?,
-    )
-}

@@ -129,14 +129,6 @@ async fn limits_hold_inside_the_sandbox() -> Result {
     Ok(())
 }
 
-fn free_bytes(path: &str) -> Result<u64> {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=avail", path])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    Ok(text.lines().nth(1).ok_or("df output")?.trim().parse()?)
-}
-
 /// Runs `script` (which writes 400 MB into a bounded directory): it must hit ENOSPC while the
 /// host's disk stays put. Returns the output.
 async fn fills_without_host_disk(sh: &mut Shell, script: &str) -> Result<String> {
@@ -150,31 +142,6 @@ async fn fills_without_host_disk(sh: &mut Shell, script: &str) -> Result<String>
         before - after
     );
     Ok(out)
-}
-
-async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
-    let out = tokio::process::Command::new("docker")
-        .args([
-            "inspect",
-            "--format",
-            "{{.State.Pid}}",
-            &format!("trythis-{sandbox_id}"),
-        ])
-        .output()
-        .await?;
-    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    // cgroup v1 pids controller of the container's init.
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let path = cgroup
-        .lines()
-        .find(|l| l.contains(":pids:"))
-        .and_then(|l| l.splitn(3, ':').nth(2))
-        .ok_or("no pids cgroup")?;
-    Ok(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current"))?
-            .trim()
-            .parse()?,
-    )
 }
 
 #[tokio::test]

@@ -45,7 +45,8 @@ const GVISOR_STATX_IN_CONTAINER: &str = "/opt/trythis/gvisor-statx.so";
 const SOCKET_PATH: &str = "/run/trythis/tty.sock";
 
 /// Engine runtimes the setup registers (`scripts/lib.sh`, `/etc/docker/daemon.json`): gVisor with
-/// no network, and gVisor with its own network stack for egress projects. Both keep every write
+/// no network, and gVisor on the network of its container's own namespace (`--network=host`; its
+/// own network stack does not start on this engine) for egress projects. Both keep every write
 /// (root and volumes) in the sandbox's memory (`--overlay2=all:memory`), so the memory limit
 /// bounds the disk a sandbox can use.
 pub const RUNSC_RUNTIME: &str = "trythis-runsc";

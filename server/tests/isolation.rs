@@ -450,7 +450,7 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
         who.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
             .await?;
     }
-    // Stopped: its proxy credential no longer works (a leaked token is worth nothing).
+    // Stopped and removed (its proxy credential is revoked with it: egress/tests cover 407).
     assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }

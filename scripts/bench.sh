@@ -2,7 +2,7 @@
 # Benchmarks (numbers, no assertions): Try latency and memory, search at 10k projects, and
 # publishing overhead and sign-up + log-in throughput, against the real engine and registry.
 source "$(dirname "$0")/lib.sh"
-ensure_docker; ensure_ttyd; ensure_relay; ensure_base_image; ensure_gvisor; ensure_registry
+ensure_docker; ensure_ttyd; ensure_relay; ensure_base_image; ensure_gvisor; ensure_build_engine; ensure_registry
 step "Try latency and memory (server/examples/bench.rs)"
 TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
   cargo run -q -p server --example bench

@@ -18,6 +18,8 @@ WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$ROOT/C
 TTYD_SHA256=8a217c968aba172e0dbf3f34447218dc015bc4d5e59bf51db2f2cd12b7be4f55
 BASE_IMAGE="${TRYTHIS_BASE_IMAGE:-trythis/base:bookworm}"
 REGISTRY_ADDR="${TRYTHIS_REGISTRY_ADDR:-127.0.0.1:5000}"
+# The server garbage-collects the local registry's blobs with this (daily, and in the tests).
+export TRYTHIS_REGISTRY_GC_COMMAND="${TRYTHIS_REGISTRY_GC_COMMAND:-$ROOT/scripts/registry-gc.sh $DATA/registry}"
 
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
@@ -143,6 +145,75 @@ PY2
   else
     echo "    gVisor does not run here: sandboxes fall back to runc (TRYTHIS_SANDBOX_RUNTIME=auto)"
   fi
+}
+
+# The build engine: a second Docker engine that runs nothing but build steps. Its data root is an
+# ext4 file system in a sparse file of TRYTHIS_BUILD_DISK_GB (so `RUN fallocate -l 200G` fails
+# inside the build, not on the host's disk); its containers live under the cgroup
+# /trythis-builds, whose pids and memory limits bound every build step together; root in a step is
+# an unprivileged user on the host (userns-remap); and it adds no bridge and no iptables rules
+# (the server owns the build network's firewall rules).
+BUILD_ENGINE_SOCK=/run/trythis/build-engine.sock
+export TRYTHIS_BUILD_ENGINE="${TRYTHIS_BUILD_ENGINE:-unix://$BUILD_ENGINE_SOCK}"
+ensure_build_engine() {
+  step "Build engine (bounded disk, pids and memory; user namespace)"
+  local gb="${TRYTHIS_BUILD_DISK_GB:-16}" pids="${TRYTHIS_BUILD_PIDS:-2048}" mem_mb="${TRYTHIS_BUILD_ENGINE_MEMORY_MB:-6144}"
+  local b="docker -H unix://$BUILD_ENGINE_SOCK"
+  if [ "$TRYTHIS_BUILD_ENGINE" != "unix://$BUILD_ENGINE_SOCK" ]; then ok "external: $TRYTHIS_BUILD_ENGINE"; return; fi
+  build_cgroup "$pids" "$mem_mb"
+  if ! $b info >/dev/null 2>&1; then
+    apt_install e2fsprogs
+    local img="$DATA/build-engine.img" mnt="$DATA/build-engine"
+    mkdir -p "$mnt" /run/trythis
+    if [ ! -f "$img" ]; then
+      truncate -s "${gb}G" "$img" && mkfs.ext4 -q -F -m 0 "$img"
+    fi
+    # discard: what the engine deletes is handed back to the host's disk.
+    mountpoint -q "$mnt" || mount -o loop,discard "$img" "$mnt" || die "could not mount $img (needs root and loop devices)"
+    python3 - "$DATA/build-engine.json" <<'PY'
+import json, os, sys
+conf = {"bridge": "none", "iptables": False, "ip-masq": False, "storage-driver": "overlay2",
+        "cgroup-parent": "/trythis-builds", "userns-remap": "default",
+        "log-opts": {"max-size": "10m", "max-file": "1"}}
+main = "/etc/docker/daemon.json"
+if os.path.exists(main) and os.path.getsize(main):
+    regs = json.load(open(main)).get("insecure-registries")
+    if regs: conf["insecure-registries"] = regs
+json.dump(conf, open(sys.argv[1], "w"), indent=2)
+PY
+    echo "    starting the build engine (log: $DATA/logs/build-engine.log)"
+    nohup dockerd --config-file "$DATA/build-engine.json" --data-root "$mnt/docker" \
+      --exec-root /run/trythis/build-engine --pidfile /run/trythis/build-engine.pid \
+      -H "unix://$BUILD_ENGINE_SOCK" >"$DATA/logs/build-engine.log" 2>&1 &
+    for _ in $(seq 1 60); do $b info >/dev/null 2>&1 && break; sleep 0.5; done
+    $b info >/dev/null 2>&1 || die "the build engine did not start: see $DATA/logs/build-engine.log"
+  fi
+  # Bridged traffic between containers must pass the host's FORWARD chain, where the server's
+  # rules for the build network drop it (this engine adds no rules of its own).
+  [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
+  # Builds start FROM the platform's base image: the build engine gets the sandbox engine's copy.
+  local want have
+  want=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+  have=$($b image inspect -f '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "    loading $BASE_IMAGE into the build engine"
+    docker save "$BASE_IMAGE" | $b load -q >/dev/null
+  fi
+  ok "$(df -h --output=size,avail "$(dirname "$($b info -f '{{.DockerRootDir}}')")" | tail -1 | awk '{print $1" disk ("$2" free)"}'), pids ≤ $pids, memory ≤ ${mem_mb} MB, $($b info -f '{{.SecurityOptions}}' | grep -o userns || echo 'NO user namespace')"
+}
+
+# The cgroup every build step runs under (cgroup v1 or v2): its limits hold for all builds together.
+build_cgroup() {
+  local pids=$1 mem=$(( $2 * 1024 * 1024 )) cg=/sys/fs/cgroup
+  if [ -f $cg/cgroup.controllers ]; then
+    echo "+pids +memory" >$cg/cgroup.subtree_control 2>/dev/null || true
+    mkdir -p $cg/trythis-builds
+    echo "$pids" >$cg/trythis-builds/pids.max && echo "$mem" >$cg/trythis-builds/memory.max
+  else
+    mkdir -p $cg/pids/trythis-builds $cg/memory/trythis-builds
+    echo "$pids" >$cg/pids/trythis-builds/pids.max
+    echo "$mem" >$cg/memory/trythis-builds/memory.limit_in_bytes
+  fi || die "could not set the build cgroup's limits under $cg (needs root)"
 }
 
 ensure_base_image() {

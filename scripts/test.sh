@@ -11,6 +11,7 @@ ensure_ttyd
 ensure_relay
 ensure_base_image
 ensure_gvisor
+ensure_build_engine
 ensure_registry
 ensure_postgres
 ensure_chromium

@@ -440,8 +440,8 @@ impl Registry {
     }
 
     /// Deletes manifest `digest` from `repo`, and with it every tag pointing at it. Already gone
-    /// counts as done. Blob space comes back only when the registry's garbage collector runs,
-    /// which trythis does not do while serving (run `registry garbage-collect` offline).
+    /// counts as done. Blob space comes back when the registry's garbage collector runs (the
+    /// server runs `TRYTHIS_REGISTRY_GC_COMMAND` while none of its builds pushes).
     pub async fn delete(&self, repo: &str, digest: &str) -> Result<(), RegistryError> {
         let path = self.repo_path(repo)?;
         if !valid_digest(digest) {
@@ -470,8 +470,7 @@ impl Registry {
     /// Old builds pile up: deletes every tag of `repo` except those in `keep` and those whose
     /// image is in `protect_digests` (e.g. what sandboxes currently run). A tag sharing its
     /// digest with a kept one is kept too, because deleting a manifest removes all its tags.
-    /// Deleting frees blob space only after the registry's garbage collector runs, which
-    /// trythis does not run while serving.
+    /// Deleting frees blob space only after the registry's garbage collector runs.
     pub async fn retain(
         &self,
         repo: &str,

@@ -36,10 +36,14 @@ async fn main() -> Result {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
-    let networks = server::network::Networks::setup(&config, &docker).await?;
+    let build_engine = server::sandbox::runtime::connect_build_engine(&config).await?;
+    let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
     let builds = server::build::BuildService::new(
         db.clone(),
-        docker.clone(),
+        server::build::Engines {
+            build: build_engine.clone(),
+            serve: docker.clone(),
+        },
         registry.clone(),
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
@@ -49,18 +53,18 @@ async fn main() -> Result {
     let mut pushed_bytes = 0i64;
     let slug = format!("bench-build-{}", std::process::id());
     for round in 0..ROUNDS {
-        // (a) the engine directly.
+        // (a) the build engine directly.
         let repo = registry.config().repository_for(&format!("{slug}-plain"));
         let t = Instant::now();
         server::seed::build(
-            &docker,
+            &build_engine,
             &dockerfile(&base, &format!("plain-{round}-{}", std::process::id())),
             &format!("{repo}:r{round}"),
             |_| {},
         )
         .await?;
         let tp = Instant::now();
-        server::seed::push(&docker, &repo, &format!("r{round}")).await?;
+        server::seed::push(&build_engine, &repo, &format!("r{round}")).await?;
         let img = registry.resolve(&repo, &format!("r{round}")).await?;
         push_secs.push(tp.elapsed().as_secs_f64());
         pushed_bytes = img.size;

@@ -8,7 +8,10 @@
 use crate::config::BuildLimits;
 use crate::metrics::Metrics;
 use bollard::{
-    query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptions},
+    query_parameters::{
+        BuildImageOptionsBuilder, CreateImageOptionsBuilder, PruneContainersOptions,
+        PruneImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptions,
+    },
     Docker,
 };
 use futures::StreamExt;
@@ -81,6 +84,8 @@ enum Failure {
     Cancelled,
     #[error("The image is {size_mb} MB; the limit is {limit_mb} MB. Make it smaller (clean apt lists, use slimmer packages).")]
     TooLarge { size_mb: u64, limit_mb: u64 },
+    #[error("The image declares {0} VOLUMEs; at most {max} are allowed (each is a separate bounded directory in every Try). Declare fewer, or none: every path is writable in a Try.", max = crate::sandbox::runtime::MAX_IMAGE_VOLUMES)]
+    TooManyVolumes(usize),
     #[error("The registry could not be reached, so nothing was published. Start the build again when it is back. ({0})")]
     Registry(String),
     #[error(
@@ -89,15 +94,30 @@ enum Failure {
     Engine(String),
 }
 
+/// The two engines a build touches.
+#[derive(Clone)]
+pub struct Engines {
+    /// Runs build steps (bounded disk, pids and memory, user namespace); pushes the result.
+    pub build: Docker,
+    /// Runs sandboxes; a published image is pulled into it before the project goes live.
+    pub serve: Docker,
+}
+
 pub struct BuildService {
     db: db::DatabaseConnection,
+    /// The build engine.
     docker: Docker,
+    /// The sandbox engine.
+    serve: Docker,
     registry: registry::Registry,
     limits: BuildLimits,
     metrics: Arc<Metrics>,
     live: StdMutex<HashMap<String, Arc<Live>>>,
     queue_tx: mpsc::UnboundedSender<String>,
     queue_rx: Mutex<mpsc::UnboundedReceiver<String>>,
+    /// Pushes hold it shared; registry garbage collection holds it alone (a blob uploaded for a
+    /// manifest not yet pushed would look unused).
+    push_gate: tokio::sync::RwLock<()>,
     /// Build steps run on the isolated build network; its proxy is their only way out.
     networks: Arc<crate::network::Networks>,
 }
@@ -105,7 +125,7 @@ pub struct BuildService {
 impl BuildService {
     pub fn new(
         db: db::DatabaseConnection,
-        docker: Docker,
+        engines: Engines,
         registry: registry::Registry,
         limits: BuildLimits,
         metrics: Arc<Metrics>,
@@ -115,7 +135,9 @@ impl BuildService {
         Arc::new(Self {
             networks,
             db,
-            docker,
+            docker: engines.build,
+            serve: engines.serve,
+            push_gate: tokio::sync::RwLock::new(()),
             registry,
             limits,
             metrics,
@@ -133,12 +155,20 @@ impl BuildService {
         &self.networks
     }
 
+    pub fn engines(&self) -> Engines {
+        Engines {
+            build: self.docker.clone(),
+            serve: self.serve.clone(),
+        }
+    }
+
     /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let failed = db::builds::fail_interrupted(&self.db).await?;
         if failed > 0 {
             tracing::warn!(failed, "builds interrupted by a restart were marked failed");
         }
+        self.clean_build_engine().await;
         for b in db::builds::queued(&self.db).await? {
             self.enqueue(&b.id);
         }
@@ -354,39 +384,60 @@ impl BuildService {
         let repo = self.registry.config().repository_for(&project.slug);
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
+        let mut layers = Vec::new();
+        let result = self
+            .build_push_pull(&build.dockerfile, &repo, &tag, &image, live, &mut layers)
+            .await;
+        // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
+        // sandbox engine have the image, and a failed build's layers are garbage.
+        self.remove_build_layers(&image, &layers).await;
+        result
+    }
+
+    async fn build_push_pull(
+        &self,
+        dockerfile: &str,
+        repo: &str,
+        tag: &str,
+        image: &str,
+        live: &Arc<Live>,
+        layers: &mut Vec<String>,
+    ) -> Result<db::builds::Pushed, Failure> {
         let mut cancel = live.cancel.subscribe();
         let timeout = self.limits.timeout;
-        let building = self.engine_build(&build.dockerfile, &image, &build.id, live);
+        // The tag is the build's id.
+        let building = self.engine_build(dockerfile, image, tag, live, layers);
         tokio::select! {
             r = building => r?,
+            // Dropping the build request closes the connection; the engine then stops the build
+            // and removes its containers (forcerm).
             _ = tokio::time::sleep(timeout) => {
-                // Dropping the build request closes the connection; the engine then stops the
-                // build and removes its containers (forcerm).
-                self.remove_image(&image).await;
                 return Err(Failure::Timeout(timeout.as_secs().div_ceil(60)));
             }
-            _ = cancelled(&mut cancel) => {
-                self.remove_image(&image).await;
-                return Err(Failure::Cancelled);
-            }
+            _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
         }
-        let size = self
+        let built = self
             .docker
-            .inspect_image(&image)
+            .inspect_image(image)
             .await
-            .map_err(|e| Failure::Engine(e.to_string()))?
-            .size
-            .unwrap_or(0)
-            .max(0) as u64;
+            .map_err(|e| Failure::Engine(e.to_string()))?;
+        let volumes = built
+            .config
+            .as_ref()
+            .and_then(|c| c.volumes.as_ref())
+            .map_or(0, |v| v.len());
+        if volumes > crate::sandbox::runtime::MAX_IMAGE_VOLUMES {
+            return Err(Failure::TooManyVolumes(volumes));
+        }
+        let size = built.size.unwrap_or(0).max(0) as u64;
         let limit = self.limits.max_image_mb * 1024 * 1024;
         if size > limit {
-            self.remove_image(&image).await;
             return Err(Failure::TooLarge {
                 size_mb: size / (1024 * 1024),
                 limit_mb: self.limits.max_image_mb,
             });
         }
-        db::builds::set_state(&self.db, &build.id, db::builds::PUSHING)
+        db::builds::set_state(&self.db, tag, db::builds::PUSHING)
             .await
             .map_err(|e| Failure::Engine(e.to_string()))?;
         self.emit(
@@ -398,35 +449,114 @@ impl BuildService {
         );
         self.log(live, &format!("Pushing {image}"));
         let pushing = async {
+            let _no_gc_meanwhile = self.push_gate.read().await;
             self.registry
                 .ensure_namespace()
                 .await
                 .map_err(|e| Failure::Registry(e.to_string()))?;
-            push(&self.docker, &repo, &tag)
+            push(&self.docker, repo, tag)
                 .await
                 .map_err(|e| Failure::Registry(e.to_string()))?;
-            self.registry
-                .resolve(&repo, &tag)
+            let resolved = self
+                .registry
+                .resolve(repo, tag)
                 .await
-                .map_err(|e| Failure::Registry(e.to_string()))
+                .map_err(|e| Failure::Registry(e.to_string()))?;
+            // Into the sandbox engine now, so the first Try does not wait for a pull.
+            self.log(live, "Pulling into the sandbox engine");
+            pull(&self.serve, &format!("{repo}@{}", resolved.digest))
+                .await
+                .map_err(|e| Failure::Registry(e.to_string()))?;
+            Ok(resolved)
         };
         let resolved = tokio::select! {
-            r = pushing => r,
-            _ = cancelled(&mut cancel) => Err(Failure::Cancelled),
-        };
-        let resolved = match resolved {
-            Ok(r) => r,
-            Err(f) => {
-                self.remove_image(&image).await;
-                return Err(f);
-            }
+            r = pushing => r?,
+            _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
         };
         Ok(db::builds::Pushed {
-            repo,
-            tag,
+            repo: repo.to_string(),
+            tag: tag.to_string(),
             digest: resolved.digest,
             size: resolved.size,
         })
+    }
+
+    /// Removes a finished build's image and every layer its steps made (newest first: removing
+    /// an image also removes its untagged parents). Builds run without the layer cache, so no
+    /// other build stands on these layers; the engine refuses to remove one a container uses.
+    async fn remove_build_layers(&self, image: &str, layers: &[String]) {
+        let _ = self
+            .docker
+            .remove_image(image, None::<RemoveImageOptions>, None)
+            .await;
+        for id in layers.iter().rev() {
+            // `FROM` prints its base image's id like any step's: images with a name are not ours.
+            match self.docker.inspect_image(id).await {
+                Ok(i)
+                    if i.repo_tags.as_ref().is_some_and(|t| !t.is_empty())
+                        || i.repo_digests.as_ref().is_some_and(|d| !d.is_empty()) =>
+                {
+                    continue
+                }
+                Ok(_) => {}
+                Err(_) => continue,
+            }
+            match self
+                .docker
+                .remove_image(id, None::<RemoveImageOptions>, None)
+                .await
+            {
+                Ok(_)
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => tracing::warn!(layer = %id, error = %e, "build layer not removed"),
+            }
+        }
+    }
+
+    /// Removes what builds interrupted by a crash or restart left in the build engine: stopped
+    /// containers, and dangling layers older than any running build can be.
+    pub async fn clean_build_engine(&self) {
+        if let Err(e) = self
+            .docker
+            .prune_containers(None::<PruneContainersOptions>)
+            .await
+        {
+            tracing::warn!(error = %e, "build engine: stopped containers not pruned");
+        }
+        let older = format!("{}s", self.limits.timeout.as_secs() + 600);
+        let dangling = PruneImagesOptionsBuilder::default()
+            .filters(&HashMap::from([
+                ("dangling", vec!["true"]),
+                ("until", vec![older.as_str()]),
+            ]))
+            .build();
+        if let Err(e) = self.docker.prune_images(Some(dangling)).await {
+            tracing::warn!(error = %e, "build engine: dangling layers not pruned");
+        }
+    }
+
+    /// Garbage-collects the registry's blobs with the configured command while no build of this
+    /// server pushes (a blob uploaded for a manifest not yet pushed would look unused). Served
+    /// images keep their tags (see `retain`), so their manifests and blobs stay.
+    pub async fn collect_registry_garbage(&self, command: &str) -> Result<String, String> {
+        let gate = self.push_gate.write().await;
+        let mut words = command.split_whitespace();
+        let program = words.next().ok_or("empty command")?;
+        let out = tokio::process::Command::new(program)
+            .args(words)
+            .output()
+            .await
+            .map_err(|e| format!("{program}: {e}"))?;
+        drop(gate);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(format!("{command}: {}: {}", out.status, text.trim()))
+        }
     }
 
     async fn engine_build(
@@ -435,6 +565,7 @@ impl BuildService {
         image: &str,
         build_id: &str,
         live: &Arc<Live>,
+        layers: &mut Vec<String>,
     ) -> Result<(), Failure> {
         let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
         let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
@@ -451,6 +582,9 @@ impl BuildService {
             .t(image)
             .rm(true)
             .forcerm(true)
+            // Each build's layers are removed when it ends, so a cache would only let concurrent
+            // builds stand on each other's layers.
+            .nocache(true)
             .pull("false")
             .memory(memory)
             .memswap(memory)
@@ -507,6 +641,9 @@ impl BuildService {
             }
             let Some(s) = info.stream else { continue };
             for line in s.lines().filter(|l| !l.trim().is_empty()) {
+                if let Some(layer) = parse_layer(line) {
+                    layers.push(layer.to_string());
+                }
                 if let Some((step, steps)) = parse_step(line) {
                     let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
                     self.emit(live, BuildEvent::Step { step, steps });
@@ -517,9 +654,10 @@ impl BuildService {
         Ok(())
     }
 
+    /// Removes an image from the sandbox engine (the build engine keeps none).
     async fn remove_image(&self, image: &str) {
         let _ = self
-            .docker
+            .serve
             .remove_image(image, None::<RemoveImageOptions>, None)
             .await;
     }
@@ -606,6 +744,12 @@ pub fn parse_step(line: &str) -> Option<(i32, i32)> {
     Some((n.parse().ok()?, m.parse().ok()?))
 }
 
+/// ` ---> 3f2a9c1b7d4e` (the image a step made) → its id; not ` ---> Running in …`.
+pub fn parse_layer(line: &str) -> Option<&str> {
+    let id = line.trim().strip_prefix("---> ")?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
 /// The engine's build errors, in plain words where we recognise them.
 fn build_error(msg: &str) -> String {
     if msg.contains("pull access denied")
@@ -613,6 +757,8 @@ fn build_error(msg: &str) -> String {
         || msg.contains("not found: manifest")
     {
         format!("The base image could not be found. Use an image the platform has (for example trythis/base:bookworm) or one in its registry. ({msg})")
+    } else if msg.contains("no space left on device") {
+        format!("The build ran out of disk space: builds run on a disk of bounded size, shared by the builds running at the time. Make the image smaller, or delete downloads in the same RUN step that fetched them. ({msg})")
     } else if msg.contains("returned a non-zero code") {
         format!("A build step failed: {msg}")
     } else {
@@ -627,6 +773,21 @@ fn engine_error(e: bollard::errors::Error) -> Failure {
         E::DockerStreamError { error } => Failure::Build(build_error(&error)),
         other => Failure::Engine(other.to_string()),
     }
+}
+
+/// Pulls `image` (a `repo@digest` or `repo:tag` reference) into an engine.
+pub async fn pull(docker: &Docker, image: &str) -> anyhow::Result<()> {
+    let opts = CreateImageOptionsBuilder::default()
+        .from_image(image)
+        .build();
+    let mut stream = docker.create_image(Some(opts), None, None);
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| anyhow::anyhow!("pull of {image} failed: {e}"))?;
+        if let Some(err) = info.error_detail.and_then(|d| d.message) {
+            anyhow::bail!("pull of {image} failed: {err}");
+        }
+    }
+    Ok(())
 }
 
 /// Pushes `repo:tag` to the registry the repo names.
@@ -652,6 +813,14 @@ mod tests {
         assert_eq!(parse_step("Step 10/10 : WORKDIR /root"), Some((10, 10)));
         assert_eq!(parse_step(" ---> Running in abc"), None);
         assert_eq!(parse_step("Step x/7 : RUN"), None);
+    }
+
+    #[test]
+    fn layers_are_parsed() {
+        assert_eq!(parse_layer(" ---> 3f2a9c1b7d4e"), Some("3f2a9c1b7d4e"));
+        assert_eq!(parse_layer(" ---> Running in 3f2a9c1b7d4e"), None);
+        assert_eq!(parse_layer(" ---> Using cache"), None);
+        assert_eq!(parse_layer("RUN echo ---> abc"), None);
     }
 
     #[test]

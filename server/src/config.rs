@@ -119,6 +119,16 @@ pub struct Config {
     pub database_url: String,
     /// `unix:///var/run/docker.sock` or `tcp://host:port`.
     pub docker_endpoint: String,
+    /// The engine that runs build steps: a second engine with a size-bounded data root, a cgroup
+    /// parent bounding pids and memory, and a user namespace (`scripts/lib.sh
+    /// ensure_build_engine`). Built images reach the sandbox engine through the registry.
+    pub build_engine: String,
+    /// A command that garbage-collects the registry's blobs (run while no build pushes), e.g.
+    /// `docker-registry garbage-collect /etc/docker/registry/config.yml`; None leaves it to the
+    /// registry (Harbor schedules its own).
+    pub registry_gc_command: Option<String>,
+    /// How often that runs.
+    pub registry_gc_interval: std::time::Duration,
     pub registry: registry::RegistryConfig,
     /// Harbor's API, when the registry is a Harbor (its project is created on first push).
     pub harbor: Option<registry::HarborConfig>,
@@ -329,17 +339,27 @@ impl Config {
                 reason: "must be a sqlite: or postgres:// URL".into(),
             });
         }
-        let docker_endpoint = s.str("TRYTHIS_DOCKER_ENDPOINT", "unix:///var/run/docker.sock");
-        if !(docker_endpoint.starts_with("unix://")
-            || docker_endpoint.starts_with("tcp://")
-            || docker_endpoint.starts_with("http://"))
-        {
-            return Err(ConfigError {
-                key: "TRYTHIS_DOCKER_ENDPOINT".into(),
-                value: docker_endpoint,
-                reason: "must be unix:///path or tcp://host:port".into(),
-            });
-        }
+        let engine = |key: &str, default: &str| {
+            let ep = s.str(key, default);
+            if ep.starts_with("unix://") || ep.starts_with("tcp://") || ep.starts_with("http://") {
+                Ok(ep)
+            } else {
+                Err(ConfigError {
+                    key: key.into(),
+                    value: ep,
+                    reason: "must be unix:///path or tcp://host:port".into(),
+                })
+            }
+        };
+        let docker_endpoint = engine("TRYTHIS_DOCKER_ENDPOINT", "unix:///var/run/docker.sock")?;
+        let build_engine = engine(
+            "TRYTHIS_BUILD_ENGINE",
+            "unix:///run/trythis/build-engine.sock",
+        )?;
+        let registry_gc_command =
+            Some(s.str("TRYTHIS_REGISTRY_GC_COMMAND", "")).filter(|c| !c.trim().is_empty());
+        let registry_gc_interval =
+            std::time::Duration::from_secs(3600 * s.positive("TRYTHIS_REGISTRY_GC_HOURS", 24)?);
         let cpus: f64 = s.parse("TRYTHIS_SANDBOX_CPUS", 0.5, "a number of CPUs like 0.5")?;
         if !(0.01..=64.0).contains(&cpus) {
             return Err(ConfigError {
@@ -497,6 +517,9 @@ impl Config {
             public_url,
             database_url,
             docker_endpoint,
+            build_engine,
+            registry_gc_command,
+            registry_gc_interval,
             registry,
             site_root: PathBuf::from(s.str("TRYTHIS_SITE_ROOT", "target/site")),
             ttyd_path: PathBuf::from(s.str(

@@ -50,7 +50,8 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let instance = db::instance_id(&db, identity::random_id).await?;
     let isolation = sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
-    let networks = network::Networks::setup(&config, &docker).await?;
+    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
+    let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
     tracing::info!(runtime = isolation.as_str(), build_network = %networks.build.network, "sandbox isolation");
     let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
         docker.clone(),
@@ -62,13 +63,30 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let registry = config.registry_client();
     let builds = build::BuildService::new(
         db.clone(),
-        docker,
+        build::Engines {
+            build: build_engine,
+            serve: docker.clone(),
+        },
         registry.clone(),
         config.builds.clone(),
         metrics.clone(),
         networks.clone(),
     );
     builds.start().await?;
+    if let Some(command) = config.registry_gc_command.clone() {
+        let builds = builds.clone();
+        let every = config.registry_gc_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                match builds.collect_registry_garbage(&command).await {
+                    Ok(_) => tracing::info!("registry garbage collected"),
+                    Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
+                }
+            }
+        });
+    }
     let sandboxes = Arc::new(sandbox::SandboxService::new(
         db.clone(),
         runtime,

@@ -45,10 +45,14 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let registry = config.registry_client();
-    let networks = server::network::Networks::setup(&config, &docker).await?;
+    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
+    let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
     let builds = server::build::BuildService::new(
         db.clone(),
-        docker,
+        server::build::Engines {
+            build: build_engine,
+            serve: docker,
+        },
         registry,
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),

@@ -1,9 +1,10 @@
 //! Isolated networks: where build steps and egress sandboxes run, and their only way out.
 //!
 //! Each is an engine `internal` bridge (no route off the bridge, no traffic between its
-//! containers), and the host accepts nothing from it but the egress proxy's ports: so a build or
-//! sandbox reaches neither the host's services, nor its loopback, nor the metadata address, nor
-//! other containers. The proxy (crate `egress`) listens on the bridge's gateway, resolves names
+//! containers). The host accepts nothing from it but the egress proxy's ports and forwards nothing
+//! from or to it: so a build or sandbox reaches neither the host's services, nor its loopback, nor
+//! the metadata address, nor other containers. The build network lives in the build engine, which
+//! adds no firewall rules of its own: there the server's rules are the whole enforcement. The proxy (crate `egress`) listens on the bridge's gateway, resolves names
 //! itself and refuses private, loopback, link-local and the host's own addresses. Builds also
 //! trust the platform's CA bundle (system roots plus `TRYTHIS_EXTRA_CA_FILE`).
 use crate::config::{Config, EgressConfig};
@@ -57,8 +58,13 @@ pub struct Networks {
 }
 
 impl Networks {
-    /// Creates (or checks) both networks, the host's firewall rules and the proxies.
-    pub async fn setup(config: &Config, docker: &Docker) -> Result<Arc<Self>, NetworkError> {
+    /// Creates (or checks) both networks (the build network in the build engine), the host's
+    /// firewall rules and the proxies.
+    pub async fn setup(
+        config: &Config,
+        docker: &Docker,
+        build_engine: &Docker,
+    ) -> Result<Arc<Self>, NetworkError> {
         let e = &config.egress;
         let ca_bundle = match (&e.extra_ca_file, config.ca_bundle_path()) {
             (Some(extra), Some(out)) => {
@@ -67,7 +73,12 @@ impl Networks {
             }
             _ => None,
         };
-        let build = isolate(docker, e, &e.build_network, &e.build_subnet).await?;
+        if config.build_engine != config.docker_endpoint {
+            // Before the build engine, builds ran in the sandbox engine: its build network would
+            // hold the bridge name and subnet.
+            let _ = docker.remove_network(&e.build_network).await;
+        }
+        let build = isolate(build_engine, e, &e.build_network, &e.build_subnet).await?;
         let sandbox = isolate(docker, e, &e.sandbox_network, &e.sandbox_subnet).await?;
         Ok(Arc::new(Self {
             build,
@@ -207,7 +218,8 @@ async fn ensure_network(
     Err("could not be created".into())
 }
 
-/// The host's INPUT chain: from `bridge`, only the proxy ports; everything else dropped.
+/// The host's firewall for `bridge`: INPUT accepts only the proxy ports from it, and FORWARD
+/// drops everything from or to it (other containers, other networks, anything routed).
 async fn ensure_host_rules(bridge: &str) -> Result<(), NetworkError> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = LOCK.lock().await;
@@ -223,22 +235,39 @@ async fn ensure_host_rules(bridge: &str) -> Result<(), NetworkError> {
     let listing = iptables(&["-S", "INPUT"]).await.map_err(fail)?;
     let rule = |r: &[&str]| format!("-A INPUT {}", r.join(" "));
     let first = |r: &[&str]| listing.lines().position(|l| l == rule(r));
-    fn insert_top<'a>(r: &[&'a str]) -> Vec<&'a str> {
-        let mut args = vec!["-I", "INPUT", "1"];
-        args.extend_from_slice(r);
-        args
-    }
     // Only the order matters (ACCEPT of the proxy ports before DROP), so rules are only ever
     // inserted at the top: DROP first, so the network is never open in between.
     match (first(&accept), first(&drop)) {
-        (Some(a), Some(d)) if a < d => return Ok(()),
+        (Some(a), Some(d)) if a < d => {}
         (_, None) => {
-            iptables(&insert_top(&drop)).await.map_err(fail)?;
+            iptables(&insert_top("INPUT", &drop)).await.map_err(fail)?;
+            iptables(&insert_top("INPUT", &accept))
+                .await
+                .map_err(fail)?;
         }
-        _ => {}
+        _ => {
+            iptables(&insert_top("INPUT", &accept))
+                .await
+                .map_err(fail)?;
+        }
     }
-    iptables(&insert_top(&accept)).await.map_err(fail)?;
+    let forwarding = iptables(&["-S", "FORWARD"]).await.map_err(fail)?;
+    for dir in ["-i", "-o"] {
+        let r = [dir, bridge, "-j", "DROP"];
+        if !forwarding
+            .lines()
+            .any(|l| l == format!("-A FORWARD {}", r.join(" ")))
+        {
+            iptables(&insert_top("FORWARD", &r)).await.map_err(fail)?;
+        }
+    }
     Ok(())
+}
+
+fn insert_top<'a>(chain: &'a str, rule: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["-I", chain, "1"];
+    args.extend_from_slice(rule);
+    args
 }
 
 async fn iptables(args: &[&str]) -> Result<String, String> {

@@ -394,10 +394,9 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     // A second build service of the same installation, publishing to a registry that is down.
     let mut cfg = test_config(&app.dir, &[])?;
     cfg.registry.address = format!("127.0.0.1:{port}");
-    let docker = server::sandbox::runtime::connect_docker(&cfg).await?;
     let builds = server::build::BuildService::new(
         app.state.db.clone(),
-        docker,
+        app.state.builds.engines(),
         registry::Registry::new(cfg.registry.clone()),
         cfg.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),

@@ -1,22 +1,25 @@
 use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 
-/// `GET /healthz`: 200 when the database, the engine and the registry all answer; 503 naming the
-/// failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
+/// `GET /healthz`: 200 when the database, both engines (sandboxes, builds) and the registry all
+/// answer; 503 naming the failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
 pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     let timeout = std::time::Duration::from_secs(3);
-    let (db, docker, registry) = tokio::join!(
+    let build_engine = st.builds.engines().build;
+    let (db, docker, builds, registry) = tokio::join!(
         tokio::time::timeout(timeout, db::ping(&st.db)),
         tokio::time::timeout(timeout, st.sandboxes.runtime().ping()),
+        tokio::time::timeout(timeout, build_engine.ping()),
         tokio::time::timeout(timeout, st.registry.ping()),
     );
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let (db_ok, docker_ok, reg_ok) = (
+    let (db_ok, docker_ok, builds_ok, reg_ok) = (
         matches!(db, Ok(Ok(_))),
         matches!(docker, Ok(Ok(_))),
+        matches!(builds, Ok(Ok(_))),
         matches!(registry, Ok(Ok(_))),
     );
-    let status = if db_ok && docker_ok && reg_ok {
+    let status = if db_ok && docker_ok && builds_ok && reg_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -26,6 +29,7 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
         Json(serde_json::json!({
             "db": word(db_ok),
             "docker": word(docker_ok),
+            "build_engine": word(builds_ok),
             "registry": word(reg_ok),
             "runtime": st.sandboxes.runtime().isolation().as_str(),
         })),

@@ -297,9 +297,22 @@ const SEED_CACHE_BYTES: usize = 256 * 1024 * 1024;
 /// An archive of an empty directory: its own header plus the end-of-archive blocks.
 const EMPTY_DIR_ARCHIVE: usize = 1536;
 
-/// Connects to the configured engine and negotiates the API version (the engine here is 20.10).
+/// Connects to the sandbox engine and negotiates the API version (the engine here is 20.10).
 pub async fn connect_docker(config: &Config) -> Result<Docker, RuntimeError> {
-    let ep = &config.docker_endpoint;
+    connect_engine(&config.docker_endpoint).await
+}
+
+/// Connects to the engine that runs build steps (see `Config::build_engine`).
+pub async fn connect_build_engine(config: &Config) -> Result<Docker, RuntimeError> {
+    connect_engine(&config.build_engine).await.map_err(|e| {
+        RuntimeError::EngineDown(format!(
+            "build engine {} (TRYTHIS_BUILD_ENGINE; scripts/run.sh starts it): {e}",
+            config.build_engine
+        ))
+    })
+}
+
+async fn connect_engine(ep: &str) -> Result<Docker, RuntimeError> {
     let docker = if ep.starts_with("unix://") {
         Docker::connect_with_unix(ep, 120, bollard::API_DEFAULT_VERSION)
     } else {

@@ -62,9 +62,9 @@ pub mod ssr {
             repository: p.repository.clone(),
             license: p.license.clone(),
             image_size: p.image_size,
-            status: p.status.clone(),
+            status: p.status.to_string(),
             egress: p.egress,
-            tryable: p.status == "live" && p.image_digest.is_some(),
+            tryable: p.status == db::ProjectStatus::Live && p.image_digest.is_some(),
         }
     }
 
@@ -73,7 +73,7 @@ pub mod ssr {
         SandboxInfo {
             id: s.id.clone(),
             project: s.project_slug.clone(),
-            state: s.state.clone(),
+            state: s.state.to_string(),
             terminal_ws: format!("/s/{}/ws", s.id),
             expires_at: s.expires_at.to_rfc3339(),
             seconds_left: if s.active { left } else { 0 },
@@ -91,7 +91,7 @@ pub mod ssr {
             id: b.id.clone(),
             project: b.project_slug.clone(),
             project_name: project_name.to_string(),
-            state: b.state.clone(),
+            state: b.state.to_string(),
             step: b.step,
             steps: b.steps,
             error: b.error.clone(),
@@ -110,7 +110,7 @@ pub mod ssr {
         SandboxRow {
             id: s.id.clone(),
             project: s.project_slug.clone(),
-            state: s.state.clone(),
+            state: s.state.to_string(),
             started_at: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             duration_secs: (end - s.created_at).num_seconds().max(0),
             end_reason: s.end_reason.clone(),
@@ -150,7 +150,7 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
         Some(f) => db::projects::by_slug(&cx.db, &f.slug)
             .await
             .map_err(ssr::internal)?
-            .filter(|p| p.status == "live")
+            .filter(|p| p.status == db::ProjectStatus::Live)
             .map(|p| FeaturedBanner {
                 card: ssr::card(&p),
                 line: f.line,
@@ -208,7 +208,7 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
     else {
         return Ok(None);
     };
-    if p.status == "hidden" && !me.is_admin {
+    if p.status == db::ProjectStatus::Hidden && !me.is_admin {
         return Ok(None);
     }
     let sandbox = db::sandboxes::active_for_owner(&cx.db, &me.key)

@@ -82,7 +82,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             category: Set(category.into()),
             tags: Set(fold(&tags)),
             search_text: Set(search_text(&name, &summary, &fold(&tags), category)),
-            status: Set("live".into()),
+            status: Set(db::ProjectStatus::Live),
             tries: Set(rng.next(5000) as i64),
             egress: Set(false),
             created_at: Set(now),

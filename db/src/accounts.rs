@@ -474,7 +474,10 @@ pub async fn delete(
     let projects = match fate {
         ProjectFate::Hide => {
             project::Entity::update_many()
-                .col_expr(project::Column::Status, Expr::value("hidden"))
+                .col_expr(
+                    project::Column::Status,
+                    Expr::value(crate::states::ProjectStatus::Hidden),
+                )
                 .col_expr(
                     project::Column::Maintainer,
                     Expr::value(Option::<String>::None),

@@ -1,18 +1,13 @@
 //! Build records: the queue survives restarts, logs stay viewable after the build.
 use crate::entities::build::{self, Entity as Build};
+use crate::states::BuildState;
 use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect};
 
 pub use build::Model;
 
-pub const QUEUED: &str = "queued";
-pub const RUNNING: &str = "running";
-pub const PUSHING: &str = "pushing";
-pub const SUCCEEDED: &str = "succeeded";
-pub const FAILED: &str = "failed";
-pub const CANCELLED: &str = "cancelled";
-
-pub fn is_finished(state: &str) -> bool {
-    matches!(state, SUCCEEDED | FAILED | CANCELLED)
+/// Only from a state `to` may follow (the transition table in `BuildState::comes_from`).
+fn may_become(to: BuildState) -> sea_orm::Condition {
+    sea_orm::Condition::all().add(build::Column::State.is_in(to.comes_from().iter().copied()))
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +31,7 @@ pub async fn insert_queued(db: &impl ConnectionTrait, b: NewBuild) -> Result<Mod
         source_kind: Set(b.source_kind),
         source: Set(b.source),
         dockerfile: Set(b.dockerfile),
-        state: Set(QUEUED.into()),
+        state: Set(BuildState::Queued),
         step: Set(0),
         steps: Set(b.steps),
         error: Set(None),
@@ -57,19 +52,24 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Model>, DbE
     Build::find_by_id(id).one(db).await
 }
 
-/// Moves a build to `running` or `pushing` (never back from a finished state).
-pub async fn set_state(db: &DatabaseConnection, id: &str, state: &str) -> Result<(), DbErr> {
+/// Moves a build to `running` or `pushing`; false if the table does not allow it from where the
+/// build is (e.g. it was cancelled meanwhile).
+pub async fn set_state(
+    db: &DatabaseConnection,
+    id: &str,
+    state: BuildState,
+) -> Result<bool, DbErr> {
     let mut q = Build::update_many()
         .col_expr(build::Column::State, Expr::value(state))
         .filter(build::Column::Id.eq(id))
-        .filter(build::Column::State.is_not_in([SUCCEEDED, FAILED, CANCELLED]));
-    if state == RUNNING {
+        .filter(may_become(state));
+    if state == BuildState::Running {
         q = q.col_expr(
             build::Column::StartedAt,
             Expr::value(Some(chrono::Utc::now())),
         );
     }
-    q.exec(db).await.map(|_| ())
+    Ok(q.exec(db).await?.rows_affected == 1)
 }
 
 pub async fn set_step(
@@ -100,7 +100,7 @@ pub struct Pushed {
 pub async fn finish(
     db: &DatabaseConnection,
     id: &str,
-    state: &str,
+    state: BuildState,
     error: Option<&str>,
     log: &str,
     image: Option<&Pushed>,
@@ -114,7 +114,7 @@ pub async fn finish(
             Expr::value(Some(chrono::Utc::now())),
         )
         .filter(build::Column::Id.eq(id))
-        .filter(build::Column::State.is_not_in([SUCCEEDED, FAILED, CANCELLED]));
+        .filter(may_become(state));
     if let Some(p) = image {
         q = q
             .col_expr(build::Column::ImageRepo, Expr::value(Some(p.repo.clone())))
@@ -131,7 +131,7 @@ pub async fn finish(
 /// Builds waiting to run, oldest first (re-queued at start-up).
 pub async fn queued(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
     Build::find()
-        .filter(build::Column::State.eq(QUEUED))
+        .filter(build::Column::State.eq(BuildState::Queued))
         .order_by_asc(build::Column::CreatedAt)
         .all(db)
         .await
@@ -140,7 +140,7 @@ pub async fn queued(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
 /// Builds a crash or restart interrupted mid-way: they are failed, never silently resumed.
 pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(Build::update_many()
-        .col_expr(build::Column::State, Expr::value(FAILED))
+        .col_expr(build::Column::State, Expr::value(BuildState::Failed))
         .col_expr(
             build::Column::Error,
             Expr::value(Some(
@@ -151,7 +151,7 @@ pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
             build::Column::FinishedAt,
             Expr::value(Some(chrono::Utc::now())),
         )
-        .filter(build::Column::State.is_in([RUNNING, PUSHING]))
+        .filter(build::Column::State.is_in([BuildState::Running, BuildState::Pushing]))
         .exec(db)
         .await?
         .rows_affected)
@@ -191,7 +191,11 @@ pub async fn active_for_project(
 ) -> Result<Option<Model>, DbErr> {
     Build::find()
         .filter(build::Column::ProjectId.eq(project_id))
-        .filter(build::Column::State.is_in([QUEUED, RUNNING, PUSHING]))
+        .filter(build::Column::State.is_in([
+            BuildState::Queued,
+            BuildState::Running,
+            BuildState::Pushing,
+        ]))
         .one(db)
         .await
 }

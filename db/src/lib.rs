@@ -11,6 +11,9 @@ pub mod recommend;
 pub mod sandboxes;
 pub mod search;
 pub mod settings;
+pub mod states;
+
+pub use states::{BuildState, ProjectStatus, SandboxState};
 
 use sea_orm::{ConnectOptions, Database};
 pub use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};

@@ -1,6 +1,10 @@
 //! Catalogue queries.
 use crate::entities::project::{self, Entity as Project};
-use sea_orm::{prelude::*, ActiveValue::Set, ExprTrait, PaginatorTrait, QueryOrder, QuerySelect};
+use crate::states::ProjectStatus;
+use sea_orm::{
+    prelude::*, ActiveValue::Set, ExprTrait, PaginatorTrait, QueryOrder, QuerySelect,
+    TransactionTrait,
+};
 
 pub use project::Model;
 
@@ -76,7 +80,7 @@ pub async fn by_id(db: &DatabaseConnection, id: i32) -> Result<Option<Model>, Db
 /// Most-tried live projects of all time.
 pub async fn most_tried(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
     Project::find()
-        .filter(project::Column::Status.eq("live"))
+        .filter(project::Column::Status.eq(ProjectStatus::Live))
         .order_by_desc(project::Column::Tries)
         .order_by_asc(project::Column::Name)
         .limit(limit)
@@ -86,7 +90,7 @@ pub async fn most_tried(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model
 
 pub async fn newest(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
     Project::find()
-        .filter(project::Column::Status.eq("live"))
+        .filter(project::Column::Status.eq(ProjectStatus::Live))
         .order_by_desc(project::Column::CreatedAt)
         .limit(limit)
         .all(db)
@@ -126,7 +130,7 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
         Some(m) => project::ActiveModel::from(m.clone()),
         None => project::ActiveModel {
             slug: Set(p.slug.clone()),
-            status: Set("building".into()),
+            status: Set(ProjectStatus::Building),
             image_repo: Set(None),
             image_digest: Set(None),
             image_size: Set(None),
@@ -159,7 +163,8 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
     Ok(saved)
 }
 
-/// Points the project at a new image and makes it live.
+/// Points the project at a new image; a project not yet live (building, or its first build
+/// failed) goes live. A hidden one stays hidden: only an admin brings it back.
 pub async fn set_image(
     db: &DatabaseConnection,
     id: i32,
@@ -167,28 +172,45 @@ pub async fn set_image(
     digest: &str,
     size: i64,
 ) -> Result<(), DbErr> {
-    let am = project::ActiveModel {
-        id: Set(id),
-        image_repo: Set(Some(repo.into())),
-        image_digest: Set(Some(digest.into())),
-        image_size: Set(Some(size)),
-        status: Set("live".into()),
-        updated_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    };
-    am.update(db).await?;
+    let txn = db.begin().await?;
+    Project::update_many()
+        .col_expr(project::Column::ImageRepo, Expr::value(Some(repo)))
+        .col_expr(project::Column::ImageDigest, Expr::value(Some(digest)))
+        .col_expr(project::Column::ImageSize, Expr::value(Some(size)))
+        .col_expr(project::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+        .filter(project::Column::Id.eq(id))
+        .exec(&txn)
+        .await?;
+    Project::update_many()
+        .col_expr(project::Column::Status, Expr::value(ProjectStatus::Live))
+        .filter(project::Column::Id.eq(id))
+        .filter(project::Column::Status.is_in([ProjectStatus::Building, ProjectStatus::Failed]))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
     crate::settings::bump_catalog_version(db).await
 }
 
-pub async fn set_status(db: &DatabaseConnection, id: i32, status: &str) -> Result<(), DbErr> {
-    let am = project::ActiveModel {
-        id: Set(id),
-        status: Set(status.into()),
-        updated_at: Set(chrono::Utc::now()),
-        ..Default::default()
-    };
-    am.update(db).await?;
-    crate::settings::bump_catalog_version(db).await
+/// Moves the project to `status` if the transition table allows it from where it is; false
+/// otherwise (nothing changes).
+pub async fn set_status(
+    db: &DatabaseConnection,
+    id: i32,
+    status: ProjectStatus,
+) -> Result<bool, DbErr> {
+    let moved = Project::update_many()
+        .col_expr(project::Column::Status, Expr::value(status))
+        .col_expr(project::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+        .filter(project::Column::Id.eq(id))
+        .filter(project::Column::Status.is_in(status.comes_from().iter().copied()))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    if moved {
+        crate::settings::bump_catalog_version(db).await?;
+    }
+    Ok(moved)
 }
 
 /// Counts one more Try of the project.

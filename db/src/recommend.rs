@@ -68,7 +68,7 @@ pub async fn trending(db: &DatabaseConnection, limit: u64) -> Result<Vec<project
                 Query::select()
                     .column(project::Column::Id)
                     .from(Project)
-                    .and_where(project::Column::Status.eq("live"))
+                    .and_where(project::Column::Status.eq(crate::states::ProjectStatus::Live))
                     .to_owned(),
             ),
         )
@@ -97,7 +97,7 @@ async fn live_by_ids(db: &DatabaseConnection, ids: &[i32]) -> Result<Vec<project
     }
     Project::find()
         .filter(project::Column::Id.is_in(ids.iter().copied()))
-        .filter(project::Column::Status.eq("live"))
+        .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
         .all(db)
         .await
 }
@@ -132,7 +132,7 @@ pub async fn for_owner(
     let mut picked: Vec<project::Model> = Vec::with_capacity(n);
     for (category, k) in slots {
         let candidates = Project::find()
-            .filter(project::Column::Status.eq("live"))
+            .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
             .filter(project::Column::Category.eq(category))
             .order_by_desc(project::Column::Tries)
             .order_by_asc(project::Column::Name)

@@ -1,5 +1,6 @@
 //! Sandbox (Try) records. A row is written before the container exists and kept after it ends.
 use crate::entities::sandbox::{self, Entity as Sandbox};
+use crate::states::SandboxState;
 use chrono::{DateTime, Utc};
 use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect, SqlErr};
 
@@ -35,7 +36,7 @@ pub async fn insert_starting(db: &DatabaseConnection, n: NewSandbox) -> Result<M
         project_id: Set(n.project_id),
         project_slug: Set(n.project_slug),
         category: Set(n.category),
-        state: Set("starting".into()),
+        state: Set(SandboxState::Starting),
         active: Set(true),
         container_id: Set(None),
         image: Set(n.image),
@@ -102,25 +103,34 @@ pub async fn history(
         .await
 }
 
+/// Only from a state `to` may follow (the transition table in `SandboxState::comes_from`).
+fn may_become(to: SandboxState) -> sea_orm::Condition {
+    sea_orm::Condition::all().add(sandbox::Column::State.is_in(to.comes_from().iter().copied()))
+}
+
+/// The shell answers; false if the sandbox was stopped meanwhile (it stays stopped).
 pub async fn mark_ready(
     db: &DatabaseConnection,
     id: &str,
     container_id: &str,
     launch_ms: i64,
-) -> Result<(), DbErr> {
+) -> Result<bool, DbErr> {
     let now = Utc::now();
-    sandbox::ActiveModel {
-        id: Set(id.into()),
-        state: Set("ready".into()),
-        container_id: Set(Some(container_id.into())),
-        ready_at: Set(Some(now)),
-        last_activity_at: Set(now),
-        launch_ms: Set(Some(launch_ms)),
-        ..Default::default()
-    }
-    .update(db)
-    .await
-    .map(|_| ())
+    Ok(Sandbox::update_many()
+        .col_expr(sandbox::Column::State, Expr::value(SandboxState::Ready))
+        .col_expr(
+            sandbox::Column::ContainerId,
+            Expr::value(Some(container_id)),
+        )
+        .col_expr(sandbox::Column::ReadyAt, Expr::value(Some(now)))
+        .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
+        .col_expr(sandbox::Column::LaunchMs, Expr::value(Some(launch_ms)))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(may_become(SandboxState::Ready))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
 }
 
 pub async fn set_container(
@@ -138,24 +148,26 @@ pub async fn set_container(
     .map(|_| ())
 }
 
-pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<(), DbErr> {
-    sandbox::ActiveModel {
-        id: Set(id.into()),
-        state: Set("stopping".into()),
-        ..Default::default()
-    }
-    .update(db)
-    .await
-    .map(|_| ())
+/// Being removed; false if it had already ended.
+pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
+    Ok(Sandbox::update_many()
+        .col_expr(sandbox::Column::State, Expr::value(SandboxState::Stopping))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(may_become(SandboxState::Stopping))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
 }
 
-/// Terminal state: frees the owner's slot. `state` is `ended` or `failed`.
+/// Terminal state (`Ended` or `Failed`): frees the owner's slot.
 pub async fn finish(
     db: &DatabaseConnection,
     id: &str,
-    state: &str,
+    state: SandboxState,
     reason: &str,
 ) -> Result<(), DbErr> {
+    debug_assert!(matches!(state, SandboxState::Ended | SandboxState::Failed));
     Sandbox::update_many()
         .col_expr(sandbox::Column::State, Expr::value(state))
         .col_expr(sandbox::Column::Active, Expr::value(false))
@@ -163,6 +175,7 @@ pub async fn finish(
         .col_expr(sandbox::Column::EndReason, Expr::value(reason))
         .filter(sandbox::Column::Id.eq(id))
         .filter(sandbox::Column::Active.eq(true))
+        .filter(may_become(state))
         .exec(db)
         .await
         .map(|_| ())
@@ -224,7 +237,7 @@ pub async fn claim_pool(
         .column(sandbox::Column::Id)
         .filter(sandbox::Column::Owner.eq(POOL_OWNER))
         .filter(sandbox::Column::ProjectId.eq(project_id))
-        .filter(sandbox::Column::State.eq("ready"))
+        .filter(sandbox::Column::State.eq(SandboxState::Ready))
         .filter(sandbox::Column::Active.eq(true))
         .order_by_asc(sandbox::Column::CreatedAt)
         .limit(4)

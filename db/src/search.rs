@@ -66,7 +66,7 @@ impl SearchIndex {
                 project::Column::SearchText,
                 project::Column::Category,
             ])
-            .filter(project::Column::Status.eq("live"))
+            .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
             .order_by_desc(project::Column::Tries)
             .order_by_asc(project::Column::Name)
             .into_tuple()
@@ -142,7 +142,7 @@ impl SearchIndex {
         }
         let mut rows = Project::find()
             .filter(project::Column::Id.is_in(page.iter().copied()))
-            .filter(project::Column::Status.eq("live"))
+            .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
             .all(db)
             .await?;
         rows.sort_by_key(|p| page.iter().position(|id| *id == p.id));

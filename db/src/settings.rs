@@ -31,7 +31,7 @@ pub async fn validate_featured(db: &DatabaseConnection, f: &Featured) -> Result<
         return Err("The banner line must be a single line of text.".into());
     }
     match crate::projects::by_slug(db, &f.slug).await {
-        Ok(Some(p)) if p.status == "live" => Ok(()),
+        Ok(Some(p)) if p.status == crate::states::ProjectStatus::Live => Ok(()),
         Ok(Some(_)) => Err(format!("Project '{}' is not live.", f.slug)),
         Ok(None) => Err(format!("There is no project '{}'.", f.slug)),
         Err(e) => Err(format!("Could not check the project: {e}")),

@@ -78,12 +78,70 @@ async fn one_active_sandbox_per_owner(db: db::DatabaseConnection) -> Result {
         Err(sandboxes::InsertError::OwnerBusy)
     ));
     sandboxes::insert_starting(&db, new("b1", "v:bob")).await?;
-    sandboxes::finish(&db, "a1", "ended", "test").await?;
+    sandboxes::finish(&db, "a1", db::SandboxState::Ended, "test").await?;
     sandboxes::insert_starting(&db, new("a3", "v:alice")).await?;
     assert_eq!(sandboxes::count_active(&db).await?, 2);
     assert_eq!(sandboxes::history(&db, "v:alice", 10).await?.len(), 2);
     let cats = sandboxes::tries_by_category(&db, "v:alice").await?;
     assert_eq!(cats, vec![("CLI tools".to_string(), 2)]);
+    Ok(())
+}
+
+/// Writes follow the transition tables as compare-and-set: a late writer never moves a record
+/// back (a sandbox stopped while starting is not marked ready; a cancelled build does not run; a
+/// hidden project stays hidden when its maintainer's rebuild lands).
+async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Result {
+    use db::{builds, BuildState, ProjectStatus, SandboxState};
+    let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
+    sandboxes::insert_starting(
+        &db,
+        sandboxes::NewSandbox {
+            id: "s1".into(),
+            owner: "v:alice".into(),
+            project_id: p.id,
+            project_slug: "jq".into(),
+            category: "CLI tools".into(),
+            image: "img".into(),
+            expires_at: chrono::Utc::now(),
+            client_ip: None,
+        },
+    )
+    .await?;
+    assert!(sandboxes::set_stopping(&db, "s1").await?);
+    assert!(!sandboxes::mark_ready(&db, "s1", "c1", 5).await?);
+    sandboxes::finish(&db, "s1", SandboxState::Ended, "stopped").await?;
+    assert!(!sandboxes::set_stopping(&db, "s1").await?);
+    let s = sandboxes::get(&db, "s1").await?.ok_or("sandbox")?;
+    assert_eq!((s.state, s.active), (SandboxState::Ended, false));
+
+    builds::insert_queued(
+        &db,
+        builds::NewBuild {
+            id: "b1".into(),
+            project_id: p.id,
+            project_slug: "jq".into(),
+            owner: "v:alice".into(),
+            source_kind: "dockerfile".into(),
+            source: "FROM x".into(),
+            dockerfile: "FROM x".into(),
+            steps: 1,
+        },
+    )
+    .await?;
+    assert!(!builds::set_state(&db, "b1", BuildState::Pushing).await?);
+    assert!(builds::finish(&db, "b1", BuildState::Cancelled, None, "", None).await?);
+    assert!(!builds::set_state(&db, "b1", BuildState::Running).await?);
+    assert!(!builds::finish(&db, "b1", BuildState::Failed, Some("late"), "", None).await?);
+    let b = builds::get(&db, "b1").await?.ok_or("build")?;
+    assert_eq!((b.state, b.error), (BuildState::Cancelled, None));
+
+    // `project()` made jq live; an admin hides it; the maintainer's next image keeps it hidden.
+    assert!(projects::set_status(&db, p.id, ProjectStatus::Hidden).await?);
+    projects::set_image(&db, p.id, "r", "sha256:y", 2).await?;
+    let p = projects::by_id(&db, p.id).await?.ok_or("project")?;
+    assert_eq!(p.status, ProjectStatus::Hidden);
+    assert_eq!(p.image_digest.as_deref(), Some("sha256:y"));
+    assert!(!projects::set_status(&db, p.id, ProjectStatus::Building).await?);
     Ok(())
 }
 
@@ -142,7 +200,7 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
     );
     // A catalogue write is visible to the next search (the index reloads on the version bump).
     let jq = projects::by_slug(&db, "jq").await?.ok_or("jq")?;
-    projects::set_status(&db, jq.id, "hidden").await?;
+    projects::set_status(&db, jq.id, db::ProjectStatus::Hidden).await?;
     let (r, _) = index.search(&db, &s("json", None)).await?;
     assert!(r.is_empty(), "hidden projects leave search at once");
     project(&db, "jqlang", "jqlang", "CLI tools", &["json"], 0).await?;
@@ -174,7 +232,7 @@ async fn tried(
         },
     )
     .await?;
-    sandboxes::finish(db, &id, "ended", "test").await?;
+    sandboxes::finish(db, &id, db::SandboxState::Ended, "test").await?;
     db::entities::sandbox::ActiveModel {
         id: Set(id),
         created_at: Set(chrono::Utc::now() - chrono::Duration::days(days_ago)),
@@ -216,7 +274,7 @@ async fn trending_counts_the_last_week(db: db::DatabaseConnection) -> Result {
         ["hot", "warm", "old", "quiet"],
         "a short week is filled with all-time favourites"
     );
-    projects::set_status(&db, hot.id, "hidden").await?;
+    projects::set_status(&db, hot.id, db::ProjectStatus::Hidden).await?;
     assert_eq!(
         slugs(&recommend::trending(&db, 1).await?),
         ["warm"],
@@ -452,4 +510,14 @@ async fn sqlite_accounts_sessions_tokens_and_deletion() -> Result {
 #[tokio::test]
 async fn postgres_accounts_sessions_tokens_and_deletion() -> Result {
     accounts_sessions_tokens_and_deletion(postgres().await?).await
+}
+
+#[tokio::test]
+async fn sqlite_late_writers_cannot_move_records_back() -> Result {
+    late_writers_cannot_move_records_back(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_late_writers_cannot_move_records_back() -> Result {
+    late_writers_cannot_move_records_back(postgres().await?).await
 }

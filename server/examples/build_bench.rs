@@ -99,7 +99,7 @@ async fn main() -> Result {
         builds.run(&id).await;
         ours.push(t.elapsed().as_secs_f64());
         let b = db::builds::get(&db, &id).await?.ok_or("build")?;
-        if b.state != "succeeded" {
+        if b.state != db::BuildState::Succeeded {
             return Err(format!("build failed: {:?}\n{}", b.error, b.log).into());
         }
         println!(

@@ -34,7 +34,7 @@ pub enum BuildEvent {
         steps: i32,
     },
     State {
-        state: String,
+        state: db::BuildState,
         error: Option<String>,
     },
 }
@@ -237,7 +237,10 @@ impl BuildService {
                 let _ = live.cancel.send(true);
                 // A queued build is finished here; a running one by its worker, which is watching.
                 let row = db::builds::get(&self.db, id).await?;
-                if row.as_ref().is_some_and(|b| b.state == db::builds::QUEUED) {
+                if row
+                    .as_ref()
+                    .is_some_and(|b| b.state == db::BuildState::Queued)
+                {
                     self.finish(id, &live, Err(Failure::Cancelled), None)
                         .await?;
                 }
@@ -263,17 +266,19 @@ impl BuildService {
         let Some(build) = db::builds::get(&self.db, id).await? else {
             return Ok(());
         };
-        if build.state != db::builds::QUEUED || *live.cancel.borrow() {
+        if build.state != db::BuildState::Queued || *live.cancel.borrow() {
             return Ok(()); // cancelled while waiting
         }
         let Some(project) = db::projects::by_id(&self.db, build.project_id).await? else {
             return Ok(());
         };
-        db::builds::set_state(&self.db, id, db::builds::RUNNING).await?;
+        if !db::builds::set_state(&self.db, id, db::BuildState::Running).await? {
+            return Ok(()); // cancelled (or failed by a restart) between the check and now
+        }
         self.emit(
             live,
             BuildEvent::State {
-                state: db::builds::RUNNING.into(),
+                state: db::BuildState::Running,
                 error: None,
             },
         );
@@ -309,7 +314,7 @@ impl BuildService {
         db::builds::finish(
             &self.db,
             id,
-            db::builds::SUCCEEDED,
+            db::BuildState::Succeeded,
             None,
             &log,
             Some(&pushed),
@@ -330,11 +335,12 @@ impl BuildService {
         project: Option<&db::projects::Model>,
     ) -> anyhow::Result<()> {
         let (state, error) = match &outcome {
-            Ok(()) => (db::builds::SUCCEEDED, None),
-            Err(Failure::Cancelled) => {
-                (db::builds::CANCELLED, Some(Failure::Cancelled.to_string()))
-            }
-            Err(f) => (db::builds::FAILED, Some(f.to_string())),
+            Ok(()) => (db::BuildState::Succeeded, None),
+            Err(Failure::Cancelled) => (
+                db::BuildState::Cancelled,
+                Some(Failure::Cancelled.to_string()),
+            ),
+            Err(f) => (db::BuildState::Failed, Some(f.to_string())),
         };
         if outcome.is_err() {
             let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
@@ -347,19 +353,13 @@ impl BuildService {
                 },
             };
             if let Some(p) = project.filter(|p| p.image_digest.is_none()) {
-                db::projects::set_status(&self.db, p.id, "failed").await?;
+                db::projects::set_status(&self.db, p.id, db::ProjectStatus::Failed).await?;
             }
             self.metrics.builds_failed.inc();
         } else {
             self.metrics.builds_succeeded.inc();
         }
-        self.emit(
-            live,
-            BuildEvent::State {
-                state: state.into(),
-                error,
-            },
-        );
+        self.emit(live, BuildEvent::State { state, error });
         Ok(())
     }
 
@@ -437,13 +437,16 @@ impl BuildService {
                 limit_mb: self.limits.max_image_mb,
             });
         }
-        db::builds::set_state(&self.db, tag, db::builds::PUSHING)
+        if !db::builds::set_state(&self.db, tag, db::BuildState::Pushing)
             .await
-            .map_err(|e| Failure::Engine(e.to_string()))?;
+            .map_err(|e| Failure::Engine(e.to_string()))?
+        {
+            return Err(Failure::Cancelled);
+        }
         self.emit(
             live,
             BuildEvent::State {
-                state: db::builds::PUSHING.into(),
+                state: db::BuildState::Pushing,
                 error: None,
             },
         );
@@ -675,7 +678,7 @@ impl BuildService {
         };
         let succeeded: Vec<_> = builds
             .iter()
-            .filter(|b| b.state == db::builds::SUCCEEDED && b.image_tag.is_some())
+            .filter(|b| b.state == db::BuildState::Succeeded && b.image_tag.is_some())
             .collect();
         let keep: Vec<String> = succeeded
             .iter()

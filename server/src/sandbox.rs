@@ -8,6 +8,7 @@ pub mod terminal;
 use crate::{config::SandboxLimits, error::ApiError, metrics::Metrics};
 use app::model::{Identity, SandboxInfo};
 use db::DatabaseConnection;
+use db::SandboxState;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use runtime::{LaunchSpec, Runtime, RuntimeError};
 use std::{
@@ -18,28 +19,6 @@ use std::{
     time::{Duration, Instant},
 };
 use terminal::Terminals;
-
-/// The lifecycle states, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    Starting,
-    Ready,
-    Stopping,
-    Ended,
-    Failed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Starting => "starting",
-            State::Ready => "ready",
-            State::Stopping => "stopping",
-            State::Ended => "ended",
-            State::Failed => "failed",
-        }
-    }
-}
 
 /// Try requests waiting for capacity, in arrival order. A waiting client re-asks every few
 /// seconds; one that stops asking loses its place.
@@ -148,7 +127,7 @@ impl SandboxService {
     ) -> Result<TryOutcome, ApiError> {
         let project = db::projects::by_slug(&self.db, slug)
             .await?
-            .filter(|p| p.status != "hidden" || who.is_admin)
+            .filter(|p| p.status != db::ProjectStatus::Hidden || who.is_admin)
             .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
         let (Some(repo), Some(digest)) = (&project.image_repo, &project.image_digest) else {
             return Err(ApiError::Unavailable(format!(
@@ -269,13 +248,22 @@ impl SandboxService {
         match self.launch(&spec).await {
             Ok(launched) => {
                 let elapsed = started.elapsed();
-                db::sandboxes::mark_ready(
+                let ready = db::sandboxes::mark_ready(
                     &self.db,
                     &id,
                     &launched.container_id,
                     elapsed.as_millis() as i64,
                 )
                 .await?;
+                if !ready {
+                    // Stopped while it started (Stop, a replace, an admin): its container, made
+                    // after the stop looked, goes now.
+                    self.close_sandbox(&id).await;
+                    return Err(ApiError::Conflict(
+                        "sandbox_ended",
+                        "This sandbox was stopped before it was ready.".into(),
+                    ));
+                }
                 db::projects::count_try(&self.db, project.id).await?;
                 self.metrics.observe_launch(elapsed.as_secs_f64());
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
@@ -291,8 +279,7 @@ impl SandboxService {
                 self.metrics.launch_failed();
                 tracing::warn!(sandbox = %id, project = %project.slug, error = %e, "launch failed");
                 let _ = self.runtime.destroy(&id).await;
-                db::sandboxes::finish(&self.db, &id, State::Failed.as_str(), &e.to_string())
-                    .await?;
+                db::sandboxes::finish(&self.db, &id, SandboxState::Failed, &e.to_string()).await?;
                 Err(match e {
                     RuntimeError::ImageMissing(_) => ApiError::Unavailable(format!(
                         "The image of {} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.",
@@ -390,24 +377,23 @@ impl SandboxService {
                 let t0 = Instant::now();
                 match self.launch(&spec).await {
                     Ok(l) => {
-                        db::sandboxes::mark_ready(
+                        let ready = db::sandboxes::mark_ready(
                             &self.db,
                             &id,
                             &l.container_id,
                             t0.elapsed().as_millis() as i64,
                         )
                         .await?;
-                        started += 1;
+                        if ready {
+                            started += 1;
+                        } else {
+                            self.close_sandbox(&id).await;
+                        }
                     }
                     Err(e) => {
                         let _ = self.runtime.destroy(&id).await;
-                        db::sandboxes::finish(
-                            &self.db,
-                            &id,
-                            State::Failed.as_str(),
-                            &e.to_string(),
-                        )
-                        .await?;
+                        db::sandboxes::finish(&self.db, &id, SandboxState::Failed, &e.to_string())
+                            .await?;
                         tracing::warn!(project = %p.slug, error = %e, "warm-pool launch failed");
                         break;
                     }
@@ -465,12 +451,20 @@ impl SandboxService {
     pub async fn wait_ready(&self, id: &str) -> bool {
         for _ in 0..150 {
             match db::sandboxes::get(&self.db, id).await {
-                Ok(Some(s)) if s.state == State::Ready.as_str() => return true,
+                Ok(Some(s)) if s.state == SandboxState::Ready => return true,
                 Ok(Some(s)) if s.active => tokio::time::sleep(Duration::from_millis(100)).await,
                 _ => return false,
             }
         }
         false
+    }
+
+    /// Drops what the server holds for a sandbox (shell session, egress credential) and removes
+    /// its container; the row is left as it is.
+    async fn close_sandbox(&self, id: &str) {
+        self.terminals.close(id);
+        self.revoke_egress(id);
+        let _ = self.runtime.destroy(id).await;
     }
 
     /// Stops a sandbox and frees its owner's slot. Idempotent.
@@ -484,7 +478,7 @@ impl SandboxService {
                 "The sandbox engine did not answer; the sandbox will be removed shortly.".into(),
             ));
         }
-        db::sandboxes::finish(&self.db, id, State::Ended.as_str(), reason).await?;
+        db::sandboxes::finish(&self.db, id, SandboxState::Ended, reason).await?;
         tracing::info!(sandbox = %id, reason, "sandbox ended");
         Ok(())
     }
@@ -528,11 +522,13 @@ impl SandboxService {
             }
             let reason = if s.expires_at <= now {
                 Some("time limit")
-            } else if s.state == "ready" && now - last_input > idle {
+            } else if s.state == SandboxState::Ready && now - last_input > idle {
                 Some("idle")
-            } else if s.state == "stopping" {
+            } else if s.state == SandboxState::Stopping {
                 Some("stopped")
-            } else if s.state == "starting" && now - s.created_at > chrono::Duration::seconds(120) {
+            } else if s.state == SandboxState::Starting
+                && now - s.created_at > chrono::Duration::seconds(120)
+            {
                 Some("start timed out")
             } else {
                 None
@@ -554,7 +550,7 @@ impl SandboxService {
         let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
         let keep: HashSet<&str> = active
             .iter()
-            .filter(|s| s.state == "ready")
+            .filter(|s| s.state == SandboxState::Ready)
             .map(|s| s.id.as_str())
             .collect();
         let mut removed = 0;
@@ -569,12 +565,12 @@ impl SandboxService {
         }
         let mut ended = 0;
         for s in &active {
-            if s.state != "ready" {
-                db::sandboxes::finish(&self.db, &s.id, State::Failed.as_str(), "server restarted")
+            if s.state != SandboxState::Ready {
+                db::sandboxes::finish(&self.db, &s.id, SandboxState::Failed, "server restarted")
                     .await?;
                 ended += 1;
             } else if !alive.contains(s.id.as_str()) {
-                db::sandboxes::finish(&self.db, &s.id, State::Ended.as_str(), "container lost")
+                db::sandboxes::finish(&self.db, &s.id, SandboxState::Ended, "container lost")
                     .await?;
                 ended += 1;
             }

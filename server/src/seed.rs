@@ -142,8 +142,8 @@ pub async fn seed_catalog(
         let last_good = db::builds::for_project(db, project.id, 20)
             .await?
             .into_iter()
-            .find(|b| b.state == db::builds::SUCCEEDED);
-        if project.status == "live"
+            .find(|b| b.state == db::BuildState::Succeeded);
+        if project.status == db::ProjectStatus::Live
             && last_good.as_ref().is_some_and(|b| {
                 b.dockerfile == recipe.dockerfile && b.image_digest == project.image_digest
             })
@@ -188,7 +188,7 @@ pub async fn seed_catalog(
         let b = db::builds::get(db, &id)
             .await?
             .ok_or_else(|| anyhow!("{slug}: build record vanished"))?;
-        if b.state != db::builds::SUCCEEDED {
+        if b.state != db::BuildState::Succeeded {
             bail!(
                 "{slug}: {}\n{}",
                 b.error.unwrap_or_default(),

@@ -384,7 +384,7 @@ async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Resul
         .await?
         .ok_or("p")?;
     assert_eq!(p.maintainer, Some(db::accounts::key_of(heir_id)));
-    assert_eq!(p.status, "live");
+    assert_eq!(p.status, db::ProjectStatus::Live);
     assert_eq!(
         leaver.call("GET", "/api/me", None).await?.body["signed_in"],
         false

@@ -412,7 +412,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         .map_err(|e| e.to_string())?;
     builds.run(&id).await;
     let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
-    assert_eq!(b.state, "failed");
+    assert_eq!(b.state, db::BuildState::Failed);
     assert!(
         b.error
             .as_deref()
@@ -451,11 +451,17 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     let b = db::builds::get(&app.state.db, &retry)
         .await?
         .ok_or("build")?;
-    assert_eq!(b.state, "succeeded", "{:?}\n{}", b.error, b.log);
+    assert_eq!(
+        b.state,
+        db::BuildState::Succeeded,
+        "{:?}\n{}",
+        b.error,
+        b.log
+    );
     let p = db::projects::by_slug(&app.state.db, &slug)
         .await?
         .ok_or("project")?;
-    assert_eq!(p.status, "live");
+    assert_eq!(p.status, db::ProjectStatus::Live);
     assert_eq!(
         p.image_repo.as_deref(),
         Some(format!("127.0.0.1:{port}/trythis/{slug}").as_str())

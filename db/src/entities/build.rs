@@ -19,8 +19,8 @@ pub struct Model {
     /// The Dockerfile actually built.
     #[sea_orm(column_type = "Text")]
     pub dockerfile: String,
-    /// queued | running | pushing | succeeded | failed | cancelled
-    pub state: String,
+    /// See `states::BuildState` (stored as its text).
+    pub state: crate::states::BuildState,
     pub step: i32,
     pub steps: i32,
     #[sea_orm(column_type = "Text", nullable)]

@@ -29,8 +29,8 @@ pub struct Model {
     pub welcome: Option<String>,
     /// Opt-in network egress for sandboxes (default: network none).
     pub egress: bool,
-    /// building | live | failed | hidden
-    pub status: String,
+    /// See `states::ProjectStatus` (stored as its text).
+    pub status: crate::states::ProjectStatus,
     pub owner_id: Option<i32>,
     /// Identity key (`v:…` / `u:…`) of who published the project and may rebuild it; None for the
     /// starter catalogue.

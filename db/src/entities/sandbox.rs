@@ -14,8 +14,8 @@ pub struct Model {
     pub project_slug: String,
     /// Category at launch time, so statistics survive a project's re-categorisation.
     pub category: String,
-    /// starting | ready | stopping | ended | failed (see server::sandbox::State)
-    pub state: String,
+    /// See `states::SandboxState` (stored as its text).
+    pub state: crate::states::SandboxState,
     /// True while the sandbox holds its owner's single slot; a partial unique index enforces one per owner.
     pub active: bool,
     pub container_id: Option<String>,

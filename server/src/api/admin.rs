@@ -275,8 +275,8 @@ pub async fn change_project(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
     let status = match (change.hidden, p.image_digest.is_some()) {
-        (true, _) => "hidden",
-        (false, true) => "live",
+        (true, _) => db::ProjectStatus::Hidden,
+        (false, true) => db::ProjectStatus::Live,
         (false, false) => {
             return Err(ApiError::Conflict(
                 "no_image",
@@ -284,8 +284,13 @@ pub async fn change_project(
             ))
         }
     };
-    db::projects::set_status(&st.db, p.id, status).await?;
-    Ok(Json(json!({ "slug": p.slug, "status": status })))
+    // Already there (hiding a hidden project) is not an error: the answer says where it is.
+    let now = if db::projects::set_status(&st.db, p.id, status).await? {
+        status
+    } else {
+        p.status
+    };
+    Ok(Json(json!({ "slug": p.slug, "status": now })))
 }
 
 /// `DELETE /api/admin/projects/{slug}` — stops its sandboxes, deletes its images from the
@@ -309,7 +314,7 @@ pub async fn delete_project(
         ));
     }
     // Hidden first, so nobody starts a new Try while it goes.
-    db::projects::set_status(&st.db, p.id, "hidden").await?;
+    db::projects::set_status(&st.db, p.id, db::ProjectStatus::Hidden).await?;
     for s in db::sandboxes::all_active(&st.db).await? {
         if s.project_id == p.id {
             st.sandboxes.stop(&s.id, "project_deleted").await?;

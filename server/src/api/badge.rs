@@ -62,7 +62,7 @@ pub async fn badge(
 ) -> Response {
     let slug = file.strip_suffix(".svg").unwrap_or(&file);
     let project = match db::projects::by_slug(&st.db, slug).await {
-        Ok(p) => p.filter(|p| p.status != "hidden"),
+        Ok(p) => p.filter(|p| p.status != db::ProjectStatus::Hidden),
         Err(e) => {
             tracing::warn!(error = %e, "badge lookup failed");
             None

@@ -110,7 +110,7 @@ pub async fn cancel(
             "Only the project's maintainer can cancel its builds.".into(),
         ));
     }
-    if db::builds::is_finished(&b.state) || !st.builds.cancel(&id).await? {
+    if b.state.is_finished() || !st.builds.cancel(&id).await? {
         return Err(ApiError::Conflict(
             "build_finished",
             format!("This build has already {}.", b.state),
@@ -150,7 +150,7 @@ pub async fn log(
         );
         evs
     };
-    let live = if db::builds::is_finished(&b.state) {
+    let live = if b.state.is_finished() {
         None
     } else {
         st.builds.watch(&id)
@@ -160,14 +160,15 @@ pub async fn log(
         Some((so_far, rx)) => {
             let mut first = head(&b, &so_far);
             first.push(sse_event(&BuildEvent::State {
-                state: b.state.clone(),
+                state: b.state,
                 error: None,
             }));
             let follow = stream::unfold(Some(rx), |rx| async move {
                 let mut rx = rx?;
                 match rx.recv().await {
                     Ok(ev) => {
-                        let done = matches!(&ev, BuildEvent::State { state, .. } if db::builds::is_finished(state));
+                        let done =
+                            matches!(&ev, BuildEvent::State { state, .. } if state.is_finished());
                         Some((sse_event(&ev), if done { None } else { Some(rx) }))
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => Some((
@@ -186,7 +187,7 @@ pub async fn log(
             let b = find(&st, &id).await?;
             let mut evs = head(&b, &b.log);
             evs.push(sse_event(&BuildEvent::State {
-                state: b.state.clone(),
+                state: b.state,
                 error: b.error.clone(),
             }));
             stream::iter(evs).map(Ok).boxed()

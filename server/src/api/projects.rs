@@ -60,7 +60,7 @@ pub async fn get(
 ) -> ApiResult<Json<serde_json::Value>> {
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
-        .filter(|p| p.status != "hidden")
+        .filter(|p| p.status != db::ProjectStatus::Hidden)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
     let d = detail(&p);
     Ok(Json(serde_json::json!({

@@ -1,0 +1,280 @@
+//! The life cycles of a sandbox, a build and a project: stored as text, typed here, and with the
+//! allowed moves in one table each. Writes go through `comes_from` (a compare-and-set in SQL), so
+//! a late writer can never move a finished record back.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A Try's sandbox.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxState {
+    /// Row written, container being created and started.
+    #[sea_orm(string_value = "starting")]
+    Starting,
+    /// The shell answers.
+    #[sea_orm(string_value = "ready")]
+    Ready,
+    /// Being removed.
+    #[sea_orm(string_value = "stopping")]
+    Stopping,
+    #[sea_orm(string_value = "ended")]
+    Ended,
+    /// Never became ready.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+}
+
+impl SandboxState {
+    /// The states a sandbox may move to `self` from.
+    pub fn comes_from(self) -> &'static [Self] {
+        use SandboxState::*;
+        match self {
+            Starting => &[],
+            Ready => &[Starting],
+            Stopping => &[Starting, Ready],
+            Ended => &[Starting, Ready, Stopping],
+            Failed => &[Starting, Stopping],
+        }
+    }
+
+    pub fn can_become(self, next: Self) -> bool {
+        next.comes_from().contains(&self)
+    }
+
+    /// Holds a container (or is about to).
+    pub fn is_running(self) -> bool {
+        matches!(self, Self::Starting | Self::Ready)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Ready => "ready",
+            Self::Stopping => "stopping",
+            Self::Ended => "ended",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// A build of a project's image.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum BuildState {
+    #[sea_orm(string_value = "queued")]
+    Queued,
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "pushing")]
+    Pushing,
+    #[sea_orm(string_value = "succeeded")]
+    Succeeded,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
+}
+
+impl BuildState {
+    pub fn comes_from(self) -> &'static [Self] {
+        use BuildState::*;
+        match self {
+            Queued => &[],
+            Running => &[Queued],
+            Pushing => &[Running],
+            Succeeded => &[Pushing],
+            // A restart fails builds it interrupted, queued ones included.
+            Failed | Cancelled => &[Queued, Running, Pushing],
+        }
+    }
+
+    pub fn can_become(self, next: Self) -> bool {
+        next.comes_from().contains(&self)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Pushing => "pushing",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A project in the catalogue.
+#[derive(
+    Copy, Clone, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectStatus {
+    /// Its first image is being built: not in the catalogue yet.
+    #[sea_orm(string_value = "building")]
+    Building,
+    /// Has an image and is listed.
+    #[sea_orm(string_value = "live")]
+    Live,
+    /// Its first build failed.
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    /// Hidden by an admin (or its maintainer's account was deleted).
+    #[sea_orm(string_value = "hidden")]
+    Hidden,
+}
+
+impl ProjectStatus {
+    pub fn comes_from(self) -> &'static [Self] {
+        use ProjectStatus::*;
+        match self {
+            // A failed first build is retried.
+            Building => &[Failed],
+            // A build succeeded, or an admin shows it (a hidden project stays hidden when its
+            // maintainer rebuilds: `projects::set_image`).
+            Live => &[Building, Failed, Hidden],
+            Failed => &[Building],
+            Hidden => &[Building, Live, Failed],
+        }
+    }
+
+    pub fn can_become(self, next: Self) -> bool {
+        next.comes_from().contains(&self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Building => "building",
+            Self::Live => "live",
+            Self::Failed => "failed",
+            Self::Hidden => "hidden",
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for BuildState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for ProjectStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::Iterable;
+
+    /// Every allowed move, written out: the table above must equal this list exactly.
+    #[test]
+    fn sandbox_moves() {
+        use SandboxState::*;
+        let allowed = [
+            (Starting, Ready),
+            (Starting, Stopping),
+            (Starting, Ended),
+            (Starting, Failed),
+            (Ready, Stopping),
+            (Ready, Ended),
+            (Stopping, Ended),
+            (Stopping, Failed),
+        ];
+        for from in SandboxState::iter() {
+            for to in SandboxState::iter() {
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} → {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn build_moves() {
+        use BuildState::*;
+        let allowed = [
+            (Queued, Running),
+            (Queued, Failed),
+            (Queued, Cancelled),
+            (Running, Pushing),
+            (Running, Failed),
+            (Running, Cancelled),
+            (Pushing, Succeeded),
+            (Pushing, Failed),
+            (Pushing, Cancelled),
+        ];
+        for from in BuildState::iter() {
+            for to in BuildState::iter() {
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} → {to}"
+                );
+            }
+            // A finished build never moves again.
+            assert!(!from.is_finished() || BuildState::iter().all(|to| !from.can_become(to)));
+        }
+    }
+
+    #[test]
+    fn project_moves() {
+        use ProjectStatus::*;
+        let allowed = [
+            (Building, Live),
+            (Building, Failed),
+            (Building, Hidden),
+            (Failed, Building),
+            (Failed, Live),
+            (Failed, Hidden),
+            (Live, Hidden),
+            (Hidden, Live),
+        ];
+        for from in ProjectStatus::iter() {
+            for to in ProjectStatus::iter() {
+                assert_eq!(
+                    from.can_become(to),
+                    allowed.contains(&(from, to)),
+                    "{from} → {to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn stored_text_is_the_api_text() {
+        for s in SandboxState::iter() {
+            assert_eq!(s.to_value(), s.as_str());
+            assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
+        }
+        for s in BuildState::iter() {
+            assert_eq!(s.to_value(), s.as_str());
+            assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
+        }
+        for s in ProjectStatus::iter() {
+            assert_eq!(s.to_value(), s.as_str());
+            assert_eq!(serde_json::to_value(s).ok(), Some(s.as_str().into()));
+        }
+    }
+}

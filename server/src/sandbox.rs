@@ -18,7 +18,7 @@ use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use terminal::Terminals;
+use terminal::{TerminalError, Terminals};
 
 /// Try requests waiting for capacity, in arrival order. A waiting client re-asks every few
 /// seconds; one that stops asking loses its place.
@@ -55,7 +55,10 @@ impl Queue {
 pub struct SandboxService {
     db: DatabaseConnection,
     runtime: Arc<dyn Runtime>,
-    pub terminals: Terminals,
+    terminals: Terminals,
+    /// Woken whenever a sandbox of this server becomes ready or ends (terminals waiting for a
+    /// concurrent Try's sandbox re-read its row then, instead of polling).
+    state_changed: tokio::sync::Notify,
     limits: SandboxLimits,
     metrics: Arc<Metrics>,
     per_identity: DefaultKeyedRateLimiter<String>,
@@ -64,6 +67,17 @@ pub struct SandboxService {
     networks: Arc<crate::network::Networks>,
     /// Proxy credentials of running egress sandboxes (dropped, and so revoked, at stop).
     egress_grants: Mutex<std::collections::HashMap<String, egress::Grant>>,
+}
+
+/// Why `bring_up` left a sandbox not running.
+#[derive(Debug, thiserror::Error)]
+enum BringUpError {
+    #[error("stopped while starting")]
+    StoppedMeanwhile,
+    #[error(transparent)]
+    Launch(RuntimeError),
+    #[error(transparent)]
+    Db(#[from] db::DbErr),
 }
 
 /// The answer to a Try: a new sandbox (201) or the one already running for this project (200).
@@ -91,6 +105,7 @@ impl SandboxService {
             per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
             db,
             terminals: Terminals::new(runtime.clone()),
+            state_changed: tokio::sync::Notify::new(),
             runtime,
             limits,
             metrics,
@@ -117,6 +132,37 @@ impl SandboxService {
             .unwrap_or(0)
     }
 
+    /// The sandbox `id` if `who` may use it: its owner, or an admin.
+    pub async fn owned(&self, who: &Identity, id: &str) -> Result<db::sandboxes::Model, ApiError> {
+        let not_found = || ApiError::NotFound("There is no such sandbox.".into());
+        if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(not_found());
+        }
+        let s = db::sandboxes::get(&self.db, id)
+            .await?
+            .ok_or_else(not_found)?;
+        if s.owner != who.key && !who.is_admin {
+            return Err(ApiError::Forbidden(
+                "This sandbox belongs to someone else.".into(),
+            ));
+        }
+        Ok(s)
+    }
+
+    /// Joins the shell of sandbox `id` (whose owner the caller checked with `owned`): waits up to
+    /// 15 s for a sandbox a concurrent Try is still starting.
+    pub async fn attach(
+        &self,
+        id: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<terminal::Attachment, TerminalError> {
+        if !self.wait_ready(id).await {
+            return Err(TerminalError::NotRunning);
+        }
+        self.terminals.attach(id, cols, rows).await
+    }
+
     /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.
     pub async fn try_project(
         &self,
@@ -136,28 +182,33 @@ impl SandboxService {
             )));
         };
 
-        if let Some(current) = db::sandboxes::active_for_owner(&self.db, &who.key).await? {
-            if current.project_id == project.id {
+        let replacing = match db::sandboxes::active_for_owner(&self.db, &who.key).await? {
+            Some(current) if current.project_id == project.id => {
                 return Ok(TryOutcome {
                     created: false,
                     info: self.info(&current),
                 });
             }
-            if !replace {
+            Some(current) if !replace => {
                 return Err(ApiError::SandboxActive(serde_json::json!({
                     "id": current.id, "project": current.project_slug,
                 })));
             }
-            self.stop(&current.id, "replaced").await?;
-        }
+            other => other,
+        };
 
-        // Capacity first: waiting in line must not use up the person's launch allowance.
-        self.wait_for_capacity(&who.key).await?;
+        // Capacity first: waiting in line must not use up the person's launch allowance. The
+        // sandbox being replaced counts as free, and stays until the new one may start.
+        self.wait_for_capacity(&who.key, replacing.is_some())
+            .await?;
         if let Err(e) = self.check_rate(&who.key, ip) {
             if let Ok(mut q) = self.queue.lock() {
                 q.leave(&who.key);
             }
             return Err(e);
+        }
+        if let Some(current) = replacing {
+            self.stop(&current.id, "replaced").await?;
         }
 
         let lifetime = if who.signed_in {
@@ -235,35 +286,11 @@ impl SandboxService {
             q.leave(&who.key);
         }
 
-        let started = Instant::now();
-        let spec = LaunchSpec {
-            sandbox_id: id.clone(),
-            owner: who.key.clone(),
-            project: project.slug.clone(),
-            image,
-            expires_unix: expires_at.timestamp(),
-            egress: self.egress_for(&id, project.egress),
-            welcome: project.welcome.clone(),
-        };
-        match self.launch(&spec).await {
-            Ok(launched) => {
-                let elapsed = started.elapsed();
-                let ready = db::sandboxes::mark_ready(
-                    &self.db,
-                    &id,
-                    &launched.container_id,
-                    elapsed.as_millis() as i64,
-                )
-                .await?;
-                if !ready {
-                    // Stopped while it started (Stop, a replace, an admin): its container, made
-                    // after the stop looked, goes now.
-                    self.close_sandbox(&id).await;
-                    return Err(ApiError::Conflict(
-                        "sandbox_ended",
-                        "This sandbox was stopped before it was ready.".into(),
-                    ));
-                }
+        match self
+            .bring_up(&id, &who.key, &project, &image, expires_at)
+            .await
+        {
+            Ok(elapsed) => {
                 db::projects::count_try(&self.db, project.id).await?;
                 self.metrics.observe_launch(elapsed.as_secs_f64());
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
@@ -275,11 +302,14 @@ impl SandboxService {
                     info: self.info(&row),
                 })
             }
-            Err(e) => {
+            Err(BringUpError::StoppedMeanwhile) => Err(ApiError::Conflict(
+                "sandbox_ended",
+                "This sandbox was stopped before it was ready.".into(),
+            )),
+            Err(BringUpError::Db(e)) => Err(e.into()),
+            Err(BringUpError::Launch(e)) => {
                 self.metrics.launch_failed();
                 tracing::warn!(sandbox = %id, project = %project.slug, error = %e, "launch failed");
-                let _ = self.runtime.destroy(&id).await;
-                db::sandboxes::finish(&self.db, &id, SandboxState::Failed, &e.to_string()).await?;
                 Err(match e {
                     RuntimeError::ImageMissing(_) => ApiError::Unavailable(format!(
                         "The image of {} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.",
@@ -292,6 +322,61 @@ impl SandboxService {
                 })
             }
         }
+    }
+
+    /// Launches the container and shell of a `starting` row and marks it ready — the one launch
+    /// sequence of a Try and of the warm pool. On failure nothing is left running and the row is
+    /// `failed`; a row stopped meanwhile stays stopped and its container goes.
+    async fn bring_up(
+        &self,
+        id: &str,
+        owner: &str,
+        project: &db::projects::Model,
+        image: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Duration, BringUpError> {
+        let started = Instant::now();
+        let spec = LaunchSpec {
+            sandbox_id: id.to_string(),
+            owner: owner.to_string(),
+            project: project.slug.clone(),
+            image: image.to_string(),
+            expires_unix: expires_at.timestamp(),
+            egress: self.egress_for(id, project.egress),
+            welcome: project.welcome.clone(),
+        };
+        let result = match self.launch(&spec).await {
+            Ok(launched) => {
+                let elapsed = started.elapsed();
+                match db::sandboxes::mark_ready(
+                    &self.db,
+                    id,
+                    &launched.container_id,
+                    elapsed.as_millis() as i64,
+                )
+                .await
+                {
+                    Ok(true) => Ok(elapsed),
+                    Ok(false) => {
+                        // Stopped while it started (Stop, a replace, an admin): its container,
+                        // made after the stop looked, goes now.
+                        self.close_sandbox(id).await;
+                        Err(BringUpError::StoppedMeanwhile)
+                    }
+                    Err(e) => {
+                        self.close_sandbox(id).await;
+                        Err(BringUpError::Db(e))
+                    }
+                }
+            }
+            Err(e) => {
+                let _ = self.runtime.destroy(id).await;
+                db::sandboxes::finish(&self.db, id, SandboxState::Failed, &e.to_string()).await?;
+                Err(BringUpError::Launch(e))
+            }
+        };
+        self.state_changed.notify_waiters();
+        result
     }
 
     fn check_rate(&self, key: &str, ip: IpAddr) -> Result<(), ApiError> {
@@ -314,8 +399,10 @@ impl SandboxService {
         Ok(())
     }
 
-    async fn wait_for_capacity(&self, owner: &str) -> Result<(), ApiError> {
-        let running = db::sandboxes::count_active(&self.db).await?;
+    async fn wait_for_capacity(&self, owner: &str, replacing: bool) -> Result<(), ApiError> {
+        let running = db::sandboxes::count_active(&self.db)
+            .await?
+            .saturating_sub(u64::from(replacing));
         let free = self.limits.max_running.saturating_sub(running) as usize;
         let mut q = self
             .queue
@@ -365,35 +452,14 @@ impl SandboxService {
                 db::sandboxes::insert_starting(&self.db, row)
                     .await
                     .map_err(|e| anyhow::anyhow!(e))?;
-                let spec = LaunchSpec {
-                    sandbox_id: id.clone(),
-                    owner: db::sandboxes::POOL_OWNER.into(),
-                    project: p.slug.clone(),
-                    image,
-                    expires_unix: expires_at.timestamp(),
-                    egress: self.egress_for(&id, p.egress),
-                    welcome: p.welcome.clone(),
-                };
-                let t0 = Instant::now();
-                match self.launch(&spec).await {
-                    Ok(l) => {
-                        let ready = db::sandboxes::mark_ready(
-                            &self.db,
-                            &id,
-                            &l.container_id,
-                            t0.elapsed().as_millis() as i64,
-                        )
-                        .await?;
-                        if ready {
-                            started += 1;
-                        } else {
-                            self.close_sandbox(&id).await;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = self.runtime.destroy(&id).await;
-                        db::sandboxes::finish(&self.db, &id, SandboxState::Failed, &e.to_string())
-                            .await?;
+                match self
+                    .bring_up(&id, db::sandboxes::POOL_OWNER, &p, &image, expires_at)
+                    .await
+                {
+                    Ok(_) => started += 1,
+                    Err(BringUpError::StoppedMeanwhile) => {}
+                    Err(BringUpError::Db(e)) => return Err(e.into()),
+                    Err(BringUpError::Launch(e)) => {
                         tracing::warn!(project = %p.slug, error = %e, "warm-pool launch failed");
                         break;
                     }
@@ -448,15 +514,26 @@ impl SandboxService {
     }
 
     /// Waits (up to 15 s) while a concurrent Try is still starting `id`; true once it is ready.
-    pub async fn wait_ready(&self, id: &str) -> bool {
-        for _ in 0..150 {
+    /// Re-reads the row when this server's sandboxes change state, and every second in case
+    /// another server process started it.
+    async fn wait_ready(&self, id: &str) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let changed = self.state_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
             match db::sandboxes::get(&self.db, id).await {
                 Ok(Some(s)) if s.state == SandboxState::Ready => return true,
-                Ok(Some(s)) if s.active => tokio::time::sleep(Duration::from_millis(100)).await,
+                Ok(Some(s)) if s.active => {}
                 _ => return false,
             }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let _ =
+                tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), changed).await;
         }
-        false
     }
 
     /// Drops what the server holds for a sandbox (shell session, egress credential) and removes
@@ -479,6 +556,7 @@ impl SandboxService {
             ));
         }
         db::sandboxes::finish(&self.db, id, SandboxState::Ended, reason).await?;
+        self.state_changed.notify_waiters();
         tracing::info!(sandbox = %id, reason, "sandbox ended");
         Ok(())
     }
@@ -601,6 +679,9 @@ pub async fn reaper_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod fast_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,4 @@
-use crate::{
-    error::{ApiError, ApiResult},
-    state::AppState,
-};
+use crate::{error::ApiResult, state::AppState};
 use app::model::{Identity, SandboxInfo};
 use axum::{
     extract::{ConnectInfo, Path, State},
@@ -40,29 +37,13 @@ pub async fn start(
     Ok((status, Json(out.info)).into_response())
 }
 
-async fn owned(st: &AppState, me: &Identity, id: &str) -> ApiResult<db::sandboxes::Model> {
-    let not_found = || ApiError::NotFound("There is no such sandbox.".into());
-    if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let s = db::sandboxes::get(&st.db, id)
-        .await?
-        .ok_or_else(not_found)?;
-    if s.owner != me.key && !me.is_admin {
-        return Err(ApiError::Forbidden(
-            "This sandbox belongs to someone else.".into(),
-        ));
-    }
-    Ok(s)
-}
-
 /// `GET /api/sandboxes/{id}` (owner or admin).
 pub async fn status(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let s = owned(&st, &me, &id).await?;
+    let s = st.sandboxes.owned(&me, &id).await?;
     Ok(Json(st.sandboxes.info(&s)))
 }
 
@@ -72,7 +53,7 @@ pub async fn stop(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = owned(&st, &me, &id).await?;
+    let s = st.sandboxes.owned(&me, &id).await?;
     if s.active {
         st.sandboxes
             .stop(
@@ -94,7 +75,7 @@ pub async fn extend(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let s = owned(&st, &me, &id).await?;
+    let s = st.sandboxes.owned(&me, &id).await?;
     Ok(Json(st.sandboxes.extend(&s).await?))
 }
 

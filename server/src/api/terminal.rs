@@ -26,18 +26,7 @@ pub async fn connect(
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let not_found = || ApiError::NotFound("There is no such sandbox.".into());
-    if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(not_found());
-    }
-    let s = db::sandboxes::get(&st.db, &id)
-        .await?
-        .ok_or_else(not_found)?;
-    if s.owner != me.key && !me.is_admin {
-        return Err(ApiError::Forbidden(
-            "This terminal belongs to someone else.".into(),
-        ));
-    }
+    let s = st.sandboxes.owned(&me, &id).await?;
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
     }
@@ -81,11 +70,11 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
         _ => return Err("no hello"),
     };
     // 2. A sandbox still starting (a concurrent Try) becomes ready within seconds.
-    if !st.sandboxes.wait_ready(&id).await {
-        return close(socket, 1011, "sandbox is not running").await;
-    }
-    let attachment = match st.sandboxes.terminals.attach(&id, cols, rows).await {
+    let attachment = match st.sandboxes.attach(&id, cols, rows).await {
         Ok(a) => a,
+        Err(TerminalError::NotRunning) => {
+            return close(socket, 1011, "sandbox is not running").await;
+        }
         Err(TerminalError::TooManyViewers) => {
             return close(socket, 1013, "too many browsers on this terminal").await;
         }

@@ -1,0 +1,378 @@
+//! The fast tier: `SandboxService`'s own logic (launch and stop races, replace, queue, rate
+//! limits, reaper, reconciliation) against a fake runtime behind the `Runtime` trait and an
+//! in-memory SQLite, in milliseconds. The real engine, registry and ttyd are in `server/tests`.
+use super::*;
+use crate::sandbox::runtime::{Isolation, LaunchSpec, Launched, Listed, TerminalStream};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::collections::BTreeSet;
+use tokio_tungstenite::tungstenite::{http::HeaderValue, Message};
+
+/// Containers that "run" in memory; each terminal is a tiny ttyd that prints a prompt.
+#[derive(Default)]
+struct FakeRuntime {
+    running: Mutex<BTreeSet<String>>,
+    launches: std::sync::atomic::AtomicUsize,
+    /// When set, launches wait for a permit (to stop a sandbox while it starts).
+    gate: Option<tokio::sync::Semaphore>,
+    launch_started: tokio::sync::Notify,
+}
+
+impl FakeRuntime {
+    fn running(&self) -> Vec<String> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Runtime for FakeRuntime {
+    async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError> {
+        self.launches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.launch_started.notify_waiters();
+        if let Some(gate) = &self.gate {
+            let _ = gate
+                .acquire()
+                .await
+                .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        }
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(spec.sandbox_id.clone());
+        Ok(Launched {
+            container_id: format!("c-{}", spec.sandbox_id),
+        })
+    }
+    async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Ok(())
+    }
+    async fn open_terminal(&self, _: &str) -> Result<TerminalStream, RuntimeError> {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            #[allow(clippy::result_large_err)] // tungstenite's callback error type
+            let agree = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                         mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                resp.headers_mut()
+                    .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+                Ok(resp)
+            };
+            let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(theirs, agree).await else {
+                return;
+            };
+            let _hello = ws.next().await;
+            let _ = ws.send(Message::Binary(Bytes::from_static(b"0$ "))).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        });
+        Ok(Box::pin(ours))
+    }
+    fn isolation(&self) -> Isolation {
+        Isolation::Runc
+    }
+    async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+        Ok(self
+            .running()
+            .into_iter()
+            .map(|id| Listed {
+                container_id: format!("c-{id}"),
+                sandbox_id: id,
+            })
+            .collect())
+    }
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
+}
+
+struct Fixture {
+    service: SandboxService,
+    runtime: Arc<FakeRuntime>,
+    db: DatabaseConnection,
+}
+
+async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
+    let config = crate::config::Config::from_pairs(config.iter().copied())
+        .unwrap_or_else(|e| panic!("config: {e}"));
+    let db = db::connect_and_migrate("sqlite::memory:")
+        .await
+        .unwrap_or_else(|e| panic!("db: {e}"));
+    for slug in ["jq", "redis"] {
+        let p = db::projects::upsert(
+            &db,
+            &db::projects::NewProject {
+                slug: slug.into(),
+                name: slug.into(),
+                summary: "s".into(),
+                category: "CLI tools".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("project: {e}"));
+        db::projects::set_image(&db, p.id, "r/x", "sha256:1", 1)
+            .await
+            .unwrap_or_else(|e| panic!("image: {e}"));
+    }
+    let runtime = Arc::new(runtime);
+    let service = SandboxService::new(
+        db.clone(),
+        runtime.clone(),
+        config.limits.clone(),
+        Arc::new(Metrics::default()),
+        loopback_networks().await,
+    );
+    Fixture {
+        service,
+        runtime,
+        db,
+    }
+}
+
+/// Proxies on loopback stand in for the isolated networks (no project here opts into egress).
+async fn loopback_networks() -> Arc<crate::network::Networks> {
+    let isolated = |name: &str| {
+        let name = name.to_string();
+        async move {
+            let proxy = egress::EgressProxy::start(
+                "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+                egress::Policy {
+                    allow_hosts: vec![],
+                    ports: vec![443],
+                    mirrors: vec![],
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("proxy: {e}"));
+            crate::network::Isolated {
+                network: name,
+                gateway: std::net::Ipv4Addr::LOCALHOST,
+                proxy,
+            }
+        }
+    };
+    Arc::new(crate::network::Networks {
+        build: isolated("build").await,
+        sandbox: isolated("egress").await,
+        ca_bundle: None,
+    })
+}
+
+fn visitor(n: u32) -> Identity {
+    Identity {
+        key: format!("v:visitor{n}"),
+        signed_in: false,
+        is_admin: false,
+        user: None,
+        csrf: String::new(),
+        via_token: false,
+    }
+}
+
+fn ip(n: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, n])
+}
+
+#[tokio::test]
+async fn a_sandbox_stopped_while_it_starts_is_not_left_running() {
+    let fx = fixture(
+        FakeRuntime {
+            gate: Some(tokio::sync::Semaphore::new(0)),
+            ..Default::default()
+        },
+        &[],
+    )
+    .await;
+    let me = visitor(1);
+    let started = fx.runtime.launch_started.notified();
+    tokio::pin!(started);
+    started.as_mut().enable();
+    let svc = &fx.service;
+    let trying = svc.try_project(&me, ip(1), "jq", false);
+    tokio::pin!(trying);
+    // Run the Try until the engine is creating the container.
+    tokio::select! {
+        _ = &mut trying => panic!("the launch did not wait at the gate"),
+        _ = &mut started => {}
+    }
+    let row = db::sandboxes::active_for_owner(&fx.db, &me.key)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no starting row"));
+    assert_eq!(row.state, SandboxState::Starting);
+    svc.stop(&row.id, "stopped by owner")
+        .await
+        .unwrap_or_else(|e| panic!("stop: {e}"));
+    fx.runtime
+        .gate
+        .as_ref()
+        .unwrap_or_else(|| panic!("gate"))
+        .add_permits(1);
+    let out = trying.await;
+    assert!(
+        matches!(out, Err(ApiError::Conflict("sandbox_ended", _))),
+        "{:?}",
+        out.map(|o| o.info.id)
+    );
+    assert!(
+        fx.runtime.running().is_empty(),
+        "a container was left running"
+    );
+    let row = db::sandboxes::get(&fx.db, &row.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!((row.state, row.active), (SandboxState::Ended, false));
+}
+
+#[tokio::test]
+async fn replace_swaps_the_sandbox_and_a_second_try_reuses_it() {
+    let fx = fixture(FakeRuntime::default(), &[]).await;
+    let me = visitor(1);
+    let first = fx
+        .service
+        .try_project(&me, ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    assert!(first.created);
+    let again = fx
+        .service
+        .try_project(&me, ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    assert!(!again.created);
+    assert_eq!(again.info.id, first.info.id);
+    assert!(matches!(
+        fx.service.try_project(&me, ip(1), "redis", false).await,
+        Err(ApiError::SandboxActive(_))
+    ));
+    let second = fx
+        .service
+        .try_project(&me, ip(1), "redis", true)
+        .await
+        .unwrap_or_else(|e| panic!("replace: {e}"));
+    assert_eq!(fx.runtime.running(), vec![second.info.id.clone()]);
+    assert_eq!(
+        fx.runtime
+            .launches
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
+
+#[tokio::test]
+async fn capacity_queues_in_order_and_rate_limits_hold() {
+    let fx = fixture(
+        FakeRuntime::default(),
+        &[
+            ("TRYTHIS_MAX_SANDBOXES", "1"),
+            ("TRYTHIS_RATE_TRIES_PER_MIN", "2"),
+        ],
+    )
+    .await;
+    let svc = &fx.service;
+    let a = svc
+        .try_project(&visitor(1), ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    for (n, place) in [(2, 1), (3, 2), (2, 1)] {
+        match svc.try_project(&visitor(n), ip(n as u8), "jq", false).await {
+            Err(ApiError::Queued { position }) => assert_eq!(position, place, "visitor {n}"),
+            other => panic!("visitor {n}: {:?}", other.map(|o| o.info.id)),
+        }
+    }
+    svc.stop(&a.info.id, "stopped by owner")
+        .await
+        .unwrap_or_else(|e| panic!("stop: {e}"));
+    // The head of the line gets the freed place; the one behind still waits.
+    assert!(svc
+        .try_project(&visitor(3), ip(3), "jq", false)
+        .await
+        .is_err());
+    assert!(svc
+        .try_project(&visitor(2), ip(2), "jq", false)
+        .await
+        .is_ok());
+
+    // Per identity: two launches a minute, then 429 with a wait.
+    let fx = fixture(
+        FakeRuntime::default(),
+        &[("TRYTHIS_RATE_TRIES_PER_MIN", "2")],
+    )
+    .await;
+    let me = visitor(9);
+    for slug in ["jq", "redis"] {
+        fx.service
+            .try_project(&me, ip(9), slug, true)
+            .await
+            .unwrap_or_else(|e| panic!("try {slug}: {e}"));
+    }
+    let current = db::sandboxes::active_for_owner(&fx.db, &me.key)
+        .await
+        .ok()
+        .flatten();
+    assert!(matches!(
+        fx.service.try_project(&me, ip(9), "jq", true).await,
+        Err(ApiError::RateLimited { retry_after_secs, .. }) if retry_after_secs >= 1
+    ));
+    // A refused replace keeps the sandbox the person has.
+    let still = db::sandboxes::active_for_owner(&fx.db, &me.key)
+        .await
+        .ok()
+        .flatten();
+    assert_eq!(still.map(|s| s.id), current.map(|s| s.id));
+    assert_eq!(fx.runtime.running().len(), 1);
+}
+
+#[tokio::test]
+async fn the_reaper_ends_expired_sandboxes_and_reconcile_makes_engine_and_rows_agree() {
+    let fx = fixture(FakeRuntime::default(), &[]).await;
+    let a = fx
+        .service
+        .try_project(&visitor(1), ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    let b = fx
+        .service
+        .try_project(&visitor(2), ip(2), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    db::sandboxes::extend(&fx.db, &a.info.id, chrono::Utc::now(), 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fx.service.reap().await.ok(), Some(1));
+    assert_eq!(fx.runtime.running(), vec![b.info.id.clone()]);
+    let ended = db::sandboxes::get(&fx.db, &a.info.id).await.ok().flatten();
+    assert_eq!(
+        ended.map(|s| (s.state, s.end_reason)),
+        Some((SandboxState::Ended, Some("time limit".into())))
+    );
+
+    // A container without a row goes; a ready row whose container is gone ends.
+    fx.runtime
+        .running
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert("orphan".into());
+    fx.runtime
+        .destroy(&b.info.id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(fx.service.reconcile().await.ok(), Some((1, 1)));
+    assert!(fx.runtime.running().is_empty());
+    let lost = db::sandboxes::get(&fx.db, &b.info.id).await.ok().flatten();
+    assert_eq!(
+        lost.map(|s| (s.state, s.end_reason)),
+        Some((SandboxState::Ended, Some("container lost".into())))
+    );
+}

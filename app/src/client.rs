@@ -10,19 +10,19 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The error body, when the answer is an API error.
+    pub fn error(&self) -> Option<crate::model::ApiErrorBody> {
+        serde_json::from_value(self.body.clone()).ok()
+    }
     /// The server's human sentence, or a fallback.
     pub fn message(&self) -> String {
-        self.body
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
+        self.error()
+            .map(|e| e.message)
             .unwrap_or_else(|| format!("The server answered {}.", self.status))
     }
-    pub fn code(&self) -> &str {
-        self.body
-            .get("error")
-            .and_then(|m| m.as_str())
-            .unwrap_or("")
+    /// The error's code ("" when the answer is not an API error).
+    pub fn code(&self) -> String {
+        self.error().map(|e| e.error).unwrap_or_default()
     }
 }
 

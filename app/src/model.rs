@@ -131,11 +131,17 @@ pub struct SearchResults {
     pub per_page: u64,
 }
 
-/// JSON error body of every API error: `{"error": code, "message": sentence}`.
+/// JSON body of every API error: `{"error": code, "message": sentence, …detail}`. The server
+/// writes it (`ApiError`'s response) and the pages read it (`client::Reply::error`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
+    /// A stable code the page may branch on (`queued`, `sandbox_active`, `invalid`, …).
     pub error: String,
+    /// One sentence for a person.
     pub message: String,
+    /// Extra fields of some errors: `sandbox`, `queue_position`, `problems`.
+    #[serde(flatten)]
+    pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
 pub const PER_PAGE: u64 = 24;

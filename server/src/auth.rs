@@ -32,13 +32,15 @@ pub fn random_secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-/// Constant-time string equality (tokens, states).
+/// Constant-time string equality (tokens, states): the time depends on the length only, never
+/// on where the first difference is.
 pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && same_bytes(a.bytes(), b.bytes())
+}
+
+/// Compares every pair of bytes, differences or not (no early exit).
+fn same_bytes(a: impl Iterator<Item = u8>, b: impl Iterator<Item = u8>) -> bool {
+    a.zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub struct Auth {
@@ -357,5 +359,11 @@ mod tests {
         assert!(same("abc", "abc"));
         assert!(!same("abc", "abd"));
         assert!(!same("abc", "ab"));
+        // A difference in the first byte still reads every byte of both: an early exit
+        // (`==`, `all`, `position`) would stop after one.
+        let read = std::cell::Cell::new(0);
+        let counted = |s: &'static str| s.bytes().inspect(|_| read.set(read.get() + 1));
+        assert!(!same_bytes(counted("xbcdefgh"), counted("abcdefgh")));
+        assert_eq!(read.get(), 16);
     }
 }

@@ -96,9 +96,13 @@ impl IntoResponse for ApiError {
         } else {
             message
         };
-        let mut body = json!({ "error": code, "message": message });
+        let mut body = app::model::ApiErrorBody {
+            error: code.to_string(),
+            message,
+            detail: serde_json::Map::new(),
+        };
         if let Some((k, v)) = extra {
-            body[k] = v;
+            body.detail.insert(k.to_string(), v);
         }
         let mut resp = (status, Json(body)).into_response();
         let retry = match &self {

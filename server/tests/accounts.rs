@@ -447,8 +447,21 @@ async fn oauth_state_is_bound_to_the_browser_and_single_use() -> Result {
     let r = callback(&state, Some(&cookie)).await?;
     assert_eq!(r.headers()["location"], "/login?error=exchange");
     assert!(refused(&callback(&state, Some(&cookie)).await?));
-    // An open redirect in `next` is not followed later: it is stored as "/".
-    assert_eq!(server::oauth::safe_next(Some("//evil.example")), "/");
+    // An open redirect in `next` is not followed later: the flow stores "/" in its place.
+    let evil = http
+        .get(app.url("/auth/github/start?next=//evil.example"))
+        .send()
+        .await?;
+    let evil_state = evil.headers()["location"]
+        .to_str()?
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("state="))
+        .ok_or("state")?
+        .to_string();
+    let flow = db::accounts::take_flow(&app.state.db, &server::auth::sha256_hex(&evil_state))
+        .await?
+        .ok_or("the flow was not stored")?;
+    assert_eq!(flow.next, "/");
     // Providers without credentials are off, not broken.
     let r = http.get(app.url("/auth/google/start")).send().await?;
     assert_eq!(r.headers()["location"], "/login?error=provider");

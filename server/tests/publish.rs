@@ -326,16 +326,20 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         project(&slug, serde_json::json!({ "dockerfile": endless })),
     )
     .await?;
-    for _ in 0..100 {
+    // Cancel a build that is really running its endless step (not one still queued).
+    let mut running = false;
+    for _ in 0..300 {
         let b = v
             .call("GET", &format!("/api/builds/{id}"), None)
             .await?
             .body;
         if b["state"] == "running" && b["step"].as_i64() >= Some(2) {
+            running = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(running, "build {id} never reached its endless step");
     let stranger = app.visitor().await?;
     assert_eq!(
         stranger

@@ -422,12 +422,10 @@ impl Shell {
 
     /// Runs a command and returns its output (between unique markers).
     pub async fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
-        let n = self.screen.len();
         let tag = format!("{:x}", rand_u32());
         self.type_line(&format!("echo B{tag}Q; {cmd}; echo E{tag}Q$?"))
             .await?;
         let pat = format!(r"(?s)[\r\n]B{tag}Q.*?E{tag}Q\d+");
-        let _ = n;
         let found = self.expect(&pat, timeout).await?;
         Ok(found)
     }

@@ -11,6 +11,7 @@ pub mod components;
 pub mod markdown;
 pub mod model;
 pub mod pages;
+pub mod url;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};

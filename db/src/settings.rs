@@ -30,7 +30,13 @@ pub async fn validate_featured(db: &DatabaseConnection, f: &Featured) -> Result<
     if line.chars().any(char::is_control) {
         return Err("The banner line must be a single line of text.".into());
     }
-    match crate::projects::by_slug(db, &f.slug).await {
+    // The entity, not `projects::by_slug`: `projects` bumps the catalogue version kept here.
+    use crate::entities::project;
+    let found = project::Entity::find()
+        .filter(project::Column::Slug.eq(f.slug.as_str()))
+        .one(db)
+        .await;
+    match found {
         Ok(Some(p)) if p.status == crate::states::ProjectStatus::Live => Ok(()),
         Ok(Some(_)) => Err(format!("Project '{}' is not live.", f.slug)),
         Ok(None) => Err(format!("There is no project '{}'.", f.slug)),

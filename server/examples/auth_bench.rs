@@ -111,7 +111,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 async fn main() -> Result {
     let dir = std::env::temp_dir().join(format!(
         "trythis-auth-bench-{}",
-        server::identity::random_id()
+        server::secrets::random_id()
     ));
     std::fs::create_dir_all(&dir)?;
     let db_url = format!("sqlite://{}/b.db", dir.display());

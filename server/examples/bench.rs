@@ -154,7 +154,7 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
 
 #[tokio::main]
 async fn main() -> Result {
-    let dir = std::env::temp_dir().join(format!("trythis-bench-{}", server::identity::random_id()));
+    let dir = std::env::temp_dir().join(format!("trythis-bench-{}", server::secrets::random_id()));
     std::fs::create_dir_all(&dir)?;
     let db_url = format!("sqlite://{}/b.db", dir.display());
     let data = dir.display().to_string();

@@ -1,9 +1,9 @@
 //! Accounts: password hashing (argon2id), database sessions, API tokens, sign-in rate limits and
 //! the field rules of every account form. HTTP handlers live in `api::auth` and `api::account`.
+use crate::secrets::{random_secret, sha256_hex};
 use crate::{
     config::AuthConfig,
-    error::ApiError,
-    publish::{invalid, FieldProblem},
+    error::{invalid, ApiError, FieldProblem},
 };
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
@@ -11,7 +11,6 @@ use argon2::{
 };
 use db::accounts::{self, Account};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use sha2::{Digest, Sha256};
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
 
@@ -22,26 +21,6 @@ pub const MAX_PASSWORD: usize = 128;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_NAME: usize = 80;
 pub const MAX_TOKENS: u64 = 20;
-
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-/// 256 random bits, hex: session cookies, OAuth states, API tokens.
-pub fn random_secret() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
-}
-
-/// Constant-time string equality (tokens, states): the time depends on the length only, never
-/// on where the first difference is.
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && same_bytes(a.bytes(), b.bytes())
-}
-
-/// Compares every pair of bytes, differences or not (no early exit).
-fn same_bytes(a: impl Iterator<Item = u8>, b: impl Iterator<Item = u8>) -> bool {
-    a.zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 pub struct Auth {
     pub config: AuthConfig,
@@ -352,18 +331,5 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"wrong", &parsed)
             .is_err());
-    }
-
-    #[test]
-    fn constant_time_equality() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd"));
-        assert!(!same("abc", "ab"));
-        // A difference in the first byte still reads every byte of both: an early exit
-        // (`==`, `all`, `position`) would stop after one.
-        let read = std::cell::Cell::new(0);
-        let counted = |s: &'static str| s.bytes().inspect(|_| read.set(read.get() + 1));
-        assert!(!same_bytes(counted("xbcdefgh"), counted("abcdefgh")));
-        assert_eq!(read.get(), 16);
     }
 }

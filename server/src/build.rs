@@ -614,7 +614,7 @@ impl BuildService {
             None => dockerfile.to_string(),
         };
         files.push(("Dockerfile", dockerfile.as_bytes()));
-        let tar = crate::seed::tar_files(&files);
+        let tar = crate::tar::tar_files(&files);
         let mut stream = self
             .docker
             .build_image(opts, None, Some(bollard::body_full(tar.into())));

@@ -120,3 +120,31 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// One thing wrong with a submission: which field, which line (recipes), what to do.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FieldProblem {
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+pub fn invalid(problems: Vec<FieldProblem>) -> ApiError {
+    let n = problems.len();
+    ApiError::Invalid {
+        message: if n == 1 {
+            format!("Please fix this: {}", describe(&problems[0]))
+        } else {
+            format!("Please fix these {n} problems.")
+        },
+        problems: serde_json::json!(problems),
+    }
+}
+
+fn describe(p: &FieldProblem) -> String {
+    match p.line {
+        Some(l) => format!("{} line {l}: {}", p.field, p.message),
+        None => p.message.clone(),
+    }
+}

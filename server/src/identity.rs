@@ -1,7 +1,7 @@
 //! Who is asking. Visitors get a signed cookie identity on their first request, so a visitor's
 //! Try works from any HTTP client that keeps cookies. Signed-in browsers have a session cookie;
 //! API clients a Bearer token. Also the CSRF guard for state-changing calls.
-use crate::state::AppState;
+use crate::{secrets::random_id, state::AppState};
 use app::model::{Identity, UserBrief};
 use axum::{
     extract::{Request, State},
@@ -9,72 +9,8 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 pub const VISITOR_COOKIE: &str = "trythis_vid";
-
-/// Signs and checks cookie values with the instance secret.
-#[derive(Clone)]
-pub struct Signer {
-    key: Vec<u8>,
-}
-
-impl Signer {
-    pub fn new(key: Vec<u8>) -> Self {
-        Self { key }
-    }
-
-    /// A keyed tag of `value` (CSRF tokens).
-    pub fn tag(&self, value: &str) -> String {
-        self.mac(value)
-    }
-
-    fn mac(&self, value: &str) -> String {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
-            return String::new();
-        };
-        mac.update(value.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
-    }
-
-    /// `value.signature`
-    pub fn sign(&self, value: &str) -> String {
-        format!("{value}.{}", self.mac(value))
-    }
-
-    /// The value if the signature is right.
-    pub fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
-        let (value, sig) = signed.rsplit_once('.')?;
-        let expected = self.mac(value);
-        // Constant-time comparison of the hex strings.
-        let same = expected.len() == sig.len()
-            && expected
-                .bytes()
-                .zip(sig.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then_some(value)
-    }
-}
-
-/// 128 random bits as lower-case base32 (26 chars): sandbox ids and visitor ids.
-pub fn random_id() -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let bytes: [u8; 17] = rand::random();
-    let mut out = String::with_capacity(27);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for b in bytes {
-        acc = (acc << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 && out.len() < 26 {
-            bits -= 5;
-            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
-        }
-    }
-    out
-}
 
 pub fn cookie_value<'a>(req: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
     req.get_all(header::COOKIE)
@@ -141,7 +77,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         let account = if token.is_empty() || token.len() > 200 {
             None
         } else {
-            match db::accounts::token_account(&state.db, &crate::auth::sha256_hex(token)).await {
+            match db::accounts::token_account(&state.db, &crate::secrets::sha256_hex(token)).await {
                 Ok(a) => a,
                 Err(e) => return crate::error::ApiError::from(e).into_response(),
             }
@@ -168,7 +104,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let mut stale_session = false;
     let mut identity = None;
     if let Some(token) = cookie_value(req.headers(), crate::auth::SESSION_COOKIE) {
-        let hash = crate::auth::sha256_hex(token);
+        let hash = crate::secrets::sha256_hex(token);
         match db::accounts::session_account(&state.db, &hash).await {
             Ok(Some(account)) => {
                 let csrf = signer.tag(&format!("csrf:s:{hash}"));
@@ -244,7 +180,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
                     .get("x-csrf-token")
                     .and_then(|v| v.to_str().ok()),
             ) {
-                (Some(id), Some(sent)) => crate::auth::same(&id.csrf, sent),
+                (Some(id), Some(sent)) => crate::secrets::same(&id.csrf, sent),
                 _ => false,
             };
         if !origin_ok || !token_ok {
@@ -256,30 +192,4 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
         }
     }
     next.run(req).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signed_values_verify_and_tampering_fails() {
-        let s = Signer::new(b"k".repeat(32));
-        let signed = s.sign("abc");
-        assert_eq!(s.verify(&signed), Some("abc"));
-        assert_eq!(s.verify(&signed.replace("abc", "abd")), None);
-        assert_eq!(s.verify("abc"), None);
-        assert_eq!(Signer::new(b"other".to_vec()).verify(&signed), None);
-    }
-
-    #[test]
-    fn random_ids_are_26_base32_chars_and_differ() {
-        let a = random_id();
-        let b = random_id();
-        assert_eq!(a.len(), 26);
-        assert!(a
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c)));
-        assert_ne!(a, b);
-    }
 }

@@ -11,8 +11,10 @@ pub mod network;
 pub mod oauth;
 pub mod publish;
 pub mod sandbox;
+pub mod secrets;
 pub mod seed;
 pub mod state;
+pub mod tar;
 
 use app::{shell, App};
 use axum::{
@@ -48,7 +50,7 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
 pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
-    let instance = db::instance_id(&db, identity::random_id).await?;
+    let instance = db::instance_id(&db, secrets::random_id).await?;
     let isolation = sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
@@ -94,7 +96,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         metrics.clone(),
         networks,
     ));
-    let signer = identity::Signer::new(state::load_or_create_secret(&config.data_dir)?);
+    let signer = secrets::Signer::new(state::load_or_create_secret(&config.data_dir)?);
     let auth = Arc::new(auth::Auth::new(config.auth.clone(), &config.public_url));
     if let (Some(email), Some(password)) = (&config.auth.admin_email, &config.auth.admin_password) {
         auth::ensure_admin(&auth, &db, email, Some(password))

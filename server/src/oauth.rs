@@ -4,9 +4,10 @@
 //! linked by a verified email, else created.
 use crate::{
     api::auth::{sign_in, with_cookies},
-    auth::{sha256_hex, OAUTH_COOKIE},
+    auth::OAUTH_COOKIE,
     config::OAuthProvider,
     identity::{cookie_value, SessionHash, VisitorKey},
+    secrets::sha256_hex,
     state::AppState,
 };
 use axum::{
@@ -268,7 +269,7 @@ pub async fn callback(
         return fail("state");
     };
     // The state must be the one this browser was sent off with, and a live, unused flow.
-    if !cookie.is_some_and(|c| crate::auth::same(c, state)) || state.len() > 200 {
+    if !cookie.is_some_and(|c| crate::secrets::same(c, state)) || state.len() > 200 {
         return fail("state");
     }
     let flow = match accounts::take_flow(&st.db, &sha256_hex(state)).await {

@@ -2,10 +2,10 @@
 //! validated (line-numbered problems) before anything is stored, then project + queued build
 //! written in one transaction, so a refused or failed submission leaves nothing behind.
 use crate::build::BuildService;
-use crate::error::ApiError;
+use crate::error::{invalid, ApiError, FieldProblem};
 use db::projects::{fold, CATEGORIES};
 use db::TransactionTrait;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// Paths a project slug must not take (they are, or may become, site routes).
 const RESERVED: &[&str] = &[
@@ -58,15 +58,6 @@ pub struct ProjectForm {
 pub struct RecipeForm {
     pub dockerfile: Option<String>,
     pub script: Option<String>,
-}
-
-/// One thing wrong with a submission: which field, which line (recipes), what to do.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldProblem {
-    pub field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    pub message: String,
 }
 
 fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
@@ -324,25 +315,6 @@ pub fn check_form(
     }
 }
 
-pub fn invalid(problems: Vec<FieldProblem>) -> ApiError {
-    let n = problems.len();
-    ApiError::Invalid {
-        message: if n == 1 {
-            format!("Please fix this: {}", describe(&problems[0]))
-        } else {
-            format!("Please fix these {n} problems.")
-        },
-        problems: serde_json::json!(problems),
-    }
-}
-
-fn describe(p: &FieldProblem) -> String {
-    match p.line {
-        Some(l) => format!("{} line {l}: {}", p.field, p.message),
-        None => p.message.clone(),
-    }
-}
-
 /// Publishes a new project: checks, quota, then project (status `building`) and a queued build in
 /// one transaction. Returns the build id.
 pub async fn submit(
@@ -370,7 +342,7 @@ pub async fn submit(
     }
     check_build_quota(db, owner, limits.per_hour).await?;
     project.maintainer = Some(owner.to_string());
-    let id = crate::identity::random_id();
+    let id = crate::secrets::random_id();
     let txn = db.begin().await?;
     let saved = match db::projects::upsert(&txn, &project).await {
         Ok(p) => p,
@@ -469,7 +441,7 @@ pub async fn rebuild(
         check_recipe(form, &builds.limits().base_image).map_err(invalid)?
     };
     check_build_quota(db, owner, builds.limits().per_hour).await?;
-    let id = crate::identity::random_id();
+    let id = crate::secrets::random_id();
     db::builds::insert_queued(db, new_build(&id, &project, owner, recipe)).await?;
     builds.enqueue(&id);
     Ok(id)

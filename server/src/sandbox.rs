@@ -250,7 +250,7 @@ impl SandboxService {
                 Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
             }
         }
-        let id = crate::identity::random_id();
+        let id = crate::secrets::random_id();
         let image = format!("{repo}@{digest}");
         let row = db::sandboxes::NewSandbox {
             id: id.clone(),
@@ -436,7 +436,7 @@ impl SandboxService {
                 continue;
             };
             for _ in have.get(&p.id).copied().unwrap_or(0)..want {
-                let id = crate::identity::random_id();
+                let id = crate::secrets::random_id();
                 let image = format!("{repo}@{digest}");
                 let expires_at = chrono::Utc::now() + chrono::Duration::hours(24);
                 let row = db::sandboxes::NewSandbox {

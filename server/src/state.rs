@@ -1,5 +1,5 @@
 //! Application state: cheap handles to the database, the engine, the registry and the services.
-use crate::{config::Config, identity::Signer, metrics::Metrics, sandbox::SandboxService};
+use crate::{config::Config, metrics::Metrics, sandbox::SandboxService, secrets::Signer};
 use axum::extract::FromRef;
 use leptos::prelude::LeptosOptions;
 use std::sync::Arc;

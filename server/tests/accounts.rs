@@ -458,7 +458,7 @@ async fn oauth_state_is_bound_to_the_browser_and_single_use() -> Result {
         .find_map(|kv| kv.strip_prefix("state="))
         .ok_or("state")?
         .to_string();
-    let flow = db::accounts::take_flow(&app.state.db, &server::auth::sha256_hex(&evil_state))
+    let flow = db::accounts::take_flow(&app.state.db, &server::secrets::sha256_hex(&evil_state))
         .await?
         .ok_or("the flow was not stored")?;
     assert_eq!(flow.next, "/");

@@ -62,7 +62,7 @@ fn fixture_spec(
 
 #[tokio::test]
 async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
-    let dir = std::env::temp_dir().join(format!("trythis-crash-{}", server::identity::random_id()));
+    let dir = std::env::temp_dir().join(format!("trythis-crash-{}", server::secrets::random_id()));
     std::fs::create_dir_all(&dir)?;
     let config = test_config(&dir, &[])?;
     let (repo, digest, size) = fixture_image(&config).await?;
@@ -91,7 +91,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let kept = body["id"].as_str().ok_or("id")?.to_string();
 
     // A launch cut short: the row says "starting", and a container exists for it.
-    let instance = db::instance_id(&db, server::identity::random_id).await?;
+    let instance = db::instance_id(&db, server::secrets::random_id).await?;
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
     let isolation =
         server::sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
@@ -105,11 +105,11 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         "another-installation".into(),
         isolation,
     );
-    let theirs = server::identity::random_id();
+    let theirs = server::secrets::random_id();
     neighbour
         .launch(&fixture_spec(&theirs, "v:neighbour", &repo, &digest))
         .await?;
-    let stray = server::identity::random_id();
+    let stray = server::secrets::random_id();
     db::sandboxes::insert_starting(
         &db,
         db::sandboxes::NewSandbox {

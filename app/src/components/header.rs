@@ -15,7 +15,7 @@ pub fn Header() -> impl IntoView {
         if path == "/login" || path == "/signup" {
             "/login".to_string()
         } else {
-            format!("/login?next={}", crate::pages::auth::urlencode(&path))
+            format!("/login?next={}", crate::url::urlencode(&path))
         }
     };
     let logout = move |_| {

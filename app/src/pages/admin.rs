@@ -60,7 +60,7 @@ fn Admin() -> impl IntoView {
     let load = move |what: &'static str| {
         leptos::task::spawn_local(async move {
             use crate::client::call;
-            let enc = crate::pages::auth::urlencode;
+            let enc = crate::url::urlencode;
             match what {
                 "live" => {
                     if let Ok(r) = call("GET", "/api/admin/overview", None).await {

@@ -1,6 +1,7 @@
 //! Log in and sign up: email and password, or GitHub / Google when the site has them configured.
 use crate::api::load_me;
 use crate::pages::publish::ShownProblem;
+use crate::url::urlencode;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -171,16 +172,4 @@ fn AuthForm(signup: bool) -> impl IntoView {
             </div>
         </section>
     }
-}
-
-/// Percent-encodes a path for a query value.
-pub fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

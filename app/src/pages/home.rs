@@ -1,6 +1,7 @@
 use crate::api::load_home;
 use crate::components::project_card::CardGrid;
 use crate::model::{FeaturedBanner, HomeData};
+use crate::url::urlencode;
 use leptos::prelude::*;
 
 /// Home: hero with search, category chips (filter in place once hydrated), the featured banner,
@@ -109,19 +110,4 @@ fn FeaturedBannerView(banner: FeaturedBanner) -> impl IntoView {
             <a class="btn primary featured-try" href=try_href>"Try "{banner.card.name}" now"</a>
         </section>
     }
-}
-
-/// Percent-encodes a query value (categories contain spaces and `&`).
-pub fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

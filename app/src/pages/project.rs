@@ -43,12 +43,12 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
         <Title text=p.card.name.clone()/>
         <div class="project-layout">
             <article class="project-info">
-                <div class="crumbs"><a href="/">"Catalogue"</a>" / "<a href=format!("/search?category={}", crate::pages::home::urlencode(&p.card.category))>{p.card.category.clone()}</a></div>
+                <div class="crumbs"><a href="/">"Catalogue"</a>" / "<a href=format!("/search?category={}", crate::url::urlencode(&p.card.category))>{p.card.category.clone()}</a></div>
                 <h1 class="project-name">{p.card.name.clone()}</h1>
                 <p class="lead">{p.card.summary.clone()}</p>
                 <div class="meta">
                     <span class="chip cat">{p.card.category.clone()}</span>
-                    {p.card.tags.iter().map(|t| view! { <a class="tag" href=format!("/search?q={}", crate::pages::home::urlencode(t))>"#"{t.clone()}</a> }).collect_view()}
+                    {p.card.tags.iter().map(|t| view! { <a class="tag" href=format!("/search?q={}", crate::url::urlencode(t))>"#"{t.clone()}</a> }).collect_view()}
                 </div>
                 <dl class="facts">
                     <div><dt>"Tries"</dt><dd class="try-count">{tries}</dd></div>

@@ -1,6 +1,6 @@
 use crate::api::search_projects;
 use crate::components::project_card::CardGrid;
-use crate::pages::home::urlencode;
+use crate::url::urlencode;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;

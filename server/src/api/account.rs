@@ -145,7 +145,7 @@ pub async fn delete_account(
         }
     };
     crate::api::admin::stop_sandboxes_of(&st, &me.key, "account_deleted").await?;
-    let anonymous = format!("gone:{}", crate::identity::random_id());
+    let anonymous = format!("gone:{}", crate::secrets::random_id());
     let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
     tracing::info!(user = account.id, projects = moved, "account deleted");
     Ok(with_cookies(
@@ -203,10 +203,16 @@ pub async fn create_token(
             auth::MAX_TOKENS
         )));
     }
-    let secret = format!("tt_{}", auth::random_secret());
+    let secret = format!("tt_{}", crate::secrets::random_secret());
     let hint = secret[secret.len() - 4..].to_string();
-    let t =
-        accounts::create_token(&st.db, account.id, name, &auth::sha256_hex(&secret), &hint).await?;
+    let t = accounts::create_token(
+        &st.db,
+        account.id,
+        name,
+        &crate::secrets::sha256_hex(&secret),
+        &hint,
+    )
+    .await?;
     let mut out = token_json(&t);
     out["token"] = json!(secret);
     Ok((StatusCode::CREATED, Json(out)).into_response())

@@ -207,9 +207,9 @@ pub async fn convert(
         Ok(c) => Ok(Json(json!({
             "dockerfile": c.dockerfile, "base_image": c.base_image, "notes": c.notes,
         }))),
-        Err(ps) => Err(publish::invalid(
+        Err(ps) => Err(crate::error::invalid(
             ps.into_iter()
-                .map(|p| publish::FieldProblem {
+                .map(|p| crate::error::FieldProblem {
                     field: "script".into(),
                     line: p.line,
                     message: p.message,
@@ -227,9 +227,9 @@ pub async fn check(form: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<V
         Ok(ok) => Ok(Json(json!({
             "steps": ok.steps, "base_image": ok.base_image, "warnings": ok.warnings,
         }))),
-        Err(ps) => Err(publish::invalid(
+        Err(ps) => Err(crate::error::invalid(
             ps.into_iter()
-                .map(|p| publish::FieldProblem {
+                .map(|p| crate::error::FieldProblem {
                     field: "dockerfile".into(),
                     line: p.line,
                     message: p.message,

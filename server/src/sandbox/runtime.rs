@@ -1053,7 +1053,7 @@ mod tests {
 
     #[test]
     fn engine_managed_files_leave_the_etc_seed() {
-        let tar = crate::seed::tar_files(&[
+        let tar = crate::tar::tar_files(&[
             ("./hostname", b"img"),
             ("./passwd", b"root:x:0:0"),
             ("./resolv.conf", b"nameserver 1.1.1.1"),
@@ -1074,7 +1074,7 @@ mod tests {
 
     #[test]
     fn relative_symlinks_leaving_the_seeded_dir_become_absolute() {
-        let mut tar = crate::seed::tar_files(&[("./os-release", b""), ("./inside", b"")]);
+        let mut tar = crate::tar::tar_files(&[("./os-release", b""), ("./inside", b"")]);
         // Turn both entries into symlinks: one leaves /etc, one stays inside.
         for (h, target) in [(0usize, "../usr/lib/os-release"), (512, "sub/file")] {
             tar[h + 156] = b'2';

@@ -98,7 +98,7 @@ impl TestApp {
             .with_test_writer()
             .try_init();
         let dir =
-            std::env::temp_dir().join(format!("trythis-test-{}", server::identity::random_id()));
+            std::env::temp_dir().join(format!("trythis-test-{}", server::secrets::random_id()));
         std::fs::create_dir_all(&dir)?;
         let config = test_config(&dir, extra)?;
         let (repo, digest, size) = fixture_image(&config).await?;
@@ -143,7 +143,7 @@ impl TestApp {
     /// A new signed-up account (a unique email), as an HTTP client with its session cookie.
     pub async fn user(&self) -> Result<Visitor> {
         let mut v = self.visitor().await?;
-        let email = format!("{}@example.test", server::identity::random_id());
+        let email = format!("{}@example.test", server::secrets::random_id());
         v.sign_up(&email, "correct horse battery").await?;
         Ok(v)
     }

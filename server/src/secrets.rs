@@ -1,0 +1,118 @@
+//! Leaf helpers for secrets and ids: random ids and tokens, SHA-256, constant-time equality and
+//! the HMAC signer of cookie values.
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// 128 random bits as lower-case base32 (26 chars): sandbox ids and visitor ids.
+pub fn random_id() -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let bytes: [u8; 17] = rand::random();
+    let mut out = String::with_capacity(27);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 && out.len() < 26 {
+            bits -= 5;
+            out.push(ALPHABET[((acc >> bits) & 31) as usize] as char);
+        }
+    }
+    out
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// 256 random bits, hex: session cookies, OAuth states, API tokens.
+pub fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Constant-time string equality (tokens, states): the time depends on the length only, never
+/// on where the first difference is.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && same_bytes(a.bytes(), b.bytes())
+}
+
+/// Compares every pair of bytes, differences or not (no early exit).
+fn same_bytes(a: impl Iterator<Item = u8>, b: impl Iterator<Item = u8>) -> bool {
+    a.zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Signs and checks cookie values with the instance secret.
+#[derive(Clone)]
+pub struct Signer {
+    key: Vec<u8>,
+}
+
+impl Signer {
+    pub fn new(key: Vec<u8>) -> Self {
+        Self { key }
+    }
+
+    /// A keyed tag of `value` (CSRF tokens).
+    pub fn tag(&self, value: &str) -> String {
+        self.mac(value)
+    }
+
+    fn mac(&self, value: &str) -> String {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) else {
+            return String::new();
+        };
+        mac.update(value.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    /// `value.signature`
+    pub fn sign(&self, value: &str) -> String {
+        format!("{value}.{}", self.mac(value))
+    }
+
+    /// The value if the signature is right.
+    pub fn verify<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        let (value, sig) = signed.rsplit_once('.')?;
+        let expected = self.mac(value);
+        crate::secrets::same(&expected, sig).then_some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "ab"));
+        // A difference in the first byte still reads every byte of both: an early exit
+        // (`==`, `all`, `position`) would stop after one.
+        let read = std::cell::Cell::new(0);
+        let counted = |s: &'static str| s.bytes().inspect(|_| read.set(read.get() + 1));
+        assert!(!same_bytes(counted("xbcdefgh"), counted("abcdefgh")));
+        assert_eq!(read.get(), 16);
+    }
+
+    #[test]
+    fn signed_values_verify_and_tampering_fails() {
+        let s = Signer::new(b"k".repeat(32));
+        let signed = s.sign("abc");
+        assert_eq!(s.verify(&signed), Some("abc"));
+        assert_eq!(s.verify(&signed.replace("abc", "abd")), None);
+        assert_eq!(s.verify("abc"), None);
+        assert_eq!(Signer::new(b"other".to_vec()).verify(&signed), None);
+    }
+
+    #[test]
+    fn random_ids_are_26_base32_chars_and_differ() {
+        let a = random_id();
+        let b = random_id();
+        assert_eq!(a.len(), 26);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || (b'2'..=b'7').contains(&c)));
+        assert_ne!(a, b);
+    }
+}

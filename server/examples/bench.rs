@@ -3,7 +3,9 @@
 //! Measures, on the loopback only: time from the Try request to the first shell byte on the
 //! terminal WebSocket (50 sequential launches, then 50 concurrent), host memory per idle sandbox
 //! and server memory per open terminal. Prints numbers; asserts nothing.
+mod common;
 use bytes::Bytes;
+use common::visitor_credentials;
 use futures::{SinkExt, StreamExt};
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
@@ -21,21 +23,18 @@ type Ws =
 impl Target {
     /// One Try by a new visitor: (sandbox id, cookie, open terminal, ms to the first shell byte).
     async fn launch(&self) -> Result<(String, String, Ws, f64)> {
+        // The visitor has the page (cookie and CSRF token) before clicking Try: not timed.
+        let (cookie, csrf) = visitor_credentials(&self.http, &self.base).await?;
         let t0 = Instant::now();
         let resp = self
             .http
             .post(format!("{}/api/projects/bench/try", self.base))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
             .header("content-type", "application/json")
             .body("{}")
             .send()
             .await?;
-        let cookie = resp
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .ok_or("no cookie")?
-            .to_string();
         let status = resp.status();
         let body: serde_json::Value = resp.json().await?;
         if !status.is_success() {

@@ -2,7 +2,9 @@
 //! and runc. For each: Try → first shell byte (15 sequential launches through the real server,
 //! terminal over the exec'd relay) and the host's `MemAvailable` drop per idle sandbox with its
 //! shell attached (20 open). Prints numbers; asserts nothing.
+mod common;
 use bytes::Bytes;
+use common::visitor_credentials;
 use futures::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
@@ -25,20 +27,18 @@ fn mem_available_kb() -> u64 {
 
 /// A new visitor's Try with its terminal open: (id, cookie, terminal, ms to first shell byte).
 async fn launch(base: &str) -> Result<(String, String, Ws, f64)> {
+    // The visitor has the page (cookie and CSRF token) before clicking Try: not timed.
+    let http = reqwest::Client::new();
+    let (cookie, csrf) = visitor_credentials(&http, base).await?;
     let t0 = Instant::now();
-    let resp = reqwest::Client::new()
+    let resp = http
         .post(format!("{base}/api/projects/bench/try"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
         .header("content-type", "application/json")
         .body("{}")
         .send()
         .await?;
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .ok_or("no cookie")?
-        .to_string();
     let body: serde_json::Value = resp.json().await?;
     let id = body["id"]
         .as_str()

@@ -618,6 +618,34 @@ impl BuildService {
         let mut stream = self
             .docker
             .build_image(opts, None, Some(bollard::body_full(tar.into())));
+        let mut progress = Progress::default();
+        let result = self
+            .follow_build(
+                &mut stream,
+                &mut grant,
+                &mut progress,
+                build_id,
+                live,
+                layers,
+            )
+            .await;
+        if let Some((step, steps)) = progress.last {
+            let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+        }
+        result
+    }
+
+    /// Streams the engine's build output into the log until the build ends.
+    async fn follow_build(
+        &self,
+        stream: &mut (impl futures::Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>
+                  + Unpin),
+        grant: &mut egress::Grant,
+        progress: &mut Progress,
+        build_id: &str,
+        live: &Arc<Live>,
+        layers: &mut Vec<String>,
+    ) -> Result<(), Failure> {
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -647,9 +675,14 @@ impl BuildService {
                 if let Some(layer) = parse_layer(line) {
                     layers.push(layer.to_string());
                 }
-                if let Some((step, steps)) = parse_step(line) {
-                    let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
+                // only the next step of the same build counts, and the row is written at most
+                // once a second (and once more when the build ends).
+                if let Some((step, steps)) = parse_step(line).filter(|s| progress.accepts(*s)) {
                     self.emit(live, BuildEvent::Step { step, steps });
+                    if progress.due() {
+                        let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                    }
                 }
                 self.log(live, line.trim_end());
             }
@@ -747,6 +780,39 @@ pub fn parse_step(line: &str) -> Option<(i32, i32)> {
     Some((n.parse().ok()?, m.parse().ok()?))
 }
 
+/// The step counter of a running build, as the engine reports it.
+#[derive(Default)]
+struct Progress {
+    last: Option<(i32, i32)>,
+    written: Option<std::time::Instant>,
+}
+
+impl Progress {
+    /// Only the step after the last one, of the same total (the first: step 1).
+    fn accepts(&mut self, (step, steps): (i32, i32)) -> bool {
+        let next = match self.last {
+            None => step == 1 && steps >= 1,
+            Some((last, total)) => step == last + 1 && steps == total,
+        };
+        if next {
+            self.last = Some((step, steps));
+        }
+        next
+    }
+
+    /// Whether a database write is due (at most one a second).
+    fn due(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let due = self
+            .written
+            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1));
+        if due {
+            self.written = Some(now);
+        }
+        due
+    }
+}
+
 /// ` ---> 3f2a9c1b7d4e` (the image a step made) → its id; not ` ---> Running in …`.
 pub fn parse_layer(line: &str) -> Option<&str> {
     let id = line.trim().strip_prefix("---> ")?;
@@ -816,6 +882,19 @@ mod tests {
         assert_eq!(parse_step("Step 10/10 : WORKDIR /root"), Some((10, 10)));
         assert_eq!(parse_step(" ---> Running in abc"), None);
         assert_eq!(parse_step("Step x/7 : RUN"), None);
+    }
+
+    #[test]
+    fn only_the_next_step_counts() {
+        let mut p = Progress::default();
+        assert!(!p.accepts((2, 5)), "the first step is 1");
+        assert!(p.accepts((1, 5)));
+        assert!(!p.accepts((1, 5)), "a repeat");
+        assert!(!p.accepts((2, 9)), "another total");
+        assert!(!p.accepts((4, 5)), "a jump");
+        assert!(p.accepts((2, 5)));
+        assert!(p.due());
+        assert!(!p.due(), "one write a second");
     }
 
     #[test]

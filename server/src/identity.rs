@@ -146,19 +146,24 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     resp
 }
 
-/// CSRF guard for every state-changing request: a browser request that carries this site's
-/// cookies must also carry the page's CSRF token in `x-csrf-token` (a cross-site page cannot read
-/// it), and a request that names its origin must come from this site. API-token requests carry
-/// no ambient credentials and need no token.
+/// CSRF guard for every state-changing request: it must carry the page's CSRF token in
+/// `x-csrf-token` (a cross-site page cannot read it), or be an API-token request (no ambient
+/// credentials). A request without cookies gets no pass: it would act as a brand-new visitor,
+/// which is how an iframe on any page could start Tries from its visitors' browsers. A request
+/// that names its origin must come from this site; `Origin: null` (sandboxed frames, `data:`
+/// pages) only with an API token.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
+        let identity = req.extensions().get::<Identity>();
+        let via_token = identity.is_some_and(|i| i.via_token);
         let origin_ok = match req
             .headers()
             .get(header::ORIGIN)
             .and_then(|v| v.to_str().ok())
         {
-            None | Some("null") => true,
+            None => true,
+            Some("null") => via_token,
             Some(origin) => {
                 origin == state.config.public_url
                     || req
@@ -168,12 +173,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
                         .is_some_and(|host| origin.ends_with(&format!("://{host}")))
             }
         };
-        let identity = req.extensions().get::<Identity>();
-        let via_token = identity.is_some_and(|i| i.via_token);
-        let has_cookies = cookie_value(req.headers(), VISITOR_COOKIE).is_some()
-            || cookie_value(req.headers(), crate::auth::SESSION_COOKIE).is_some();
         let token_ok = via_token
-            || !has_cookies
             || match (
                 identity,
                 req.headers()

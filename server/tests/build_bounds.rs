@@ -221,3 +221,47 @@ async fn an_image_with_too_many_volumes_is_refused_at_publish_time() -> Result {
     );
     Ok(())
 }
+
+/// A step's output can print the engine's progress lines itself: `Step n/m` from `RUN` output
+/// must neither move the progress nor write the database once per line (it kept SQLite's writer
+/// busy for the whole build).
+#[tokio::test]
+async fn fake_step_lines_neither_move_progress_nor_storm_the_database() -> Result {
+    let _alone = ONE_BUILD_TEST_AT_A_TIME.lock().await;
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let slug = unique("storm");
+    let dockerfile = format!(
+        "FROM {}\nRUN for i in $(seq 1 3000); do echo 'Step 1/2 : x'; echo \"Step $i/3000 : y\"; done\nRUN true\n",
+        base_image()
+    );
+    let id = submit(
+        &v,
+        project(&slug, serde_json::json!({ "dockerfile": dockerfile })),
+    )
+    .await?;
+    // Follow the live log to its end, counting progress events.
+    let sse = v
+        .http
+        .get(app.url(&format!("/api/builds/{id}/log")))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let steps = sse.matches("event: step").count();
+    let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
+    assert_eq!(b.state, db::BuildState::Succeeded, "{}", b.log);
+    assert!(
+        b.log.contains("Step 2999/3000 : y"),
+        "the output is all there"
+    );
+    // One event per real step (plus the one the stream starts with), never one per line.
+    assert!(
+        steps <= b.steps as usize + 1,
+        "{steps} step events for {} steps",
+        b.steps
+    );
+    assert_eq!(b.step, b.steps, "the stored progress is the real one");
+    Ok(())
+}

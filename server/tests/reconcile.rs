@@ -73,19 +73,15 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let mut server = spawn_server(&dir, port).await?;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
+    let (cookie, csrf) = visitor_credentials(&http, &base).await?;
     let resp = http
         .post(format!("{base}/api/projects/fixture/try"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
         .header("content-type", "application/json")
         .body("{}")
         .send()
         .await?;
-    let cookie = resp
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .ok_or("cookie")?
-        .to_string();
     assert_eq!(resp.status().as_u16(), 201);
     let body: serde_json::Value = resp.json().await?;
     let kept = body["id"].as_str().ok_or("id")?.to_string();

@@ -189,6 +189,26 @@ async fn other_identities_get_403_and_unknown_ids_404() -> Result {
         .send()
         .await?;
     assert_eq!(r.status().as_u16(), 403);
+    // An iframe on any page (a sandboxed one sends `Origin: null`), or any cookie-less client:
+    // a simple request without cookies or token would act as a brand-new visitor. Refused, and
+    // nothing starts.
+    let before = db::sandboxes::count_active(&app.state.db).await?;
+    let bare = reqwest::Client::new();
+    for (origin, content_type, body) in [
+        // `fetch(url, {method: "POST", mode: "no-cors"})` from a sandboxed iframe.
+        (Some("null"), None, ""),
+        (None, Some("application/json"), "{}"),
+    ] {
+        let mut req = bare.post(app.url("/api/projects/fixture/try")).body(body);
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        if let Some(t) = content_type {
+            req = req.header("content-type", t);
+        }
+        assert_eq!(req.send().await?.status().as_u16(), 403, "{origin:?}");
+    }
+    assert_eq!(db::sandboxes::count_active(&app.state.db).await?, before);
     v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
         .await?;
     Ok(())

@@ -486,6 +486,19 @@ pub fn rand_u32() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
+/// A new visitor of the server at `base`, as an HTTP client would start: `GET /api/me` gives the
+/// visitor cookie and the CSRF token every state-changing call must carry. (cookie, token)
+pub async fn visitor_credentials(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
+    let resp = http.get(format!("{base}/api/me")).send().await?;
+    let cookie = set_cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
+    let me: serde_json::Value = resp.json().await?;
+    let csrf = me["csrf_token"]
+        .as_str()
+        .ok_or("no csrf token")?
+        .to_string();
+    Ok((cookie, csrf))
+}
+
 /// Free bytes of the file system holding `path` (the host disk a sandbox must not fill).
 pub fn free_bytes(path: &str) -> Result<u64> {
     let out = std::process::Command::new("df")

@@ -221,6 +221,7 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
         .await
         .map_err(ssr::internal)?
         .first()
+        .filter(|b| db::builds::visible_to(b, Some(&p), &me.key, me.is_admin))
         .map(|b| {
             let mut v = ssr::build_view(b, &p.name, &me, p.maintainer.as_deref());
             v.log.clear(); // the build page has it
@@ -261,6 +262,9 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
     let name = p
         .as_ref()
         .map_or(b.project_slug.clone(), |p| p.name.clone());
+    if !db::builds::visible_to(&b, p.as_ref(), &me.key, me.is_admin) {
+        return Ok(None);
+    }
     let maintainer = p.as_ref().and_then(|p| p.maintainer.clone());
     Ok(Some(ssr::build_view(&b, &name, &me, maintainer.as_deref())))
 }

@@ -5,6 +5,22 @@ use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect};
 
 pub use build::Model;
 
+/// Who may see a build (its row, Dockerfile and log): anyone while its project is live and
+/// listed; otherwise (first build running or failed, project hidden or gone) only who started
+/// it, the project's maintainer and admins.
+pub fn visible_to(
+    build: &Model,
+    project: Option<&crate::projects::Model>,
+    key: &str,
+    is_admin: bool,
+) -> bool {
+    is_admin
+        || build.owner == key
+        || project.is_some_and(|p| {
+            p.status == crate::states::ProjectStatus::Live || p.maintainer.as_deref() == Some(key)
+        })
+}
+
 /// Only from a state `to` may follow (the transition table in `BuildState::comes_from`).
 fn may_become(to: BuildState) -> sea_orm::Condition {
     sea_orm::Condition::all().add(build::Column::State.is_in(to.comes_from().iter().copied()))

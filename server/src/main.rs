@@ -111,12 +111,7 @@ async fn admin(config: Config, args: &[String]) -> anyhow::Result<()> {
         Some(pw) => {
             let path = config.data_dir.join("admin-password");
             std::fs::create_dir_all(&config.data_dir)?;
-            std::fs::write(&path, format!("{}\n{pw}\n", account.email))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-            }
+            server::secrets::write_private(&path, format!("{}\n{pw}\n", account.email).as_bytes())?;
             println!(
                 "    admin: {} created, password {pw} (also in {})",
                 account.email,

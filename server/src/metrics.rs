@@ -60,7 +60,18 @@ impl Metrics {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request. Labels are bounded: any client can send any method name, and each
+    /// new label value would be a new series kept forever.
     pub fn http(&self, method: &str, status: u16) {
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        };
+        let status = if (100..600).contains(&status) {
+            status
+        } else {
+            0
+        };
         if let Ok(mut m) = self.http.lock() {
             *m.entry((method.to_string(), status)).or_default() += 1;
         }
@@ -187,5 +198,24 @@ mod tests {
         );
         assert!(text.contains("trythis_sandbox_launch_seconds_count 2"));
         assert!(text.contains("trythis_sandboxes_running 2"));
+    }
+
+    #[test]
+    fn request_labels_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..1000 {
+            m.http(&format!("M{i}"), 405);
+        }
+        m.http("GET", 200);
+        let text = m.render(0, 0);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("trythis_http_requests_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(
+            text.contains("method=\"other\",status=\"405\"} 1000"),
+            "{text}"
+        );
     }
 }

@@ -78,9 +78,40 @@ impl Signer {
     }
 }
 
+/// Writes a file only its owner can read (mode 0600 from its creation: never readable by others,
+/// not even between a write and a chmod). Replaces an existing file.
+pub fn write_private(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut file = open.open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_never_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("trythis-private-{}", random_id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("secret");
+        write_private(&path, b"one").unwrap_or_else(|e| panic!("{e}"));
+        write_private(&path, b"two").unwrap_or_else(|e| panic!("{e}"));
+        let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&b"two"[..]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn constant_time_equality() {

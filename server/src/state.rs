@@ -27,12 +27,7 @@ pub fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<Vec<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(data_dir)?;
             let key: [u8; 32] = rand::random();
-            std::fs::write(&path, hex::encode(key))?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-            }
+            crate::secrets::write_private(&path, hex::encode(key).as_bytes())?;
             Ok(key.to_vec())
         }
         Err(e) => Err(e),

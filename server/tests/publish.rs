@@ -516,3 +516,64 @@ async fn retention_keeps_only_the_newest_builds() -> Result {
     );
     Ok(())
 }
+
+/// A project that never went live (its first build failed) is not in the catalogue, and neither
+/// are its builds: ids, Dockerfile and log are the maintainer's (and admins'), not a stranger's.
+#[tokio::test]
+async fn builds_of_a_project_that_never_went_live_are_its_maintainers_only() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let slug = unique("private");
+    let secret = format!("not-for-strangers-{}", rand_u32());
+    let dockerfile = format!("FROM {}\nRUN echo {secret} && exit 3\n", base());
+    let id = submit(
+        &v,
+        project(&slug, serde_json::json!({ "dockerfile": dockerfile })),
+    )
+    .await?;
+    assert_eq!(
+        wait_build(&v, &id, Duration::from_secs(120)).await?["state"],
+        "failed"
+    );
+    let stranger = app.visitor().await?;
+    for path in [format!("/api/builds/{id}"), format!("/api/builds/{id}/log")] {
+        assert_eq!(
+            stranger.call("GET", &path, None).await?.status,
+            404,
+            "{path}"
+        );
+        assert_eq!(v.call("GET", &path, None).await?.status, 200, "{path}");
+    }
+    let listed = stranger
+        .call("GET", &format!("/api/projects/{slug}/builds"), None)
+        .await?;
+    assert_eq!(
+        listed.body["items"],
+        serde_json::json!([]),
+        "{:?}",
+        listed.body
+    );
+    // The build page, rendered on the server, shows nothing of it either.
+    let page = stranger
+        .http
+        .get(app.url(&format!("/builds/{id}")))
+        .header("cookie", &stranger.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !page.contains(&secret),
+        "the build page leaks the Dockerfile or log"
+    );
+    let own = v
+        .http
+        .get(app.url(&format!("/builds/{id}")))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(own.contains(&secret), "the maintainer sees the build");
+    Ok(())
+}

@@ -67,25 +67,40 @@ pub fn build_json(b: &db::builds::Model) -> Value {
     })
 }
 
-async fn find(st: &AppState, id: &str) -> ApiResult<db::builds::Model> {
-    db::builds::get(&st.db, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("There is no such build.".into()))
+/// A build `me` may see (`db::builds::visible_to`); one it may not is "no such build".
+async fn find(st: &AppState, me: &Identity, id: &str) -> ApiResult<db::builds::Model> {
+    let not_found = || ApiError::NotFound("There is no such build.".into());
+    let b = db::builds::get(&st.db, id).await?.ok_or_else(not_found)?;
+    let p = db::projects::by_id(&st.db, b.project_id).await?;
+    if !db::builds::visible_to(&b, p.as_ref(), &me.key, me.is_admin) {
+        return Err(not_found());
+    }
+    Ok(b)
 }
 
 /// `GET /api/builds/{id}`
-pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(build_json(&find(&st, &id).await?)))
+pub async fn get(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(build_json(&find(&st, &me, &id).await?)))
 }
 
 /// `GET /api/projects/{slug}/builds` — newest first.
-pub async fn list(State(st): State<AppState>, Path(slug): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<Value>> {
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
+        .filter(|p| p.status != db::ProjectStatus::Hidden || me.is_admin)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
     let items: Vec<Value> = db::builds::for_project(&st.db, p.id, 50)
         .await?
         .iter()
+        .filter(|b| db::builds::visible_to(b, Some(&p), &me.key, me.is_admin))
         .map(|b| {
             let mut v = build_json(b);
             v.as_object_mut().map(|o| o.remove("dockerfile"));
@@ -101,7 +116,7 @@ pub async fn cancel(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let b = find(&st, &id).await?;
+    let b = find(&st, &me, &id).await?;
     let maintainer = db::projects::by_id(&st.db, b.project_id)
         .await?
         .and_then(|p| p.maintainer);
@@ -135,9 +150,10 @@ fn sse_event(ev: &BuildEvent) -> Event {
 /// `state` events until the build ends. A finished build replays its stored log and ends.
 pub async fn log(
     State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    let b = find(&st, &id).await?;
+    let b = find(&st, &me, &id).await?;
     let head = |b: &db::builds::Model, log: &str| -> Vec<Event> {
         let mut evs: Vec<Event> = log
             .lines()
@@ -184,7 +200,7 @@ pub async fn log(
         }
         None => {
             // Finished (or finished between the two reads): the stored row is complete.
-            let b = find(&st, &id).await?;
+            let b = find(&st, &me, &id).await?;
             let mut evs = head(&b, &b.log);
             evs.push(sse_event(&BuildEvent::State {
                 state: b.state,

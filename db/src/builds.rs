@@ -215,3 +215,16 @@ pub async fn active_for_project(
         .one(db)
         .await
 }
+
+/// Builds someone started that are waiting or running (a ban cancels them).
+pub async fn active_of_owner(db: &DatabaseConnection, owner: &str) -> Result<Vec<Model>, DbErr> {
+    Build::find()
+        .filter(build::Column::Owner.eq(owner))
+        .filter(build::Column::State.is_in([
+            BuildState::Queued,
+            BuildState::Running,
+            BuildState::Pushing,
+        ]))
+        .all(db)
+        .await
+}

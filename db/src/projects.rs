@@ -163,6 +163,26 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
     Ok(saved)
 }
 
+/// Creates a new project; `None` if the slug is taken, even by a submission that committed a
+/// moment ago (the unique index decides, not an earlier read).
+pub async fn create(db: &impl ConnectionTrait, p: &NewProject) -> Result<Option<Model>, DbErr> {
+    if by_slug(db, &p.slug).await?.is_some() {
+        return Ok(None);
+    }
+    match upsert(db, p).await {
+        Ok(m) => Ok(Some(m)),
+        Err(e)
+            if matches!(
+                e.sql_err(),
+                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Points the project at a new image; a project not yet live (building, or its first build
 /// failed) goes live. A hidden one stays hidden: only an admin brings it back.
 pub async fn set_image(
@@ -288,4 +308,20 @@ pub async fn set_maintainer(
     .update(db)
     .await
     .map(|_| ())
+}
+
+/// Hides every project `maintainer` maintains (a ban); returns how many changed.
+pub async fn hide_maintained_by(db: &DatabaseConnection, maintainer: &str) -> Result<u64, DbErr> {
+    let hidden = Project::update_many()
+        .col_expr(project::Column::Status, Expr::value(ProjectStatus::Hidden))
+        .col_expr(project::Column::UpdatedAt, Expr::value(chrono::Utc::now()))
+        .filter(project::Column::Maintainer.eq(maintainer))
+        .filter(project::Column::Status.is_in(ProjectStatus::Hidden.comes_from().iter().copied()))
+        .exec(db)
+        .await?
+        .rows_affected;
+    if hidden > 0 {
+        crate::settings::bump_catalog_version(db).await?;
+    }
+    Ok(hidden)
 }

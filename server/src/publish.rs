@@ -344,15 +344,13 @@ pub async fn submit(
     project.maintainer = Some(owner.to_string());
     let id = crate::secrets::random_id();
     let txn = db.begin().await?;
-    let saved = match db::projects::upsert(&txn, &project).await {
-        Ok(p) => p,
-        // A concurrent submission of the same slug lost the unique index race.
-        Err(_) => {
-            return Err(ApiError::Conflict(
-                "slug_taken",
-                format!("A project called '{}' already exists.", project.slug),
-            ))
-        }
+    // Created, never updated: a concurrent submission of the same slug that committed first
+    // makes this one a 409, instead of landing this recipe on the other's project.
+    let Some(saved) = db::projects::create(&txn, &project).await? else {
+        return Err(ApiError::Conflict(
+            "slug_taken",
+            format!("A project called '{}' already exists.", project.slug),
+        ));
     };
     db::builds::insert_queued(&txn, new_build(&id, &saved, owner, recipe)).await?;
     txn.commit().await?;

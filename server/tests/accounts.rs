@@ -250,6 +250,16 @@ async fn admin_routes_are_admin_only_and_a_ban_stops_the_sandbox() -> Result {
     let r = user.try_project("fixture").await?;
     assert_eq!(r.status, 201, "{}", r.body);
     let sandbox = r.body["id"].as_str().ok_or("id")?.to_string();
+    // Mallory also publishes: a build that would run for ten minutes.
+    let slug = unique("mallory");
+    let build = submit(
+        &user,
+        project(
+            &slug,
+            json!({ "dockerfile": format!("FROM {}\nRUN sleep 600\n", base_image()) }),
+        ),
+    )
+    .await?;
 
     let admin = admin(&app).await?;
     let listed = admin.call("GET", "/api/admin/sandboxes", None).await?;
@@ -288,6 +298,13 @@ async fn admin_routes_are_admin_only_and_a_ban_stops_the_sandbox() -> Result {
     assert!(!s.active);
     assert_eq!(s.end_reason.as_deref(), Some("owner_banned"));
     assert_eq!(app.containers_of(&sandbox).await?, 0);
+    // Her build is cancelled and her project leaves the catalogue.
+    let b = wait_build(&admin, &build, std::time::Duration::from_secs(30)).await?;
+    assert_eq!(b["state"], "cancelled", "{b}");
+    let p = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
+    assert_eq!(p.status, db::ProjectStatus::Hidden);
     assert_eq!(
         user.call("GET", "/api/me", None).await?.body["signed_in"],
         false

@@ -340,13 +340,15 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(running, "build {id} never reached its endless step");
+    // A stranger cannot cancel it; the project is not live yet, so to them the build does not
+    // even exist.
     let stranger = app.visitor().await?;
     assert_eq!(
         stranger
             .call("DELETE", &format!("/api/builds/{id}"), None)
             .await?
             .status,
-        403
+        404
     );
     let r = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -575,5 +577,45 @@ async fn builds_of_a_project_that_never_went_live_are_its_maintainers_only() -> 
         .text()
         .await?;
     assert!(own.contains(&secret), "the maintainer sees the build");
+    Ok(())
+}
+
+/// Two accounts publishing the same new slug at the same moment: one gets the project, the other
+/// a 409, and the loser's recipe never lands on the winner's project.
+#[tokio::test]
+async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -> Result {
+    let app = TestApp::start().await?;
+    for round in 0..3 {
+        let slug = unique(&format!("race{round}"));
+        let form = |who: &str| -> Result<server::publish::ProjectForm> {
+            Ok(serde_json::from_value(project(
+                &slug,
+                serde_json::json!({ "dockerfile": format!("FROM {}\nLABEL by={who}\n", base()) }),
+            ))?)
+        };
+        let (a, b) = (form("alice")?, form("bob")?);
+        let (ra, rb) = tokio::join!(
+            server::publish::submit(&app.state.builds, &app.state.db, "u:alice", &a),
+            server::publish::submit(&app.state.builds, &app.state.db, "u:bob", &b),
+        );
+        let winner = match (&ra, &rb) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
+                assert!(e.to_string().contains("already exists"), "{e}");
+                if ra.is_ok() {
+                    "u:alice"
+                } else {
+                    "u:bob"
+                }
+            }
+            _ => panic!("round {round}: {:?} / {:?}", ra.map(|_| ()), rb.map(|_| ())),
+        };
+        let p = db::projects::by_slug(&app.state.db, &slug)
+            .await?
+            .ok_or("project")?;
+        assert_eq!(p.maintainer.as_deref(), Some(winner));
+        let builds = db::builds::for_project(&app.state.db, p.id, 10).await?;
+        assert_eq!(builds.len(), 1);
+        assert_eq!(builds[0].owner, winner);
+    }
     Ok(())
 }

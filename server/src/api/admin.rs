@@ -215,8 +215,15 @@ pub async fn change_user(
     if let Some(banned) = change.banned {
         accounts::set_banned(&st.db, id, banned).await?;
         if banned {
-            stop_sandboxes_of(&st, &accounts::key_of(id), "owner_banned").await?;
-            tracing::info!(user = id, "account banned");
+            // Nothing of theirs keeps running or stays listed: sandbox, builds, projects. (An
+            // unban does not bring the projects back: an admin shows them one by one.)
+            let key = accounts::key_of(id);
+            stop_sandboxes_of(&st, &key, "owner_banned").await?;
+            for b in db::builds::active_of_owner(&st.db, &key).await? {
+                st.builds.cancel(&b.id).await?;
+            }
+            let hidden = db::projects::hide_maintained_by(&st.db, &key).await?;
+            tracing::info!(user = id, projects_hidden = hidden, "account banned");
         }
     }
     let user = accounts::by_id(&st.db, user.id)

@@ -26,7 +26,8 @@ pub struct Auth {
     pub config: AuthConfig,
     secure_cookies: bool,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    /// Keyed on (account, client): attempts from elsewhere never lock the owner out.
+    per_account: DefaultKeyedRateLimiter<(String, IpAddr)>,
     /// argon2id takes ~19 MiB and tens of milliseconds per hash: bounded so a burst of sign-ins
     /// queues instead of exhausting memory.
     hashing: Arc<Semaphore>,
@@ -60,7 +61,7 @@ impl Auth {
         }
     }
 
-    /// One sign-up, log-in or password attempt from `ip` (and for `account`, when known).
+    /// One sign-up, log-in or password attempt from client `ip` (and for `account`, when known).
     pub fn check_rate(&self, ip: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
         use governor::clock::{Clock, DefaultClock};
         let now = DefaultClock::default().now();
@@ -68,7 +69,7 @@ impl Auth {
             return Err(too_many(n.wait_time_from(now)));
         }
         if let Some(a) = account {
-            if let Err(n) = self.per_account.check_key(&accounts::fold_email(a)) {
+            if let Err(n) = self.per_account.check_key(&(accounts::fold_email(a), ip)) {
                 return Err(too_many(n.wait_time_from(now)));
             }
         }

@@ -129,6 +129,8 @@ pub struct Config {
     pub registry_gc_command: Option<String>,
     /// How often that runs.
     pub registry_gc_interval: std::time::Duration,
+    /// The platform's own reverse proxies: from these peers `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
     pub registry: registry::RegistryConfig,
     /// Harbor's API, when the registry is a Harbor (its project is created on first push).
     pub harbor: Option<registry::HarborConfig>,
@@ -358,6 +360,18 @@ impl Config {
         )?;
         let registry_gc_command =
             Some(s.str("TRYTHIS_REGISTRY_GC_COMMAND", "")).filter(|c| !c.trim().is_empty());
+        let trusted_proxies = s
+            .str("TRYTHIS_TRUSTED_PROXIES", "")
+            .split(',')
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                c.parse().map_err(|reason| ConfigError {
+                    key: "TRYTHIS_TRUSTED_PROXIES".into(),
+                    value: c.to_string(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let registry_gc_interval =
             std::time::Duration::from_secs(3600 * s.positive("TRYTHIS_REGISTRY_GC_HOURS", 24)?);
         let cpus: f64 = s.parse("TRYTHIS_SANDBOX_CPUS", 0.5, "a number of CPUs like 0.5")?;
@@ -520,6 +534,7 @@ impl Config {
             build_engine,
             registry_gc_command,
             registry_gc_interval,
+            trusted_proxies,
             registry,
             site_root: PathBuf::from(s.str("TRYTHIS_SITE_ROOT", "target/site")),
             ttyd_path: PathBuf::from(s.str(

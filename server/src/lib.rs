@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod build;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod identity;

@@ -614,3 +614,75 @@ async fn changing_the_password_ends_other_sessions() -> Result {
     );
     Ok(())
 }
+
+/// One log-in attempt from `client`, as the platform's reverse proxy forwards it: the status.
+async fn login_from(app: &TestApp, client: &str, email: &str, password: &str) -> Result<u16> {
+    let http = reqwest::Client::new();
+    let (cookie, csrf) = visitor_credentials(&http, &format!("http://{}", app.addr)).await?;
+    Ok(http
+        .post(app.url("/api/auth/login"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .header("x-forwarded-for", client)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await?
+        .status()
+        .as_u16())
+}
+
+/// Behind the platform's reverse proxy every request comes from the proxy's address: limits key
+/// on the client it forwards for (so 31 bad log-ins no longer lock the whole site out), and
+/// log-in limits key on (account, client) (so nobody locks someone else out from elsewhere).
+#[tokio::test]
+async fn limits_hold_per_client_behind_the_proxy_and_nobody_locks_out_another() -> Result {
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("TRYTHIS_AUTH_PER_IP_PER_MIN", "5"),
+        ("TRYTHIS_AUTH_PER_ACCOUNT_PER_MIN", "3"),
+    ])
+    .await?;
+    let mut victim = app.visitor().await?;
+    victim
+        .sign_up("victim@example.test", "victim password 1")
+        .await?;
+    // An attacker guesses the victim's password until refused.
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers
+            .push(login_from(&app, "203.0.113.9", "victim@example.test", "guess guess 1").await?);
+    }
+    assert_eq!(answers, [401, 401, 401, 429]);
+    // The victim, from home, still logs in.
+    assert_eq!(
+        login_from(
+            &app,
+            "198.51.100.7",
+            "victim@example.test",
+            "victim password 1"
+        )
+        .await?,
+        200
+    );
+    // One client's burst of failures is its own: another client behind the same proxy is not
+    // refused.
+    for i in 0..5 {
+        let status = login_from(
+            &app,
+            "192.0.2.44",
+            &format!("n{i}@example.test"),
+            "wrong password 1",
+        )
+        .await?;
+        assert_eq!(status, 401, "attempt {i}");
+    }
+    assert_eq!(
+        login_from(&app, "192.0.2.44", "n9@example.test", "wrong password 1").await?,
+        429
+    );
+    assert_eq!(
+        login_from(&app, "192.0.2.45", "n9@example.test", "wrong password 1").await?,
+        401
+    );
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! The signed-in person's account: password, API tokens, deletion. Browser sessions only: an API
 //! token cannot manage the account it belongs to.
 use super::{auth::with_cookies, body};
+use crate::client_ip::ClientIp;
 use crate::{
     auth::{self, field_error},
     error::{ApiError, ApiResult},
@@ -9,14 +10,13 @@ use crate::{
 };
 use app::model::Identity;
 use axum::{
-    extract::{rejection::JsonRejection, ConnectInfo, Path, State},
+    extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     Extension, Json,
 };
 use db::accounts;
 use serde_json::json;
-use std::net::SocketAddr;
 
 /// The account behind a browser session, or 401/403.
 pub async fn account_of(st: &AppState, me: &Identity) -> ApiResult<accounts::Account> {
@@ -47,7 +47,7 @@ pub struct PasswordForm {
 pub async fn change_password(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     session: Option<Extension<SessionHash>>,
     form: Result<Json<PasswordForm>, JsonRejection>,
 ) -> ApiResult<Response> {
@@ -56,7 +56,7 @@ pub async fn change_password(
     if let Some(m) = auth::password_problem(&f.new, &account.email) {
         return Err(field_error("new", m));
     }
-    st.auth.check_rate(addr.ip(), Some(&account.email))?;
+    st.auth.check_rate(ip, Some(&account.email))?;
     if account.password_hash.is_some()
         && !st
             .auth
@@ -101,12 +101,12 @@ pub struct DeleteForm {
 pub async fn delete_account(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     form: Result<Json<DeleteForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
-    st.auth.check_rate(addr.ip(), Some(&account.email))?;
+    st.auth.check_rate(ip, Some(&account.email))?;
     if account.password_hash.is_some() {
         if !st
             .auth

@@ -1,6 +1,7 @@
 //! `POST /api/auth/signup`, `/login`, `/logout` and `GET /api/me`. Answers never tell whether an
 //! email has an account: a wrong email and a wrong password get the same sentence.
 use super::body;
+use crate::client_ip::ClientIp;
 use crate::{
     auth::{self, display_name},
     error::{ApiError, ApiResult},
@@ -9,13 +10,12 @@ use crate::{
 };
 use app::model::{Identity, Me};
 use axum::{
-    extract::{rejection::JsonRejection, ConnectInfo, State},
+    extract::{rejection::JsonRejection, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
 };
 use db::accounts;
-use std::net::SocketAddr;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,14 +82,14 @@ fn me_json(account: &accounts::Account) -> serde_json::Value {
 /// `POST /api/auth/signup {email, password, name?}` — 201 and signed in.
 pub async fn signup(
     State(st): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     visitor: Option<Extension<VisitorKey>>,
     session: Option<Extension<SessionHash>>,
     form: Result<Json<SignupForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
     auth::check_signup(&f.email, &f.password, &f.name)?;
-    st.auth.check_rate(addr.ip(), None)?;
+    st.auth.check_rate(ip, None)?;
     let hash = st.auth.hash(&f.password).await?;
     let account = match accounts::create(
         &st.db,
@@ -127,7 +127,7 @@ pub async fn signup(
 /// `POST /api/auth/login {email, password}` — 200 and a fresh session.
 pub async fn login(
     State(st): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     visitor: Option<Extension<VisitorKey>>,
     session: Option<Extension<SessionHash>>,
     form: Result<Json<LoginForm>, JsonRejection>,
@@ -137,7 +137,7 @@ pub async fn login(
     if f.email.len() > auth::MAX_EMAIL || f.password.chars().count() > auth::MAX_PASSWORD {
         return Err(wrong());
     }
-    st.auth.check_rate(addr.ip(), Some(&f.email))?;
+    st.auth.check_rate(ip, Some(&f.email))?;
     let account = accounts::by_email(&st.db, &f.email).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
     if !st.auth.verify(hash, &f.password).await {

@@ -1,12 +1,12 @@
+use crate::client_ip::ClientIp;
 use crate::{error::ApiResult, state::AppState};
 use app::model::{Identity, SandboxInfo};
 use axum::{
-    extract::{ConnectInfo, Path, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Json,
 };
-use std::net::SocketAddr;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -20,15 +20,12 @@ pub struct TryBody {
 pub async fn start(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     Path(slug): Path<String>,
     body: Option<Json<TryBody>>,
 ) -> ApiResult<Response> {
     let replace = body.map(|b| b.0.replace).unwrap_or(false);
-    let out = st
-        .sandboxes
-        .try_project(&me, addr.ip(), &slug, replace)
-        .await?;
+    let out = st.sandboxes.try_project(&me, ip, &slug, replace).await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {

@@ -1,0 +1,176 @@
+//! Who is on the other end: the TCP peer, or — when the peer is one of the platform's own reverse
+//! proxies (`TRYTHIS_TRUSTED_PROXIES`) — the rightmost address in `X-Forwarded-For` that is not
+//! one of them. A client can prepend anything to that header; only hops our proxies appended
+//! are believed. Rate limits key on this address.
+use crate::state::AppState;
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::request::Parts,
+};
+use std::net::{IpAddr, SocketAddr};
+
+/// An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is /32 or
+/// /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, bits) = match s.trim().split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s.trim(), None),
+        };
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Self { net, bits })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn prefix(a: &[u8], b: &[u8], bits: u8) -> bool {
+            let (full, rest) = ((bits / 8) as usize, bits % 8);
+            a[..full] == b[..full]
+                && (rest == 0 || (a[full] ^ b[full]) & (0xffu8 << (8 - rest)) == 0)
+        }
+        match (self.net, canonical(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => prefix(&n.octets(), &i.octets(), self.bits),
+            (IpAddr::V6(n), IpAddr::V6(i)) => prefix(&n.octets(), &i.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+/// `::ffff:1.2.3.4` is 1.2.3.4 (dual-stack listeners report IPv4 peers that way).
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client's address for `peer` and the `X-Forwarded-For` values, given the trusted proxies.
+pub fn client_address(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
+    let peer = canonical(peer);
+    let trusted_ip = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !trusted_ip(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = forwarded_for
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if trusted_ip(canonical(ip)) => continue,
+            Ok(ip) => return canonical(ip),
+            // A hop that is not an address was written by someone we do not trust.
+            Err(_) => return peer,
+        }
+    }
+    peer
+}
+
+/// The client address of a request (see the module comment).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        Ok(Self(client_address(
+            peer,
+            &forwarded,
+            &st.config.trusted_proxies,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter()
+            .map(|c| c.parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect()
+    }
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let c: Cidr = "10.1.0.0/16".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.contains(ip("10.1.255.3")));
+        assert!(!c.contains(ip("10.2.0.1")));
+        assert!(c.contains(ip("::ffff:10.1.0.9")));
+        let c: Cidr = "172.16.0.0/12".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(c.contains(ip("172.31.0.1")) && !c.contains(ip("172.32.0.1")));
+        assert!(cidrs(&["::1"])[0].contains(ip("::1")));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("proxy".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn only_hops_our_proxies_appended_are_believed() {
+        let trusted = cidrs(&["127.0.0.1", "10.0.0.0/8"]);
+        // Not from a trusted proxy: the header is the client's own words.
+        assert_eq!(
+            client_address(ip("198.51.100.7"), &["203.0.113.1"], &trusted),
+            ip("198.51.100.7")
+        );
+        // Client → proxy (10.0.0.2) → our edge proxy (127.0.0.1): the rightmost untrusted hop.
+        assert_eq!(
+            client_address(
+                ip("127.0.0.1"),
+                &["6.6.6.6, 198.51.100.7, 10.0.0.2"],
+                &trusted
+            ),
+            ip("198.51.100.7")
+        );
+        // Two headers are one list.
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &["6.6.6.6", "198.51.100.8"], &trusted),
+            ip("198.51.100.8")
+        );
+        // Garbage where an address should be: fall back to the proxy itself.
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &["198.51.100.7, junk"], &trusted),
+            ip("127.0.0.1")
+        );
+        // No trusted proxies configured: the peer, always.
+        assert_eq!(
+            client_address(ip("127.0.0.1"), &["198.51.100.7"], &[]),
+            ip("127.0.0.1")
+        );
+    }
+}

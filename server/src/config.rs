@@ -78,6 +78,8 @@ pub struct BuildLimits {
     pub retention: u64,
     /// Builds one identity may start per hour.
     pub per_hour: u64,
+    /// Builds waiting in the queue, all accounts together (one more is refused with 429).
+    pub queue_max: u64,
     /// Projects one identity may publish.
     pub projects_per_owner: u64,
     /// The base image of converted install scripts (`# trythis: base=` overrides it).
@@ -420,6 +422,7 @@ impl Config {
             max_image_mb: s.positive("TRYTHIS_IMAGE_MAX_MB", 2048)?,
             retention: s.positive("TRYTHIS_BUILD_RETENTION", 3)?,
             per_hour: s.positive("TRYTHIS_BUILDS_PER_HOUR", 20)?,
+            queue_max: s.positive("TRYTHIS_BUILD_QUEUE_MAX", 50)?,
             projects_per_owner: s.positive("TRYTHIS_PROJECTS_PER_OWNER", 10)?,
             base_image: s.str("TRYTHIS_BASE_IMAGE", "trythis/base:bookworm"),
         };

@@ -340,7 +340,7 @@ pub async fn submit(
             limits.projects_per_owner
         )));
     }
-    check_build_quota(db, owner, limits.per_hour).await?;
+    check_build_quota(db, owner, &limits).await?;
     project.maintainer = Some(owner.to_string());
     let id = crate::secrets::random_id();
     let txn = db.begin().await?;
@@ -371,15 +371,32 @@ fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::b
     }
 }
 
+/// Fair use of the builders: builds per hour, at most one waiting build per account (one more may
+/// be running), and a bounded queue for everyone together.
 async fn check_build_quota(
     db: &db::DatabaseConnection,
     owner: &str,
-    per_hour: u64,
+    limits: &crate::config::BuildLimits,
 ) -> Result<(), ApiError> {
+    let per_hour = limits.per_hour;
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
     if db::builds::count_since(db, owner, since).await? >= per_hour {
         return Err(ApiError::Quota(format!(
             "You have started {per_hour} builds in the last hour, the most allowed. Try again later."
+        )));
+    }
+    let waiting = db::builds::queued(db).await?;
+    if let Some(place) = waiting.iter().position(|b| b.owner == owner) {
+        return Err(ApiError::Quota(format!(
+            "You already have a build waiting (number {} in line, build {}). It starts when a builder is free; cancel it to send a different one.",
+            place + 1,
+            waiting[place].id
+        )));
+    }
+    if waiting.len() as u64 >= limits.queue_max {
+        return Err(ApiError::Quota(format!(
+            "The build queue is full ({} builds waiting). Try again in a few minutes.",
+            waiting.len()
         )));
     }
     Ok(())
@@ -438,7 +455,7 @@ pub async fn rebuild(
     } else {
         check_recipe(form, &builds.limits().base_image).map_err(invalid)?
     };
-    check_build_quota(db, owner, builds.limits().per_hour).await?;
+    check_build_quota(db, owner, builds.limits()).await?;
     let id = crate::secrets::random_id();
     db::builds::insert_queued(db, new_build(&id, &project, owner, recipe)).await?;
     builds.enqueue(&id);

@@ -619,3 +619,74 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
     }
     Ok(())
 }
+
+/// One account cannot fill the build queue: one build running and one waiting per account, a
+/// bounded queue for everyone, and a 429 that says where the waiting build is.
+#[tokio::test]
+async fn the_build_queue_is_shared_fairly() -> Result {
+    let app = TestApp::start_with(&[("TRYTHIS_BUILD_QUEUE_MAX", "2")]).await?;
+    let (alice, bob, carol) = (app.user().await?, app.user().await?, app.user().await?);
+    let running = submit_as(&alice).await?;
+    assert_eq!(running.status, 202, "{:?}", running.body);
+    let running = running.body["build_id"].as_str().ok_or("id")?.to_string();
+    // Wait until alice's first build holds the (only) builder.
+    wait_until_running(&alice, &running).await?;
+    let waiting = submit_as(&alice).await?;
+    assert_eq!(
+        waiting.status, 202,
+        "one running and one waiting: {:?}",
+        waiting.body
+    );
+    let third = submit_as(&alice).await?;
+    assert_eq!(third.status, 429, "{:?}", third.body);
+    assert!(
+        third.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("number 1 in line"),
+        "{:?}",
+        third.body
+    );
+    assert_eq!(submit_as(&bob).await?.status, 202);
+    let full = submit_as(&carol).await?;
+    assert_eq!(full.status, 429, "{:?}", full.body);
+    assert!(
+        full.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("queue is full"),
+        "{:?}",
+        full.body
+    );
+    // Leave nothing running.
+    for b in db::builds::queued(&app.state.db).await? {
+        app.state.builds.cancel(&b.id).await?;
+    }
+    app.state.builds.cancel(&running).await?;
+    Ok(())
+}
+
+/// A new project whose build runs for ten minutes.
+async fn submit_as(v: &Visitor) -> Result<Reply> {
+    let endless = serde_json::json!({ "dockerfile": format!("FROM {}\nRUN sleep 600\n", base()) });
+    v.call(
+        "POST",
+        "/api/projects",
+        Some(project(&unique("queue"), endless)),
+    )
+    .await
+}
+
+async fn wait_until_running(v: &Visitor, id: &str) -> Result {
+    for _ in 0..300 {
+        let b = v
+            .call("GET", &format!("/api/builds/{id}"), None)
+            .await?
+            .body;
+        if b["state"] == "running" {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("build {id} never started").into())
+}

@@ -234,7 +234,24 @@ pub async fn set_status(
 }
 
 /// Counts one more Try of the project.
-pub async fn count_try(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+/// Counts a Try of the project by `owner`: once per identity per project per day (its sandbox
+/// row, just written, is the first of the day or the Try is not counted again).
+pub async fn count_try(db: &DatabaseConnection, id: i32, owner: &str) -> Result<(), DbErr> {
+    use crate::entities::sandbox;
+    let today = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    let todays = sandbox::Entity::find()
+        .filter(sandbox::Column::Owner.eq(owner))
+        .filter(sandbox::Column::ProjectId.eq(id))
+        .filter(sandbox::Column::CreatedAt.gte(today))
+        .count(db)
+        .await?;
+    if todays > 1 {
+        return Ok(());
+    }
     Project::update_many()
         .col_expr(
             project::Column::Tries,

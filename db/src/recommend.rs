@@ -53,14 +53,19 @@ pub fn allocate_slots(counts: &[(String, i64)], n: usize) -> Vec<(String, usize)
 
 const TRENDING_DAYS: i64 = 7;
 
-/// Live projects with the most tries in the last 7 days; when the week is quiet (fewer than
+/// Distinct (identity, day) pairs: the same SQL on SQLite and PostgreSQL.
+const TRIES_PER_IDENTITY_AND_DAY: &str =
+    "COUNT(DISTINCT sandboxes.owner || ':' || date(sandboxes.created_at))";
+
+/// Live projects with the most tries in the last 7 days (one per identity per project per day:
+/// reloading or re-trying does not push a project up); when the week is quiet (fewer than
 /// `limit` projects tried), the rest are the all-time most tried.
 pub async fn trending(db: &DatabaseConnection, limit: u64) -> Result<Vec<project::Model>, DbErr> {
     let since = chrono::Utc::now() - chrono::Duration::days(TRENDING_DAYS);
     let weekly: Vec<(i32, i64)> = Sandbox::find()
         .select_only()
         .column(sandbox::Column::ProjectId)
-        .column_as(sandbox::Column::Id.count(), "n")
+        .column_as(Expr::cust(TRIES_PER_IDENTITY_AND_DAY), "n")
         .filter(sandbox::Column::CreatedAt.gte(since))
         .filter(sandbox::Column::Owner.ne(POOL_OWNER))
         .filter(
@@ -73,7 +78,7 @@ pub async fn trending(db: &DatabaseConnection, limit: u64) -> Result<Vec<project
             ),
         )
         .group_by(sandbox::Column::ProjectId)
-        .order_by_desc(sandbox::Column::Id.count())
+        .order_by_desc(Expr::cust(TRIES_PER_IDENTITY_AND_DAY))
         .order_by_asc(sandbox::Column::ProjectId)
         .limit(limit)
         .into_tuple()

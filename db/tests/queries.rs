@@ -55,7 +55,7 @@ async fn project(
     .await?;
     projects::set_image(db, p.id, "r", "sha256:x", 1).await?;
     for _ in 0..tries {
-        projects::count_try(db, p.id).await?;
+        projects::count_try(db, p.id, "v:seed").await?;
     }
     Ok(projects::by_id(db, p.id).await?.ok_or("missing")?)
 }
@@ -245,6 +245,31 @@ async fn tried(
 
 fn slugs(v: &[projects::Model]) -> Vec<&str> {
     v.iter().map(|p| p.slug.as_str()).collect()
+}
+
+/// Trending counts one try per identity per project per day: one visitor re-trying (or a script
+/// minting tries) does not outrank two people.
+async fn trending_counts_each_identity_once_a_day(db: db::DatabaseConnection) -> Result {
+    let a = project(&db, "a", "A", "CLI tools", &[], 0).await?;
+    let b = project(&db, "b", "B", "CLI tools", &[], 0).await?;
+    for _ in 0..5 {
+        tried(&db, "v:x", &a, 0).await?;
+    }
+    tried(&db, "v:y", &b, 0).await?;
+    tried(&db, "v:z", &b, 0).await?;
+    assert_eq!(slugs(&recommend::trending(&db, 2).await?), ["b", "a"]);
+    // The same visitor on three different days is three tries.
+    tried(&db, "v:x", &a, 1).await?;
+    tried(&db, "v:x", &a, 2).await?;
+    assert_eq!(slugs(&recommend::trending(&db, 2).await?), ["a", "b"]);
+    // The all-time counter follows the same rule.
+    let me = "v:counted";
+    for _ in 0..3 {
+        tried(&db, me, &b, 0).await?;
+        projects::count_try(&db, b.id, me).await?;
+    }
+    assert_eq!(projects::by_id(&db, b.id).await?.ok_or("b")?.tries, 1);
+    Ok(())
 }
 
 async fn trending_counts_the_last_week(db: db::DatabaseConnection) -> Result {
@@ -520,4 +545,14 @@ async fn sqlite_late_writers_cannot_move_records_back() -> Result {
 #[tokio::test]
 async fn postgres_late_writers_cannot_move_records_back() -> Result {
     late_writers_cannot_move_records_back(postgres().await?).await
+}
+
+#[tokio::test]
+async fn sqlite_trending_counts_each_identity_once_a_day() -> Result {
+    trending_counts_each_identity_once_a_day(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_trending_counts_each_identity_once_a_day() -> Result {
+    trending_counts_each_identity_once_a_day(postgres().await?).await
 }

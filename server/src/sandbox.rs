@@ -233,7 +233,7 @@ impl SandboxService {
                     if let Ok(mut q) = self.queue.lock() {
                         q.leave(&who.key);
                     }
-                    db::projects::count_try(&self.db, project.id).await?;
+                    db::projects::count_try(&self.db, project.id, &who.key).await?;
                     self.metrics.observe_launch(started.elapsed().as_secs_f64());
                     tracing::info!(sandbox = %row.id, project = %project.slug, "warm-pool sandbox assigned");
                     return Ok(TryOutcome {
@@ -291,7 +291,7 @@ impl SandboxService {
             .await
         {
             Ok(elapsed) => {
-                db::projects::count_try(&self.db, project.id).await?;
+                db::projects::count_try(&self.db, project.id, &who.key).await?;
                 self.metrics.observe_launch(elapsed.as_secs_f64());
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
                 let row = db::sandboxes::get(&self.db, &id)

@@ -15,6 +15,7 @@ pub mod states;
 
 pub use states::{BuildState, ProjectStatus, SandboxState};
 
+pub use sea_orm;
 use sea_orm::{ConnectOptions, Database};
 pub use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use sea_orm_migration::MigratorTrait;

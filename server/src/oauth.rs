@@ -129,12 +129,17 @@ pub struct StartQuery {
 /// `GET /auth/{provider}/start?next=/path` — redirects to the provider.
 pub async fn start(
     State(st): State<AppState>,
+    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
     let Some((name, _, client)) = provider(&st, &name) else {
         return login_error("provider");
     };
+    // Each start stores a flow row: the same per-client limit as log-ins.
+    if st.auth.check_rate(ip, None).is_err() {
+        return login_error("too_many");
+    }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
         .authorize_url(CsrfToken::new_random)

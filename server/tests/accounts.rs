@@ -686,3 +686,46 @@ async fn limits_hold_per_client_behind_the_proxy_and_nobody_locks_out_another() 
     );
     Ok(())
 }
+
+/// Every OAuth start stores a flow row: starts are limited per client like log-ins, so a loop of
+/// `GET /auth/github/start` cannot fill the table.
+#[tokio::test]
+async fn oauth_starts_are_rate_limited_per_client() -> Result {
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_AUTH_PER_IP_PER_MIN", "3"),
+        ("TRYTHIS_GITHUB_CLIENT_ID", "id"),
+        ("TRYTHIS_GITHUB_CLIENT_SECRET", "secret"),
+        ("TRYTHIS_GITHUB_AUTH_URL", "http://127.0.0.1:9/authorize"),
+        ("TRYTHIS_GITHUB_TOKEN_URL", "http://127.0.0.1:9/token"),
+    ])
+    .await?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut to = Vec::new();
+    for _ in 0..5 {
+        let r = http.get(app.url("/auth/github/start")).send().await?;
+        let location = r.headers()["location"].to_str()?.to_string();
+        to.push(if location.starts_with("http://127.0.0.1:9/authorize") {
+            "provider".to_string()
+        } else {
+            location
+        });
+    }
+    assert_eq!(
+        to,
+        [
+            "provider",
+            "provider",
+            "provider",
+            "/login?error=too_many",
+            "/login?error=too_many"
+        ]
+    );
+    use db::sea_orm::{EntityTrait, PaginatorTrait};
+    let flows = db::entities::oauth_flow::Entity::find()
+        .count(&app.state.db)
+        .await?;
+    assert_eq!(flows, 3);
+    Ok(())
+}

@@ -15,6 +15,7 @@ fn oauth_error(code: &str) -> &'static str {
         "no_email" => "Your account at the provider has no verified email address, so we cannot sign you in with it.",
         "suspended" => "This account is suspended. Contact the site's admins if you think this is a mistake.",
         "provider" => "That sign-in provider is not available on this site.",
+        "too_many" => "Too many sign-in attempts from your network. Please wait a minute and try again.",
         _ => "Signing in did not work. Please try again in a moment.",
     }
 }

@@ -121,6 +121,7 @@ async fn main() -> Result {
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         // One client IP sends everything here; the per-IP limit is for real traffic.
         ("TRYTHIS_AUTH_PER_IP_PER_MIN", "1000000"),
+        ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "1000000"),
     ])?;
     let state = server::build_state(config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

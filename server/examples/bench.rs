@@ -168,6 +168,7 @@ async fn main() -> Result {
         ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_MAX_SANDBOXES", "60"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+        ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
     ])?;
     // The benchmark image: the base image, built and pushed like any project.
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
@@ -287,6 +288,7 @@ async fn main() -> Result {
         ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_WARM_POOL", "1"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+        ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
     ])?;
     let pooled = server::build_state(pooled_config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

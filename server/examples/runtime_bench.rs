@@ -107,6 +107,7 @@ async fn main() -> Result {
             ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
             ("TRYTHIS_MAX_SANDBOXES", "60"),
             ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
+            ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
             ("TRYTHIS_LOG", "warn"),
         ])?;
         let docker = server::sandbox::runtime::connect_docker(&config).await?;

@@ -28,6 +28,8 @@ pub struct Auth {
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// Keyed on (account, client): attempts from elsewhere never lock the owner out.
     per_account: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    /// New visitor identities per client: each one could hold a sandbox slot and a queue place.
+    visitors_per_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// argon2id takes ~19 MiB and tens of milliseconds per hash: bounded so a burst of sign-ins
     /// queues instead of exhausting memory.
     hashing: Arc<Semaphore>,
@@ -54,6 +56,7 @@ impl Auth {
         Self {
             per_ip: RateLimiter::keyed(per_minute(config.per_ip_per_minute)),
             per_account: RateLimiter::keyed(per_minute(config.per_account_per_minute)),
+            visitors_per_ip: RateLimiter::keyed(per_minute(config.visitors_per_ip_per_minute)),
             config,
             secure_cookies: public_url.starts_with("https://"),
             hashing: Arc::new(Semaphore::new(workers * 2)),
@@ -74,6 +77,11 @@ impl Auth {
             }
         }
         Ok(())
+    }
+
+    /// Whether client `ip` may get another new visitor identity now.
+    pub fn may_mint_visitor(&self, ip: IpAddr) -> bool {
+        self.visitors_per_ip.check_key(&ip).is_ok()
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, ApiError> {

@@ -5,7 +5,7 @@
 use crate::state::AppState;
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
-    http::request::Parts,
+    http::{request::Parts, Extensions, HeaderMap},
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -95,22 +95,25 @@ impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        Ok(Self(client_address(
-            peer,
-            &forwarded,
+        Ok(Self(of_request(
+            &parts.extensions,
+            &parts.headers,
             &st.config.trusted_proxies,
         )))
     }
+}
+
+/// The client address from a request's connection info and headers.
+pub fn of_request(extensions: &Extensions, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    client_address(peer, &forwarded, trusted)
 }
 
 #[cfg(test)]

@@ -104,8 +104,10 @@ pub struct AuthConfig {
     pub session_lifetime: Duration,
     /// Sign-up, log-in and password attempts per client IP per minute.
     pub per_ip_per_minute: u32,
-    /// Log-in attempts per account per minute.
+    /// Log-in attempts per (account, client) per minute.
     pub per_account_per_minute: u32,
+    /// New visitor identities (cookies) one client may get per minute.
+    pub visitors_per_ip_per_minute: u32,
     /// With `admin_password`: the admin account created (or promoted) at start.
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -430,6 +432,7 @@ impl Config {
             session_lifetime: Duration::from_secs(s.positive("TRYTHIS_SESSION_DAYS", 30)? * 86_400),
             per_ip_per_minute: s.positive("TRYTHIS_AUTH_PER_IP_PER_MIN", 30)? as u32,
             per_account_per_minute: s.positive("TRYTHIS_AUTH_PER_ACCOUNT_PER_MIN", 10)? as u32,
+            visitors_per_ip_per_minute: s.positive("TRYTHIS_VISITORS_PER_IP_PER_MIN", 60)? as u32,
             admin_email: s.opt("TRYTHIS_ADMIN_EMAIL"),
             admin_password: s.opt("TRYTHIS_ADMIN_PASSWORD"),
             github: s.oauth(

@@ -101,6 +101,14 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         Some(v) => (v, false),
         None => (random_id(), true),
     };
+    // A client past its budget of new identities gets a throwaway one: no cookie, so its CSRF
+    // token is never valid again and it can start nothing.
+    let keep = fresh
+        && state.auth.may_mint_visitor(crate::client_ip::of_request(
+            req.extensions(),
+            req.headers(),
+            &state.config.trusted_proxies,
+        ));
     let mut stale_session = false;
     let mut identity = None;
     if let Some(token) = cookie_value(req.headers(), crate::auth::SESSION_COOKIE) {
@@ -128,7 +136,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         .insert(VisitorKey(format!("v:{visitor}")));
     let mut resp = next.run(req).await;
     let mut cookies = Vec::new();
-    if fresh {
+    if keep {
         cookies.push(
             state
                 .auth

@@ -729,3 +729,47 @@ async fn oauth_starts_are_rate_limited_per_client() -> Result {
     assert_eq!(flows, 3);
     Ok(())
 }
+
+/// Each visitor identity can hold a sandbox and a place in the queue: one client gets a bounded
+/// number of new ones a minute; past it, a throwaway identity that can start nothing.
+#[tokio::test]
+async fn one_client_gets_a_bounded_number_of_new_identities() -> Result {
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "3"),
+    ])
+    .await?;
+    let http = reqwest::Client::new();
+    let fresh = |client: &'static str| {
+        let http = http.clone();
+        let url = app.url("/api/me");
+        async move {
+            let r = http
+                .get(url)
+                .header("x-forwarded-for", client)
+                .send()
+                .await?;
+            let cookie = set_cookie(&r, "trythis_vid");
+            let me: serde_json::Value = r.json().await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((cookie, me))
+        }
+    };
+    for _ in 0..3 {
+        assert!(fresh("203.0.113.50").await?.0.is_some());
+    }
+    let (cookie, me) = fresh("203.0.113.50").await?;
+    assert_eq!(cookie, None, "a fourth identity in a minute");
+    // Its token belongs to an identity no later request can have: nothing starts.
+    let r = http
+        .post(app.url("/api/projects/fixture/try"))
+        .header("x-forwarded-for", "203.0.113.50")
+        .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 403);
+    // Another client behind the same proxy is not affected.
+    assert!(fresh("203.0.113.51").await?.0.is_some());
+    Ok(())
+}

@@ -594,17 +594,19 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
             ))?)
         };
         let (a, b) = (form("alice")?, form("bob")?);
+        // New accounts each round: an account may have only one build waiting.
+        let (alice, bob) = (format!("u:alice{round}"), format!("u:bob{round}"));
         let (ra, rb) = tokio::join!(
-            server::publish::submit(&app.state.builds, &app.state.db, "u:alice", &a),
-            server::publish::submit(&app.state.builds, &app.state.db, "u:bob", &b),
+            server::publish::submit(&app.state.builds, &app.state.db, &alice, &a),
+            server::publish::submit(&app.state.builds, &app.state.db, &bob, &b),
         );
         let winner = match (&ra, &rb) {
             (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
                 assert!(e.to_string().contains("already exists"), "{e}");
                 if ra.is_ok() {
-                    "u:alice"
+                    alice.as_str()
                 } else {
-                    "u:bob"
+                    bob.as_str()
                 }
             }
             _ => panic!("round {round}: {:?} / {:?}", ra.map(|_| ()), rb.map(|_| ())),

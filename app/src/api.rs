@@ -78,6 +78,7 @@ pub mod ssr {
             expires_at: s.expires_at.to_rfc3339(),
             seconds_left: if s.active { left } else { 0 },
             can_extend: s.active && s.extensions < max_extensions,
+            end_reason: s.end_reason.clone(),
         }
     }
 

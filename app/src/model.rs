@@ -89,6 +89,9 @@ pub struct SandboxInfo {
     /// Seconds left, computed by the server (the browser's clock may be off).
     pub seconds_left: i64,
     pub can_extend: bool,
+    /// Why it ended, once it has ("out of memory", "idle", "time limit", …).
+    #[serde(default)]
+    pub end_reason: Option<String>,
 }
 
 /// A row of My Containers.

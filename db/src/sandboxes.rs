@@ -148,6 +148,23 @@ pub async fn set_container(
     .map(|_| ())
 }
 
+/// Ends a `ready` sandbox whose container stopped by itself (out of memory, its processes
+/// ended); false if it was being stopped or had ended anyway (that path records its own reason).
+pub async fn end_if_ready(db: &DatabaseConnection, id: &str, reason: &str) -> Result<bool, DbErr> {
+    Ok(Sandbox::update_many()
+        .col_expr(sandbox::Column::State, Expr::value(SandboxState::Ended))
+        .col_expr(sandbox::Column::Active, Expr::value(false))
+        .col_expr(sandbox::Column::EndedAt, Expr::value(Utc::now()))
+        .col_expr(sandbox::Column::EndReason, Expr::value(reason))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(sandbox::Column::State.eq(SandboxState::Ready))
+        .filter(sandbox::Column::Active.eq(true))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
 /// Being removed; false if it had already ended.
 pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
     Ok(Sandbox::update_many()

@@ -58,7 +58,7 @@ pub struct SandboxService {
     terminals: Terminals,
     /// Woken whenever a sandbox of this server becomes ready or ends (terminals waiting for a
     /// concurrent Try's sandbox re-read its row then, instead of polling).
-    state_changed: tokio::sync::Notify,
+    state_changed: Arc<tokio::sync::Notify>,
     limits: SandboxLimits,
     metrics: Arc<Metrics>,
     per_identity: DefaultKeyedRateLimiter<String>,
@@ -66,7 +66,7 @@ pub struct SandboxService {
     queue: Mutex<Queue>,
     networks: Arc<crate::network::Networks>,
     /// Proxy credentials of running egress sandboxes (dropped, and so revoked, at stop).
-    egress_grants: Mutex<std::collections::HashMap<String, egress::Grant>>,
+    egress_grants: Arc<Mutex<std::collections::HashMap<String, egress::Grant>>>,
 }
 
 /// Why `bring_up` left a sandbox not running.
@@ -100,12 +100,12 @@ impl SandboxService {
     ) -> Self {
         Self {
             networks,
-            egress_grants: Mutex::default(),
+            egress_grants: Arc::default(),
             per_identity: RateLimiter::keyed(per_minute(limits.rate_per_identity)),
             per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
             db,
             terminals: Terminals::new(runtime.clone()),
-            state_changed: tokio::sync::Notify::new(),
+            state_changed: Arc::new(tokio::sync::Notify::new()),
             runtime,
             limits,
             metrics,
@@ -356,7 +356,10 @@ impl SandboxService {
                 )
                 .await
                 {
-                    Ok(true) => Ok(elapsed),
+                    Ok(true) => {
+                        self.watch_exit(id);
+                        Ok(elapsed)
+                    }
                     Ok(false) => {
                         // Stopped while it started (Stop, a replace, an admin): its container,
                         // made after the stop looked, goes now.
@@ -536,6 +539,34 @@ impl SandboxService {
         }
     }
 
+    /// Ends the row of a sandbox whose container stops by itself (out of memory, its processes
+    /// ended), so its owner's slot frees at once and the page can say why.
+    fn watch_exit(&self, id: &str) {
+        let (db, runtime, changed, grants) = (
+            self.db.clone(),
+            self.runtime.clone(),
+            self.state_changed.clone(),
+            self.egress_grants.clone(),
+        );
+        let id = id.to_string();
+        tokio::spawn(async move {
+            let exit = runtime.wait_exit(&id).await;
+            // The container is dead either way; gone before the row says so.
+            let _ = runtime.destroy(&id).await;
+            match db::sandboxes::end_if_ready(&db, &id, exit.reason()).await {
+                Ok(true) => {
+                    grants.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    changed.notify_waiters();
+                    tracing::info!(sandbox = %id, reason = exit.reason(), "sandbox ended by itself");
+                }
+                Ok(false) => {} // stopped by the platform, which recorded why
+                Err(e) => {
+                    tracing::warn!(sandbox = %id, error = %e, "could not record a sandbox's end")
+                }
+            }
+        });
+    }
+
     /// Drops what the server holds for a sandbox (shell session, egress credential) and removes
     /// its container; the row is left as it is.
     async fn close_sandbox(&self, id: &str) {
@@ -651,6 +682,8 @@ impl SandboxService {
                 db::sandboxes::finish(&self.db, &s.id, SandboxState::Ended, "container lost")
                     .await?;
                 ended += 1;
+            } else {
+                self.watch_exit(&s.id);
             }
         }
         Ok((removed, ended))

@@ -312,6 +312,11 @@ async fn resync(
             seconds_left.set(info.seconds_left);
             can_extend.set(info.can_extend);
         }
+        Ok(info) if info.end_reason.as_deref() == Some("out of memory") => end(
+            panel,
+            term_ref,
+            "This sandbox ran out of memory and has ended (everything in it, files included, lives in its memory).",
+        ),
         Ok(_) | Err(_) if r.status == 200 || r.status == 404 => {
             end(panel, term_ref, "This sandbox has ended.");
         }

@@ -186,8 +186,8 @@ pub trait Runtime: Send + Sync {
     fn isolation(&self) -> Isolation;
     /// Resolves when the sandbox's container has stopped (or is gone). Under gVisor a sandbox
     /// that dies (out of memory) can leave its exec streams open; this is how sessions notice.
-    async fn wait_exit(&self, _sandbox_id: &str) {
-        std::future::pending::<()>().await
+    async fn wait_exit(&self, _sandbox_id: &str) -> Exit {
+        std::future::pending::<Exit>().await
     }
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
@@ -195,6 +195,25 @@ pub trait Runtime: Send + Sync {
     /// Live CPU and memory use of a running sandbox (None: not running, or not measurable).
     async fn usage(&self, _sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)
+    }
+}
+
+/// How a sandbox's container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Killed for exceeding its memory limit (under gVisor: any write, files included).
+    OutOfMemory,
+    /// Its processes ended (or it is gone).
+    Ended,
+}
+
+impl Exit {
+    /// The end reason stored on the sandbox and shown to its owner.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Exit::OutOfMemory => "out of memory",
+            Exit::Ended => "its processes ended",
+        }
     }
 }
 
@@ -941,12 +960,31 @@ impl Runtime for DockerRuntime {
         self.isolation
     }
 
-    async fn wait_exit(&self, sandbox_id: &str) {
-        let mut wait = self
-            .docker
-            .wait_container(&container_name(sandbox_id), None);
-        // One item (the exit) or an error (gone, engine down): either way the session is over.
-        let _ = wait.next().await;
+    async fn wait_exit(&self, sandbox_id: &str) -> Exit {
+        let name = container_name(sandbox_id);
+        loop {
+            // One item (the exit) or an error (gone, or the engine's connection broke): the
+            // container's own state says which.
+            let _ = self.docker.wait_container(&name, None).next().await;
+            match self.docker.inspect_container(&name, None).await {
+                Ok(c) => {
+                    let state = c.state.unwrap_or_default();
+                    if state.running == Some(true) {
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    return if state.oom_killed == Some(true) {
+                        Exit::OutOfMemory
+                    } else {
+                        Exit::Ended
+                    };
+                }
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Exit::Ended,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_secs(2)).await,
+            }
+        }
     }
 
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {

@@ -283,7 +283,9 @@ impl Terminals {
         })?;
         let runtime = self.runtime.clone();
         let sandbox = id.to_string();
-        let exited = Box::pin(async move { runtime.wait_exit(&sandbox).await });
+        let exited = Box::pin(async move {
+            runtime.wait_exit(&sandbox).await;
+        });
         open_session(
             id.to_string(),
             stream,

@@ -742,14 +742,10 @@ const CA_IN_BUILD: &str = "/usr/local/share/trythis/ca-certificates.crt";
 /// in the image's environment) that point TLS clients at it, so pip, npm, curl and git work on
 /// networks that intercept TLS.
 pub fn trust_platform_ca(dockerfile: &str) -> String {
-    let vars: Vec<String> = crate::sandbox::runtime::ca_env(CA_IN_BUILD)
-        .into_iter()
-        .map(|kv| format!("ARG {kv}"))
-        .collect();
-    let inject = format!(
-        "COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\n{}\n",
-        vars.join("\n")
-    );
+    // One ARG instruction for all of them: each instruction is a step (a container and a commit)
+    // in the classic builder.
+    let vars = crate::sandbox::runtime::ca_env(CA_IN_BUILD).join(" ");
+    let inject = format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\nARG {vars}\n");
     let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
     let mut in_from = false;
     for line in dockerfile.lines() {
@@ -912,7 +908,12 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "FROM a AS one");
         assert_eq!(lines[1], format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}"));
-        assert_eq!(lines[2], format!("ARG SSL_CERT_FILE={CA_IN_BUILD}"));
+        assert!(lines[2].starts_with(&format!("ARG SSL_CERT_FILE={CA_IN_BUILD} ")));
+        assert!(lines[2].contains(&format!(" NODE_EXTRA_CA_CERTS={CA_IN_BUILD}")));
+        assert_eq!(
+            lines[3], "RUN x",
+            "one ARG instruction, not one per variable"
+        );
         let second = lines.iter().position(|l| *l == "  AS two").unwrap_or(0);
         assert_eq!(
             lines[second + 1],

@@ -268,6 +268,7 @@ pub async fn create_token(
     name: &str,
     token_hash: &str,
     hint: &str,
+    admin: bool,
 ) -> Result<Token, DbErr> {
     api_token::ActiveModel {
         user_id: Set(user_id),
@@ -276,6 +277,7 @@ pub async fn create_token(
         hint: Set(hint.into()),
         created_at: Set(Utc::now()),
         last_used_at: Set(None),
+        admin: Set(admin),
         ..Default::default()
     }
     .insert(db)
@@ -309,10 +311,11 @@ pub async fn revoke_token(db: &DatabaseConnection, user_id: i32, id: i32) -> Res
 }
 
 /// The account a token belongs to (not banned); records its use.
+/// The account of an API token, and whether the token carries its admin role.
 pub async fn token_account(
     db: &DatabaseConnection,
     token_hash: &str,
-) -> Result<Option<Account>, DbErr> {
+) -> Result<Option<(Account, bool)>, DbErr> {
     let Some(t) = ApiToken::find()
         .filter(api_token::Column::TokenHash.eq(token_hash))
         .one(db)
@@ -327,7 +330,10 @@ pub async fn token_account(
     }
     .update(db)
     .await?;
-    Ok(by_id(db, t.user_id).await?.filter(|u| !u.banned))
+    Ok(by_id(db, t.user_id)
+        .await?
+        .filter(|u| !u.banned)
+        .map(|u| (u, t.admin)))
 }
 
 // ---- OAuth ----

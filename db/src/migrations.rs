@@ -7,6 +7,7 @@ mod m20261123_000003_create_instance;
 mod m20261123_000004_create_settings;
 mod m20261123_000005_create_builds;
 mod m20261123_000006_create_accounts;
+mod m20261202_000007_admin_tokens;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_settings::Migration),
             Box::new(m20261123_000005_create_builds::Migration),
             Box::new(m20261123_000006_create_accounts::Migration),
+            Box::new(m20261202_000007_admin_tokens::Migration),
         ]
     }
 }

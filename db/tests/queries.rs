@@ -471,10 +471,12 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
     assert!(accounts::session_account(&db, "old").await?.is_none());
     assert_eq!(accounts::purge_expired(&db).await?, 1);
     // Tokens and OAuth links.
-    let t = accounts::create_token(&db, a.id, "CI", "th", "abcd").await?;
+    let t = accounts::create_token(&db, a.id, "CI", "th", "abcd", false).await?;
     assert_eq!(
-        accounts::token_account(&db, "th").await?.map(|u| u.id),
-        Some(a.id)
+        accounts::token_account(&db, "th")
+            .await?
+            .map(|(u, admin)| (u.id, admin)),
+        Some((a.id, false))
     );
     accounts::link(&db, a.id, "github", "42").await?;
     assert_eq!(

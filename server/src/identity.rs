@@ -82,15 +82,18 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
                 Err(e) => return crate::error::ApiError::from(e).into_response(),
             }
         };
-        let Some(account) = account else {
+        let Some((account, admin_token)) = account else {
             return crate::error::ApiError::Unauthorized(
                 "This API token is not valid: it may have been revoked or mistyped. Send `Authorization: Bearer <token>` with a token from your account page."
                     .into(),
             )
             .into_response();
         };
-        req.extensions_mut()
-            .insert(account_identity(&account, String::new(), true));
+        let mut identity = account_identity(&account, String::new(), true);
+        // A token is an admin only if it was created as one: a leaked CI token of an admin
+        // account does not carry the admin pages.
+        identity.is_admin &= admin_token;
+        req.extensions_mut().insert(identity);
         return next.run(req).await;
     }
     let existing = cookie_value(req.headers(), VISITOR_COOKIE)

@@ -773,3 +773,42 @@ async fn one_client_gets_a_bounded_number_of_new_identities() -> Result {
     assert!(fresh("203.0.113.51").await?.0.is_some());
     Ok(())
 }
+
+/// Creates an API token as `v`: (status, the token).
+async fn token_of(v: &Visitor, admin_scope: bool) -> Result<(u16, String)> {
+    let body = json!({ "name": format!("ci {admin_scope}"), "admin": admin_scope });
+    let r = v.call("POST", "/api/me/tokens", Some(body)).await?;
+    Ok((r.status, r.body["token"].as_str().unwrap_or("").to_string()))
+}
+
+/// An admin's API token for CI is not an admin key: only a token created as an admin token
+/// carries the admin role, and only admins can create one.
+#[tokio::test]
+async fn api_tokens_are_admin_only_when_created_as_such() -> Result {
+    let app = app().await?;
+    let admin = admin(&app).await?;
+    let admin_pages = |token: String| {
+        let http = reqwest::Client::new();
+        let url = app.url("/api/admin/users");
+        async move {
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                http.get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .status()
+                    .as_u16(),
+            )
+        }
+    };
+    let (status, plain) = token_of(&admin, false).await?;
+    assert_eq!(status, 201);
+    assert_eq!(admin_pages(plain).await?, 403);
+    let (status, scoped) = token_of(&admin, true).await?;
+    assert_eq!(status, 201);
+    assert_eq!(admin_pages(scoped).await?, 200);
+    let user = app.user().await?;
+    let (status, _) = token_of(&user, true).await?;
+    assert_eq!(status, 400, "a user cannot create an admin token");
+    Ok(())
+}

@@ -14,6 +14,9 @@ pub struct Model {
     pub hint: String,
     pub created_at: DateTimeUtc,
     pub last_used_at: Option<DateTimeUtc>,
+    /// Carries its account's admin role (only admins create such tokens); otherwise the token
+    /// acts as a plain user even for an admin.
+    pub admin: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

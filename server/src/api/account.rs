@@ -161,6 +161,7 @@ fn token_json(t: &accounts::Token) -> serde_json::Value {
         "hint": format!("…{}", t.hint),
         "created_at": t.created_at.to_rfc3339(),
         "last_used_at": t.last_used_at.map(|d| d.to_rfc3339()),
+        "admin": t.admin,
     })
 }
 
@@ -180,9 +181,12 @@ pub async fn list_tokens(
 #[serde(deny_unknown_fields)]
 pub struct TokenForm {
     name: String,
+    /// An admin token carries the account's admin role; others act as a plain user.
+    #[serde(default)]
+    admin: bool,
 }
 
-/// `POST /api/me/tokens {name}` — 201 with the token itself, shown this once.
+/// `POST /api/me/tokens {name, admin?}` — 201 with the token itself, shown this once.
 pub async fn create_token(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -190,6 +194,9 @@ pub async fn create_token(
 ) -> ApiResult<Response> {
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
+    if f.admin && !me.is_admin {
+        return Err(field_error("admin", "Only admins can create admin tokens."));
+    }
     let name = f.name.trim();
     if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
         return Err(field_error(
@@ -211,6 +218,7 @@ pub async fn create_token(
         name,
         &crate::secrets::sha256_hex(&secret),
         &hint,
+        f.admin,
     )
     .await?;
     let mut out = token_json(&t);

@@ -69,6 +69,14 @@ async fn main() -> Result {
         push_secs.push(tp.elapsed().as_secs_f64());
         pushed_bytes = img.size;
         plain.push(t.elapsed().as_secs_f64());
+        // The build engine keeps no images (as trythis leaves it after each build).
+        let _ = build_engine
+            .remove_image(
+                &format!("{repo}:r{round}"),
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
 
         // (b) through trythis.
         let df = dockerfile(&base, &format!("ours-{round}-{}", std::process::id()));

@@ -384,7 +384,7 @@ impl BuildService {
         let repo = self.registry.config().repository_for(&project.slug);
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
-        let mut layers = Vec::new();
+        let mut layers = Leftovers::default();
         let result = self
             .build_push_pull(&build.dockerfile, &repo, &tag, &image, live, &mut layers)
             .await;
@@ -401,7 +401,7 @@ impl BuildService {
         tag: &str,
         image: &str,
         live: &Arc<Live>,
-        layers: &mut Vec<String>,
+        layers: &mut Leftovers,
     ) -> Result<db::builds::Pushed, Failure> {
         let mut cancel = live.cancel.subscribe();
         let timeout = self.limits.timeout;
@@ -487,12 +487,20 @@ impl BuildService {
     /// Removes a finished build's image and every layer its steps made (newest first: removing
     /// an image also removes its untagged parents). Builds run without the layer cache, so no
     /// other build stands on these layers; the engine refuses to remove one a container uses.
-    async fn remove_build_layers(&self, image: &str, layers: &[String]) {
+    async fn remove_build_layers(&self, image: &str, layers: &Leftovers) {
+        // A cancelled or timed-out build's step may still run: its container goes first, or the
+        // engine refuses to remove the layers under it.
+        for id in &layers.containers {
+            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .build();
+            let _ = self.docker.remove_container(id, Some(opts)).await;
+        }
         let _ = self
             .docker
             .remove_image(image, None::<RemoveImageOptions>, None)
             .await;
-        for id in layers.iter().rev() {
+        for id in layers.images.iter().rev() {
             // `FROM` prints its base image's id like any step's: images with a name are not ours.
             match self.docker.inspect_image(id).await {
                 Ok(i)
@@ -568,7 +576,7 @@ impl BuildService {
         image: &str,
         build_id: &str,
         live: &Arc<Live>,
-        layers: &mut Vec<String>,
+        layers: &mut Leftovers,
     ) -> Result<(), Failure> {
         let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
         let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
@@ -644,13 +652,21 @@ impl BuildService {
         progress: &mut Progress,
         build_id: &str,
         live: &Arc<Live>,
-        layers: &mut Vec<String>,
+        layers: &mut Leftovers,
     ) -> Result<(), Failure> {
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
                 Some(refusal) = grant.refusals().recv() => {
                     self.log(live, &format!("trythis egress proxy: {refusal}"));
+                    continue;
+                }
+                // A step accepted within the last second is written once the second is over
+                // (a long step prints nothing more that would carry it).
+                _ = tokio::time::sleep(progress.flush_in()), if progress.unwritten => {
+                    if let Some((step, steps)) = progress.take_unwritten() {
+                        let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                    }
                     continue;
                 }
             };
@@ -673,7 +689,10 @@ impl BuildService {
             let Some(s) = info.stream else { continue };
             for line in s.lines().filter(|l| !l.trim().is_empty()) {
                 if let Some(layer) = parse_layer(line) {
-                    layers.push(layer.to_string());
+                    layers.images.push(layer.to_string());
+                }
+                if let Some(container) = parse_step_container(line) {
+                    layers.containers.push(container.to_string());
                 }
                 // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
                 // only the next step of the same build counts, and the row is written at most
@@ -776,11 +795,21 @@ pub fn parse_step(line: &str) -> Option<(i32, i32)> {
     Some((n.parse().ok()?, m.parse().ok()?))
 }
 
+/// What a build made in the build engine: step containers (` ---> Running in …`) and step images
+/// (` ---> 3f2a9c1b7d4e`), removed when it ends.
+#[derive(Default)]
+struct Leftovers {
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
 /// The step counter of a running build, as the engine reports it.
 #[derive(Default)]
 struct Progress {
     last: Option<(i32, i32)>,
     written: Option<std::time::Instant>,
+    /// The last accepted step is not in the database yet.
+    unwritten: bool,
 }
 
 impl Progress {
@@ -796,7 +825,8 @@ impl Progress {
         next
     }
 
-    /// Whether a database write is due (at most one a second).
+    /// Whether a database write is due (at most one a second); if not, the step waits for
+    /// `take_unwritten`.
     fn due(&mut self) -> bool {
         let now = std::time::Instant::now();
         let due = self
@@ -805,13 +835,37 @@ impl Progress {
         if due {
             self.written = Some(now);
         }
+        self.unwritten = !due;
         due
+    }
+
+    /// How long until an unwritten step may be written.
+    fn flush_in(&self) -> std::time::Duration {
+        self.written.map_or(std::time::Duration::ZERO, |t| {
+            (t + std::time::Duration::from_secs(1))
+                .saturating_duration_since(std::time::Instant::now())
+        })
+    }
+
+    /// The step to write now, if one waits.
+    fn take_unwritten(&mut self) -> Option<(i32, i32)> {
+        if !std::mem::take(&mut self.unwritten) {
+            return None;
+        }
+        self.written = Some(std::time::Instant::now());
+        self.last
     }
 }
 
 /// ` ---> 3f2a9c1b7d4e` (the image a step made) → its id; not ` ---> Running in …`.
 pub fn parse_layer(line: &str) -> Option<&str> {
     let id = line.trim().strip_prefix("---> ")?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// ` ---> Running in 62c99f4428b0` → the step's container.
+pub fn parse_step_container(line: &str) -> Option<&str> {
+    let id = line.trim().strip_prefix("---> Running in ")?;
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
@@ -890,7 +944,16 @@ mod tests {
         assert!(!p.accepts((4, 5)), "a jump");
         assert!(p.accepts((2, 5)));
         assert!(p.due());
+        assert!(p.accepts((3, 5)));
         assert!(!p.due(), "one write a second");
+        assert!(p.unwritten);
+        assert!(p.flush_in() > std::time::Duration::ZERO);
+        assert_eq!(
+            p.take_unwritten(),
+            Some((3, 5)),
+            "written once the second is over"
+        );
+        assert_eq!(p.take_unwritten(), None);
     }
 
     #[test]
@@ -898,6 +961,11 @@ mod tests {
         assert_eq!(parse_layer(" ---> 3f2a9c1b7d4e"), Some("3f2a9c1b7d4e"));
         assert_eq!(parse_layer(" ---> Running in 3f2a9c1b7d4e"), None);
         assert_eq!(parse_layer(" ---> Using cache"), None);
+        assert_eq!(
+            parse_step_container(" ---> Running in 62c99f4428b0"),
+            Some("62c99f4428b0")
+        );
+        assert_eq!(parse_step_container(" ---> 62c99f4428b0"), None);
         assert_eq!(parse_layer("RUN echo ---> abc"), None);
     }
 

@@ -356,6 +356,31 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
     assert_eq!(b["state"], "cancelled");
     let again = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
     assert_eq!(again.status, 409);
+    // The cancelled step's container and every layer the build made are gone from the build
+    // engine (the step was still running when the build was cancelled).
+    let log = db::builds::get(&app.state.db, &id)
+        .await?
+        .ok_or("build")?
+        .log;
+    let engine = app.state.builds.engines().build;
+    let containers: Vec<&str> = log
+        .lines()
+        .filter_map(server::build::parse_step_container)
+        .collect();
+    assert!(!containers.is_empty(), "{log}");
+    for c in containers {
+        assert!(
+            engine.inspect_container(c, None).await.is_err(),
+            "step container {c} was left"
+        );
+    }
+    let base = engine.inspect_image(&base()).await?.id.ok_or("base id")?;
+    for layer in log.lines().filter_map(server::build::parse_layer) {
+        assert!(
+            base.contains(layer) || engine.inspect_image(layer).await.is_err(),
+            "layer {layer} was left"
+        );
+    }
     Ok(())
 }
 

@@ -181,6 +181,12 @@ if os.path.exists(main) and os.path.getsize(main):
     if regs: conf["insecure-registries"] = regs
 json.dump(conf, open(sys.argv[1], "w"), indent=2)
 PY
+    # A pid file left by an engine that is gone (its pid may now be another process's) would
+    # stop dockerd from starting.
+    local pidfile=/run/trythis/build-engine.pid
+    if [ -f "$pidfile" ] && ! grep -qa dockerd "/proc/$(cat "$pidfile")/cmdline" 2>/dev/null; then
+      rm -f "$pidfile"
+    fi
     echo "    starting the build engine (log: $DATA/logs/build-engine.log)"
     nohup dockerd --config-file "$DATA/build-engine.json" --data-root "$mnt/docker" \
       --exec-root /run/trythis/build-engine --pidfile /run/trythis/build-engine.pid \

@@ -9,8 +9,8 @@ use crate::config::BuildLimits;
 use crate::metrics::Metrics;
 use bollard::{
     query_parameters::{
-        BuildImageOptionsBuilder, CreateImageOptionsBuilder, PruneContainersOptions,
-        PruneImagesOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptions,
+        BuildImageOptionsBuilder, CreateImageOptionsBuilder, PruneImagesOptionsBuilder,
+        PushImageOptionsBuilder, RemoveImageOptions,
     },
     Docker,
 };
@@ -529,14 +529,15 @@ impl BuildService {
     /// Removes what builds interrupted by a crash or restart left in the build engine: stopped
     /// containers, and dangling layers older than any running build can be.
     pub async fn clean_build_engine(&self) {
-        if let Err(e) = self
-            .docker
-            .prune_containers(None::<PruneContainersOptions>)
-            .await
-        {
+        // Only what is older than any build can be: a step container of a build running now
+        // (another server process, or the seed command) is briefly "created", not running.
+        let older = format!("{}s", self.limits.timeout.as_secs() + 600);
+        let stale = bollard::query_parameters::PruneContainersOptionsBuilder::default()
+            .filters(&HashMap::from([("until", vec![older.as_str()])]))
+            .build();
+        if let Err(e) = self.docker.prune_containers(Some(stale)).await {
             tracing::warn!(error = %e, "build engine: stopped containers not pruned");
         }
-        let older = format!("{}s", self.limits.timeout.as_secs() + 600);
         let dangling = PruneImagesOptionsBuilder::default()
             .filters(&HashMap::from([
                 ("dangling", vec!["true"]),

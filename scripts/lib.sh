@@ -19,7 +19,7 @@ TTYD_SHA256=8a217c968aba172e0dbf3f34447218dc015bc4d5e59bf51db2f2cd12b7be4f55
 BASE_IMAGE="${TRYTHIS_BASE_IMAGE:-trythis/base:bookworm}"
 REGISTRY_ADDR="${TRYTHIS_REGISTRY_ADDR:-127.0.0.1:5000}"
 # The server garbage-collects the local registry's blobs with this (daily, and in the tests).
-export TRYTHIS_REGISTRY_GC_COMMAND="${TRYTHIS_REGISTRY_GC_COMMAND:-$ROOT/scripts/registry-gc.sh $DATA/registry}"
+export TRYTHIS_REGISTRY_GC_COMMAND="${TRYTHIS_REGISTRY_GC_COMMAND:-$ROOT/scripts/registry-gc.sh}"
 
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 

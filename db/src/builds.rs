@@ -21,6 +21,9 @@ pub fn visible_to(
         })
 }
 
+/// A build waiting or running (not finished).
+const ACTIVE: [BuildState; 3] = [BuildState::Queued, BuildState::Running, BuildState::Pushing];
+
 /// Only from a state `to` may follow (the transition table in `BuildState::comes_from`).
 fn may_become(to: BuildState) -> sea_orm::Condition {
     sea_orm::Condition::all().add(build::Column::State.is_in(to.comes_from().iter().copied()))
@@ -207,11 +210,7 @@ pub async fn active_for_project(
 ) -> Result<Option<Model>, DbErr> {
     Build::find()
         .filter(build::Column::ProjectId.eq(project_id))
-        .filter(build::Column::State.is_in([
-            BuildState::Queued,
-            BuildState::Running,
-            BuildState::Pushing,
-        ]))
+        .filter(build::Column::State.is_in(ACTIVE))
         .one(db)
         .await
 }
@@ -220,11 +219,7 @@ pub async fn active_for_project(
 pub async fn active_of_owner(db: &DatabaseConnection, owner: &str) -> Result<Vec<Model>, DbErr> {
     Build::find()
         .filter(build::Column::Owner.eq(owner))
-        .filter(build::Column::State.is_in([
-            BuildState::Queued,
-            BuildState::Running,
-            BuildState::Pushing,
-        ]))
+        .filter(build::Column::State.is_in(ACTIVE))
         .all(db)
         .await
 }

@@ -170,39 +170,10 @@ async fn main() -> Result {
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
     ])?;
-    // The benchmark image: the base image, built and pushed like any project.
-    let docker = server::sandbox::runtime::connect_docker(&config).await?;
-    let registry = registry::Registry::new(config.registry.clone());
-    let repo = registry.config().repository_for("bench");
     let base =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
-    server::seed::build(
-        &docker,
-        &format!("FROM {base}\nWORKDIR /root\n"),
-        &format!("{repo}:b1"),
-        |_| {},
-    )
-    .await?;
-    server::seed::push(&docker, &repo, "b1").await?;
-    let img = registry.resolve(&repo, "b1").await?;
-    let state = server::build_state(config).await?;
-    let p = db::projects::upsert(
-        &state.db,
-        &db::projects::NewProject {
-            slug: "bench".into(),
-            name: "Bench".into(),
-            category: "Other".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
-    db::projects::set_image(&state.db, p.id, &repo, &img.digest, img.size).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let router = server::router(state.clone());
-    tokio::spawn(async move {
-        let _ = server::serve(listener, router, std::future::pending()).await;
-    });
+    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let addr = common::serve_bench_project(config, "bench", &base).await?;
     let t = std::sync::Arc::new(Target {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),

@@ -21,3 +21,43 @@ pub async fn visitor_credentials(http: &reqwest::Client, base: &str) -> Result<(
         .to_string();
     Ok((cookie, csrf))
 }
+
+/// The benchmark project `bench`: the base image built and pushed (as repository `repo_name`),
+/// published, and the whole server serving on a free loopback port.
+pub async fn serve_bench_project(
+    config: server::config::Config,
+    repo_name: &str,
+    base_image: &str,
+) -> Result<std::net::SocketAddr> {
+    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let registry = registry::Registry::new(config.registry.clone());
+    let repo = registry.config().repository_for(repo_name);
+    server::seed::build(
+        &docker,
+        &format!("FROM {base_image}\nWORKDIR /root\n"),
+        &format!("{repo}:b1"),
+        |_| {},
+    )
+    .await?;
+    server::seed::push(&docker, &repo, "b1").await?;
+    let img = registry.resolve(&repo, "b1").await?;
+    let state = server::build_state(config).await?;
+    let p = db::projects::upsert(
+        &state.db,
+        &db::projects::NewProject {
+            slug: "bench".into(),
+            name: "Bench".into(),
+            category: "Other".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::projects::set_image(&state.db, p.id, &repo, &img.digest, img.size).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = server::router(state);
+    tokio::spawn(async move {
+        let _ = server::serve(listener, router, std::future::pending()).await;
+    });
+    Ok(addr)
+}

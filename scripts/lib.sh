@@ -151,8 +151,8 @@ PY2
 # ext4 file system in a sparse file of TRYTHIS_BUILD_DISK_GB (so `RUN fallocate -l 200G` fails
 # inside the build, not on the host's disk); its containers live under the cgroup
 # /trythis-builds, whose pids and memory limits bound every build step together; root in a step is
-# an unprivileged user on the host (userns-remap); and it adds no bridge and no iptables rules
-# (the server owns the build network's firewall rules).
+# an unprivileged user on the host (userns-remap); and it adds no iptables rules (the server owns
+# the build network's firewall rules).
 BUILD_ENGINE_SOCK=/run/trythis/build-engine.sock
 export TRYTHIS_BUILD_ENGINE="${TRYTHIS_BUILD_ENGINE:-unix://$BUILD_ENGINE_SOCK}"
 ensure_build_engine() {
@@ -170,9 +170,21 @@ ensure_build_engine() {
     fi
     # discard: what the engine deletes is handed back to the host's disk.
     mountpoint -q "$mnt" || mount -o loop,discard "$img" "$mnt" || die "could not mount $img (needs root and loop devices)"
+    # dockerd started with "bridge": "none" deletes the host's docker0, the sandbox engine's default
+    # bridge. So this engine gets a default bridge of its own, which no build uses (every step
+    # runs on the build network) and to which the host's firewall is closed.
+    if ! ip link show tt-bengine >/dev/null 2>&1; then
+      ip link add tt-bengine type bridge && ip addr add 169.254.77.1/30 dev tt-bengine \
+        || die "could not create the build engine's bridge tt-bengine (needs root)"
+    fi
+    local rule
+    for rule in "INPUT -i tt-bengine -j DROP" "FORWARD -i tt-bengine -j DROP" "FORWARD -o tt-bengine -j DROP"; do
+      # shellcheck disable=SC2086
+      iptables -C $rule 2>/dev/null || iptables -I $rule
+    done
     python3 - "$DATA/build-engine.json" <<'PY'
 import json, os, sys
-conf = {"bridge": "none", "iptables": False, "ip-masq": False, "storage-driver": "overlay2",
+conf = {"bridge": "tt-bengine", "iptables": False, "ip-masq": False, "storage-driver": "overlay2",
         "cgroup-parent": "/trythis-builds", "userns-remap": "default",
         "log-opts": {"max-size": "10m", "max-file": "1"}}
 main = "/etc/docker/daemon.json"
@@ -194,6 +206,8 @@ PY
     for _ in $(seq 1 60); do $b info >/dev/null 2>&1 && break; sleep 0.5; done
     $b info >/dev/null 2>&1 || die "the build engine did not start: see $DATA/logs/build-engine.log"
   fi
+  docker network inspect bridge >/dev/null 2>&1 && { ip link show docker0 >/dev/null 2>&1 \
+    || die "docker0 is gone (a dockerd started with bridge none deletes it): restart the sandbox engine"; }
   # Bridged traffic between containers must pass the host's FORWARD chain, where the server's
   # rules for the build network drop it (this engine adds no rules of its own).
   [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ] && echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables

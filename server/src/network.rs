@@ -148,6 +148,11 @@ async fn ensure_network(
     gateway: Ipv4Addr,
     bridge: &str,
 ) -> Result<(), String> {
+    // Servers in one process (tests, benches) race each other here; other processes are caught
+    // by inspecting again after a failed create.
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = LOCK.lock().await;
+    let mut create_error = String::from("could not be created");
     for _ in 0..3 {
         match docker.inspect_network(name, None).await {
             Ok(n) => {
@@ -208,14 +213,14 @@ async fn ensure_network(
         };
         match docker.create_network(req).await {
             Ok(_) => return Ok(()),
-            // Another server process created it at the same moment: inspect again.
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
-            }) => {}
-            Err(e) => return Err(e.to_string()),
+            // Another server process may have created it at the same moment (the engine answers
+            // 409, or 403 "Pool overlaps" when both passed the name check): inspect again, and
+            // report this error only if the network still does not exist.
+            Err(e) => create_error = e.to_string(),
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    Err("could not be created".into())
+    Err(create_error)
 }
 
 /// The host's firewall for `bridge`: INPUT accepts only the proxy ports from it, and FORWARD

@@ -3,7 +3,7 @@
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,12 @@ const data = mkdtempSync(join(tmpdir(), "trythis-e2e-"));
 const provider = await startProvider();
 const P = provider.url;
 const ADMIN = { email: "admin@example.test", password: "e2e admin password" };
+// Mails go through the real local SMTP server scripts/test.sh starts (aiosmtpd); its mailboxes
+// are shared with earlier runs, so the maintainer's address is new each run.
+const SMTP = process.env.TRYTHIS_TEST_SMTP_URL;
+const MAILDIR = process.env.TRYTHIS_TEST_MAILDIR;
+if (!SMTP || !MAILDIR) throw new Error("TRYTHIS_TEST_SMTP_URL and TRYTHIS_TEST_MAILDIR are required (scripts/lib.sh ensure_smtp_sink)");
+const MIA = `mia-${Date.now()}@example.test`;
 const env = {
   ...process.env,
   TRYTHIS_ADMIN_EMAIL: ADMIN.email,
@@ -46,6 +52,9 @@ const env = {
   TRYTHIS_EGRESS_PROXY_PORT: "0",
   TRYTHIS_SITE_ROOT: join(ROOT, "target/site"),
   TRYTHIS_LOG: "warn",
+  TRYTHIS_SMTP_URL: SMTP,
+  // Every browser here is 127.0.0.1.
+  TRYTHIS_SANDBOXES_PER_IP: "1000",
 };
 execFileSync(BIN, ["seed", join(ROOT, "end2end/catalog")], { env, stdio: "inherit" });
 const server = spawn(BIN, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
@@ -53,6 +62,24 @@ for (let i = 0; ; i++) {
   try { if ((await fetch(BASE + "/healthz")).ok) break; } catch {}
   if (i > 200) throw new Error("server never came up");
   await sleep(100);
+}
+
+/// The link to `path` in the newest mail to `to` that has one (waits up to 15 s for it).
+async function mailedLink(to, path) {
+  const dir = join(MAILDIR, to.toLowerCase().replace(/[^a-z0-9@._+-]/g, "_"));
+  for (let i = 0; i < 150; i++) {
+    let files = [];
+    try { files = readdirSync(dir).filter((f) => f.endsWith(".eml")).sort().reverse(); } catch {}
+    for (const f of files) {
+      // Quoted-printable, as a mail client decodes it: soft breaks joined, =XX restored.
+      const text = readFileSync(join(dir, f), "utf8").replace(/=\r?\n/g, "")
+        .replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+      const m = text.match(new RegExp(`(http\\S*${path.replace("?", "\\?")}=[0-9a-f]{64}\\S*)`));
+      if (m) return m[1];
+    }
+    await sleep(100);
+  }
+  throw new Error(`no mail to ${to} with a ${path} link`);
 }
 
 let passed = 0, failed = 0;
@@ -192,7 +219,7 @@ try {
     await page.screenshot({ path: join(SHOTS, "home-personal.png"), fullPage: true });
   });
 
-  await check("publishing asks to sign up; sign up → log out → log in", async () => {
+  await check("publishing asks to sign up; sign up → mail → confirm → log out → log in", async () => {
     await page.goto(BASE + "/new");
     await page.waitForSelector("#publish-login");
     await page.click("#publish-login a[href^='/signup']");
@@ -206,10 +233,21 @@ try {
     assert.match(await page.locator(".auth-form").innerText(), /at least 10 characters/);
     errors.splice(before);
     await page.fill("#name", "Mia Maintainer");
-    await page.fill("#email", "mia@example.test");
+    await page.fill("#email", MIA);
     await page.fill("#password", "mia's long password");
     await page.screenshot({ path: join(SHOTS, "signup.png"), fullPage: true });
     await page.click("#submit");
+    // Nothing is signed in yet: the page says where the link went.
+    await page.waitForSelector("#check-inbox");
+    assert.match(await page.locator("#check-inbox").innerText(), new RegExp(MIA.replace(/[.]/g, "\\.")));
+    await page.screenshot({ path: join(SHOTS, "check-inbox.png"), fullPage: true });
+    const link = await mailedLink(MIA, "/verify?token");
+    assert.ok(link.startsWith(BASE + "/verify?token="), link);
+    assert.match(link, /&next=\/new$/);
+    await page.goto(link);
+    await page.waitForSelector("#confirm:not([disabled])");
+    await page.screenshot({ path: join(SHOTS, "verify.png"), fullPage: true });
+    await page.click("#confirm");
     await page.waitForURL(BASE + "/new");
     await page.waitForSelector("#publish");
     assert.equal(await page.locator("#nav-account").innerText(), "Mia Maintainer");
@@ -217,12 +255,45 @@ try {
     await page.waitForSelector("#nav-login");
     await page.click("#nav-login");
     await page.waitForURL(/\/login/);
-    await page.fill("#email", "MIA@example.test");
+    await page.fill("#email", MIA.toUpperCase());
     await page.fill("#password", "mia's long password");
     await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
     await page.click("#submit");
     await page.waitForSelector("#nav-account");
     await page.goto(BASE + "/new");
+  });
+
+  await check("a forgotten password: the mailed link sets a new one and signs in", async () => {
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    watch(p);
+    await p.goto(BASE + "/login");
+    await p.click("#forgot");
+    await p.waitForURL(BASE + "/reset");
+    await p.fill("#email", MIA);
+    await p.click("#submit");
+    await p.waitForSelector("#reset-sent");
+    const link = await mailedLink(MIA, "/reset?token");
+    await p.goto(link);
+    await p.waitForSelector("#password");
+    const before = errors.length;
+    await p.fill("#password", "short");
+    await p.click("#submit");
+    await p.waitForSelector("#form-message");
+    errors.splice(before);
+    await p.fill("#password", "mia's new long password");
+    await p.screenshot({ path: join(SHOTS, "reset.png"), fullPage: true });
+    await p.click("#submit");
+    await p.waitForURL(BASE + "/");
+    await p.waitForSelector("#nav-account");
+    await ctx.close();
+    // The reset ended every other session, this page's too: log in with the new password.
+    await page.goto(BASE + "/login?next=/new");
+    await page.fill("#email", MIA);
+    await page.fill("#password", "mia's new long password");
+    await page.click("#submit");
+    await page.waitForURL(BASE + "/new");
+    await page.waitForSelector("#nav-account");
   });
 
   await check("a maintainer publishes an install script, watches the live log, and Try works", async () => {
@@ -293,9 +364,9 @@ try {
   });
 
   await check("sign in with Google links to the account with the same verified email", async () => {
-    const { ctx, page: p } = await oauthLogin("google", { email: "mia@example.test", name: "Mia G" });
+    const { ctx, page: p } = await oauthLogin("google", { email: MIA, name: "Mia G" });
     const me = await p.evaluate(() => fetch("/api/me").then((r) => r.json()));
-    assert.equal(me.user.email, "mia@example.test");
+    assert.equal(me.user.email, MIA);
     assert.equal(me.user.name, "Mia Maintainer", "linked to the existing account, not a new one");
     await ctx.close();
   });
@@ -369,14 +440,14 @@ try {
     await page.goto(BASE + "/account");
     await page.waitForSelector("#delete-account");
     await page.screenshot({ path: join(SHOTS, "account.png"), fullPage: true });
-    await page.fill("#delete-password", "mia's long password");
+    await page.fill("#delete-password", "mia's new long password");
     await page.click("#delete-account");
     await page.waitForURL(BASE + "/?account=deleted");
     await page.waitForSelector("#nav-login");
     const before = errors.length;
     await page.goto(BASE + "/login");
-    await page.fill("#email", "mia@example.test");
-    await page.fill("#password", "mia's long password");
+    await page.fill("#email", MIA);
+    await page.fill("#password", "mia's new long password");
     await page.click("#submit");
     await page.waitForSelector("#form-message");
     assert.match(await page.locator("#form-message").innerText(), /email or password is not right/);

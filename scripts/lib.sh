@@ -289,6 +289,29 @@ ensure_postgres() {
   ok "cluster $ver up; role trythis"
 }
 
+# A real SMTP server (aiosmtpd from PyPI) for the tests: mails to an address land in
+# $TRYTHIS_TEST_MAILDIR/{address}/. A sink already running (maybe another checkout's) is reused,
+# with the folder it writes to.
+SMTP_SINK_ADDR=127.0.0.1:2525
+ensure_smtp_sink() {
+  step "Local SMTP server for the mail tests on $SMTP_SINK_ADDR"
+  python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd \
+    || die "could not install aiosmtpd from PyPI"
+  local pid root
+  pid=$(pgrep -f "smtp-sink.py $SMTP_SINK_ADDR" | head -1 || true)
+  if [ -z "$pid" ]; then
+    root="$DATA/test-mail"
+    rm -rf "$root"; mkdir -p "$root"
+    nohup python3 "$ROOT/scripts/smtp-sink.py" "$SMTP_SINK_ADDR" "$root" >"$DATA/logs/smtp-sink.log" 2>&1 &
+    for _ in $(seq 1 40); do (exec 3<>"/dev/tcp/${SMTP_SINK_ADDR%:*}/${SMTP_SINK_ADDR#*:}") 2>/dev/null && break; sleep 0.25; done
+    pid=$(pgrep -f "smtp-sink.py $SMTP_SINK_ADDR" | head -1 || true)
+    [ -n "$pid" ] || die "the SMTP sink did not start: see $DATA/logs/smtp-sink.log"
+  fi
+  root=$(tr '\0' '\n' <"/proc/$pid/cmdline" | tail -1)
+  export TRYTHIS_TEST_SMTP_URL="smtp://$SMTP_SINK_ADDR" TRYTHIS_TEST_MAILDIR="$root"
+  ok "aiosmtpd; mails in $root"
+}
+
 build_site() {
   step "Build the site (wasm bundle + server)"
   scripts/build-site.sh

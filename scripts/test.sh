@@ -15,6 +15,7 @@ ensure_build_engine
 ensure_registry
 ensure_postgres
 ensure_chromium
+ensure_smtp_sink
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -100,6 +100,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/builds/:id") view=pages::build::BuildPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=pages::auth::LoginPage ssr=SsrMode::Async/>
                     <Route path=path!("/signup") view=pages::auth::SignupPage ssr=SsrMode::Async/>
+                    <Route path=path!("/verify") view=pages::auth::VerifyPage ssr=SsrMode::Async/>
+                    <Route path=path!("/reset") view=pages::auth::ResetPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
                 </Routes>

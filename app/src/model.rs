@@ -28,6 +28,16 @@ pub struct UserBrief {
     pub name: String,
     pub role: String,
     pub has_password: bool,
+    /// Whether the person proved they read this address (a mailed link, or their provider).
+    #[serde(default)]
+    pub email_verified: bool,
+}
+
+/// The answer to a sign-up or a password-reset request: the same whether or not the address has
+/// an account (what happens next is in the mail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailSent {
+    pub email: String,
 }
 
 /// `GET /api/me` and the header's data.

@@ -15,9 +15,36 @@ pub fn urlencode(s: &str) -> String {
     out
 }
 
+/// Where to go after signing in: a local path only (no open redirect). The log-in page and the
+/// server's OAuth start use this one rule.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.len() <= 500
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::urlencode;
+    use super::{safe_next, urlencode};
+
+    #[test]
+    fn next_is_a_local_path_only() {
+        assert_eq!(safe_next(Some("/p/hello")), "/p/hello");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/a\nb")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
 
     #[test]
     fn query_values_survive_a_round_trip() {

@@ -3,6 +3,7 @@
 use crate::entities::{
     api_token::{self, Entity as ApiToken},
     build,
+    email_token::{self, Entity as EmailToken},
     oauth_flow::{self, Entity as OauthFlow},
     oauth_link::{self, Entity as OauthLink},
     project, sandbox,
@@ -45,6 +46,9 @@ pub enum CreateError {
     Db(#[from] DbErr),
 }
 
+/// Creates an account. Every account starts with a verified address: a sign-up only exists once
+/// its mailed link was opened, a provider's login brings its verified email, and the operator
+/// names the first admin.
 pub async fn create(
     db: &impl ConnectionTrait,
     email: &str,
@@ -60,6 +64,7 @@ pub async fn create(
         banned: Set(false),
         created_at: Set(Utc::now()),
         last_login_at: Set(None),
+        email_verified_at: Set(Some(Utc::now())),
         ..Default::default()
     };
     am.insert(db).await.map_err(|e| match e.sql_err() {
@@ -242,9 +247,15 @@ pub async fn delete_other_sessions(
     Ok(q.exec(db).await?.rows_affected)
 }
 
-/// Removes expired sessions and abandoned OAuth flows.
+/// Removes expired sessions, abandoned OAuth flows and unused mailed links (so a sign-up whose
+/// link was never opened is gone after a day).
 pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, DbErr> {
     let now = Utc::now();
+    let links = EmailToken::delete_many()
+        .filter(email_token::Column::ExpiresAt.lte(now))
+        .exec(db)
+        .await?
+        .rows_affected;
     let a = Session::delete_many()
         .filter(session::Column::ExpiresAt.lte(now))
         .exec(db)
@@ -255,7 +266,207 @@ pub async fn purge_expired(db: &DatabaseConnection) -> Result<u64, DbErr> {
         .exec(db)
         .await?
         .rows_affected;
-    Ok(a + b)
+    Ok(a + b + links)
+}
+
+// ---- Mailed links: sign-up, password reset, address verification ----
+
+pub use email_token::Model as EmailLink;
+
+/// What a mailed link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// Finishes a sign-up: the account is created when it is opened.
+    Signup,
+    /// Sets a new password (and so proves the address).
+    Reset,
+    /// Marks an existing account's address verified.
+    Verify,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Reset => "reset",
+            Self::Verify => "verify",
+        }
+    }
+
+    /// How long a link stays valid.
+    pub fn lifetime(self) -> chrono::Duration {
+        match self {
+            Self::Signup | Self::Verify => chrono::Duration::hours(24),
+            Self::Reset => chrono::Duration::minutes(30),
+        }
+    }
+}
+
+/// A sign-up waiting for its link: nothing else about the address changes until it is opened.
+pub async fn put_signup(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    email: &str,
+    name: &str,
+    password_hash: String,
+) -> Result<(), DbErr> {
+    put_link(
+        db,
+        email_token::ActiveModel {
+            token_hash: Set(token_hash.into()),
+            purpose: Set(LinkPurpose::Signup.as_str().into()),
+            email: Set(fold_email(email)),
+            user_id: Set(None),
+            name: Set(Some(name.trim().to_string())),
+            password_hash: Set(Some(password_hash)),
+            ..Default::default()
+        },
+        LinkPurpose::Signup,
+    )
+    .await
+}
+
+/// A reset or verification link for `account`'s current address.
+pub async fn put_account_link(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    purpose: LinkPurpose,
+    account: &Account,
+) -> Result<(), DbErr> {
+    put_link(
+        db,
+        email_token::ActiveModel {
+            token_hash: Set(token_hash.into()),
+            purpose: Set(purpose.as_str().into()),
+            email: Set(account.email.clone()),
+            user_id: Set(Some(account.id)),
+            name: Set(None),
+            password_hash: Set(None),
+            ..Default::default()
+        },
+        purpose,
+    )
+    .await
+}
+
+async fn put_link(
+    db: &DatabaseConnection,
+    mut am: email_token::ActiveModel,
+    purpose: LinkPurpose,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    am.created_at = Set(now);
+    am.expires_at = Set(now + purpose.lifetime());
+    am.insert(db).await.map(|_| ())
+}
+
+/// Takes a mailed link: returns it and deletes it, if it exists, has `purpose` and has not
+/// expired. Single use under concurrency too: only the caller whose delete removed the row gets it.
+pub async fn take_link(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    purpose: LinkPurpose,
+) -> Result<Option<EmailLink>, DbErr> {
+    let Some(link) = find_link(db, token_hash, purpose).await? else {
+        return Ok(None);
+    };
+    let gone = EmailToken::delete_by_id(token_hash.to_string())
+        .exec(db)
+        .await?
+        .rows_affected;
+    Ok((gone == 1).then_some(link))
+}
+
+/// An unexpired, unused link of `purpose`, left in place.
+pub async fn find_link(
+    db: &DatabaseConnection,
+    token_hash: &str,
+    purpose: LinkPurpose,
+) -> Result<Option<EmailLink>, DbErr> {
+    EmailToken::find_by_id(token_hash.to_string())
+        .filter(email_token::Column::Purpose.eq(purpose.as_str()))
+        .filter(email_token::Column::ExpiresAt.gt(Utc::now()))
+        .one(db)
+        .await
+}
+
+/// Finishes a sign-up whose link was opened: creates the account, verified, and drops every
+/// other pending sign-up of the address (someone else's attempt included).
+pub async fn create_from_signup(
+    db: &DatabaseConnection,
+    link: &EmailLink,
+) -> Result<Account, CreateError> {
+    let tx = db.begin().await?;
+    let account = create(
+        &tx,
+        &link.email,
+        link.name.as_deref().unwrap_or_default(),
+        link.password_hash.clone(),
+        ROLE_USER,
+    )
+    .await?;
+    EmailToken::delete_many()
+        .filter(email_token::Column::Email.eq(&link.email))
+        .filter(email_token::Column::Purpose.eq(LinkPurpose::Signup.as_str()))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(account)
+}
+
+/// Marks `account`'s address verified, if the link was mailed to the address it still has.
+pub async fn mark_verified(db: &DatabaseConnection, link: &EmailLink) -> Result<bool, DbErr> {
+    let Some(id) = link.user_id else {
+        return Ok(false);
+    };
+    Ok(User::update_many()
+        .col_expr(user::Column::EmailVerifiedAt, Expr::value(Some(Utc::now())))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::Email.eq(&link.email))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// A reset link was opened: the new password replaces the old one, the address counts as
+/// verified (the link proved it), and every session and other reset link of the account ends.
+pub async fn reset_password(
+    db: &DatabaseConnection,
+    link: &EmailLink,
+    hash: String,
+) -> Result<Option<Account>, DbErr> {
+    let Some(id) = link.user_id else {
+        return Ok(None);
+    };
+    let tx = db.begin().await?;
+    let Some(account) = User::find_by_id(id)
+        .filter(user::Column::Email.eq(&link.email))
+        .one(&tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let verified_at = account.email_verified_at.unwrap_or_else(Utc::now);
+    let account = user::ActiveModel {
+        id: Set(id),
+        password_hash: Set(Some(hash)),
+        email_verified_at: Set(Some(verified_at)),
+        ..Default::default()
+    }
+    .update(&tx)
+    .await?;
+    Session::delete_many()
+        .filter(session::Column::UserId.eq(id))
+        .exec(&tx)
+        .await?;
+    EmailToken::delete_many()
+        .filter(email_token::Column::UserId.eq(id))
+        .filter(email_token::Column::Purpose.eq(LinkPurpose::Reset.as_str()))
+        .exec(&tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(account))
 }
 
 // ---- API tokens ----
@@ -526,6 +737,10 @@ pub async fn delete(
         .await?;
     OauthLink::delete_many()
         .filter(oauth_link::Column::UserId.eq(user_id))
+        .exec(&tx)
+        .await?;
+    EmailToken::delete_many()
+        .filter(email_token::Column::UserId.eq(user_id))
         .exec(&tx)
         .await?;
     User::delete_by_id(user_id).exec(&tx).await?;

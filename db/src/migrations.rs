@@ -8,6 +8,7 @@ mod m20261123_000004_create_settings;
 mod m20261123_000005_create_builds;
 mod m20261123_000006_create_accounts;
 mod m20261202_000007_admin_tokens;
+mod m20261202_000008_email_tokens;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000005_create_builds::Migration),
             Box::new(m20261123_000006_create_accounts::Migration),
             Box::new(m20261202_000007_admin_tokens::Migration),
+            Box::new(m20261202_000008_email_tokens::Migration),
         ]
     }
 }

@@ -81,6 +81,15 @@ pub async fn all_active(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
         .await
 }
 
+/// Active sandboxes started from client address `ip`.
+pub async fn count_active_from(db: &DatabaseConnection, ip: &str) -> Result<u64, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Active.eq(true))
+        .filter(sandbox::Column::ClientIp.eq(ip))
+        .count(db)
+        .await
+}
+
 pub async fn count_active(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Active.eq(true))

@@ -1,6 +1,7 @@
 //! `scripts/bench.sh` — 1,000 sign-up + log-in flows against the real server (SQLite, argon2id
 //! with its default cost), 16 at a time over the loopback. Each flow is what a browser does:
-//! fetch its CSRF token, sign up, log out, log in, read `/api/me`. Prints numbers; asserts nothing.
+//! fetch its CSRF token, sign up, open the mailed link (the server's file outbox), log out, log
+//! in, read `/api/me`. Prints numbers; asserts nothing.
 use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -18,8 +19,38 @@ fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// One flow; returns (sign-up ms, log-in ms).
-async fn flow(http: &reqwest::Client, base: &str, n: usize) -> Result<(f64, f64)> {
+/// The sign-up link's token, once the mail is in the outbox.
+async fn mailed_token(outbox: &std::path::Path, email: &str) -> Result<String> {
+    let dir = server::mail::recipient_dir(outbox, email);
+    for _ in 0..500 {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "eml") {
+                    // Quoted-printable: the long link line is folded with `=` and `=` is `=3D`.
+                    let text = std::fs::read_to_string(e.path())?
+                        .replace("=\r\n", "")
+                        .replace("=\n", "")
+                        .replace("=3D", "=");
+                    let at = text.find("/verify?token=").ok_or("no link")? + 14;
+                    return Ok(text[at..]
+                        .chars()
+                        .take_while(char::is_ascii_hexdigit)
+                        .collect());
+                }
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err("no mail within 5 s".into())
+}
+
+/// One flow; returns (sign-up ms, link-to-session ms, log-in ms).
+async fn flow(
+    http: &reqwest::Client,
+    base: &str,
+    outbox: &std::path::Path,
+    n: usize,
+) -> Result<(f64, f64, f64)> {
     let resp = http.get(format!("{base}/api/me")).send().await?;
     let visitor = cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
     let me: serde_json::Value = resp.json().await?;
@@ -46,8 +77,21 @@ async fn flow(http: &reqwest::Client, base: &str, n: usize) -> Result<(f64, f64)
     )
     .await?;
     let signup_ms = t.elapsed().as_secs_f64() * 1e3;
-    if r.status() != 201 {
+    if r.status() != 202 {
         return Err(format!("signup answered {}", r.status()).into());
+    }
+    let token = mailed_token(outbox, &email).await?;
+    let t = Instant::now();
+    let r = post(
+        "/api/auth/verify",
+        visitor.clone(),
+        csrf.clone(),
+        Some(serde_json::json!({ "token": token })),
+    )
+    .await?;
+    let verify_ms = t.elapsed().as_secs_f64() * 1e3;
+    if r.status() != 201 {
+        return Err(format!("the sign-up link answered {}", r.status()).into());
     }
     let session = cookie(&r, "trythis_session").ok_or("no session")?;
     let jar = format!("{visitor}; {session}");
@@ -86,7 +130,7 @@ async fn flow(http: &reqwest::Client, base: &str, n: usize) -> Result<(f64, f64)
     if me["user"]["email"] != email.as_str() {
         return Err("signed in as someone else".into());
     }
-    Ok((signup_ms, login_ms))
+    Ok((signup_ms, verify_ms, login_ms))
 }
 
 async fn csrf_of_visitor(http: &reqwest::Client, base: &str, visitor: &str) -> Result<String> {
@@ -122,7 +166,9 @@ async fn main() -> Result {
         // One client IP sends everything here; the per-IP limit is for real traffic.
         ("TRYTHIS_AUTH_PER_IP_PER_MIN", "1000000"),
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "1000000"),
+        ("TRYTHIS_MAILS_PER_ADDRESS_PER_HOUR", "5"),
     ])?;
+    let outbox = config.mail.dir.clone();
     let state = server::build_state(config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -132,25 +178,27 @@ async fn main() -> Result {
     });
     let http = reqwest::Client::new();
     let t0 = Instant::now();
-    let results: Vec<Result<(f64, f64)>> = {
+    let results: Vec<Result<(f64, f64, f64)>> = {
         use futures::StreamExt;
         futures::stream::iter(0..FLOWS)
             .map(|n| {
                 let http = http.clone();
                 let base = base.clone();
-                async move { flow(&http, &base, n).await }
+                let outbox = outbox.clone();
+                async move { flow(&http, &base, &outbox, n).await }
             })
             .buffer_unordered(AT_ONCE)
             .collect()
             .await
     };
     let total = t0.elapsed().as_secs_f64();
-    let (mut signup, mut login) = (Vec::new(), Vec::new());
+    let (mut signup, mut verify, mut login) = (Vec::new(), Vec::new(), Vec::new());
     let mut errors = 0;
     for r in results {
         match r {
-            Ok((s, l)) => {
+            Ok((s, v, l)) => {
                 signup.push(s);
+                verify.push(v);
                 login.push(l);
             }
             Err(e) => {
@@ -161,11 +209,13 @@ async fn main() -> Result {
             }
         }
     }
-    println!("auth: {FLOWS} sign-up + log-in flows, {AT_ONCE} at a time: {errors} errors, {total:.1} s total ({:.1} flows/s)", FLOWS as f64 / total);
+    println!("auth: {FLOWS} sign-up (mailed link) + log-in flows, {AT_ONCE} at a time: {errors} errors, {total:.1} s total ({:.1} flows/s)", FLOWS as f64 / total);
     println!(
-        "auth: sign-up p50 {:.0} ms, p95 {:.0} ms; log-in p50 {:.0} ms, p95 {:.0} ms (argon2id m=19 MiB, t=2, p=1)",
+        "auth: sign-up p50 {:.0} ms, p95 {:.0} ms; link p50 {:.0} ms, p95 {:.0} ms; log-in p50 {:.0} ms, p95 {:.0} ms (argon2id m=19 MiB, t=2, p=1)",
         pct(&mut signup, 0.5),
         pct(&mut signup, 0.95),
+        pct(&mut verify, 0.5),
+        pct(&mut verify, 0.95),
         pct(&mut login, 0.5),
         pct(&mut login, 0.95)
     );

@@ -268,6 +268,17 @@ pub async fn ensure_admin(
         return Err(field_error("email", m));
     }
     if let Some(existing) = accounts::by_email(db, email).await? {
+        // Promotion only: an admin stays one (accounts from before verification are unverified).
+        if existing.role != accounts::ROLE_ADMIN && existing.email_verified_at.is_none() {
+            return Err(ApiError::bad(
+                "unverified",
+                format!(
+                    "{} has not verified its email address, so it cannot become admin: verify it \
+                     from the account page (or reset the password), then try again",
+                    existing.email
+                ),
+            ));
+        }
         if existing.role != accounts::ROLE_ADMIN {
             accounts::set_role(db, existing.id, accounts::ROLE_ADMIN).await?;
         }

@@ -62,6 +62,11 @@ pub struct SandboxLimits {
     pub rate_per_identity: u32,
     /// Launches per client IP per minute.
     pub rate_per_ip: u32,
+    /// Sandboxes running (and places in line) one client address may hold at once, whatever
+    /// number of identities it mints.
+    pub running_per_ip: u64,
+    /// Try requests waiting for capacity, all clients together.
+    pub queue_max: u64,
 }
 
 /// Publishing: how builds run and what they may produce.
@@ -115,6 +120,20 @@ pub struct AuthConfig {
     pub google: Option<OAuthProvider>,
 }
 
+/// Outgoing mail: the links that prove an address (sign-up, password reset, verification).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…:465`, or `smtp://127.0.0.1:25` (lettre's
+    /// URL form). None writes every mail as a file into `dir` instead, for a site without a relay.
+    pub smtp_url: Option<String>,
+    pub dir: PathBuf,
+    /// `Name <address>`.
+    pub from: String,
+    /// Mails one address may receive per hour (sign-up, reset and verification together): nobody
+    /// can turn the site into a mail bomb, and nothing in the answer says a mail was held back.
+    pub per_address_per_hour: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -148,6 +167,7 @@ pub struct Config {
     pub limits: SandboxLimits,
     pub builds: BuildLimits,
     pub auth: AuthConfig,
+    pub mail: MailConfig,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
 }
@@ -400,6 +420,8 @@ impl Config {
             warm_pool: s.parse("TRYTHIS_WARM_POOL", 0, "a whole number")?,
             rate_per_identity: s.positive("TRYTHIS_RATE_TRIES_PER_MIN", 10)? as u32,
             rate_per_ip: s.positive("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", 60)? as u32,
+            running_per_ip: s.positive("TRYTHIS_SANDBOXES_PER_IP", 5)?,
+            queue_max: s.positive("TRYTHIS_QUEUE_MAX", 500)?,
         };
         let registry = registry::RegistryConfig {
             address: s.str("TRYTHIS_REGISTRY_ADDR", "127.0.0.1:5000"),
@@ -447,6 +469,22 @@ impl Config {
                 "https://oauth2.googleapis.com/token",
                 "https://openidconnect.googleapis.com/v1/userinfo",
             )?,
+        };
+        let host = public_url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', ':']).next())
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost")
+            .to_string();
+        let mail = MailConfig {
+            smtp_url: s.opt("TRYTHIS_SMTP_URL"),
+            dir: s
+                .opt("TRYTHIS_MAIL_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("mail")),
+            from: s.str("TRYTHIS_MAIL_FROM", &format!("trythis <noreply@{host}>")),
+            per_address_per_hour: s.positive("TRYTHIS_MAILS_PER_ADDRESS_PER_HOUR", 5)? as u32,
         };
         let sandbox_runtime = match s.str("TRYTHIS_SANDBOX_RUNTIME", "auto").as_str() {
             "auto" => RuntimeChoice::Auto,
@@ -533,6 +571,7 @@ impl Config {
             harbor,
             builds,
             auth,
+            mail,
             listen,
             public_url,
             database_url,

@@ -37,6 +37,7 @@ pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
         name: u.name.clone(),
         role: u.role.clone(),
         has_password: u.password_hash.is_some(),
+        email_verified: u.email_verified_at.is_some(),
     }
 }
 

@@ -3,10 +3,12 @@
 pub mod api;
 pub mod auth;
 pub mod build;
+pub mod caps;
 pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod mail;
 pub mod metrics;
 pub mod network;
 pub mod oauth;
@@ -99,13 +101,15 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     ));
     let signer = secrets::Signer::new(state::load_or_create_secret(&config.data_dir)?);
     let auth = Arc::new(auth::Auth::new(config.auth.clone(), &config.public_url));
+    let mail = mail::Mailer::start(&config.mail, &config.public_url)?;
+    tracing::info!(to = mail.describe(), "mail");
     if let (Some(email), Some(password)) = (&config.auth.admin_email, &config.auth.admin_password) {
         auth::ensure_admin(&auth, &db, email, Some(password))
             .await
             .map_err(|e| anyhow::anyhow!("TRYTHIS_ADMIN_EMAIL: {e}"))?;
     }
     {
-        // Expired sessions and abandoned OAuth flows go hourly.
+        // Expired sessions, abandoned OAuth flows and unused mailed links go hourly.
         let db = db.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
@@ -119,6 +123,8 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     }
     Ok(AppState {
         auth,
+        mail,
+        streams: caps::StreamCaps::default(),
         registry,
         builds,
         leptos_options: leptos_options(&config),
@@ -192,10 +198,14 @@ pub fn router(state: AppState) -> Router {
         .route("/recipe/convert", post(api::builds::convert))
         .route("/recipe/check", post(api::builds::check))
         .route("/auth/signup", post(api::auth::signup))
+        .route("/auth/verify", post(api::auth::verify))
+        .route("/auth/reset", post(api::auth::reset_request))
+        .route("/auth/reset/confirm", post(api::auth::reset_confirm))
         .route("/auth/login", post(api::auth::login))
         .route("/auth/logout", post(api::auth::logout))
         .route("/me", get(api::auth::me))
         .route("/me/password", post(api::account::change_password))
+        .route("/me/verify-email", post(api::account::send_verification))
         .route("/me/delete", post(api::account::delete_account))
         .route(
             "/me/tokens",

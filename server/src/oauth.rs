@@ -101,22 +101,6 @@ fn scopes(name: &str) -> &'static [&'static str] {
     }
 }
 
-/// Where to go after signing in: a local path only (no open redirect).
-pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.contains('\\')
-                && n.len() <= 500
-                && !n.chars().any(char::is_control) =>
-        {
-            n.to_string()
-        }
-        _ => "/".to_string(),
-    }
-}
-
 fn login_error(code: &str) -> Response {
     Redirect::to(&format!("/login?error={code}")).into_response()
 }
@@ -148,7 +132,7 @@ pub async fn start(
         req = req.add_scope(Scope::new((*s).to_string()));
     }
     let (url, state) = req.url();
-    let next = safe_next(q.next.as_deref());
+    let next = app::url::safe_next(q.next.as_deref());
     if let Err(e) = accounts::put_flow(
         &st.db,
         &sha256_hex(state.secret()),
@@ -368,6 +352,9 @@ async fn find_or_create(
         .await
         .map_err(|_| "unavailable")?
     {
+        // Whoever made this account never proved the address: linking would hand the provider's
+        // user an account whose password someone else may know.
+        Some(a) if a.email_verified_at.is_none() => return Err("unverified"),
         Some(a) => a,
         None => {
             let name: String = crate::auth::display_name(&profile.name, email)
@@ -384,18 +371,4 @@ async fn find_or_create(
         .await
         .map_err(|_| "unavailable")?;
     Ok(account)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_a_local_path_only() {
-        assert_eq!(safe_next(Some("/p/hello")), "/p/hello");
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(Some("/\\evil")), "/");
-        assert_eq!(safe_next(None), "/");
-    }
 }

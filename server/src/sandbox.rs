@@ -12,7 +12,7 @@ use db::SandboxState;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use runtime::{LaunchSpec, Runtime, RuntimeError};
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet},
     net::IpAddr,
     num::NonZeroU32,
     sync::{Arc, Mutex},
@@ -21,34 +21,106 @@ use std::{
 use terminal::{TerminalError, Terminals};
 
 /// Try requests waiting for capacity, in arrival order. A waiting client re-asks every few
-/// seconds; one that stops asking loses its place.
+/// seconds; one that stops asking loses its place. Bounded in length and per client address, so
+/// one client (however many identities it mints) cannot fill the line; joining and re-asking are
+/// map operations, the place is counted over the places ahead only.
 #[derive(Default)]
 struct Queue {
-    waiting: VecDeque<(String, Instant)>,
+    by_owner: HashMap<String, Place>,
+    /// Ticket → owner, in arrival order.
+    line: BTreeMap<u64, String>,
+    per_ip: HashMap<IpAddr, usize>,
+    next_ticket: u64,
+    swept: Option<Instant>,
+}
+
+struct Place {
+    ticket: u64,
+    seen: Instant,
+    ip: IpAddr,
 }
 
 const QUEUE_STALE: Duration = Duration::from_secs(12);
 
+/// Why a Try could not join the line.
+#[derive(Debug, PartialEq, Eq)]
+enum QueueRefusal {
+    Full,
+    ClientShare,
+}
+
 impl Queue {
-    /// 1-based place of `owner`, joining at the back if new.
-    fn place(&mut self, owner: &str) -> usize {
+    /// 1-based place of `owner`, joining at the back if new (unless the line, or this client's
+    /// share of it, is full).
+    fn place(
+        &mut self,
+        owner: &str,
+        ip: IpAddr,
+        max_len: usize,
+        per_ip: usize,
+    ) -> Result<usize, QueueRefusal> {
         let now = Instant::now();
-        self.waiting
-            .retain(|(_, seen)| now.duration_since(*seen) < QUEUE_STALE);
-        match self.waiting.iter().position(|(o, _)| o == owner) {
-            Some(i) => {
-                self.waiting[i].1 = now;
-                i + 1
+        // Leavers are swept at most once a second, not on every request.
+        if self
+            .swept
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.swept = Some(now);
+            let stale: Vec<String> = self
+                .by_owner
+                .iter()
+                .filter(|(_, p)| now.duration_since(p.seen) >= QUEUE_STALE)
+                .map(|(o, _)| o.clone())
+                .collect();
+            for o in stale {
+                self.leave(&o);
+            }
+        }
+        let ticket = match self.by_owner.get_mut(owner) {
+            Some(p) => {
+                p.seen = now;
+                p.ticket
             }
             None => {
-                self.waiting.push_back((owner.to_string(), now));
-                self.waiting.len()
+                if self.line.len() >= max_len {
+                    return Err(QueueRefusal::Full);
+                }
+                let held = self.per_ip.entry(ip).or_default();
+                if *held >= per_ip {
+                    return Err(QueueRefusal::ClientShare);
+                }
+                *held += 1;
+                let ticket = self.next_ticket;
+                self.next_ticket += 1;
+                self.line.insert(ticket, owner.to_string());
+                self.by_owner.insert(
+                    owner.to_string(),
+                    Place {
+                        ticket,
+                        seen: now,
+                        ip,
+                    },
+                );
+                ticket
+            }
+        };
+        Ok(self.line.range(..ticket).count() + 1)
+    }
+
+    fn leave(&mut self, owner: &str) {
+        if let Some(p) = self.by_owner.remove(owner) {
+            self.line.remove(&p.ticket);
+            if let Some(n) = self.per_ip.get_mut(&p.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_ip.remove(&p.ip);
+                }
             }
         }
     }
 
-    fn leave(&mut self, owner: &str) {
-        self.waiting.retain(|(o, _)| o != owner);
+    fn len(&self) -> usize {
+        self.line.len()
     }
 }
 
@@ -126,10 +198,7 @@ impl SandboxService {
     }
 
     pub fn queue_length(&self) -> u64 {
-        self.queue
-            .lock()
-            .map(|q| q.waiting.len() as u64)
-            .unwrap_or(0)
+        self.queue.lock().map(|q| q.len() as u64).unwrap_or(0)
     }
 
     /// The sandbox `id` if `who` may use it: its owner, or an admin.
@@ -199,7 +268,7 @@ impl SandboxService {
 
         // Capacity first: waiting in line must not use up the person's launch allowance. The
         // sandbox being replaced counts as free, and stays until the new one may start.
-        self.wait_for_capacity(&who.key, replacing.is_some())
+        self.wait_for_capacity(&who.key, ip, replacing.is_some())
             .await?;
         if let Err(e) = self.check_rate(&who.key, ip) {
             if let Ok(mut q) = self.queue.lock() {
@@ -402,22 +471,52 @@ impl SandboxService {
         Ok(())
     }
 
-    async fn wait_for_capacity(&self, owner: &str, replacing: bool) -> Result<(), ApiError> {
+    async fn wait_for_capacity(
+        &self,
+        owner: &str,
+        ip: IpAddr,
+        replacing: bool,
+    ) -> Result<(), ApiError> {
         let running = db::sandboxes::count_active(&self.db)
             .await?
             .saturating_sub(u64::from(replacing));
+        // One client's share of the machines: its running sandboxes (the one being replaced
+        // aside) and its places in line together.
+        let from_client = db::sandboxes::count_active_from(&self.db, &ip.to_string())
+            .await?
+            .saturating_sub(u64::from(replacing));
+        if from_client >= self.limits.running_per_ip {
+            return Err(ApiError::RateLimited {
+                message: format!(
+                    "Your network already runs {from_client} sandboxes, its share of this site. Stop one (My containers) and try again."
+                ),
+                retry_after_secs: 30,
+            });
+        }
         let free = self.limits.max_running.saturating_sub(running) as usize;
         let mut q = self
             .queue
             .lock()
             .map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
-        let place = q.place(owner);
-        if place <= free {
-            Ok(())
-        } else {
-            Err(ApiError::Queued {
+        let share = self
+            .limits
+            .running_per_ip
+            .saturating_sub(from_client)
+            .max(1) as usize;
+        match q.place(owner, ip, self.limits.queue_max as usize, share) {
+            Ok(place) if place <= free => Ok(()),
+            Ok(place) => Err(ApiError::Queued {
                 position: (place - free) as u64,
-            })
+            }),
+            Err(QueueRefusal::Full) => Err(ApiError::Unavailable(
+                "Every sandbox is busy and the line is full. Please try again in a few minutes."
+                    .into(),
+            )),
+            Err(QueueRefusal::ClientShare) => Err(ApiError::RateLimited {
+                message: "Your network already holds its share of places in line. Please wait for those first."
+                    .into(),
+                retry_after_secs: 10,
+            }),
         }
     }
 
@@ -720,14 +819,47 @@ mod fast_tests;
 mod tests {
     use super::*;
 
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+
     #[test]
     fn queue_keeps_places_and_forgets_leavers() {
         let mut q = Queue::default();
-        assert_eq!(q.place("a"), 1);
-        assert_eq!(q.place("b"), 2);
-        assert_eq!(q.place("a"), 1);
+        let place = |q: &mut Queue, o: &str| q.place(o, A, 100, 100).expect("room");
+        assert_eq!(place(&mut q, "a"), 1);
+        assert_eq!(place(&mut q, "b"), 2);
+        assert_eq!(place(&mut q, "a"), 1);
         q.leave("a");
-        assert_eq!(q.place("b"), 1);
-        assert_eq!(q.place("c"), 2);
+        assert_eq!(place(&mut q, "b"), 1);
+        assert_eq!(place(&mut q, "c"), 2);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn the_line_is_bounded_in_length_and_per_client() {
+        let mut q = Queue::default();
+        assert_eq!(q.place("a", A, 3, 2), Ok(1));
+        assert_eq!(q.place("b", A, 3, 2), Ok(2));
+        // A third identity from the same client: refused, whatever the line's room.
+        assert_eq!(q.place("c", A, 3, 2), Err(QueueRefusal::ClientShare));
+        // Re-asking keeps the place.
+        assert_eq!(q.place("b", A, 3, 2), Ok(2));
+        assert_eq!(q.place("d", B, 3, 2), Ok(3));
+        assert_eq!(q.place("e", B, 3, 2), Err(QueueRefusal::Full));
+        // A leaver frees both the line's room and the client's share.
+        q.leave("a");
+        assert_eq!(q.place("c", A, 3, 2), Ok(3));
+    }
+
+    #[test]
+    fn places_of_clients_that_stop_asking_are_dropped() {
+        let mut q = Queue::default();
+        assert_eq!(q.place("gone", A, 10, 10), Ok(1));
+        let long_ago = Instant::now() - QUEUE_STALE - Duration::from_secs(1);
+        q.by_owner.get_mut("gone").expect("place").seen = long_ago;
+        q.swept = Some(long_ago);
+        assert_eq!(q.place("new", B, 10, 10), Ok(1));
+        assert_eq!(q.len(), 1);
+        assert!(!q.per_ip.contains_key(&A));
     }
 }

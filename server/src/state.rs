@@ -15,6 +15,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub signer: Signer,
     pub auth: Arc<crate::auth::Auth>,
+    pub mail: Arc<crate::mail::Mailer>,
+    /// Caps on open terminal sockets and log streams.
+    pub streams: crate::caps::StreamCaps,
     pub leptos_options: LeptosOptions,
 }
 

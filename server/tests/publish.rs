@@ -717,3 +717,41 @@ async fn wait_until_running(v: &Visitor, id: &str) -> Result {
     }
     Err(format!("build {id} never started").into())
 }
+
+/// A build's live log is a held-open stream: one identity keeps at most 8 of them, and a closed
+/// one gives its slot back.
+#[tokio::test]
+async fn one_identity_holds_a_bounded_number_of_log_streams() -> Result {
+    let app = TestApp::start().await?;
+    let alice = app.user().await?;
+    let r = submit_as(&alice).await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let build = r.body["build_id"].as_str().ok_or("id")?.to_string();
+    let open = || {
+        alice
+            .http
+            .get(app.url(&format!("/api/builds/{build}/log")))
+            .header("cookie", &alice.cookie)
+            .send()
+    };
+    let mut streams = Vec::new();
+    for n in 0..8 {
+        let s = open().await?;
+        assert_eq!(s.status().as_u16(), 200, "stream {n}");
+        streams.push(s);
+    }
+    assert_eq!(open().await?.status().as_u16(), 429);
+    drop(streams.pop());
+    // The server sees the browser gone at its next write (a keep-alive comment within 15 s).
+    let mut status = 0;
+    for _ in 0..300 {
+        status = open().await?.status().as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the closed stream's slot came back");
+    app.state.builds.cancel(&build).await?;
+    Ok(())
+}

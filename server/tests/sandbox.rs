@@ -457,3 +457,33 @@ async fn recommendations_follow_the_callers_tries() -> Result {
         .await?;
     Ok(())
 }
+
+/// Terminal sockets that never say hello still hold a task each: one identity keeps at most 8
+/// open, and a closed one gives its slot back.
+#[tokio::test]
+async fn one_identity_holds_a_bounded_number_of_terminal_sockets() -> Result {
+    let app = TestApp::start().await?;
+    let (v, id) = start_try(&app).await?;
+    let mut silent = Vec::new();
+    for n in 0..8 {
+        silent.push(
+            v.terminal_socket(&id)
+                .await
+                .map_err(|s| format!("socket {n} refused: {s}"))?,
+        );
+    }
+    assert_eq!(v.terminal_socket(&id).await.err(), Some(429));
+    let mut one = silent.pop().ok_or("socket")?;
+    one.close(None).await?;
+    drop(one);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(ws) = v.terminal_socket(&id).await {
+            reopened = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reopened.is_some(), "the closed socket's slot came back");
+    Ok(())
+}

@@ -42,6 +42,21 @@ struct TokenRow {
 #[component]
 fn Account(user: UserBrief) -> impl IntoView {
     let has_password = user.has_password;
+    let verified = user.email_verified;
+    let verify_msg = RwSignal::new(String::new());
+    let send_verification = move |_| {
+        verify_msg.set("Sending…".into());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            match crate::client::call("POST", "/api/me/verify-email", None).await {
+                Ok(r) if r.status == 202 => {
+                    verify_msg.set("We sent you a link: open it to verify your address.".into())
+                }
+                Ok(r) => verify_msg.set(r.message()),
+                Err(e) => verify_msg.set(e),
+            }
+        });
+    };
     // Password
     let current = RwSignal::new(String::new());
     let new_pw = RwSignal::new(String::new());
@@ -171,9 +186,20 @@ fn Account(user: UserBrief) -> impl IntoView {
                 <h2>"Profile"</h2>
                 <dl class="facts">
                     <dt>"Name"</dt><dd id="account-name">{user.name.clone()}</dd>
-                    <dt>"Email"</dt><dd id="account-email">{user.email.clone()}</dd>
+                    <dt>"Email"</dt><dd id="account-email">{user.email.clone()}
+                        {if verified {
+                            view! { <span class="badge ok" id="email-verified">"verified"</span> }.into_any()
+                        } else {
+                            view! { <span class="badge warn" id="email-unverified">"not verified"</span> }.into_any()
+                        }}
+                    </dd>
                     <dt>"Role"</dt><dd>{user.role.clone()}</dd>
                 </dl>
+                {(!verified).then(|| view! {
+                    <p class="muted">"Verify your address to sign in with GitHub or Google under this email."</p>
+                    <button class="btn small" id="send-verification" on:click=send_verification>"Send a verification link"</button>
+                    <Show when=move || !verify_msg.read().is_empty()><p class="form-message">{move || verify_msg.get()}</p></Show>
+                })}
             </div>
             <form class="panel" on:submit=change_password>
                 <h2>{if has_password { "Change password" } else { "Set a password" }}</h2>
@@ -228,6 +254,7 @@ fn Account(user: UserBrief) -> impl IntoView {
                 <label><input type="radio" name="fate" value="hand_over" id="fate-hand-over" on:change=move |_| fate.set("hand_over".into())/>" Hand them over to another account"</label>
                 <Show when=move || fate.get() == "hand_over">
                     <input id="successor" type="email" placeholder="their email" bind:value=successor/>
+                    <p class="hint">"If this email belongs to a trythis account, its owner becomes the maintainer and gets a mail; otherwise your projects are hidden."</p>
                 </Show>
             </fieldset>
             {if has_password {

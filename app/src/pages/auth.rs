@@ -1,7 +1,8 @@
-//! Log in and sign up: email and password, or GitHub / Google when the site has them configured.
+//! Log in and sign up (email and password, or GitHub / Google when the site has them configured),
+//! the mailed links that finish a sign-up or verify an address, and password reset.
 use crate::api::load_me;
 use crate::pages::publish::ShownProblem;
-use crate::url::urlencode;
+use crate::url::{safe_next, urlencode};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -16,14 +17,9 @@ fn oauth_error(code: &str) -> &'static str {
         "suspended" => "This account is suspended. Contact the site's admins if you think this is a mistake.",
         "provider" => "That sign-in provider is not available on this site.",
         "too_many" => "Too many sign-in attempts from your network. Please wait a minute and try again.",
+        "unverified" => "An account with this email exists, but its address is not verified yet. Log in with its password (or reset it) and verify the address from your account page, then continue with the provider.",
         _ => "Signing in did not work. Please try again in a moment.",
     }
-}
-
-/// Only local paths (the server checks again).
-fn local(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or_else(|| "/".into())
 }
 
 #[component]
@@ -39,7 +35,7 @@ pub fn SignupPage() -> impl IntoView {
 #[component]
 fn AuthForm(signup: bool) -> impl IntoView {
     let query = use_query_map();
-    let next = Memo::new(move |_| local(query.read().get("next")));
+    let next = Memo::new(move |_| safe_next(query.read().get("next").as_deref()));
     let me = Resource::new(|| (), |_| load_me());
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
@@ -53,8 +49,9 @@ fn AuthForm(signup: bool) -> impl IntoView {
     );
     let problems = RwSignal::new(Vec::<ShownProblem>::new());
     let busy = RwSignal::new(false);
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    // A sign-up's answer: the address the link went to.
+    let sent_to = RwSignal::new(None::<String>);
+    let send = move || {
         busy.set(true);
         message.set(String::new());
         problems.set(Vec::new());
@@ -64,7 +61,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
                 let (url, body) = if signup {
                     (
                         "/api/auth/signup",
-                        serde_json::json!({"email": email.get_untracked(), "password": password.get_untracked(), "name": name.get_untracked()}),
+                        serde_json::json!({"email": email.get_untracked(), "password": password.get_untracked(), "name": name.get_untracked(), "next": next.get_untracked()}),
                     )
                 } else {
                     (
@@ -73,6 +70,14 @@ fn AuthForm(signup: bool) -> impl IntoView {
                     )
                 };
                 match crate::client::call("POST", url, Some(body)).await {
+                    Ok(r) if r.status == 202 => {
+                        let sent: Option<crate::model::MailSent> =
+                            serde_json::from_value(r.body).ok();
+                        sent_to.set(Some(
+                            sent.map(|m| m.email)
+                                .unwrap_or_else(|| email.get_untracked()),
+                        ));
+                    }
                     Ok(r) if r.status == 200 || r.status == 201 => {
                         crate::client::go(&next.get_untracked());
                         return;
@@ -86,6 +91,10 @@ fn AuthForm(signup: bool) -> impl IntoView {
             }
             busy.set(false);
         });
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        send();
     };
     let field_class = move |f: &'static str| {
         move || {
@@ -121,7 +130,18 @@ fn AuthForm(signup: bool) -> impl IntoView {
     view! {
         <Title text=title/>
         <section class="auth">
-            <div class="auth-card">
+            <Show when=move || sent_to.read().is_some()>
+                <div class="auth-card" id="check-inbox">
+                    <h1>"Check your inbox"</h1>
+                    <p>"We sent a link to "<strong>{move || sent_to.get().unwrap_or_default()}</strong>". Open it to finish creating your account: it works once, for 24 hours."</p>
+                    <p class="muted">"Nothing after a few minutes? Look in your spam folder, or send it again. If this address already has an account, the mail says so."</p>
+                    <div class="row-actions">
+                        <button class="btn" id="send-again" disabled=move || busy.get() on:click=move |_| send()>"Send again"</button>
+                        <a class="btn ghost" href="/login">"Log in"</a>
+                    </div>
+                </div>
+            </Show>
+            <div class="auth-card" class:hidden=move || sent_to.read().is_some()>
                 <h1>{title}</h1>
                 <p class="muted">{if signup {
                     "An account keeps your Try history, lets you publish projects and gives you API tokens for your CI."
@@ -164,12 +184,181 @@ fn AuthForm(signup: bool) -> impl IntoView {
                         <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
                     </Show>
                     <button type="submit" class="btn primary big wide" id="submit" disabled=move || busy.get()>{action}</button>
+                    {(!signup).then(|| view! { <p class="forgot"><a id="forgot" href="/reset">"Forgot your password?"</a></p> })}
                 </form>
                 <p class="switch">{if signup {
                     view! { "Already have an account? "<a href=move || format!("/login?next={}", urlencode(&next.get()))>"Log in"</a> }.into_any()
                 } else {
                     view! { "New here? "<a id="to-signup" href=move || format!("/signup?next={}", urlencode(&next.get()))>"Create an account"</a> }.into_any()
                 }}</p>
+            </div>
+        </section>
+    }
+}
+
+/// `/verify?token=…`: the link of a sign-up (creates the account and signs in) or of an address
+/// verification. It asks for a click first: mail scanners that open links must not use them up.
+#[component]
+pub fn VerifyPage() -> impl IntoView {
+    let query = use_query_map();
+    let token = move || query.read().get("token").unwrap_or_default();
+    let next = Memo::new(move |_| safe_next(query.read().get("next").as_deref()));
+    let message = RwSignal::new(String::new());
+    let verified = RwSignal::new(false);
+    let busy = RwSignal::new(false);
+    let confirm = move |_| {
+        busy.set(true);
+        message.set(String::new());
+        let token = token();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            match crate::client::call(
+                "POST",
+                "/api/auth/verify",
+                Some(serde_json::json!({ "token": token })),
+            )
+            .await
+            {
+                Ok(r) if r.status == 201 => {
+                    crate::client::go(&next.get_untracked());
+                    return;
+                }
+                Ok(r) if r.status == 200 => verified.set(true),
+                Ok(r) => message.set(r.message()),
+                Err(e) => message.set(e),
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (token, next);
+            busy.set(false);
+        });
+    };
+    view! {
+        <Title text="Confirm your email"/>
+        <section class="auth">
+            <div class="auth-card">
+                <Show when=move || verified.get() fallback=move || view! {
+                    <h1>"Confirm your email"</h1>
+                    <p class="muted">"One click and your address is confirmed. A new account is created and signed in on this browser."</p>
+                    <Show when=move || !message.read().is_empty()>
+                        <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                        <p class="switch"><a href="/signup">"Sign up again"</a>" · "<a href="/login">"Log in"</a></p>
+                    </Show>
+                    <button class="btn primary big wide" id="confirm" disabled=move || busy.get() || token().is_empty() on:click=confirm>"Confirm my email"</button>
+                }>
+                    <h1>"Email verified"</h1>
+                    <p id="verified">"Your address is verified. Provider sign-ins with this email now reach your account."</p>
+                    <a class="btn primary" href="/account">"Back to your account"</a>
+                </Show>
+            </div>
+        </section>
+    }
+}
+
+/// `/reset`: ask for a link; `/reset?token=…`: choose a new password.
+#[component]
+pub fn ResetPage() -> impl IntoView {
+    let query = use_query_map();
+    let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
+    let email = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let message = RwSignal::new(String::new());
+    let problems = RwSignal::new(Vec::<ShownProblem>::new());
+    let sent_to = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        busy.set(true);
+        message.set(String::new());
+        problems.set(Vec::new());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let t = token.get_untracked();
+                let (url, body) = if t.is_empty() {
+                    (
+                        "/api/auth/reset",
+                        serde_json::json!({ "email": email.get_untracked() }),
+                    )
+                } else {
+                    (
+                        "/api/auth/reset/confirm",
+                        serde_json::json!({ "token": t, "password": password.get_untracked() }),
+                    )
+                };
+                match crate::client::call("POST", url, Some(body)).await {
+                    Ok(r) if r.status == 202 => {
+                        let sent: Option<crate::model::MailSent> =
+                            serde_json::from_value(r.body).ok();
+                        sent_to.set(Some(
+                            sent.map(|m| m.email)
+                                .unwrap_or_else(|| email.get_untracked()),
+                        ));
+                    }
+                    Ok(r) if r.status == 200 => {
+                        crate::client::go("/");
+                        return;
+                    }
+                    Ok(r) => {
+                        problems.set(crate::pages::publish::problems_of(&r.body));
+                        message.set(r.message());
+                    }
+                    Err(e) => message.set(e),
+                }
+            }
+            busy.set(false);
+        });
+    };
+    let problem_of = move |f: &'static str| {
+        move || {
+            problems
+                .read()
+                .iter()
+                .find(|p| p.field == f)
+                .map(|p| p.message.clone())
+                .unwrap_or_default()
+        }
+    };
+    view! {
+        <Title text="Reset your password"/>
+        <section class="auth">
+            <div class="auth-card">
+                <Show when=move || sent_to.read().is_none() fallback=move || view! {
+                    <h1>"Check your inbox"</h1>
+                    <p id="reset-sent">"If an account uses "<strong>{move || sent_to.get().unwrap_or_default()}</strong>", we sent it a link to choose a new password. It works once, for 30 minutes."</p>
+                    <a class="btn" href="/login">"Back to log in"</a>
+                }>
+                    <h1>"Reset your password"</h1>
+                    <p class="muted">{move || if token.get().is_empty() {
+                        "Enter your account's email and we mail you a link to choose a new password."
+                    } else {
+                        "Choose a new password. Every browser signed in to your account is signed out."
+                    }}</p>
+                    <form class="auth-form" on:submit=submit novalidate>
+                        {move || if token.get().is_empty() {
+                            view! {
+                                <label class="field">"Email"
+                                    <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email/>
+                                    <small class="field-problem">{problem_of("email")}</small>
+                                </label>
+                            }.into_any()
+                        } else {
+                            view! {
+                                <label class="field">"New password"
+                                    <input id="password" type="password" autocomplete="new-password" required maxlength="128" bind:value=password/>
+                                    <small class="field-problem">{problem_of("password")}</small>
+                                </label>
+                                <p class="hint">"At least 10 characters. A few random words work well."</p>
+                            }.into_any()
+                        }}
+                        <Show when=move || !message.read().is_empty()>
+                            <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                        </Show>
+                        <button type="submit" class="btn primary big wide" id="submit" disabled=move || busy.get()>
+                            {move || if token.get().is_empty() { "Send me a link" } else { "Set the new password" }}
+                        </button>
+                    </form>
+                    <p class="switch"><a href="/login">"Back to log in"</a></p>
+                </Show>
             </div>
         </section>
     }

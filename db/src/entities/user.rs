@@ -17,6 +17,9 @@ pub struct Model {
     pub banned: bool,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,
+    /// When the person proved they read this address (a link we mailed, or their provider's
+    /// verified email). Only verified addresses link provider logins or become admin.
+    pub email_verified_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,16 +6,18 @@ use crate::{
     auth::{self, field_error},
     error::{ApiError, ApiResult},
     identity::SessionHash,
+    mail::Mail,
+    secrets::{random_secret, sha256_hex},
     state::AppState,
 };
-use app::model::Identity;
+use app::model::{Identity, MailSent};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use db::accounts;
+use db::accounts::{self, LinkPurpose};
 use serde_json::json;
 
 /// The account behind a browser session, or 401/403.
@@ -81,6 +83,33 @@ pub async fn change_password(
     ))
 }
 
+/// `POST /api/me/verify-email` — 202: a verification link to the account's address (accounts
+/// from before addresses were verified; a verified one gets 200 and no mail).
+pub async fn send_verification(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    ClientIp(ip): ClientIp,
+) -> ApiResult<Response> {
+    let account = account_of(&st, &me).await?;
+    if account.email_verified_at.is_some() {
+        return Ok(Json(MailSent {
+            email: account.email,
+        })
+        .into_response());
+    }
+    st.auth.check_rate(ip, Some(&account.email))?;
+    let token = random_secret();
+    accounts::put_account_link(&st.db, &sha256_hex(&token), LinkPurpose::Verify, &account).await?;
+    st.mail.send(&account.email, Mail::VerifyAddress { token });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MailSent {
+            email: account.email,
+        }),
+    )
+        .into_response())
+}
+
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteForm {
@@ -97,7 +126,9 @@ pub struct DeleteForm {
 }
 
 /// `POST /api/me/delete` — 204. Stops the person's sandboxes, hides or hands over their
-/// projects, deletes their personal data, keeps try statistics under an anonymous key.
+/// projects, deletes their personal data, keeps try statistics under an anonymous key. The answer
+/// never tells whether the successor's email has an account: if it has none (or is suspended),
+/// the projects are hidden; if it has, its owner gets a mail.
 pub async fn delete_account(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -121,20 +152,25 @@ pub async fn delete_account(
             "Type your account's email address to confirm.",
         ));
     }
+    let mut successor = None;
     let fate = match f.projects.as_str() {
         "hide" => accounts::ProjectFate::Hide,
         "hand_over" => {
-            let successor = match accounts::by_email(&st.db, &f.successor_email).await? {
-                Some(s) if s.id != account.id && !s.banned => s,
-                _ => {
-                    return Err(field_error(
-                        "successor_email",
-                        "Name another trythis account's email to hand your projects to.",
-                    ))
+            if let Some(m) = auth::email_problem(&f.successor_email) {
+                return Err(field_error("successor_email", m));
+            }
+            if accounts::fold_email(&f.successor_email) == account.email {
+                return Err(field_error(
+                    "successor_email",
+                    "Name another person's email: this account is the one leaving.",
+                ));
+            }
+            match accounts::by_email(&st.db, &f.successor_email).await? {
+                Some(s) if !s.banned => {
+                    successor = Some(s.email.clone());
+                    accounts::ProjectFate::HandOver { to_user: s.id }
                 }
-            };
-            accounts::ProjectFate::HandOver {
-                to_user: successor.id,
+                _ => accounts::ProjectFate::Hide,
             }
         }
         _ => {
@@ -148,6 +184,9 @@ pub async fn delete_account(
     let anonymous = format!("gone:{}", crate::secrets::random_id());
     let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
     tracing::info!(user = account.id, projects = moved, "account deleted");
+    if let (Some(to), true) = (successor, moved > 0) {
+        st.mail.send(&to, Mail::ProjectsHandedOver { count: moved });
+    }
     Ok(with_cookies(
         StatusCode::NO_CONTENT.into_response(),
         &[st.auth.expired_cookie(auth::SESSION_COOKIE)],

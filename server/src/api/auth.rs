@@ -1,21 +1,24 @@
-//! `POST /api/auth/signup`, `/login`, `/logout` and `GET /api/me`. Answers never tell whether an
-//! email has an account: a wrong email and a wrong password get the same sentence.
+//! `POST /api/auth/signup`, `/verify`, `/login`, `/logout`, `/reset`, `/reset/confirm` and
+//! `GET /api/me`. Answers never tell whether an email has an account: sign-up and reset answer the
+//! same either way (the mail says the rest), a wrong email and a wrong password get one sentence.
 use super::body;
 use crate::client_ip::ClientIp;
 use crate::{
     auth::{self, display_name},
     error::{ApiError, ApiResult},
     identity::{user_brief, SessionHash, VisitorKey},
+    mail::Mail,
+    secrets::{random_secret, sha256_hex},
     state::AppState,
 };
-use app::model::{Identity, Me};
+use app::model::{Identity, MailSent, Me};
 use axum::{
     extract::{rejection::JsonRejection, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
 };
-use db::accounts;
+use db::accounts::{self, LinkPurpose};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +27,9 @@ pub struct SignupForm {
     password: String,
     #[serde(default)]
     name: String,
+    /// Where the person was going: the mailed link leads there.
+    #[serde(default)]
+    next: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -31,6 +37,53 @@ pub struct SignupForm {
 pub struct LoginForm {
     email: String,
     password: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkForm {
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestForm {
+    email: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetForm {
+    token: String,
+    password: String,
+}
+
+fn link_invalid() -> ApiError {
+    ApiError::bad(
+        "link_invalid",
+        "This link is not valid any more: it was used already or has expired. Ask for a new one.",
+    )
+}
+
+/// The stored form of a mailed link's token. Anything but a token of ours is refused before the
+/// database is asked.
+fn link_hash(token: &str) -> Result<String, ApiError> {
+    let t = token.trim();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(sha256_hex(&t.to_ascii_lowercase()))
+    } else {
+        Err(link_invalid())
+    }
+}
+
+fn mail_sent(email: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(MailSent {
+            email: accounts::fold_email(email),
+        }),
+    )
+        .into_response()
 }
 
 pub fn with_cookies(mut resp: Response, cookies: &[String]) -> Response {
@@ -79,49 +132,152 @@ fn me_json(account: &accounts::Account) -> serde_json::Value {
     })
 }
 
-/// `POST /api/auth/signup {email, password, name?}` — 201 and signed in.
+/// `POST /api/auth/signup {email, password, name?}` — 202 `{email}`, the same answer for every
+/// address. A new one gets a link that creates the account when opened (nothing exists before:
+/// someone signing up with another person's address gets nowhere); a known one gets a mail saying
+/// it has an account.
 pub async fn signup(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
-    visitor: Option<Extension<VisitorKey>>,
-    session: Option<Extension<SessionHash>>,
     form: Result<Json<SignupForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
     auth::check_signup(&f.email, &f.password, &f.name)?;
     st.auth.check_rate(ip, None)?;
+    // Hashed for known addresses too, so both answers take as long.
     let hash = st.auth.hash(&f.password).await?;
-    let account = match accounts::create(
-        &st.db,
-        &f.email,
-        &display_name(&f.name, &f.email),
-        Some(hash),
-        accounts::ROLE_USER,
-    )
-    .await
-    {
-        Ok(a) => a,
-        Err(accounts::CreateError::EmailTaken) => {
-            return Err(ApiError::Conflict(
-                "signup_refused",
-                "We could not create an account with these details. If you already have one, log in instead."
-                    .into(),
-            ))
+    if accounts::by_email(&st.db, &f.email).await?.is_some() {
+        st.mail.send(&f.email, Mail::AlreadyRegistered);
+    } else {
+        let token = random_secret();
+        accounts::put_signup(
+            &st.db,
+            &sha256_hex(&token),
+            &f.email,
+            &display_name(&f.name, &f.email),
+            hash,
+        )
+        .await?;
+        st.mail.send(
+            &f.email,
+            Mail::ConfirmSignup {
+                token,
+                next: f.next,
+            },
+        );
+    }
+    Ok(mail_sent(&f.email))
+}
+
+/// `POST /api/auth/verify {token}` — a mailed link opened. A sign-up's creates the account and
+/// signs in (201); an address verification's marks the address verified (200).
+pub async fn verify(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    visitor: Option<Extension<VisitorKey>>,
+    session: Option<Extension<SessionHash>>,
+    form: Result<Json<LinkForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    st.auth.check_rate(ip, None)?;
+    let hash = link_hash(&f.token)?;
+    if let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Signup).await? {
+        let account = match accounts::create_from_signup(&st.db, &link).await {
+            Ok(a) => a,
+            // Two links of one address, or an account made through a provider in between.
+            Err(accounts::CreateError::EmailTaken) => {
+                return Err(ApiError::Conflict(
+                    "account_exists",
+                    "This email already has an account. Log in instead.".into(),
+                ))
+            }
+            Err(accounts::CreateError::Db(e)) => return Err(e.into()),
+        };
+        let cookie = sign_in(
+            &st,
+            &account,
+            visitor.as_ref().map(|v| &v.0),
+            session.as_ref().map(|s| &s.0),
+        )
+        .await?;
+        tracing::info!(user = account.id, "account created");
+        return Ok(with_cookies(
+            (StatusCode::CREATED, Json(me_json(&account))).into_response(),
+            &[cookie],
+        ));
+    }
+    if let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Verify).await? {
+        if accounts::mark_verified(&st.db, &link).await? {
+            return Ok(Json(MailSent { email: link.email }).into_response());
         }
-        Err(accounts::CreateError::Db(e)) => return Err(e.into()),
+    }
+    Err(link_invalid())
+}
+
+/// `POST /api/auth/reset {email}` — 202 `{email}` whether or not the address has an account; one
+/// that has (and is not suspended) gets a single-use link valid for 30 minutes.
+pub async fn reset_request(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    form: Result<Json<ResetRequestForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    if let Some(m) = auth::email_problem(&f.email) {
+        return Err(auth::field_error("email", m));
+    }
+    st.auth.check_rate(ip, None)?;
+    if let Some(account) = accounts::by_email(&st.db, &f.email).await? {
+        if !account.banned {
+            let token = random_secret();
+            accounts::put_account_link(&st.db, &sha256_hex(&token), LinkPurpose::Reset, &account)
+                .await?;
+            st.mail.send(&account.email, Mail::ResetPassword { token });
+        }
+    }
+    Ok(mail_sent(&f.email))
+}
+
+/// `POST /api/auth/reset/confirm {token, password}` — 200 and signed in with the new password;
+/// every other session of the account ends.
+pub async fn reset_confirm(
+    State(st): State<AppState>,
+    ClientIp(ip): ClientIp,
+    visitor: Option<Extension<VisitorKey>>,
+    form: Result<Json<ResetForm>, JsonRejection>,
+) -> ApiResult<Response> {
+    let f = body(form)?;
+    st.auth.check_rate(ip, None)?;
+    let hash = link_hash(&f.token)?;
+    // A password the rules refuse must not use the link up.
+    let Some(pending) = accounts::find_link(&st.db, &hash, LinkPurpose::Reset).await? else {
+        return Err(link_invalid());
     };
-    let cookie = sign_in(
-        &st,
-        &account,
-        visitor.as_ref().map(|v| &v.0),
-        session.as_ref().map(|s| &s.0),
-    )
-    .await?;
-    tracing::info!(user = account.id, "account created");
+    if let Some(m) = auth::password_problem(&f.password, &pending.email) {
+        return Err(auth::field_error("password", m));
+    }
+    let password_hash = st.auth.hash(&f.password).await?;
+    let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Reset).await? else {
+        return Err(link_invalid());
+    };
+    let Some(account) = accounts::reset_password(&st.db, &link, password_hash).await? else {
+        return Err(link_invalid());
+    };
+    if account.banned {
+        return Err(suspended());
+    }
+    let cookie = sign_in(&st, &account, visitor.as_ref().map(|v| &v.0), None).await?;
+    tracing::info!(user = account.id, "password reset");
     Ok(with_cookies(
-        (StatusCode::CREATED, Json(me_json(&account))).into_response(),
+        Json(me_json(&account)).into_response(),
         &[cookie],
     ))
+}
+
+fn suspended() -> ApiError {
+    ApiError::Forbidden(
+        "This account is suspended. Contact the site's admins if you think this is a mistake."
+            .into(),
+    )
 }
 
 /// `POST /api/auth/login {email, password}` — 200 and a fresh session.
@@ -133,7 +289,12 @@ pub async fn login(
     form: Result<Json<LoginForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
-    let wrong = || ApiError::Unauthorized("The email or password is not right.".into());
+    let wrong = || {
+        ApiError::Unauthorized(
+            "The email or password is not right. Just signed up? Open the link we mailed you first."
+                .into(),
+        )
+    };
     if f.email.len() > auth::MAX_EMAIL || f.password.chars().count() > auth::MAX_PASSWORD {
         return Err(wrong());
     }
@@ -147,10 +308,7 @@ pub async fn login(
         return Err(wrong());
     };
     if account.banned {
-        return Err(ApiError::Forbidden(
-            "This account is suspended. Contact the site's admins if you think this is a mistake."
-                .into(),
-        ));
+        return Err(suspended());
     }
     let cookie = sign_in(
         &st,

@@ -154,6 +154,12 @@ pub async fn log(
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let b = find(&st, &me, &id).await?;
+    let (Some(mine), Some(this_build)) = (
+        st.streams.logs_per_identity.hold(&me.key),
+        st.streams.logs_per_build.hold(&id),
+    ) else {
+        return Err(super::terminal::too_many_open("build logs"));
+    };
     let head = |b: &db::builds::Model, log: &str| -> Vec<Event> {
         let mut evs: Vec<Event> = log
             .lines()
@@ -209,6 +215,11 @@ pub async fn log(
             stream::iter(evs).map(Ok).boxed()
         }
     };
+    // The slots are given back when the stream ends or the browser goes.
+    let stream = stream.map(move |e| {
+        let _held = (&mine, &this_build);
+        e
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

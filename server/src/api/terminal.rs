@@ -30,15 +30,29 @@ pub async fn connect(
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
     }
+    let Some(held) = st.streams.terminals_per_identity.hold(&me.key) else {
+        return Err(too_many_open("terminals"));
+    };
     Ok(ws
         .protocols(["tty"])
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
+            let _held = held;
             if let Err(reason) = proxy(st, id.clone(), socket).await {
                 tracing::debug!(sandbox = %id, reason, "terminal closed");
             }
         }))
+}
+
+/// Too many connections of one kind open from one identity.
+pub fn too_many_open(what: &str) -> ApiError {
+    ApiError::RateLimited {
+        message: format!(
+            "Too many {what} are open in your browser. Close some tabs and try again."
+        ),
+        retry_after_secs: 5,
+    }
 }
 
 async fn close(mut socket: WebSocket, code: u16, reason: &'static str) -> Result<(), &'static str> {

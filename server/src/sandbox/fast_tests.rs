@@ -376,3 +376,36 @@ async fn the_reaper_ends_expired_sandboxes_and_reconcile_makes_engine_and_rows_a
         Some((SandboxState::Ended, Some("container lost".into())))
     );
 }
+
+/// One client minting identities (a script without cookies) holds at most its share of the
+/// machines: running sandboxes and places in line from its address are capped together.
+#[tokio::test]
+async fn one_client_holds_at_most_its_share_of_capacity() {
+    let fx = fixture(
+        FakeRuntime::default(),
+        &[
+            ("TRYTHIS_MAX_SANDBOXES", "3"),
+            ("TRYTHIS_SANDBOXES_PER_IP", "2"),
+        ],
+    )
+    .await;
+    let svc = &fx.service;
+    for n in 1..=2 {
+        svc.try_project(&visitor(n), ip(7), "jq", false)
+            .await
+            .unwrap_or_else(|e| panic!("try {n}: {e}"));
+    }
+    assert!(matches!(
+        svc.try_project(&visitor(3), ip(7), "jq", false).await,
+        Err(ApiError::RateLimited { .. })
+    ));
+    // Another client gets the machine that is left, then a place in line.
+    svc.try_project(&visitor(4), ip(8), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("other client: {e}"));
+    assert!(matches!(
+        svc.try_project(&visitor(5), ip(8), "jq", false).await,
+        Err(ApiError::Queued { position: 1 })
+    ));
+    assert_eq!(fx.runtime.running().len(), 3);
+}

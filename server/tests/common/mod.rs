@@ -67,8 +67,101 @@ pub struct TestApp {
     pub dir: std::path::PathBuf,
 }
 
+/// An address no other test (or earlier run) uses: the SMTP server's mailboxes are shared.
+pub fn unique_email(local: &str) -> String {
+    format!(
+        "{local}@{}.example.test",
+        &server::secrets::random_id()[..10]
+    )
+}
+
+/// The local SMTP server `scripts/test.sh` starts (aiosmtpd): mails to `a@b` land in
+/// `$TRYTHIS_TEST_MAILDIR/a@b/`.
+pub fn smtp_url() -> Result<String> {
+    std::env::var("TRYTHIS_TEST_SMTP_URL").map_err(|_| {
+        "TRYTHIS_TEST_SMTP_URL is not set: these tests need the local SMTP server that scripts/test.sh starts (scripts/lib.sh ensure_smtp_sink)".into()
+    })
+}
+
+pub fn maildir() -> Result<std::path::PathBuf> {
+    std::env::var("TRYTHIS_TEST_MAILDIR")
+        .map(std::path::PathBuf::from)
+        .map_err(|_| "TRYTHIS_TEST_MAILDIR is not set (scripts/lib.sh ensure_smtp_sink)".into())
+}
+
+/// A quoted-printable text decoded (what a mail client shows): soft line breaks joined, `=XX`
+/// bytes restored.
+pub fn decode_qp(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let b = joined.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every mail the SMTP server received for `email`, oldest first, decoded.
+pub fn mails_to(email: &str) -> Result<Vec<String>> {
+    let dir = server::mail::recipient_dir(&maildir()?, email);
+    let mut files: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    files.sort();
+    Ok(files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|m| decode_qp(&m))
+        .collect())
+}
+
+/// The newest mail to `email` that contains `needle`, waiting up to 15 s for it to arrive.
+pub async fn mail_to(email: &str, needle: &str) -> Result<String> {
+    for _ in 0..150 {
+        if let Some(m) = mails_to(email)?
+            .into_iter()
+            .rev()
+            .find(|m| m.contains(needle))
+        {
+            return Ok(m);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("no mail to {email} containing {needle:?} arrived within 15 s").into())
+}
+
+/// The token of the `{path}?token=` link in a mail.
+pub fn link_token(mail: &str, path: &str) -> Result<String> {
+    let marker = format!("{path}?token=");
+    let at = mail.find(&marker).ok_or("no link in the mail")? + marker.len();
+    Ok(mail[at..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect())
+}
+
 pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Result<Config> {
     let db = format!("sqlite://{}/t.db", dir.display());
+    let smtp = smtp_url()?;
     let data = dir.display().to_string();
     let ttyd = ttyd_path();
     let relay = relay_path();
@@ -80,6 +173,9 @@ pub fn test_config(dir: &std::path::Path, extra: &[(&str, &str)]) -> Result<Conf
         // Each test server's proxies take free ports of the reserved range.
         ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_LOG", "warn"),
+        ("TRYTHIS_SMTP_URL", &smtp),
+        // Every test client is 127.0.0.1; the per-client share is tested in the fast tier.
+        ("TRYTHIS_SANDBOXES_PER_IP", "1000"),
     ];
     pairs.extend_from_slice(extra);
     Ok(Config::from_pairs(pairs)?)
@@ -143,7 +239,7 @@ impl TestApp {
     /// A new signed-up account (a unique email), as an HTTP client with its session cookie.
     pub async fn user(&self) -> Result<Visitor> {
         let mut v = self.visitor().await?;
-        let email = format!("{}@example.test", server::secrets::random_id());
+        let email = unique_email("user");
         v.sign_up(&email, "correct horse battery").await?;
         Ok(v)
     }
@@ -239,13 +335,22 @@ impl Visitor {
 
     /// Signs up or logs in (`/api/auth/signup` or `/login`); keeps the new session cookie.
     pub async fn auth(&mut self, what: &str, email: &str, password: &str) -> Result<Reply> {
+        self.post_auth(
+            &format!("/api/auth/{what}"),
+            serde_json::json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// POSTs to an auth endpoint and keeps the session cookie it sets, if any.
+    pub async fn post_auth(&mut self, path: &str, body: serde_json::Value) -> Result<Reply> {
         let resp = self
             .http
-            .post(format!("{}/api/auth/{what}", self.base))
+            .post(format!("{}{path}", self.base))
             .header("cookie", &self.cookie)
             .header("x-csrf-token", &self.csrf)
             .header("content-type", "application/json")
-            .body(serde_json::json!({ "email": email, "password": password }).to_string())
+            .body(body.to_string())
             .send()
             .await?;
         let status = resp.status().as_u16();
@@ -262,10 +367,21 @@ impl Visitor {
         })
     }
 
+    /// The whole sign-up: the form (202), the mail, its link (201, signed in).
     pub async fn sign_up(&mut self, email: &str, password: &str) -> Result<()> {
         let r = self.auth("signup", email, password).await?;
-        if r.status != 201 {
+        if r.status != 202 {
             return Err(format!("sign-up answered {}: {}", r.status, r.body).into());
+        }
+        let mail = mail_to(email, "/verify?token=").await?;
+        let r = self
+            .post_auth(
+                "/api/auth/verify",
+                serde_json::json!({ "token": link_token(&mail, "/verify")? }),
+            )
+            .await?;
+        if r.status != 201 {
+            return Err(format!("the sign-up link answered {}: {}", r.status, r.body).into());
         }
         Ok(())
     }
@@ -314,8 +430,8 @@ impl Visitor {
         .await
     }
 
-    /// Opens the terminal WebSocket; Err carries the HTTP status if the upgrade is refused.
-    pub async fn terminal(&self, id: &str) -> std::result::Result<Shell, u16> {
+    /// Opens the terminal WebSocket and says nothing; Err carries the HTTP status of a refusal.
+    pub async fn terminal_socket(&self, id: &str) -> std::result::Result<Ws, u16> {
         let url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
         let mut req = url.into_client_request().map_err(|_| 0u16)?;
         req.headers_mut()
@@ -325,7 +441,16 @@ impl Visitor {
             HeaderValue::from_str(&self.cookie).map_err(|_| 0u16)?,
         );
         match tokio_tungstenite::connect_async(req).await {
-            Ok((ws, _)) => {
+            Ok((ws, _)) => Ok(ws),
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+            Err(_) => Err(0),
+        }
+    }
+
+    /// Opens the terminal WebSocket; Err carries the HTTP status if the upgrade is refused.
+    pub async fn terminal(&self, id: &str) -> std::result::Result<Shell, u16> {
+        match self.terminal_socket(id).await {
+            Ok(ws) => {
                 let mut shell = Shell {
                     ws,
                     screen: String::new(),
@@ -340,13 +465,12 @@ impl Visitor {
                     .map_err(|_| 0u16)?;
                 Ok(shell)
             }
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-            Err(_) => Err(0),
+            Err(status) => Err(status),
         }
     }
 }
 
-type Ws =
+pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A terminal seen through the platform's proxy, speaking ttyd's protocol.

@@ -381,14 +381,14 @@ async fn unverified_addresses_link_no_provider_login_and_become_no_admin() -> Re
     let r = owner.call("POST", "/api/me/verify-email", None).await?;
     assert_eq!(r.status, 202, "{}", r.body);
     let mail = mail_to(&email, "Verify your email address").await?;
+    let link = json!({ "token": link_token(&mail, "/verify")? });
     let r = owner
-        .call(
-            "POST",
-            "/api/auth/verify",
-            Some(json!({ "token": link_token(&mail, "/verify")? })),
-        )
+        .call("POST", "/api/auth/verify", Some(link.clone()))
         .await?;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Single use.
+    let r = owner.call("POST", "/api/auth/verify", Some(link)).await?;
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("link_invalid")));
     assert_eq!(
         owner.call("GET", "/api/me", None).await?.body["user"]["email_verified"],
         true

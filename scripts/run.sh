@@ -18,6 +18,9 @@ step "Database migrations"
 target/debug/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"
 step "Admin account (the first admin; its password is printed once and kept in $DATA/admin-password)"
 target/debug/trythis admin --first "${TRYTHIS_ADMIN_EMAIL:-admin@trythis.local}"
+step "Mail (sign-up, password reset and notice links)"
+if [ -n "${TRYTHIS_SMTP_URL:-}" ]; then ok "through ${TRYTHIS_SMTP_URL##*@}"
+else ok "no TRYTHIS_SMTP_URL: mails are written to ${TRYTHIS_MAIL_DIR:-$DATA/mail}/<address>/*.eml"; fi
 step "Starter catalogue (catalog/: built and pushed on first start, reused later)"
 target/debug/trythis seed catalog
 step "Ready after $(( $(date +%s) - T0 )) s — serving (Ctrl-C stops)"

@@ -388,7 +388,10 @@ async fn unverified_addresses_link_no_provider_login_and_become_no_admin() -> Re
     assert_eq!(r.status, 200, "{}", r.body);
     // Single use.
     let r = owner.call("POST", "/api/auth/verify", Some(link)).await?;
-    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("link_invalid")));
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("link_invalid"))
+    );
     assert_eq!(
         owner.call("GET", "/api/me", None).await?.body["user"]["email_verified"],
         true

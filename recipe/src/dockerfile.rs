@@ -8,7 +8,7 @@ use crate::shell::Lexer;
 use crate::{image, normalize, precheck, sort, Kind, Problem, Validated};
 
 /// Instructions Docker knows; anything else is a typo worth reporting before a build.
-const INSTRUCTIONS: [&str; 18] = [
+pub(crate) const INSTRUCTIONS: [&str; 18] = [
     "ADD",
     "ARG",
     "CMD",
@@ -42,7 +42,16 @@ struct Instruction {
     args: String,
     /// It uses BuildKit here-documents (their bodies were skipped).
     heredoc: bool,
+    /// The last line of its text, here-document bodies included.
+    end: usize,
+    /// The body of its first here-document.
+    body: Vec<String>,
+    heredocs_closed: usize,
 }
+
+/// The most layers (RUN, COPY, ADD, WORKDIR) one stage may add: the classic builder fails near
+/// 125 layers, the base image's included, after minutes of work.
+pub const MAX_LAYERS: usize = 100;
 
 impl Instruction {
     /// The instruction on one line, continuations joined, for `dockerfile-parser`. Why joined:
@@ -126,7 +135,10 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
         let already_reported = problems[before..]
             .iter()
             .any(|p| p.line == Some(instruction.line));
-        if !already_reported {
+        let own_reading = matches!(instruction.keyword.as_str(), "ENV" | "LABEL" | "ARG")
+            && instruction.args.contains('\\')
+            && key_values(&instruction.args).is_some();
+        if !already_reported && !instruction.heredoc && !own_reading {
             if let Err(error) = Dockerfile::parse(&instruction.joined()) {
                 let detail = match error {
                     _ if instruction.keyword == "RUN" && array_prefix(&instruction.args) => {
@@ -159,11 +171,57 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
         Some(stage) => stage.image.clone(),
         None => String::new(),
     };
+    let mut layers = 0;
+    for instruction in &instructions {
+        match instruction.keyword.as_str() {
+            "FROM" => layers = 0,
+            "RUN" | "COPY" | "ADD" | "WORKDIR" => {
+                layers += 1;
+                if layers == MAX_LAYERS + 1 {
+                    problems.push(Problem::at(
+                        instruction.line,
+                        format!("this stage adds more than {MAX_LAYERS} layers (RUN, COPY, ADD and WORKDIR each add one) from here; the engine fails near 125 layers, the base image's included, after minutes of work: join RUN steps with &&"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
     if !problems.is_empty() {
         return Err(sort(problems));
     }
+    // RUN <<EOF, rewritten for the classic builder: the same lines, run with eval.
+    let mut dockerfile = normalized;
+    let rewrites: Vec<(&Instruction, String)> = instructions
+        .iter()
+        .filter(|i| i.heredoc && i.keyword == "RUN")
+        .filter_map(|i| rewrite_heredoc(i).map(|r| (i, r)))
+        .collect();
+    if !rewrites.is_empty() {
+        let lines: Vec<&str> = dockerfile.lines().collect();
+        let mut out = String::new();
+        let mut n = 1;
+        for (instruction, replacement) in &rewrites {
+            for line in &lines[n - 1..instruction.line - 1] {
+                out.push_str(line);
+                out.push('\n');
+            }
+            out.push_str(replacement);
+            out.push('\n');
+            n = instruction.end + 1;
+            warnings.push(Problem::at(
+                instruction.line,
+                "RUN <<EOF is rewritten for the classic builder: the here-document's lines run with eval, as its script would",
+            ));
+        }
+        for line in lines.iter().skip(n - 1) {
+            out.push_str(line);
+            out.push('\n');
+        }
+        dockerfile = out;
+    }
     Ok(Validated {
-        dockerfile: normalized,
+        dockerfile,
         base_image,
         steps: instructions.len(),
         warnings: sort(warnings),
@@ -210,14 +268,24 @@ fn directive(line: &str) -> Option<(&str, &str)> {
 /// Splits the text into instructions the way Docker does: comment lines go, blank lines
 /// between instructions go, a line ending in the escape character continues on the next.
 fn split(text: &str, escape: char, problems: &mut Vec<Problem>) -> Vec<Instruction> {
-    let mut out = Vec::new();
+    let mut out: Vec<Instruction> = Vec::new();
     let mut current: Option<Instruction> = None;
     let mut last_line = 0;
     let mut heredoc_ends: Vec<String> = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         if let Some(delim) = heredoc_ends.first() {
-            if line.trim() == delim {
+            let closes = line.trim() == delim;
+            if let Some(last) = out.last_mut() {
+                // Only the first here-document's body is kept (the only one rewritten).
+                if closes {
+                    last.heredocs_closed += 1;
+                } else if last.heredocs_closed == 0 {
+                    last.body.push(line.to_string());
+                }
+                last.end = number;
+            }
+            if closes {
                 heredoc_ends.remove(0);
             }
             continue;
@@ -242,10 +310,16 @@ fn split(text: &str, escape: char, problems: &mut Vec<Problem>) -> Vec<Instructi
                     keyword: keyword.to_ascii_uppercase(),
                     args: args.to_string(),
                     heredoc: false,
+                    end: number,
+                    body: Vec::new(),
+                    heredocs_closed: 0,
                 });
             }
         }
         last_line = number;
+        if let Some(c) = current.as_mut() {
+            c.end = number;
+        }
         if !continues {
             if let Some(mut done) = current.take() {
                 heredoc_ends = heredoc_delimiters(&done.keyword, &done.args);
@@ -286,7 +360,11 @@ fn check(
         }
         "FROM" => check_from(args, line, stages, global_args, &mut problem),
         "COPY" | "ADD" if instruction.heredoc => problem(format!("here-documents in a Dockerfile ({keyword} <<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf in a RUN step")),
-        "COPY" | "ADD" => check_copy(keyword, args, &mut problem),
+        "COPY" | "ADD" => {
+            check_copy(keyword, args, &mut problem);
+            check_copy_from(args, stages, &mut problem);
+        }
+        "EXPOSE" => check_expose(args, &mut problem),
         "RUN" => {
             let (flags, rest) = take_flags(args);
             for (name, _) in flags {
@@ -297,9 +375,12 @@ fn check(
                     other => format!("RUN --{other} needs BuildKit, which the platform's classic builder does not have"),
                 });
             }
-            check_exec_form(keyword, rest, false, &mut problem);
             if instruction.heredoc {
-                problem("here-documents in a Dockerfile (<<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf '%s\\n' 'line 1' 'line 2' > file instead".into());
+                if script_heredoc(rest).is_none() {
+                    problem("this here-document form needs BuildKit, which the platform's classic builder does not have: only RUN <<EOF (the lines are the script) is rewritten for it; write files with printf '%s\\n' 'line 1' 'line 2' > file instead".into());
+                }
+            } else {
+                check_exec_form(keyword, rest, false, &mut problem);
             }
         }
         "CMD" | "ENTRYPOINT" => {
@@ -322,8 +403,12 @@ fn check(
             // the engine then, so the inner instruction gets the same checks.
             let (inner, rest) = args.split_once([' ', '\t']).unwrap_or((args, ""));
             let inner = inner.to_ascii_uppercase();
-            if inner == "ADD" || inner == "COPY" {
-                check_copy(&inner, rest.trim(), &mut problem);
+            match inner.as_str() {
+                "" => problem("ONBUILD needs an instruction to run later, for example ONBUILD RUN make".into()),
+                "ONBUILD" | "FROM" | "MAINTAINER" => problem(format!("ONBUILD {inner} is not allowed (the engine refuses it)")),
+                "ADD" | "COPY" => check_copy(&inner, rest.trim(), &mut problem),
+                known if INSTRUCTIONS.contains(&known) => {}
+                unknown => problem(format!("ONBUILD {unknown}: unknown instruction")),
             }
             warnings.push(Problem::at(
                 line,
@@ -339,6 +424,111 @@ fn check(
             None => format!("unknown instruction {unknown}"),
         }),
     }
+}
+
+/// `RUN <<EOF` (or `<<-EOF`, `<<'EOF'`, `<<"EOF"`) alone: the body is the script. Returns whether
+/// leading tabs are stripped (`<<-`).
+fn script_heredoc(rest: &str) -> Option<bool> {
+    let word = rest.trim();
+    let delim = word.strip_prefix("<<")?;
+    let (dash, delim) = match delim.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, delim),
+    };
+    let bare = delim.trim_matches(|c| c == '\'' || c == '"');
+    let plain = !bare.is_empty()
+        && bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    plain.then_some(dash)
+}
+
+/// The classic builder's form of a `RUN <<EOF` instruction: the body's lines run with eval, as
+/// the here-document's script would.
+fn rewrite_heredoc(instruction: &Instruction) -> Option<String> {
+    let (flags, rest) = take_flags(instruction.args.trim());
+    if !flags.is_empty() {
+        return None;
+    }
+    let dash = script_heredoc(rest)?;
+    let mut out = String::from("RUN eval \"$(printf '%s\\n' \\\n");
+    for line in &instruction.body {
+        let line = if dash {
+            line.trim_start_matches('\t')
+        } else {
+            line
+        };
+        out.push_str(&format!("      {} \\\n", crate::shell::single_quote(line)));
+    }
+    out.push_str("    )\"");
+    Some(out)
+}
+
+/// `EXPOSE` values: `80`, `80/tcp`, `8000-8010/udp`, or a `$VARIABLE`.
+fn check_expose(args: &str, problem: &mut impl FnMut(String)) {
+    if args.is_empty() {
+        problem("EXPOSE needs at least one port, for example EXPOSE 8080".into());
+    }
+    for value in args.split_whitespace() {
+        if value.starts_with('$') {
+            continue;
+        }
+        let (ports, proto) = match value.split_once('/') {
+            Some((ports, proto)) => (ports, Some(proto)),
+            None => (value, None),
+        };
+        let port_ok = |p: &str| p.parse::<u16>().is_ok_and(|n| n > 0);
+        let ports_ok = match ports.split_once('-') {
+            Some((a, b)) => {
+                port_ok(a) && port_ok(b) && a.parse::<u16>().ok() <= b.parse::<u16>().ok()
+            }
+            None => port_ok(ports),
+        };
+        let proto_ok =
+            proto.is_none_or(|p| matches!(p.to_ascii_lowercase().as_str(), "tcp" | "udp" | "sctp"));
+        if !(ports_ok && proto_ok) {
+            problem(format!("EXPOSE {value}: a port is a number from 1 to 65535 (or a range like 8000-8010), optionally followed by /tcp, /udp or /sctp"));
+        }
+    }
+}
+
+/// `KEY=value` pairs of ENV, LABEL or ARG as the engine reads them: quotes group, a backslash
+/// escapes the next character (`C=three\ words`). Returns None when the text is not such pairs.
+fn key_values(args: &str) -> Option<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut chars = args.trim().chars().peekable();
+    while chars.peek().is_some() {
+        let mut key = String::new();
+        while let Some(&c) = chars.peek() {
+            if c == '=' || c.is_whitespace() {
+                break;
+            }
+            key.push(c);
+            chars.next();
+        }
+        if chars.next() != Some('=') || key.is_empty() {
+            return None;
+        }
+        let mut value = String::new();
+        let mut quote: Option<char> = None;
+        while let Some(c) = chars.next() {
+            match (c, quote) {
+                ('\\', q) if q != Some('\'') => value.push(chars.next()?),
+                ('"' | '\'', None) => quote = Some(c),
+                (c, Some(q)) if c == q => quote = None,
+                (c, None) if c.is_whitespace() => break,
+                (c, _) => value.push(c),
+            }
+        }
+        if quote.is_some() {
+            return None;
+        }
+        pairs.push((key, value));
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+    }
+    (!pairs.is_empty()).then_some(pairs)
 }
 
 fn check_from(
@@ -386,6 +576,36 @@ fn check_from(
         }
     };
     stages.push(Stage { name, image, line });
+}
+
+/// `COPY --from=` names an earlier stage (by name or number); a word that is neither would be
+/// pulled as an image from Docker Hub instead, minutes later.
+fn check_copy_from(args: &str, stages: &[Stage], problem: &mut impl FnMut(String)) {
+    let (flags, _) = take_flags(args);
+    let Some((_, from)) = flags.iter().find(|(name, _)| name == "from") else {
+        return;
+    };
+    let lowered = from.to_ascii_lowercase();
+    let earlier = stages.len().saturating_sub(1);
+    let by_number = lowered
+        .parse::<usize>()
+        .map(|n| n < earlier)
+        .unwrap_or(false);
+    let by_name = stages[..earlier]
+        .iter()
+        .any(|s| s.name.as_deref() == Some(lowered.as_str()));
+    let image_like = from.contains([':', '/', '.', '@']);
+    if !(by_number || by_name || image_like) {
+        let names: Vec<&str> = stages[..earlier]
+            .iter()
+            .filter_map(|s| s.name.as_deref())
+            .collect();
+        problem(if names.is_empty() {
+            format!("COPY --from={from}: there is no earlier stage called {from} (name one with FROM image AS {from}); as written, the engine would pull an image called {from}")
+        } else {
+            format!("COPY --from={from}: there is no earlier stage called {from} (earlier stages: {}); as written, the engine would pull an image called {from}", names.join(", "))
+        });
+    }
 }
 
 fn check_copy(keyword: &str, args: &str, problem: &mut impl FnMut(String)) {

@@ -213,12 +213,24 @@ pub(crate) fn normalize(text: &str) -> String {
 pub(crate) fn precheck(original: &str, text: &str, kind: Kind) -> Result<(), Vec<Problem>> {
     let noun = kind.noun();
     if original.len() > kind.max_bytes() {
-        return Err(vec![Problem::general(format!(
-            "The {noun} is {} bytes; the limit is {} bytes ({} KiB)",
-            original.len(),
-            kind.max_bytes(),
-            kind.max_bytes() / 1024
-        ))]);
+        // The line where the limit is crossed: a file of one huge line gets its line too.
+        let mut seen = 0;
+        let line = original
+            .split_inclusive('\n')
+            .position(|l| {
+                seen += l.len();
+                seen > kind.max_bytes()
+            })
+            .map_or(1, |i| i + 1);
+        return Err(vec![Problem::at(
+            line,
+            format!(
+                "The {noun} is {} bytes, over the limit of {} bytes ({} KiB) from this line on",
+                original.len(),
+                kind.max_bytes(),
+                kind.max_bytes() / 1024
+            ),
+        )]);
     }
     for (index, line) in text.lines().enumerate() {
         if let Some(c) = line
@@ -235,10 +247,13 @@ pub(crate) fn precheck(original: &str, text: &str, kind: Kind) -> Result<(), Vec
         }
     }
     if text.trim().is_empty() {
-        return Err(vec![Problem::general(match kind {
-            Kind::Dockerfile => "The Dockerfile is empty",
-            Kind::Script => "The script has no commands",
-        })]);
+        return Err(vec![match kind {
+            Kind::Dockerfile => Problem::at(1, "The Dockerfile is empty: start with FROM <image>"),
+            Kind::Script => Problem::general("The script has no commands"),
+        }]);
+    }
+    if let Some(problem) = foreign(text, kind) {
+        return Err(vec![problem]);
     }
     let lines = text.lines().count();
     if lines > MAX_LINES {
@@ -247,6 +262,161 @@ pub(crate) fn precheck(original: &str, text: &str, kind: Kind) -> Result<(), Vec
         ))]);
     }
     Ok(())
+}
+
+/// Input of the wrong kind, answered at once instead of at build time: PowerShell or a Windows
+/// `cmd` snippet (trythis runs Linux shells), a Dockerfile in the script box, a shell script in
+/// the Dockerfile box.
+fn foreign(text: &str, kind: Kind) -> Option<Problem> {
+    let lines = || {
+        text.lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty())
+    };
+    let windows = "trythis runs Linux shell scripts (bash); paste the project's Linux or macOS install commands instead";
+    for (n, line) in lines() {
+        let lower = line.to_ascii_lowercase();
+        let powershell = [
+            "write-host",
+            "write-output",
+            "invoke-webrequest",
+            "invoke-restmethod",
+            "invoke-expression",
+            "set-executionpolicy",
+            "install-module",
+            "new-item ",
+            "get-childitem",
+            "start-process",
+            "$env:",
+        ]
+        .iter()
+        .any(|p| lower.starts_with(p) || lower.contains(&format!("| {}", p.trim_end())))
+            || lower.contains("| iex")
+            || lower.starts_with("iwr ")
+            || lower.starts_with("irm ");
+        if powershell {
+            return Some(Problem::at(
+                n,
+                format!(
+                    "this looks like PowerShell ({}): {windows}",
+                    first_word(line)
+                ),
+            ));
+        }
+        let cmd = lower == "@echo off"
+            || lower.starts_with("rem ")
+            || ["choco ", "winget ", "scoop "]
+                .iter()
+                .any(|p| lower.starts_with(p))
+            || windows_path(line)
+            || percent_variable(line);
+        if cmd {
+            return Some(Problem::at(
+                n,
+                format!(
+                    "this looks like a Windows command prompt (cmd) line ({}): {windows}",
+                    first_word(line)
+                ),
+            ));
+        }
+    }
+    let first = lines().find(|(_, l)| !l.starts_with('#'));
+    match kind {
+        Kind::Script => {
+            let (n, line) = first?;
+            let word = first_word(line);
+            let dockerfile_like = word == "FROM"
+                && line.split_whitespace().count() >= 2
+                && lines().skip(1).any(|(_, l)| {
+                    ["RUN ", "COPY ", "WORKDIR ", "ENV ", "CMD ", "ENTRYPOINT "]
+                        .iter()
+                        .any(|k| l.starts_with(k))
+                });
+            dockerfile_like.then(|| Problem::at(n, "this looks like a Dockerfile (FROM, RUN, …): paste it in the Dockerfile box instead of the install-script box"))
+        }
+        Kind::Dockerfile => {
+            let shebang = text.trim_start().starts_with("#!");
+            let (n, line) = first?;
+            let keyword = first_word(line).to_ascii_uppercase();
+            let known = dockerfile::INSTRUCTIONS.contains(&keyword.as_str());
+            (!known && (shebang || looks_like_command(line))).then(|| {
+                Problem::at(n, format!("this looks like a shell script ({}), not a Dockerfile: paste it in the install-script box, which converts it into a Dockerfile", first_word(line)))
+            })
+        }
+    }
+}
+
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or(line)
+}
+
+/// `C:\…` or `%USERPROFILE%\…`.
+fn windows_path(line: &str) -> bool {
+    let b = line.as_bytes();
+    (0..b.len().saturating_sub(3)).any(|i| {
+        let starts_word = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'$');
+        starts_word
+            && b[i].is_ascii_alphabetic()
+            && b[i + 1] == b':'
+            && b[i + 2] == b'\\'
+            && b[i + 3].is_ascii_alphanumeric()
+    })
+}
+
+/// `%NAME%`, cmd's variables.
+fn percent_variable(line: &str) -> bool {
+    line.split('%').skip(1).step_by(2).any(|name| {
+        // `%PATH%`, not `date +%Y%m%d` or `printf '%s%s'`.
+        name.len() >= 3
+            && name.len() <= 40
+            && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    }) && line.matches('%').count() >= 2
+}
+
+/// A first line that is a shell command, not an instruction (`sudo apt-get …`, `curl … | sh`).
+fn looks_like_command(line: &str) -> bool {
+    let word = first_word(line).trim_start_matches("$ ");
+    let word = if word == "$" {
+        line.split_whitespace().nth(1).unwrap_or("")
+    } else {
+        word
+    };
+    matches!(
+        word,
+        "sudo"
+            | "apt"
+            | "apt-get"
+            | "curl"
+            | "wget"
+            | "git"
+            | "pip"
+            | "pip3"
+            | "npm"
+            | "npx"
+            | "yarn"
+            | "cargo"
+            | "go"
+            | "brew"
+            | "cd"
+            | "export"
+            | "make"
+            | "sh"
+            | "bash"
+            | "python"
+            | "python3"
+            | "mkdir"
+            | "echo"
+            | "dnf"
+            | "yum"
+            | "apk"
+            | "snap"
+            | "pipx"
+            | "gem"
+            | "composer"
+            | "rustup"
+    )
 }
 
 /// Orders problems by line (whole-input ones first), keeping discovery order within a line.

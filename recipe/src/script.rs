@@ -27,6 +27,7 @@ pub fn convert_script(script: &str, default_base: &str) -> Result<Converted, Vec
     precheck(script, &text, Kind::Script)?;
     let mut converter = Converter {
         cwd: Some(HOME.to_string()),
+        default_base: default_base.to_string(),
         ..Converter::default()
     };
     converter.run(&text);
@@ -101,9 +102,26 @@ struct Converter {
     env_names: HashSet<String>,
     /// Variables set so far, with their value when it is plain text.
     vars: HashMap<String, Option<String>>,
-    /// A dropped `exit`, refused if a command follows it.
-    exit_line: Option<usize>,
+    /// An `exit` (line, status): refused if a command follows it; a failing status at the end
+    /// becomes the build's failure.
+    exit_line: Option<(usize, u8)>,
+    /// The base image when no directive names one.
+    default_base: String,
+    /// Shell options the script changed (`set +e`, `set +o pipefail`, `set -u`), applied to every
+    /// later step: the generated steps run under `bash -e -o pipefail` otherwise.
+    errexit_off: bool,
+    pipefail_off: bool,
+    nounset: bool,
+    /// `set -u` before the first step: the build's shell gets `-u` (no prefix on every step).
+    shell_nounset: bool,
+    /// Functions the script defined (name → line).
+    functions: HashMap<String, usize>,
+    /// `ENV BASH_ENV=…` was emitted: later steps read the script's functions.
+    functions_env: bool,
 }
+
+/// Where the script's functions are kept for later steps (bash reads it through `BASH_ENV`).
+const FUNCTIONS_FILE: &str = "/etc/trythis-functions.sh";
 
 /// The text of token `tok`.
 fn word(lexer: &Lexer, tok: usize) -> &str {
@@ -252,17 +270,39 @@ impl Converter {
         if lexer.toks.is_empty() {
             return;
         }
-        if let Some(line) = self.exit_line.take() {
+        if let Some((line, _)) = self.exit_line.take() {
             self.problem(
                 line,
                 "exit stops the script here, but commands follow; remove it",
             );
         }
         self.commands += 1;
+        if let Some(name) = defines_function(&lexer.text) {
+            let line = lexer.toks[0].line();
+            self.functions.insert(name.clone(), line);
+            if self.uses_bash() && lexer.text.trim_end().ends_with('}') {
+                self.keep_function(&lexer.text, &name, line);
+                return;
+            }
+        }
         let mut cmds = split_commands(&lexer);
         let mut code_edits = Vec::new();
         for cmd in &mut cmds {
             self.resolve_name(&lexer, cmd, &mut code_edits);
+        }
+        if !self.uses_bash() {
+            for cmd in &cmds {
+                let Some(k) = cmd.name else { continue };
+                let called = word(&lexer, cmd.words[k]);
+                if let Some(&defined) = self.functions.get(called) {
+                    if defined < lexer.toks[cmd.first].line() {
+                        self.problem(
+                            lexer.toks[cmd.first].line(),
+                            format!("{called} is a function defined on line {defined}; under /bin/sh a function does not outlive its step: define and call it in one block"),
+                        );
+                    }
+                }
+            }
         }
         let mut pre = Vec::new();
         let mut post = Vec::new();
@@ -322,10 +362,159 @@ impl Converter {
             );
             out.push(eval(&lexer, &code_edits));
         }
+        let out: Vec<String> = out.into_iter().map(|o| self.with_options(o)).collect();
         self.body.extend(hoisted);
         self.body.extend(pre);
         self.body.extend(out);
         self.body.extend(post);
+    }
+
+    /// Whether the steps run under bash (every base image but Alpine's and BusyBox's has it).
+    fn uses_bash(&self) -> bool {
+        let base = self.base.as_deref().unwrap_or(&self.default_base);
+        let name = base.rsplit('/').next().unwrap_or(base);
+        !(name.contains("alpine") || name.starts_with("busybox"))
+    }
+
+    /// A step with the shell options the script changed: the build's shell stops at the first
+    /// failing command of any pipeline unless the script said otherwise.
+    fn with_options(&self, entry: String) -> String {
+        let Some(cmd) = entry.strip_prefix("RUN ") else {
+            return entry;
+        };
+        let mut prefix = String::new();
+        if self.errexit_off {
+            prefix.push_str("set +e; ");
+        }
+        if self.pipefail_off {
+            prefix.push_str("set +o pipefail; ");
+        }
+        if self.nounset {
+            prefix.push_str("set -u; ");
+        }
+        let mut out = format!("RUN {prefix}{cmd}");
+        if self.errexit_off {
+            let tail = out.trim_end();
+            out.push_str(if tail.ends_with('&') || tail.ends_with(';') {
+                " true"
+            } else {
+                " || true"
+            });
+        }
+        out
+    }
+
+    /// A variable computed by a command (`ARCH=$(uname -m)`): computed in its step, as in the
+    /// script, and its value kept in the functions file that bash reads before every later step.
+    fn keep_computed(&mut self, name: &str, raw: &str, export: bool, line: usize) -> Special {
+        let keyword = if export { "export " } else { "" };
+        let mut lines = vec![format!(
+            "RUN {name}={raw}; printf '{keyword}%s=%q\\n' {name} \"${name}\" >> {FUNCTIONS_FILE}"
+        )];
+        if !self.functions_env {
+            self.functions_env = true;
+            lines.push(format!("ENV BASH_ENV={FUNCTIONS_FILE}"));
+        }
+        self.note(
+            line,
+            format!("{name} is computed by a command: its value at this point is kept in {FUNCTIONS_FILE}, which bash reads before every later step (BASH_ENV)"),
+        );
+        if export {
+            self.env_names.insert(name.to_string());
+        }
+        self.vars.insert(name.to_string(), None);
+        Special::Lines(lines)
+    }
+
+    /// A function definition: appended to the functions file, which bash reads before every
+    /// later step (`BASH_ENV`), so the script's later lines can call it as in the script.
+    fn keep_function(&mut self, text: &str, name: &str, line: usize) {
+        let mut out = String::from("RUN printf '%s\\n' \\\n");
+        for l in text.trim_end_matches('\n').split('\n') {
+            out.push_str(&format!("      {} \\\n", shell::single_quote(l)));
+        }
+        out.push_str(&format!("    >> {FUNCTIONS_FILE}"));
+        self.body.push(out);
+        // After the first write: bash complains about a BASH_ENV file that does not exist.
+        if !self.functions_env {
+            self.functions_env = true;
+            self.body.push(format!("ENV BASH_ENV={FUNCTIONS_FILE}"));
+        }
+        self.note(
+            line,
+            format!("the function {name} is kept in {FUNCTIONS_FILE}, which bash reads before every later step (BASH_ENV), so later lines can call it"),
+        );
+    }
+
+    /// `set` with options: errexit, pipefail and nounset carry over to every later step (the
+    /// steps run under `bash -e -o pipefail` until the script says otherwise); tracing is
+    /// dropped.
+    fn set(&mut self, args: &[&str], line: usize) {
+        let mut i = 0;
+        let mut changed = Vec::new();
+        while let Some(arg) = args.get(i) {
+            i += 1;
+            let on = arg.starts_with('-');
+            for c in arg[1..].chars() {
+                let option = match c {
+                    'o' => {
+                        i += 1;
+                        args.get(i - 1).copied().unwrap_or_default()
+                    }
+                    'e' => "errexit",
+                    'u' => "nounset",
+                    'x' => "xtrace",
+                    'v' => "verbose",
+                    _ => "",
+                };
+                match option {
+                    "errexit" => self.errexit_off = !on,
+                    "pipefail" => self.pipefail_off = !on,
+                    "nounset" if !self.body.iter().any(|l| l.starts_with("RUN ")) => {
+                        self.shell_nounset = on;
+                        self.nounset = false;
+                    }
+                    "nounset" => self.nounset = on && !self.shell_nounset,
+                    "xtrace" | "verbose" => {
+                        self.note(
+                            line,
+                            "set -x / -v (tracing) dropped: the build log shows every step",
+                        );
+                        continue;
+                    }
+                    other => {
+                        self.problem(
+                            line,
+                            format!(
+                                "set {}{} cannot be carried over to the build's steps; remove it",
+                                if on { '-' } else { '+' },
+                                if other.is_empty() {
+                                    c.to_string()
+                                } else {
+                                    format!("o {other}")
+                                }
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                changed.push(format!("{}{option}", if on { "-" } else { "+" }));
+            }
+        }
+        if !changed.is_empty() {
+            let shell = if self.uses_bash() { "bash" } else { "sh" };
+            let default =
+                !(self.errexit_off || self.pipefail_off || self.nounset || self.shell_nounset);
+            let message = if default {
+                format!("set {} dropped: every step already runs under {shell} -e -o pipefail, which stops at the first failing command", args.join(" "))
+            } else {
+                format!(
+                    "set {}: every later step runs with it ({shell} -e -o pipefail otherwise)",
+                    args.join(" ")
+                )
+            };
+            self.note(line, message);
+        }
     }
 
     /// Skips `NAME=value` and `sudo …` prefixes to find the command name; removes the sudo.
@@ -641,14 +830,20 @@ impl Converter {
             "export" => self.export(&args, line),
             "source" | "." => self.source(&args, line),
             "set" if set_options(&args) => {
-                self.note(line, format!("set {} dropped: each RUN step already stops the build at the first failing command, and shell options do not carry over between steps", args.join(" ")));
+                self.set(&args, line);
                 Some(Special::Drop)
             }
             "exit"
                 if args.len() <= 1
-                    && args.iter().all(|a| a.chars().all(|c| c.is_ascii_digit())) =>
+                    && args.iter().all(|a| {
+                        !a.is_empty() && a.len() <= 3 && a.chars().all(|c| c.is_ascii_digit())
+                    }) =>
             {
-                self.exit_line = Some(line);
+                let status = args
+                    .first()
+                    .and_then(|a| a.parse::<u16>().ok())
+                    .unwrap_or(0);
+                self.exit_line = Some((line, (status % 256) as u8));
                 Some(Special::Drop)
             }
             "reboot" | "shutdown" | "poweroff" | "halt" | "logout" => {
@@ -684,6 +879,9 @@ impl Converter {
                     let keyword = if env { "ENV" } else { "ARG" };
                     lines.push(format!("{keyword} {name}={value}"));
                     updates.push((name.to_string(), literal, value));
+                }
+                Err(_) if self.uses_bash() && cmd.words.len() == 1 && cmd.name.is_none() => {
+                    return Some(self.keep_computed(name, raw, false, line));
                 }
                 Err(reason) => {
                     self.note(line, format!("{name} is {reason}; later steps will not see it (only this step does): compute it in the step that uses it, or write the value"));
@@ -785,6 +983,9 @@ impl Converter {
                     Ok((value, literal)) => {
                         pairs.push(format!("{name}={value}"));
                         updates.push((name.to_string(), literal, value));
+                    }
+                    Err(_) if self.uses_bash() && args.len() == 1 => {
+                        return Some(self.keep_computed(name, raw, true, line));
                     }
                     Err(reason) => {
                         self.note(line, format!("{name} is {reason}, so it cannot become ENV; it only lasts for this step: compute it in the step that uses it, or write the value"));
@@ -934,8 +1135,18 @@ impl Converter {
             self.problems
                 .push(Problem::general("The script has no commands"));
         }
-        if let Some(line) = self.exit_line {
-            self.note(line, "exit at the end of the script was dropped");
+        match self.exit_line {
+            Some((line, 0)) => self.note(line, "exit at the end of the script was dropped"),
+            Some((line, status)) => {
+                self.note(
+                    line,
+                    format!(
+                        "the script ends with exit {status}, a failure: the build fails there too"
+                    ),
+                );
+                self.body.push(format!("RUN exit {status}"));
+            }
+            None => {}
         }
         let base = self
             .base
@@ -953,12 +1164,32 @@ impl Converter {
             self.body.pop();
         }
         let workdir = self.workdir.as_deref().unwrap_or(HOME);
-        let mut dockerfile = format!("{HEADER}\nFROM {base}\nWORKDIR {workdir}\n");
+        // Every step stops at the first failing command, in a pipeline too, like the script
+        // run with `-e -o pipefail`; `/bin/sh -c` would take a pipeline's last status.
+        let shell = if self.uses_bash() {
+            "/bin/bash"
+        } else {
+            "/bin/sh"
+        };
+        let nounset = if self.shell_nounset { ", \"-u\"" } else { "" };
+        let mut dockerfile = format!(
+            "{HEADER}\nFROM {base}\nSHELL [\"{shell}\", \"-o\", \"pipefail\", \"-e\"{nounset}, \"-c\"]\nWORKDIR {workdir}\n"
+        );
         for line in self.body.iter().skip_while(|l| l.is_empty()) {
             dockerfile.push_str(line);
             dockerfile.push('\n');
         }
         let lines = dockerfile.lines().count();
+        let layers = dockerfile
+            .lines()
+            .filter(|l| l.starts_with("RUN ") || l.starts_with("WORKDIR "))
+            .count();
+        if layers > crate::dockerfile::MAX_LAYERS && lines <= MAX_LINES {
+            return Err(vec![Problem::general(format!(
+                "The script becomes {layers} steps that add layers (RUN and WORKDIR); the engine fails near 125 layers: join commands with && (or into one block) to stay under {}",
+                crate::dockerfile::MAX_LAYERS
+            ))]);
+        }
         if dockerfile.len() > MAX_DOCKERFILE_BYTES || lines > MAX_LINES {
             return Err(vec![Problem::general(format!(
                 "The generated Dockerfile would be {} bytes and {lines} lines; a Dockerfile may have at most {MAX_DOCKERFILE_BYTES} bytes and {MAX_LINES} lines: shorten the script",
@@ -978,6 +1209,25 @@ impl Converter {
             notes: sort(self.notes),
         })
     }
+}
+
+/// The name of the function a unit defines (`name() {`, `function name {`), if it starts with one.
+fn defines_function(text: &str) -> Option<String> {
+    let t = text.trim_start();
+    let keyword = t.strip_prefix("function ").map(str::trim_start);
+    let rest = keyword.unwrap_or(t);
+    let len = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
+    if len == 0 || rest[..len].chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let after = rest[len..].trim_start();
+    let parens = after.starts_with("()")
+        || after
+            .strip_prefix('(')
+            .is_some_and(|a| a.trim_start().starts_with(')'));
+    (parens || (keyword.is_some() && after.starts_with('{'))).then(|| rest[..len].to_string())
 }
 
 /// A copied prompt (`$ npm install`) is not part of the command.

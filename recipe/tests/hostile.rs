@@ -41,7 +41,7 @@ const NO_CONTEXT: &str = "there is no build context beyond the Dockerfile; downl
 fn dockerfile_empty() {
     assert_eq!(
         dockerfile_problems(""),
-        [general("The Dockerfile is empty")]
+        [at(1, "The Dockerfile is empty: start with FROM <image>")]
     );
 }
 
@@ -49,7 +49,7 @@ fn dockerfile_empty() {
 fn dockerfile_whitespace_only() {
     assert_eq!(
         dockerfile_problems("  \n\t\n\r\n"),
-        [general("The Dockerfile is empty")]
+        [at(1, "The Dockerfile is empty: start with FROM <image>")]
     );
 }
 
@@ -66,8 +66,9 @@ fn dockerfile_of_one_megabyte() {
     let text = format!("FROM debian\n{}", "#".repeat(1024 * 1024 - 12));
     assert_eq!(
         dockerfile_problems(&text),
-        [general(
-            "The Dockerfile is 1048576 bytes; the limit is 65536 bytes (64 KiB)"
+        [at(
+            2,
+            "The Dockerfile is 1048576 bytes, over the limit of 65536 bytes (64 KiB) from this line on"
         )]
     );
 }
@@ -86,8 +87,9 @@ fn dockerfile_with_a_line_of_100k_characters() {
     let text = format!("FROM debian\nRUN echo {}\n", "a".repeat(100_000));
     assert_eq!(
         dockerfile_problems(&text),
-        [general(
-            "The Dockerfile is 100022 bytes; the limit is 65536 bytes (64 KiB)"
+        [at(
+            2,
+            "The Dockerfile is 100022 bytes, over the limit of 65536 bytes (64 KiB) from this line on"
         )]
     );
 }
@@ -118,7 +120,10 @@ fn dockerfile_arg_before_from_but_nothing_after() {
 fn dockerfile_from_scratch() {
     assert_eq!(
         dockerfile_problems("FROM scratch\nCOPY --from=busybox /bin/busybox /busybox\n"),
-        [at(1, "FROM scratch has nothing to run a shell in: visitors get bash inside the image, so start from an image that has one (for example debian:bookworm-slim)")]
+        [
+            at(1, "FROM scratch has nothing to run a shell in: visitors get bash inside the image, so start from an image that has one (for example debian:bookworm-slim)"),
+            at(2, "COPY --from=busybox: there is no earlier stage called busybox (name one with FROM image AS busybox); as written, the engine would pull an image called busybox"),
+        ]
     );
 }
 
@@ -208,10 +213,7 @@ fn dockerfile_run_mount_network_security() {
 fn dockerfile_heredoc_needs_buildkit() {
     assert_eq!(
         dockerfile_problems("FROM debian\nRUN <<EOF\napt-get update\nEOF\nCOPY <<-'CONF' /etc/app.conf\nkey=value\nCONF\nRUN true\n"),
-        [
-            at(2, "here-documents in a Dockerfile (<<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf '%s\\n' 'line 1' 'line 2' > file instead"),
-            at(5, "here-documents in a Dockerfile (COPY <<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf in a RUN step"),
-        ]
+        [at(5, "here-documents in a Dockerfile (COPY <<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf in a RUN step")]
     );
 }
 
@@ -295,8 +297,9 @@ fn script_binary_with_nul() {
 fn script_of_one_megabyte() {
     assert_eq!(
         script_problems(&"echo x\n".repeat(1024 * 1024 / 7 + 1)),
-        [general(
-            "The script is 1048579 bytes; the limit is 65536 bytes (64 KiB)"
+        [at(
+            9363,
+            "The script is 1048579 bytes, over the limit of 65536 bytes (64 KiB) from this line on"
         )]
     );
 }
@@ -313,8 +316,9 @@ fn script_with_3000_lines() {
 fn script_with_a_line_of_100k_characters() {
     assert_eq!(
         script_problems(&format!("echo {}\n", "a".repeat(100_000))),
-        [general(
-            "The script is 100006 bytes; the limit is 65536 bytes (64 KiB)"
+        [at(
+            1,
+            "The script is 100006 bytes, over the limit of 65536 bytes (64 KiB) from this line on"
         )]
     );
 }

@@ -47,12 +47,20 @@ fn a_script_of_1990_continuation_lines_and_one_of_1990_commands() {
     let long = format!("echo \\\n{}end\n", "  x \\\n".repeat(1988));
     let converted =
         on_small_stack(move || recipe::convert_script(&long, common::BASE)).expect("converts");
-    assert_eq!(converted.dockerfile.lines().count(), 3 + 1990);
+    assert_eq!(converted.dockerfile.lines().count(), 4 + 1990);
     assert_valid_with_big_stack(converted.dockerfile);
-    let many = "sudo apt-get install -y x\n".repeat(1990);
+    let many = "sudo apt-get install -y x\n".repeat(90);
     let converted =
         on_small_stack(move || recipe::convert_script(&many, common::BASE)).expect("converts");
-    assert_eq!(common::run_commands(&converted.dockerfile).len(), 1990);
+    assert_eq!(common::run_commands(&converted.dockerfile).len(), 90);
+    // Past the engine's layer limit: one clear problem, before any build.
+    let too_many = "sudo apt-get install -y x\n".repeat(1990);
+    let problems = on_small_stack(move || recipe::convert_script(&too_many, common::BASE))
+        .expect_err("too many layers");
+    assert!(
+        problems[0].message.contains("1991 steps that add layers"),
+        "{problems:?}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -67,7 +75,7 @@ fn a_script_whose_dockerfile_would_be_too_big_gets_a_clear_problem() {
         recipe::convert_script(&many, common::BASE).expect_err("too long"),
         [recipe::Problem {
             line: None,
-            message: "The generated Dockerfile would be 32111 bytes and 3003 lines; a Dockerfile may have at most 65536 bytes and 2000 lines: shorten the script".into(),
+            message: "The generated Dockerfile would be 32161 bytes and 3004 lines; a Dockerfile may have at most 65536 bytes and 2000 lines: shorten the script".into(),
         }]
     );
     // 700 lines of 70 single quotes: 50 KB of script, each quote becomes '\'' in printf.

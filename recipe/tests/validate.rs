@@ -134,14 +134,115 @@ fn lower_case_instructions_and_platform_flag() {
 }
 
 #[test]
-fn env_escapes_the_parser_cannot_read_are_reported_on_their_line() {
-    // Docker accepts `\$` in a double-quoted ENV value, dockerfile-parser 0.9 does not; the
-    // line is reported instead of failing later in an unclear way.
+fn env_escapes_the_parser_cannot_read_are_read_like_the_engine() {
+    // Docker accepts `\$` in a double-quoted value and backslash-escaped spaces; the parser
+    // library (dockerfile-parser 0.9) fails on both, trythis's own reader takes them.
+    for text in [
+        "FROM debian\nENV PRICE=\"\\$5\"\n",
+        "FROM debian\nENV C=three\\ words D=x\n",
+        "FROM debian\nLABEL title=a\\ b\nARG V=1\\ 2\n",
+    ] {
+        validate_dockerfile(text).unwrap_or_else(|p| panic!("{text}: {p:?}"));
+    }
+    // Still refused: an unterminated quote.
+    assert!(validate_dockerfile("FROM debian\nENV A=\"x\\ y\n").is_err());
+}
+
+#[test]
+fn what_the_engine_would_trip_on_later_is_answered_with_its_line() {
+    let problems = |text: &str| validate_dockerfile(text).expect_err("refused");
     assert_eq!(
-        validate_dockerfile("FROM debian\nENV PRICE=\"\\$5\"\n").expect_err("refused"),
-        [at(
-            2,
-            "could not parse this ENV instruction (error unescaping string: UnrecognizedEscape)"
-        )]
+        problems("FROM debian AS build\nRUN make\nFROM debian\nCOPY --from=biuld /out /out\n"),
+        [at(4, "COPY --from=biuld: there is no earlier stage called biuld (earlier stages: build); as written, the engine would pull an image called biuld")]
     );
+    // Stages by name or number, and explicit image references, are fine.
+    validate_dockerfile("FROM debian AS build\nRUN make\nFROM debian\nCOPY --from=build /a /a\nCOPY --from=0 /b /b\nCOPY --from=ghcr.io/o/i:1 /c /c\n").expect("valid");
+    let port = "a port is a number from 1 to 65535 (or a range like 8000-8010), optionally followed by /tcp, /udp or /sctp";
+    assert_eq!(
+        problems("FROM debian\nEXPOSE 80/tcp 8000-8010/udp $PORT\nEXPOSE 99999 80/http abc\n"),
+        [
+            at(3, &format!("EXPOSE 99999: {port}")),
+            at(3, &format!("EXPOSE 80/http: {port}")),
+            at(3, &format!("EXPOSE abc: {port}")),
+        ]
+    );
+    assert_eq!(
+        problems("FROM debian\nONBUILD ONBUILD RUN x\nONBUILD FROM alpine\n"),
+        [
+            at(2, "ONBUILD ONBUILD is not allowed (the engine refuses it)"),
+            at(3, "ONBUILD FROM is not allowed (the engine refuses it)"),
+        ]
+    );
+    let many = format!("FROM debian\n{}", "RUN true\n".repeat(101));
+    assert_eq!(
+        problems(&many),
+        [at(102, "this stage adds more than 100 layers (RUN, COPY, ADD and WORKDIR each add one) from here; the engine fails near 125 layers, the base image's included, after minutes of work: join RUN steps with &&")]
+    );
+    // A new stage starts counting again.
+    let two = format!(
+        "FROM debian AS a\n{0}FROM debian\n{0}",
+        "RUN true\n".repeat(60)
+    );
+    validate_dockerfile(&two).expect("two stages of 60");
+}
+
+#[test]
+fn run_heredocs_are_rewritten_for_the_classic_builder() {
+    let ok = validate_dockerfile(
+        "FROM debian\nRUN <<EOF\nset -e\necho hi > /a\nEOF\nRUN <<-'END'\n\tmkdir /b\nEND\nWORKDIR /b\n",
+    )
+    .expect("accepted");
+    assert_eq!(
+        ok.dockerfile,
+        "FROM debian\nRUN eval \"$(printf '%s\\n' \\\n      'set -e' \\\n      'echo hi > /a' \\\n    )\"\nRUN eval \"$(printf '%s\\n' \\\n      'mkdir /b' \\\n    )\"\nWORKDIR /b\n"
+    );
+    assert_eq!(ok.warnings[0].line, Some(2));
+    // Feeding a here-document to a command is still BuildKit's.
+    assert_eq!(
+        validate_dockerfile("FROM debian\nRUN python3 <<EOF\nprint(1)\nEOF\n").expect_err("refused"),
+        [at(2, "this here-document form needs BuildKit, which the platform's classic builder does not have: only RUN <<EOF (the lines are the script) is rewritten for it; write files with printf '%s\\n' 'line 1' 'line 2' > file instead")]
+    );
+}
+
+#[test]
+fn input_of_the_wrong_kind_is_named_at_once() {
+    let dockerfile = |text: &str| validate_dockerfile(text).expect_err("refused")[0].to_string();
+    let script = |text: &str| {
+        recipe::convert_script(text, "debian:bookworm").expect_err("refused")[0].to_string()
+    };
+    assert_eq!(
+        dockerfile("#!/bin/bash\nsudo apt-get install -y jq\n"),
+        "line 2: this looks like a shell script (sudo), not a Dockerfile: paste it in the install-script box, which converts it into a Dockerfile"
+    );
+    assert_eq!(
+        dockerfile("curl -fsSL https://x.example/i.sh | sh\n"),
+        "line 1: this looks like a shell script (curl), not a Dockerfile: paste it in the install-script box, which converts it into a Dockerfile"
+    );
+    assert_eq!(
+        script("FROM debian:bookworm\nRUN apt-get install -y jq\n"),
+        "line 1: this looks like a Dockerfile (FROM, RUN, …): paste it in the Dockerfile box instead of the install-script box"
+    );
+    let windows = "trythis runs Linux shell scripts (bash); paste the project's Linux or macOS install commands instead";
+    assert_eq!(
+        script("iwr https://get.example/install.ps1 -useb | iex\n"),
+        format!("line 1: this looks like PowerShell (iwr): {windows}")
+    );
+    assert_eq!(
+        script("# install\nWrite-Host \"Installing\"\n"),
+        format!("line 2: this looks like PowerShell (Write-Host): {windows}")
+    );
+    assert_eq!(
+        script("@echo off\nset PATH=%PATH%;C:\\tools\n"),
+        format!("line 1: this looks like a Windows command prompt (cmd) line (@echo): {windows}")
+    );
+    assert_eq!(
+        script("choco install jq\n"),
+        format!("line 1: this looks like a Windows command prompt (cmd) line (choco): {windows}")
+    );
+    // Not fooled by a shell's own % and : (date formats, PATH with an escaped $).
+    recipe::convert_script(
+        "date +%Y%m%d > d\nprintf '%s%s' a b\nexport PATH=\"$HOME/bin:\\$PATH\"\n",
+        "debian:bookworm",
+    )
+    .expect("a shell script");
 }

@@ -368,11 +368,10 @@ impl BuildService {
     }
 
     fn log(&self, live: &Live, line: &str) {
+        let line = readable(line);
         let mut log = live.log.lock().unwrap_or_else(|e| e.into_inner());
-        log.push(line);
-        let _ = live.events.send(BuildEvent::Log {
-            line: line.to_string(),
-        });
+        log.push(&line);
+        let _ = live.events.send(BuildEvent::Log { line });
     }
 
     async fn build_and_push(
@@ -804,6 +803,53 @@ struct Leftovers {
     images: Vec<String>,
 }
 
+/// A build log line as a person reads it: terminal escape sequences (cursor moves, screen
+/// clears, window titles, hyperlinks, colours) and other control characters are removed, and a
+/// line redrawn with carriage returns (a progress bar) keeps only its last drawing.
+pub fn readable(line: &str) -> String {
+    let line = line
+        .rsplit('\r')
+        .find(|part| !part.trim().is_empty())
+        .unwrap_or("");
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => match chars.next() {
+                // CSI: parameters, then one final byte in @..~.
+                Some('[') => {
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+                // OSC (titles, hyperlinks), DCS, APC, PM, SOS: until BEL or ESC \.
+                Some(']' | 'P' | '_' | '^' | 'X') => {
+                    while let Some(c) = chars.next() {
+                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                            break;
+                        }
+                    }
+                }
+                // A two-byte sequence (ESC c resets the terminal, ESC 7 saves the cursor, …).
+                _ => {}
+            },
+            '\u{9b}' => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.trim_end().to_string()
+}
+
 /// The step counter of a running build, as the engine reports it.
 #[derive(Default)]
 struct Progress {
@@ -926,6 +972,20 @@ pub async fn push(docker: &Docker, repo: &str, tag: &str) -> anyhow::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_lose_terminal_control() {
+        assert_eq!(readable("\u{1b}[2J\u{1b}[Hcleared"), "cleared");
+        assert_eq!(readable("\u{1b}]0;owned title\u{7}text"), "text");
+        assert_eq!(
+            readable("\u{1b}]8;;https://evil.example\u{1b}\\click\u{1b}]8;;\u{1b}\\"),
+            "click"
+        );
+        assert_eq!(readable("\u{1b}[31mred\u{1b}[0m plain"), "red plain");
+        assert_eq!(readable("10%\r50%\r100%"), "100%");
+        assert_eq!(readable("a\u{7}b\u{8}c\tend\u{1b}c"), "abc\tend");
+        assert_eq!(readable("\u{9b}1;1Hx"), "x");
+    }
 
     #[test]
     fn steps_are_parsed() {

@@ -167,7 +167,7 @@ try {
     for (let i = 0; i < 50 && (await copy.innerText()) !== "Copied!"; i++) { await copy.click(); await sleep(100); }
     assert.equal(await copy.innerText(), "Copied!");
     const clip = await page.evaluate(() => navigator.clipboard.readText());
-    assert.match(clip, /\[!\[try this on browser\]\(.*\/badge\/hello\.svg\)\]\(.*\/try\/hello\)/);
+    assert.match(clip, /\[!\[try this in your browser\]\(.*\/badge\/hello\.svg\)\]\(.*\/try\/hello\)/);
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
   });
 

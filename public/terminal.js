@@ -35,7 +35,8 @@
       if (data.length === 0) return;
       const cmd = String.fromCharCode(data[0]);
       if (cmd === "0") s.term.write(data.subarray(1));
-      else if (cmd === "1") document.title = dec.decode(data.subarray(1)) + " · trythis";
+      // "1" is ttyd's window title: its command line and the container's hostname. The page
+      // keeps its own title (the project's name).
       // "2" (ttyd preferences) is ignored: the platform sets the terminal's look itself.
     };
     ws.onclose = function (ev) {

@@ -108,9 +108,12 @@ impl SearchIndex {
             .collect();
         let category = s.category.as_deref().filter(|c| !c.is_empty());
         let mut ranks: [Vec<i32>; 4] = Default::default();
+        // A query of only punctuation (`%`, `_`) is literal text, not "everything".
+        let literal = !q.is_empty() && terms.is_empty();
         for e in entries.iter() {
             if category.is_some_and(|c| c != e.category)
                 || !terms.iter().all(|t| e.text.contains(t))
+                || (literal && !e.text.contains(&q))
             {
                 continue;
             }
@@ -126,6 +129,17 @@ impl SearchIndex {
                 3
             };
             ranks[rank].push(e.id);
+        }
+        // Nothing matched: a name or slug within two typos of the query ("ripgerp") is likely
+        // what was meant.
+        if ranks.iter().all(Vec::is_empty) && q.chars().count() >= 4 {
+            for e in entries.iter() {
+                if category.is_none_or(|c| c == e.category)
+                    && (within_two_edits(&q, &e.slug) || within_two_edits(&q, &e.name_fold))
+                {
+                    ranks[3].push(e.id);
+                }
+            }
         }
         let total: usize = ranks.iter().map(Vec::len).sum();
         let per = s.per_page.clamp(1, 100) as usize;
@@ -147,5 +161,49 @@ impl SearchIndex {
             .await?;
         rows.sort_by_key(|p| page.iter().position(|id| *id == p.id));
         Ok((rows, total as u64))
+    }
+}
+
+/// Whether `a` becomes `b` with at most two insertions, deletions, substitutions or swaps of
+/// neighbours (optimal string alignment distance).
+fn within_two_edits(a: &str, b: &str) -> bool {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > 2 || a.len() > 64 || b.len() > 64 {
+        return false;
+    }
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()] <= 2
+}
+
+#[cfg(test)]
+mod typo_tests {
+    use super::within_two_edits;
+
+    #[test]
+    fn two_typos_at_most() {
+        assert!(within_two_edits("ripgerp", "ripgrep"));
+        assert!(within_two_edits("htpo", "htop"));
+        assert!(within_two_edits("redsi", "redis"));
+        assert!(!within_two_edits("python", "ripgrep"));
+        assert!(!within_two_edits("abcdef", "abc"));
     }
 }

@@ -192,6 +192,21 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
     assert_eq!(slugs(&r), ["redict", "redis"], "text matches by popularity");
     let (r, total) = index.search(&db, &s("100%_", None)).await?;
     assert_eq!((r.len(), total), (0, 0), "LIKE wildcards are literal");
+    for wildcard in ["%", "_", "%%"] {
+        let (_, total) = index.search(&db, &s(wildcard, None)).await?;
+        assert_eq!(
+            total, 0,
+            "{wildcard:?} alone is literal text, not every project"
+        );
+    }
+    let (r, _) = index.search(&db, &s("rediss", None)).await?;
+    assert_eq!(
+        slugs(&r),
+        ["redict", "redis"],
+        "two typos away, by popularity"
+    );
+    let (r, _) = index.search(&db, &s("rdis", Some("CLI tools"))).await?;
+    assert!(r.is_empty(), "typo matches keep the category filter");
     let (r, _) = index.search(&db, &s("tools", None)).await?;
     assert_eq!(
         slugs(&r),

@@ -91,6 +91,8 @@ struct Stage {
     name: Option<String>,
     image: String,
     line: usize,
+    /// Starts from an image (not from an earlier stage): the engine must have or fetch it.
+    external: bool,
 }
 
 /// Validate a maintainer's Dockerfile before any build.
@@ -220,9 +222,15 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
         }
         dockerfile = out;
     }
+    let images = stages
+        .iter()
+        .filter(|s| s.external && s.image != "scratch")
+        .map(|s| (s.line, s.image.clone()))
+        .collect();
     Ok(Validated {
         dockerfile,
         base_image,
+        images,
         steps: instructions.len(),
         warnings: sort(warnings),
     })
@@ -563,19 +571,24 @@ fn check_from(
         }
     };
     let lowered = image.to_ascii_lowercase();
-    let image = match stages
+    let (image, external) = match stages
         .iter()
         .rev()
         .find(|s| s.name.as_deref() == Some(lowered.as_str()))
     {
-        Some(stage) => stage.image.clone(),
-        None if image::valid(&image) => image,
+        Some(stage) => (stage.image.clone(), false),
+        None if image::valid(&image) => (image, true),
         None => {
             problem(format!("FROM {image}: not a valid image reference"));
             return;
         }
     };
-    stages.push(Stage { name, image, line });
+    stages.push(Stage {
+        name,
+        image,
+        line,
+        external,
+    });
 }
 
 /// `COPY --from=` names an earlier stage (by name or number); a word that is neither would be

@@ -157,6 +157,9 @@ pub struct Validated {
     /// The image the final stage starts from (through `FROM <stage>` aliases and global `ARG`
     /// defaults), shown to visitors as "based on".
     pub base_image: String,
+    /// Every image a `FROM` starts from (line, reference), stages aside: the platform checks
+    /// that each is available before building (builds never pull from Docker Hub silently).
+    pub images: Vec<(usize, String)>,
     /// How many instructions the classic builder will count as `Step n/m` (every instruction,
     /// in every stage, including `ARG`s before the first `FROM`), for the progress bar.
     pub steps: usize,

@@ -155,6 +155,39 @@ impl BuildService {
         &self.networks
     }
 
+    /// The platform registry's address (`host:port`).
+    pub fn registry_address(&self) -> String {
+        self.registry.config().address.clone()
+    }
+
+    /// Whether a build can start from `image`: the build engine has it, or the platform's
+    /// registry does. An engine that does not answer is an error, not a missing image.
+    pub async fn image_available(&self, image: &str) -> Result<bool, bollard::errors::Error> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => return Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        let prefix = format!("{}/", self.registry.config().address);
+        let Some(path) = image.strip_prefix(&prefix) else {
+            return Ok(false);
+        };
+        let (repo, reference) = match path.split_once('@') {
+            Some((repo, digest)) => (repo, digest),
+            None => match path.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+                _ => (path, "latest"),
+            },
+        };
+        Ok(self
+            .registry
+            .resolve(&format!("{prefix}{repo}"), reference)
+            .await
+            .is_ok())
+    }
+
     pub fn engines(&self) -> Engines {
         Engines {
             build: self.docker.clone(),

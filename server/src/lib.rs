@@ -230,6 +230,16 @@ pub fn router(state: AppState) -> Router {
     let site_root = state.config.site_root.clone();
     let leptos_options = state.leptos_options.clone();
     let ctx_for_sfn = context.clone();
+    // Unknown paths get the site's own "Nothing here" page (404), not an empty answer.
+    let not_found = {
+        let options = leptos_options.clone();
+        let ctx = context.clone();
+        let page = leptos_axum::render_app_async_with_context(
+            move || provide_context(ctx.clone()),
+            move || shell(options.clone()),
+        );
+        axum::handler::HandlerWithoutStateExt::into_service(move |req: Request| page(req))
+    };
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(api::health::healthz))
@@ -254,7 +264,7 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
-        .fallback_service(ServeDir::new(site_root))
+        .fallback_service(ServeDir::new(site_root).fallback(not_found))
         .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))

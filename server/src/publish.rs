@@ -74,6 +74,9 @@ pub struct Recipe {
     pub source: String,
     pub dockerfile: String,
     pub steps: usize,
+    /// The images its stages start from, with the line of their `FROM` (none for a script,
+    /// whose Dockerfile is generated).
+    pub images: Vec<(Option<usize>, String)>,
 }
 
 fn text_field(
@@ -170,6 +173,7 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
                 source: d.to_string(),
                 dockerfile: v.dockerfile,
                 steps: v.steps,
+                images: v.images.into_iter().map(|(l, i)| (Some(l), i)).collect(),
             })
         }
         (None, Some(s)) => {
@@ -180,6 +184,7 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
                 source: s.to_string(),
                 dockerfile: v.dockerfile,
                 steps: v.steps,
+                images: v.images.into_iter().map(|(_, i)| (None, i)).collect(),
             })
         }
     }
@@ -315,6 +320,36 @@ pub fn check_form(
     }
 }
 
+/// Every image the recipe starts from must be in the build engine or in the platform's registry:
+/// the build never pulls it from Docker Hub (minutes later, or not at all on a closed network).
+async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    for (line, image) in &recipe.images {
+        let available = builds.image_available(image).await.map_err(|e| {
+            tracing::warn!(error = %e, "the build engine did not answer an image check");
+            ApiError::Unavailable(
+                "The build engine is not answering right now. Please try again in a minute.".into(),
+            )
+        })?;
+        if !available {
+            let registry = builds.registry_address();
+            problems.push(FieldProblem {
+                field: recipe.kind.into(),
+                line: *line,
+                message: format!(
+                    "FROM {image}: this image is neither in the build engine nor in the platform's registry ({registry}), and builds never pull from Docker Hub; start from {} or an image pushed to {registry}",
+                    builds.limits().base_image
+                ),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(problems))
+    }
+}
+
 /// Publishes a new project: checks, quota, then project (status `building`) and a queued build in
 /// one transaction. Returns the build id.
 pub async fn submit(
@@ -325,6 +360,7 @@ pub async fn submit(
 ) -> Result<String, ApiError> {
     let limits = builds.limits().clone();
     let (mut project, recipe) = check_form(form, &limits.base_image).map_err(invalid)?;
+    check_images(builds, &recipe).await?;
     if db::projects::by_slug(db, &project.slug).await?.is_some() {
         return Err(ApiError::Conflict(
             "slug_taken",
@@ -451,10 +487,13 @@ pub async fn rebuild(
                 .unwrap_or(last.steps as usize),
             source: last.source,
             dockerfile: last.dockerfile,
+            // Built before: its images were checked then.
+            images: Vec::new(),
         }
     } else {
         check_recipe(form, &builds.limits().base_image).map_err(invalid)?
     };
+    check_images(builds, &recipe).await?;
     check_build_quota(db, owner, builds.limits()).await?;
     let id = crate::secrets::random_id();
     db::builds::insert_queued(db, new_build(&id, &project, owner, recipe)).await?;

@@ -501,6 +501,25 @@ async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Resu
         .to_str()?
         .contains(nonce));
     assert_eq!(h["x-content-type-options"], "nosniff");
+    // Every page has a title; unknown paths get the site's own 404 page, not an empty answer.
+    for (path, title) in [
+        (
+            "/",
+            "<title>trythis — try open source in your browser</title>",
+        ),
+        ("/new", "<title>Publish a project · trythis</title>"),
+        ("/login", "<title>Log in · trythis</title>"),
+    ] {
+        let page = reqwest::get(app.url(path)).await?.text().await?;
+        assert!(page.contains(title), "{path}: {page}");
+    }
+    let missing = reqwest::get(app.url("/nope/nothing")).await?;
+    assert_eq!(missing.status().as_u16(), 404);
+    let page = missing.text().await?;
+    assert!(
+        page.contains("Nothing here") && page.contains("<title>Not found · trythis</title>"),
+        "{page}"
+    );
     assert_eq!(h["referrer-policy"], "strict-origin-when-cross-origin");
     // The CSRF token is in the page, and the session cookie flags are right.
     assert!(html.contains("<meta name=\"csrf-token\" content=\""));

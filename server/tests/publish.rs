@@ -755,3 +755,54 @@ async fn one_identity_holds_a_bounded_number_of_log_streams() -> Result {
     app.state.builds.cancel(&build).await?;
     Ok(())
 }
+
+/// A base image the platform does not have is answered at once, with its line: the build would
+/// otherwise try Docker Hub minutes later (or hang on a closed network). Stages and the
+/// platform's own images are fine.
+#[tokio::test]
+async fn base_images_must_be_on_the_platform() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let r = v
+        .call(
+            "POST",
+            "/api/projects",
+            Some(project(
+                &unique("hub"),
+                serde_json::json!({ "dockerfile": format!("FROM {} AS tools\nRUN true\nFROM debian:bookworm-slim\nCOPY --from=tools /etc/hostname /x\n", base()) }),
+            )),
+        )
+        .await?;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let problems = r.body["problems"].as_array().ok_or("problems")?;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["field"], "dockerfile");
+    assert_eq!(problems[0]["line"], 3);
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("builds never pull from Docker Hub"),
+        "{problems:?}"
+    );
+    // Nothing was created.
+    assert!(db::builds::queued(&app.state.db).await?.is_empty());
+    // The platform's base image, and an image in the platform's registry, are accepted.
+    let (repo, digest, _) = fixture_image(&app.state.config).await?;
+    for from in [base(), format!("{repo}:t1"), format!("{repo}@{digest}")] {
+        let r = v
+            .call(
+                "POST",
+                "/api/projects",
+                Some(project(
+                    &unique("ok"),
+                    serde_json::json!({ "dockerfile": format!("FROM {from}\nRUN true\n") }),
+                )),
+            )
+            .await?;
+        assert_eq!(r.status, 202, "{from}: {:?}", r.body);
+        let id = r.body["build_id"].as_str().ok_or("id")?.to_string();
+        app.state.builds.cancel(&id).await?;
+    }
+    Ok(())
+}

@@ -46,6 +46,9 @@ async fn try_starts_a_shell_and_echoes() -> Result {
         out.contains("yes") && out.contains("fixture") && out.contains("/root"),
         "{out}"
     );
+    // Tools installed outside root's PATH (games: `fortune | cowsay`) are found.
+    let out = sh.run("echo \"P=$PATH\"", T).await?;
+    assert!(out.contains(":/usr/local/games:/usr/games"), "{out}");
     v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
         .await?;
     assert_eq!(app.containers_of(&id).await?, 0);

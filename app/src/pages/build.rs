@@ -1,6 +1,7 @@
 use crate::api::load_build;
 use crate::model::BuildView;
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 /// A build: progress (step n/m), the live log (SSE), cancel, and where to go when it is done.
@@ -10,6 +11,7 @@ pub fn BuildPage() -> impl IntoView {
     let id = move || params.read().get("id").unwrap_or_default();
     let data = Resource::new(id, load_build);
     view! {
+        <Title text="Build"/>
         <Suspense fallback=|| view! { <p class="loading">"Loading the build…"</p> }>
             {move || Suspend::new(async move {
                 match data.await {

@@ -3,6 +3,7 @@ use crate::components::project_card::CardGrid;
 use crate::model::{FeaturedBanner, HomeData};
 use crate::url::urlencode;
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 /// Home: hero with search, category chips (filter in place once hydrated), the featured banner,
 /// trending, "you may like" and newest.
@@ -10,6 +11,7 @@ use leptos::prelude::*;
 pub fn HomePage() -> impl IntoView {
     let data = Resource::new(|| (), |_| load_home());
     view! {
+        <Title text=""/>
         <section class="hero">
             <h1>"Try open source in your browser"</h1>
             <p class="lead">"Pick a project, press "<b>"Try"</b>", and type into a real shell inside its image within a second. Nothing to install."</p>

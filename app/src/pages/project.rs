@@ -31,9 +31,10 @@ pub fn ProjectPage() -> impl IntoView {
 fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
     let p = page.project;
     let slug = p.card.slug.clone();
-    let badge_md = format!("[![try this on browser]({base}/badge/{slug}.svg)]({base}/try/{slug})");
+    let badge_md =
+        format!("[![try this in your browser]({base}/badge/{slug}.svg)]({base}/try/{slug})");
     let badge_html = format!(
-        "<a href=\"{base}/try/{slug}\"><img src=\"{base}/badge/{slug}.svg\" alt=\"try this on browser\"></a>"
+        "<a href=\"{base}/try/{slug}\"><img src=\"{base}/badge/{slug}.svg\" alt=\"try this in your browser\"></a>"
     );
     let size = p
         .image_size
@@ -79,7 +80,7 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                 <div class="description" inner_html=p.description_html.clone()></div>
                 <section class="badges">
                     <h3>"Add a Try badge to your README"</h3>
-                    <img src=format!("/badge/{slug}.svg") alt="try this on browser"/>
+                    <img src=format!("/badge/{slug}.svg") alt="try this in your browser"/>
                     <Snippet label="Markdown" text=badge_md/>
                     <Snippet label="HTML" text=badge_html/>
                 </section>

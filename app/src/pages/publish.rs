@@ -1,6 +1,7 @@
 use crate::api::load_publish_form;
 use crate::model::PublishInfo;
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 /// One problem the server found, as shown next to the form.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,6 +34,7 @@ pub fn PublishPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| load_publish_form());
     let me = Resource::new(|| (), |_| crate::api::load_me());
     view! {
+        <Title text="Publish a project"/>
         <section class="publish">
             <h1>"Publish a project"</h1>
             <p class="lead-left">"Describe your project, then give a Dockerfile or paste the install script from your README. trythis builds the image, pushes it to its registry and streams the build log; when it is done, anyone can try your project in the browser."</p>

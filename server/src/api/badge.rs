@@ -1,4 +1,4 @@
-//! `GET /badge/{slug}.svg`: the README badge "try this | on browser" (or `?style=count`:
+//! `GET /badge/{slug}.svg`: the README badge "try this | in your browser" (or `?style=count`:
 //! "try this | N tries"). Unknown projects get a grey "not found" badge, never an error page.
 use crate::state::AppState;
 use axum::{
@@ -84,7 +84,7 @@ pub async fn badge(
         }
         Some(p) => render(
             "try this",
-            "on browser",
+            "in your browser",
             "#2ea043",
             &format!("Try {} in your browser", p.name),
         ),
@@ -123,7 +123,12 @@ mod tests {
 
     #[test]
     fn badge_escapes_the_project_name() {
-        let svg = render("try this", "on browser", "#2ea043", "Try <b>&\"x\"</b>");
+        let svg = render(
+            "try this",
+            "in your browser",
+            "#2ea043",
+            "Try <b>&\"x\"</b>",
+        );
         assert!(
             svg.contains("Try &lt;b&gt;&amp;&quot;x&quot;&lt;/b&gt;"),
             "{svg}"

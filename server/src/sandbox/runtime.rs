@@ -390,7 +390,7 @@ fn container_name(sandbox_id: &str) -> String {
 }
 
 /// The shell the visitor gets: the welcome text, then bash if the image has it, else sh.
-const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#;
+const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; for d in /usr/local/games /usr/games; do [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac; done; export PATH; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#;
 
 impl DockerRuntime {
     /// `instance`: this installation's id (`db::instance_id`), labelled on every container.

@@ -201,9 +201,15 @@ try {
     await page.goto(BASE + "/containers");
     assert.match(await page.locator("table").innerText(), /hello[\s\S]*running/);
     await page.goto(BASE + "/p/hello");
+    await waitTerm(page, /via-badge/);
+    // Stop asks first; the last screen stays readable after the end.
+    const asked = new Promise((res) => page.once("dialog", (d) => { res(d.message()); d.accept(); }));
     await page.locator("#stop").click();
+    assert.match(await asked, /Stop this sandbox\?/);
     await page.waitForSelector("#ended");
     assert.match(await page.locator("#ended").innerText(), /stopped/);
+    assert.ok(await page.locator("#terminal").isVisible(), "the final screen stays");
+    await waitTerm(page, /via-badge/);
   });
 
   await check("home: the featured banner, and 'you may like' follows this visitor's tries", async () => {
@@ -455,6 +461,23 @@ try {
     // Hidden, not gone: the project leaves the catalogue with its maintainer.
     const r = await fetch(BASE + "/api/projects?q=greeter");
     assert.equal((await r.json()).items?.length ?? 0, 0);
+  });
+
+  await check("phones: a working menu and no page wider than the screen", async () => {
+    const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const p = await ctx.newPage();
+    watch(p);
+    for (const path of ["/", "/p/hello", "/search?q=" + "x".repeat(3000), "/login"]) {
+      await p.goto(BASE + path);
+      const width = await p.evaluate(() => document.documentElement.scrollWidth);
+      assert.ok(width <= 390, `${path} is ${width}px wide on a 390px screen`);
+    }
+    await p.goto(BASE + "/p/hello");
+    assert.equal(await p.locator("#nav").isVisible(), false);
+    await p.click("#menu-button");
+    await p.waitForSelector("#nav-login", { state: "visible" });
+    await p.screenshot({ path: join(SHOTS, "phone-menu.png") });
+    await ctx.close();
   });
 
   await check("the badge is an SVG", async () => {

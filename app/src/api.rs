@@ -79,6 +79,7 @@ pub mod ssr {
             seconds_left: if s.active { left } else { 0 },
             can_extend: s.active && s.extensions < max_extensions,
             end_reason: s.end_reason.clone(),
+            idle_seconds_left: None,
         }
     }
 

@@ -102,6 +102,9 @@ pub struct SandboxInfo {
     /// Why it ended, once it has ("out of memory", "idle", "time limit", …).
     #[serde(default)]
     pub end_reason: Option<String>,
+    /// Seconds until it ends for want of a keystroke (the idle timeout), while it runs.
+    #[serde(default)]
+    pub idle_seconds_left: Option<i64>,
 }
 
 /// A row of My Containers.

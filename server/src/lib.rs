@@ -185,6 +185,7 @@ pub fn router(state: AppState) -> Router {
             get(api::sandboxes::status).delete(api::sandboxes::stop),
         )
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
+        .route("/sandboxes/{id}/active", post(api::sandboxes::still_here))
         .route("/projects", post(api::builds::create))
         .route(
             "/projects/{slug}/builds",

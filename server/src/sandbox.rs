@@ -194,7 +194,36 @@ impl SandboxService {
     }
 
     pub fn info(&self, s: &db::sandboxes::Model) -> SandboxInfo {
-        app::api::ssr::sandbox_info(s, self.limits.max_extensions)
+        let mut info = app::api::ssr::sandbox_info(s, self.limits.max_extensions);
+        if s.active && s.state == SandboxState::Ready {
+            let idle = chrono::Duration::from_std(self.limits.idle_timeout).unwrap_or_default();
+            let quiet = chrono::Utc::now() - self.last_input(s);
+            info.idle_seconds_left = Some((idle - quiet).num_seconds().max(0));
+        }
+        info
+    }
+
+    /// The last keystroke into a sandbox (its terminal session's, else the stored one).
+    fn last_input(&self, s: &db::sandboxes::Model) -> chrono::DateTime<chrono::Utc> {
+        self.terminals
+            .last_input_ms(&s.id)
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .unwrap_or(s.last_activity_at)
+            .max(s.last_activity_at)
+    }
+
+    /// "I'm still here" from the sandbox's page: counts as a keystroke for the idle timeout.
+    pub async fn still_here(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, ApiError> {
+        if !s.active {
+            return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
+        }
+        let now = chrono::Utc::now();
+        self.terminals.mark_input(&s.id, now.timestamp_millis());
+        db::sandboxes::touch(&self.db, &s.id, now).await?;
+        let row = db::sandboxes::get(&self.db, &s.id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+        Ok(self.info(&row))
     }
 
     pub fn queue_length(&self) -> u64 {
@@ -719,12 +748,7 @@ impl SandboxService {
         let idle = chrono::Duration::from_std(self.limits.idle_timeout).unwrap_or_default();
         let mut stopped = 0;
         for s in db::sandboxes::all_active(&self.db).await? {
-            let last_input = self
-                .terminals
-                .last_input_ms(&s.id)
-                .and_then(chrono::DateTime::from_timestamp_millis)
-                .unwrap_or(s.last_activity_at)
-                .max(s.last_activity_at);
+            let last_input = self.last_input(&s);
             if last_input > s.last_activity_at + chrono::Duration::seconds(30) {
                 db::sandboxes::touch(&self.db, &s.id, last_input).await?;
             }

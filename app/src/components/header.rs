@@ -38,7 +38,10 @@ pub fn Header() -> impl IntoView {
                     aria-label="Search projects" prop:value=q autocomplete="off"/>
                 <button type="submit">"Search"</button>
             </form>
-            <nav class="nav">
+            // Phones: the menu folds behind a button (a checkbox: it works without JavaScript).
+            <input type="checkbox" id="menu-toggle" class="menu-toggle" aria-hidden="true" tabindex="-1"/>
+            <label for="menu-toggle" class="menu-button" id="menu-button" aria-label="Menu">"☰"</label>
+            <nav class="nav" id="nav">
                 <a href="/search">"Explore"</a>
                 <a href="/containers">"My containers"</a>
                 <Suspense fallback=|| ()>

@@ -26,6 +26,15 @@ pub fn TryPanel(
 ) -> impl IntoView {
     let seconds_left = RwSignal::new(initial.as_ref().map(|s| s.seconds_left).unwrap_or(0));
     let can_extend = RwSignal::new(initial.as_ref().map(|s| s.can_extend).unwrap_or(false));
+    // Seconds until the idle timeout ends it (None until the server said).
+    let idle_left = RwSignal::new(initial.as_ref().and_then(|s| s.idle_seconds_left));
+    let clocks = Clocks {
+        seconds_left,
+        can_extend,
+        idle_left,
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let _ = clocks;
     let panel = RwSignal::new(match initial {
         Some(info) => Panel::Running(info),
         None => Panel::Idle,
@@ -41,7 +50,7 @@ pub fn TryPanel(
             leptos::task::spawn_local(async move {
                 let _ = (&slug, replace);
                 #[cfg(feature = "hydrate")]
-                start_try(slug, replace, panel, seconds_left, can_extend).await;
+                start_try(slug, replace, panel, clocks).await;
             });
         }
     };
@@ -59,16 +68,18 @@ pub fn TryPanel(
                 if let Panel::Running(info) = panel.get_untracked() {
                     let left = seconds_left.get_untracked() - 1;
                     seconds_left.set(left.max(0));
+                    let idle = idle_left.get_untracked().map(|i| (i - 1).max(0));
+                    idle_left.set(idle);
+                    // Near the idle end the server is asked more often (a keystroke resets it).
+                    let every = if idle.is_some_and(|i| i <= IDLE_WARNING) {
+                        5
+                    } else {
+                        15
+                    };
                     if left <= 0 {
                         end(panel, term_ref, "Time is up: this sandbox has ended.");
-                    } else if left % 15 == 0 {
-                        leptos::task::spawn_local(resync(
-                            info.id,
-                            panel,
-                            seconds_left,
-                            can_extend,
-                            term_ref,
-                        ));
+                    } else if left % every == 0 || idle == Some(0) {
+                        leptos::task::spawn_local(resync(info.id, panel, clocks, term_ref));
                     }
                 }
             },
@@ -104,6 +115,11 @@ pub fn TryPanel(
         let start = start.clone();
         move |_| {
             let start = start.clone();
+            if !confirmed(
+                "Restart? The shell and everything in it start over, and it counts as a new try.",
+            ) {
+                return;
+            }
             if let Panel::Running(info) = panel.get_untracked() {
                 leptos::task::spawn_local(async move {
                     let _ = &info;
@@ -125,6 +141,9 @@ pub fn TryPanel(
         }
     };
     let on_stop = move |_| {
+        if !confirmed("Stop this sandbox? Everything in it is gone.") {
+            return;
+        }
         if let Panel::Running(info) = panel.get_untracked() {
             leptos::task::spawn_local(async move {
                 let _ = &info;
@@ -155,8 +174,23 @@ pub fn TryPanel(
                         crate::client::call("POST", &url, Some(serde_json::json!({}))).await
                     {
                         if let Ok(i) = serde_json::from_value::<SandboxInfo>(r.body.clone()) {
-                            seconds_left.set(i.seconds_left);
-                            can_extend.set(i.can_extend);
+                            clocks.update(&i);
+                        }
+                    }
+                }
+            });
+        }
+    };
+    let on_still_here = move |_| {
+        if let Panel::Running(info) = panel.get_untracked() {
+            leptos::task::spawn_local(async move {
+                let _ = &info;
+                #[cfg(feature = "hydrate")]
+                {
+                    let url = format!("/api/sandboxes/{}/active", info.id);
+                    if let Ok(r) = crate::client::call("POST", &url, None).await {
+                        if let Ok(i) = serde_json::from_value::<SandboxInfo>(r.body.clone()) {
+                            clocks.update(&i);
                         }
                     }
                 }
@@ -176,6 +210,9 @@ pub fn TryPanel(
                             "Ends in "{move || clock(seconds_left.get())}
                         </span>
                         <span class="spacer"></span>
+                        {move || can_extend.get().then(|| view! {
+                            <button class="btn small" id="extend" title="More time" on:click=on_extend>"Extend"</button>
+                        })}
                         <button class="btn small" id="restart" on:click=on_restart.clone()>"Restart"</button>
                         <button class="btn small danger" id="stop" on:click=on_stop>"Stop"</button>
                     }.into_any(),
@@ -186,13 +223,23 @@ pub fn TryPanel(
                 <div class="warning" role="alert">
                     <span>{move || format!("This sandbox ends in {}.", clock(seconds_left.get()))}</span>
                     {move || if can_extend.get() {
-                        view! { <button class="btn small" id="extend" on:click=on_extend>"Extend"</button> }.into_any()
+                        view! { <span>" Extend gives it more time."</span> }.into_any()
                     } else {
                         view! { <span class="muted">" It can't be extended further."</span> }.into_any()
                     }}
                 </div>
             })}
-            <div class="terminal-wrap" class:hidden=move || !running()>
+            {move || {
+                let idle = idle_left.get()?;
+                (running() && idle <= IDLE_WARNING && idle < seconds_left.get()).then(|| view! {
+                    <div class="warning" role="alert" id="idle-warning">
+                        <span>{move || format!("No keystroke for a while: this sandbox ends in {} unless you are still here.", clock(idle_left.get().unwrap_or(0)))}</span>
+                        <button class="btn small" id="still-here" on:click=on_still_here>"I'm here"</button>
+                    </div>
+                })
+            }}
+            // After the end the last screen stays readable (scrollback included).
+            <div class="terminal-wrap" class:hidden=move || !(running() || matches!(panel.get(), Panel::Ended(_)))>
                 <div class="terminal" id="terminal" node_ref=term_ref></div>
             </div>
             {move || match panel.get() {
@@ -224,10 +271,60 @@ pub fn TryPanel(
                 }.into_any(),
                 Panel::Ended(msg) => view! {
                     <div class="try-idle"><p id="ended">{msg}</p>
-                    <a class="btn primary" href=try_href.clone() on:click=on_try.clone()>"Start a new sandbox"</a></div>
+                    <a class="btn primary" id="try-again" href=try_href.clone() on:click=on_try.clone()>"Try again"</a></div>
                 }.into_any(),
             }}
         </section>
+    }
+}
+
+/// The warning before an idle end starts this many seconds ahead.
+const IDLE_WARNING: i64 = 120;
+
+/// The panel's clocks, set from each answer of the server.
+#[derive(Clone, Copy)]
+struct Clocks {
+    seconds_left: RwSignal<i64>,
+    can_extend: RwSignal<bool>,
+    idle_left: RwSignal<Option<i64>>,
+}
+
+impl Clocks {
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn update(&self, info: &SandboxInfo) {
+        self.seconds_left.set(info.seconds_left);
+        self.can_extend.set(info.can_extend);
+        self.idle_left.set(info.idle_seconds_left);
+    }
+}
+
+/// The browser's confirmation dialog (always yes on the server, where nothing is clicked).
+fn confirmed(question: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        web_sys::window()
+            .and_then(|w| w.confirm_with_message(question).ok())
+            .unwrap_or(true)
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        true
+    }
+}
+
+/// Why a sandbox ended, as the panel says it.
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+fn ended_because(reason: Option<&str>) -> String {
+    match reason {
+        Some("idle") => "This sandbox ended because nobody typed in it for a while (idle). Its last screen is above.".into(),
+        Some("time limit") => "Time is up: this sandbox has ended.".into(),
+        Some("out of memory") => "This sandbox ran out of memory and has ended (everything in it, files included, lives in its memory).".into(),
+        Some("replaced") => "This sandbox was replaced by a newer one.".into(),
+        Some("stopped by owner") => "You stopped this sandbox.".into(),
+        Some("stopped by admin") | Some("owner_banned") => "An admin stopped this sandbox.".into(),
+        Some(other) => format!("This sandbox has ended ({other})."),
+        None => "This sandbox has ended.".into(),
     }
 }
 
@@ -240,13 +337,7 @@ fn end(panel: RwSignal<Panel>, term_ref: NodeRef<leptos::html::Div>, msg: &str) 
 }
 
 #[cfg(feature = "hydrate")]
-async fn start_try(
-    slug: String,
-    replace: bool,
-    panel: RwSignal<Panel>,
-    seconds_left: RwSignal<i64>,
-    can_extend: RwSignal<bool>,
-) {
+async fn start_try(slug: String, replace: bool, panel: RwSignal<Panel>, clocks: Clocks) {
     use crate::client::{call, sleep_ms};
     let url = format!("/api/projects/{slug}/try");
     loop {
@@ -263,8 +354,7 @@ async fn start_try(
         match reply.status {
             200 | 201 => match serde_json::from_value::<SandboxInfo>(reply.body.clone()) {
                 Ok(info) => {
-                    seconds_left.set(info.seconds_left);
-                    can_extend.set(info.can_extend);
+                    clocks.update(&info);
                     return panel.set(Panel::Running(info));
                 }
                 Err(e) => {
@@ -300,26 +390,16 @@ async fn start_try(
 async fn resync(
     id: String,
     panel: RwSignal<Panel>,
-    seconds_left: RwSignal<i64>,
-    can_extend: RwSignal<bool>,
+    clocks: Clocks,
     term_ref: NodeRef<leptos::html::Div>,
 ) {
     let Ok(r) = crate::client::call("GET", &format!("/api/sandboxes/{id}"), None).await else {
         return;
     };
     match serde_json::from_value::<SandboxInfo>(r.body.clone()) {
-        Ok(info) if info.state == "ready" || info.state == "starting" => {
-            seconds_left.set(info.seconds_left);
-            can_extend.set(info.can_extend);
-        }
-        Ok(info) if info.end_reason.as_deref() == Some("out of memory") => end(
-            panel,
-            term_ref,
-            "This sandbox ran out of memory and has ended (everything in it, files included, lives in its memory).",
-        ),
-        Ok(_) | Err(_) if r.status == 200 || r.status == 404 => {
-            end(panel, term_ref, "This sandbox has ended.");
-        }
-        _ => {}
+        Ok(info) if info.state == "ready" || info.state == "starting" => clocks.update(&info),
+        Ok(info) => end(panel, term_ref, &ended_because(info.end_reason.as_deref())),
+        Err(_) if r.status == 404 => end(panel, term_ref, &ended_because(None)),
+        Err(_) => {}
     }
 }

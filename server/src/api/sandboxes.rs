@@ -76,6 +76,16 @@ pub async fn extend(
     Ok(Json(st.sandboxes.extend(&s).await?))
 }
 
+/// `POST /api/sandboxes/{id}/active` (owner): "I'm still here" — resets the idle clock.
+pub async fn still_here(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SandboxInfo>> {
+    let s = st.sandboxes.owned(&me, &id).await?;
+    Ok(Json(st.sandboxes.still_here(&s).await?))
+}
+
 /// `GET /try/{slug}`: the README badge's target — opens the project page, which starts the Try
 /// through the API (same limits; a GET never changes state by itself).
 pub async fn try_redirect(Path(slug): Path<String>) -> Redirect {

@@ -409,3 +409,47 @@ async fn one_client_holds_at_most_its_share_of_capacity() {
     ));
     assert_eq!(fx.runtime.running().len(), 3);
 }
+
+/// The idle clock the page shows: it counts down from the idle timeout, "I'm here" resets it,
+/// and a sandbox nobody typed in for that long ends with the reason "idle".
+#[tokio::test]
+async fn the_idle_clock_is_shown_reset_by_im_here_and_ends_with_its_reason() {
+    let fx = fixture(FakeRuntime::default(), &[("TRYTHIS_SANDBOX_IDLE_MIN", "1")]).await;
+    let svc = &fx.service;
+    let t = svc
+        .try_project(&visitor(1), ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    let id = t.info.id.clone();
+    let left = t.info.idle_seconds_left.unwrap_or(-1);
+    assert!((55..=60).contains(&left), "{left}");
+    // Nobody typed for 50 s.
+    let quiet = |secs: i64| {
+        let at = chrono::Utc::now() - chrono::Duration::seconds(secs);
+        if let Some(s) = svc.terminals.get(&id) {
+            s.last_input_ms
+                .store(at.timestamp_millis(), std::sync::atomic::Ordering::Relaxed);
+        }
+        db::sandboxes::touch(&fx.db, &id, at)
+    };
+    quiet(50).await.unwrap_or_else(|e| panic!("{e}"));
+    let row = db::sandboxes::get(&fx.db, &id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    let left = svc.info(&row).idle_seconds_left.unwrap_or(-1);
+    assert!((5..=10).contains(&left), "{left}");
+    let info = svc.still_here(&row).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(info.idle_seconds_left.unwrap_or(0) >= 55, "{info:?}");
+    assert_eq!(svc.reap().await.ok(), Some(0));
+    quiet(61).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(svc.reap().await.ok(), Some(1));
+    let row = db::sandboxes::get(&fx.db, &id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!(row.end_reason.as_deref(), Some("idle"));
+    assert_eq!(svc.info(&row).idle_seconds_left, None);
+}

@@ -266,6 +266,13 @@ impl Terminals {
         }
     }
 
+    /// Records input at `at_ms` (unix ms) for a sandbox with an open session.
+    pub fn mark_input(&self, sandbox_id: &str, at_ms: i64) {
+        if let Some(s) = self.get(sandbox_id) {
+            s.last_input_ms.fetch_max(at_ms, Ordering::Relaxed);
+        }
+    }
+
     /// Last keystroke time (unix ms) of a sandbox with an open session.
     pub fn last_input_ms(&self, sandbox_id: &str) -> Option<i64> {
         self.get(sandbox_id)

@@ -177,6 +177,12 @@ try {
     await waitTerm(page, /Welcome to Hello Shell/);
     await typeLine(page, "echo e2e-$((6*7)) $HELLO_READY");
     await waitTerm(page, /e2e-42 yes/);
+    // Ctrl+V pastes (not a literal ^V).
+    await page.evaluate(() => navigator.clipboard.writeText("echo pasted-$((40+2))"));
+    await page.locator("#terminal .xterm-helper-textarea").focus();
+    await page.keyboard.press("Control+V");
+    await page.keyboard.press("Enter");
+    await waitTerm(page, /pasted-42/);
     assert.match(await page.locator(".countdown").innerText(), /Ends in \d\d:\d\d/);
     await page.screenshot({ path: join(SHOTS, "try.png") });
   });

@@ -73,6 +73,26 @@
     term.open(el);
     if (fit) fit.fit();
     const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false };
+    // Copy and paste like a desktop terminal: Ctrl+C copies when text is selected (it interrupts
+    // otherwise), Ctrl+Shift+C always copies; Ctrl+V and Ctrl+Shift+V paste (the browser's paste
+    // event, which xterm turns into input) instead of sending ^V. Alt+Shift+Q leaves the
+    // terminal for the page's next control (keyboard users: Tab stays with the shell).
+    term.attachCustomKeyEventHandler(function (e) {
+      if (e.type !== "keydown") return true;
+      const mod = e.ctrlKey || e.metaKey;
+      const key = e.key.toLowerCase();
+      if (mod && key === "c" && (e.shiftKey || term.hasSelection())) {
+        if (term.hasSelection() && navigator.clipboard) navigator.clipboard.writeText(term.getSelection());
+        return false;
+      }
+      if (mod && key === "v") return false;
+      if (e.altKey && e.shiftKey && key === "q") {
+        const next = document.querySelector("#stop, #try-again, .try-bar button");
+        if (next) next.focus();
+        return false;
+      }
+      return true;
+    });
     sessions.set(el, s);
     term.onData(function (d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); });
     term.onBinary(function (d) {

@@ -88,8 +88,9 @@ pub fn App() -> impl IntoView {
         <Meta name="description" content="Try any open-source project in your browser: a real shell in its image, nothing to install."/>
         <Link rel="preload" href="/vendor/xterm.js" as_="script"/>
         <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
             <components::header::Header/>
-            <main class="page">
+            <main class="page" id="main" tabindex="-1">
                 // Async SSR: pages arrive complete, so they work with JavaScript off.
                 <Routes fallback=pages::not_found::NotFoundPage>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>

@@ -125,6 +125,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         auth,
         mail,
         streams: caps::StreamCaps::default(),
+        health: Arc::default(),
         registry,
         builds,
         leptos_options: leptos_options(&config),

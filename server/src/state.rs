@@ -18,6 +18,8 @@ pub struct AppState {
     pub mail: Arc<crate::mail::Mailer>,
     /// Caps on open terminal sockets and log streams.
     pub streams: crate::caps::StreamCaps,
+    /// The last `/healthz` probe.
+    pub health: Arc<crate::api::health::HealthCache>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -200,8 +200,20 @@ pub fn TryPanel(
 
     let try_href = format!("/try/{slug}");
     let title = format!("Try {name}");
+    // What a screen reader announces as the sandbox starts, runs and ends.
+    let announcement = move || match panel.get() {
+        Panel::Idle | Panel::Confirm(_) => String::new(),
+        Panel::Starting => "Starting your sandbox.".to_string(),
+        Panel::Queued(pos) => format!("All sandboxes are busy: you are number {pos} in line."),
+        Panel::Running(_) => {
+            "Your sandbox is running: the terminal has the keyboard. Alt+Shift+Q leaves it."
+                .to_string()
+        }
+        Panel::Error(msg) | Panel::Ended(msg) => msg,
+    };
     view! {
-        <section class="try-panel" class:running=running>
+        <section class="try-panel" class:running=running aria-label="Try it">
+            <p class="sr-only" aria-live="polite" id="try-live">{announcement}</p>
             <div class="try-bar">
                 {move || match panel.get() {
                     Panel::Running(_) => view! {

@@ -43,6 +43,8 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
     view! {
         <Title text=p.card.name.clone()/>
         <div class="project-layout">
+            // First in the page, so Try is an early tab stop; the layout shows it on the right.
+            <TryPanel slug=slug.clone() name=p.card.name.clone() tryable=p.tryable initial=page.sandbox autostart/>
             <article class="project-info">
                 <div class="crumbs"><a href="/">"Catalogue"</a>" / "<a href=format!("/search?category={}", crate::url::urlencode(&p.card.category))>{p.card.category.clone()}</a></div>
                 <h1 class="project-name">{p.card.name.clone()}</h1>
@@ -85,7 +87,6 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                     <Snippet label="HTML" text=badge_html/>
                 </section>
             </article>
-            <TryPanel slug=slug.clone() name=p.card.name.clone() tryable=p.tryable initial=page.sandbox autostart/>
         </div>
     }
 }

@@ -1,9 +1,31 @@
 use crate::state::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 
+/// How long one probe of the parts answers `/healthz`: a flood of health checks costs the engines
+/// one probe per interval, not one per request.
+pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last probe: when, its status and its body.
+pub type HealthCache =
+    tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, serde_json::Value)>>;
+
 /// `GET /healthz`: 200 when the database, both engines (sandboxes, builds) and the registry all
 /// answer; 503 naming the failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
+/// Answered from a probe at most `HEALTH_CACHE` old (`checked_at` says when it ran); concurrent
+/// requests wait for one probe instead of starting their own.
 pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
+    let mut cached = st.health.lock().await;
+    if let Some((at, status, body)) = cached.as_ref() {
+        if at.elapsed() < HEALTH_CACHE {
+            return (*status, Json(body.clone()));
+        }
+    }
+    let (status, body) = probe(&st).await;
+    *cached = Some((std::time::Instant::now(), status, body.clone()));
+    (status, Json(body))
+}
+
+async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
     let timeout = std::time::Duration::from_secs(3);
     let build_engine = st.builds.engines().build;
     let (db, docker, builds, registry) = tokio::join!(
@@ -26,13 +48,14 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(serde_json::json!({
+        serde_json::json!({
             "db": word(db_ok),
             "docker": word(docker_ok),
             "build_engine": word(builds_ok),
             "registry": word(reg_ok),
             "runtime": st.sandboxes.runtime().isolation().as_str(),
-        })),
+            "checked_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }),
     )
 }
 

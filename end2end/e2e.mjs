@@ -205,7 +205,8 @@ try {
 
   await check("My containers lists the sandbox; Stop ends it", async () => {
     await page.goto(BASE + "/containers");
-    assert.match(await page.locator("table").innerText(), /hello[\s\S]*running/);
+    // Names, not slugs; how long ago, not a time zone; the time left of the running one.
+    assert.match(await page.locator("table").innerText(), /Hello Shell[\s\S]*ago[\s\S]*running[\s\S]*\d\d:\d\d/);
     await page.goto(BASE + "/p/hello");
     await waitTerm(page, /via-badge/);
     // Stop asks first; the last screen stays readable after the end.
@@ -310,6 +311,10 @@ try {
 
   await check("a maintainer publishes an install script, watches the live log, and Try works", async () => {
     await page.goto(BASE + "/new");
+    // The slug follows the name until edited; no category is preselected.
+    await page.fill("#name", "Greeter Tool");
+    assert.equal(await page.inputValue("#slug"), "greeter-tool");
+    assert.equal(await page.inputValue("#category"), "");
     await page.fill("#name", "Greeter");
     await page.fill("#slug", "greeter");
     await page.fill("#summary", "Greets you from a converted install script.");
@@ -321,6 +326,9 @@ try {
     const before = errors.length;
     await page.click("#publish");
     await page.waitForSelector('#problems li[data-field="slug"]');
+    // Said under the field itself, and listed by the field's name (not its key).
+    assert.match(await page.locator(".field.invalid #slug + .field-problem").innerText(), /\S/);
+    assert.match(await page.locator('#problems li[data-field="slug"]').innerText(), /^Slug: /);
     // The browser logs the deliberate 400 as a failed resource load; that one is expected.
     const added = errors.splice(before);
     assert.ok(added.every((e) => /status of 400/.test(e)), added.join("\n"));

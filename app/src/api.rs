@@ -104,6 +104,8 @@ pub mod ssr {
             can_cancel: viewer.is_admin
                 || b.owner == viewer.key
                 || maintainer == Some(viewer.key.as_str()),
+            queue_position: None,
+            typical_secs: None,
         }
     }
 
@@ -117,6 +119,11 @@ pub mod ssr {
             duration_secs: (end - s.created_at).num_seconds().max(0),
             end_reason: s.end_reason.clone(),
             launch_ms: s.launch_ms,
+            project_name: s.project_slug.clone(),
+            started_ago_secs: (chrono::Utc::now() - s.created_at).num_seconds().max(0),
+            seconds_left: s
+                .active
+                .then(|| (s.expires_at - chrono::Utc::now()).num_seconds().max(0)),
         }
     }
 }
@@ -248,7 +255,19 @@ pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
     let rows = db::sandboxes::history(&cx.db, &me.key, 100)
         .await
         .map_err(ssr::internal)?;
-    Ok(rows.iter().map(ssr::sandbox_row).collect())
+    let names = db::projects::names(&cx.db, rows.iter().map(|r| r.project_id))
+        .await
+        .map_err(ssr::internal)?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let mut row = ssr::sandbox_row(r);
+            if let Some(name) = names.get(&r.project_id) {
+                row.project_name = name.clone();
+            }
+            row
+        })
+        .collect())
 }
 
 #[server(prefix = "/sfn", endpoint = "build", input = GetUrl)]
@@ -268,7 +287,14 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
         return Ok(None);
     }
     let maintainer = p.as_ref().and_then(|p| p.maintainer.clone());
-    Ok(Some(ssr::build_view(&b, &name, &me, maintainer.as_deref())))
+    let mut view = ssr::build_view(&b, &name, &me, maintainer.as_deref());
+    view.queue_position = db::builds::queue_position(&cx.db, &b)
+        .await
+        .map_err(ssr::internal)?;
+    view.typical_secs = db::builds::typical_seconds(&cx.db)
+        .await
+        .map_err(ssr::internal)?;
+    Ok(Some(view))
 }
 
 #[server(prefix = "/sfn", endpoint = "publish_form", input = GetUrl)]

@@ -117,6 +117,15 @@ pub struct SandboxRow {
     pub duration_secs: i64,
     pub end_reason: Option<String>,
     pub launch_ms: Option<i64>,
+    /// The project's display name (the slug if the project is gone).
+    #[serde(default)]
+    pub project_name: String,
+    /// How long ago it started (no time zones to get wrong).
+    #[serde(default)]
+    pub started_ago_secs: i64,
+    /// Time left while it runs.
+    #[serde(default)]
+    pub seconds_left: Option<i64>,
 }
 
 /// The admin's featured project and line of text, shown at the top of the home page.
@@ -221,6 +230,12 @@ pub struct BuildView {
     pub created_at: String,
     /// The viewer may cancel it (they started it, maintain the project, or are an admin).
     pub can_cancel: bool,
+    /// While queued: its place in line (1 = next).
+    #[serde(default)]
+    pub queue_position: Option<u64>,
+    /// How long a build takes here (median of recent ones), for the wait estimate.
+    #[serde(default)]
+    pub typical_secs: Option<i64>,
 }
 
 impl BuildView {

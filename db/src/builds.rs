@@ -156,6 +156,37 @@ pub async fn queued(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
         .await
 }
 
+/// A queued build's place in line (1 = next), or None once it left the queue.
+pub async fn queue_position(db: &DatabaseConnection, b: &Model) -> Result<Option<u64>, DbErr> {
+    if b.state != BuildState::Queued {
+        return Ok(None);
+    }
+    let ahead = Build::find()
+        .filter(build::Column::State.eq(BuildState::Queued))
+        .filter(build::Column::CreatedAt.lt(b.created_at))
+        .count(db)
+        .await?;
+    Ok(Some(ahead + 1))
+}
+
+/// How long a build takes here: the median of the last 20 that succeeded, in seconds.
+pub async fn typical_seconds(db: &DatabaseConnection) -> Result<Option<i64>, DbErr> {
+    let recent = Build::find()
+        .filter(build::Column::State.eq(BuildState::Succeeded))
+        .filter(build::Column::StartedAt.is_not_null())
+        .filter(build::Column::FinishedAt.is_not_null())
+        .order_by_desc(build::Column::FinishedAt)
+        .limit(20)
+        .all(db)
+        .await?;
+    let mut secs: Vec<i64> = recent
+        .iter()
+        .filter_map(|b| Some((b.finished_at? - b.started_at?).num_seconds()))
+        .collect();
+    secs.sort_unstable();
+    Ok(secs.get(secs.len() / 2).copied())
+}
+
 /// Builds a crash or restart interrupted mid-way: they are failed, never silently resumed.
 pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Ok(Build::update_many()

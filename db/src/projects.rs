@@ -73,6 +73,21 @@ pub async fn by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Option<Mod
         .await
 }
 
+/// Display names of projects by id (for lists that store the slug).
+pub async fn names(
+    db: &DatabaseConnection,
+    ids: impl IntoIterator<Item = i32>,
+) -> Result<std::collections::HashMap<i32, String>, DbErr> {
+    let ids: Vec<i32> = ids.into_iter().collect();
+    Ok(Project::find()
+        .filter(project::Column::Id.is_in(ids))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect())
+}
+
 pub async fn by_id(db: &DatabaseConnection, id: i32) -> Result<Option<Model>, DbErr> {
     Project::find_by_id(id).one(db).await
 }

@@ -674,7 +674,17 @@ async fn the_build_queue_is_shared_fairly() -> Result {
         "{:?}",
         third.body
     );
-    assert_eq!(submit_as(&bob).await?.status, 202);
+    let bobs = submit_as(&bob).await?;
+    assert_eq!(bobs.status, 202);
+    // Each waiting build knows its place in line; the running one has none.
+    let alices_waiting = waiting.body["build_id"].as_str().ok_or("id")?.to_string();
+    let bobs = bobs.body["build_id"].as_str().ok_or("id")?.to_string();
+    assert_eq!(queue_place(&alice, &alices_waiting).await?, 1);
+    assert_eq!(queue_place(&bob, &bobs).await?, 2);
+    assert_eq!(
+        queue_place(&alice, &running).await?,
+        serde_json::Value::Null
+    );
     let full = submit_as(&carol).await?;
     assert_eq!(full.status, 429, "{:?}", full.body);
     assert!(
@@ -691,6 +701,12 @@ async fn the_build_queue_is_shared_fairly() -> Result {
     }
     app.state.builds.cancel(&running).await?;
     Ok(())
+}
+
+/// A build's place in line, as its page sees it.
+async fn queue_place(v: &Visitor, id: &str) -> Result<serde_json::Value> {
+    let b = v.call("GET", &format!("/api/builds/{id}"), None).await?;
+    Ok(b.body["queue_position"].clone())
 }
 
 /// A new project whose build runs for ten minutes.

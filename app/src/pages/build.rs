@@ -26,6 +26,22 @@ pub fn BuildPage() -> impl IntoView {
     }
 }
 
+/// "Number 2 in line; builds here take about 3 minutes."
+fn waiting_text(place: Option<u64>, typical_secs: Option<i64>) -> String {
+    let place = match place {
+        Some(1) | None => "Waiting for a free builder: you are next.".to_string(),
+        Some(n) => format!("Waiting for a free builder: number {n} in line."),
+    };
+    match typical_secs {
+        Some(s) if s > 0 => {
+            let minutes = (s as f64 / 60.0).ceil().max(1.0) as i64;
+            let unit = if minutes == 1 { "minute" } else { "minutes" };
+            format!("{place} A build here takes about {minutes} {unit}.")
+        }
+        _ => place,
+    }
+}
+
 fn state_label(state: &str) -> &'static str {
     match state {
         "queued" => "Waiting for a builder",
@@ -46,21 +62,24 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     let error = RwSignal::new(data.error.clone());
     let log = RwSignal::new(data.log.clone());
     let cancel_msg = RwSignal::new(String::new());
+    let queue_position = RwSignal::new(data.queue_position);
+    let typical_secs = data.typical_secs;
     let log_ref = NodeRef::<leptos::html::Pre>::new();
     let id = data.id.clone();
     let slug = data.project.clone();
 
     #[cfg(feature = "hydrate")]
     {
-        let id = id.clone();
+        let log_id = id.clone();
         Effect::new(move |started: Option<bool>| {
             if started.unwrap_or(false) || BuildView::finished(&state.get_untracked()) {
                 return true;
             }
             // The stream replays the log so far, then follows.
             log.set(String::new());
-            crate::client::follow_build_log(&format!("/api/builds/{id}/log"), move |kind, data| {
-                match kind.as_str() {
+            crate::client::follow_build_log(
+                &format!("/api/builds/{log_id}/log"),
+                move |kind, data| match kind.as_str() {
                     "log" => log.update(|l| {
                         l.push_str(&data);
                         l.push('\n');
@@ -78,10 +97,33 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                         }
                     }
                     _ => {}
-                }
-            });
+                },
+            );
             true
         });
+        // While queued, the place in line moves without an event: ask every few seconds.
+        {
+            let id = id.clone();
+            let poll = set_interval_with_handle(
+                move || {
+                    if state.get_untracked() != "queued" {
+                        return;
+                    }
+                    let id = id.clone();
+                    leptos::task::spawn_local(async move {
+                        if let Ok(r) =
+                            crate::client::call("GET", &format!("/api/builds/{id}"), None).await
+                        {
+                            queue_position.set(r.body["queue_position"].as_u64());
+                        }
+                    });
+                },
+                std::time::Duration::from_secs(3),
+            );
+            if let Ok(handle) = poll {
+                on_cleanup(move || handle.clear());
+            }
+        }
         // Keep the newest line in view.
         Effect::new(move |_| {
             log.track();
@@ -131,7 +173,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             <p class="progress-text" id="build-step">{move || {
                 let (n, m) = (step.get(), steps.get());
                 match state.get().as_str() {
-                    "queued" => "Waiting for a free builder…".to_string(),
+                    "queued" => waiting_text(queue_position.get(), typical_secs),
                     "pushing" => "All steps done; pushing the image…".to_string(),
                     "succeeded" => format!("Done: {m} steps built and pushed."),
                     _ if n > 0 => format!("Step {n} of {m}"),

@@ -1,5 +1,5 @@
 use crate::api::my_containers;
-use crate::model::human_duration;
+use crate::model::{clock, human_duration};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -21,7 +21,7 @@ pub fn ContainersPage() -> impl IntoView {
                         }.into_any(),
                         Ok(rows) => view! {
                             <table class="table">
-                                <thead><tr><th>"Project"</th><th>"Started"</th><th>"Duration"</th><th>"Status"</th><th></th></tr></thead>
+                                <thead><tr><th>"Project"</th><th>"Started"</th><th>"Duration"</th><th>"Status"</th><th>"Time left"</th><th></th></tr></thead>
                                 <tbody>
                                 {rows.into_iter().map(|r| {
                                     let status = match (&r.state[..], &r.end_reason) {
@@ -30,13 +30,18 @@ pub fn ContainersPage() -> impl IntoView {
                                         (s, None) => s.to_string(),
                                     };
                                     let running = r.state == "ready" || r.state == "starting";
+                                    let id = r.id.clone();
                                     view! {
                                         <tr data-sandbox=r.id.clone()>
-                                            <td><a href=format!("/p/{}", r.project)>{r.project.clone()}</a></td>
-                                            <td>{r.started_at}</td>
+                                            <td><a href=format!("/p/{}", r.project)>{r.project_name.clone()}</a></td>
+                                            <td title=r.started_at.clone()>{format!("{} ago", human_duration(r.started_ago_secs))}</td>
                                             <td>{human_duration(r.duration_secs)}</td>
                                             <td><span class="status" class:live=running>{status}</span></td>
-                                            <td><a class="btn small" href=format!("/try/{}", r.project)>{if running { "Open" } else { "Try again" }}</a></td>
+                                            <td>{r.seconds_left.map(clock).unwrap_or_default()}</td>
+                                            <td class="row-actions">
+                                                <a class="btn small" href=format!("/try/{}", r.project)>{if running { "Open" } else { "Try again" }}</a>
+                                                {running.then(|| view! { <StopButton id=id/> })}
+                                            </td>
                                         </tr>
                                     }
                                 }).collect_view()}
@@ -48,4 +53,31 @@ pub fn ContainersPage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// Stops a running sandbox from the list (after asking), then reloads the list.
+#[component]
+fn StopButton(id: String) -> impl IntoView {
+    let stop = move |_| {
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let sure = web_sys::window()
+                    .and_then(|w| {
+                        w.confirm_with_message("Stop this sandbox? Everything in it is gone.")
+                            .ok()
+                    })
+                    .unwrap_or(false);
+                if sure {
+                    let _ =
+                        crate::client::call("DELETE", &format!("/api/sandboxes/{id}"), None).await;
+                    crate::client::go("/containers");
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = id;
+        });
+    };
+    view! { <button class="btn small danger" on:click=stop>"Stop"</button> }
 }

@@ -65,7 +65,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let name = RwSignal::new(String::new());
     let summary = RwSignal::new(String::new());
     let description = RwSignal::new(String::new());
-    let category = RwSignal::new(info.categories.first().cloned().unwrap_or_default());
+    // No category is preselected: the maintainer picks one (the server requires it).
+    let category = RwSignal::new(String::new());
+    // The slug follows the name until it is edited by hand.
+    let slug_edited = RwSignal::new(false);
     let tags = RwSignal::new(String::new());
     let homepage = RwSignal::new(String::new());
     let repository = RwSignal::new(String::new());
@@ -205,23 +208,51 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
             }
         }
     };
+    // What the server said about a field, shown under it.
+    let problem_of = move |f: &'static str| {
+        move || {
+            problems
+                .read()
+                .iter()
+                .filter(|p| p.field == f)
+                .map(|p| match p.line {
+                    Some(l) => format!("Line {l}: {}", p.message),
+                    None => p.message.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+    };
+    let on_name = move |ev: leptos::ev::Event| {
+        let value = event_target_value(&ev);
+        if !slug_edited.get_untracked() {
+            slug.set(slug_from(&value));
+        }
+        name.set(value);
+    };
     let categories = info.categories.clone();
     view! {
         <form class="publish-form" on:submit=submit novalidate>
             <div class="form-grid">
                 <label class=field_class("name")>"Name"
-                    <input id="name" required maxlength="60" placeholder="Hello Tool" bind:value=name/>
+                    <input id="name" required maxlength="60" placeholder="Hello Tool" prop:value=move || name.get() on:input=on_name/>
+                    <small class="field-problem">{problem_of("name")}</small>
                 </label>
                 <label class=field_class("slug")>"Slug (the address: /p/slug)"
-                    <input id="slug" required maxlength="40" placeholder="hello-tool" bind:value=slug/>
+                    <input id="slug" required maxlength="40" placeholder="hello-tool" prop:value=move || slug.get()
+                        on:input=move |ev| { slug_edited.set(true); slug.set(event_target_value(&ev)); }/>
+                    <small class="field-problem">{problem_of("slug")}</small>
                 </label>
                 <label class=field_class("summary")>"One-line summary"
                     <input id="summary" required maxlength="160" placeholder="What it does, in one line." bind:value=summary/>
+                    <small class="field-problem">{problem_of("summary")}</small>
                 </label>
                 <label class=field_class("category")>"Category"
                     <select id="category" on:change=move |ev| category.set(event_target_value(&ev)) prop:value=move || category.get()>
+                        <option value="" disabled=true>"Choose a category"</option>
                         {categories.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
                     </select>
+                    <small class="field-problem">{problem_of("category")}</small>
                 </label>
                 <label class=field_class("tags")>"Tags (comma-separated)"
                     <input id="tags" placeholder="json, cli" bind:value=tags/>
@@ -249,12 +280,14 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                 <p class="hint">"Paste the install steps from your README. Each command becomes a build step on "<code>{info.base_image.clone()}</code>" ("<code>"# trythis: base=image"</code>" picks another base); "<code>"cd"</code>" becomes WORKDIR, "<code>"export"</code>" becomes ENV, "<code>"sudo"</code>" is dropped."</p>
                 <textarea id="script" class=move || format!("code {}", field_class("script")()) rows="10" spellcheck="false"
                     placeholder="sudo apt-get install -y cowsay\nexport PATH=/usr/games:$PATH" bind:value=script></textarea>
+                <small class="field-problem" id="script-problems">{problem_of("script")}</small>
                 <button type="button" class="btn" id="convert" on:click=convert disabled=move || busy.get()>"Convert to Dockerfile"</button>
             </div>
             <div class="tab-panel" class:hidden=move || tab.get() != "dockerfile">
                 <p class="hint">"The Dockerfile is the whole build context: COPY and ADD of local files are not available; download in a RUN step instead."</p>
                 <textarea id="dockerfile" class=move || format!("code {}", field_class("dockerfile")()) rows="14" spellcheck="false"
                     placeholder="FROM trythis/base:bookworm\nRUN apt-get update && apt-get install -y cowsay" bind:value=dockerfile></textarea>
+                <small class="field-problem" id="dockerfile-problems">{problem_of("dockerfile")}</small>
                 <label class="upload">"…or upload a Dockerfile "
                     <input id="dockerfile-file" type="file" on:change=load_file/>
                 </label>
@@ -271,12 +304,73 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
             <Show when=move || !problems.read().is_empty()>
                 <ul class="problems" id="problems">
                     {move || problems.get().into_iter().map(|p| {
-                        let where_ = match p.line { Some(l) => format!("{} line {l}", p.field), None => p.field.clone() };
+                        let label = field_label(&p.field);
+                        let where_ = match p.line { Some(l) => format!("{label}, line {l}"), None => label.to_string() };
                         view! { <li data-field=p.field.clone()><b>{where_}</b>": "{p.message}</li> }
                     }).collect_view()}
                 </ul>
             </Show>
             <button type="submit" class="btn primary big" id="publish" disabled=move || busy.get()>"Build and publish"</button>
         </form>
+    }
+}
+
+/// A field's name as the form shows it.
+fn field_label(field: &str) -> &str {
+    match field {
+        "name" => "Name",
+        "slug" => "Slug",
+        "summary" => "Summary",
+        "category" => "Category",
+        "tags" => "Tags",
+        "license" => "License",
+        "homepage" => "Homepage",
+        "repository" => "Repository",
+        "description" => "Description",
+        "script" => "Install script",
+        "dockerfile" => "Dockerfile",
+        other => other,
+    }
+}
+
+/// The address a name suggests: lower case, words joined by `-` (`Hello Tool` → `hello-tool`).
+fn slug_from(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            c => c,
+        };
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-')
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug_from;
+
+    #[test]
+    fn slugs_follow_names() {
+        assert_eq!(slug_from("Hello Tool"), "hello-tool");
+        assert_eq!(slug_from("  cowsay & fortune!! "), "cowsay-fortune");
+        assert_eq!(slug_from("Café Crème"), "cafe-creme");
+        assert_eq!(slug_from(&"x".repeat(50)).len(), 40);
     }
 }

@@ -84,7 +84,11 @@ pub async fn get(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(build_json(&find(&st, &me, &id).await?)))
+    let b = find(&st, &me, &id).await?;
+    let mut v = build_json(&b);
+    v["queue_position"] = json!(db::builds::queue_position(&st.db, &b).await?);
+    v["typical_secs"] = json!(db::builds::typical_seconds(&st.db).await?);
+    Ok(Json(v))
 }
 
 /// `GET /api/projects/{slug}/builds` — newest first.

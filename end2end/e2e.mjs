@@ -187,6 +187,11 @@ try {
     await page.screenshot({ path: join(SHOTS, "try.png") });
   });
 
+  await check("a code block of the description runs in the terminal when clicked", async () => {
+    await page.locator(".description pre").first().click();
+    await waitTerm(page, /\nhello\s*\n/);
+  });
+
   await check("a reload re-attaches to the same shell", async () => {
     await typeLine(page, "KEEP=still-here");
     await sleep(300);

@@ -116,5 +116,19 @@
     sessions.delete(el);
   }
 
+  // "Things to try": a click on a code block of the project's description runs it in the open
+  // terminal (pasted, then Enter), so nobody retypes the README.
+  document.addEventListener("click", function (ev) {
+    const block = ev.target && ev.target.closest && ev.target.closest(".description pre");
+    const el = document.getElementById("terminal");
+    const s = block && el && sessions.get(el);
+    if (!s || !s.ws || s.ws.readyState !== 1) return;
+    const text = block.innerText.replace(/\s+$/, "");
+    if (!text) return;
+    s.term.paste(text);
+    s.ws.send(frame("0", "\r"));
+    s.term.focus();
+  });
+
   window.trythisTerminal = { attach: attach, detach: detach };
 })();

@@ -188,17 +188,28 @@ pub async fn search_projects(
 ) -> Result<SearchResults, ServerFnError> {
     let cx = ssr::context()?;
     let q: String = q.chars().take(200).collect();
-    let search = db::projects::Search {
+    let mut search = db::projects::Search {
         q,
         category: Some(category).filter(|c| !c.is_empty()),
         page: page.max(1),
         per_page: PER_PAGE,
     };
-    let (items, total) = cx
+    let (mut items, total) = cx
         .search
         .search(&cx.db, &search)
         .await
         .map_err(ssr::internal)?;
+    // Past the last page (`?page=999`): the last page, not "Page 999 of 2".
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    if search.page > pages {
+        search.page = pages;
+        items = cx
+            .search
+            .search(&cx.db, &search)
+            .await
+            .map_err(ssr::internal)?
+            .0;
+    }
     Ok(SearchResults {
         items: items.iter().map(ssr::card).collect(),
         total,
@@ -319,6 +330,7 @@ pub async fn load_me() -> Result<Me, ServerFnError> {
         is_admin: me.is_admin,
         user: me.user,
         csrf_token: me.csrf,
+        site: ctx.public_url.clone(),
         providers: ctx.providers,
     })
 }

@@ -49,6 +49,9 @@ pub struct Me {
     pub csrf_token: String,
     /// OAuth providers configured on this site (`github`, `google`).
     pub providers: Vec<String>,
+    /// This site's public address (for examples people copy).
+    #[serde(default)]
+    pub site: String,
 }
 
 /// A project as a card in lists (also the `GET /api/projects` item).

@@ -521,6 +521,12 @@ async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Resu
         seen.insert(h["checked_at"].as_str().ok_or("checked_at")?.to_string());
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
+    // Past the last page of a search: the last page, not an empty "Page 999 of 1".
+    let far = reqwest::get(app.url("/search?page=999"))
+        .await?
+        .text()
+        .await?;
+    assert!(far.contains("href=\"/p/fixture\""), "{far}");
     let missing = reqwest::get(app.url("/nope/nothing")).await?;
     assert_eq!(missing.status().as_u16(), 404);
     let page = missing.text().await?;

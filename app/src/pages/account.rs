@@ -14,7 +14,7 @@ pub fn AccountPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     match me.await {
                         Ok(m) => match m.user {
-                            Some(u) => view! { <Account user=u/> }.into_any(),
+                            Some(u) => view! { <Account user=u site=m.site/> }.into_any(),
                             None => view! {
                                 <div class="empty-state">
                                     <h2>"Log in to see your account"</h2>
@@ -40,7 +40,7 @@ struct TokenRow {
 }
 
 #[component]
-fn Account(user: UserBrief) -> impl IntoView {
+fn Account(user: UserBrief, site: String) -> impl IntoView {
     let has_password = user.has_password;
     let verified = user.email_verified;
     let verify_msg = RwSignal::new(String::new());
@@ -178,7 +178,7 @@ fn Account(user: UserBrief) -> impl IntoView {
             }
         });
     };
-    let example = "curl -X POST -H \"Authorization: Bearer $TRYTHIS_TOKEN\" https://<this site>/api/projects/<slug>/builds";
+    let example = format!("curl -X POST -H \"Authorization: Bearer $TRYTHIS_TOKEN\" {site}/api/projects/<slug>/builds");
     view! {
         <h1>"Your account"</h1>
         <div class="account-grid">
@@ -223,7 +223,12 @@ fn Account(user: UserBrief) -> impl IntoView {
                 <button class="btn" type="submit" id="create-token">"Create token"</button>
             </form>
             <Show when=move || !new_token.read().is_empty()>
-                <p class="new-token">"Copy it now, it will not be shown again: "<code id="new-token">{move || new_token.get()}</code></p>
+                <p class="new-token">"Copy it now, it will not be shown again: "<code id="new-token">{move || new_token.get()}</code>
+                    <button type="button" class="btn small" id="copy-token" on:click=move |_| {
+                        #[cfg(feature = "hydrate")]
+                        crate::client::copy_text(&new_token.get_untracked());
+                    }>"Copy"</button>
+                </p>
             </Show>
             <Show when=move || !token_msg.read().is_empty()><p class="form-message">{move || token_msg.get()}</p></Show>
             <table class="table" id="tokens">

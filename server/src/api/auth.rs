@@ -345,5 +345,6 @@ pub async fn me(State(st): State<AppState>, Extension(me): Extension<Identity>) 
         user: me.user,
         csrf_token: me.csrf,
         providers: providers(&st),
+        site: st.config.public_url.clone(),
     })
 }

@@ -153,6 +153,8 @@ try {
     assert.equal(await page.locator("#trending-heading").innerText(), "Trending in Other");
     assert.equal(await page.evaluate(() => window.__noReload), 42);
     assert.equal(new URL(page.url()).pathname, "/");
+    // Trending is the most tried only: the whole category is one click away.
+    assert.equal(await page.locator("#all-in-category").getAttribute("href"), "/search?category=Other");
     await page.screenshot({ path: join(SHOTS, "home.png"), fullPage: true });
   });
 

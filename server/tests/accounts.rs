@@ -522,6 +522,8 @@ async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Resu
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
     // Past the last page of a search: the last page, not an empty "Page 999 of 1".
+    let live = reqwest::get(app.url("/p/fixture")).await?.text().await?;
+    assert!(live.contains("id=\"badges\""), "a live project offers its badge");
     let far = reqwest::get(app.url("/search?page=999"))
         .await?
         .text()

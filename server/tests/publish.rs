@@ -602,6 +602,17 @@ async fn builds_of_a_project_that_never_went_live_are_its_maintainers_only() -> 
         .text()
         .await?;
     assert!(own.contains(&secret), "the maintainer sees the build");
+    // Its page offers no README badge: there is nothing to try yet.
+    let project_page = v
+        .http
+        .get(app.url(&format!("/p/{slug}")))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(project_page.contains("no live image yet"), "{project_page}");
+    assert!(!project_page.contains("id=\"badges\""), "{project_page}");
     Ok(())
 }
 

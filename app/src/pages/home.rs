@@ -78,6 +78,10 @@ fn HomeSections(data: HomeData) -> impl IntoView {
                 <section class="section">
                     <h2 id="trending-heading">{heading}</h2>
                     {move || view! { <CardGrid cards=shown() empty="Nothing tried in this category yet."/> }}
+                    // Trending shows the most tried only: the whole category is one click away.
+                    {move || selected.get().map(|c| view! {
+                        <p class="see-all"><a id="all-in-category" href=format!("/search?category={}", urlencode(&c))>{format!("Every project in {c} →")}</a></p>
+                    })}
                 </section>
                 <section class="section" id="for-you">
                     <h2>"Open source you may like"</h2>

@@ -80,12 +80,16 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                     }
                 })}
                 <div class="description" inner_html=p.description_html.clone()></div>
-                <section class="badges">
-                    <h3>"Add a Try badge to your README"</h3>
-                    <img src=format!("/badge/{slug}.svg") alt="try this in your browser"/>
-                    <Snippet label="Markdown" text=badge_md/>
-                    <Snippet label="HTML" text=badge_html/>
-                </section>
+                // A badge only for a project people can try: one that never went live would
+                // send README readers to a dead end.
+                {p.tryable.then(|| view! {
+                    <section class="badges" id="badges">
+                        <h3>"Add a Try badge to your README"</h3>
+                        <img src=format!("/badge/{slug}.svg") alt="try this in your browser"/>
+                        <Snippet label="Markdown" text=badge_md/>
+                        <Snippet label="HTML" text=badge_html/>
+                    </section>
+                })}
             </article>
         </div>
     }

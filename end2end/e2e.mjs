@@ -498,6 +498,24 @@ try {
     await p.click("#menu-button");
     await p.waitForSelector("#nav-login", { state: "visible" });
     await p.screenshot({ path: join(SHOTS, "phone-menu.png") });
+    // A Try on a phone: the terminal above the project's facts, and a bar of the keys a touch
+    // keyboard lacks (arrows, sticky Ctrl).
+    await p.goto(BASE + "/p/world");
+    await p.locator("#try").click();
+    await waitTerm(p, /root@.*[#$]/);
+    const [tryTop, infoTop] = await p.evaluate(() => [".try-panel", ".project-info"].map((s) => document.querySelector(s).getBoundingClientRect().top));
+    assert.ok(tryTop < infoTop, `terminal at ${tryTop}, facts at ${infoTop}`);
+    await p.waitForSelector(".keys-bar");
+    await typeLine(p, "echo phone-$((1+1))");
+    await waitTerm(p, /phone-2/);
+    await p.click('.keys-bar button[data-key="↑"]');
+    await p.keyboard.press("Enter");
+    await waitTerm(p, /phone-2[\s\S]*phone-2/);
+    await typeLine(p, "sleep 30");
+    await p.click('.keys-bar button[data-key="Ctrl"]');
+    await p.keyboard.type("c");
+    await waitTerm(p, /\^C/);
+    await p.screenshot({ path: join(SHOTS, "phone-try.png") });
     await ctx.close();
   });
 

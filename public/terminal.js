@@ -94,7 +94,18 @@
       return true;
     });
     sessions.set(el, s);
-    term.onData(function (d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); });
+    function send(d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); }
+    s.send = send;
+    term.onData(function (d) {
+      // The keys bar's sticky Ctrl: the next letter becomes its control character (Ctrl+C = \x03).
+      if (s.ctrl && d.length === 1 && /[a-z@\[\\\]^_]/i.test(d)) {
+        s.ctrl = false;
+        if (s.ctrlButton) s.ctrlButton.classList.remove("on");
+        return send(String.fromCharCode(d.toUpperCase().charCodeAt(0) & 31));
+      }
+      send(d);
+    });
+    if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) keysBar(s);
     term.onBinary(function (d) {
       if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
     });
@@ -106,10 +117,44 @@
     connect(s);
   }
 
+  // Touch screens have no Esc, Tab, Ctrl or arrows: a bar of them under the terminal.
+  function keysBar(s) {
+    const keys = [
+      ["Esc", "\x1b"], ["Tab", "\t"], ["Ctrl", null], ["←", "\x1b[D"], ["↑", "\x1b[A"],
+      ["↓", "\x1b[B"], ["→", "\x1b[C"], ["|", "|"], ["~", "~"], ["/", "/"], ["-", "-"],
+    ];
+    const bar = document.createElement("div");
+    bar.className = "keys-bar";
+    bar.setAttribute("role", "toolbar");
+    bar.setAttribute("aria-label", "Terminal keys");
+    keys.forEach(function (k) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = k[0];
+      b.dataset.key = k[0];
+      // Keep the on-screen keyboard open: the terminal keeps the focus.
+      b.addEventListener("mousedown", function (e) { e.preventDefault(); });
+      b.addEventListener("click", function () {
+        if (k[1] === null) {
+          s.ctrl = !s.ctrl;
+          b.classList.toggle("on", s.ctrl);
+        } else {
+          s.send(k[1]);
+        }
+        s.term.focus();
+      });
+      if (k[1] === null) s.ctrlButton = b;
+      bar.appendChild(b);
+    });
+    s.el.parentNode.insertBefore(bar, s.el.nextSibling);
+    s.bar = bar;
+  }
+
   function detach(el, message) {
     const s = sessions.get(el);
     if (!s) return;
     s.disposed = true;
+    if (s.bar) s.bar.remove();
     window.removeEventListener("resize", s.onWindowResize);
     if (s.ws) s.ws.close(1000);
     if (message) s.term.write("\r\n\x1b[90m[" + message + "]\x1b[0m\r\n");

@@ -521,9 +521,12 @@ async fn pages_allow_only_their_own_scripts_and_carry_security_headers() -> Resu
         seen.insert(h["checked_at"].as_str().ok_or("checked_at")?.to_string());
     }
     assert_eq!(seen.len(), 1, "{seen:?}");
-    // Past the last page of a search: the last page, not an empty "Page 999 of 1".
     let live = reqwest::get(app.url("/p/fixture")).await?.text().await?;
-    assert!(live.contains("id=\"badges\""), "a live project offers its badge");
+    assert!(
+        live.contains("id=\"badges\""),
+        "a live project offers its badge"
+    );
+    // Past the last page of a search: the last page, not an empty "Page 999 of 1".
     let far = reqwest::get(app.url("/search?page=999"))
         .await?
         .text()

@@ -416,13 +416,12 @@ impl BuildService {
         let repo = self.registry.config().repository_for(&project.slug);
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
-        let mut layers = Leftovers::default();
         let result = self
-            .build_push_pull(&build.dockerfile, &repo, &tag, &image, live, &mut layers)
+            .build_push_pull(&build.dockerfile, &repo, &tag, &image, live)
             .await;
         // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
         // sandbox engine have the image, and a failed build's layers are garbage.
-        self.remove_build_layers(&image, &layers).await;
+        self.remove_build_layers(&image, &build.id).await;
         result
     }
 
@@ -433,12 +432,11 @@ impl BuildService {
         tag: &str,
         image: &str,
         live: &Arc<Live>,
-        layers: &mut Leftovers,
     ) -> Result<db::builds::Pushed, Failure> {
         let mut cancel = live.cancel.subscribe();
         let timeout = self.limits.timeout;
         // The tag is the build's id.
-        let building = self.engine_build(dockerfile, image, tag, live, layers);
+        let building = self.engine_build(dockerfile, image, tag, live);
         tokio::select! {
             r = building => r?,
             // Dropping the build request closes the connection; the engine then stops the build
@@ -516,46 +514,76 @@ impl BuildService {
         })
     }
 
-    /// Removes a finished build's image and every layer its steps made (newest first: removing
-    /// an image also removes its untagged parents). Builds run without the layer cache, so no
-    /// other build stands on these layers; the engine refuses to remove one a container uses.
-    async fn remove_build_layers(&self, image: &str, layers: &Leftovers) {
-        // A cancelled or timed-out build's step may still run: its container goes first, or the
-        // engine refuses to remove the layers under it.
-        for id in &layers.containers {
-            let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .build();
-            let _ = self.docker.remove_container(id, Some(opts)).await;
+    /// Removes a finished build's image and every container and layer its steps made. They are
+    /// found by the label `trythis.build=<id>` that `mark_build` puts after each `FROM`, never
+    /// from the build's output, which a step can fake (` ---> Running in <someone else's id>`).
+    /// Builds run without the layer cache, so no other build stands on these layers.
+    async fn remove_build_layers(&self, image: &str, build_id: &str) {
+        let label = format!("{BUILD_LABEL}={build_id}");
+        let filters = HashMap::from([("label", vec![label.as_str()])]);
+        // A cancelled or timed-out build's step may still run, and the engine may be removing it
+        // itself: its containers go first (until none is left), or the engine refuses to remove
+        // the layers under them.
+        for _ in 0..40 {
+            let listed = self
+                .docker
+                .list_containers(Some(
+                    bollard::query_parameters::ListContainersOptionsBuilder::default()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+                .unwrap_or_default();
+            if listed.is_empty() {
+                break;
+            }
+            for id in listed.into_iter().filter_map(|c| c.id) {
+                let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build();
+                let _ = self.docker.remove_container(&id, Some(opts)).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
         let _ = self
             .docker
             .remove_image(image, None::<RemoveImageOptions>, None)
             .await;
-        for id in layers.images.iter().rev() {
-            // `FROM` prints its base image's id like any step's: images with a name are not ours.
-            match self.docker.inspect_image(id).await {
-                Ok(i)
-                    if i.repo_tags.as_ref().is_some_and(|t| !t.is_empty())
-                        || i.repo_digests.as_ref().is_some_and(|d| !d.is_empty()) =>
-                {
-                    continue
-                }
-                Ok(_) => {}
-                Err(_) => continue,
-            }
-            match self
+        for _ in 0..20 {
+            let mut layers = self
                 .docker
-                .remove_image(id, None::<RemoveImageOptions>, None)
+                .list_images(Some(
+                    bollard::query_parameters::ListImagesOptionsBuilder::default()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
                 .await
-            {
-                Ok(_)
-                | Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(e) => tracing::warn!(layer = %id, error = %e, "build layer not removed"),
+                .unwrap_or_default();
+            // Another build's pushed image is tagged; ours was removed above. (The engine lists
+            // an untagged layer as `<none>:<none>`.)
+            layers.retain(|l| l.repo_tags.iter().all(|t| t == "<none>:<none>"));
+            if layers.is_empty() {
+                return;
             }
+            // Newest first: a layer goes before the one it stands on.
+            layers.sort_by_key(|l| std::cmp::Reverse(l.created));
+            for layer in layers {
+                if let Err(e) = self
+                    .docker
+                    .remove_image(&layer.id, None::<RemoveImageOptions>, None)
+                    .await
+                {
+                    tracing::debug!(layer = %layer.id, error = %e, "build layer not removed yet");
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         }
+        tracing::warn!(
+            build = build_id,
+            "some layers of the build were left in the build engine"
+        );
     }
 
     /// Removes what builds interrupted by a crash or restart left in the build engine: stopped
@@ -609,7 +637,6 @@ impl BuildService {
         image: &str,
         build_id: &str,
         live: &Arc<Live>,
-        layers: &mut Leftovers,
     ) -> Result<(), Failure> {
         let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
         let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
@@ -654,6 +681,7 @@ impl BuildService {
             }
             None => dockerfile.to_string(),
         };
+        let dockerfile = mark_build(&dockerfile, build_id);
         files.push(("Dockerfile", dockerfile.as_bytes()));
         let tar = crate::tar::tar_files(&files);
         let mut stream = self
@@ -661,14 +689,7 @@ impl BuildService {
             .build_image(opts, None, Some(bollard::body_full(tar.into())));
         let mut progress = Progress::default();
         let result = self
-            .follow_build(
-                &mut stream,
-                &mut grant,
-                &mut progress,
-                build_id,
-                live,
-                layers,
-            )
+            .follow_build(&mut stream, &mut grant, &mut progress, build_id, live)
             .await;
         if let Some((step, steps)) = progress.last {
             let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
@@ -685,7 +706,6 @@ impl BuildService {
         progress: &mut Progress,
         build_id: &str,
         live: &Arc<Live>,
-        layers: &mut Leftovers,
     ) -> Result<(), Failure> {
         loop {
             let item = tokio::select! {
@@ -721,12 +741,6 @@ impl BuildService {
             }
             let Some(s) = info.stream else { continue };
             for line in s.lines().filter(|l| !l.trim().is_empty()) {
-                if let Some(layer) = parse_layer(line) {
-                    layers.images.push(layer.to_string());
-                }
-                if let Some(container) = parse_step_container(line) {
-                    layers.containers.push(container.to_string());
-                }
                 // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
                 // only the next step of the same build counts, and the row is written at most
                 // once a second (and once more when the build ends).
@@ -815,6 +829,31 @@ pub fn trust_platform_ca(dockerfile: &str) -> String {
     out
 }
 
+/// The label every image and step container of a build carries, for its clean-up.
+pub const BUILD_LABEL: &str = "trythis.build";
+
+/// The Dockerfile as built: `LABEL trythis.build=<id>` right after each `FROM`, so every layer
+/// and step container of the build carries it (the engine's `labels` option marks the final
+/// image only).
+pub fn mark_build(dockerfile: &str, build_id: &str) -> String {
+    let inject = format!("LABEL {BUILD_LABEL}={build_id}\n");
+    let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
+    let mut in_from = false;
+    for line in dockerfile.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.eq_ignore_ascii_case("FROM") {
+            in_from = true;
+        }
+        if in_from && !line.trim_end().ends_with('\\') {
+            in_from = false;
+            out.push_str(&inject);
+        }
+    }
+    out
+}
+
 /// Resolves once the cancel switch is on (the watch guard never lives across an await).
 async fn cancelled(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await;
@@ -826,14 +865,6 @@ pub fn parse_step(line: &str) -> Option<(i32, i32)> {
     let (frac, _) = rest.split_once(' ')?;
     let (n, m) = frac.split_once('/')?;
     Some((n.parse().ok()?, m.parse().ok()?))
-}
-
-/// What a build made in the build engine: step containers (` ---> Running in …`) and step images
-/// (` ---> 3f2a9c1b7d4e`), removed when it ends.
-#[derive(Default)]
-struct Leftovers {
-    containers: Vec<String>,
-    images: Vec<String>,
 }
 
 /// A build log line as a person reads it: terminal escape sequences (cursor moves, screen
@@ -937,18 +968,6 @@ impl Progress {
     }
 }
 
-/// ` ---> 3f2a9c1b7d4e` (the image a step made) → its id; not ` ---> Running in …`.
-pub fn parse_layer(line: &str) -> Option<&str> {
-    let id = line.trim().strip_prefix("---> ")?;
-    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
-}
-
-/// ` ---> Running in 62c99f4428b0` → the step's container.
-pub fn parse_step_container(line: &str) -> Option<&str> {
-    let id = line.trim().strip_prefix("---> Running in ")?;
-    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
-}
-
 /// The engine's build errors, in plain words where we recognise them.
 fn build_error(msg: &str) -> String {
     if msg.contains("pull access denied")
@@ -1007,6 +1026,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_stage_is_marked_right_after_its_from() {
+        assert_eq!(
+            mark_build("FROM a AS x\nRUN one\nFROM \\\n  b\nCOPY --from=x /o /o\n", "b1"),
+            "FROM a AS x\nLABEL trythis.build=b1\nRUN one\nFROM \\\n  b\nLABEL trythis.build=b1\nCOPY --from=x /o /o\n"
+        );
+    }
+
+    #[test]
     fn log_lines_lose_terminal_control() {
         assert_eq!(readable("\u{1b}[2J\u{1b}[Hcleared"), "cleared");
         assert_eq!(readable("\u{1b}]0;owned title\u{7}text"), "text");
@@ -1048,19 +1075,6 @@ mod tests {
             "written once the second is over"
         );
         assert_eq!(p.take_unwritten(), None);
-    }
-
-    #[test]
-    fn layers_are_parsed() {
-        assert_eq!(parse_layer(" ---> 3f2a9c1b7d4e"), Some("3f2a9c1b7d4e"));
-        assert_eq!(parse_layer(" ---> Running in 3f2a9c1b7d4e"), None);
-        assert_eq!(parse_layer(" ---> Using cache"), None);
-        assert_eq!(
-            parse_step_container(" ---> Running in 62c99f4428b0"),
-            Some("62c99f4428b0")
-        );
-        assert_eq!(parse_step_container(" ---> 62c99f4428b0"), None);
-        assert_eq!(parse_layer("RUN echo ---> abc"), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ async fn publish(v: &Visitor, app: &TestApp, dockerfile: String) -> Result<(Stri
 /// The images a build's steps made, from its log (` ---> 3f2a9c1b7d4e`).
 fn layers_in(log: &str) -> Vec<String> {
     log.lines()
-        .filter_map(server::build::parse_layer)
+        .filter_map(logged_layer)
         .map(str::to_string)
         .collect()
 }

@@ -363,10 +363,14 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         .ok_or("build")?
         .log;
     let engine = app.state.builds.engines().build;
-    let containers: Vec<&str> = log
-        .lines()
-        .filter_map(server::build::parse_step_container)
-        .collect();
+    // The clean-up runs after the cancel is answered: give it a moment.
+    for _ in 0..80 {
+        if build_leftovers(&app, &id).await? == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let containers: Vec<&str> = log.lines().filter_map(logged_container).collect();
     assert!(!containers.is_empty(), "{log}");
     for c in containers {
         assert!(
@@ -375,12 +379,70 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         );
     }
     let base = engine.inspect_image(&base()).await?.id.ok_or("base id")?;
-    for layer in log.lines().filter_map(server::build::parse_layer) {
+    for layer in log.lines().filter_map(logged_layer) {
         assert!(
             base.contains(layer) || engine.inspect_image(layer).await.is_err(),
             "layer {layer} was left"
         );
     }
+    assert_eq!(build_leftovers(&app, &id).await?, (0, 0));
+    Ok(())
+}
+
+/// The clean-up after a build finds its containers and layers in the engine (by the build's
+/// label), never in its output: a step that prints another container's id (` ---> Running in
+/// <id>`) or an image's does not get them removed.
+#[tokio::test]
+async fn a_build_step_cannot_make_the_server_remove_what_it_names() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let engine = app.state.builds.engines().build;
+    let victim = engine
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::default()
+                    .name(&unique("victim"))
+                    .build(),
+            ),
+            bollard::models::ContainerCreateBody {
+                image: Some(base()),
+                cmd: Some(vec!["true".into()]),
+                ..Default::default()
+            },
+        )
+        .await?
+        .id;
+    let short = &victim[..12];
+    let dockerfile = format!(
+        "FROM {}\nRUN echo ' ---> Running in {short}' && echo ' ---> {short}'\n",
+        base()
+    );
+    let id = submit(
+        &v,
+        project(
+            &unique("namer"),
+            serde_json::json!({ "dockerfile": dockerfile }),
+        ),
+    )
+    .await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    let kept = engine.inspect_container(&victim, None).await.is_ok();
+    let _ = engine
+        .remove_container(
+            &victim,
+            Some(
+                bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .build(),
+            ),
+        )
+        .await;
+    assert!(
+        kept,
+        "the build's output named a container and the server removed it"
+    );
+    assert_eq!(build_leftovers(&app, &id).await?, (0, 0));
     Ok(())
 }
 

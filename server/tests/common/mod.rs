@@ -656,3 +656,39 @@ pub async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
             .parse()?,
     )
 }
+
+/// ` ---> 3f2a9c1b7d4e` in a build log: the image a step made (test-side reading of an honest log).
+pub fn logged_layer(line: &str) -> Option<&str> {
+    let id = line.trim().strip_prefix("---> ")?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// ` ---> Running in 62c99f4428b0` in a build log: a step's container.
+pub fn logged_container(line: &str) -> Option<&str> {
+    let id = line.trim().strip_prefix("---> Running in ")?;
+    (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}
+
+/// Containers and images of build `id` still in the build engine, found by the build's label.
+pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
+    let engine = app.state.builds.engines().build;
+    let label = format!("{}={id}", server::build::BUILD_LABEL);
+    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
+    let containers = engine
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    let images = engine
+        .list_images(Some(
+            bollard::query_parameters::ListImagesOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    Ok((containers.len(), images.len()))
+}

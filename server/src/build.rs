@@ -811,7 +811,14 @@ pub fn trust_platform_ca(dockerfile: &str) -> String {
     // One ARG instruction for all of them: each instruction is a step (a container and a commit)
     // in the classic builder.
     let vars = crate::sandbox::runtime::ca_env(CA_IN_BUILD).join(" ");
-    let inject = format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\nARG {vars}\n");
+    after_each_from(
+        dockerfile,
+        &format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\nARG {vars}\n"),
+    )
+}
+
+/// `inject` after every complete `FROM` instruction (continuation lines included).
+fn after_each_from(dockerfile: &str, inject: &str) -> String {
     let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
     let mut in_from = false;
     for line in dockerfile.lines() {
@@ -823,7 +830,7 @@ pub fn trust_platform_ca(dockerfile: &str) -> String {
         }
         if in_from && !line.trim_end().ends_with('\\') {
             in_from = false;
-            out.push_str(&inject);
+            out.push_str(inject);
         }
     }
     out
@@ -836,22 +843,7 @@ pub const BUILD_LABEL: &str = "trythis.build";
 /// and step container of the build carries it (the engine's `labels` option marks the final
 /// image only).
 pub fn mark_build(dockerfile: &str, build_id: &str) -> String {
-    let inject = format!("LABEL {BUILD_LABEL}={build_id}\n");
-    let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
-    let mut in_from = false;
-    for line in dockerfile.lines() {
-        out.push_str(line);
-        out.push('\n');
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.eq_ignore_ascii_case("FROM") {
-            in_from = true;
-        }
-        if in_from && !line.trim_end().ends_with('\\') {
-            in_from = false;
-            out.push_str(&inject);
-        }
-    }
-    out
+    after_each_from(dockerfile, &format!("LABEL {BUILD_LABEL}={build_id}\n"))
 }
 
 /// Resolves once the cancel switch is on (the watch guard never lives across an await).

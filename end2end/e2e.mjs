@@ -185,6 +185,10 @@ try {
     await page.keyboard.press("Control+V");
     await page.keyboard.press("Enter");
     await waitTerm(page, /pasted-42/);
+    // Copy takes the terminal's text (the selection when there is one).
+    await page.click("#copy-term");
+    await page.waitForFunction(() => document.querySelector("#copy-term")?.textContent === "Copied");
+    assert.match(await page.evaluate(() => navigator.clipboard.readText()), /e2e-42 yes[\s\S]*pasted-42/);
     assert.match(await page.locator(".countdown").innerText(), /Ends in \d\d:\d\d/);
     await page.screenshot({ path: join(SHOTS, "try.png") });
   });

@@ -175,5 +175,25 @@
     s.term.focus();
   });
 
+  // The panel's Copy button: the selection, or everything the terminal holds (scrollback too).
+  document.addEventListener("click", function (ev) {
+    const btn = ev.target && ev.target.closest && ev.target.closest("#copy-term");
+    const el = document.getElementById("terminal");
+    const s = btn && el && sessions.get(el);
+    if (!s || !navigator.clipboard) return;
+    let text = s.term.getSelection();
+    if (!text) {
+      const b = s.term.buffer.active;
+      const lines = [];
+      for (let i = 0; i < b.length; i++) lines.push(b.getLine(i).translateToString(true));
+      text = lines.join("\n").replace(/\s+$/, "") + "\n";
+    }
+    navigator.clipboard.writeText(text).then(function () {
+      btn.textContent = "Copied";
+      setTimeout(function () { btn.textContent = "Copy"; }, 1500);
+    });
+    s.term.focus();
+  });
+
   window.trythisTerminal = { attach: attach, detach: detach };
 })();

@@ -225,6 +225,7 @@ pub fn TryPanel(
                         {move || can_extend.get().then(|| view! {
                             <button class="btn small" id="extend" title="More time" on:click=on_extend>"Extend"</button>
                         })}
+                        <button class="btn small" id="copy-term" title="Copy the selection, or the whole terminal">"Copy"</button>
                         <button class="btn small" id="restart" on:click=on_restart.clone()>"Restart"</button>
                         <button class="btn small danger" id="stop" on:click=on_stop>"Stop"</button>
                     }.into_any(),

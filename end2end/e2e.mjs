@@ -371,6 +371,26 @@ try {
     await waitTerm(page, /greeter 2\.0\.1[\s\S]*\/opt\/greeter/);
   });
 
+  await check("a failed build offers Edit and retry, which builds the fixed Dockerfile", async () => {
+    await page.goto(BASE + "/new");
+    await page.fill("#name", "Broken Tool");
+    await page.fill("#summary", "Fails at first, works after an edit.");
+    await page.selectOption("#category", "CLI tools");
+    await page.click("#tab-dockerfile");
+    await page.fill("#dockerfile", "FROM trythis/base:bookworm\nRUN exit 3\n");
+    await page.click("#publish");
+    await page.waitForURL(/\/builds\/[a-z2-7]+$/);
+    const first = page.url();
+    await page.waitForSelector("#edit-retry", { timeout: 120000 });
+    assert.match(await page.locator("#build-state").innerText(), /Failed/);
+    await page.screenshot({ path: join(SHOTS, "build-failed.png"), fullPage: true });
+    await page.fill("#retry-dockerfile", "FROM trythis/base:bookworm\nRUN true\n");
+    await page.click("#retry");
+    await page.waitForURL((u) => /\/builds\/[a-z2-7]+$/.test(u.pathname) && u.toString() !== first);
+    await page.waitForSelector("#open-project", { timeout: 120000 });
+    assert.match(await page.locator("#build-state").innerText(), /Live/);
+  });
+
   // OAuth against the local provider, in fresh browsers: the whole redirect dance.
   async function oauthLogin(name, fields) {
     const ctx = await browser.newContext();

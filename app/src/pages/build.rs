@@ -158,6 +158,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
         }
     };
     let project_href = format!("/p/{slug}");
+    let (retry_slug, retry_dockerfile) = (slug.clone(), data.dockerfile.clone());
     let try_href = format!("/try/{slug}");
     let can_cancel = data.can_cancel;
     view! {
@@ -194,10 +195,72 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 <span class="muted">{move || cancel_msg.get()}</span>
             </div>
             <pre class="build-log" id="build-log" node_ref=log_ref>{move || log.get()}</pre>
+            <Show when=move || can_cancel && state.get() == "failed">
+                <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone()/>
+            </Show>
             <details class="dockerfile-used">
                 <summary>{format!("The Dockerfile built ({})", if data.source_kind == "script" { "converted from an install script" } else { "as submitted" })}</summary>
                 <pre class="code">{data.dockerfile.clone()}</pre>
             </details>
         </section>
+    }
+}
+
+/// A failed build's "Edit and retry": the Dockerfile it built, editable, and a new build of it
+/// (`POST /api/projects/{slug}/builds`), whose page opens next.
+#[component]
+fn RetryEditor(slug: String, dockerfile: String) -> impl IntoView {
+    let text = RwSignal::new(dockerfile);
+    let message = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let retry = move |_| {
+        let slug = slug.clone();
+        busy.set(true);
+        message.set(String::new());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let url = format!("/api/projects/{slug}/builds");
+                let body = serde_json::json!({ "dockerfile": text.get_untracked() });
+                match crate::client::call("POST", &url, Some(body)).await {
+                    Ok(r) if r.status == 202 => {
+                        if let Some(next) = r.body["build_url"].as_str() {
+                            crate::client::go(next);
+                            return;
+                        }
+                    }
+                    Ok(r) => {
+                        let problems = crate::pages::publish::problems_of(&r.body);
+                        let detail: Vec<String> = problems
+                            .iter()
+                            .map(|p| match p.line {
+                                Some(l) => format!("line {l}: {}", p.message),
+                                None => p.message.clone(),
+                            })
+                            .collect();
+                        message.set(if detail.is_empty() {
+                            r.message()
+                        } else {
+                            detail.join(" · ")
+                        });
+                    }
+                    Err(e) => message.set(e),
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (slug, text);
+            busy.set(false);
+        });
+    };
+    view! {
+        <details class="retry" id="edit-retry" open>
+            <summary>"Edit and retry"</summary>
+            <p class="hint">"Fix the Dockerfile (the log above says where it failed) and build again."</p>
+            <textarea id="retry-dockerfile" class="code" rows="10" spellcheck="false" bind:value=text></textarea>
+            <Show when=move || !message.read().is_empty()>
+                <p class="form-message" id="retry-message">{move || message.get()}</p>
+            </Show>
+            <button class="btn primary" id="retry" disabled=move || busy.get() on:click=retry>"Build again"</button>
+        </details>
     }
 }

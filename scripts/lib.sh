@@ -143,8 +143,45 @@ PY2
   if docker run --rm --runtime trythis-runsc --network none "$BASE_IMAGE" dmesg 2>/dev/null | grep -q gVisor; then
     ok "$(runsc --version | head -1); sandboxes run under gVisor"
   else
-    echo "    gVisor does not run here: sandboxes fall back to runc (TRYTHIS_SANDBOX_RUNTIME=auto)"
+    echo "    gVisor does not run here: sandboxes fall back to runc in a user namespace"
+    ensure_engine_userns
   fi
+}
+
+# Where gVisor does not run: runc sandboxes in the engine's user namespace, so root in a sandbox
+# is an unprivileged uid on the host (the server refuses `auto` without one of the two).
+# userns-remap is engine-wide and takes a restart; the engine keeps images per mapping, so the
+# base image is carried across. Only the sandbox engine restarts (the build engine is a dockerd too).
+ensure_engine_userns() {
+  if docker info -f '{{.SecurityOptions}}' | grep -q 'name=userns'; then ok "the engine maps uids (userns-remap)"; return; fi
+  local conf=/etc/docker/daemon.json saved; saved=$(mktemp)
+  docker save -o "$saved" "$BASE_IMAGE"
+  python3 - "$conf" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+conf["userns-remap"] = "default"
+json.dump(conf, open(path, "w"), indent=2)
+PY
+  echo "    restarting the engine with userns-remap=default"
+  if command -v systemctl >/dev/null && systemctl is-active -q docker 2>/dev/null; then
+    systemctl restart docker
+  else
+    local pid; pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+    [ -n "$pid" ] && kill "$pid" && while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    nohup dockerd >>"$DATA/logs/dockerd.log" 2>&1 &
+  fi
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info -f '{{.SecurityOptions}}' | grep -q 'name=userns' \
+    || die "the engine did not come back with a user namespace (see $DATA/logs/dockerd.log)"
+  docker load -q -i "$saved" >/dev/null; rm -f "$saved"
+  # ttyd and the relay are bind-mounted from $DATA/bin: the remapped root must reach them.
+  local d="$DATA/bin"
+  while [ "$d" != / ]; do
+    [ $(( $(stat -c %a "$d") % 10 & 1 )) = 1 ] || die "$d is not searchable by other users: sandboxes in a user namespace cannot reach $DATA/bin (chmod o+x, or check out elsewhere)"
+    d=$(dirname "$d")
+  done
+  ok "sandboxes run under runc; root inside is uid $(awk -F: '$1=="dockremap"{print $2; exit}' /etc/subuid) on the host"
 }
 
 # The build engine: a second Docker engine that runs nothing but build steps. Its data root is an

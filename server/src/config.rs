@@ -14,10 +14,12 @@ pub struct ConfigError {
 /// `TRYTHIS_SANDBOX_RUNTIME`: which engine runtime sandboxes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuntimeChoice {
-    /// gVisor when the engine has it registered, else runc.
+    /// gVisor when the engine has it registered, else runc in the engine's user namespace;
+    /// refuses to start when the engine has neither.
     Auto,
     /// gVisor or refuse to start.
     Runsc,
+    /// runc (in the engine's user namespace when it has one).
     Runc,
 }
 

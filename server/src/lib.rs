@@ -57,7 +57,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     let isolation = sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
-    tracing::info!(runtime = isolation.as_str(), build_network = %networks.build.network, "sandbox isolation");
+    tracing::info!(runtime = isolation.0.as_str(), build_network = %networks.build.network, "sandbox isolation");
     let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
         docker.clone(),
         &config,

@@ -232,6 +232,82 @@ async fn runc_fallback_keeps_servers_working_and_writes_bounded() -> Result {
     Ok(())
 }
 
+/// The host's view of a process a sandbox started: its real uid, found by a unique command line.
+fn host_uid_of(cmdline: &str) -> Result<u32> {
+    for entry in std::fs::read_dir("/proc")? {
+        let dir = entry?.path();
+        let Ok(cmd) = std::fs::read(dir.join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmd).replace('\0', " ").trim() == cmdline {
+            let status = std::fs::read_to_string(dir.join("status"))?;
+            let uid = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next())
+                .ok_or("no Uid line")?;
+            return Ok(uid.parse()?);
+        }
+    }
+    Err(format!("no host process runs `{cmdline}`").into())
+}
+
+/// Where gVisor does not run, `auto` falls back to runc in the engine's user namespace: root in
+/// the sandbox is an unprivileged uid on the host, and the read-only root with seeded writable
+/// directories still works. Run on the build engine, the machine's engine with `userns-remap`.
+/// (On the sandbox engine with `TRYTHIS_SANDBOX_RUNTIME=runc` the same process is host uid 0.)
+#[tokio::test]
+async fn runc_fallback_root_is_not_root_on_the_host() -> Result {
+    let engine = std::env::var("TRYTHIS_BUILD_ENGINE")
+        .unwrap_or_else(|_| "unix:///run/trythis/build-engine.sock".into());
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_DOCKER_ENDPOINT", &engine),
+        ("TRYTHIS_SANDBOX_RUNTIME", "auto"),
+    ])
+    .await?;
+    let health: serde_json::Value = reqwest::get(app.url("/healthz")).await?.json().await?;
+    assert_eq!(health["runtime"], "runc+userns", "{health}");
+    let v = app.visitor().await?;
+    let r = v.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().ok_or("id")?.to_string();
+    let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade: {s}"))?;
+    let marker = format!("sleep {}", 100_000 + rand_u32() % 100_000);
+    let out = sh
+        .run(&format!("{marker} & echo \"inside uid $(id -u)\""), T)
+        .await?;
+    assert!(out.contains("inside uid 0"), "{out}");
+    let mut host_uid = Err("not looked".into());
+    for _ in 0..50 {
+        host_uid = host_uid_of(&marker);
+        if host_uid.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let host_uid = host_uid?;
+    assert_ne!(host_uid, 0, "root in the sandbox is root on the host");
+    assert!(
+        host_uid >= 65536,
+        "host uid {host_uid} is not a subordinate uid"
+    );
+    server_writes_pid_and_logs(&mut sh).await?;
+    let out = sh
+        .run(
+            "cat /data/seed.txt /root/fixture.txt && echo mine > /root/new && cat /root/new",
+            T,
+        )
+        .await?;
+    assert!(
+        out.contains("seeded") && out.contains("fixture") && out.contains("mine"),
+        "{out}"
+    );
+    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(app.containers_of(&id).await?, 0);
+    Ok(())
+}
+
 /// What apache2 or nginx do at start: a pid file under /var/run, logs under /var/log, a temp
 /// file beside the pid, a config under /etc.
 async fn server_writes_pid_and_logs(sh: &mut Shell) -> Result {

@@ -57,7 +57,12 @@ pub const RUNSC_NET_RUNTIME: &str = "trythis-runsc-net";
 pub enum Isolation {
     /// gVisor: the sandbox's root talks to gVisor's kernel, not the host's. Writable root.
     Gvisor,
-    /// runc: namespaces, dropped capabilities, seccomp; read-only root plus bounded tmpfs.
+    /// runc in the engine's user namespace (`userns-remap`): namespaces, dropped capabilities,
+    /// seccomp, and root inside is an unprivileged uid on the host. Read-only root plus bounded
+    /// tmpfs. The fallback where gVisor does not run.
+    RuncUserns,
+    /// runc sharing the host's uids: root inside is root on the host's kernel. Only on demand
+    /// (`TRYTHIS_SANDBOX_RUNTIME=runc` on an engine without a user namespace).
     Runc,
 }
 
@@ -65,34 +70,79 @@ impl Isolation {
     pub fn as_str(self) -> &'static str {
         match self {
             Isolation::Gvisor => "runsc",
+            Isolation::RuncUserns => "runc+userns",
             Isolation::Runc => "runc",
+        }
+    }
+
+    /// runc either way: the read-only root, seeded tmpfs directories and the engine's pids limit.
+    pub fn is_runc(self) -> bool {
+        !matches!(self, Isolation::Gvisor)
+    }
+
+    /// The runtime for `wanted`, given what the engine has: gVisor registered, and whether it
+    /// remaps container uids into a user namespace. `auto` never settles for root-on-the-host.
+    pub fn choose(
+        wanted: crate::config::RuntimeChoice,
+        has_runsc: bool,
+        has_userns: bool,
+    ) -> Result<Isolation, RuntimeError> {
+        use crate::config::RuntimeChoice;
+        let runc = if has_userns {
+            Isolation::RuncUserns
+        } else {
+            Isolation::Runc
+        };
+        match (wanted, has_runsc) {
+            (RuntimeChoice::Runc, _) => Ok(runc),
+            (_, true) => Ok(Isolation::Gvisor),
+            (RuntimeChoice::Runsc, false) => Err(RuntimeError::Engine(format!(
+                "TRYTHIS_SANDBOX_RUNTIME=runsc but the engine has no {RUNSC_RUNTIME} and {RUNSC_NET_RUNTIME} runtimes (scripts/run.sh registers them)"
+            ))),
+            (RuntimeChoice::Auto, false) if has_userns => Ok(Isolation::RuncUserns),
+            (RuntimeChoice::Auto, false) => Err(RuntimeError::Engine(
+                "the engine has neither gVisor (runsc) nor a user namespace (userns-remap): root in a sandbox would be root on the host. scripts/run.sh sets up one of them; TRYTHIS_SANDBOX_RUNTIME=runc accepts the risk".into(),
+            )),
         }
     }
 }
 
-/// Picks the sandbox runtime: `runsc` and `runc` are demands, `auto` takes gVisor when the engine
-/// has it registered.
+/// The host uid and gid that root in a container maps to, when the engine remaps
+/// (`userns-remap`): its data root then ends in `<uid>.<gid>`.
+pub type UsernsRoot = Option<(u32, u32)>;
+
+/// Picks the sandbox runtime from what the engine reports (see `Isolation::choose`).
 pub async fn detect_isolation(
     docker: &Docker,
     wanted: crate::config::RuntimeChoice,
-) -> Result<Isolation, RuntimeError> {
-    use crate::config::RuntimeChoice;
-    if wanted == RuntimeChoice::Runc {
-        return Ok(Isolation::Runc);
-    }
+) -> Result<(Isolation, UsernsRoot), RuntimeError> {
     let info = docker
         .info()
         .await
         .map_err(|e| RuntimeError::EngineDown(e.to_string()))?;
     let runtimes = info.runtimes.unwrap_or_default();
-    let has = runtimes.contains_key(RUNSC_RUNTIME) && runtimes.contains_key(RUNSC_NET_RUNTIME);
-    match (wanted, has) {
-        (_, true) => Ok(Isolation::Gvisor),
-        (RuntimeChoice::Runsc, false) => Err(RuntimeError::Engine(format!(
-            "TRYTHIS_SANDBOX_RUNTIME=runsc but the engine has no {RUNSC_RUNTIME} and {RUNSC_NET_RUNTIME} runtimes (scripts/run.sh registers them)"
-        ))),
-        _ => Ok(Isolation::Runc),
-    }
+    let has_runsc =
+        runtimes.contains_key(RUNSC_RUNTIME) && runtimes.contains_key(RUNSC_NET_RUNTIME);
+    let has_userns = info
+        .security_options
+        .unwrap_or_default()
+        .iter()
+        .any(|o| o.split(',').any(|part| part == "name=userns"));
+    let root = if has_userns {
+        let dir = info.docker_root_dir.unwrap_or_default();
+        let ids = dir.rsplit('/').next().and_then(|last| {
+            let (u, g) = last.split_once('.')?;
+            Some((u.parse().ok()?, g.parse().ok()?))
+        });
+        Some(ids.ok_or_else(|| {
+            RuntimeError::Engine(format!(
+                "the engine remaps uids but its data root {dir:?} does not name the mapping"
+            ))
+        })?)
+    } else {
+        None
+    };
+    Ok((Isolation::choose(wanted, has_runsc, has_userns)?, root))
 }
 
 /// A byte stream to ttyd's socket inside a sandbox.
@@ -236,6 +286,9 @@ pub struct DockerRuntime {
     /// Trusted by egress sandboxes (system roots plus the configured extra CA), if any.
     ca_bundle: Option<PathBuf>,
     isolation: Isolation,
+    /// Where root inside maps to on the host: the owner of the writable tmpfs directories (the
+    /// engine mounts them as host root, which a remapped root may not write).
+    userns_root: UsernsRoot,
     /// runc only: the image's own files under each writable directory, per image.
     seeds: Mutex<SeedCache>,
 }
@@ -394,7 +447,12 @@ const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRY
 
 impl DockerRuntime {
     /// `instance`: this installation's id (`db::instance_id`), labelled on every container.
-    pub fn new(docker: Docker, config: &Config, instance: String, isolation: Isolation) -> Self {
+    pub fn new(
+        docker: Docker,
+        config: &Config,
+        instance: String,
+        (isolation, userns_root): (Isolation, UsernsRoot),
+    ) -> Self {
         Self {
             docker,
             instance,
@@ -403,6 +461,7 @@ impl DockerRuntime {
             relay: config.relay_path.clone(),
             ca_bundle: config.ca_bundle_path(),
             isolation,
+            userns_root,
             seeds: Mutex::default(),
         }
     }
@@ -532,6 +591,10 @@ impl DockerRuntime {
     /// A size-bounded tmpfs volume mounted at `target`, removed with the container. The engine
     /// mounts the tmpfs at start, over anything copied in before, so its seed is uploaded after.
     fn tmpfs_volume(&self, target: &str, size_mb: u64, labels: &HashMap<String, String>) -> Mount {
+        let owner = self
+            .userns_root
+            .map(|(uid, gid)| format!(",uid={uid},gid={gid}"))
+            .unwrap_or_default();
         Mount {
             target: Some(target.to_string()),
             typ: Some(MountType::VOLUME),
@@ -546,7 +609,7 @@ impl DockerRuntime {
                         (
                             "o".to_string(),
                             format!(
-                                "size={size_mb}m,nr_inodes=65536,nosuid,nodev,mode={}",
+                                "size={size_mb}m,nr_inodes=65536,nosuid,nodev,mode={}{owner}",
                                 dir_mode(target)
                             ),
                         ),
@@ -616,7 +679,7 @@ impl DockerRuntime {
                 } else {
                     &[]
                 };
-                let tar = Bytes::from(seed_archive(&tar, &d, drop));
+                let tar = Bytes::from(seed_archive(&tar, &d, drop, self.userns_root));
                 (d, tar)
             })
             .collect();
@@ -635,8 +698,9 @@ impl DockerRuntime {
 /// A seed archive of `dir` made fit for the engine's upload: without the top-level entries named
 /// in `drop` (with their extension headers), and with relative symlinks that leave `dir`
 /// (`/etc/os-release -> ../usr/lib/os-release`, which the engine refuses to extract) made
-/// absolute, so they point where they did.
-fn seed_archive(tar: &[u8], dir: &str, drop: &[&str]) -> Vec<u8> {
+/// absolute, so they point where they did. Under a user namespace the engine's download carries
+/// host ids (root = `userns_root`) and its upload maps container ids: owners are shifted back.
+fn seed_archive(tar: &[u8], dir: &str, drop: &[&str], userns_root: UsernsRoot) -> Vec<u8> {
     let mut out = Vec::with_capacity(tar.len());
     let mut group_start = 0;
     let mut at = 0;
@@ -663,6 +727,18 @@ fn seed_archive(tar: &[u8], dir: &str, drop: &[&str]) -> Vec<u8> {
             continue;
         }
         let mut group = tar[group_start..end].to_vec();
+        let h = header_at - group_start;
+        let mut changed = false;
+        if let Some((uid, gid)) = userns_root {
+            for (field, base) in [(108..116, uid), (116..124, gid)] {
+                let id = octal(&group[h + field.start..h + field.end]);
+                if id >= u64::from(base) {
+                    let shifted = format!("{:07o}\0", id - u64::from(base));
+                    group[h + field.start..h + field.end].copy_from_slice(shifted.as_bytes());
+                    changed = true;
+                }
+            }
+        }
         let link = c_str(&header[157..257]);
         if kind == b'2' && !link.starts_with('/') {
             let parent = std::path::Path::new(dir).join(&name);
@@ -671,14 +747,16 @@ fn seed_archive(tar: &[u8], dir: &str, drop: &[&str]) -> Vec<u8> {
             if !absolute.starts_with(&format!("{}/", dir.trim_end_matches('/')))
                 && absolute.len() < 100
             {
-                let h = header_at - group_start;
                 let field = &mut group[h + 157..h + 257];
                 field.fill(0);
                 field[..absolute.len()].copy_from_slice(absolute.as_bytes());
-                group[h + 148..h + 156].copy_from_slice(b"        ");
-                let sum: u64 = group[h..h + 512].iter().map(|b| u64::from(*b)).sum();
-                group[h + 148..h + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+                changed = true;
             }
+        }
+        if changed {
+            group[h + 148..h + 156].copy_from_slice(b"        ");
+            let sum: u64 = group[h..h + 512].iter().map(|b| u64::from(*b)).sum();
+            group[h + 148..h + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         }
         out.extend_from_slice(&group);
         group_start = end;
@@ -790,7 +868,7 @@ impl Runtime for DockerRuntime {
         let seeds = match self.isolation {
             // gVisor keeps root and volume writes in the sandbox's memory: no seeding needed.
             Isolation::Gvisor => Vec::new(),
-            Isolation::Runc => {
+            Isolation::Runc | Isolation::RuncUserns => {
                 self.runc_mounts(&spec.image, &facts, &labels, &mut mounts)
                     .await?
             }
@@ -801,15 +879,15 @@ impl Runtime for DockerRuntime {
             (Some(e), Isolation::Gvisor) => {
                 (e.network.clone(), Some(RUNSC_NET_RUNTIME.to_string()))
             }
-            (None, Isolation::Runc) => ("none".to_string(), None),
-            (Some(e), Isolation::Runc) => (e.network.clone(), None),
+            (None, _) => ("none".to_string(), None),
+            (Some(e), _) => (e.network.clone(), None),
         };
         let host = HostConfig {
             mounts: Some(mounts),
             tmpfs: Some(tmpfs),
             network_mode: Some(network_mode),
             runtime,
-            readonly_rootfs: Some(self.isolation == Isolation::Runc),
+            readonly_rootfs: Some(self.isolation.is_runc()),
             memory: Some(memory),
             memory_swap: Some(memory),
             nano_cpus: Some((l.cpus * 1e9) as i64),
@@ -818,7 +896,7 @@ impl Runtime for DockerRuntime {
             // which (unlike under runc) no host account shares.
             pids_limit: Some(match self.isolation {
                 Isolation::Gvisor => l.pids * GVISOR_HOST_THREADS_PER_PROCESS,
-                Isolation::Runc => l.pids,
+                Isolation::Runc | Isolation::RuncUserns => l.pids,
             }),
             ulimits: (self.isolation == Isolation::Gvisor).then(|| {
                 vec![bollard::models::ResourcesUlimits {
@@ -1089,6 +1167,23 @@ impl Runtime for DockerRuntime {
 mod tests {
     use super::*;
 
+    /// Every (setting, engine) pair: `auto` takes gVisor, then runc in a user namespace, and
+    /// refuses rather than run sandboxes as host root.
+    #[test]
+    fn runtime_choice_table() {
+        use crate::config::RuntimeChoice::*;
+        let pick = |w, runsc, userns| Isolation::choose(w, runsc, userns).ok();
+        assert_eq!(pick(Auto, true, true), Some(Isolation::Gvisor));
+        assert_eq!(pick(Auto, true, false), Some(Isolation::Gvisor));
+        assert_eq!(pick(Auto, false, true), Some(Isolation::RuncUserns));
+        assert_eq!(pick(Auto, false, false), None);
+        assert_eq!(pick(Runsc, true, false), Some(Isolation::Gvisor));
+        assert_eq!(pick(Runsc, false, true), None);
+        assert_eq!(pick(Runc, true, true), Some(Isolation::RuncUserns));
+        assert_eq!(pick(Runc, true, false), Some(Isolation::Runc));
+        assert_eq!(pick(Runc, false, false), Some(Isolation::Runc));
+    }
+
     #[test]
     fn engine_managed_files_leave_the_etc_seed() {
         let tar = crate::tar::tar_files(&[
@@ -1097,7 +1192,7 @@ mod tests {
             ("./resolv.conf", b"nameserver 1.1.1.1"),
             ("./hosts.allow", b"ALL"),
         ]);
-        let kept = seed_archive(&tar, "/etc", &["hostname", "hosts", "resolv.conf"]);
+        let kept = seed_archive(&tar, "/etc", &["hostname", "hosts", "resolv.conf"], None);
         let names: Vec<String> = kept
             .chunks(512)
             .filter(|h| h[257..262] == *b"ustar")
@@ -1110,6 +1205,46 @@ mod tests {
         assert_eq!(kept.len(), 2 * 1024 + 1024);
     }
 
+    /// Under userns-remap the engine downloads host ids and uploads container ids: a seed of
+    /// root's files (host uid 100000) and a utmp group file (100043) must go back as 0 and 43, with
+    /// valid checksums, or the engine refuses the upload ("cannot be mapped to a host ID").
+    #[test]
+    fn seed_owners_shift_back_into_the_user_namespace() {
+        let mut tar = crate::tar::tar_files(&[("./root-file", b"x"), ("./utmp", b"")]);
+        for (h, uid, gid) in [(0usize, 100_000u64, 100_000u64), (1024, 100_000, 100_043)] {
+            tar[h + 108..h + 116].copy_from_slice(format!("{uid:07o}\0").as_bytes());
+            tar[h + 116..h + 124].copy_from_slice(format!("{gid:07o}\0").as_bytes());
+        }
+        let out = seed_archive(&tar, "/var/log", &[], Some((100_000, 100_000)));
+        let headers: Vec<&[u8]> = out
+            .chunks(512)
+            .filter(|h| h[257..262] == *b"ustar")
+            .collect();
+        let ids: Vec<(u64, u64)> = headers
+            .iter()
+            .map(|h| (octal(&h[108..116]), octal(&h[116..124])))
+            .collect();
+        assert_eq!(ids, [(0, 0), (0, 43)]);
+        for h in headers {
+            let stored = octal(&h[148..156]);
+            let sum: u64 = h
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    if (148..156).contains(&i) {
+                        32
+                    } else {
+                        u64::from(*b)
+                    }
+                })
+                .sum();
+            assert_eq!(stored, sum, "header checksum");
+        }
+        // Without a user namespace nothing moves.
+        let same = seed_archive(&tar, "/var/log", &[], None);
+        assert_eq!(octal(&same[108..116]), 100_000);
+    }
+
     #[test]
     fn relative_symlinks_leaving_the_seeded_dir_become_absolute() {
         let mut tar = crate::tar::tar_files(&[("./os-release", b""), ("./inside", b"")]);
@@ -1118,7 +1253,7 @@ mod tests {
             tar[h + 156] = b'2';
             tar[h + 157..h + 157 + target.len()].copy_from_slice(target.as_bytes());
         }
-        let out = seed_archive(&tar, "/etc", &[]);
+        let out = seed_archive(&tar, "/etc", &[], None);
         assert_eq!(c_str(&out[157..257]), "/usr/lib/os-release");
         assert_eq!(c_str(&out[512 + 157..512 + 257]), "sub/file");
         // The rewritten header's checksum is valid.

@@ -99,6 +99,19 @@ pub async fn count_active(db: &DatabaseConnection) -> Result<u64, DbErr> {
 }
 
 /// The owner's history, newest first.
+/// Whether `owner` ever had a sandbox (an indexed lookup): their pages are their own.
+pub async fn owner_has_any(db: &DatabaseConnection, owner: &str) -> Result<bool, DbErr> {
+    Ok(Sandbox::find()
+        .select_only()
+        .column(sandbox::Column::Id)
+        .filter(sandbox::Column::Owner.eq(owner))
+        .limit(1)
+        .into_tuple::<String>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 pub async fn history(
     db: &DatabaseConnection,
     owner: &str,

@@ -30,6 +30,10 @@ pub struct VisitorKey(pub String);
 #[derive(Debug, Clone)]
 pub struct SessionHash(pub String);
 
+/// Set when the request carried no valid visitor cookie: a first visit, with no history.
+#[derive(Clone, Copy)]
+pub struct NewVisitor;
+
 pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
     UserBrief {
         id: u.id,
@@ -138,6 +142,9 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     req.extensions_mut().insert(identity);
     req.extensions_mut()
         .insert(VisitorKey(format!("v:{visitor}")));
+    if fresh {
+        req.extensions_mut().insert(NewVisitor);
+    }
     let mut resp = next.run(req).await;
     let mut cookies = Vec::new();
     if keep {

@@ -12,6 +12,7 @@ pub mod mail;
 pub mod metrics;
 pub mod network;
 pub mod oauth;
+pub mod page_cache;
 pub mod publish;
 pub mod sandbox;
 pub mod secrets;
@@ -126,6 +127,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         mail,
         streams: caps::StreamCaps::default(),
         health: Arc::default(),
+        pages: Arc::default(),
         registry,
         builds,
         leptos_options: leptos_options(&config),
@@ -259,16 +261,21 @@ pub fn router(state: AppState) -> Router {
                 leptos_axum::handle_server_fns_with_context(move || provide_context(ctx.clone()), req)
             }),
         )
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(context.clone()),
-            move || shell(leptos_options.clone()),
+        .merge(
+            Router::new()
+                .leptos_routes_with_context(
+                    &state,
+                    routes,
+                    move || provide_context(context.clone()),
+                    move || shell(leptos_options.clone()),
+                )
+                .layer(middleware::from_fn_with_state(state.clone(), page_cache::serve)),
         )
         .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
         .fallback_service(ServeDir::new(site_root).fallback(not_found))
         .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
+        .layer(middleware::from_fn_with_state(state.clone(), page_cache::invalidate_on_change))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

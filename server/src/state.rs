@@ -20,6 +20,8 @@ pub struct AppState {
     pub streams: crate::caps::StreamCaps,
     /// The last `/healthz` probe.
     pub health: Arc<crate::api::health::HealthCache>,
+    /// Shared pages for visitors without history.
+    pub pages: Arc<crate::page_cache::PageCache>,
     pub leptos_options: LeptosOptions,
 }
 

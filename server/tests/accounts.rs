@@ -826,3 +826,85 @@ async fn api_tokens_are_admin_only_when_created_as_such() -> Result {
     assert_eq!(status, 400, "a user cannot create an admin token");
     Ok(())
 }
+
+/// A page as a browser gets it: status, the page-cache and CSP headers, and the HTML.
+async fn page(v: &Visitor, path: &str) -> Result<(u16, Option<String>, String, String)> {
+    let resp = v
+        .http
+        .get(format!("{}{path}", v.base))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?;
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+    };
+    let cache = header("x-page-cache");
+    let csp = header("content-security-policy").unwrap_or_default();
+    Ok((resp.status().as_u16(), cache, csp, resp.text().await?))
+}
+
+fn meta_csrf(html: &str) -> Option<&str> {
+    let at = html.find("name=\"csrf-token\" content=\"")? + 27;
+    html[at..].split('"').next()
+}
+
+/// Anonymous visitors without history share one render of a page, yet each gets their own
+/// CSRF token and a fresh nonce; nobody is served a page made for someone else (a visitor with
+/// a Try, a signed-in admin), and a change through the API shows at once.
+#[tokio::test]
+async fn shared_pages_carry_each_visitors_own_secrets_and_never_someone_elses() -> Result {
+    let app = app().await?;
+    let a = app.visitor().await?;
+    let b = app.visitor().await?;
+    let (status, _, csp_a, html_a) = page(&a, "/p/fixture").await?;
+    assert_eq!(status, 200);
+    let (status, cache, csp_b, html_b) = page(&b, "/p/fixture").await?;
+    assert_eq!((status, cache.as_deref()), (200, Some("hit")));
+    assert_eq!(meta_csrf(&html_a), Some(a.csrf.as_str()));
+    assert_eq!(meta_csrf(&html_b), Some(b.csrf.as_str()));
+    assert!(!html_b.contains(&a.csrf), "B's page carries A's CSRF token");
+    let nonce = |csp: &str| -> Option<String> {
+        let at = csp.find("'nonce-")? + 7;
+        Some(csp[at..].split('\'').next()?.to_string())
+    };
+    let (na, nb) = (nonce(&csp_a).ok_or("nonce")?, nonce(&csp_b).ok_or("nonce")?);
+    assert_ne!(na, nb, "two responses share a nonce");
+    assert!(html_b.contains(&format!("nonce=\"{nb}\"")) && !html_b.contains(&na));
+
+    // A tries the project: A's page shows A's sandbox; B's never does.
+    let r = a.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().ok_or("id")?.to_string();
+    let (_, cache, _, html) = page(&a, "/p/fixture").await?;
+    assert_eq!(cache, None, "a visitor with a Try got a shared page");
+    assert!(html.contains(&id), "A's page lacks A's sandbox");
+    for _ in 0..2 {
+        let (_, _, _, html) = page(&b, "/p/fixture").await?;
+        assert!(!html.contains(&id), "B was served A's sandbox");
+    }
+
+    // The admin hides the project: at once, not after the cache's lifetime.
+    let admin = admin(&app).await?;
+    let (_, cache, _, _) = page(&admin, "/p/fixture").await?;
+    assert_eq!(cache, None, "a signed-in page was shared");
+    let r = admin
+        .call(
+            "PATCH",
+            "/api/admin/projects/fixture",
+            Some(json!({"hidden": true})),
+        )
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let c = app.visitor().await?;
+    let (status, _, _, _) = page(&c, "/p/fixture").await?;
+    assert_eq!(
+        status, 404,
+        "a hidden project is still served from the cache"
+    );
+    a.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    Ok(())
+}

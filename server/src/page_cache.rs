@@ -1,0 +1,294 @@
+//! Whole pages for visitors who see what everyone sees: not signed in and no Try yet (a README
+//! badge's crowd). Such a page is rendered once per catalogue change or `TTL`, then served from
+//! memory with this visitor's CSRF token and a fresh CSP nonce put in; everyone else gets a
+//! render of their own. A change through the API (any successful POST/PUT/PATCH/DELETE) empties
+//! the cache; background changes (a build going live) show within `TTL`.
+use crate::{identity::NewVisitor, state::AppState};
+use app::model::Identity;
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::Response,
+};
+use bytes::{Bytes, BytesMut};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+/// How long a page may show a background change late.
+const TTL: Duration = Duration::from_secs(2);
+/// Distinct URLs kept (search queries vary without bound).
+const MAX_ENTRIES: usize = 512;
+/// Longest path and query cached.
+const MAX_KEY: usize = 256;
+/// Largest page kept.
+const MAX_BODY: usize = 1024 * 1024;
+/// Stands for the visitor's CSRF token in a cached page; never a real token (those are hex).
+const CSRF_MARKER: &str = "trythis-page-cache-csrf-marker";
+/// The identity a shared page is rendered for: no account, no history.
+const SHARED_KEY: &str = "v:page-cache";
+
+#[derive(Clone)]
+enum Part {
+    Text(Bytes),
+    Csrf,
+    Nonce,
+}
+
+struct Page {
+    made: Instant,
+    generation: u64,
+    headers: HeaderMap,
+    /// The page with its per-visitor parts cut out.
+    parts: Vec<Part>,
+    len: usize,
+}
+
+#[derive(Default)]
+pub struct PageCache {
+    pages: Mutex<HashMap<String, std::sync::Arc<Page>>>,
+    generation: AtomicU64,
+}
+
+impl PageCache {
+    /// Something visitors see may have changed: every page renders again.
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.pages.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn get(&self, key: &str) -> Option<std::sync::Arc<Page>> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        pages
+            .get(key)
+            .filter(|p| p.generation == generation && p.made.elapsed() < TTL)
+            .cloned()
+    }
+
+    fn put(&self, key: String, page: Page) -> std::sync::Arc<Page> {
+        let page = std::sync::Arc::new(page);
+        let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
+        if page.generation != self.generation.load(Ordering::SeqCst) {
+            return page; // rendered across a change: serve it once, keep nothing
+        }
+        if pages.len() >= MAX_ENTRIES {
+            pages.retain(|_, p| p.made.elapsed() < TTL);
+        }
+        if pages.len() < MAX_ENTRIES {
+            pages.insert(key, page.clone());
+        }
+        page
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Cuts `body` at every occurrence of the CSRF marker and of `nonce`.
+fn split(body: &[u8], nonce: Option<&str>) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut text_start = 0;
+    let mut at = 0;
+    while at < body.len() {
+        let rest = &body[at..];
+        let hit = if rest.starts_with(CSRF_MARKER.as_bytes()) {
+            Some((Part::Csrf, CSRF_MARKER.len()))
+        } else {
+            nonce
+                .filter(|n| !n.is_empty() && rest.starts_with(n.as_bytes()))
+                .map(|n| (Part::Nonce, n.len()))
+        };
+        match hit {
+            Some((part, len)) => {
+                if text_start < at {
+                    parts.push(Part::Text(Bytes::copy_from_slice(&body[text_start..at])));
+                }
+                parts.push(part);
+                at += len;
+                text_start = at;
+            }
+            None => at += 1,
+        }
+    }
+    if text_start < body.len() {
+        parts.push(Part::Text(Bytes::copy_from_slice(&body[text_start..])));
+    }
+    parts
+}
+
+/// The nonce named in a Content-Security-Policy (`'nonce-…'`).
+fn nonce_of(csp: &str) -> Option<String> {
+    let start = csp.find("'nonce-")? + "'nonce-".len();
+    let len = csp[start..].find('\'')?;
+    Some(csp[start..start + len].to_string())
+}
+
+fn fresh_nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn respond(page: &Page, csrf: &str) -> Response {
+    let nonce = fresh_nonce();
+    let mut body = BytesMut::with_capacity(page.len + 64);
+    for part in &page.parts {
+        match part {
+            Part::Text(t) => body.extend_from_slice(t),
+            Part::Csrf => body.extend_from_slice(csrf.as_bytes()),
+            Part::Nonce => body.extend_from_slice(nonce.as_bytes()),
+        }
+    }
+    let mut headers = page.headers.clone();
+    if let Some(csp) = headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|csp| {
+            let old = nonce_of(csp)?;
+            HeaderValue::from_str(&csp.replace(&old, &nonce)).ok()
+        })
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert("x-page-cache", HeaderValue::from_static("hit"));
+    let mut resp = Response::new(Body::from(body.freeze()));
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// Middleware on the page routes (inside `identity::identify`).
+pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let key = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let Some(identity) = req.extensions().get::<Identity>().cloned() else {
+        return next.run(req).await;
+    };
+    if req.method() != Method::GET || identity.signed_in || key.len() > MAX_KEY {
+        return next.run(req).await;
+    }
+    // A returning visitor with a Try of their own sees it (and may-like picks): one indexed lookup.
+    if req.extensions().get::<NewVisitor>().is_none() {
+        match db::sandboxes::owner_has_any(&st.db, &identity.key).await {
+            Ok(false) => {}
+            Ok(true) | Err(_) => return next.run(req).await,
+        }
+    }
+    if let Some(page) = st.pages.get(&key) {
+        return respond(&page, &identity.csrf);
+    }
+    let generation = st.pages.generation.load(Ordering::SeqCst);
+    let mut shared = identity.clone();
+    shared.key = SHARED_KEY.into();
+    shared.csrf = CSRF_MARKER.into();
+    req.extensions_mut().insert(shared);
+    let resp = next.run(req).await;
+    let cacheable = resp.status() == StatusCode::OK
+        && !resp.headers().contains_key(header::SET_COOKIE)
+        && resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("text/html"));
+    let (head, body) = resp.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, path = %key, "page render failed");
+            return Response::builder()
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .body(Body::from("The page could not be rendered. Please reload."))
+                .unwrap_or_default();
+        }
+    };
+    let nonce = head
+        .headers
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(nonce_of);
+    let page = Page {
+        made: Instant::now(),
+        generation,
+        headers: head.headers.clone(),
+        parts: split(&bytes, nonce.as_deref()),
+        len: bytes.len(),
+    };
+    if !cacheable {
+        // Not shareable (an error page, a redirect): this visitor's own token goes in.
+        let mut resp = respond(&page, &identity.csrf);
+        *resp.status_mut() = head.status;
+        resp.headers_mut().remove("x-page-cache");
+        return resp;
+    }
+    let page = st.pages.put(key, page);
+    let mut resp = respond(&page, &identity.csrf);
+    resp.headers_mut()
+        .insert("x-page-cache", HeaderValue::from_static("miss"));
+    resp
+}
+
+/// Middleware on the whole router: a successful change through the API empties the cache.
+pub async fn invalidate_on_change(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let resp = next.run(req).await;
+    if changes && resp.status().is_success() {
+        st.pages.invalidate();
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(parts: &[Part], csrf: &str, nonce: &str) -> String {
+        parts
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                Part::Csrf => csrf.into(),
+                Part::Nonce => nonce.into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_marker_and_nonce_is_replaced() {
+        let body = format!(
+            "<meta content=\"{CSRF_MARKER}\"><script nonce=\"abc123\">x</script>{{\"csrf_token\":\"{CSRF_MARKER}\"}}<script nonce=\"abc123\"></script>"
+        );
+        let parts = split(body.as_bytes(), Some("abc123"));
+        let out = join(&parts, "TOKEN", "NEW");
+        assert_eq!(
+            out,
+            "<meta content=\"TOKEN\"><script nonce=\"NEW\">x</script>{\"csrf_token\":\"TOKEN\"}<script nonce=\"NEW\"></script>"
+        );
+        assert!(!out.contains(CSRF_MARKER) && !out.contains("abc123"));
+    }
+
+    #[test]
+    fn nonce_is_read_from_the_policy() {
+        assert_eq!(
+            nonce_of("script-src 'self' 'nonce-Zx9/+=' 'wasm-unsafe-eval'").as_deref(),
+            Some("Zx9/+=")
+        );
+        assert_eq!(nonce_of("script-src 'self'"), None);
+    }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the site without cargo-leptos (no 16-minute tool install; see docs/ARCHITECTURE.md):
 #   wasm bundle (size-optimised) -> wasm-bindgen -> wasm-opt, CSS, xterm.js, public assets -> target/site
-#   server binary (dev profile: fast to build; the server is I/O bound).
+#   server binary: TRYTHIS_PROFILE=release (what scripts/run.sh serves) or dev (the tests' build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -22,10 +22,16 @@ if [ ! -f "$STAMP" ] || [ "$WASM" -nt "$STAMP" ]; then
     --enable-mutable-globals "$PKG/$NAME.wasm" -o "$PKG/$NAME.wasm"
   touch "$STAMP"
 fi
-cp style/main.css "$PKG/$NAME.css"
-cp -r public/. "$SITE/"
-cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css \
+cp -p style/main.css "$PKG/$NAME.css"
+cp -rp public/. "$SITE/"
+cp -p node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css \
    node_modules/@xterm/addon-fit/lib/addon-fit.js "$SITE/vendor/"
-echo "    server (cargo build -p server)"
-cargo build -q -p server --bin trythis
+# Precompressed variants the server sends as they are (brotli where the tool is present).
+for f in "$PKG/$NAME.js" "$PKG/$NAME.wasm" "$PKG/$NAME.css" "$SITE"/vendor/*.js "$SITE"/vendor/*.css "$SITE/terminal.js"; do
+  [ -f "$f.gz" ] && ! [ "$f" -nt "$f.gz" ] || gzip -9 -k -f -n "$f"
+  if command -v brotli >/dev/null; then [ -f "$f.br" ] && ! [ "$f" -nt "$f.br" ] || brotli -q 11 -f -k "$f"; fi
+done
+PROFILE=${TRYTHIS_PROFILE:-dev}
+echo "    server (cargo build -p server --profile $PROFILE)"
+cargo build -q -p server --bin trythis --profile "$PROFILE"
 printf '    site: %s (wasm %s KB)\n' "$SITE" "$(( $(stat -c %s "$PKG/$NAME.wasm") / 1024 ))"

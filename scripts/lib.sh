@@ -349,7 +349,9 @@ ensure_smtp_sink() {
   ok "aiosmtpd; mails in $root"
 }
 
+# TRYTHIS_PROFILE: release for what scripts/run.sh serves, dev (the default) for the tests.
 build_site() {
-  step "Build the site (wasm bundle + server)"
+  step "Build the site (wasm bundle + ${TRYTHIS_PROFILE:-dev} server)"
+  command -v brotli >/dev/null || apt_install brotli
   scripts/build-site.sh
 }

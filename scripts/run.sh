@@ -13,15 +13,16 @@ ensure_base_image
 ensure_gvisor
 ensure_build_engine
 ensure_registry
+export TRYTHIS_PROFILE=release   # what users run: the optimised server
 build_site
 step "Database migrations"
-target/debug/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"
+target/release/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"
 step "Admin account (the first admin; its password is printed once and kept in $DATA/admin-password)"
-target/debug/trythis admin --first "${TRYTHIS_ADMIN_EMAIL:-admin@trythis.local}"
+target/release/trythis admin --first "${TRYTHIS_ADMIN_EMAIL:-admin@trythis.local}"
 step "Mail (sign-up, password reset and notice links)"
 if [ -n "${TRYTHIS_SMTP_URL:-}" ]; then ok "through ${TRYTHIS_SMTP_URL##*@}"
 else ok "no TRYTHIS_SMTP_URL: mails are written to ${TRYTHIS_MAIL_DIR:-$DATA/mail}/<address>/*.eml"; fi
 step "Starter catalogue (catalog/: built and pushed on first start, reused later)"
-target/debug/trythis seed catalog
+target/release/trythis seed catalog
 step "Ready after $(( $(date +%s) - T0 )) s — serving (Ctrl-C stops)"
-exec target/debug/trythis serve
+exec target/release/trythis serve

@@ -14,7 +14,7 @@ pub mod pages;
 pub mod url;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, Meta, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
     path, SsrMode,
@@ -46,6 +46,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, v);
         }
     }
+    // Versioned URLs (`/v/<hash>/…`, cached as immutable): the pkg dir is `v/<hash>/pkg`.
+    let assets = format!(
+        "/{}",
+        options
+            .site_pkg_dir
+            .strip_suffix("/pkg")
+            .unwrap_or_default()
+    );
+    let assets = assets.trim_end_matches('/').to_string();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -54,10 +63,11 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="csrf-token" content=csrf/>
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
-                <link rel="stylesheet" href="/vendor/xterm.css"/>
-                <script src="/vendor/xterm.js" defer></script>
-                <script src="/vendor/addon-fit.js" defer></script>
-                <script src="/terminal.js" defer></script>
+                <link rel="stylesheet" href=format!("{assets}/pkg/trythis.css")/>
+                <link rel="stylesheet" href=format!("{assets}/vendor/xterm.css")/>
+                <script src=format!("{assets}/vendor/xterm.js") defer></script>
+                <script src=format!("{assets}/vendor/addon-fit.js") defer></script>
+                <script src=format!("{assets}/terminal.js") defer></script>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -83,10 +93,8 @@ pub fn content_security_policy(nonce: Option<&str>) -> String {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="leptos" href="/pkg/trythis.css"/>
         <Title formatter=|t: String| if t.is_empty() { "trythis — try open source in your browser".to_string() } else { format!("{t} · trythis") }/>
         <Meta name="description" content="Try any open-source project in your browser: a real shell in its image, nothing to install."/>
-        <Link rel="preload" href="/vendor/xterm.js" as_="script"/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <components::header::Header/>

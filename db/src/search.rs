@@ -4,7 +4,8 @@
 //! carry descriptions), too slow for the 5 ms p99 target. The index keeps one narrow entry per
 //! live project, pre-sorted by popularity, and answers a query with one pass over it plus one
 //! primary-key lookup for the page. It stays correct across processes: every catalogue write bumps
-//! a version row in `settings`, each search reads it (a primary-key lookup) and reloads on change.
+//! a version row in `settings`; a search reads it (a primary-key lookup; at most once a second
+//! unless this process wrote to the catalogue since) and reloads on change.
 //! Try counts only reorder results, so they may be up to `MAX_AGE` stale.
 use crate::entities::project::{self, Entity as Project};
 use crate::projects::{fold, Model, Search};
@@ -15,6 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, RwLock};
 
 const MAX_AGE: Duration = Duration::from_secs(30);
+/// How long the version read from the database is trusted when this process wrote nothing:
+/// another app server's change shows within this.
+const VERSION_TTL: Duration = Duration::from_secs(1);
+
+/// The catalogue version as last read: (when, this process's write count then, the version).
+type Checked = (Instant, u64, Option<String>);
 
 struct Entry {
     id: i32,
@@ -34,6 +41,7 @@ struct Loaded {
 #[derive(Default)]
 pub struct SearchIndex {
     loaded: RwLock<Option<Loaded>>,
+    checked: std::sync::Mutex<Option<Checked>>,
     reloading: Mutex<()>,
 }
 
@@ -42,8 +50,23 @@ impl SearchIndex {
         Self::default()
     }
 
+    /// The catalogue version: from the database, at most once per `VERSION_TTL` unless this
+    /// process wrote to the catalogue since (then at once).
+    pub async fn version(&self, db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
+        let writes = settings::local_catalog_writes();
+        if let Some((at, seen, v)) = &*self.checked.lock().unwrap_or_else(|p| p.into_inner()) {
+            if *seen == writes && at.elapsed() < VERSION_TTL {
+                return Ok(v.clone());
+            }
+        }
+        let v = settings::catalog_version(db).await?;
+        *self.checked.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), writes, v.clone()));
+        Ok(v)
+    }
+
     async fn entries(&self, db: &DatabaseConnection) -> Result<Arc<Vec<Entry>>, DbErr> {
-        let version = settings::catalog_version(db).await?;
+        let version = self.version(db).await?;
         let fresh = |l: &Option<Loaded>| {
             l.as_ref()
                 .filter(|l| l.version == version && l.at.elapsed() < MAX_AGE)

@@ -81,9 +81,16 @@ pub async fn set_featured(db: &DatabaseConnection, f: Option<&Featured>) -> Resu
 
 /// Changes whenever a project is created, edited, re-imaged or changes status, so every process's
 /// search index knows to reload. A fresh unique token, not a counter: no read-modify-write race.
+/// Catalogue writes this process made (a reader that saw no change here need not ask the database
+/// again for a short while).
+static LOCAL_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn local_catalog_writes() -> u64 {
+    LOCAL_WRITES.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 pub async fn bump_catalog_version(db: &impl ConnectionTrait) -> Result<(), DbErr> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let n = LOCAL_WRITES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let token = format!(
         "{}-{}-{n}",
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),

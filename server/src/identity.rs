@@ -61,14 +61,7 @@ fn account_identity(u: &db::accounts::Account, csrf: String, via_token: bool) ->
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Static files need nobody's identity: no session lookup, no cookie, for every asset.
     let path = req.uri().path();
-    if req.method() == Method::GET
-        && (path.starts_with("/pkg/")
-            || path.starts_with("/vendor/")
-            || matches!(
-                path,
-                "/favicon.svg" | "/logo.svg" | "/terminal.js" | "/robots.txt"
-            ))
-    {
+    if req.method() == Method::GET && crate::assets::is_static(path) {
         return next.run(req).await;
     }
     let signer = &state.signer;

@@ -1,6 +1,7 @@
 //! trythis server: builds the axum router around the Leptos app, the JSON API and the terminal
 //! proxy, and wires the services (database, engine, registry) into `AppState`.
 pub mod api;
+pub mod assets;
 pub mod auth;
 pub mod build;
 pub mod caps;
@@ -34,8 +35,8 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use state::AppState;
 use std::sync::Arc;
 use tower_http::{
+    compression::{CompressionLayer, CompressionLevel},
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    services::ServeDir,
     set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
@@ -45,7 +46,11 @@ pub fn leptos_options(config: &config::Config) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("trythis")
         .site_root(config.site_root.display().to_string())
-        .site_pkg_dir("pkg")
+        .site_pkg_dir(format!(
+            "{}{}/pkg",
+            &assets::PREFIX[1..],
+            assets::version(&config.site_root)
+        ))
         .site_addr(config.listen)
         .build()
 }
@@ -122,7 +127,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
             }
         });
     }
-    Ok(AppState {
+    Ok(AppState::new(state::Shared {
         auth,
         mail,
         streams: caps::StreamCaps::default(),
@@ -137,7 +142,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         sandboxes,
         metrics,
         signer,
-    })
+    }))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes: TCP_NODELAY on every connection
@@ -250,6 +255,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(api::health::metrics))
         .route("/try/{slug}", get(api::sandboxes::try_redirect))
         .route("/badge/{file}", get(api::badge::badge))
+        .route("/v/{version}/{*file}", get(assets::versioned))
         .route("/s/{id}/ws", get(api::terminal::connect))
         .route("/auth/{provider}/start", get(oauth::start))
         .route("/auth/{provider}/callback", get(oauth::callback))
@@ -271,11 +277,13 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(middleware::from_fn_with_state(state.clone(), page_cache::serve)),
         )
-        .nest_service("/pkg", ServeDir::new(site_root.join("pkg")))
-        .fallback_service(ServeDir::new(site_root).fallback(not_found))
+        .nest_service("/pkg", assets::dir(site_root.join("pkg")))
+        .fallback_service(assets::dir(site_root).fallback(not_found))
         .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
         .layer(middleware::from_fn_with_state(state.clone(), page_cache::invalidate_on_change))
+        .layer(middleware::from_fn(assets::revalidate))
+        .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

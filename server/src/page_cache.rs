@@ -44,6 +44,9 @@ enum Part {
 
 struct Page {
     made: Instant,
+    /// Set by the one request that renders this page again once it is older than `TTL`; the
+    /// others keep getting it meanwhile (no stampede of renders every `TTL`).
+    refreshing: std::sync::atomic::AtomicBool,
     generation: u64,
     headers: HeaderMap,
     /// The page with its per-visitor parts cut out.
@@ -55,6 +58,49 @@ struct Page {
 pub struct PageCache {
     pages: Mutex<HashMap<String, std::sync::Arc<Page>>>,
     generation: AtomicU64,
+    /// README badges by (slug, style): the SVG and its ETag.
+    pub badges: Memo<(String, String)>,
+    /// Search API answers by (catalogue version, query): the JSON.
+    pub searches: Memo<Bytes>,
+}
+
+/// Small values shared by every visitor, kept for `TTL` or until the catalogue changes (the
+/// page cache's generation).
+pub struct Memo<V> {
+    entries: Mutex<HashMap<String, (Instant, u64, V)>>,
+}
+
+impl<V> Default for Memo<V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+        }
+    }
+}
+
+impl<V: Clone> Memo<V> {
+    pub fn get(&self, cache: &PageCache, key: &str) -> Option<V> {
+        let generation = cache.generation.load(Ordering::SeqCst);
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(made, g, _)| *g == generation && made.elapsed() < TTL)
+            .map(|(_, _, v)| v.clone())
+    }
+
+    /// `generation`: read before the value was computed (a change meanwhile keeps it out).
+    pub fn put(&self, cache: &PageCache, generation: u64, key: String, value: V) {
+        if generation != cache.generation.load(Ordering::SeqCst) || key.len() > MAX_KEY {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (made, g, _)| *g == generation && made.elapsed() < TTL);
+        }
+        if entries.len() < MAX_ENTRIES {
+            entries.insert(key, (Instant::now(), generation, value));
+        }
+    }
 }
 
 impl PageCache {
@@ -62,15 +108,32 @@ impl PageCache {
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.pages.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.badges
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.searches
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The cached page, unless it is from before a change; past `TTL`, `None` for the one caller
+    /// that should render it again and the old page for everyone else meanwhile.
     fn get(&self, key: &str) -> Option<std::sync::Arc<Page>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
-        pages
-            .get(key)
-            .filter(|p| p.generation == generation && p.made.elapsed() < TTL)
-            .cloned()
+        let page = pages.get(key).filter(|p| p.generation == generation)?;
+        if page.made.elapsed() < TTL || page.refreshing.swap(true, Ordering::SeqCst) {
+            return Some(page.clone());
+        }
+        None
     }
 
     fn put(&self, key: String, page: Page) -> std::sync::Arc<Page> {
@@ -221,6 +284,7 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
         .and_then(nonce_of);
     let page = Page {
         made: Instant::now(),
+        refreshing: false.into(),
         generation,
         headers: head.headers.clone(),
         parts: split(&bytes, nonce.as_deref()),

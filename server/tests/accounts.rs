@@ -908,3 +908,61 @@ async fn shared_pages_carry_each_visitors_own_secrets_and_never_someone_elses() 
         .await?;
     Ok(())
 }
+
+/// Static files: pages name them by content version, answered as immutable for a year; the plain
+/// and stale-version URLs revalidate; the build's gzip variant goes out as it is; pages are
+/// compressed for browsers that ask. Nothing but site files is reachable under `/v/`.
+#[tokio::test]
+async fn static_files_are_versioned_immutable_and_precompressed() -> Result {
+    let site = std::env::temp_dir().join(format!("trythis-site-{}", rand_u32()));
+    std::fs::create_dir_all(site.join("pkg"))?;
+    std::fs::write(site.join("pkg/trythis.css"), "body{color:red}".repeat(200))?;
+    std::fs::write(site.join("pkg/trythis.css.gz"), "pretend-gzip")?;
+    let root = site.display().to_string();
+    let app = TestApp::start_with(&[("TRYTHIS_SITE_ROOT", &root)]).await?;
+    let http = reqwest::Client::new();
+    let home = http.get(app.url("/")).send().await?.text().await?;
+    let at = home.find("/v/").ok_or("no versioned URL in the page")?;
+    let css = home[at..].split('"').next().ok_or("url")?.to_string();
+    assert!(css.ends_with("/pkg/trythis.css"), "{css}");
+    let get = |path: String, gzip: bool| {
+        let mut req = http.get(app.url(&path));
+        if gzip {
+            req = req.header("accept-encoding", "gzip");
+        }
+        req.send()
+    };
+    let cache = |r: &reqwest::Response| {
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let r = get(css.clone(), false).await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(cache(&r), "public, max-age=31536000, immutable");
+    assert!(r.text().await?.starts_with("body{color:red}"));
+    let r = get(css.clone(), true).await?;
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.bytes().await?.as_ref(), b"pretend-gzip");
+    let stale = css.replacen(&css[3..15], "000000000000", 1);
+    assert_ne!(stale, css);
+    let r = get(stale, false).await?;
+    assert_eq!((r.status().as_u16(), cache(&r)), (200, "no-cache".into()));
+    let r = get("/pkg/trythis.css".into(), false).await?;
+    assert_eq!((r.status().as_u16(), cache(&r)), (200, "no-cache".into()));
+    let version = &css[3..15];
+    for path in ["/api/me", "/healthz", "/v/x/pkg/trythis.css"] {
+        let r = get(format!("/v/{version}{path}"), false).await?;
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = get("/".into(), true).await?;
+    assert_eq!(
+        r.headers()["content-encoding"],
+        "gzip",
+        "pages are compressed"
+    );
+    let _ = std::fs::remove_dir_all(&site);
+    Ok(())
+}

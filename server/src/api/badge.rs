@@ -61,6 +61,41 @@ pub async fn badge(
     headers: HeaderMap,
 ) -> Response {
     let slug = file.strip_suffix(".svg").unwrap_or(&file);
+    // The same for every reader: one database lookup per badge per couple of seconds.
+    let key = format!("{slug}\n{}", q.style.as_deref().unwrap_or(""));
+    let (svg, etag) = match st.pages.badges.get(&st.pages, &key) {
+        Some(hit) => hit,
+        None => {
+            let generation = st.pages.generation();
+            let svg = svg_for(&st, slug, q.style.as_deref()).await;
+            let etag = format!("\"{:x}\"", fxhash(&svg));
+            st.pages
+                .badges
+                .put(&st.pages, generation, key, (svg.clone(), etag.clone()));
+            (svg, etag)
+        }
+    };
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str());
+    let common = [
+        (
+            header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8".to_string(),
+        ),
+        (header::CACHE_CONTROL, "public, max-age=300".to_string()),
+        (header::ETAG, etag),
+    ];
+    if fresh {
+        (StatusCode::NOT_MODIFIED, common).into_response()
+    } else {
+        (StatusCode::OK, common, svg).into_response()
+    }
+}
+
+/// The badge of `slug` in `style`, from the project's current row.
+async fn svg_for(st: &AppState, slug: &str, style: Option<&str>) -> String {
     let project = match db::projects::by_slug(&st.db, slug).await {
         Ok(p) => p.filter(|p| p.status != db::ProjectStatus::Hidden),
         Err(e) => {
@@ -68,8 +103,8 @@ pub async fn badge(
             None
         }
     };
-    let svg = match &project {
-        Some(p) if q.style.as_deref() == Some("count") => {
+    match &project {
+        Some(p) if style == Some("count") => {
             let n = if p.tries == 1 {
                 "1 try".to_string()
             } else {
@@ -89,24 +124,6 @@ pub async fn badge(
             &format!("Try {} in your browser", p.name),
         ),
         None => render("try this", "not found", "#9f9f9f", "Project not found"),
-    };
-    let etag = format!("\"{:x}\"", fxhash(&svg));
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        == Some(etag.as_str());
-    let common = [
-        (
-            header::CONTENT_TYPE,
-            "image/svg+xml; charset=utf-8".to_string(),
-        ),
-        (header::CACHE_CONTROL, "public, max-age=300".to_string()),
-        (header::ETAG, etag),
-    ];
-    if fresh {
-        (StatusCode::NOT_MODIFIED, common).into_response()
-    } else {
-        (StatusCode::OK, common, svg).into_response()
     }
 }
 

@@ -6,6 +6,7 @@ use app::{
     api::ssr::{card, detail},
     model::Identity,
 };
+use axum::response::IntoResponse;
 use axum::{
     extract::{Path, Query, State},
     Extension, Json,
@@ -21,11 +22,12 @@ pub struct ListParams {
     page: Option<String>,
 }
 
-/// `GET /api/projects?q=&category=&page=`
+/// `GET /api/projects?q=&category=&page=` — the same for everyone: answers are kept per
+/// catalogue version and query for a couple of seconds (`page_cache::Memo`).
 pub async fn list(
     State(st): State<AppState>,
     Query(p): Query<ListParams>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<axum::response::Response> {
     if p.q.len() > 200 {
         return Err(ApiError::bad(
             "bad_query",
@@ -40,17 +42,34 @@ pub async fn list(
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| ApiError::bad("bad_page", "page must be a whole number from 1."))?,
     };
-    let search = db::projects::Search {
-        q: p.q,
-        category: Some(p.category).filter(|c| !c.is_empty()),
-        page,
-        per_page: app::model::PER_PAGE,
+    let version = st.search.version(&st.db).await?.unwrap_or_default();
+    let key = format!("{version}\n{}\n{}\n{page}", p.q, p.category);
+    let json = match st.pages.searches.get(&st.pages, &key) {
+        Some(hit) => hit,
+        None => {
+            let generation = st.pages.generation();
+            let search = db::projects::Search {
+                q: p.q,
+                category: Some(p.category).filter(|c| !c.is_empty()),
+                page,
+                per_page: app::model::PER_PAGE,
+            };
+            let (items, total) = st.search.search(&st.db, &search).await?;
+            let items: Vec<_> = items.iter().map(card).collect();
+            let json = bytes::Bytes::from(
+                serde_json::json!({ "items": items, "total": total, "page": page }).to_string(),
+            );
+            st.pages
+                .searches
+                .put(&st.pages, generation, key, json.clone());
+            json
+        }
     };
-    let (items, total) = st.search.search(&st.db, &search).await?;
-    let items: Vec<_> = items.iter().map(card).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "total": total, "page": page }),
-    ))
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response())
 }
 
 /// `GET /api/projects/{slug}`

@@ -102,3 +102,172 @@ pub fn is_static(path: &str) -> bool {
             "/favicon.svg" | "/logo.svg" | "/terminal.js" | "/robots.txt"
         )
 }
+
+/// One site file held in memory, with the build's compressed variants.
+struct File {
+    content_type: HeaderValue,
+    etag: HeaderValue,
+    plain: bytes::Bytes,
+    gzip: Option<bytes::Bytes>,
+    brotli: Option<bytes::Bytes>,
+}
+
+/// The site's files, read once at start-up (a rebuilt site needs a restart anyway: the version
+/// in every page's URLs is computed then). Answers without the router, a file read or a
+/// blocking-pool hop; what is not here falls through to `ServeDir`.
+#[derive(Default)]
+pub struct Memory {
+    files: std::collections::HashMap<String, File>,
+}
+
+/// Bounds on what is held: the site is a few MB.
+const MEMORY_MAX_FILES: usize = 2048;
+const MEMORY_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+impl Memory {
+    pub fn load(site_root: &Path) -> Self {
+        let mut files = std::collections::HashMap::new();
+        let mut total = 0usize;
+        let mut stack = vec![site_root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let name = path.to_string_lossy();
+                if !kind.is_file() || name.ends_with(".gz") || name.ends_with(".br") {
+                    continue;
+                }
+                let Ok(rel) = path.strip_prefix(site_root) else {
+                    continue;
+                };
+                let url = format!("/{}", rel.to_string_lossy());
+                if !is_static(&url) || files.len() >= MEMORY_MAX_FILES {
+                    continue;
+                }
+                let Ok(plain) = std::fs::read(&path) else {
+                    continue;
+                };
+                let variant = |ext: &str| std::fs::read(format!("{name}.{ext}")).ok();
+                let (gzip, brotli) = (variant("gz"), variant("br"));
+                total += plain.len()
+                    + gzip.as_ref().map_or(0, Vec::len)
+                    + brotli.as_ref().map_or(0, Vec::len);
+                if total > MEMORY_MAX_BYTES {
+                    return Self { files };
+                }
+                let mime = mime_guess::from_path(&path).first_or_octet_stream();
+                let content_type = match mime.type_() {
+                    mime_guess::mime::TEXT | mime_guess::mime::APPLICATION
+                        if mime.subtype() != mime_guess::mime::OCTET_STREAM
+                            && mime.subtype() != "wasm" =>
+                    {
+                        format!("{mime}; charset=utf-8")
+                    }
+                    _ => mime.to_string(),
+                };
+                let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&plain))[..16]);
+                let (Ok(content_type), Ok(etag)) = (
+                    HeaderValue::from_str(&content_type),
+                    HeaderValue::from_str(&etag),
+                ) else {
+                    continue;
+                };
+                files.insert(
+                    url,
+                    File {
+                        content_type,
+                        etag,
+                        plain: plain.into(),
+                        gzip: gzip.map(Into::into),
+                        brotli: brotli.map(Into::into),
+                    },
+                );
+            }
+        }
+        Self { files }
+    }
+
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+}
+
+/// Middleware: site files from memory (plain and versioned URLs), before any routing.
+pub async fn from_memory(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) || !is_static(path)
+    {
+        return next.run(req).await;
+    }
+    // `/v/<version>/<file>`: immutable when the version is today's.
+    let (file_path, policy) = match path.strip_prefix(PREFIX).and_then(|r| r.split_once('/')) {
+        Some((version, file)) => {
+            let current = st.leptos_options.site_pkg_dir.split('/').nth(1) == Some(version);
+            let policy = if current {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            (format!("/{file}"), policy)
+        }
+        None if path.starts_with(PREFIX) => return next.run(req).await,
+        None => (path.to_string(), "no-cache"),
+    };
+    let Some(file) = st.static_files.files.get(&file_path) else {
+        return next.run(req).await;
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, file.content_type.clone());
+    headers.insert(header::ETAG, file.etag.clone());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == file.etag.as_bytes())
+    {
+        return (StatusCode::NOT_MODIFIED, headers).into_response();
+    }
+    let accepts = |coding: &str| {
+        req.headers()
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|c| {
+                let mut parts = c.split(';').map(str::trim);
+                parts.next() == Some(coding) && !parts.any(|p| p.replace(' ', "") == "q=0")
+            })
+    };
+    let body = match (&file.brotli, &file.gzip) {
+        (Some(b), _) if accepts("br") => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+            b.clone()
+        }
+        (_, Some(g)) if accepts("gzip") => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            g.clone()
+        }
+        _ => file.plain.clone(),
+    };
+    if req.method() == axum::http::Method::HEAD {
+        return (StatusCode::OK, headers).into_response();
+    }
+    (StatusCode::OK, headers, body).into_response()
+}

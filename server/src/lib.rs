@@ -133,6 +133,7 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         streams: caps::StreamCaps::default(),
         health: Arc::default(),
         pages: Arc::default(),
+        static_files: Arc::new(assets::Memory::load(&config.site_root)),
         registry,
         builds,
         leptos_options: leptos_options(&config),
@@ -284,6 +285,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), page_cache::invalidate_on_change))
         .layer(middleware::from_fn(assets::revalidate))
         .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
+        .layer(middleware::from_fn_with_state(state.clone(), assets::from_memory))
         .layer(middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

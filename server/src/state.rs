@@ -44,6 +44,8 @@ pub struct Shared {
     pub streams: crate::caps::StreamCaps,
     /// The last `/healthz` probe.
     pub health: Arc<crate::api::health::HealthCache>,
+    /// The site's files, in memory.
+    pub static_files: Arc<crate::assets::Memory>,
     /// Shared pages for visitors without history.
     pub pages: Arc<crate::page_cache::PageCache>,
     pub leptos_options: LeptosOptions,

@@ -918,6 +918,7 @@ async fn static_files_are_versioned_immutable_and_precompressed() -> Result {
     std::fs::create_dir_all(site.join("pkg"))?;
     std::fs::write(site.join("pkg/trythis.css"), "body{color:red}".repeat(200))?;
     std::fs::write(site.join("pkg/trythis.css.gz"), "pretend-gzip")?;
+    std::fs::write(site.join("pkg/trythis.css.br"), "pretend-brotli")?;
     let root = site.display().to_string();
     let app = TestApp::start_with(&[("TRYTHIS_SITE_ROOT", &root)]).await?;
     let http = reqwest::Client::new();
@@ -946,6 +947,31 @@ async fn static_files_are_versioned_immutable_and_precompressed() -> Result {
     let r = get(css.clone(), true).await?;
     assert_eq!(r.headers()["content-encoding"], "gzip");
     assert_eq!(r.bytes().await?.as_ref(), b"pretend-gzip");
+    let r = http
+        .get(app.url(&css))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await?;
+    assert_eq!(r.headers()["content-encoding"], "br");
+    assert_eq!(r.headers()["content-type"], "text/css; charset=utf-8");
+    let etag = r.headers()["etag"].clone();
+    assert_eq!(r.bytes().await?.as_ref(), b"pretend-brotli");
+    let r = http
+        .get(app.url(&css))
+        .header("accept-encoding", "br;q=0, gzip")
+        .send()
+        .await?;
+    assert_eq!(
+        r.headers()["content-encoding"],
+        "gzip",
+        "br;q=0 refuses brotli"
+    );
+    let r = http
+        .get(app.url(&css))
+        .header("if-none-match", etag)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 304);
     let stale = css.replacen(&css[3..15], "000000000000", 1);
     assert_ne!(stale, css);
     let r = get(stale, false).await?;

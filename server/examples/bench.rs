@@ -169,6 +169,8 @@ async fn main() -> Result {
         ("TRYTHIS_MAX_SANDBOXES", "60"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
+        // Every bench client is 127.0.0.1: the per-network share is for real traffic.
+        ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
     ])?;
     let base =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
@@ -260,6 +262,8 @@ async fn main() -> Result {
         ("TRYTHIS_WARM_POOL", "1"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
+        // Every bench client is 127.0.0.1: the per-network share is for real traffic.
+        ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
     ])?;
     let pooled = server::build_state(pooled_config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

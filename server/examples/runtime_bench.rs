@@ -108,6 +108,8 @@ async fn main() -> Result {
             ("TRYTHIS_MAX_SANDBOXES", "60"),
             ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
             ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
+            // Every bench client is 127.0.0.1: the per-network share is for real traffic.
+            ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
             ("TRYTHIS_LOG", "warn"),
         ])?;
         let addr = common::serve_bench_project(config, "rtbench", &base_image).await?;

@@ -50,13 +50,6 @@ pub async fn versioned(
     mut req: Request,
 ) -> Response {
     let inner = format!("/{file}");
-    let current = st
-        .leptos_options
-        .site_pkg_dir
-        .split('/')
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
     if !is_static(&inner) || inner.starts_with(PREFIX) {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -70,15 +63,23 @@ pub async fn versioned(
         Err(never) => match never {},
     };
     if resp.status() == StatusCode::OK {
-        let policy = if version == current {
-            "public, max-age=31536000, immutable"
-        } else {
-            "no-cache"
-        };
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_policy(&st, &version)),
+        );
     }
     resp
+}
+
+/// A versioned URL's caching: a year, immutable, for today's version (the one in the pkg dir
+/// handed to Leptos, `v/<version>/pkg`); an old version's URL gets today's file, fine to show but
+/// not to keep.
+fn cache_policy(st: &AppState, version: &str) -> &'static str {
+    if st.leptos_options.site_pkg_dir.split('/').nth(1) == Some(version) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    }
 }
 
 /// Plain static paths are revalidated on each use (their URLs outlive a new build).
@@ -217,15 +218,7 @@ pub async fn from_memory(State(st): State<AppState>, req: Request, next: Next) -
     }
     // `/v/<version>/<file>`: immutable when the version is today's.
     let (file_path, policy) = match path.strip_prefix(PREFIX).and_then(|r| r.split_once('/')) {
-        Some((version, file)) => {
-            let current = st.leptos_options.site_pkg_dir.split('/').nth(1) == Some(version);
-            let policy = if current {
-                "public, max-age=31536000, immutable"
-            } else {
-                "no-cache"
-            };
-            (format!("/{file}"), policy)
-        }
+        Some((version, file)) => (format!("/{file}"), cache_policy(&st, version)),
         None if path.starts_with(PREFIX) => return next.run(req).await,
         None => (path.to_string(), "no-cache"),
     };

@@ -247,7 +247,11 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
     if req.extensions().get::<NewVisitor>().is_none() {
         match db::sandboxes::owner_has_any(&st.db, &identity.key).await {
             Ok(false) => {}
-            Ok(true) | Err(_) => return next.run(req).await,
+            Ok(true) => return next.run(req).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "page cache: history lookup failed; rendering for this visitor");
+                return next.run(req).await;
+            }
         }
     }
     if let Some(page) = st.pages.get(&key) {

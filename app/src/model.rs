@@ -172,6 +172,36 @@ pub struct ApiErrorBody {
     pub detail: serde_json::Map<String, serde_json::Value>,
 }
 
+/// One thing wrong with a submission: which field, which line (recipes), what to do. The server
+/// sends a list of them as `problems` in an `invalid` error; the forms show each under its field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldProblem {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl FieldProblem {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        FieldProblem {
+            field: field.to_string(),
+            line: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl ApiErrorBody {
+    /// The `problems` of an `invalid` answer (none for any other).
+    pub fn problems(&self) -> Vec<FieldProblem> {
+        self.detail
+            .get("problems")
+            .and_then(|p| serde_json::from_value(p.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
 pub const PER_PAGE: u64 = 24;
 
 /// "2 min", "1 h 05 min": a duration as a person reads it.

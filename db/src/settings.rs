@@ -17,30 +17,54 @@ pub struct Featured {
 pub const MAX_FEATURED_LINE: usize = 140;
 
 /// Checks an admin's banner before it is stored: a live project and one short line of plain text.
-pub async fn validate_featured(db: &DatabaseConnection, f: &Featured) -> Result<(), String> {
+/// What is wrong with a banner.
+#[derive(Debug, thiserror::Error)]
+pub enum FeaturedError {
+    #[error("The banner needs a line of text.")]
+    EmptyLine,
+    #[error("The banner line is too long: at most {MAX_FEATURED_LINE} characters.")]
+    LineTooLong,
+    #[error("The banner line must be a single line of text.")]
+    NotOneLine,
+    #[error("Project '{0}' is not live.")]
+    NotLive(String),
+    #[error("There is no project '{0}'.")]
+    NoSuchProject(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl FeaturedError {
+    /// The form field the problem is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FeaturedError::NotLive(_) | FeaturedError::NoSuchProject(_) => "slug",
+            _ => "line",
+        }
+    }
+}
+
+pub async fn validate_featured(db: &DatabaseConnection, f: &Featured) -> Result<(), FeaturedError> {
     let line = f.line.trim();
     if line.is_empty() {
-        return Err("The banner needs a line of text.".into());
+        return Err(FeaturedError::EmptyLine);
     }
     if line.chars().count() > MAX_FEATURED_LINE {
-        return Err(format!(
-            "The banner line is too long: at most {MAX_FEATURED_LINE} characters."
-        ));
+        return Err(FeaturedError::LineTooLong);
     }
     if line.chars().any(char::is_control) {
-        return Err("The banner line must be a single line of text.".into());
+        return Err(FeaturedError::NotOneLine);
     }
     // The entity, not `projects::by_slug`: `projects` bumps the catalogue version kept here.
     use crate::entities::project;
     let found = project::Entity::find()
         .filter(project::Column::Slug.eq(f.slug.as_str()))
         .one(db)
-        .await;
+        .await?;
     match found {
-        Ok(Some(p)) if p.status == crate::states::ProjectStatus::Live => Ok(()),
-        Ok(Some(_)) => Err(format!("Project '{}' is not live.", f.slug)),
-        Ok(None) => Err(format!("There is no project '{}'.", f.slug)),
-        Err(e) => Err(format!("Could not check the project: {e}")),
+        Some(p) if p.status == crate::states::ProjectStatus::Live => Ok(()),
+        Some(_) => Err(FeaturedError::NotLive(f.slug.clone())),
+        None => Err(FeaturedError::NoSuchProject(f.slug.clone())),
     }
 }
 

@@ -21,7 +21,7 @@ fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
 
 /// The sign-up link's token, once the mail is in the outbox.
 async fn mailed_token(outbox: &std::path::Path, email: &str) -> Result<String> {
-    let dir = server::mail::recipient_dir(outbox, email);
+    let dir = server::accounts::mail::recipient_dir(outbox, email);
     for _ in 0..500 {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {

@@ -3,6 +3,11 @@
 //! build with limits, push, resolve, go live, retention). Alternating rounds, each with a fresh
 //! 64 MB layer so nothing is cached. Prints medians, the overhead and push throughput.
 //! Run with `scripts/bench.sh`.
+// Timed in two parts here, so the build-and-push helper is unused.
+#[allow(dead_code)]
+#[path = "../tests/common/plain_build.rs"]
+mod plain_build;
+use plain_build::plain_build;
 use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -38,9 +43,9 @@ async fn main() -> Result {
     let registry = registry::Registry::new(config.registry.clone());
     let build_engine = server::sandbox::runtime::connect_build_engine(&config).await?;
     let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
-    let builds = server::build::BuildService::new(
+    let builds = server::builds::BuildService::new(
         db.clone(),
-        server::build::Engines {
+        server::builds::Engines {
             build: build_engine.clone(),
             serve: docker.clone(),
         },
@@ -56,15 +61,14 @@ async fn main() -> Result {
         // (a) the build engine directly.
         let repo = registry.config().repository_for(&format!("{slug}-plain"));
         let t = Instant::now();
-        server::seed::build(
+        plain_build(
             &build_engine,
             &dockerfile(&base, &format!("plain-{round}-{}", std::process::id())),
             &format!("{repo}:r{round}"),
-            |_| {},
         )
         .await?;
         let tp = Instant::now();
-        server::seed::push(&build_engine, &repo, &format!("r{round}")).await?;
+        server::builds::push(&build_engine, &repo, &format!("r{round}")).await?;
         let img = registry.resolve(&repo, &format!("r{round}")).await?;
         push_secs.push(tp.elapsed().as_secs_f64());
         pushed_bytes = img.size;
@@ -82,21 +86,22 @@ async fn main() -> Result {
         let df = dockerfile(&base, &format!("ours-{round}-{}", std::process::id()));
         let t = Instant::now();
         let id = if round == 0 {
-            let form: server::publish::ProjectForm = serde_json::from_value(serde_json::json!({
-                "slug": slug, "name": "Build bench", "summary": "Benchmark project.",
-                "category": "Other", "dockerfile": df,
-            }))?;
-            server::publish::submit(&builds, &db, "v:bench", &form)
+            let form: server::builds::publish::ProjectForm =
+                serde_json::from_value(serde_json::json!({
+                    "slug": slug, "name": "Build bench", "summary": "Benchmark project.",
+                    "category": "Other", "dockerfile": df,
+                }))?;
+            server::builds::publish::submit(&builds, &db, "v:bench", &form)
                 .await
                 .map_err(|e| e.to_string())?
         } else {
-            server::publish::rebuild(
+            server::builds::publish::rebuild(
                 &builds,
                 &db,
                 "v:bench",
                 false,
                 &slug,
-                &server::publish::RecipeForm {
+                &server::builds::publish::RecipeForm {
                     dockerfile: Some(df),
                     script: None,
                 },

@@ -155,7 +155,7 @@ pub struct Config {
     /// How often that runs.
     pub registry_gc_interval: std::time::Duration,
     /// The platform's own reverse proxies: from these peers `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<crate::client_ip::Cidr>,
+    pub trusted_proxies: Vec<crate::cidr::Cidr>,
     pub registry: registry::RegistryConfig,
     /// Harbor's API, when the registry is a Harbor (its project is created on first push).
     pub harbor: Option<registry::HarborConfig>,

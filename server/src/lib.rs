@@ -1,62 +1,47 @@
-//! trythis server: builds the axum router around the Leptos app, the JSON API and the terminal
-//! proxy, and wires the services (database, engine, registry) into `AppState`.
-pub mod api;
-pub mod assets;
-pub mod auth;
-pub mod build;
-pub mod caps;
-pub mod client_ip;
+//! trythis server. The tree reads top-down:
+//! - `http` — the edge: router, handlers (`http::api`), the one HTTP error type, page cache;
+//! - `sandbox` — Tries: the service (owner checks, queue, limits, reaper), runtime, terminals;
+//! - `builds` — publishing: submissions, the build queue and worker, seeding the catalogue;
+//! - `accounts` — passwords, sessions, OAuth, visitor identities, mail;
+//! - below them: `state` (the services together), `config`, `metrics`, `network` (isolation
+//!   networks); leaves: `secrets` (ids, tokens, hashes, constant-time compare), `tar`, `cidr`.
+//!
+//! `build_state` connects the services (database, engines, registry) into `AppState`.
+pub mod accounts;
+pub mod builds;
+pub mod cidr;
 pub mod config;
-pub mod error;
-pub mod identity;
-pub mod mail;
+pub mod http;
 pub mod metrics;
 pub mod network;
-pub mod oauth;
-pub mod page_cache;
-pub mod publish;
 pub mod sandbox;
 pub mod secrets;
-pub mod seed;
 pub mod state;
 pub mod tar;
 
-use app::{shell, App};
-use axum::{
-    extract::{Request, State},
-    http::{header, HeaderName, HeaderValue},
-    middleware::{self, Next},
-    response::Response,
-    routing::{delete, get, patch, post, put},
-    Router,
-};
-use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+pub use http::{leptos_options, router, serve};
 use state::AppState;
 use std::sync::Arc;
-use tower_http::{
-    compression::{CompressionLayer, CompressionLevel},
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    set_header::SetResponseHeaderLayer,
-    trace::TraceLayer,
-};
 
-/// Leptos options from our config (no Cargo.toml metadata needed at run time).
-pub fn leptos_options(config: &config::Config) -> LeptosOptions {
-    LeptosOptions::builder()
-        .output_name("trythis")
-        .site_root(config.site_root.display().to_string())
-        .site_pkg_dir(format!(
-            "{}{}/pkg",
-            &assets::PREFIX[1..],
-            assets::version(&config.site_root)
-        ))
-        .site_addr(config.listen)
-        .build()
+/// Why the server could not start; each names the part that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+    #[error("engine: {0}")]
+    Engine(#[from] sandbox::runtime::RuntimeError),
+    #[error("networks: {0}")]
+    Network(#[from] network::NetworkError),
+    #[error("instance secret: {0}")]
+    Secret(#[from] std::io::Error),
+    #[error("mail: {0}")]
+    Mail(#[from] accounts::mail::MailError),
+    #[error("TRYTHIS_ADMIN_EMAIL: {0}")]
+    Admin(#[from] accounts::AuthError),
 }
 
 /// Everything the server needs, connected: database (migrated), engine, registry.
-pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
+pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let instance = db::instance_id(&db, secrets::random_id).await?;
@@ -72,9 +57,9 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     ));
     let metrics = Arc::new(metrics::Metrics::default());
     let registry = config.registry_client();
-    let builds = build::BuildService::new(
+    let builds = builds::BuildService::new(
         db.clone(),
-        build::Engines {
+        builds::Engines {
             build: build_engine,
             serve: docker.clone(),
         },
@@ -106,13 +91,11 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         networks,
     ));
     let signer = secrets::Signer::new(state::load_or_create_secret(&config.data_dir)?);
-    let auth = Arc::new(auth::Auth::new(config.auth.clone(), &config.public_url));
-    let mail = mail::Mailer::start(&config.mail, &config.public_url)?;
+    let auth = Arc::new(accounts::Auth::new(config.auth.clone(), &config.public_url));
+    let mail = accounts::mail::Mailer::start(&config.mail, &config.public_url)?;
     tracing::info!(to = mail.describe(), "mail");
     if let (Some(email), Some(password)) = (&config.auth.admin_email, &config.auth.admin_password) {
-        auth::ensure_admin(&auth, &db, email, Some(password))
-            .await
-            .map_err(|e| anyhow::anyhow!("TRYTHIS_ADMIN_EMAIL: {e}"))?;
+        accounts::ensure_admin(&auth, &db, email, Some(password)).await?;
     }
     {
         // Expired sessions, abandoned OAuth flows and unused mailed links go hourly.
@@ -130,13 +113,13 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
     Ok(AppState::new(state::Shared {
         auth,
         mail,
-        streams: caps::StreamCaps::default(),
+        streams: http::caps::StreamCaps::default(),
         health: Arc::default(),
         pages: Arc::default(),
-        static_files: Arc::new(assets::Memory::load(&config.site_root)),
+        static_files: Arc::new(http::assets::Memory::load(&config.site_root)),
         registry,
         builds,
-        leptos_options: leptos_options(&config),
+        leptos_options: http::leptos_options(&config),
         config: Arc::new(config),
         db,
         search: Arc::new(db::search::SearchIndex::new()),
@@ -144,164 +127,4 @@ pub async fn build_state(config: config::Config) -> anyhow::Result<AppState> {
         metrics,
         signer,
     }))
-}
-
-/// Serves `router` on `listener` until `shutdown` completes: TCP_NODELAY on every connection
-/// (terminal frames are tiny; Nagle + delayed ACK would add ~40 ms) and client addresses for
-/// per-IP rate limits.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-}
-
-async fn count_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
-    let resp = next.run(req).await;
-    st.metrics.http(&method, resp.status().as_u16());
-    resp
-}
-
-/// The whole HTTP surface.
-pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let context = app::api::ServerContext {
-        db: state.db.clone(),
-        search: Arc::clone(&state.search),
-        public_url: state.config.public_url.clone(),
-        max_extensions: state.config.limits.max_extensions,
-        base_image: state.config.builds.base_image.clone(),
-        providers: api::auth::providers(&state),
-    };
-    let api = Router::new()
-        .route("/projects", get(api::projects::list))
-        .route("/projects/{slug}", get(api::projects::get))
-        .route("/recommendations", get(api::projects::recommendations))
-        .route("/projects/{slug}/try", post(api::sandboxes::start))
-        .route(
-            "/sandboxes/{id}",
-            get(api::sandboxes::status).delete(api::sandboxes::stop),
-        )
-        .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
-        .route("/sandboxes/{id}/active", post(api::sandboxes::still_here))
-        .route("/projects", post(api::builds::create))
-        .route(
-            "/projects/{slug}/builds",
-            post(api::builds::rebuild).get(api::builds::list),
-        )
-        .route(
-            "/builds/{id}",
-            get(api::builds::get).delete(api::builds::cancel),
-        )
-        .route("/builds/{id}/log", get(api::builds::log))
-        .route("/recipe/convert", post(api::builds::convert))
-        .route("/recipe/check", post(api::builds::check))
-        .route("/auth/signup", post(api::auth::signup))
-        .route("/auth/verify", post(api::auth::verify))
-        .route("/auth/reset", post(api::auth::reset_request))
-        .route("/auth/reset/confirm", post(api::auth::reset_confirm))
-        .route("/auth/login", post(api::auth::login))
-        .route("/auth/logout", post(api::auth::logout))
-        .route("/me", get(api::auth::me))
-        .route("/me/password", post(api::account::change_password))
-        .route("/me/verify-email", post(api::account::send_verification))
-        .route("/me/delete", post(api::account::delete_account))
-        .route(
-            "/me/tokens",
-            get(api::account::list_tokens).post(api::account::create_token),
-        )
-        .route("/me/tokens/{id}", delete(api::account::revoke_token))
-        .route("/admin/overview", get(api::admin::overview))
-        .route("/admin/sandboxes", get(api::admin::sandboxes))
-        .route("/admin/sandboxes/{id}", delete(api::admin::stop_sandbox))
-        .route("/admin/users", get(api::admin::users))
-        .route("/admin/users/{id}", patch(api::admin::change_user))
-        .route("/admin/projects", get(api::admin::projects))
-        .route(
-            "/admin/projects/{slug}",
-            patch(api::admin::change_project).delete(api::admin::delete_project),
-        )
-        .route(
-            "/admin/featured",
-            put(api::admin::set_featured).delete(api::admin::clear_featured),
-        )
-        .fallback(|| async { error::ApiError::NotFound("No such API endpoint.".into()) });
-    let site_root = state.config.site_root.clone();
-    let leptos_options = state.leptos_options.clone();
-    let ctx_for_sfn = context.clone();
-    // Unknown paths get the site's own "Nothing here" page (404), not an empty answer.
-    let not_found = {
-        let options = leptos_options.clone();
-        let ctx = context.clone();
-        let page = leptos_axum::render_app_async_with_context(
-            move || provide_context(ctx.clone()),
-            move || shell(options.clone()),
-        );
-        axum::handler::HandlerWithoutStateExt::into_service(move |req: Request| page(req))
-    };
-    Router::new()
-        .nest("/api", api)
-        .route("/healthz", get(api::health::healthz))
-        .route("/metrics", get(api::health::metrics))
-        .route("/try/{slug}", get(api::sandboxes::try_redirect))
-        .route("/badge/{file}", get(api::badge::badge))
-        .route("/v/{version}/{*file}", get(assets::versioned))
-        .route("/s/{id}/ws", get(api::terminal::connect))
-        .route("/auth/{provider}/start", get(oauth::start))
-        .route("/auth/{provider}/callback", get(oauth::callback))
-        .route(
-            "/sfn/{*fn_name}",
-            // Page data only (GET): state changes go through the JSON API.
-            get(move |req: Request| {
-                let ctx = ctx_for_sfn.clone();
-                leptos_axum::handle_server_fns_with_context(move || provide_context(ctx.clone()), req)
-            }),
-        )
-        .merge(
-            Router::new()
-                .leptos_routes_with_context(
-                    &state,
-                    routes,
-                    move || provide_context(context.clone()),
-                    move || shell(leptos_options.clone()),
-                )
-                .layer(middleware::from_fn_with_state(state.clone(), page_cache::serve)),
-        )
-        .nest_service("/pkg", assets::dir(site_root.join("pkg")))
-        .fallback_service(assets::dir(site_root).fallback(not_found))
-        .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
-        .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
-        .layer(middleware::from_fn_with_state(state.clone(), page_cache::invalidate_on_change))
-        .layer(middleware::from_fn(assets::revalidate))
-        .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
-        .layer(middleware::from_fn_with_state(state.clone(), assets::from_memory))
-        .layer(middleware::from_fn_with_state(state.clone(), count_requests))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_str(&app::content_security_policy(None)).unwrap_or(HeaderValue::from_static("default-src 'self'")),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(PropagateRequestIdLayer::new(HeaderName::from_static("x-request-id")))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
-        .with_state(state)
 }

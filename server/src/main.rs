@@ -47,9 +47,9 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let registry = config.registry_client();
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
-    let builds = server::build::BuildService::new(
+    let builds = server::builds::BuildService::new(
         db.clone(),
-        server::build::Engines {
+        server::builds::Engines {
             build: build_engine,
             serve: docker,
         },
@@ -59,7 +59,7 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
         networks,
     );
     let (published, reused) =
-        server::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;
+        server::builds::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;
     println!("    catalogue: {published} built, {reused} reused");
     Ok(())
 }
@@ -77,9 +77,7 @@ async fn feature(config: Config, args: &[String]) -> anyhow::Result<()> {
                 slug: slug.clone(),
                 line: line.trim().to_string(),
             };
-            db::settings::validate_featured(&db, &f)
-                .await
-                .map_err(anyhow::Error::msg)?;
+            db::settings::validate_featured(&db, &f).await?;
             db::settings::set_featured(&db, Some(&f)).await?;
             println!("featured: {} — {}", f.slug, f.line);
         }
@@ -102,9 +100,9 @@ async fn admin(config: Config, args: &[String]) -> anyhow::Result<()> {
         println!("    admin: an admin account exists");
         return Ok(());
     }
-    let auth = server::auth::Auth::new(config.auth.clone(), &config.public_url);
+    let auth = server::accounts::Auth::new(config.auth.clone(), &config.public_url);
     let password = config.auth.admin_password.as_deref();
-    let (account, generated) = server::auth::ensure_admin(&auth, &db, email, password)
+    let (account, generated) = server::accounts::ensure_admin(&auth, &db, email, password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     match generated {

@@ -5,7 +5,7 @@
 pub mod runtime;
 pub mod terminal;
 
-use crate::{config::SandboxLimits, error::ApiError, metrics::Metrics};
+use crate::{config::SandboxLimits, metrics::Metrics};
 use app::model::{Identity, SandboxInfo};
 use db::DatabaseConnection;
 use db::SandboxState;
@@ -19,6 +19,58 @@ use std::{
     time::{Duration, Instant},
 };
 use terminal::{TerminalError, Terminals};
+
+/// Why the sandbox service refused or failed: a domain answer, each with the sentence a person
+/// reads. `http::error` maps each to its status; the causes of internal failures are kept.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("There is no such sandbox.")]
+    NoSuchSandbox,
+    #[error("This sandbox belongs to someone else.")]
+    NotYours,
+    #[error("There is no project called {0:?}.")]
+    NoSuchProject(String),
+    #[error("{0} has no image yet (it is still being built), so it can't be tried right now.")]
+    NoImageYet(String),
+    /// The identity runs a sandbox of another project; replacing it needs a confirmation.
+    #[error("You already have a sandbox running. Stop it or confirm replacing it.")]
+    OtherRunning { id: String, project: String },
+    #[error("You already have a sandbox starting. Try again in a second.")]
+    AlreadyStarting,
+    #[error("Your previous sandbox is still stopping. Try again in a second.")]
+    PreviousStopping,
+    #[error("You're starting sandboxes too quickly. Please wait {retry_after_secs} seconds and try again.")]
+    TooFast { retry_after_secs: u64 },
+    #[error("Your network already runs {running} sandboxes, its share of this site. Stop one (My containers) and try again.")]
+    NetworkShare { running: u64 },
+    #[error(
+        "Your network already holds its share of places in line. Please wait for those first."
+    )]
+    NetworkLineShare,
+    /// Capacity is full: the request holds this place in line.
+    #[error("All sandboxes are busy; you are number {position} in line.")]
+    Queued { position: u64 },
+    #[error("Every sandbox is busy and the line is full. Please try again in a few minutes.")]
+    LineFull,
+    #[error("This sandbox was stopped before it was ready.")]
+    StoppedMeanwhile,
+    #[error("This sandbox has already ended.")]
+    Ended,
+    #[error("This sandbox can't be extended any further.")]
+    ExtendLimit,
+    #[error("The image of {0} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.")]
+    ImageMissing(String),
+    #[error("The sandbox engine is not answering right now. Please try again in a minute.")]
+    EngineDown(#[source] RuntimeError),
+    #[error("The sandbox engine did not answer; the sandbox will be removed shortly.")]
+    NotRemovedYet(#[source] RuntimeError),
+    #[error("sandbox {0}: its row vanished")]
+    RowVanished(String),
+    #[error("sandbox runtime: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+}
 
 /// Try requests waiting for capacity, in arrival order. A waiting client re-asks every few
 /// seconds; one that stops asking loses its place. Bounded in length and per client address, so
@@ -213,16 +265,16 @@ impl SandboxService {
     }
 
     /// "I'm still here" from the sandbox's page: counts as a keystroke for the idle timeout.
-    pub async fn still_here(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, ApiError> {
+    pub async fn still_here(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, SandboxError> {
         if !s.active {
-            return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
+            return Err(SandboxError::Ended);
         }
         let now = chrono::Utc::now();
         self.terminals.mark_input(&s.id, now.timestamp_millis());
         db::sandboxes::touch(&self.db, &s.id, now).await?;
         let row = db::sandboxes::get(&self.db, &s.id)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+            .ok_or_else(|| SandboxError::RowVanished(s.id.clone()))?;
         Ok(self.info(&row))
     }
 
@@ -231,18 +283,19 @@ impl SandboxService {
     }
 
     /// The sandbox `id` if `who` may use it: its owner, or an admin.
-    pub async fn owned(&self, who: &Identity, id: &str) -> Result<db::sandboxes::Model, ApiError> {
-        let not_found = || ApiError::NotFound("There is no such sandbox.".into());
+    pub async fn owned(
+        &self,
+        who: &Identity,
+        id: &str,
+    ) -> Result<db::sandboxes::Model, SandboxError> {
         if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(not_found());
+            return Err(SandboxError::NoSuchSandbox);
         }
         let s = db::sandboxes::get(&self.db, id)
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or(SandboxError::NoSuchSandbox)?;
         if s.owner != who.key && !who.is_admin {
-            return Err(ApiError::Forbidden(
-                "This sandbox belongs to someone else.".into(),
-            ));
+            return Err(SandboxError::NotYours);
         }
         Ok(s)
     }
@@ -268,16 +321,13 @@ impl SandboxService {
         ip: IpAddr,
         slug: &str,
         replace: bool,
-    ) -> Result<TryOutcome, ApiError> {
+    ) -> Result<TryOutcome, SandboxError> {
         let project = db::projects::by_slug(&self.db, slug)
             .await?
             .filter(|p| p.status != db::ProjectStatus::Hidden || who.is_admin)
-            .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+            .ok_or_else(|| SandboxError::NoSuchProject(slug.to_string()))?;
         let (Some(repo), Some(digest)) = (&project.image_repo, &project.image_digest) else {
-            return Err(ApiError::Unavailable(format!(
-                "{} has no image yet (it is still being built), so it can't be tried right now.",
-                project.name
-            )));
+            return Err(SandboxError::NoImageYet(project.name.clone()));
         };
 
         let replacing = match db::sandboxes::active_for_owner(&self.db, &who.key).await? {
@@ -288,9 +338,10 @@ impl SandboxService {
                 });
             }
             Some(current) if !replace => {
-                return Err(ApiError::SandboxActive(serde_json::json!({
-                    "id": current.id, "project": current.project_slug,
-                })));
+                return Err(SandboxError::OtherRunning {
+                    id: current.id,
+                    project: current.project_slug,
+                });
             }
             other => other,
         };
@@ -341,9 +392,7 @@ impl SandboxService {
                 }
                 Ok(None) => {}
                 Err(db::sandboxes::InsertError::OwnerBusy) => {
-                    return Err(ApiError::Unavailable(
-                        "You already have a sandbox starting. Try again in a second.".into(),
-                    ))
+                    return Err(SandboxError::AlreadyStarting)
                 }
                 Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
             }
@@ -370,12 +419,11 @@ impl SandboxService {
                         created: false,
                         info: self.info(&c),
                     }),
-                    Some(c) => Err(ApiError::SandboxActive(
-                        serde_json::json!({ "id": c.id, "project": c.project_slug }),
-                    )),
-                    None => Err(ApiError::Unavailable(
-                        "Your previous sandbox is still stopping. Try again in a second.".into(),
-                    )),
+                    Some(c) => Err(SandboxError::OtherRunning {
+                        id: c.id,
+                        project: c.project_slug,
+                    }),
+                    None => Err(SandboxError::PreviousStopping),
                 };
             }
             Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
@@ -394,29 +442,21 @@ impl SandboxService {
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
                 let row = db::sandboxes::get(&self.db, &id)
                     .await?
-                    .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+                    .ok_or_else(|| SandboxError::RowVanished(id.clone()))?;
                 Ok(TryOutcome {
                     created: true,
                     info: self.info(&row),
                 })
             }
-            Err(BringUpError::StoppedMeanwhile) => Err(ApiError::Conflict(
-                "sandbox_ended",
-                "This sandbox was stopped before it was ready.".into(),
-            )),
+            Err(BringUpError::StoppedMeanwhile) => Err(SandboxError::StoppedMeanwhile),
             Err(BringUpError::Db(e)) => Err(e.into()),
             Err(BringUpError::Launch(e)) => {
                 self.metrics.launch_failed();
                 tracing::warn!(sandbox = %id, project = %project.slug, error = %e, "launch failed");
                 Err(match e {
-                    RuntimeError::ImageMissing(_) => ApiError::Unavailable(format!(
-                        "The image of {} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.",
-                        project.name
-                    )),
-                    RuntimeError::EngineDown(_) => ApiError::Unavailable(
-                        "The sandbox engine is not answering right now. Please try again in a minute.".into(),
-                    ),
-                    other => ApiError::Internal(other.into()),
+                    RuntimeError::ImageMissing(_) => SandboxError::ImageMissing(project.name),
+                    down @ RuntimeError::EngineDown(_) => SandboxError::EngineDown(down),
+                    other => SandboxError::Runtime(other),
                 })
             }
         }
@@ -480,13 +520,12 @@ impl SandboxService {
         result
     }
 
-    fn check_rate(&self, key: &str, ip: IpAddr) -> Result<(), ApiError> {
+    fn check_rate(&self, key: &str, ip: IpAddr) -> Result<(), SandboxError> {
         let clock = governor::clock::DefaultClock::default();
         let refuse = |wait: Duration, metrics: &Metrics| {
             metrics.rate_limited();
             let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            ApiError::RateLimited {
-                message: format!("You're starting sandboxes too quickly. Please wait {secs} seconds and try again."),
+            SandboxError::TooFast {
                 retry_after_secs: secs,
             }
         };
@@ -505,7 +544,7 @@ impl SandboxService {
         owner: &str,
         ip: IpAddr,
         replacing: bool,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), SandboxError> {
         let running = db::sandboxes::count_active(&self.db)
             .await?
             .saturating_sub(u64::from(replacing));
@@ -515,18 +554,14 @@ impl SandboxService {
             .await?
             .saturating_sub(u64::from(replacing));
         if from_client >= self.limits.running_per_ip {
-            return Err(ApiError::RateLimited {
-                message: format!(
-                    "Your network already runs {from_client} sandboxes, its share of this site. Stop one (My containers) and try again."
-                ),
-                retry_after_secs: 30,
+            return Err(SandboxError::NetworkShare {
+                running: from_client,
             });
         }
         let free = self.limits.max_running.saturating_sub(running) as usize;
-        let mut q = self
-            .queue
-            .lock()
-            .map_err(|_| anyhow::anyhow!("queue lock poisoned"))?;
+        // The line's state stays consistent at every await-free step, so a panic elsewhere
+        // while holding it leaves nothing to repair.
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let share = self
             .limits
             .running_per_ip
@@ -534,24 +569,17 @@ impl SandboxService {
             .max(1) as usize;
         match q.place(owner, ip, self.limits.queue_max as usize, share) {
             Ok(place) if place <= free => Ok(()),
-            Ok(place) => Err(ApiError::Queued {
+            Ok(place) => Err(SandboxError::Queued {
                 position: (place - free) as u64,
             }),
-            Err(QueueRefusal::Full) => Err(ApiError::Unavailable(
-                "Every sandbox is busy and the line is full. Please try again in a few minutes."
-                    .into(),
-            )),
-            Err(QueueRefusal::ClientShare) => Err(ApiError::RateLimited {
-                message: "Your network already holds its share of places in line. Please wait for those first."
-                    .into(),
-                retry_after_secs: 10,
-            }),
+            Err(QueueRefusal::Full) => Err(SandboxError::LineFull),
+            Err(QueueRefusal::ClientShare) => Err(SandboxError::NetworkLineShare),
         }
     }
 
     /// Tops up the warm pool: `warm_pool` ready, unassigned sandboxes for each of the most-tried
     /// projects. Idle members are recycled by the reaper's idle timeout and replaced here.
-    pub async fn refill_pool(&self) -> Result<usize, ApiError> {
+    pub async fn refill_pool(&self) -> Result<usize, SandboxError> {
         const POOLED_PROJECTS: u64 = 3;
         let want = self.limits.warm_pool as i64;
         if want == 0 {
@@ -580,9 +608,12 @@ impl SandboxService {
                     expires_at,
                     client_ip: None,
                 };
-                db::sandboxes::insert_starting(&self.db, row)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                match db::sandboxes::insert_starting(&self.db, row).await {
+                    Ok(_) => {}
+                    // The pool owner never holds the one-per-owner slot; only the database fails.
+                    Err(db::sandboxes::InsertError::OwnerBusy) => continue,
+                    Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
+                }
                 match self
                     .bring_up(&id, db::sandboxes::POOL_OWNER, &p, &image, expires_at)
                     .await
@@ -704,15 +735,13 @@ impl SandboxService {
     }
 
     /// Stops a sandbox and frees its owner's slot. Idempotent.
-    pub async fn stop(&self, id: &str, reason: &str) -> Result<(), ApiError> {
+    pub async fn stop(&self, id: &str, reason: &str) -> Result<(), SandboxError> {
         db::sandboxes::set_stopping(&self.db, id).await?;
         self.terminals.close(id);
         self.revoke_egress(id);
         if let Err(e) = self.runtime.destroy(id).await {
             tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
-            return Err(ApiError::Unavailable(
-                "The sandbox engine did not answer; the sandbox will be removed shortly.".into(),
-            ));
+            return Err(SandboxError::NotRemovedYet(e));
         }
         db::sandboxes::finish(&self.db, id, SandboxState::Ended, reason).await?;
         self.state_changed.notify_waiters();
@@ -721,29 +750,23 @@ impl SandboxService {
     }
 
     /// Adds time to a running sandbox (bounded by `max_extensions`).
-    pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, ApiError> {
+    pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, SandboxError> {
         if !s.active {
-            return Err(ApiError::bad(
-                "sandbox_ended",
-                "This sandbox has already ended.",
-            ));
+            return Err(SandboxError::Ended);
         }
         if s.extensions >= self.limits.max_extensions {
-            return Err(ApiError::bad(
-                "extend_limit",
-                "This sandbox can't be extended any further.",
-            ));
+            return Err(SandboxError::ExtendLimit);
         }
         let by = chrono::Duration::from_std(self.limits.extend_by).unwrap_or_default();
         db::sandboxes::extend(&self.db, &s.id, s.expires_at + by, s.extensions + 1).await?;
         let row = db::sandboxes::get(&self.db, &s.id)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("sandbox row vanished"))?;
+            .ok_or_else(|| SandboxError::RowVanished(s.id.clone()))?;
         Ok(self.info(&row))
     }
 
     /// One reaper pass: ends expired and idle sandboxes, and retries stuck stops.
-    pub async fn reap(&self) -> Result<usize, ApiError> {
+    pub async fn reap(&self) -> Result<usize, SandboxError> {
         let now = chrono::Utc::now();
         let idle = chrono::Duration::from_std(self.limits.idle_timeout).unwrap_or_default();
         let mut stopped = 0;
@@ -776,9 +799,9 @@ impl SandboxService {
 
     /// At start-up: make the engine and the database agree. Containers without an active row
     /// are removed; rows whose container is gone are ended; launches cut short by a crash fail.
-    pub async fn reconcile(&self) -> Result<(usize, usize), ApiError> {
+    pub async fn reconcile(&self) -> Result<(usize, usize), SandboxError> {
         let active = db::sandboxes::all_active(&self.db).await?;
-        let listed = self.runtime.list().await.map_err(|e| anyhow::anyhow!(e))?;
+        let listed = self.runtime.list().await?;
         let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
         let keep: HashSet<&str> = active
             .iter()
@@ -788,10 +811,7 @@ impl SandboxService {
         let mut removed = 0;
         for l in &listed {
             if !keep.contains(l.sandbox_id.as_str()) {
-                self.runtime
-                    .destroy(&l.sandbox_id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                self.runtime.destroy(&l.sandbox_id).await?;
                 removed += 1;
             }
         }

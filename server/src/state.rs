@@ -29,25 +29,40 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// The last `/healthz` probe: when, its status and its body.
+pub type HealthCache = tokio::sync::Mutex<
+    Option<(
+        std::time::Instant,
+        axum::http::StatusCode,
+        serde_json::Value,
+    )>,
+>;
+
+impl FromRef<AppState> for Arc<crate::http::assets::Memory> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.static_files)
+    }
+}
+
 pub struct Shared {
     pub config: Arc<Config>,
     pub db: db::DatabaseConnection,
     pub search: Arc<db::search::SearchIndex>,
     pub registry: registry::Registry,
     pub sandboxes: Arc<SandboxService>,
-    pub builds: Arc<crate::build::BuildService>,
+    pub builds: Arc<crate::builds::BuildService>,
     pub metrics: Arc<Metrics>,
     pub signer: Signer,
-    pub auth: Arc<crate::auth::Auth>,
-    pub mail: Arc<crate::mail::Mailer>,
+    pub auth: Arc<crate::accounts::Auth>,
+    pub mail: Arc<crate::accounts::mail::Mailer>,
     /// Caps on open terminal sockets and log streams.
-    pub streams: crate::caps::StreamCaps,
+    pub streams: crate::http::caps::StreamCaps,
     /// The last `/healthz` probe.
-    pub health: Arc<crate::api::health::HealthCache>,
+    pub health: Arc<HealthCache>,
     /// The site's files, in memory.
-    pub static_files: Arc<crate::assets::Memory>,
+    pub static_files: Arc<crate::http::assets::Memory>,
     /// Shared pages for visitors without history.
-    pub pages: Arc<crate::page_cache::PageCache>,
+    pub pages: Arc<crate::http::page_cache::PageCache>,
     pub leptos_options: LeptosOptions,
 }
 

@@ -193,7 +193,7 @@ async fn registry_gc_frees_what_retention_deleted_and_keeps_served_images() -> R
             None,
         )
         .await?;
-    server::build::pull(&serve, &image).await?;
+    server::builds::pull(&serve, &image).await?;
     let r = v.try_project(&slug).await?;
     assert_eq!(r.status, 201, "{:?}", r.body);
     Ok(())

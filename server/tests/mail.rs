@@ -371,7 +371,8 @@ async fn unverified_addresses_link_no_provider_login_and_become_no_admin() -> Re
         via_github.call("GET", "/api/me", None).await?.body["signed_in"],
         false
     );
-    let promoted = server::auth::ensure_admin(&app.state.auth, &app.state.db, &email, None).await;
+    let promoted =
+        server::accounts::ensure_admin(&app.state.auth, &app.state.db, &email, None).await;
     assert!(promoted.is_err(), "an unverified account is not promoted");
     let account = db::accounts::by_email(&app.state.db, &email)
         .await?
@@ -401,7 +402,7 @@ async fn unverified_addresses_link_no_provider_login_and_become_no_admin() -> Re
         via_github.call("GET", "/api/me", None).await?.body["user"]["email"],
         email.as_str()
     );
-    server::auth::ensure_admin(&app.state.auth, &app.state.db, &email, None)
+    server::accounts::ensure_admin(&app.state.auth, &app.state.db, &email, None)
         .await
         .map_err(|e| e.to_string())?;
     Ok(())

@@ -487,7 +487,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     // A second build service of the same installation, publishing to a registry that is down.
     let mut cfg = test_config(&app.dir, &[])?;
     cfg.registry.address = format!("127.0.0.1:{port}");
-    let builds = server::build::BuildService::new(
+    let builds = server::builds::BuildService::new(
         app.state.db.clone(),
         app.state.builds.engines(),
         registry::Registry::new(cfg.registry.clone()),
@@ -496,11 +496,11 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         app.state.builds.networks().clone(),
     );
     let slug = unique("offline");
-    let form: server::publish::ProjectForm = serde_json::from_value(project(
+    let form: server::builds::publish::ProjectForm = serde_json::from_value(project(
         &slug,
         serde_json::json!({ "dockerfile": format!("FROM {}\nRUN echo ok > /ok\n", base()) }),
     ))?;
-    let id = server::publish::submit(&builds, &app.state.db, "v:maintainer", &form)
+    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form)
         .await
         .map_err(|e| e.to_string())?;
     builds.run(&id).await;
@@ -530,13 +530,13 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let retry = server::publish::rebuild(
+    let retry = server::builds::publish::rebuild(
         &builds,
         &app.state.db,
         "v:maintainer",
         false,
         &slug,
-        &server::publish::RecipeForm::default(),
+        &server::builds::publish::RecipeForm::default(),
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -685,7 +685,7 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
     let app = TestApp::start().await?;
     for round in 0..3 {
         let slug = unique(&format!("race{round}"));
-        let form = |who: &str| -> Result<server::publish::ProjectForm> {
+        let form = |who: &str| -> Result<server::builds::publish::ProjectForm> {
             Ok(serde_json::from_value(project(
                 &slug,
                 serde_json::json!({ "dockerfile": format!("FROM {}\nLABEL by={who}\n", base()) }),
@@ -695,8 +695,8 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
         // New accounts each round: an account may have only one build waiting.
         let (alice, bob) = (format!("u:alice{round}"), format!("u:bob{round}"));
         let (ra, rb) = tokio::join!(
-            server::publish::submit(&app.state.builds, &app.state.db, &alice, &a),
-            server::publish::submit(&app.state.builds, &app.state.db, &bob, &b),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b),
         );
         let winner = match (&ra, &rb) {
             (Ok(_), Err(e)) | (Err(e), Ok(_)) => {

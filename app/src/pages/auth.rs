@@ -1,7 +1,7 @@
 //! Log in and sign up (email and password, or GitHub / Google when the site has them configured),
 //! the mailed links that finish a sign-up or verify an address, and password reset.
 use crate::api::load_me;
-use crate::pages::publish::ShownProblem;
+use crate::model::FieldProblem;
 use crate::url::{safe_next, urlencode};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -47,7 +47,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
             .map(|c| oauth_error(&c).to_string())
             .unwrap_or_default(),
     );
-    let problems = RwSignal::new(Vec::<ShownProblem>::new());
+    let problems = RwSignal::new(Vec::<FieldProblem>::new());
     let busy = RwSignal::new(false);
     // A sign-up's answer: the address the link went to.
     let sent_to = RwSignal::new(None::<String>);
@@ -262,7 +262,7 @@ pub fn ResetPage() -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let message = RwSignal::new(String::new());
-    let problems = RwSignal::new(Vec::<ShownProblem>::new());
+    let problems = RwSignal::new(Vec::<FieldProblem>::new());
     let sent_to = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {

@@ -1,29 +1,13 @@
 use crate::api::load_publish_form;
-use crate::model::PublishInfo;
+use crate::model::{FieldProblem, PublishInfo};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// One problem the server found, as shown next to the form.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ShownProblem {
-    pub field: String,
-    pub line: Option<u64>,
-    pub message: String,
-}
-
+/// The problems of an `invalid` answer's body, each shown under its field.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-pub fn problems_of(body: &serde_json::Value) -> Vec<ShownProblem> {
-    body.get("problems")
-        .and_then(|p| p.as_array())
-        .map(|ps| {
-            ps.iter()
-                .map(|p| ShownProblem {
-                    field: p["field"].as_str().unwrap_or("").to_string(),
-                    line: p["line"].as_u64(),
-                    message: p["message"].as_str().unwrap_or("").to_string(),
-                })
-                .collect()
-        })
+pub fn problems_of(body: &serde_json::Value) -> Vec<FieldProblem> {
+    serde_json::from_value::<crate::model::ApiErrorBody>(body.clone())
+        .map(|b| b.problems())
         .unwrap_or_default()
 }
 
@@ -77,7 +61,7 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let dockerfile = RwSignal::new(String::new());
     // "script" or "dockerfile": which recipe is sent.
     let tab = RwSignal::new("script".to_string());
-    let problems = RwSignal::new(Vec::<ShownProblem>::new());
+    let problems = RwSignal::new(Vec::<FieldProblem>::new());
     let notes = RwSignal::new(Vec::<String>::new());
     let message = RwSignal::new(String::new());
     let busy = RwSignal::new(false);

@@ -1,5 +1,8 @@
 //! Helpers the benchmarks share.
 
+#[path = "../../tests/common/plain_build.rs"]
+mod plain_build;
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// A new visitor as a browser has it once the page loaded: (visitor cookie, CSRF token).
@@ -32,14 +35,13 @@ pub async fn serve_bench_project(
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
     let repo = registry.config().repository_for(repo_name);
-    server::seed::build(
+    plain_build::plain_build_and_push(
         &docker,
         &format!("FROM {base_image}\nWORKDIR /root\n"),
-        &format!("{repo}:b1"),
-        |_| {},
+        &repo,
+        "b1",
     )
     .await?;
-    server::seed::push(&docker, &repo, "b1").await?;
     let img = registry.resolve(&repo, "b1").await?;
     let state = server::build_state(config).await?;
     let p = db::projects::upsert(

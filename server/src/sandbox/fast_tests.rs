@@ -219,7 +219,7 @@ async fn a_sandbox_stopped_while_it_starts_is_not_left_running() {
         .add_permits(1);
     let out = trying.await;
     assert!(
-        matches!(out, Err(ApiError::Conflict("sandbox_ended", _))),
+        matches!(out, Err(SandboxError::StoppedMeanwhile)),
         "{:?}",
         out.map(|o| o.info.id)
     );
@@ -254,7 +254,7 @@ async fn replace_swaps_the_sandbox_and_a_second_try_reuses_it() {
     assert_eq!(again.info.id, first.info.id);
     assert!(matches!(
         fx.service.try_project(&me, ip(1), "redis", false).await,
-        Err(ApiError::SandboxActive(_))
+        Err(SandboxError::OtherRunning { .. })
     ));
     let second = fx
         .service
@@ -287,7 +287,7 @@ async fn capacity_queues_in_order_and_rate_limits_hold() {
         .unwrap_or_else(|e| panic!("try: {e}"));
     for (n, place) in [(2, 1), (3, 2), (2, 1)] {
         match svc.try_project(&visitor(n), ip(n as u8), "jq", false).await {
-            Err(ApiError::Queued { position }) => assert_eq!(position, place, "visitor {n}"),
+            Err(SandboxError::Queued { position }) => assert_eq!(position, place, "visitor {n}"),
             other => panic!("visitor {n}: {:?}", other.map(|o| o.info.id)),
         }
     }
@@ -323,7 +323,7 @@ async fn capacity_queues_in_order_and_rate_limits_hold() {
         .flatten();
     assert!(matches!(
         fx.service.try_project(&me, ip(9), "jq", true).await,
-        Err(ApiError::RateLimited { retry_after_secs, .. }) if retry_after_secs >= 1
+        Err(SandboxError::TooFast { retry_after_secs }) if retry_after_secs >= 1
     ));
     // A refused replace keeps the sandbox the person has.
     let still = db::sandboxes::active_for_owner(&fx.db, &me.key)
@@ -397,7 +397,7 @@ async fn one_client_holds_at_most_its_share_of_capacity() {
     }
     assert!(matches!(
         svc.try_project(&visitor(3), ip(7), "jq", false).await,
-        Err(ApiError::RateLimited { .. })
+        Err(SandboxError::NetworkShare { running: 2 })
     ));
     // Another client gets the machine that is left, then a place in line.
     svc.try_project(&visitor(4), ip(8), "jq", false)
@@ -405,7 +405,7 @@ async fn one_client_holds_at_most_its_share_of_capacity() {
         .unwrap_or_else(|e| panic!("other client: {e}"));
     assert!(matches!(
         svc.try_project(&visitor(5), ip(8), "jq", false).await,
-        Err(ApiError::Queued { position: 1 })
+        Err(SandboxError::Queued { position: 1 })
     ));
     assert_eq!(fx.runtime.running().len(), 3);
 }

@@ -1,6 +1,8 @@
 //! Test harness: boots the real server (real engine, registry, ttyd, SQLite) on a loopback port,
 //! with a fixture project whose image is built from the platform's base image and pushed.
 #![allow(dead_code)]
+pub mod plain_build;
+
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use server::config::Config;
@@ -40,17 +42,13 @@ pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
                 })?;
             let registry = registry::Registry::new(config.registry.clone());
             let repo = registry.config().repository_for("test-fixture");
-            server::seed::build(
+            plain_build::plain_build_and_push(
                 &docker,
                 &FIXTURE_DOCKERFILE.replace("{BASE}", &base),
-                &format!("{repo}:t1"),
-                |_| {},
+                &repo,
+                "t1",
             )
-            .await
-            .map_err(|e| format!("{e:#}"))?;
-            server::seed::push(&docker, &repo, "t1")
-                .await
-                .map_err(|e| format!("{e:#}"))?;
+            .await?;
             let img = registry
                 .resolve(&repo, "t1")
                 .await
@@ -117,7 +115,7 @@ pub fn decode_qp(text: &str) -> String {
 
 /// Every mail the SMTP server received for `email`, oldest first, decoded.
 pub fn mails_to(email: &str) -> Result<Vec<String>> {
-    let dir = server::mail::recipient_dir(&maildir()?, email);
+    let dir = server::accounts::mail::recipient_dir(&maildir()?, email);
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -672,7 +670,7 @@ pub fn logged_container(line: &str) -> Option<&str> {
 /// Containers and images of build `id` still in the build engine, found by the build's label.
 pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
     let engine = app.state.builds.engines().build;
-    let label = format!("{}={id}", server::build::BUILD_LABEL);
+    let label = format!("{}={id}", server::builds::BUILD_LABEL);
     let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
     let containers = engine
         .list_containers(Some(

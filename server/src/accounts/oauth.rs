@@ -3,10 +3,10 @@
 //! whole dance against a local provider. An account is found by its provider identity, else
 //! linked by a verified email, else created.
 use crate::{
-    api::auth::{sign_in, with_cookies},
-    auth::OAUTH_COOKIE,
+    accounts::identity::{cookie_value, SessionHash, VisitorKey},
+    accounts::OAUTH_COOKIE,
     config::OAuthProvider,
-    identity::{cookie_value, SessionHash, VisitorKey},
+    http::api::auth::{sign_in, with_cookies},
     secrets::sha256_hex,
     state::AppState,
 };
@@ -32,22 +32,45 @@ pub struct Http(reqwest::Client);
 pub struct HttpError(String);
 
 impl Http {
-    pub fn new() -> Self {
-        Self(
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs(15))
-                .user_agent("trythis")
-                .build()
-                .unwrap_or_default(),
-        )
+    /// Fails only where no TLS backend can start; a client without the no-redirect policy and
+    /// the timeouts is never a fallback.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .user_agent("trythis")
+            .build()
+            .map(Self)
     }
 }
 
-impl Default for Http {
-    fn default() -> Self {
-        Self::new()
+/// Why a provider sign-in did not produce an account. `code` is what the log-in page explains.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("the provider's answer names no usable account id")]
+    BadSubject,
+    #[error("the provider gave no verified email address")]
+    NoEmail,
+    #[error("an account with this email address never verified it")]
+    Unverified,
+    #[error("provider request: {0}")]
+    Provider(#[from] reqwest::Error),
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+    #[error("account: {0}")]
+    Create(#[from] accounts::CreateError),
+}
+
+impl OAuthError {
+    /// The log-in page's `?error=` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::BadSubject | OAuthError::Provider(_) => "exchange",
+            OAuthError::NoEmail => "no_email",
+            OAuthError::Unverified => "unverified",
+            OAuthError::Db(_) | OAuthError::Create(_) => "unavailable",
+        }
     }
 }
 
@@ -113,7 +136,7 @@ pub struct StartQuery {
 /// `GET /auth/{provider}/start?next=/path` — redirects to the provider.
 pub async fn start(
     State(st): State<AppState>,
-    crate::client_ip::ClientIp(ip): crate::client_ip::ClientIp,
+    crate::http::client_ip::ClientIp(ip): crate::http::client_ip::ClientIp,
     Path(name): Path<String>,
     Query(q): Query<StartQuery>,
 ) -> Response {
@@ -165,7 +188,11 @@ struct Profile {
     name: String,
 }
 
-async fn github_profile(http: &reqwest::Client, api: &str, token: &str) -> Result<Profile, String> {
+async fn github_profile(
+    http: &reqwest::Client,
+    api: &str,
+    token: &str,
+) -> Result<Profile, OAuthError> {
     #[derive(serde::Deserialize)]
     struct User {
         id: i64,
@@ -186,18 +213,14 @@ async fn github_profile(http: &reqwest::Client, api: &str, token: &str) -> Resul
     };
     let user: User = get("/user")
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.to_string())?
+        .and_then(|r| r.error_for_status())?
         .json()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let emails: Vec<Email> = get("/user/emails")
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.to_string())?
+        .and_then(|r| r.error_for_status())?
         .json()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let email = emails
         .iter()
         .filter(|e| e.verified)
@@ -213,7 +236,11 @@ async fn github_profile(http: &reqwest::Client, api: &str, token: &str) -> Resul
     })
 }
 
-async fn google_profile(http: &reqwest::Client, url: &str, token: &str) -> Result<Profile, String> {
+async fn google_profile(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+) -> Result<Profile, OAuthError> {
     #[derive(serde::Deserialize)]
     struct Info {
         sub: String,
@@ -227,11 +254,9 @@ async fn google_profile(http: &reqwest::Client, url: &str, token: &str) -> Resul
         .bearer_auth(token)
         .send()
         .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| e.to_string())?
+        .and_then(|r| r.error_for_status())?
         .json()
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(Profile {
         subject: info.sub,
         email: info.email.filter(|_| info.email_verified),
@@ -275,7 +300,13 @@ pub async fn callback(
     let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 2000) else {
         return fail("state");
     };
-    let http = Http::new();
+    let http = match Http::new() {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client for OAuth");
+            return fail("unavailable");
+        }
+    };
     let token = match client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
@@ -303,7 +334,14 @@ pub async fn callback(
     };
     let account = match find_or_create(&st, name, &profile).await {
         Ok(a) => a,
-        Err(code) => return fail(code),
+        Err(e) => {
+            if e.code() == "unavailable" {
+                tracing::error!(provider = name, error = %e, "OAuth sign-in failed");
+            } else {
+                tracing::info!(provider = name, error = %e, "OAuth sign-in refused");
+            }
+            return fail(e.code());
+        }
     };
     if account.banned {
         return fail("suspended");
@@ -330,45 +368,35 @@ async fn find_or_create(
     st: &AppState,
     provider: &str,
     profile: &Profile,
-) -> Result<accounts::Account, &'static str> {
+) -> Result<accounts::Account, OAuthError> {
     let db = &st.db;
     if profile.subject.is_empty() || profile.subject.len() > 200 {
-        return Err("exchange");
+        return Err(OAuthError::BadSubject);
     }
-    if let Some(a) = accounts::linked_account(db, provider, &profile.subject)
-        .await
-        .map_err(|_| "unavailable")?
-    {
+    if let Some(a) = accounts::linked_account(db, provider, &profile.subject).await? {
         return Ok(a);
     }
     let Some(email) = profile
         .email
         .as_deref()
-        .filter(|e| crate::auth::email_problem(e).is_none())
+        .filter(|e| crate::accounts::email_problem(e).is_none())
     else {
-        return Err("no_email");
+        return Err(OAuthError::NoEmail);
     };
-    let account = match accounts::by_email(db, email)
-        .await
-        .map_err(|_| "unavailable")?
-    {
+    let account = match accounts::by_email(db, email).await? {
         // Whoever made this account never proved the address: linking would hand the provider's
         // user an account whose password someone else may know.
-        Some(a) if a.email_verified_at.is_none() => return Err("unverified"),
+        Some(a) if a.email_verified_at.is_none() => return Err(OAuthError::Unverified),
         Some(a) => a,
         None => {
-            let name: String = crate::auth::display_name(&profile.name, email)
+            let name: String = crate::accounts::display_name(&profile.name, email)
                 .chars()
                 .filter(|c| !c.is_control())
-                .take(crate::auth::MAX_NAME)
+                .take(crate::accounts::MAX_NAME)
                 .collect();
-            accounts::create(db, email, &name, None, accounts::ROLE_USER)
-                .await
-                .map_err(|_| "unavailable")?
+            accounts::create(db, email, &name, None, accounts::ROLE_USER).await?
         }
     };
-    accounts::link(db, account.id, provider, &profile.subject)
-        .await
-        .map_err(|_| "unavailable")?;
+    accounts::link(db, account.id, provider, &profile.subject).await?;
     Ok(account)
 }

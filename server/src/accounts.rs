@@ -1,10 +1,12 @@
 //! Accounts: password hashing (argon2id), database sessions, API tokens, sign-in rate limits and
 //! the field rules of every account form. HTTP handlers live in `api::auth` and `api::account`.
+pub mod identity;
+pub mod mail;
+pub mod oauth;
+
+use crate::config::AuthConfig;
 use crate::secrets::{random_secret, sha256_hex};
-use crate::{
-    config::AuthConfig,
-    error::{invalid, ApiError, FieldProblem},
-};
+use app::model::FieldProblem;
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
@@ -21,6 +23,39 @@ pub const MAX_PASSWORD: usize = 128;
 pub const MAX_EMAIL: usize = 254;
 pub const MAX_NAME: usize = 80;
 pub const MAX_TOKENS: u64 = 20;
+
+/// Why an account operation was refused or failed; `http::error` maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{} problem(s) with the form", .0.len())]
+    Invalid(Vec<FieldProblem>),
+    #[error("Too many attempts. Please wait {retry_after_secs} seconds and try again.")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("{0} has not verified its email address, so it cannot become admin: verify it from the account page (or reset the password), then try again")]
+    Unverified(String),
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    #[error("An account with this email address exists already.")]
+    EmailTaken,
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+}
+
+impl From<accounts::CreateError> for AuthError {
+    fn from(e: accounts::CreateError) -> Self {
+        match e {
+            accounts::CreateError::EmailTaken => AuthError::EmailTaken,
+            accounts::CreateError::Db(e) => AuthError::Db(e),
+        }
+    }
+}
+
+impl AuthError {
+    /// One problem with one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        AuthError::Invalid(vec![FieldProblem::new(field, message)])
+    }
+}
 
 pub struct Auth {
     pub config: AuthConfig,
@@ -41,11 +76,9 @@ fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
 }
 
-fn too_many(wait: Duration) -> ApiError {
-    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-    ApiError::RateLimited {
-        message: format!("Too many attempts. Please wait {secs} seconds and try again."),
-        retry_after_secs: secs,
+fn too_many(wait: Duration) -> AuthError {
+    AuthError::TooManyAttempts {
+        retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
     }
 }
 
@@ -65,7 +98,7 @@ impl Auth {
     }
 
     /// One sign-up, log-in or password attempt from client `ip` (and for `account`, when known).
-    pub fn check_rate(&self, ip: IpAddr, account: Option<&str>) -> Result<(), ApiError> {
+    pub fn check_rate(&self, ip: IpAddr, account: Option<&str>) -> Result<(), AuthError> {
         use governor::clock::{Clock, DefaultClock};
         let now = DefaultClock::default().now();
         if let Err(n) = self.per_ip.check_key(&ip) {
@@ -84,13 +117,16 @@ impl Auth {
         self.visitors_per_ip.check_key(&ip).is_ok()
     }
 
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
-        let _permit = self.hashing.acquire().await.map_err(anyhow::Error::from)?;
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| AuthError::Hashing(e.to_string()))?;
         let pw = password.to_string();
         tokio::task::spawn_blocking(move || hash_blocking(&pw))
             .await
-            .map_err(anyhow::Error::from)?
-            .map_err(ApiError::Internal)
+            .map_err(|e| AuthError::Hashing(e.to_string()))?
     }
 
     /// Whether `password` matches `hash` (None: unknown account, checked against a dummy).
@@ -122,7 +158,7 @@ impl Auth {
         &self,
         db: &db::DatabaseConnection,
         user_id: i32,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, AuthError> {
         let token = random_secret();
         let expires = chrono::Utc::now()
             + chrono::Duration::from_std(self.config.session_lifetime)
@@ -155,21 +191,13 @@ impl Auth {
     }
 }
 
-fn hash_blocking(password: &str) -> anyhow::Result<String> {
+fn hash_blocking(password: &str) -> Result<String, AuthError> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
-        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+        .map_err(|e| AuthError::Hashing(format!("salt: {e}")))?;
     Ok(Argon2::default()
         .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+        .map_err(|e| AuthError::Hashing(format!("argon2: {e}")))?
         .to_string())
-}
-
-fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
-    FieldProblem {
-        field: field.into(),
-        line: None,
-        message: message.into(),
-    }
 }
 
 /// A plausible address: one `@`, a dotted domain, no spaces or control characters.
@@ -224,26 +252,22 @@ pub fn name_problem(name: &str) -> Option<String> {
 }
 
 /// Field-level check of a sign-up.
-pub fn check_signup(email: &str, password: &str, name: &str) -> Result<(), ApiError> {
+pub fn check_signup(email: &str, password: &str, name: &str) -> Result<(), AuthError> {
     let mut problems = Vec::new();
     if let Some(m) = email_problem(email) {
-        problems.push(problem("email", m));
+        problems.push(FieldProblem::new("email", m));
     }
     if let Some(m) = password_problem(password, email) {
-        problems.push(problem("password", m));
+        problems.push(FieldProblem::new("password", m));
     }
     if let Some(m) = name_problem(name) {
-        problems.push(problem("name", m));
+        problems.push(FieldProblem::new("name", m));
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(invalid(problems))
+        Err(AuthError::Invalid(problems))
     }
-}
-
-pub fn field_error(field: &str, message: impl Into<String>) -> ApiError {
-    invalid(vec![problem(field, message)])
 }
 
 /// The display name: what the person gave, else the email's local part.
@@ -263,21 +287,14 @@ pub async fn ensure_admin(
     db: &db::DatabaseConnection,
     email: &str,
     password: Option<&str>,
-) -> Result<(Account, Option<String>), ApiError> {
+) -> Result<(Account, Option<String>), AuthError> {
     if let Some(m) = email_problem(email) {
-        return Err(field_error("email", m));
+        return Err(AuthError::field("email", m));
     }
     if let Some(existing) = accounts::by_email(db, email).await? {
         // Promotion only: an admin stays one (accounts from before verification are unverified).
         if existing.role != accounts::ROLE_ADMIN && existing.email_verified_at.is_none() {
-            return Err(ApiError::bad(
-                "unverified",
-                format!(
-                    "{} has not verified its email address, so it cannot become admin: verify it \
-                     from the account page (or reset the password), then try again",
-                    existing.email
-                ),
-            ));
+            return Err(AuthError::Unverified(existing.email));
         }
         if existing.role != accounts::ROLE_ADMIN {
             accounts::set_role(db, existing.id, accounts::ROLE_ADMIN).await?;
@@ -292,7 +309,7 @@ pub async fn ensure_admin(
         }
     };
     if let Some(m) = password_problem(&pw, email) {
-        return Err(field_error("password", m));
+        return Err(AuthError::field("password", m));
     }
     let hash = auth.hash(&pw).await?;
     let account = accounts::create(
@@ -302,8 +319,7 @@ pub async fn ensure_admin(
         Some(hash),
         accounts::ROLE_ADMIN,
     )
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    .await?;
     Ok((account, generated))
 }
 

@@ -1,7 +1,7 @@
 //! `GET /s/{id}/ws`: the browser's terminal WebSocket (ttyd protocol, subprotocol `tty`), proxied
 //! frame by frame to the sandbox's shell session. Owner or admin only; every frame is validated.
 use crate::{
-    error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
     sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError},
     state::AppState,
 };

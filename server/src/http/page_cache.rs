@@ -3,7 +3,6 @@
 //! memory with this visitor's CSRF token and a fresh CSP nonce put in; everyone else gets a
 //! render of their own. A change through the API (any successful POST/PUT/PATCH/DELETE) empties
 //! the cache; background changes (a build going live) show within `TTL`.
-use crate::{identity::NewVisitor, state::AppState};
 use app::model::Identity;
 use axum::{
     body::Body,
@@ -13,6 +12,7 @@ use axum::{
     response::Response,
 };
 use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
 use std::{
     collections::HashMap,
     sync::{
@@ -56,7 +56,7 @@ struct Page {
 
 #[derive(Default)]
 pub struct PageCache {
-    pages: Mutex<HashMap<String, std::sync::Arc<Page>>>,
+    pages: Mutex<HashMap<String, Arc<Page>>>,
     generation: AtomicU64,
     /// README badges by (slug, style): the SVG and its ETag.
     pub badges: Memo<(String, String)>,
@@ -126,7 +126,7 @@ impl PageCache {
 
     /// The cached page, unless it is from before a change; past `TTL`, `None` for the one caller
     /// that should render it again and the old page for everyone else meanwhile.
-    fn get(&self, key: &str) -> Option<std::sync::Arc<Page>> {
+    fn get(&self, key: &str) -> Option<Arc<Page>> {
         let generation = self.generation.load(Ordering::SeqCst);
         let pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
         let page = pages.get(key).filter(|p| p.generation == generation)?;
@@ -136,8 +136,8 @@ impl PageCache {
         None
     }
 
-    fn put(&self, key: String, page: Page) -> std::sync::Arc<Page> {
-        let page = std::sync::Arc::new(page);
+    fn put(&self, key: String, page: Page) -> Arc<Page> {
+        let page = Arc::new(page);
         let mut pages = self.pages.lock().unwrap_or_else(|p| p.into_inner());
         if page.generation != self.generation.load(Ordering::SeqCst) {
             return page; // rendered across a change: serve it once, keep nothing
@@ -230,8 +230,16 @@ fn respond(page: &Page, csrf: &str) -> Response {
     resp
 }
 
+/// Marks a request whose visitor identity was minted just now (no history can exist).
+#[derive(Clone, Copy)]
+pub struct NewVisitor;
+
 /// Middleware on the page routes (inside `identity::identify`).
-pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn serve(
+    State((pages, db)): State<(Arc<PageCache>, db::DatabaseConnection)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let key = req
         .uri()
         .path_and_query()
@@ -245,7 +253,7 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
     }
     // A returning visitor with a Try of their own sees it (and may-like picks): one indexed lookup.
     if req.extensions().get::<NewVisitor>().is_none() {
-        match db::sandboxes::owner_has_any(&st.db, &identity.key).await {
+        match db::sandboxes::owner_has_any(&db, &identity.key).await {
             Ok(false) => {}
             Ok(true) => return next.run(req).await,
             Err(e) => {
@@ -254,10 +262,10 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
             }
         }
     }
-    if let Some(page) = st.pages.get(&key) {
+    if let Some(page) = pages.get(&key) {
         return respond(&page, &identity.csrf);
     }
-    let generation = st.pages.generation.load(Ordering::SeqCst);
+    let generation = pages.generation.load(Ordering::SeqCst);
     let mut shared = identity.clone();
     shared.key = SHARED_KEY.into();
     shared.csrf = CSRF_MARKER.into();
@@ -301,7 +309,7 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
         resp.headers_mut().remove("x-page-cache");
         return resp;
     }
-    let page = st.pages.put(key, page);
+    let page = pages.put(key, page);
     let mut resp = respond(&page, &identity.csrf);
     resp.headers_mut()
         .insert("x-page-cache", HeaderValue::from_static("miss"));
@@ -310,14 +318,14 @@ pub async fn serve(State(st): State<AppState>, mut req: Request, next: Next) -> 
 
 /// Middleware on the whole router: a successful change through the API empties the cache.
 pub async fn invalidate_on_change(
-    State(st): State<AppState>,
+    State(pages): State<Arc<PageCache>>,
     req: Request,
     next: Next,
 ) -> Response {
     let changes = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let resp = next.run(req).await;
     if changes && resp.status().is_success() {
-        st.pages.invalidate();
+        pages.invalidate();
     }
     resp
 }

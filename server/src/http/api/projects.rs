@@ -1,5 +1,5 @@
 use crate::{
-    error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
     state::AppState,
 };
 use app::{

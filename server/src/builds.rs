@@ -5,6 +5,9 @@
 //! Every build streams its log live to any number of watchers (SSE) and stores it at the end.
 //! A project that is already live keeps serving its last good image until a new build has been
 //! pushed and resolved: visitors never wait for, or lose, a build.
+pub mod publish;
+pub mod seed;
+
 use crate::config::BuildLimits;
 use crate::metrics::Metrics;
 use bollard::{
@@ -92,6 +95,24 @@ enum Failure {
         "The build engine is not available right now. Start the build again in a moment. ({0})"
     )]
     Engine(String),
+}
+
+/// Why a registry garbage collection did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("the garbage collection command is empty")]
+    EmptyCommand,
+    #[error("{program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{command}: {status}: {output}")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+        output: String,
+    },
 }
 
 /// The two engines a build touches.
@@ -196,7 +217,7 @@ impl BuildService {
     }
 
     /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
-    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+    pub async fn start(self: &Arc<Self>) -> Result<(), db::DbErr> {
         let failed = db::builds::fail_interrupted(&self.db).await?;
         if failed > 0 {
             tracing::warn!(failed, "builds interrupted by a restart were marked failed");
@@ -258,7 +279,7 @@ impl BuildService {
     }
 
     /// Cancels a queued or running build. Returns false if it had already finished.
-    pub async fn cancel(&self, id: &str) -> anyhow::Result<bool> {
+    pub async fn cancel(&self, id: &str) -> Result<bool, db::DbErr> {
         let live = self
             .live
             .lock()
@@ -287,7 +308,7 @@ impl BuildService {
     pub async fn run(&self, id: &str) {
         let live = self.live_entry(id);
         if let Err(e) = self.run_inner(id, &live).await {
-            tracing::error!(build = id, error = %format!("{e:#}"), "build bookkeeping failed");
+            tracing::error!(build = id, error = %e, "build bookkeeping failed");
         }
         self.live
             .lock()
@@ -295,7 +316,7 @@ impl BuildService {
             .remove(id);
     }
 
-    async fn run_inner(&self, id: &str, live: &Arc<Live>) -> anyhow::Result<()> {
+    async fn run_inner(&self, id: &str, live: &Arc<Live>) -> Result<(), db::DbErr> {
         let Some(build) = db::builds::get(&self.db, id).await? else {
             return Ok(());
         };
@@ -366,7 +387,7 @@ impl BuildService {
         live: &Arc<Live>,
         outcome: Result<(), Failure>,
         project: Option<&db::projects::Model>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), db::DbErr> {
         let (state, error) = match &outcome {
             Ok(()) => (db::BuildState::Succeeded, None),
             Err(Failure::Cancelled) => (
@@ -612,22 +633,29 @@ impl BuildService {
     /// Garbage-collects the registry's blobs with the configured command while no build of this
     /// server pushes (a blob uploaded for a manifest not yet pushed would look unused). Served
     /// images keep their tags (see `retain`), so their manifests and blobs stay.
-    pub async fn collect_registry_garbage(&self, command: &str) -> Result<String, String> {
+    pub async fn collect_registry_garbage(&self, command: &str) -> Result<String, GcError> {
         let gate = self.push_gate.write().await;
         let mut words = command.split_whitespace();
-        let program = words.next().ok_or("empty command")?;
+        let program = words.next().ok_or(GcError::EmptyCommand)?;
         let out = tokio::process::Command::new(program)
             .args(words)
             .output()
             .await
-            .map_err(|e| format!("{program}: {e}"))?;
+            .map_err(|source| GcError::Spawn {
+                program: program.to_string(),
+                source,
+            })?;
         drop(gate);
         let text = String::from_utf8_lossy(&out.stdout).into_owned()
             + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             Ok(text)
         } else {
-            Err(format!("{command}: {}: {}", out.status, text.trim()))
+            Err(GcError::Failed {
+                command: command.to_string(),
+                status: out.status,
+                output: text.trim().to_string(),
+            })
         }
     }
 
@@ -985,29 +1013,39 @@ fn engine_error(e: bollard::errors::Error) -> Failure {
     }
 }
 
+/// An image transfer between an engine and a registry that did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{0}")]
+    Engine(#[from] bollard::errors::Error),
+    /// The engine reported a failure in its progress stream (e.g. the registry refused).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Pulls `image` (a `repo@digest` or `repo:tag` reference) into an engine.
-pub async fn pull(docker: &Docker, image: &str) -> anyhow::Result<()> {
+pub async fn pull(docker: &Docker, image: &str) -> Result<(), TransferError> {
     let opts = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
     let mut stream = docker.create_image(Some(opts), None, None);
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| anyhow::anyhow!("pull of {image} failed: {e}"))?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            anyhow::bail!("pull of {image} failed: {err}");
+        if let Some(err) = item?.error_detail.and_then(|d| d.message) {
+            return Err(TransferError::Refused(format!("pull of {image}: {err}")));
         }
     }
     Ok(())
 }
 
 /// Pushes `repo:tag` to the registry the repo names.
-pub async fn push(docker: &Docker, repo: &str, tag: &str) -> anyhow::Result<()> {
+pub async fn push(docker: &Docker, repo: &str, tag: &str) -> Result<(), TransferError> {
     let opts = PushImageOptionsBuilder::default().tag(tag).build();
     let mut stream = docker.push_image(repo, Some(opts), None);
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| anyhow::anyhow!("push failed: {e}"))?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            anyhow::bail!("push failed: {err}");
+        if let Some(err) = item?.error_detail.and_then(|d| d.message) {
+            return Err(TransferError::Refused(format!(
+                "push of {repo}:{tag}: {err}"
+            )));
         }
     }
     Ok(())

@@ -2,7 +2,6 @@
 //! of the files themselves: those answers are cached for a year as immutable, and a new build
 //! gets new URLs. The plain paths (`/pkg/…`, `/vendor/…`) still answer, revalidated each time.
 //! Files ship with brotli and gzip variants (`scripts/build-site.sh`), served as they are.
-use crate::state::AppState;
 use axum::{
     body::Body,
     extract::{Request, State},
@@ -12,6 +11,7 @@ use axum::{
 };
 use sha2::{Digest, Sha256};
 use std::path::Path;
+use std::sync::Arc;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
@@ -45,7 +45,7 @@ pub fn dir(dir: std::path::PathBuf) -> ServeDir {
 /// `GET /v/{version}/{*file}`: the site file, cached for a year as immutable when the version is
 /// the current one (an old version's URL gets today's file: fine to show, not to keep).
 pub async fn versioned(
-    State(st): State<AppState>,
+    State(site): State<Arc<Memory>>,
     axum::extract::Path((version, file)): axum::extract::Path<(String, String)>,
     mut req: Request,
 ) -> Response {
@@ -57,7 +57,7 @@ pub async fn versioned(
         Ok(uri) => *req.uri_mut() = uri,
         Err(_) => return StatusCode::NOT_FOUND.into_response(),
     }
-    let served = dir(st.config.site_root.clone()).oneshot(req).await;
+    let served = dir(site.root.clone()).oneshot(req).await;
     let mut resp = match served {
         Ok(r) => r.map(Body::new),
         Err(never) => match never {},
@@ -65,21 +65,10 @@ pub async fn versioned(
     if resp.status() == StatusCode::OK {
         resp.headers_mut().insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_policy(&st, &version)),
+            HeaderValue::from_static(site.cache_policy(&version)),
         );
     }
     resp
-}
-
-/// A versioned URL's caching: a year, immutable, for today's version (the one in the pkg dir
-/// handed to Leptos, `v/<version>/pkg`); an old version's URL gets today's file, fine to show but
-/// not to keep.
-fn cache_policy(st: &AppState, version: &str) -> &'static str {
-    if st.leptos_options.site_pkg_dir.split('/').nth(1) == Some(version) {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    }
 }
 
 /// Plain static paths are revalidated on each use (their URLs outlive a new build).
@@ -119,6 +108,10 @@ struct File {
 #[derive(Default)]
 pub struct Memory {
     files: std::collections::HashMap<String, File>,
+    /// The site directory (what is not in memory is served from there).
+    pub root: std::path::PathBuf,
+    /// Today's version: the one in the pkg dir handed to Leptos (`v/<version>/pkg`).
+    pub version: String,
 }
 
 /// Bounds on what is held: the site is a few MB.
@@ -126,6 +119,24 @@ const MEMORY_MAX_FILES: usize = 2048;
 const MEMORY_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 impl Memory {
+    /// A versioned URL's caching: a year, immutable, for today's version; an old version's URL
+    /// gets today's file, fine to show but not to keep.
+    fn cache_policy(&self, version: &str) -> &'static str {
+        if version == self.version {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        }
+    }
+
+    fn new(files: std::collections::HashMap<String, File>, site_root: &Path) -> Self {
+        Self {
+            files,
+            root: site_root.to_path_buf(),
+            version: version(site_root),
+        }
+    }
+
     pub fn load(site_root: &Path) -> Self {
         let mut files = std::collections::HashMap::new();
         let mut total = 0usize;
@@ -163,7 +174,7 @@ impl Memory {
                     + gzip.as_ref().map_or(0, Vec::len)
                     + brotli.as_ref().map_or(0, Vec::len);
                 if total > MEMORY_MAX_BYTES {
-                    return Self { files };
+                    return Self::new(files, site_root);
                 }
                 let mime = mime_guess::from_path(&path).first_or_octet_stream();
                 let content_type = match mime.type_() {
@@ -194,7 +205,7 @@ impl Memory {
                 );
             }
         }
-        Self { files }
+        Self::new(files, site_root)
     }
 
     pub fn len(&self) -> usize {
@@ -207,7 +218,7 @@ impl Memory {
 }
 
 /// Middleware: site files from memory (plain and versioned URLs), before any routing.
-pub async fn from_memory(State(st): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn from_memory(State(site): State<Arc<Memory>>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if !matches!(
         *req.method(),
@@ -218,11 +229,11 @@ pub async fn from_memory(State(st): State<AppState>, req: Request, next: Next) -
     }
     // `/v/<version>/<file>`: immutable when the version is today's.
     let (file_path, policy) = match path.strip_prefix(PREFIX).and_then(|r| r.split_once('/')) {
-        Some((version, file)) => (format!("/{file}"), cache_policy(&st, version)),
+        Some((version, file)) => (format!("/{file}"), site.cache_policy(version)),
         None if path.starts_with(PREFIX) => return next.run(req).await,
         None => (path.to_string(), "no-cache"),
     };
-    let Some(file) = st.static_files.files.get(&file_path) else {
+    let Some(file) = site.files.get(&file_path) else {
         return next.run(req).await;
     };
     let mut headers = axum::http::HeaderMap::new();

@@ -1,12 +1,12 @@
 //! The signed-in person's account: password, API tokens, deletion. Browser sessions only: an API
 //! token cannot manage the account it belongs to.
 use super::{auth::with_cookies, body};
-use crate::client_ip::ClientIp;
+use crate::http::client_ip::ClientIp;
 use crate::{
-    auth::{self, field_error},
-    error::{ApiError, ApiResult},
-    identity::SessionHash,
-    mail::Mail,
+    accounts as auth,
+    accounts::identity::SessionHash,
+    accounts::mail::Mail,
+    http::error::{ApiError, ApiResult},
     secrets::{random_secret, sha256_hex},
     state::AppState,
 };
@@ -56,7 +56,7 @@ pub async fn change_password(
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
     if let Some(m) = auth::password_problem(&f.new, &account.email) {
-        return Err(field_error("new", m));
+        return Err(ApiError::field("new", m));
     }
     st.auth.check_rate(ip, Some(&account.email))?;
     if account.password_hash.is_some()
@@ -65,13 +65,13 @@ pub async fn change_password(
             .verify(account.password_hash.as_deref(), &f.current)
             .await
     {
-        return Err(field_error(
+        return Err(ApiError::field(
             "current",
             "Your current password is not right.",
         ));
     }
     if let Some(m) = auth::password_problem(&f.new, &account.email) {
-        return Err(field_error("new", m));
+        return Err(ApiError::field("new", m));
     }
     let hash = st.auth.hash(&f.new).await?;
     accounts::set_password(&st.db, account.id, hash).await?;
@@ -144,10 +144,10 @@ pub async fn delete_account(
             .verify(account.password_hash.as_deref(), &f.password)
             .await
         {
-            return Err(field_error("password", "Your password is not right."));
+            return Err(ApiError::field("password", "Your password is not right."));
         }
     } else if accounts::fold_email(&f.confirm_email) != account.email {
-        return Err(field_error(
+        return Err(ApiError::field(
             "confirm_email",
             "Type your account's email address to confirm.",
         ));
@@ -157,10 +157,10 @@ pub async fn delete_account(
         "hide" => accounts::ProjectFate::Hide,
         "hand_over" => {
             if let Some(m) = auth::email_problem(&f.successor_email) {
-                return Err(field_error("successor_email", m));
+                return Err(ApiError::field("successor_email", m));
             }
             if accounts::fold_email(&f.successor_email) == account.email {
-                return Err(field_error(
+                return Err(ApiError::field(
                     "successor_email",
                     "Name another person's email: this account is the one leaving.",
                 ));
@@ -174,13 +174,13 @@ pub async fn delete_account(
             }
         }
         _ => {
-            return Err(field_error(
+            return Err(ApiError::field(
                 "projects",
                 "Choose whether to hide your projects or hand them over.",
             ))
         }
     };
-    crate::api::admin::stop_sandboxes_of(&st, &me.key, "account_deleted").await?;
+    crate::http::api::admin::stop_sandboxes_of(&st, &me.key, "account_deleted").await?;
     let anonymous = format!("gone:{}", crate::secrets::random_id());
     let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
     tracing::info!(user = account.id, projects = moved, "account deleted");
@@ -234,11 +234,14 @@ pub async fn create_token(
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
     if f.admin && !me.is_admin {
-        return Err(field_error("admin", "Only admins can create admin tokens."));
+        return Err(ApiError::field(
+            "admin",
+            "Only admins can create admin tokens.",
+        ));
     }
     let name = f.name.trim();
     if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
-        return Err(field_error(
+        return Err(ApiError::field(
             "name",
             "Give the token a name of 1 to 60 characters (for example \"GitHub Actions\").",
         ));

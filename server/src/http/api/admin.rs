@@ -3,8 +3,7 @@
 //! featured banner; live numbers. Everyone who is not an admin gets 403.
 use super::body;
 use crate::{
-    auth::field_error,
-    error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
     state::AppState,
 };
 use app::model::Identity;
@@ -48,7 +47,7 @@ const PAGE: u64 = 50;
 impl ListQuery {
     fn check(&self) -> ApiResult<()> {
         if self.q.len() > 200 {
-            return Err(field_error("q", "A search has at most 200 characters."));
+            return Err(ApiError::field("q", "A search has at most 200 characters."));
         }
         Ok(())
     }
@@ -208,7 +207,7 @@ pub async fn change_user(
     }
     if let Some(role) = &change.role {
         if role != accounts::ROLE_USER && role != accounts::ROLE_ADMIN {
-            return Err(field_error("role", "A role is \"user\" or \"admin\"."));
+            return Err(ApiError::field("role", "A role is \"user\" or \"admin\"."));
         }
         accounts::set_role(&st.db, id, role).await?;
     }
@@ -356,9 +355,10 @@ pub async fn set_featured(
         slug: f.slug.trim().to_string(),
         line: f.line.trim().to_string(),
     };
-    if let Err(m) = db::settings::validate_featured(&st.db, &featured).await {
-        let field = if m.contains("roject") { "slug" } else { "line" };
-        return Err(field_error(field, m));
+    match db::settings::validate_featured(&st.db, &featured).await {
+        Ok(()) => {}
+        Err(db::settings::FeaturedError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::field(e.field(), e.to_string())),
     }
     db::settings::set_featured(&st.db, Some(&featured)).await?;
     Ok(Json(json!(featured)))

@@ -1,5 +1,7 @@
 //! The one error type of the HTTP boundary: every failure becomes JSON
 //! `{"error": code, "message": sentence}` with the right status. Internals are logged, not shown.
+use crate::{accounts::AuthError, builds::publish::PublishError, sandbox::SandboxError};
+use app::model::FieldProblem;
 use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -41,8 +43,9 @@ pub enum ApiError {
     /// A publishing quota (projects per account, builds per hour).
     #[error("{0}")]
     Quota(String),
-    #[error("internal error: {0:#}")]
-    Internal(#[from] anyhow::Error),
+    /// A failure of ours: logged with its causes, answered with a generic sentence.
+    #[error("internal error: {0}")]
+    Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -53,7 +56,104 @@ impl From<db::DbErr> for ApiError {
     }
 }
 
+/// An error and its causes on one line: "a: b: c".
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Each refusal of the sandbox service as the API answers it.
+impl From<SandboxError> for ApiError {
+    fn from(e: SandboxError) -> Self {
+        use SandboxError as E;
+        let message = e.to_string();
+        match e {
+            E::NoSuchSandbox | E::NoSuchProject(_) => ApiError::NotFound(message),
+            E::NotYours => ApiError::Forbidden(message),
+            E::OtherRunning { id, project } => {
+                ApiError::SandboxActive(json!({ "id": id, "project": project }))
+            }
+            E::TooFast { retry_after_secs } => ApiError::RateLimited {
+                message,
+                retry_after_secs,
+            },
+            E::NetworkShare { .. } => ApiError::RateLimited {
+                message,
+                retry_after_secs: 30,
+            },
+            E::NetworkLineShare => ApiError::RateLimited {
+                message,
+                retry_after_secs: 10,
+            },
+            E::Queued { position } => ApiError::Queued { position },
+            E::NoImageYet(_)
+            | E::AlreadyStarting
+            | E::PreviousStopping
+            | E::LineFull
+            | E::ImageMissing(_)
+            | E::EngineDown(_)
+            | E::NotRemovedYet(_) => ApiError::Unavailable(message),
+            E::StoppedMeanwhile => ApiError::Conflict("sandbox_ended", message),
+            E::Ended => ApiError::bad("sandbox_ended", message),
+            E::ExtendLimit => ApiError::bad("extend_limit", message),
+            E::RowVanished(_) | E::Runtime(_) | E::Db(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Each refusal of a submission or rebuild as the API answers it.
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        use PublishError as E;
+        let message = e.to_string();
+        match e {
+            E::Invalid(problems) => invalid(problems),
+            E::BuildEngineDown(_) => ApiError::Unavailable(message),
+            E::SlugTaken(_) => ApiError::Conflict("slug_taken", message),
+            E::BuildActive { .. } => ApiError::Conflict("build_running", message),
+            E::TooManyProjects(_)
+            | E::HourlyBuilds(_)
+            | E::AlreadyWaiting { .. }
+            | E::QueueFull(_) => ApiError::Quota(message),
+            E::NoSuchProject(_) => ApiError::NotFound(message),
+            E::NotMaintainer => ApiError::Forbidden(message),
+            E::NoRecipe => ApiError::bad("no_recipe", message),
+            E::Db(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Each refusal of an account operation as the API answers it.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        let message = e.to_string();
+        match e {
+            AuthError::Invalid(problems) => invalid(problems),
+            AuthError::TooManyAttempts { retry_after_secs } => ApiError::RateLimited {
+                message,
+                retry_after_secs,
+            },
+            AuthError::Unverified(_) => ApiError::bad("unverified", message),
+            AuthError::EmailTaken => ApiError::Conflict("email_taken", message),
+            AuthError::Hashing(_) | AuthError::Db(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
 impl ApiError {
+    /// One problem with one field of a form (400 `invalid`).
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        invalid(vec![FieldProblem::new(field, message)])
+    }
+
     pub fn bad(code: &'static str, msg: impl Into<String>) -> Self {
         ApiError::BadRequest(code, msg.into())
     }
@@ -87,7 +187,7 @@ impl IntoResponse for ApiError {
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code, None),
             ApiError::Quota(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", None),
             ApiError::Internal(e) => {
-                tracing::error!(error = %format!("{e:#}"), "internal error");
+                tracing::error!(error = %chain(e.as_ref()), "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
             }
         };
@@ -119,15 +219,6 @@ impl IntoResponse for ApiError {
         }
         resp
     }
-}
-
-/// One thing wrong with a submission: which field, which line (recipes), what to do.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
-pub struct FieldProblem {
-    pub field: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    pub message: String,
 }
 
 pub fn invalid(problems: Vec<FieldProblem>) -> ApiError {

@@ -1,10 +1,45 @@
 //! The starter catalogue: `catalog/<slug>/{project.json,Dockerfile}` published through the same
 //! pipeline as a maintainer's project (validate, build, push, go live) — skipped when the same
 //! Dockerfile is already live, so later starts are fast.
-use anyhow::{anyhow, bail, Context};
-use bollard::{query_parameters::BuildImageOptionsBuilder, Docker};
-use futures::StreamExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why seeding stopped; each names the catalogue file or project it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{slug}/Dockerfile: {problems}")]
+    Recipe { slug: String, problems: String },
+    #[error("{slug}: {error}\n{log_tail}")]
+    BuildFailed {
+        slug: String,
+        error: String,
+        log_tail: String,
+    },
+    #[error("{slug}: the build record vanished")]
+    BuildVanished { slug: String },
+    #[error("catalog/featured.json: {0}")]
+    Featured(#[from] db::settings::FeaturedError),
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+}
+
+fn read(path: PathBuf) -> Result<String, SeedError> {
+    std::fs::read_to_string(&path).map_err(|source| SeedError::Read { path, source })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<T, SeedError> {
+    let text = read(path.clone())?;
+    serde_json::from_str(&text).map_err(|source| SeedError::Parse { path, source })
+}
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,47 +58,19 @@ struct Meta {
     egress: bool,
 }
 
-/// Builds `dockerfile` as `tag` through the engine, printing each step; errors carry the log tail.
-pub async fn build(
-    docker: &Docker,
-    dockerfile: &str,
-    tag: &str,
-    mut log: impl FnMut(&str),
-) -> anyhow::Result<()> {
-    let opts = BuildImageOptionsBuilder::default()
-        .t(tag)
-        .rm(true)
-        .forcerm(true)
-        .pull("false")
-        .build();
-    let tar = crate::tar::tar_single_file("Dockerfile", dockerfile.as_bytes());
-    let mut stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| anyhow!("build failed: {e}"))?;
-        if let Some(err) = info.error_detail.and_then(|d| d.message) {
-            bail!("build failed: {err}");
-        }
-        if let Some(s) = info.stream {
-            for line in s.lines().filter(|l| !l.trim().is_empty()) {
-                log(line);
-            }
-        }
-    }
-    Ok(())
-}
-
-pub use crate::build::push;
-
 /// Publishes every project under `dir` through the publishing pipeline (validation, build,
 /// push, go live), one at a time with progress. A project whose live image was built from the
 /// same Dockerfile is reused. Returns (published, reused).
 pub async fn seed_catalog(
     dir: &Path,
     db: &db::DatabaseConnection,
-    builds: &crate::build::BuildService,
-) -> anyhow::Result<(usize, usize)> {
+    builds: &crate::builds::BuildService,
+) -> Result<(usize, usize), SeedError> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading catalogue {}", dir.display()))?
+        .map_err(|source| SeedError::Read {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .filter_map(Result::ok)
         .filter(|e| e.path().join("project.json").is_file())
         .collect();
@@ -72,14 +79,15 @@ pub async fn seed_catalog(
     let (mut published, mut reused) = (0, 0);
     for (i, entry) in entries.iter().enumerate() {
         let slug = entry.file_name().to_string_lossy().to_string();
-        let meta: Meta =
-            serde_json::from_str(&std::fs::read_to_string(entry.path().join("project.json"))?)
-                .with_context(|| format!("{slug}/project.json"))?;
-        let source = std::fs::read_to_string(entry.path().join("Dockerfile"))
-            .with_context(|| format!("{slug}/Dockerfile"))?;
-        let recipe = recipe::validate_dockerfile(&source).map_err(|ps| {
-            let list: Vec<String> = ps.iter().map(ToString::to_string).collect();
-            anyhow!("{slug}/Dockerfile: {}", list.join("; "))
+        let meta: Meta = parse(entry.path().join("project.json"))?;
+        let source = read(entry.path().join("Dockerfile"))?;
+        let recipe = recipe::validate_dockerfile(&source).map_err(|ps| SeedError::Recipe {
+            slug: slug.clone(),
+            problems: ps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         })?;
         let project = db::projects::upsert(
             db,
@@ -133,7 +141,7 @@ pub async fn seed_catalog(
         let printer = builds.watch(&id).map(|(_, mut rx)| {
             tokio::spawn(async move {
                 while let Ok(ev) = rx.recv().await {
-                    if let crate::build::BuildEvent::Log { line } = ev {
+                    if let crate::builds::BuildEvent::Log { line } = ev {
                         if line.starts_with("Step ") {
                             println!("        {line}");
                         }
@@ -147,21 +155,14 @@ pub async fn seed_catalog(
         }
         let b = db::builds::get(db, &id)
             .await?
-            .ok_or_else(|| anyhow!("{slug}: build record vanished"))?;
+            .ok_or_else(|| SeedError::BuildVanished { slug: slug.clone() })?;
         if b.state != db::BuildState::Succeeded {
-            bail!(
-                "{slug}: {}\n{}",
-                b.error.unwrap_or_default(),
-                b.log
-                    .lines()
-                    .rev()
-                    .take(15)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            let lines: Vec<&str> = b.log.lines().collect();
+            return Err(SeedError::BuildFailed {
+                slug,
+                error: b.error.unwrap_or_default(),
+                log_tail: lines[lines.len().saturating_sub(15)..].join("\n"),
+            });
         }
         println!(
             "    [{}/{total}] {slug}: live in {:.0?} ({})",
@@ -179,17 +180,13 @@ pub async fn seed_catalog(
 }
 
 /// The catalogue's `featured.json` becomes the banner on first start; an admin's choice is kept.
-async fn seed_featured(dir: &Path, db: &db::DatabaseConnection) -> anyhow::Result<()> {
+async fn seed_featured(dir: &Path, db: &db::DatabaseConnection) -> Result<(), SeedError> {
     let path = dir.join("featured.json");
     if !path.is_file() || db::settings::featured(db).await?.is_some() {
         return Ok(());
     }
-    let f: db::settings::Featured =
-        serde_json::from_str(&std::fs::read_to_string(&path)?).context("catalog/featured.json")?;
-    db::settings::validate_featured(db, &f)
-        .await
-        .map_err(anyhow::Error::msg)
-        .context("catalog/featured.json")?;
+    let f: db::settings::Featured = parse(path)?;
+    db::settings::validate_featured(db, &f).await?;
     db::settings::set_featured(db, Some(&f)).await?;
     println!("    featured banner: {}", f.slug);
     Ok(())

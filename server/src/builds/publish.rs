@@ -1,11 +1,40 @@
 //! A maintainer's submission: every field checked server-side (field-level messages), the recipe
 //! validated (line-numbered problems) before anything is stored, then project + queued build
 //! written in one transaction, so a refused or failed submission leaves nothing behind.
-use crate::build::BuildService;
-use crate::error::{invalid, ApiError, FieldProblem};
+use crate::builds::BuildService;
+use app::model::FieldProblem;
 use db::projects::{fold, CATEGORIES};
 use db::TransactionTrait;
 use serde::Deserialize;
+
+/// Why a submission or rebuild was refused; `http::error` maps each to its status.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{} problem(s) with the submission", .0.len())]
+    Invalid(Vec<FieldProblem>),
+    #[error("The build engine is not answering right now. Please try again in a minute.")]
+    BuildEngineDown(#[source] bollard::errors::Error),
+    #[error("A project called '{0}' already exists. Choose another slug (or rebuild it, if it is yours).")]
+    SlugTaken(String),
+    #[error("You already maintain {0} projects, the most one account may publish.")]
+    TooManyProjects(u64),
+    #[error("You have started {0} builds in the last hour, the most allowed. Try again later.")]
+    HourlyBuilds(u64),
+    #[error("You already have a build waiting (number {place} in line, build {build}). It starts when a builder is free; cancel it to send a different one.")]
+    AlreadyWaiting { place: usize, build: String },
+    #[error("The build queue is full ({0} builds waiting). Try again in a few minutes.")]
+    QueueFull(usize),
+    #[error("There is no project called {0:?}.")]
+    NoSuchProject(String),
+    #[error("Only the project's maintainer can rebuild it.")]
+    NotMaintainer,
+    #[error("A build of this project is already {state} ({build}). Wait for it or cancel it.")]
+    BuildActive { state: String, build: String },
+    #[error("This project has no earlier build to repeat: send a Dockerfile or a script.")]
+    NoRecipe,
+    #[error("database: {0}")]
+    Db(#[from] db::DbErr),
+}
 
 /// Paths a project slug must not take (they are, or may become, site routes).
 const RESERVED: &[&str] = &[
@@ -322,14 +351,12 @@ pub fn check_form(
 
 /// Every image the recipe starts from must be in the build engine or in the platform's registry:
 /// the build never pulls it from Docker Hub (minutes later, or not at all on a closed network).
-async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), ApiError> {
+async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), PublishError> {
     let mut problems = Vec::new();
     for (line, image) in &recipe.images {
         let available = builds.image_available(image).await.map_err(|e| {
             tracing::warn!(error = %e, "the build engine did not answer an image check");
-            ApiError::Unavailable(
-                "The build engine is not answering right now. Please try again in a minute.".into(),
-            )
+            PublishError::BuildEngineDown(e)
         })?;
         if !available {
             let registry = builds.registry_address();
@@ -346,7 +373,7 @@ async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), ApiE
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(invalid(problems))
+        Err(PublishError::Invalid(problems))
     }
 }
 
@@ -357,24 +384,16 @@ pub async fn submit(
     db: &db::DatabaseConnection,
     owner: &str,
     form: &ProjectForm,
-) -> Result<String, ApiError> {
+) -> Result<String, PublishError> {
     let limits = builds.limits().clone();
-    let (mut project, recipe) = check_form(form, &limits.base_image).map_err(invalid)?;
+    let (mut project, recipe) =
+        check_form(form, &limits.base_image).map_err(PublishError::Invalid)?;
     check_images(builds, &recipe).await?;
     if db::projects::by_slug(db, &project.slug).await?.is_some() {
-        return Err(ApiError::Conflict(
-            "slug_taken",
-            format!(
-                "A project called '{}' already exists. Choose another slug (or rebuild it, if it is yours).",
-                project.slug
-            ),
-        ));
+        return Err(PublishError::SlugTaken(project.slug));
     }
     if db::projects::count_maintained(db, owner).await? >= limits.projects_per_owner {
-        return Err(ApiError::Quota(format!(
-            "You already maintain {} projects, the most one account may publish.",
-            limits.projects_per_owner
-        )));
+        return Err(PublishError::TooManyProjects(limits.projects_per_owner));
     }
     check_build_quota(db, owner, &limits).await?;
     project.maintainer = Some(owner.to_string());
@@ -383,10 +402,7 @@ pub async fn submit(
     // Created, never updated: a concurrent submission of the same slug that committed first
     // makes this one a 409, instead of landing this recipe on the other's project.
     let Some(saved) = db::projects::create(&txn, &project).await? else {
-        return Err(ApiError::Conflict(
-            "slug_taken",
-            format!("A project called '{}' already exists.", project.slug),
-        ));
+        return Err(PublishError::SlugTaken(project.slug));
     };
     db::builds::insert_queued(&txn, new_build(&id, &saved, owner, recipe)).await?;
     txn.commit().await?;
@@ -413,27 +429,21 @@ async fn check_build_quota(
     db: &db::DatabaseConnection,
     owner: &str,
     limits: &crate::config::BuildLimits,
-) -> Result<(), ApiError> {
+) -> Result<(), PublishError> {
     let per_hour = limits.per_hour;
     let since = chrono::Utc::now() - chrono::Duration::hours(1);
     if db::builds::count_since(db, owner, since).await? >= per_hour {
-        return Err(ApiError::Quota(format!(
-            "You have started {per_hour} builds in the last hour, the most allowed. Try again later."
-        )));
+        return Err(PublishError::HourlyBuilds(per_hour));
     }
     let waiting = db::builds::queued(db).await?;
     if let Some(place) = waiting.iter().position(|b| b.owner == owner) {
-        return Err(ApiError::Quota(format!(
-            "You already have a build waiting (number {} in line, build {}). It starts when a builder is free; cancel it to send a different one.",
-            place + 1,
-            waiting[place].id
-        )));
+        return Err(PublishError::AlreadyWaiting {
+            place: place + 1,
+            build: waiting[place].id.clone(),
+        });
     }
     if waiting.len() as u64 >= limits.queue_max {
-        return Err(ApiError::Quota(format!(
-            "The build queue is full ({} builds waiting). Try again in a few minutes.",
-            waiting.len()
-        )));
+        return Err(PublishError::QueueFull(waiting.len()));
     }
     Ok(())
 }
@@ -447,35 +457,25 @@ pub async fn rebuild(
     is_admin: bool,
     slug: &str,
     form: &RecipeForm,
-) -> Result<String, ApiError> {
+) -> Result<String, PublishError> {
     let project = db::projects::by_slug(db, slug)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+        .ok_or_else(|| PublishError::NoSuchProject(slug.to_string()))?;
     if !is_admin && project.maintainer.as_deref() != Some(owner) {
-        return Err(ApiError::Forbidden(
-            "Only the project's maintainer can rebuild it.".into(),
-        ));
+        return Err(PublishError::NotMaintainer);
     }
     if let Some(active) = db::builds::active_for_project(db, project.id).await? {
-        return Err(ApiError::Conflict(
-            "build_running",
-            format!(
-                "A build of this project is already {} ({}). Wait for it or cancel it.",
-                active.state, active.id
-            ),
-        ));
+        return Err(PublishError::BuildActive {
+            state: active.state.to_string(),
+            build: active.id,
+        });
     }
     let recipe = if form.dockerfile.is_none() && form.script.is_none() {
         let last = db::builds::for_project(db, project.id, 1)
             .await?
             .into_iter()
             .next()
-            .ok_or_else(|| {
-                ApiError::bad(
-                    "no_recipe",
-                    "This project has no earlier build to repeat: send a Dockerfile or a script.",
-                )
-            })?;
+            .ok_or(PublishError::NoRecipe)?;
         Recipe {
             kind: if last.source_kind == "script" {
                 "script"
@@ -491,7 +491,7 @@ pub async fn rebuild(
             images: Vec::new(),
         }
     } else {
-        check_recipe(form, &builds.limits().base_image).map_err(invalid)?
+        check_recipe(form, &builds.limits().base_image).map_err(PublishError::Invalid)?
     };
     check_images(builds, &recipe).await?;
     check_build_quota(db, owner, builds.limits()).await?;

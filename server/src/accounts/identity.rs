@@ -30,10 +30,6 @@ pub struct VisitorKey(pub String);
 #[derive(Debug, Clone)]
 pub struct SessionHash(pub String);
 
-/// Set when the request carried no valid visitor cookie: a first visit, with no history.
-#[derive(Clone, Copy)]
-pub struct NewVisitor;
-
 pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
     UserBrief {
         id: u.id,
@@ -61,7 +57,7 @@ fn account_identity(u: &db::accounts::Account, csrf: String, via_token: bool) ->
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     // Static files need nobody's identity: no session lookup, no cookie, for every asset.
     let path = req.uri().path();
-    if req.method() == Method::GET && crate::assets::is_static(path) {
+    if req.method() == Method::GET && crate::http::assets::is_static(path) {
         return next.run(req).await;
     }
     let signer = &state.signer;
@@ -77,11 +73,11 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         } else {
             match db::accounts::token_account(&state.db, &crate::secrets::sha256_hex(token)).await {
                 Ok(a) => a,
-                Err(e) => return crate::error::ApiError::from(e).into_response(),
+                Err(e) => return crate::http::error::ApiError::from(e).into_response(),
             }
         };
         let Some((account, admin_token)) = account else {
-            return crate::error::ApiError::Unauthorized(
+            return crate::http::error::ApiError::Unauthorized(
                 "This API token is not valid: it may have been revoked or mistyped. Send `Authorization: Bearer <token>` with a token from your account page."
                     .into(),
             )
@@ -105,14 +101,16 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     // A client past its budget of new identities gets a throwaway one: no cookie, so its CSRF
     // token is never valid again and it can start nothing.
     let keep = fresh
-        && state.auth.may_mint_visitor(crate::client_ip::of_request(
-            req.extensions(),
-            req.headers(),
-            &state.config.trusted_proxies,
-        ));
+        && state
+            .auth
+            .may_mint_visitor(crate::http::client_ip::of_request(
+                req.extensions(),
+                req.headers(),
+                &state.config.trusted_proxies,
+            ));
     let mut stale_session = false;
     let mut identity = None;
-    if let Some(token) = cookie_value(req.headers(), crate::auth::SESSION_COOKIE) {
+    if let Some(token) = cookie_value(req.headers(), crate::accounts::SESSION_COOKIE) {
         let hash = crate::secrets::sha256_hex(token);
         match db::accounts::session_account(&state.db, &hash).await {
             Ok(Some(account)) => {
@@ -121,7 +119,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
                 req.extensions_mut().insert(SessionHash(hash));
             }
             Ok(None) => stale_session = true,
-            Err(e) => return crate::error::ApiError::from(e).into_response(),
+            Err(e) => return crate::http::error::ApiError::from(e).into_response(),
         }
     }
     let identity = identity.unwrap_or_else(|| Identity {
@@ -136,7 +134,8 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     req.extensions_mut()
         .insert(VisitorKey(format!("v:{visitor}")));
     if fresh {
-        req.extensions_mut().insert(NewVisitor);
+        req.extensions_mut()
+            .insert(crate::http::page_cache::NewVisitor);
     }
     let mut resp = next.run(req).await;
     let mut cookies = Vec::new();
@@ -148,7 +147,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         );
     }
     if stale_session && !resp.headers().contains_key(header::SET_COOKIE) {
-        cookies.push(state.auth.expired_cookie(crate::auth::SESSION_COOKIE));
+        cookies.push(state.auth.expired_cookie(crate::accounts::SESSION_COOKIE));
     }
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(&c) {
@@ -196,7 +195,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
                 _ => false,
             };
         if !origin_ok || !token_ok {
-            return crate::error::ApiError::Forbidden(
+            return crate::http::error::ApiError::Forbidden(
                 "This request was refused as a possible cross-site request: reload the page and try again (API clients: send the x-csrf-token from GET /api/me, or use an API token)."
                     .into(),
             )

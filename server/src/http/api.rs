@@ -9,7 +9,7 @@ pub mod projects;
 pub mod sandboxes;
 pub mod terminal;
 
-use crate::error::{ApiError, ApiResult};
+use crate::http::error::{ApiError, ApiResult};
 use axum::{extract::rejection::JsonRejection, Json};
 
 /// Turns axum's JSON rejection into our error shape (a 400 naming the problem, never a 500).

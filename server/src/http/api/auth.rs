@@ -2,12 +2,12 @@
 //! `GET /api/me`. Answers never tell whether an email has an account: sign-up and reset answer the
 //! same either way (the mail says the rest), a wrong email and a wrong password get one sentence.
 use super::body;
-use crate::client_ip::ClientIp;
+use crate::http::client_ip::ClientIp;
 use crate::{
-    auth::{self, display_name},
-    error::{ApiError, ApiResult},
-    identity::{user_brief, SessionHash, VisitorKey},
-    mail::Mail,
+    accounts::identity::{user_brief, SessionHash, VisitorKey},
+    accounts::mail::Mail,
+    accounts::{self as auth, display_name},
+    http::error::{ApiError, ApiResult},
     secrets::{random_secret, sha256_hex},
     state::AppState,
 };
@@ -223,7 +223,7 @@ pub async fn reset_request(
 ) -> ApiResult<Response> {
     let f = body(form)?;
     if let Some(m) = auth::email_problem(&f.email) {
-        return Err(auth::field_error("email", m));
+        return Err(ApiError::field("email", m));
     }
     st.auth.check_rate(ip, None)?;
     if let Some(account) = accounts::by_email(&st.db, &f.email).await? {
@@ -253,7 +253,7 @@ pub async fn reset_confirm(
         return Err(link_invalid());
     };
     if let Some(m) = auth::password_problem(&f.password, &pending.email) {
-        return Err(auth::field_error("password", m));
+        return Err(ApiError::field("password", m));
     }
     let password_hash = st.auth.hash(&f.password).await?;
     let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Reset).await? else {

@@ -1,9 +1,9 @@
 //! Publishing API: submit a project, rebuild, watch a build's live log (SSE), cancel; and the
 //! recipe helpers the publish form calls before submitting (convert a script, check a Dockerfile).
 use crate::{
-    build::BuildEvent,
-    error::{ApiError, ApiResult},
-    publish::{self, ProjectForm, RecipeForm},
+    builds::publish::{self, ProjectForm, RecipeForm},
+    builds::BuildEvent,
+    http::error::{ApiError, ApiResult},
     state::AppState,
 };
 use app::model::Identity;
@@ -238,9 +238,9 @@ pub async fn convert(
         Ok(c) => Ok(Json(json!({
             "dockerfile": c.dockerfile, "base_image": c.base_image, "notes": c.notes,
         }))),
-        Err(ps) => Err(crate::error::invalid(
+        Err(ps) => Err(crate::http::error::invalid(
             ps.into_iter()
-                .map(|p| crate::error::FieldProblem {
+                .map(|p| app::model::FieldProblem {
                     field: "script".into(),
                     line: p.line,
                     message: p.message,
@@ -258,9 +258,9 @@ pub async fn check(form: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<V
         Ok(ok) => Ok(Json(json!({
             "steps": ok.steps, "base_image": ok.base_image, "warnings": ok.warnings,
         }))),
-        Err(ps) => Err(crate::error::invalid(
+        Err(ps) => Err(crate::http::error::invalid(
             ps.into_iter()
-                .map(|p| crate::error::FieldProblem {
+                .map(|p| app::model::FieldProblem {
                     field: "dockerfile".into(),
                     line: p.line,
                     message: p.message,

@@ -5,10 +5,6 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 /// one probe per interval, not one per request.
 pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The last probe: when, its status and its body.
-pub type HealthCache =
-    tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, serde_json::Value)>>;
-
 /// `GET /healthz`: 200 when the database, both engines (sandboxes, builds) and the registry all
 /// answer; 503 naming the failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
 /// Answered from a probe at most `HEALTH_CACHE` old (`checked_at` says when it ran); concurrent

@@ -83,6 +83,16 @@ async function mailedLink(to, path) {
 }
 
 let passed = 0, failed = 0;
+/** Polls `cond` (async) every 200 ms until it holds; fails naming `what` after `timeout` ms. */
+async function waitFor(cond, what, timeout = 10000) {
+  const end = Date.now() + timeout;
+  while (Date.now() < end) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
 async function check(name, fn) {
   try { await fn(); passed++; console.log(`ok - ${name}`); }
   catch (e) { failed++; console.log(`FAIL - ${name}\n${e?.stack ?? e}`); }
@@ -470,6 +480,19 @@ try {
     await row.waitFor({ timeout: 15000 });
     assert.match(await row.innerText(), /hello[\s\S]*%[\s\S]*MB/);
     await a.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
+    // The banner's fields are found by their labels, and setting it reaches the overview.
+    const banner = async () => (await (await a.request.get(BASE + "/api/admin/overview")).json()).featured;
+    const previous = await banner();
+    await a.getByLabel("Project", { exact: true }).fill("hello");
+    await a.getByLabel("Line", { exact: true }).fill("Say hello from the browser test");
+    await a.getByRole("button", { name: "Set banner" }).click();
+    await waitFor(async () => (await banner())?.line === "Say hello from the browser test", "banner set");
+    if (previous) {
+      await a.getByLabel("Project", { exact: true }).fill(previous.slug);
+      await a.getByLabel("Line", { exact: true }).fill(previous.line);
+      await a.getByRole("button", { name: "Set banner" }).click();
+      await waitFor(async () => (await banner())?.line === previous.line, "banner restored");
+    }
     await a.locator('#admin-users tr[data-user="octo@example.test"] button[data-action="ban"]').click();
     await a.locator('#admin-users tr[data-user="octo@example.test"]', { hasText: "banned" }).waitFor();
     await row.waitFor({ state: "detached", timeout: 15000 });

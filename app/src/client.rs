@@ -20,6 +20,10 @@ impl Reply {
             .map(|e| e.message)
             .unwrap_or_else(|| format!("The server answered {}.", self.status))
     }
+    /// The body as the API type `T` (None when it is something else, e.g. an error).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_value(self.body.clone()).ok()
+    }
     /// The error's code ("" when the answer is not an API error).
     pub fn code(&self) -> String {
         self.error().map(|e| e.error).unwrap_or_default()
@@ -44,6 +48,12 @@ pub fn go(url: &str) {
     if let Some(w) = web_sys::window() {
         let _ = w.location().set_href(url);
     }
+}
+
+/// Sends `body` (an API request type) to the JSON API.
+pub async fn send<B: serde::Serialize>(method: &str, url: &str, body: &B) -> Result<Reply, String> {
+    let value = serde_json::to_value(body).map_err(|e| e.to_string())?;
+    call(method, url, Some(value)).await
 }
 
 /// Calls the JSON API with the same-origin cookies and, for changes, the page's CSRF token.

@@ -277,6 +277,227 @@ impl BuildView {
     }
 }
 
+/// A line-numbered note about a recipe (a converter note or a Dockerfile warning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeNote {
+    #[serde(default)]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl RecipeNote {
+    /// "line 3: …", or the message alone when it is about the whole recipe.
+    pub fn shown(&self) -> String {
+        match self.line {
+            Some(l) => format!("line {l}: {}", self.message),
+            None => self.message.clone(),
+        }
+    }
+}
+
+/// `POST /api/recipe/convert`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvertRequest {
+    #[serde(default)]
+    pub script: String,
+}
+
+/// The answer to `POST /api/recipe/convert`: the Dockerfile a script becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Converted {
+    pub dockerfile: String,
+    pub base_image: String,
+    pub notes: Vec<RecipeNote>,
+}
+
+/// `POST /api/recipe/check`, and the body of a rebuild with an edited Dockerfile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRequest {
+    #[serde(default)]
+    pub dockerfile: String,
+}
+
+/// The answer to `POST /api/recipe/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checked {
+    pub steps: usize,
+    pub base_image: String,
+    pub warnings: Vec<RecipeNote>,
+}
+
+/// 202 to `POST /api/projects` (with `slug`) and `POST /api/projects/{slug}/builds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildAccepted {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    pub build_id: String,
+    pub build_url: String,
+}
+
+/// One build as the API gives it (`GET /api/builds/{id}`; items of a project's build list,
+/// which leave out the Dockerfile and the queue fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub id: String,
+    pub project: String,
+    /// queued | running | pushing | succeeded | failed | cancelled
+    pub state: String,
+    pub step: i32,
+    pub steps: i32,
+    pub error: Option<String>,
+    pub source_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// `repo@digest` once pushed.
+    pub image: Option<String>,
+    pub image_tag: Option<String>,
+    pub image_size: Option<i64>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// While queued: its place in line (1 = next). Only on `GET /api/builds/{id}`.
+    #[serde(default)]
+    pub queue_position: Option<u64>,
+    /// How long a build takes here (median of recent ones). Only on `GET /api/builds/{id}`.
+    #[serde(default)]
+    pub typical_secs: Option<i64>,
+}
+
+/// A list answer: `{"items": […]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+/// 200 to `DELETE /api/builds/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildCancelling {
+    pub id: String,
+    pub cancelling: bool,
+}
+
+/// The `step` event of a build's log stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildStep {
+    pub step: i32,
+    pub steps: i32,
+}
+
+/// The `state` event of a build's log stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildStateChange {
+    pub state: String,
+    pub error: Option<String>,
+}
+
+/// The featured banner as stored and as the admin sets it (`PUT /api/admin/featured`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturedSetting {
+    pub slug: String,
+    pub line: String,
+}
+
+/// `GET /api/admin/overview`: live numbers and the banner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AdminOverview {
+    pub running: u64,
+    pub queue: u64,
+    pub tries_today: u64,
+    pub builds_queued: i64,
+    pub builds_running: i64,
+    pub users: u64,
+    pub featured: Option<FeaturedSetting>,
+}
+
+/// One running sandbox on the admin page, with its live usage when the engine answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminSandbox {
+    pub id: String,
+    /// The owner's email, "visitor" or "deleted account".
+    pub owner: String,
+    pub project: String,
+    pub state: String,
+    pub age_secs: i64,
+    pub seconds_left: i64,
+    pub cpu_percent: Option<f64>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+/// `GET /api/admin/sandboxes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AdminSandboxes {
+    pub sandboxes: Vec<AdminSandbox>,
+}
+
+/// One account on the admin page (`PATCH /api/admin/users/{id}` answers it too).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminUser {
+    pub id: i32,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub banned: bool,
+    pub created_at: String,
+    pub last_login_at: Option<String>,
+}
+
+/// `GET /api/admin/users?q=&page=` (page from 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AdminUsers {
+    pub users: Vec<AdminUser>,
+    pub total: u64,
+    pub page_size: u64,
+}
+
+/// `PATCH /api/admin/users/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banned: Option<bool>,
+}
+
+/// One project (any status) with its image on the admin page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminProject {
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub category: String,
+    pub tries: i64,
+    /// The maintainer's email; None for the site's own catalogue.
+    pub maintainer: Option<String>,
+    /// `repo@digest`.
+    pub image: Option<String>,
+    pub image_size: Option<i64>,
+    pub updated_at: String,
+}
+
+/// `GET /api/admin/projects?q=&page=` (page from 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct AdminProjects {
+    pub projects: Vec<AdminProject>,
+    pub total: u64,
+    pub page_size: u64,
+}
+
+/// `PATCH /api/admin/projects/{slug}`, and its answer's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectChange {
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectStatusNow {
+    pub slug: String,
+    pub status: String,
+}
+
 /// The publish form's choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishInfo {

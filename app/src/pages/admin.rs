@@ -2,9 +2,12 @@
 //! (promote, ban) and projects (hide, rebuild, delete). Data comes from `/api/admin/*`, which
 //! answers 403 to everyone else; numbers and sandboxes refresh every 5 seconds.
 use crate::api::load_me;
+use crate::model::{
+    AdminOverview, AdminProjects, AdminSandbox, AdminUsers, FeaturedSetting, ProjectChange,
+    UserChange,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
-use serde_json::Value;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -30,63 +33,114 @@ pub fn AdminPage() -> impl IntoView {
     }
 }
 
-fn s(v: &Value, k: &str) -> String {
-    match &v[k] {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
+/// An API request type as the body of `act`.
+fn to_json<T: serde::Serialize>(v: &T) -> Option<serde_json::Value> {
+    serde_json::to_value(v).ok()
 }
 
-fn mb(v: &Value) -> String {
-    v.as_u64()
+fn mb(bytes: Option<u64>) -> String {
+    bytes
         .map(|b| format!("{:.0} MB", b as f64 / 1_048_576.0))
         .unwrap_or_else(|| "–".into())
 }
 
+/// "Page 2 of 7" with Previous / Next, for a list of `total` rows in pages of `size`.
+#[component]
+fn Pager(
+    id: &'static str,
+    page: RwSignal<u64>,
+    total: Signal<u64>,
+    size: Signal<u64>,
+    on_change: Callback<()>,
+) -> impl IntoView {
+    let pages = move || total.get().div_ceil(size.get().max(1)).max(1);
+    view! {
+        <Show when=move || { pages() > 1 }>
+            <nav class="pager" id=id aria-label="Pages">
+                <button class="btn small" type="button" disabled=move || page.get() == 0
+                    on:click=move |_| { page.update(|p| *p = p.saturating_sub(1)); on_change.run(()); }>"Previous"</button>
+                <span>{move || format!("Page {} of {} · {} in all", page.get() + 1, pages(), total.get())}</span>
+                <button class="btn small" type="button" disabled=move || page.get() + 1 >= pages()
+                    on:click=move |_| { page.update(|p| *p += 1); on_change.run(()); }>"Next"</button>
+            </nav>
+        </Show>
+    }
+}
+
 #[component]
 fn Admin() -> impl IntoView {
-    let overview = RwSignal::new(Value::Null);
-    let sandboxes = RwSignal::new(Vec::<Value>::new());
-    let users = RwSignal::new(Vec::<Value>::new());
-    let projects = RwSignal::new(Vec::<Value>::new());
+    let overview = RwSignal::new(AdminOverview::default());
+    let sandboxes = RwSignal::new(Vec::<AdminSandbox>::new());
+    let users = RwSignal::new(AdminUsers::default());
+    let projects = RwSignal::new(AdminProjects::default());
     let user_q = RwSignal::new(String::new());
     let project_q = RwSignal::new(String::new());
+    let user_page = RwSignal::new(0u64);
+    let project_page = RwSignal::new(0u64);
     let message = RwSignal::new(String::new());
     let feat_slug = RwSignal::new(String::new());
     let feat_line = RwSignal::new(String::new());
 
-    #[cfg(feature = "hydrate")]
     let load = move |what: &'static str| {
         leptos::task::spawn_local(async move {
-            use crate::client::call;
-            let enc = crate::url::urlencode;
-            match what {
-                "live" => {
-                    if let Ok(r) = call("GET", "/api/admin/overview", None).await {
-                        if feat_slug.get_untracked().is_empty() {
-                            feat_slug.set(s(&r.body["featured"], "slug"));
-                            feat_line.set(s(&r.body["featured"], "line"));
+            #[cfg(feature = "hydrate")]
+            {
+                use crate::client::call;
+                let enc = crate::url::urlencode;
+                match what {
+                    "live" => {
+                        if let Some(o) = call("GET", "/api/admin/overview", None)
+                            .await
+                            .ok()
+                            .and_then(|r| r.json::<AdminOverview>())
+                        {
+                            if feat_slug.get_untracked().is_empty() {
+                                let f = o.featured.clone().unwrap_or_default();
+                                feat_slug.set(f.slug);
+                                feat_line.set(f.line);
+                            }
+                            overview.set(o);
                         }
-                        overview.set(r.body);
+                        if let Some(s) = call("GET", "/api/admin/sandboxes", None)
+                            .await
+                            .ok()
+                            .and_then(|r| r.json::<crate::model::AdminSandboxes>())
+                        {
+                            sandboxes.set(s.sandboxes);
+                        }
                     }
-                    if let Ok(r) = call("GET", "/api/admin/sandboxes", None).await {
-                        sandboxes.set(r.body["sandboxes"].as_array().cloned().unwrap_or_default());
+                    "users" => {
+                        let url = format!(
+                            "/api/admin/users?q={}&page={}",
+                            enc(&user_q.get_untracked()),
+                            user_page.get_untracked()
+                        );
+                        if let Some(u) = call("GET", &url, None)
+                            .await
+                            .ok()
+                            .and_then(|r| r.json::<AdminUsers>())
+                        {
+                            users.set(u);
+                        }
                     }
-                }
-                "users" => {
-                    let url = format!("/api/admin/users?q={}", enc(&user_q.get_untracked()));
-                    if let Ok(r) = call("GET", &url, None).await {
-                        users.set(r.body["users"].as_array().cloned().unwrap_or_default());
-                    }
-                }
-                _ => {
-                    let url = format!("/api/admin/projects?q={}", enc(&project_q.get_untracked()));
-                    if let Ok(r) = call("GET", &url, None).await {
-                        projects.set(r.body["projects"].as_array().cloned().unwrap_or_default());
+                    _ => {
+                        let url = format!(
+                            "/api/admin/projects?q={}&page={}",
+                            enc(&project_q.get_untracked()),
+                            project_page.get_untracked()
+                        );
+                        if let Some(p) = call("GET", &url, None)
+                            .await
+                            .ok()
+                            .and_then(|r| r.json::<AdminProjects>())
+                        {
+                            projects.set(p);
+                        }
                     }
                 }
             }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = what;
         });
     };
     #[cfg(feature = "hydrate")]
@@ -101,49 +155,59 @@ fn Admin() -> impl IntoView {
         });
     });
     // One admin action: call, show the server's sentence on failure, refresh what it changed.
-    let act =
-        move |method: &'static str, url: String, body: Option<Value>, refresh: &'static str| {
-            leptos::task::spawn_local(async move {
-                #[cfg(feature = "hydrate")]
-                {
-                    match crate::client::call(method, &url, body).await {
-                        Ok(r) if r.status < 300 => message.set(String::new()),
-                        Ok(r) => message.set(r.message()),
-                        Err(e) => message.set(e),
-                    }
-                    load(refresh);
-                    if refresh != "live" {
-                        load("live");
-                    }
+    let act = move |method: &'static str,
+                    url: String,
+                    body: Option<serde_json::Value>,
+                    refresh: &'static str| {
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                match crate::client::call(method, &url, body).await {
+                    Ok(r) if r.status < 300 => message.set(String::new()),
+                    Ok(r) => message.set(r.message()),
+                    Err(e) => message.set(e),
                 }
-                #[cfg(not(feature = "hydrate"))]
-                let _ = (method, url, body, refresh);
-            });
-        };
-    let number = move |k: &'static str, label: &'static str| {
-        view! { <div class="stat"><b id=format!("stat-{k}")>{move || s(&overview.read(), k)}</b><span>{label}</span></div> }
+                load(refresh);
+                if refresh != "live" {
+                    load("live");
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (method, url, body, refresh);
+        });
+    };
+    let number = move |id: &'static str,
+                       label: &'static str,
+                       value: fn(&AdminOverview) -> String| {
+        view! { <div class="stat"><b id=format!("stat-{id}")>{move || value(&overview.read())}</b><span>{label}</span></div> }
     };
     view! {
         <h1>"Admin"</h1>
         <div class="stats">
-            {number("running", "running sandboxes")}
-            {number("queue", "waiting for a sandbox")}
-            {number("tries_today", "tries today")}
-            {number("builds_running", "builds running")}
-            {number("builds_queued", "builds queued")}
-            {number("users", "accounts")}
+            {number("running", "running sandboxes", |o| o.running.to_string())}
+            {number("queue", "waiting for a sandbox", |o| o.queue.to_string())}
+            {number("tries_today", "tries today", |o| o.tries_today.to_string())}
+            {number("builds_running", "builds running", |o| o.builds_running.to_string())}
+            {number("builds_queued", "builds queued", |o| o.builds_queued.to_string())}
+            {number("users", "accounts", |o| o.users.to_string())}
         </div>
         <Show when=move || !message.read().is_empty()>
             <p class="form-message" id="admin-message" role="alert">{move || message.get()}</p>
         </Show>
         <div class="panel">
             <h2>"Featured banner"</h2>
-            <form class="inline-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            <p class="muted">"Shown at the top of the home page: one live project and a line about it."</p>
+            <form class="inline-form labelled" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
-                act("PUT", "/api/admin/featured".into(), Some(serde_json::json!({"slug": feat_slug.get_untracked(), "line": feat_line.get_untracked()})), "live");
+                let setting = FeaturedSetting { slug: feat_slug.get_untracked(), line: feat_line.get_untracked() };
+                act("PUT", "/api/admin/featured".into(), to_json(&setting), "live");
             }>
-                <input id="featured-slug" placeholder="project slug" bind:value=feat_slug/>
-                <input id="featured-line" class="grow" placeholder="one line, at most 140 characters" maxlength="140" bind:value=feat_line/>
+                <label for="featured-slug">"Project"
+                    <input id="featured-slug" placeholder="slug, e.g. ripgrep" bind:value=feat_slug/>
+                </label>
+                <label for="featured-line" class="grow">"Line"
+                    <input id="featured-line" placeholder="one line, at most 140 characters" maxlength="140" bind:value=feat_line/>
+                </label>
                 <button class="btn" type="submit">"Set banner"</button>
                 <button class="btn" type="button" on:click=move |_| {
                     feat_slug.set(String::new());
@@ -163,17 +227,16 @@ fn Admin() -> impl IntoView {
                             return view! { <tr><td colspan="7" class="muted">"No sandbox is running."</td></tr> }.into_any();
                         }
                         rows.into_iter().map(|r| {
-                            let id = s(&r, "id");
-                            let row_id = id.clone();
-                            let cpu = r["cpu_percent"].as_f64().map(|c| format!("{c:.1} %")).unwrap_or_else(|| "–".into());
+                            let id = r.id.clone();
+                            let cpu = r.cpu_percent.map(|c| format!("{c:.1} %")).unwrap_or_else(|| "–".into());
                             view! {
-                                <tr data-sandbox=row_id>
-                                    <td>{s(&r, "owner")}</td>
-                                    <td><a href=format!("/p/{}", s(&r, "project"))>{s(&r, "project")}</a></td>
-                                    <td>{crate::model::human_duration(r["age_secs"].as_i64().unwrap_or(0))}</td>
-                                    <td>{crate::model::human_duration(r["seconds_left"].as_i64().unwrap_or(0))}</td>
+                                <tr data-sandbox=r.id.clone()>
+                                    <td>{r.owner.clone()}</td>
+                                    <td><a href=format!("/p/{}", r.project)>{r.project.clone()}</a></td>
+                                    <td>{crate::model::human_duration(r.age_secs)}</td>
+                                    <td>{crate::model::human_duration(r.seconds_left)}</td>
                                     <td>{cpu}</td>
-                                    <td>{mb(&r["memory_bytes"])}" / "{mb(&r["memory_limit_bytes"])}</td>
+                                    <td>{mb(r.memory_bytes)}" / "{mb(r.memory_limit_bytes)}</td>
                                     <td><button class="btn small danger" on:click=move |_| act("DELETE", format!("/api/admin/sandboxes/{id}"), None, "live")>"Stop"</button></td>
                                 </tr>
                             }
@@ -184,70 +247,77 @@ fn Admin() -> impl IntoView {
         </div>
         <div class="panel">
             <h2>"Users"</h2>
-            <form class="inline-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            <form class="inline-form" role="search" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
-                #[cfg(feature = "hydrate")]
+                user_page.set(0);
                 load("users");
             }>
+                <label for="user-q" class="sr-only">"Search users"</label>
                 <input id="user-q" class="grow" placeholder="Search by email or name" bind:value=user_q/>
                 <button class="btn" type="submit">"Search"</button>
             </form>
             <table class="table" id="admin-users">
                 <thead><tr><th>"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th>"Joined"</th><th></th></tr></thead>
                 <tbody>
-                    {move || users.get().into_iter().map(|u| {
-                        let id = s(&u, "id");
-                        let is_admin = s(&u, "role") == "admin";
-                        let banned = u["banned"].as_bool().unwrap_or(false);
-                        let id2 = id.clone();
+                    {move || users.get().users.into_iter().map(|u| {
+                        let is_admin = u.role == "admin";
+                        let banned = u.banned;
+                        let (id, id2) = (u.id, u.id);
                         view! {
-                            <tr data-user=s(&u, "email")>
-                                <td>{s(&u, "email")}</td><td>{s(&u, "name")}</td><td>{s(&u, "role")}</td>
+                            <tr data-user=u.email.clone()>
+                                <td>{u.email.clone()}</td><td>{u.name.clone()}</td><td>{u.role.clone()}</td>
                                 <td>{if banned { "banned" } else { "active" }}</td>
-                                <td>{s(&u, "created_at").chars().take(10).collect::<String>()}</td>
+                                <td>{u.created_at.chars().take(10).collect::<String>()}</td>
                                 <td class="actions">
-                                    <button class="btn small" on:click=move |_| act("PATCH", format!("/api/admin/users/{id}"),
-                                        Some(serde_json::json!({"role": if is_admin { "user" } else { "admin" }})), "users")>
-                                        {if is_admin { "Make user" } else { "Make admin" }}</button>
-                                    <button class="btn small danger" data-action="ban" on:click=move |_| act("PATCH", format!("/api/admin/users/{id2}"),
-                                        Some(serde_json::json!({"banned": !banned})), "users")>
-                                        {if banned { "Unban" } else { "Ban" }}</button>
+                                    <button class="btn small" on:click=move |_| {
+                                        let change = UserChange { role: Some(if is_admin { "user" } else { "admin" }.into()), banned: None };
+                                        act("PATCH", format!("/api/admin/users/{id}"), to_json(&change), "users")
+                                    }>{if is_admin { "Make user" } else { "Make admin" }}</button>
+                                    <button class="btn small danger" data-action="ban" on:click=move |_| {
+                                        let change = UserChange { role: None, banned: Some(!banned) };
+                                        act("PATCH", format!("/api/admin/users/{id2}"), to_json(&change), "users")
+                                    }>{if banned { "Unban" } else { "Ban" }}</button>
                                 </td>
                             </tr>
                         }
                     }).collect_view()}
                 </tbody>
             </table>
+            <Pager id="users-pager" page=user_page
+                total=Signal::derive(move || users.read().total)
+                size=Signal::derive(move || users.read().page_size)
+                on_change=Callback::new(move |_| load("users"))/>
         </div>
         <div class="panel">
             <h2>"Projects and images"</h2>
-            <form class="inline-form" on:submit=move |ev: leptos::ev::SubmitEvent| {
+            <form class="inline-form" role="search" on:submit=move |ev: leptos::ev::SubmitEvent| {
                 ev.prevent_default();
-                #[cfg(feature = "hydrate")]
+                project_page.set(0);
                 load("projects");
             }>
+                <label for="project-q" class="sr-only">"Search projects"</label>
                 <input id="project-q" class="grow" placeholder="Search by slug or name" bind:value=project_q/>
                 <button class="btn" type="submit">"Search"</button>
             </form>
             <table class="table" id="admin-projects">
                 <thead><tr><th>"Project"</th><th>"Status"</th><th>"Maintainer"</th><th>"Tries"</th><th>"Image"</th><th></th></tr></thead>
                 <tbody>
-                    {move || projects.get().into_iter().map(|p| {
-                        let slug = s(&p, "slug");
-                        let hidden = s(&p, "status") == "hidden";
-                        let (a, b, c) = (slug.clone(), slug.clone(), slug.clone());
-                        let image = s(&p, "image");
+                    {move || projects.get().projects.into_iter().map(|p| {
+                        let hidden = p.status == "hidden";
+                        let (a, b, c) = (p.slug.clone(), p.slug.clone(), p.slug.clone());
+                        let image = p.image.clone().unwrap_or_default();
                         let short = image.rsplit_once('@').map(|(_, d)| d.chars().take(19).collect::<String>()).unwrap_or_default();
                         view! {
-                            <tr data-project=slug.clone()>
-                                <td><a href=format!("/p/{slug}")>{s(&p, "name")}</a></td>
-                                <td>{s(&p, "status")}</td>
-                                <td>{let m = s(&p, "maintainer"); if m.is_empty() { "site".to_string() } else { m }}</td>
-                                <td>{s(&p, "tries")}</td>
-                                <td title=image><code>{short}</code>" "{mb(&p["image_size"])}</td>
+                            <tr data-project=p.slug.clone()>
+                                <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
+                                <td>{p.status.clone()}</td>
+                                <td>{p.maintainer.clone().unwrap_or_else(|| "site".into())}</td>
+                                <td>{p.tries}</td>
+                                <td title=image><code>{short}</code>" "{mb(p.image_size.map(|s| s.max(0) as u64))}</td>
                                 <td class="actions">
-                                    <button class="btn small" on:click=move |_| act("PATCH", format!("/api/admin/projects/{a}"),
-                                        Some(serde_json::json!({"hidden": !hidden})), "projects")>{if hidden { "Show" } else { "Hide" }}</button>
+                                    <button class="btn small" on:click=move |_| {
+                                        act("PATCH", format!("/api/admin/projects/{a}"), to_json(&ProjectChange { hidden: !hidden }), "projects")
+                                    }>{if hidden { "Show" } else { "Hide" }}</button>
                                     <button class="btn small" on:click=move |_| act("POST", format!("/api/projects/{b}/builds"), None, "projects")>"Rebuild"</button>
                                     <button class="btn small danger" on:click=move |_| {
                                         #[cfg(feature = "hydrate")]
@@ -263,6 +333,10 @@ fn Admin() -> impl IntoView {
                     }).collect_view()}
                 </tbody>
             </table>
+            <Pager id="projects-pager" page=project_page
+                total=Signal::derive(move || projects.read().total)
+                size=Signal::derive(move || projects.read().page_size)
+                on_change=Callback::new(move |_| load("projects"))/>
         </div>
     }
 }

@@ -85,15 +85,16 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                         l.push('\n');
                     }),
                     "step" => {
-                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
-                            step.set(v["step"].as_i64().unwrap_or(0) as i32);
-                            steps.set(v["steps"].as_i64().unwrap_or(0) as i32);
+                        if let Ok(v) = serde_json::from_str::<crate::model::BuildStep>(&data) {
+                            step.set(v.step);
+                            steps.set(v.steps);
                         }
                     }
                     "state" => {
-                        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&data) {
-                            state.set(v["state"].as_str().unwrap_or("").to_string());
-                            error.set(v["error"].as_str().map(String::from));
+                        if let Ok(v) = serde_json::from_str::<crate::model::BuildStateChange>(&data)
+                        {
+                            state.set(v.state);
+                            error.set(v.error);
                         }
                     }
                     _ => {}
@@ -221,11 +222,13 @@ fn RetryEditor(slug: String, dockerfile: String) -> impl IntoView {
             #[cfg(feature = "hydrate")]
             {
                 let url = format!("/api/projects/{slug}/builds");
-                let body = serde_json::json!({ "dockerfile": text.get_untracked() });
-                match crate::client::call("POST", &url, Some(body)).await {
+                let request = crate::model::CheckRequest {
+                    dockerfile: text.get_untracked(),
+                };
+                match crate::client::send("POST", &url, &request).await {
                     Ok(r) if r.status == 202 => {
-                        if let Some(next) = r.body["build_url"].as_str() {
-                            crate::client::go(next);
+                        if let Some(next) = r.json::<crate::model::BuildAccepted>() {
+                            crate::client::go(&next.build_url);
                             return;
                         }
                     }

@@ -72,26 +72,17 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-                let body = serde_json::json!({ "script": script.get_untracked() });
-                match crate::client::call("POST", "/api/recipe/convert", Some(body)).await {
+                let request = crate::model::ConvertRequest {
+                    script: script.get_untracked(),
+                };
+                match crate::client::send("POST", "/api/recipe/convert", &request).await {
                     Ok(r) if r.status == 200 => {
-                        dockerfile.set(r.body["dockerfile"].as_str().unwrap_or("").to_string());
-                        notes.set(
-                            r.body["notes"]
-                                .as_array()
-                                .map(|ns| {
-                                    ns.iter()
-                                        .map(|n| match n["line"].as_u64() {
-                                            Some(l) => format!(
-                                                "line {l}: {}",
-                                                n["message"].as_str().unwrap_or("")
-                                            ),
-                                            None => n["message"].as_str().unwrap_or("").to_string(),
-                                        })
-                                        .collect()
-                                })
-                                .unwrap_or_default(),
-                        );
+                        let converted = r.json::<crate::model::Converted>();
+                        let (text, shown) = converted
+                            .map(|c| (c.dockerfile, c.notes.iter().map(|n| n.shown()).collect()))
+                            .unwrap_or_default();
+                        dockerfile.set(text);
+                        notes.set(shown);
                         problems.set(Vec::new());
                         tab.set("dockerfile".into());
                         message.set("Converted. Review the Dockerfile below; edit it if you like, then publish.".into());
@@ -139,7 +130,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                 }
                 match crate::client::call("POST", "/api/projects", Some(body)).await {
                     Ok(r) if r.status == 202 => {
-                        let url = r.body["build_url"].as_str().unwrap_or("/").to_string();
+                        let url = r
+                            .json::<crate::model::BuildAccepted>()
+                            .map(|a| a.build_url)
+                            .unwrap_or_else(|| "/".into());
                         if let Some(w) = web_sys::window() {
                             let _ = w.location().set_href(&url);
                         }

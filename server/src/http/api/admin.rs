@@ -6,14 +6,16 @@ use crate::{
     http::error::{ApiError, ApiResult},
     state::AppState,
 };
-use app::model::Identity;
+use app::model::{
+    AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
+    AdminUsers, FeaturedSetting, Identity, ProjectChange, ProjectStatusNow, UserChange,
+};
 use axum::{
     extract::{rejection::JsonRejection, Path, Query, State},
     http::StatusCode,
     Extension, Json,
 };
 use db::accounts;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 
 pub fn require_admin(me: &Identity) -> ApiResult<()> {
@@ -81,29 +83,34 @@ async fn owner_labels(st: &AppState, keys: impl Iterator<Item = &str>) -> HashMa
 pub async fn overview(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminOverview>> {
     require_admin(&me)?;
     let today = chrono::Utc::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .map(|d| d.and_utc())
         .unwrap_or_else(chrono::Utc::now);
-    Ok(Json(json!({
-        "running": db::sandboxes::count_active(&st.db).await?,
-        "queue": st.sandboxes.queue_length(),
-        "tries_today": db::sandboxes::count_tries_since(&st.db, today).await?,
-        "builds_queued": st.metrics.builds_queued.get().max(0),
-        "builds_running": st.metrics.builds_running.get().max(0),
-        "users": accounts::count(&st.db).await?,
-        "featured": db::settings::featured(&st.db).await?,
-    })))
+    Ok(Json(AdminOverview {
+        running: db::sandboxes::count_active(&st.db).await?,
+        queue: st.sandboxes.queue_length(),
+        tries_today: db::sandboxes::count_tries_since(&st.db, today).await?,
+        builds_queued: st.metrics.builds_queued.get().max(0),
+        builds_running: st.metrics.builds_running.get().max(0),
+        users: accounts::count(&st.db).await?,
+        featured: db::settings::featured(&st.db)
+            .await?
+            .map(|f| FeaturedSetting {
+                slug: f.slug,
+                line: f.line,
+            }),
+    }))
 }
 
 /// `GET /api/admin/sandboxes` — every running sandbox with owner, project, age, CPU and memory.
 pub async fn sandboxes(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminSandboxes>> {
     require_admin(&me)?;
     let active: Vec<_> = db::sandboxes::all_active(&st.db)
         .await?
@@ -115,25 +122,25 @@ pub async fn sandboxes(
     // The engine samples each container for about a second: ask for all of them at once.
     let usage = futures::future::join_all(active.iter().map(|s| runtime.usage(&s.id))).await;
     let now = chrono::Utc::now();
-    let rows: Vec<Value> = active
+    let sandboxes = active
         .iter()
         .zip(usage)
         .map(|(s, u)| {
             let u = u.ok().flatten();
-            json!({
-                "id": s.id,
-                "owner": labels.get(&s.owner).cloned().unwrap_or_default(),
-                "project": s.project_slug,
-                "state": s.state,
-                "age_secs": (now - s.created_at).num_seconds().max(0),
-                "seconds_left": (s.expires_at - now).num_seconds().max(0),
-                "cpu_percent": u.map(|u| u.cpu_percent),
-                "memory_bytes": u.map(|u| u.memory_bytes),
-                "memory_limit_bytes": u.map(|u| u.memory_limit_bytes),
-            })
+            AdminSandbox {
+                id: s.id.clone(),
+                owner: labels.get(&s.owner).cloned().unwrap_or_default(),
+                project: s.project_slug.clone(),
+                state: s.state.to_string(),
+                age_secs: (now - s.created_at).num_seconds().max(0),
+                seconds_left: (s.expires_at - now).num_seconds().max(0),
+                cpu_percent: u.map(|u| u.cpu_percent),
+                memory_bytes: u.map(|u| u.memory_bytes),
+                memory_limit_bytes: u.map(|u| u.memory_limit_bytes),
+            }
         })
         .collect();
-    Ok(Json(json!({ "sandboxes": rows })))
+    Ok(Json(AdminSandboxes { sandboxes }))
 }
 
 /// `DELETE /api/admin/sandboxes/{id}` — 204.
@@ -151,16 +158,16 @@ pub async fn stop_sandbox(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn user_json(u: &accounts::Account) -> Value {
-    json!({
-        "id": u.id,
-        "email": u.email,
-        "name": u.name,
-        "role": u.role,
-        "banned": u.banned,
-        "created_at": u.created_at.to_rfc3339(),
-        "last_login_at": u.last_login_at.map(|d| d.to_rfc3339()),
-    })
+fn admin_user(u: &accounts::Account) -> AdminUser {
+    AdminUser {
+        id: u.id,
+        email: u.email.clone(),
+        name: u.name.clone(),
+        role: u.role.clone(),
+        banned: u.banned,
+        created_at: u.created_at.to_rfc3339(),
+        last_login_at: u.last_login_at.map(|d| d.to_rfc3339()),
+    }
 }
 
 /// `GET /api/admin/users?q=&page=`
@@ -168,22 +175,15 @@ pub async fn users(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminUsers>> {
     require_admin(&me)?;
     q.check()?;
     let (rows, total) = accounts::list(&st.db, &q.q, PAGE, q.offset()).await?;
-    Ok(Json(json!({
-        "users": rows.iter().map(user_json).collect::<Vec<_>>(),
-        "total": total,
-        "page_size": PAGE,
-    })))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserChange {
-    role: Option<String>,
-    banned: Option<bool>,
+    Ok(Json(AdminUsers {
+        users: rows.iter().map(admin_user).collect(),
+        total,
+        page_size: PAGE,
+    }))
 }
 
 /// `PATCH /api/admin/users/{id} {role?, banned?}` — a ban also stops the person's sandbox and
@@ -193,7 +193,7 @@ pub async fn change_user(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
     change: Result<Json<UserChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminUser>> {
     require_admin(&me)?;
     let change = body(change)?;
     let not_found = || ApiError::NotFound("There is no such account.".into());
@@ -228,7 +228,7 @@ pub async fn change_user(
     let user = accounts::by_id(&st.db, user.id)
         .await?
         .ok_or_else(not_found)?;
-    Ok(Json(user_json(&user)))
+    Ok(Json(admin_user(&user)))
 }
 
 /// `GET /api/admin/projects?q=&page=` — every project, any status, with its image.
@@ -236,36 +236,33 @@ pub async fn projects(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AdminProjects>> {
     require_admin(&me)?;
     q.check()?;
     let (rows, total) = db::projects::list_all(&st.db, &q.q, PAGE, q.offset()).await?;
     let labels = owner_labels(&st, rows.iter().filter_map(|p| p.maintainer.as_deref())).await;
-    let items: Vec<Value> = rows
+    let projects = rows
         .iter()
-        .map(|p| {
-            json!({
-                "slug": p.slug,
-                "name": p.name,
-                "status": p.status,
-                "category": p.category,
-                "tries": p.tries,
-                "maintainer": p.maintainer.as_ref().and_then(|m| labels.get(m)).cloned(),
-                "image": p.image_repo.as_ref().map(|r| format!("{r}@{}", p.image_digest.clone().unwrap_or_default())),
-                "image_size": p.image_size,
-                "updated_at": p.updated_at.to_rfc3339(),
-            })
+        .map(|p| AdminProject {
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            status: p.status.to_string(),
+            category: p.category.clone(),
+            tries: p.tries,
+            maintainer: p.maintainer.as_ref().and_then(|m| labels.get(m)).cloned(),
+            image: p
+                .image_repo
+                .as_ref()
+                .map(|r| format!("{r}@{}", p.image_digest.as_deref().unwrap_or_default())),
+            image_size: p.image_size,
+            updated_at: p.updated_at.to_rfc3339(),
         })
         .collect();
-    Ok(Json(
-        json!({ "projects": items, "total": total, "page_size": PAGE }),
-    ))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProjectChange {
-    hidden: bool,
+    Ok(Json(AdminProjects {
+        projects,
+        total,
+        page_size: PAGE,
+    }))
 }
 
 /// `PATCH /api/admin/projects/{slug} {hidden}` — hide from the catalogue, or bring back.
@@ -274,7 +271,7 @@ pub async fn change_project(
     Extension(me): Extension<Identity>,
     Path(slug): Path<String>,
     change: Result<Json<ProjectChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ProjectStatusNow>> {
     require_admin(&me)?;
     let change = body(change)?;
     let p = db::projects::by_slug(&st.db, &slug)
@@ -296,7 +293,10 @@ pub async fn change_project(
     } else {
         p.status
     };
-    Ok(Json(json!({ "slug": p.slug, "status": now })))
+    Ok(Json(ProjectStatusNow {
+        slug: p.slug,
+        status: now.to_string(),
+    }))
 }
 
 /// `DELETE /api/admin/projects/{slug}` — stops its sandboxes, deletes its images from the
@@ -336,19 +336,12 @@ pub async fn delete_project(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FeaturedForm {
-    slug: String,
-    line: String,
-}
-
 /// `PUT /api/admin/featured {slug, line}`
 pub async fn set_featured(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-    form: Result<Json<FeaturedForm>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+    form: Result<Json<FeaturedSetting>, JsonRejection>,
+) -> ApiResult<Json<FeaturedSetting>> {
     require_admin(&me)?;
     let f = body(form)?;
     let featured = db::settings::Featured {
@@ -361,7 +354,10 @@ pub async fn set_featured(
         Err(e) => return Err(ApiError::field(e.field(), e.to_string())),
     }
     db::settings::set_featured(&st.db, Some(&featured)).await?;
-    Ok(Json(json!(featured)))
+    Ok(Json(FeaturedSetting {
+        slug: featured.slug,
+        line: featured.line,
+    }))
 }
 
 /// `DELETE /api/admin/featured`

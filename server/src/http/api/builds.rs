@@ -6,7 +6,10 @@ use crate::{
     http::error::{ApiError, ApiResult},
     state::AppState,
 };
-use app::model::Identity;
+use app::model::{
+    BuildAccepted, BuildCancelling, BuildRecord, BuildStateChange, BuildStep, CheckRequest,
+    Checked, ConvertRequest, Converted, FieldProblem, Identity, Items, RecipeNote,
+};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
@@ -14,17 +17,28 @@ use axum::{
     Extension, Json,
 };
 use futures::{stream, Stream, StreamExt};
-use serde_json::{json, Value};
 use std::convert::Infallible;
 
 use super::body;
 
-/// `POST /api/projects` — 202 `{"slug","build_id"}`.
+fn accepted(slug: Option<String>, id: String) -> (StatusCode, Json<BuildAccepted>) {
+    let build_url = format!("/builds/{id}");
+    (
+        StatusCode::ACCEPTED,
+        Json(BuildAccepted {
+            slug,
+            build_id: id,
+            build_url,
+        }),
+    )
+}
+
+/// `POST /api/projects` — 202 `{"slug","build_id","build_url"}`.
 pub async fn create(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     form: Result<Json<ProjectForm>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BuildAccepted>)> {
     if !me.signed_in {
         return Err(ApiError::Unauthorized(
             "Log in to publish a project: projects belong to an account.".into(),
@@ -32,12 +46,7 @@ pub async fn create(
     }
     let form = body(form)?;
     let id = publish::submit(&st.builds, &st.db, &me.key, &form).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(
-            json!({ "slug": form.slug.trim(), "build_id": id, "build_url": format!("/builds/{id}") }),
-        ),
-    ))
+    Ok(accepted(Some(form.slug.trim().to_string()), id))
 }
 
 /// `POST /api/projects/{slug}/builds` — 202 `{"build_id"}`; body optional (repeat last recipe).
@@ -46,25 +55,35 @@ pub async fn rebuild(
     Extension(me): Extension<Identity>,
     Path(slug): Path<String>,
     form: Result<Json<RecipeForm>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<BuildAccepted>)> {
     let form = body(form)?;
     let id = publish::rebuild(&st.builds, &st.db, &me.key, me.is_admin, &slug, &form).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "build_id": id, "build_url": format!("/builds/{id}") })),
-    ))
+    Ok(accepted(None, id))
 }
 
-pub fn build_json(b: &db::builds::Model) -> Value {
-    json!({
-        "id": b.id, "project": b.project_slug, "state": b.state, "step": b.step, "steps": b.steps,
-        "error": b.error, "source_kind": b.source_kind, "dockerfile": b.dockerfile,
-        "image": b.image_repo.as_ref().zip(b.image_digest.as_ref()).map(|(r, d)| format!("{r}@{d}")),
-        "image_tag": b.image_tag, "image_size": b.image_size,
-        "created_at": b.created_at.to_rfc3339(),
-        "started_at": b.started_at.map(|t| t.to_rfc3339()),
-        "finished_at": b.finished_at.map(|t| t.to_rfc3339()),
-    })
+fn record(b: &db::builds::Model) -> BuildRecord {
+    BuildRecord {
+        id: b.id.clone(),
+        project: b.project_slug.clone(),
+        state: b.state.to_string(),
+        step: b.step,
+        steps: b.steps,
+        error: b.error.clone(),
+        source_kind: b.source_kind.clone(),
+        dockerfile: Some(b.dockerfile.clone()),
+        image: b
+            .image_repo
+            .as_ref()
+            .zip(b.image_digest.as_ref())
+            .map(|(r, d)| format!("{r}@{d}")),
+        image_tag: b.image_tag.clone(),
+        image_size: b.image_size,
+        created_at: b.created_at.to_rfc3339(),
+        started_at: b.started_at.map(|t| t.to_rfc3339()),
+        finished_at: b.finished_at.map(|t| t.to_rfc3339()),
+        queue_position: None,
+        typical_secs: None,
+    }
 }
 
 /// A build `me` may see (`db::builds::visible_to`); one it may not is "no such build".
@@ -83,12 +102,13 @@ pub async fn get(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BuildRecord>> {
     let b = find(&st, &me, &id).await?;
-    let mut v = build_json(&b);
-    v["queue_position"] = json!(db::builds::queue_position(&st.db, &b).await?);
-    v["typical_secs"] = json!(db::builds::typical_seconds(&st.db).await?);
-    Ok(Json(v))
+    Ok(Json(BuildRecord {
+        queue_position: db::builds::queue_position(&st.db, &b).await?,
+        typical_secs: db::builds::typical_seconds(&st.db).await?,
+        ..record(&b)
+    }))
 }
 
 /// `GET /api/projects/{slug}/builds` — newest first.
@@ -96,22 +116,21 @@ pub async fn list(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Path(slug): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Items<BuildRecord>>> {
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .filter(|p| p.status != db::ProjectStatus::Hidden || me.is_admin)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
-    let items: Vec<Value> = db::builds::for_project(&st.db, p.id, 50)
+    let items = db::builds::for_project(&st.db, p.id, 50)
         .await?
         .iter()
         .filter(|b| db::builds::visible_to(b, Some(&p), &me.key, me.is_admin))
-        .map(|b| {
-            let mut v = build_json(b);
-            v.as_object_mut().map(|o| o.remove("dockerfile"));
-            v
+        .map(|b| BuildRecord {
+            dockerfile: None,
+            ..record(b)
         })
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 /// `DELETE /api/builds/{id}` — cancel (who started it, the maintainer, or an admin).
@@ -119,7 +138,7 @@ pub async fn cancel(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BuildCancelling>> {
     let b = find(&st, &me, &id).await?;
     let maintainer = db::projects::by_id(&st.db, b.project_id)
         .await?
@@ -135,18 +154,29 @@ pub async fn cancel(
             format!("This build has already {}.", b.state),
         ));
     }
-    Ok(Json(json!({ "id": id, "cancelling": true })))
+    Ok(Json(BuildCancelling {
+        id,
+        cancelling: true,
+    }))
+}
+
+fn step_event(step: i32, steps: i32) -> Event {
+    let data = serde_json::to_string(&BuildStep { step, steps }).unwrap_or_default();
+    Event::default().event("step").data(data)
 }
 
 fn sse_event(ev: &BuildEvent) -> Event {
     match ev {
         BuildEvent::Log { line } => Event::default().event("log").data(line),
-        BuildEvent::Step { step, steps } => Event::default()
-            .event("step")
-            .data(json!({ "step": step, "steps": steps }).to_string()),
-        BuildEvent::State { state, error } => Event::default()
-            .event("state")
-            .data(json!({ "state": state, "error": error }).to_string()),
+        BuildEvent::Step { step, steps } => step_event(*step, *steps),
+        BuildEvent::State { state, error } => {
+            let change = BuildStateChange {
+                state: state.to_string(),
+                error: error.clone(),
+            };
+            let data = serde_json::to_string(&change).unwrap_or_default();
+            Event::default().event("state").data(data)
+        }
     }
 }
 
@@ -169,11 +199,7 @@ pub async fn log(
             .lines()
             .map(|l| Event::default().event("log").data(l))
             .collect();
-        evs.push(
-            Event::default()
-                .event("step")
-                .data(json!({ "step": b.step, "steps": b.steps }).to_string()),
-        );
+        evs.push(step_event(b.step, b.steps));
         evs
     };
     let live = if b.state.is_finished() {
@@ -227,45 +253,52 @@ pub async fn log(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+fn notes(problems: Vec<recipe::Problem>) -> Vec<RecipeNote> {
+    problems
+        .into_iter()
+        .map(|p| RecipeNote {
+            line: p.line,
+            message: p.message,
+        })
+        .collect()
+}
+
+fn problems_in(field: &str, problems: Vec<recipe::Problem>) -> ApiError {
+    crate::http::error::invalid(
+        problems
+            .into_iter()
+            .map(|p| FieldProblem {
+                field: field.into(),
+                line: p.line,
+                message: p.message,
+            })
+            .collect(),
+    )
+}
+
 /// `POST /api/recipe/convert` `{script}` — the Dockerfile a script becomes (shown, editable).
 pub async fn convert(
     State(st): State<AppState>,
-    form: Result<Json<Value>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
-    let v = body(form)?;
-    let script = v["script"].as_str().unwrap_or_default();
-    match recipe::convert_script(script, &st.builds.limits().base_image) {
-        Ok(c) => Ok(Json(json!({
-            "dockerfile": c.dockerfile, "base_image": c.base_image, "notes": c.notes,
-        }))),
-        Err(ps) => Err(crate::http::error::invalid(
-            ps.into_iter()
-                .map(|p| app::model::FieldProblem {
-                    field: "script".into(),
-                    line: p.line,
-                    message: p.message,
-                })
-                .collect(),
-        )),
-    }
+    form: Result<Json<ConvertRequest>, JsonRejection>,
+) -> ApiResult<Json<Converted>> {
+    let form = body(form)?;
+    let c = recipe::convert_script(&form.script, &st.builds.limits().base_image)
+        .map_err(|ps| problems_in("script", ps))?;
+    Ok(Json(Converted {
+        dockerfile: c.dockerfile,
+        base_image: c.base_image,
+        notes: notes(c.notes),
+    }))
 }
 
 /// `POST /api/recipe/check` `{dockerfile}` — problems with line numbers, or the step count.
-pub async fn check(form: Result<Json<Value>, JsonRejection>) -> ApiResult<Json<Value>> {
-    let v = body(form)?;
-    let text = v["dockerfile"].as_str().unwrap_or_default();
-    match recipe::validate_dockerfile(text) {
-        Ok(ok) => Ok(Json(json!({
-            "steps": ok.steps, "base_image": ok.base_image, "warnings": ok.warnings,
-        }))),
-        Err(ps) => Err(crate::http::error::invalid(
-            ps.into_iter()
-                .map(|p| app::model::FieldProblem {
-                    field: "dockerfile".into(),
-                    line: p.line,
-                    message: p.message,
-                })
-                .collect(),
-        )),
-    }
+pub async fn check(form: Result<Json<CheckRequest>, JsonRejection>) -> ApiResult<Json<Checked>> {
+    let form = body(form)?;
+    let ok = recipe::validate_dockerfile(&form.dockerfile)
+        .map_err(|ps| problems_in("dockerfile", ps))?;
+    Ok(Json(Checked {
+        steps: ok.steps,
+        base_image: ok.base_image,
+        warnings: notes(ok.warnings),
+    }))
 }

@@ -498,6 +498,43 @@ pub struct ProjectStatusNow {
     pub status: String,
 }
 
+/// One personal API token as its owner sees it (never the secret, only its last characters).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i32,
+    pub name: String,
+    /// "…abcd": the end of the secret, to tell tokens apart.
+    pub hint: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub admin: bool,
+}
+
+/// `GET /api/me/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ApiTokens {
+    pub tokens: Vec<ApiToken>,
+}
+
+/// `POST /api/me/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenRequest {
+    pub name: String,
+    /// An admin token carries the account's admin role; others act as a plain user.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// 201 to `POST /api/me/tokens`: the token, with its secret shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewToken {
+    #[serde(flatten)]
+    pub token: ApiToken,
+    #[serde(rename = "token")]
+    pub secret: String,
+}
+
 /// The publish form's choices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PublishInfo {

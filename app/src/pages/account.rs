@@ -30,15 +30,6 @@ pub fn AccountPage() -> impl IntoView {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-struct TokenRow {
-    id: i64,
-    name: String,
-    hint: String,
-    created_at: String,
-    last_used_at: Option<String>,
-}
-
 #[component]
 fn Account(user: UserBrief, site: String) -> impl IntoView {
     let has_password = user.has_password;
@@ -62,7 +53,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
     let new_pw = RwSignal::new(String::new());
     let pw_msg = RwSignal::new(String::new());
     // Tokens
-    let tokens = RwSignal::new(Vec::<TokenRow>::new());
+    let tokens = RwSignal::new(Vec::<crate::model::ApiToken>::new());
     let token_name = RwSignal::new(String::new());
     let new_token = RwSignal::new(String::new());
     let token_msg = RwSignal::new(String::new());
@@ -77,26 +68,9 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
     let reload_tokens = move || {
         leptos::task::spawn_local(async move {
             if let Ok(r) = crate::client::call("GET", "/api/me/tokens", None).await {
-                let rows = r.body["tokens"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|t| TokenRow {
-                                id: t["id"].as_i64().unwrap_or(0),
-                                name: t["name"].as_str().unwrap_or("").into(),
-                                hint: t["hint"].as_str().unwrap_or("").into(),
-                                created_at: t["created_at"]
-                                    .as_str()
-                                    .unwrap_or("")
-                                    .chars()
-                                    .take(10)
-                                    .collect(),
-                                last_used_at: t["last_used_at"]
-                                    .as_str()
-                                    .map(|s| s.chars().take(10).collect()),
-                            })
-                            .collect()
-                    })
+                let rows = r
+                    .json::<crate::model::ApiTokens>()
+                    .map(|t| t.tokens)
                     .unwrap_or_default();
                 tokens.set(rows);
             }
@@ -128,10 +102,17 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-                let body = serde_json::json!({"name": token_name.get_untracked()});
-                match crate::client::call("POST", "/api/me/tokens", Some(body)).await {
+                let request = crate::model::NewTokenRequest {
+                    name: token_name.get_untracked(),
+                    admin: false,
+                };
+                match crate::client::send("POST", "/api/me/tokens", &request).await {
                     Ok(r) if r.status == 201 => {
-                        new_token.set(r.body["token"].as_str().unwrap_or("").into());
+                        new_token.set(
+                            r.json::<crate::model::NewToken>()
+                                .map(|t| t.secret)
+                                .unwrap_or_default(),
+                        );
                         token_name.set(String::new());
                         token_msg.set(String::new());
                         reload_tokens();
@@ -142,7 +123,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
             }
         });
     };
-    let revoke = move |id: i64| {
+    let revoke = move |id: i32| {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
@@ -241,8 +222,8 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                         let id = t.id;
                         view! {
                             <tr>
-                                <td>{t.name}</td><td><code>{t.hint}</code></td><td>{t.created_at}</td>
-                                <td>{t.last_used_at.unwrap_or_else(|| "never".into())}</td>
+                                <td>{t.name}</td><td><code>{t.hint}</code></td><td>{t.created_at.chars().take(10).collect::<String>()}</td>
+                                <td>{t.last_used_at.map(|d| d.chars().take(10).collect::<String>()).unwrap_or_else(|| "never".into())}</td>
                                 <td><button class="btn small" on:click=move |_| revoke(id)>"Revoke"</button></td>
                             </tr>
                         }

@@ -115,7 +115,10 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                         if let Ok(r) =
                             crate::client::call("GET", &format!("/api/builds/{id}"), None).await
                         {
-                            queue_position.set(r.body["queue_position"].as_u64());
+                            queue_position.set(
+                                r.json::<crate::model::BuildRecord>()
+                                    .and_then(|b| b.queue_position),
+                            );
                         }
                     });
                 },

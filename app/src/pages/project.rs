@@ -133,8 +133,8 @@ fn RebuildButton(slug: String) -> impl IntoView {
             .await
             {
                 Ok(r) if r.status == 202 => {
-                    if let (Some(w), Some(u)) = (web_sys::window(), r.body["build_url"].as_str()) {
-                        let _ = w.location().set_href(u);
+                    if let Some(accepted) = r.json::<crate::model::BuildAccepted>() {
+                        crate::client::go(&accepted.build_url);
                     }
                 }
                 Ok(r) => msg.set(r.message()),

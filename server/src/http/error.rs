@@ -239,3 +239,115 @@ fn describe(p: &FieldProblem) -> String {
         None => p.message.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::runtime::RuntimeError;
+
+    /// Status, `error` code, `Retry-After` and the body's extra field of one answer.
+    async fn answer(
+        e: impl Into<ApiError>,
+    ) -> (u16, String, Option<String>, app::model::ApiErrorBody) {
+        let resp = e.into().into_response();
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        let body: app::model::ApiErrorBody =
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("error body: {e}"));
+        (status, body.error.clone(), retry, body)
+    }
+
+    /// The sandbox service's refusals as the API contract (ARCHITECTURE.md, API) states them.
+    #[tokio::test]
+    async fn sandbox_refusals_keep_their_documented_answers() {
+        let (s, code, _, body) = answer(SandboxError::OtherRunning {
+            id: "abc".into(),
+            project: "jq".into(),
+        })
+        .await;
+        assert_eq!((s, code.as_str()), (409, "sandbox_active"));
+        assert_eq!(body.detail["sandbox"]["project"], "jq");
+        let (s, code, retry, body) = answer(SandboxError::Queued { position: 3 }).await;
+        assert_eq!(
+            (s, code.as_str(), retry.as_deref()),
+            (503, "queued", Some("2"))
+        );
+        assert_eq!(body.detail["queue_position"], 3);
+        let (s, code, retry, _) = answer(SandboxError::TooFast {
+            retry_after_secs: 7,
+        })
+        .await;
+        assert_eq!(
+            (s, code.as_str(), retry.as_deref()),
+            (429, "rate_limited", Some("7"))
+        );
+        let (s, code, retry, _) = answer(SandboxError::NetworkShare { running: 2 }).await;
+        assert_eq!(
+            (s, code.as_str(), retry.as_deref()),
+            (429, "rate_limited", Some("30"))
+        );
+        assert_eq!(answer(SandboxError::LineFull).await.1, "unavailable");
+        assert_eq!(answer(SandboxError::NoSuchSandbox).await.0, 404);
+        assert_eq!(answer(SandboxError::NotYours).await.0, 403);
+        let (s, code, _, _) = answer(SandboxError::Ended).await;
+        assert_eq!((s, code.as_str()), (400, "sandbox_ended"));
+        let (s, code, _, _) = answer(SandboxError::StoppedMeanwhile).await;
+        assert_eq!((s, code.as_str()), (409, "sandbox_ended"));
+        assert_eq!(answer(SandboxError::ExtendLimit).await.1, "extend_limit");
+        // Our own failures say nothing of their cause to the visitor.
+        let (s, code, _, body) = answer(SandboxError::Runtime(RuntimeError::EngineDown(
+            "socket /secret/path refused".into(),
+        )))
+        .await;
+        assert_eq!((s, code.as_str()), (500, "internal"));
+        assert!(!body.message.contains("/secret/path"), "{}", body.message);
+    }
+
+    /// Publishing and account refusals: statuses, codes and the problems list.
+    #[tokio::test]
+    async fn publish_and_account_refusals_keep_their_documented_answers() {
+        let (s, code, _, body) = answer(PublishError::Invalid(vec![FieldProblem {
+            field: "dockerfile".into(),
+            line: Some(3),
+            message: "ADD <url> is not allowed".into(),
+        }]))
+        .await;
+        assert_eq!((s, code.as_str()), (400, "invalid"));
+        assert_eq!(body.problems()[0].line, Some(3));
+        assert_eq!(
+            answer(PublishError::SlugTaken("jq".into())).await.1,
+            "slug_taken"
+        );
+        let (s, code, _, _) = answer(PublishError::QueueFull(9)).await;
+        assert_eq!((s, code.as_str()), (429, "quota_exceeded"));
+        let (s, code, _, _) = answer(PublishError::BuildActive {
+            state: "running".into(),
+            build: "b1".into(),
+        })
+        .await;
+        assert_eq!((s, code.as_str()), (409, "build_running"));
+        assert_eq!(answer(PublishError::NotMaintainer).await.0, 403);
+        let (s, code, retry, _) = answer(AuthError::TooManyAttempts {
+            retry_after_secs: 12,
+        })
+        .await;
+        assert_eq!(
+            (s, code.as_str(), retry.as_deref()),
+            (429, "rate_limited", Some("12"))
+        );
+        let (s, _, _, body) = answer(AuthError::field("email", "Enter your email address.")).await;
+        assert_eq!(s, 400);
+        assert_eq!(body.problems()[0].field, "email");
+        assert_eq!(
+            answer(AuthError::Unverified("a@b.org".into())).await.1,
+            "unverified"
+        );
+    }
+}

@@ -10,7 +10,7 @@ use crate::{
     secrets::{random_secret, sha256_hex},
     state::AppState,
 };
-use app::model::{Identity, MailSent};
+use app::model::{ApiToken, ApiTokens, Identity, MailSent, NewToken, NewTokenRequest};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
@@ -18,7 +18,6 @@ use axum::{
     Extension, Json,
 };
 use db::accounts::{self, LinkPurpose};
-use serde_json::json;
 
 /// The account behind a browser session, or 401/403.
 pub async fn account_of(st: &AppState, me: &Identity) -> ApiResult<accounts::Account> {
@@ -193,43 +192,34 @@ pub async fn delete_account(
     ))
 }
 
-fn token_json(t: &accounts::Token) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "hint": format!("…{}", t.hint),
-        "created_at": t.created_at.to_rfc3339(),
-        "last_used_at": t.last_used_at.map(|d| d.to_rfc3339()),
-        "admin": t.admin,
-    })
+fn api_token(t: &accounts::Token) -> ApiToken {
+    ApiToken {
+        id: t.id,
+        name: t.name.clone(),
+        hint: format!("…{}", t.hint),
+        created_at: t.created_at.to_rfc3339(),
+        last_used_at: t.last_used_at.map(|d| d.to_rfc3339()),
+        admin: t.admin,
+    }
 }
 
 /// `GET /api/me/tokens`
 pub async fn list_tokens(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ApiTokens>> {
     let account = account_of(&st, &me).await?;
     let tokens = accounts::tokens_of(&st.db, account.id).await?;
-    Ok(Json(json!({
-        "tokens": tokens.iter().map(token_json).collect::<Vec<_>>()
-    })))
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenForm {
-    name: String,
-    /// An admin token carries the account's admin role; others act as a plain user.
-    #[serde(default)]
-    admin: bool,
+    Ok(Json(ApiTokens {
+        tokens: tokens.iter().map(api_token).collect(),
+    }))
 }
 
 /// `POST /api/me/tokens {name, admin?}` — 201 with the token itself, shown this once.
 pub async fn create_token(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
-    form: Result<Json<TokenForm>, JsonRejection>,
+    form: Result<Json<NewTokenRequest>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
@@ -263,8 +253,10 @@ pub async fn create_token(
         f.admin,
     )
     .await?;
-    let mut out = token_json(&t);
-    out["token"] = json!(secret);
+    let out = NewToken {
+        token: api_token(&t),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

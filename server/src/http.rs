@@ -34,15 +34,13 @@ use tower_http::{
 };
 
 /// Leptos options from our config (no Cargo.toml metadata needed at run time).
-pub fn leptos_options(config: &config::Config) -> LeptosOptions {
+/// `site_version` is the loaded site's (`assets::Memory::version`), so the pages' URLs and the
+/// immutable caching of versioned files agree by construction.
+pub fn leptos_options(config: &config::Config, site_version: &str) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("trythis")
         .site_root(config.site_root.display().to_string())
-        .site_pkg_dir(format!(
-            "{}{}/pkg",
-            &assets::PREFIX[1..],
-            assets::version(&config.site_root)
-        ))
+        .site_pkg_dir(format!("{}{site_version}/pkg", &assets::PREFIX[1..]))
         .site_addr(config.listen)
         .build()
 }

@@ -110,16 +110,17 @@ pub async fn build_state(config: config::Config) -> Result<AppState, StartError>
             }
         });
     }
+    let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
     Ok(AppState::new(state::Shared {
         auth,
         mail,
         streams: http::caps::StreamCaps::default(),
         health: Arc::default(),
         pages: Arc::default(),
-        static_files: Arc::new(http::assets::Memory::load(&config.site_root)),
+        leptos_options: http::leptos_options(&config, &static_files.version),
+        static_files,
         registry,
         builds,
-        leptos_options: http::leptos_options(&config),
         config: Arc::new(config),
         db,
         search: Arc::new(db::search::SearchIndex::new()),

@@ -5,18 +5,17 @@
 //! Every build streams its log live to any number of watchers (SSE) and stores it at the end.
 //! A project that is already live keeps serving its last good image until a new build has been
 //! pushed and resolved: visitors never wait for, or lose, a build.
+pub mod engine;
+#[cfg(test)]
+mod fast_tests;
 pub mod publish;
 pub mod seed;
 
+pub use engine::{pull, push, DockerBuilder, Engines, ImageBuilder, TransferError};
+
 use crate::config::BuildLimits;
 use crate::metrics::Metrics;
-use bollard::{
-    query_parameters::{
-        BuildImageOptionsBuilder, CreateImageOptionsBuilder, PruneImagesOptionsBuilder,
-        PushImageOptionsBuilder, RemoveImageOptions,
-    },
-    Docker,
-};
+use engine::{BuildSpec, ImageFacts};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -78,7 +77,7 @@ impl LogBuffer {
 
 /// Why a build failed, in words a maintainer can act on.
 #[derive(Debug, thiserror::Error)]
-enum Failure {
+pub enum Failure {
     #[error("{0}")]
     Build(String),
     #[error("The build took longer than {0} minutes and was stopped.")]
@@ -115,22 +114,14 @@ pub enum GcError {
     },
 }
 
-/// The two engines a build touches.
-#[derive(Clone)]
-pub struct Engines {
-    /// Runs build steps (bounded disk, pids and memory, user namespace); pushes the result.
-    pub build: Docker,
-    /// Runs sandboxes; a published image is pulled into it before the project goes live.
-    pub serve: Docker,
-}
-
 pub struct BuildService {
     db: db::DatabaseConnection,
-    /// The build engine.
-    docker: Docker,
-    /// The sandbox engine.
-    serve: Docker,
-    registry: registry::Registry,
+    /// The engines and the registry (a fake in the fast tests).
+    builder: Arc<dyn ImageBuilder>,
+    /// The real engines, when the builder is `DockerBuilder` (for tests and benches).
+    engines: Option<Engines>,
+    /// Where images go: repository names and the registry's address.
+    registry: registry::RegistryConfig,
     limits: BuildLimits,
     metrics: Arc<Metrics>,
     live: StdMutex<HashMap<String, Arc<Live>>>,
@@ -152,12 +143,35 @@ impl BuildService {
         metrics: Arc<Metrics>,
         networks: Arc<crate::network::Networks>,
     ) -> Arc<Self> {
+        let config = registry.config().clone();
+        let builder = Arc::new(DockerBuilder::new(engines.clone(), registry));
+        Self::with_builder(
+            db,
+            builder,
+            config,
+            limits,
+            metrics,
+            networks,
+            Some(engines),
+        )
+    }
+
+    /// A build service over any `ImageBuilder` (the fast tests' fake).
+    pub fn with_builder(
+        db: db::DatabaseConnection,
+        builder: Arc<dyn ImageBuilder>,
+        registry: registry::RegistryConfig,
+        limits: BuildLimits,
+        metrics: Arc<Metrics>,
+        networks: Arc<crate::network::Networks>,
+        engines: Option<Engines>,
+    ) -> Arc<Self> {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             networks,
             db,
-            docker: engines.build,
-            serve: engines.serve,
+            builder,
+            engines,
             push_gate: tokio::sync::RwLock::new(()),
             registry,
             limits,
@@ -178,42 +192,31 @@ impl BuildService {
 
     /// The platform registry's address (`host:port`).
     pub fn registry_address(&self) -> String {
-        self.registry.config().address.clone()
+        self.registry.address.clone()
     }
 
     /// Whether a build can start from `image`: the build engine has it, or the platform's
     /// registry does. An engine that does not answer is an error, not a missing image.
     pub async fn image_available(&self, image: &str) -> Result<bool, bollard::errors::Error> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => return Ok(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => {}
-            Err(e) => return Err(e),
-        }
-        let prefix = format!("{}/", self.registry.config().address);
-        let Some(path) = image.strip_prefix(&prefix) else {
-            return Ok(false);
-        };
-        let (repo, reference) = match path.split_once('@') {
-            Some((repo, digest)) => (repo, digest),
-            None => match path.rsplit_once(':') {
-                Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-                _ => (path, "latest"),
-            },
-        };
-        Ok(self
-            .registry
-            .resolve(&format!("{prefix}{repo}"), reference)
-            .await
-            .is_ok())
+        self.builder.image_available(image).await
     }
 
-    pub fn engines(&self) -> Engines {
-        Engines {
-            build: self.docker.clone(),
-            serve: self.serve.clone(),
-        }
+    /// The real engines (None under a fake builder).
+    pub fn engines(&self) -> Option<Engines> {
+        self.engines.clone()
+    }
+
+    pub async fn ping_engine(&self) -> Result<(), String> {
+        self.builder.ping().await
+    }
+
+    /// Removes what builds interrupted by a crash or restart left in the build engine: only
+    /// what is older than any build can be (a step container of a build running now, in another
+    /// server process or the seed command, is briefly "created", not running).
+    pub async fn clean_build_engine(&self) {
+        self.builder
+            .clean(self.limits.timeout + std::time::Duration::from_secs(600))
+            .await;
     }
 
     /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
@@ -434,7 +437,7 @@ impl BuildService {
         project: &db::projects::Model,
         live: &Arc<Live>,
     ) -> Result<db::builds::Pushed, Failure> {
-        let repo = self.registry.config().repository_for(&project.slug);
+        let repo = self.registry.repository_for(&project.slug);
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
         let result = self
@@ -442,7 +445,7 @@ impl BuildService {
             .await;
         // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
         // sandbox engine have the image, and a failed build's layers are garbage.
-        self.remove_build_layers(&image, &build.id).await;
+        self.builder.remove_leftovers(&image, &build.id).await;
         result
     }
 
@@ -467,20 +470,10 @@ impl BuildService {
             }
             _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
         }
-        let built = self
-            .docker
-            .inspect_image(image)
-            .await
-            .map_err(|e| Failure::Engine(e.to_string()))?;
-        let volumes = built
-            .config
-            .as_ref()
-            .and_then(|c| c.volumes.as_ref())
-            .map_or(0, |v| v.len());
+        let ImageFacts { size, volumes } = self.builder.inspect(image).await?;
         if volumes > crate::sandbox::runtime::MAX_IMAGE_VOLUMES {
             return Err(Failure::TooManyVolumes(volumes));
         }
-        let size = built.size.unwrap_or(0).max(0) as u64;
         let limit = self.limits.max_image_mb * 1024 * 1024;
         if size > limit {
             return Err(Failure::TooLarge {
@@ -504,24 +497,13 @@ impl BuildService {
         self.log(live, &format!("Pushing {image}"));
         let pushing = async {
             let _no_gc_meanwhile = self.push_gate.read().await;
-            self.registry
-                .ensure_namespace()
-                .await
-                .map_err(|e| Failure::Registry(e.to_string()))?;
-            push(&self.docker, repo, tag)
-                .await
-                .map_err(|e| Failure::Registry(e.to_string()))?;
-            let resolved = self
-                .registry
-                .resolve(repo, tag)
-                .await
-                .map_err(|e| Failure::Registry(e.to_string()))?;
+            let pushed = self.builder.push(repo, tag).await?;
             // Into the sandbox engine now, so the first Try does not wait for a pull.
             self.log(live, "Pulling into the sandbox engine");
-            pull(&self.serve, &format!("{repo}@{}", resolved.digest))
-                .await
-                .map_err(|e| Failure::Registry(e.to_string()))?;
-            Ok(resolved)
+            self.builder
+                .pull_for_sandboxes(&format!("{repo}@{}", pushed.digest))
+                .await?;
+            Ok::<_, Failure>(pushed)
         };
         let resolved = tokio::select! {
             r = pushing => r?,
@@ -533,101 +515,6 @@ impl BuildService {
             digest: resolved.digest,
             size: resolved.size,
         })
-    }
-
-    /// Removes a finished build's image and every container and layer its steps made. They are
-    /// found by the label `trythis.build=<id>` that `mark_build` puts after each `FROM`, never
-    /// from the build's output, which a step can fake (` ---> Running in <someone else's id>`).
-    /// Builds run without the layer cache, so no other build stands on these layers.
-    async fn remove_build_layers(&self, image: &str, build_id: &str) {
-        let label = format!("{BUILD_LABEL}={build_id}");
-        let filters = HashMap::from([("label", vec![label.as_str()])]);
-        // A cancelled or timed-out build's step may still run, and the engine may be removing it
-        // itself: its containers go first (until none is left), or the engine refuses to remove
-        // the layers under them.
-        for _ in 0..40 {
-            let listed = self
-                .docker
-                .list_containers(Some(
-                    bollard::query_parameters::ListContainersOptionsBuilder::default()
-                        .all(true)
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .unwrap_or_default();
-            if listed.is_empty() {
-                break;
-            }
-            for id in listed.into_iter().filter_map(|c| c.id) {
-                let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-                    .force(true)
-                    .build();
-                let _ = self.docker.remove_container(&id, Some(opts)).await;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-        let _ = self
-            .docker
-            .remove_image(image, None::<RemoveImageOptions>, None)
-            .await;
-        for _ in 0..20 {
-            let mut layers = self
-                .docker
-                .list_images(Some(
-                    bollard::query_parameters::ListImagesOptionsBuilder::default()
-                        .all(true)
-                        .filters(&filters)
-                        .build(),
-                ))
-                .await
-                .unwrap_or_default();
-            // Another build's pushed image is tagged; ours was removed above. (The engine lists
-            // an untagged layer as `<none>:<none>`.)
-            layers.retain(|l| l.repo_tags.iter().all(|t| t == "<none>:<none>"));
-            if layers.is_empty() {
-                return;
-            }
-            // Newest first: a layer goes before the one it stands on.
-            layers.sort_by_key(|l| std::cmp::Reverse(l.created));
-            for layer in layers {
-                if let Err(e) = self
-                    .docker
-                    .remove_image(&layer.id, None::<RemoveImageOptions>, None)
-                    .await
-                {
-                    tracing::debug!(layer = %layer.id, error = %e, "build layer not removed yet");
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
-        tracing::warn!(
-            build = build_id,
-            "some layers of the build were left in the build engine"
-        );
-    }
-
-    /// Removes what builds interrupted by a crash or restart left in the build engine: stopped
-    /// containers, and dangling layers older than any running build can be.
-    pub async fn clean_build_engine(&self) {
-        // Only what is older than any build can be: a step container of a build running now
-        // (another server process, or the seed command) is briefly "created", not running.
-        let older = format!("{}s", self.limits.timeout.as_secs() + 600);
-        let stale = bollard::query_parameters::PruneContainersOptionsBuilder::default()
-            .filters(&HashMap::from([("until", vec![older.as_str()])]))
-            .build();
-        if let Err(e) = self.docker.prune_containers(Some(stale)).await {
-            tracing::warn!(error = %e, "build engine: stopped containers not pruned");
-        }
-        let dangling = PruneImagesOptionsBuilder::default()
-            .filters(&HashMap::from([
-                ("dangling", vec!["true"]),
-                ("until", vec![older.as_str()]),
-            ]))
-            .build();
-        if let Err(e) = self.docker.prune_images(Some(dangling)).await {
-            tracing::warn!(error = %e, "build engine: dangling layers not pruned");
-        }
     }
 
     /// Garbage-collects the registry's blobs with the configured command while no build of this
@@ -666,8 +553,6 @@ impl BuildService {
         build_id: &str,
         live: &Arc<Live>,
     ) -> Result<(), Failure> {
-        let labels = HashMap::from([("trythis.build".to_string(), build_id.to_string())]);
-        let memory = (self.limits.memory_mb * 1024 * 1024).min(i32::MAX as u64) as i32;
         // A proxy credential of this build's own: refusals land in this build's log.
         let (mut grant, proxy_url) = self.networks.build.grant(&format!("build-{build_id}"));
         let build_args: HashMap<String, String> = crate::sandbox::runtime::proxy_env(&proxy_url)
@@ -677,44 +562,27 @@ impl BuildService {
                 Some((k.to_string(), v.to_string()))
             })
             .collect();
-        let opts = BuildImageOptionsBuilder::default()
-            .t(image)
-            .rm(true)
-            .forcerm(true)
-            // Each build's layers are removed when it ends, so a cache would only let concurrent
-            // builds stand on each other's layers.
-            .nocache(true)
-            .pull("false")
-            .memory(memory)
-            .memswap(memory)
-            .cpuperiod(100_000)
-            .cpuquota((self.limits.cpus * 100_000.0) as i32)
-            .labels(&labels)
-            .networkmode(&self.networks.build.network)
-            .buildargs(&build_args)
-            .build();
-        let ca = match &self.networks.ca_bundle {
-            Some(path) => Some(
-                tokio::fs::read(path)
-                    .await
-                    .map_err(|e| Failure::Engine(format!("CA bundle {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
         let mut files = vec![];
-        let dockerfile = match &ca {
-            Some(bundle) => {
-                files.push((CA_CONTEXT_FILE, bundle.as_slice()));
+        let dockerfile = match &self.networks.ca_bundle {
+            Some(path) => {
+                let bundle = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| Failure::Engine(format!("CA bundle {}: {e}", path.display())))?;
+                files.push((CA_CONTEXT_FILE, bundle));
                 trust_platform_ca(dockerfile)
             }
             None => dockerfile.to_string(),
         };
-        let dockerfile = mark_build(&dockerfile, build_id);
-        files.push(("Dockerfile", dockerfile.as_bytes()));
-        let tar = crate::tar::tar_files(&files);
-        let mut stream = self
-            .docker
-            .build_image(opts, None, Some(bollard::body_full(tar.into())));
+        files.push(("Dockerfile", mark_build(&dockerfile, build_id).into_bytes()));
+        let mut stream = self.builder.build(BuildSpec {
+            build_id: build_id.to_string(),
+            image: image.to_string(),
+            files,
+            build_args,
+            network: self.networks.build.network.clone(),
+            memory_mb: self.limits.memory_mb,
+            cpus: self.limits.cpus,
+        });
         let mut progress = Progress::default();
         let result = self
             .follow_build(&mut stream, &mut grant, &mut progress, build_id, live)
@@ -728,8 +596,7 @@ impl BuildService {
     /// Streams the engine's build output into the log until the build ends.
     async fn follow_build(
         &self,
-        stream: &mut (impl futures::Stream<Item = Result<bollard::models::BuildInfo, bollard::errors::Error>>
-                  + Unpin),
+        stream: &mut futures::stream::BoxStream<'static, Result<String, Failure>>,
         grant: &mut egress::Grant,
         progress: &mut Progress,
         build_id: &str,
@@ -757,17 +624,15 @@ impl BuildService {
                 }
                 break;
             };
-            let info = match item {
-                Ok(i) => i,
-                Err(e) => return Err(engine_error(e)),
-            };
-            if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                while let Ok(refusal) = grant.refusals().try_recv() {
-                    self.log(live, &format!("trythis egress proxy: {refusal}"));
+            let s = match item {
+                Ok(s) => s,
+                Err(failure) => {
+                    while let Ok(refusal) = grant.refusals().try_recv() {
+                        self.log(live, &format!("trythis egress proxy: {refusal}"));
+                    }
+                    return Err(failure);
                 }
-                return Err(Failure::Build(build_error(&err)));
-            }
-            let Some(s) = info.stream else { continue };
+            };
             for line in s.lines().filter(|l| !l.trim().is_empty()) {
                 // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
                 // only the next step of the same build counts, and the row is written at most
@@ -782,14 +647,6 @@ impl BuildService {
             }
         }
         Ok(())
-    }
-
-    /// Removes an image from the sandbox engine (the build engine keeps none).
-    async fn remove_image(&self, image: &str) {
-        let _ = self
-            .serve
-            .remove_image(image, None::<RemoveImageOptions>, None)
-            .await;
     }
 
     /// Keeps the newest `retention` successful builds of the project (and the image it serves);
@@ -812,17 +669,12 @@ impl BuildService {
             .take(keep_n)
             .filter_map(|b| b.image_tag.clone())
             .collect();
-        match self
-            .registry
+        if let Err(e) = self
+            .builder
             .retain(&current.repo, &keep, std::slice::from_ref(&current.digest))
             .await
         {
-            Ok(report) => {
-                for tag in &report.deleted {
-                    self.remove_image(&format!("{}:{tag}", current.repo)).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, repo = %current.repo, "registry retention failed"),
+            tracing::warn!(error = %e, repo = %current.repo, "registry retention failed");
         }
     }
 }
@@ -986,69 +838,6 @@ impl Progress {
         self.written = Some(std::time::Instant::now());
         self.last
     }
-}
-
-/// The engine's build errors, in plain words where we recognise them.
-fn build_error(msg: &str) -> String {
-    if msg.contains("pull access denied")
-        || msg.contains("manifest unknown")
-        || msg.contains("not found: manifest")
-    {
-        format!("The base image could not be found. Use an image the platform has (for example trythis/base:bookworm) or one in its registry. ({msg})")
-    } else if msg.contains("no space left on device") {
-        format!("The build ran out of disk space: builds run on a disk of bounded size, shared by the builds running at the time. Make the image smaller, or delete downloads in the same RUN step that fetched them. ({msg})")
-    } else if msg.contains("returned a non-zero code") {
-        format!("A build step failed: {msg}")
-    } else {
-        msg.to_string()
-    }
-}
-
-fn engine_error(e: bollard::errors::Error) -> Failure {
-    use bollard::errors::Error as E;
-    match e {
-        E::DockerResponseServerError { message, .. } => Failure::Build(build_error(&message)),
-        E::DockerStreamError { error } => Failure::Build(build_error(&error)),
-        other => Failure::Engine(other.to_string()),
-    }
-}
-
-/// An image transfer between an engine and a registry that did not complete.
-#[derive(Debug, thiserror::Error)]
-pub enum TransferError {
-    #[error("{0}")]
-    Engine(#[from] bollard::errors::Error),
-    /// The engine reported a failure in its progress stream (e.g. the registry refused).
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// Pulls `image` (a `repo@digest` or `repo:tag` reference) into an engine.
-pub async fn pull(docker: &Docker, image: &str) -> Result<(), TransferError> {
-    let opts = CreateImageOptionsBuilder::default()
-        .from_image(image)
-        .build();
-    let mut stream = docker.create_image(Some(opts), None, None);
-    while let Some(item) = stream.next().await {
-        if let Some(err) = item?.error_detail.and_then(|d| d.message) {
-            return Err(TransferError::Refused(format!("pull of {image}: {err}")));
-        }
-    }
-    Ok(())
-}
-
-/// Pushes `repo:tag` to the registry the repo names.
-pub async fn push(docker: &Docker, repo: &str, tag: &str) -> Result<(), TransferError> {
-    let opts = PushImageOptionsBuilder::default().tag(tag).build();
-    let mut stream = docker.push_image(repo, Some(opts), None);
-    while let Some(item) = stream.next().await {
-        if let Some(err) = item?.error_detail.and_then(|d| d.message) {
-            return Err(TransferError::Refused(format!(
-                "push of {repo}:{tag}: {err}"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -857,7 +857,7 @@ pub async fn reaper_loop(
 }
 
 #[cfg(test)]
-mod fast_tests;
+pub(crate) mod fast_tests;
 
 #[cfg(test)]
 mod tests {

@@ -370,7 +370,12 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         .await?
         .ok_or("build")?
         .log;
-    let engine = app.state.builds.engines().build;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .expect("engine-backed builds")
+        .build;
     // The clean-up runs after the cancel is answered: give it a moment.
     for _ in 0..80 {
         if build_leftovers(&app, &id).await? == (0, 0) {
@@ -404,7 +409,12 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
 async fn a_build_step_cannot_make_the_server_remove_what_it_names() -> Result {
     let app = TestApp::start().await?;
     let v = app.user().await?;
-    let engine = app.state.builds.engines().build;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .expect("engine-backed builds")
+        .build;
     let victim = engine
         .create_container(
             Some(
@@ -497,7 +507,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     cfg.registry.address = format!("127.0.0.1:{port}");
     let builds = server::builds::BuildService::new(
         app.state.db.clone(),
-        app.state.builds.engines(),
+        app.state.builds.engines().expect("engine-backed builds"),
         registry::Registry::new(cfg.registry.clone()),
         cfg.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// Why a submission or rebuild was refused; `http::error` maps each to its status.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    #[error("{} problem(s) with the submission", .0.len())]
+    #[error("{} FieldProblem::new(s) with the submission", .0.len())]
     Invalid(Vec<FieldProblem>),
     #[error("The build engine is not answering right now. Please try again in a minute.")]
     BuildEngineDown(#[source] bollard::errors::Error),
@@ -89,14 +89,6 @@ pub struct RecipeForm {
     pub script: Option<String>,
 }
 
-fn problem(field: &str, message: impl Into<String>) -> FieldProblem {
-    FieldProblem {
-        field: field.into(),
-        line: None,
-        message: message.into(),
-    }
-}
-
 /// A recipe ready to build.
 pub struct Recipe {
     pub kind: &'static str,
@@ -119,9 +111,9 @@ fn text_field(
 ) {
     let v = value.trim();
     if required && v.is_empty() {
-        out.push(problem(field, format!("{label} is required.")));
+        out.push(FieldProblem::new(field, format!("{label} is required.")));
     } else if v.chars().count() > max {
-        out.push(problem(
+        out.push(FieldProblem::new(
             field,
             format!("{label} is too long: at most {max} characters."),
         ));
@@ -129,7 +121,7 @@ fn text_field(
         .chars()
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
     {
-        out.push(problem(
+        out.push(FieldProblem::new(
             field,
             format!("{label} contains control characters."),
         ));
@@ -147,7 +139,7 @@ fn url_field(out: &mut Vec<FieldProblem>, field: &str, value: Option<&str>, labe
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
     if !ok {
-        out.push(problem(
+        out.push(FieldProblem::new(
             field,
             format!("{label} must be an http(s) address of at most 300 characters."),
         ));
@@ -187,11 +179,11 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
             .collect()
     };
     match (dockerfile, script) {
-        (Some(_), Some(_)) => Err(vec![problem(
+        (Some(_), Some(_)) => Err(vec![FieldProblem::new(
             "dockerfile",
             "Give a Dockerfile or an install script, not both. (A converted script is sent as its Dockerfile.)",
         )]),
-        (None, None) => Err(vec![problem(
+        (None, None) => Err(vec![FieldProblem::new(
             "dockerfile",
             "Give a Dockerfile (upload or paste) or paste an install script.",
         )]),
@@ -226,7 +218,7 @@ pub fn check_form(
 ) -> Result<(db::projects::NewProject, Recipe), Vec<FieldProblem>> {
     let mut out = Vec::new();
     if let Some(p) = slug_problem(form.slug.trim()) {
-        out.push(problem("slug", p));
+        out.push(FieldProblem::new("slug", p));
     }
     text_field(&mut out, "name", &form.name, "The name", true, 60, false);
     text_field(
@@ -248,14 +240,14 @@ pub fn check_form(
         true,
     );
     if !CATEGORIES.contains(&form.category.as_str()) {
-        out.push(problem(
+        out.push(FieldProblem::new(
             "category",
             format!("Choose one of the categories: {}.", CATEGORIES.join(", ")),
         ));
     }
     let mut tags: Vec<String> = Vec::new();
     if form.tags.len() > 8 {
-        out.push(problem("tags", "At most 8 tags."));
+        out.push(FieldProblem::new("tags", "At most 8 tags."));
     }
     for t in form.tags.iter().take(8) {
         let t = fold(t.trim());
@@ -267,7 +259,7 @@ pub fn check_form(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
         {
-            out.push(problem(
+            out.push(FieldProblem::new(
                 "tags",
                 format!("Tag '{t}': at most 24 letters, digits, '-', '+' or '.'."),
             ));

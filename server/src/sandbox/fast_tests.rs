@@ -138,7 +138,7 @@ async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
 }
 
 /// Proxies on loopback stand in for the isolated networks (no project here opts into egress).
-async fn loopback_networks() -> Arc<crate::network::Networks> {
+pub(crate) async fn loopback_networks() -> Arc<crate::network::Networks> {
     let isolated = |name: &str| {
         let name = name.to_string();
         async move {

@@ -669,7 +669,12 @@ pub fn logged_container(line: &str) -> Option<&str> {
 
 /// Containers and images of build `id` still in the build engine, found by the build's label.
 pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
-    let engine = app.state.builds.engines().build;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .expect("engine-backed builds")
+        .build;
     let label = format!("{}={id}", server::builds::BUILD_LABEL);
     let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
     let containers = engine

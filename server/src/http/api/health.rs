@@ -23,11 +23,10 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
 
 async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
     let timeout = std::time::Duration::from_secs(3);
-    let build_engine = st.builds.engines().build;
     let (db, docker, builds, registry) = tokio::join!(
         tokio::time::timeout(timeout, db::ping(&st.db)),
         tokio::time::timeout(timeout, st.sandboxes.runtime().ping()),
-        tokio::time::timeout(timeout, build_engine.ping()),
+        tokio::time::timeout(timeout, st.builds.ping_engine()),
         tokio::time::timeout(timeout, st.registry.ping()),
     );
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };

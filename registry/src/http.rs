@@ -2,7 +2,6 @@
 //! one registry endpoint with its credentials and the distribution token flow
 //! (`401` + `WWW-Authenticate: Bearer realm=…` → token from the realm → retry).
 
-use crate::names::is_loopback_host;
 use crate::RegistryError;
 use reqwest::{header, Client, RequestBuilder, Response, StatusCode, Url};
 use std::collections::HashMap;
@@ -12,34 +11,14 @@ use std::time::Duration;
 /// Manifests are small (distribution refuses more than 4 MiB).
 pub(crate) const MANIFEST_LIMIT: usize = 4 << 20;
 
-/// Builds the HTTP client. `restricted` (sources of imports, chosen by users): redirects may only
-/// go to HTTPS or to loopback, never to plain HTTP elsewhere.
-pub(crate) fn build_client(restricted: bool) -> Result<Client, String> {
+/// Builds the HTTP client for the platform's registry.
+pub(crate) fn build_client() -> Result<Client, String> {
     crate::install_crypto_provider();
-    let mut builder = Client::builder()
+    Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .read_timeout(Duration::from_secs(120));
-    if restricted {
-        builder = builder.redirect(reqwest::redirect::Policy::custom(|attempt| {
-            if attempt.previous().len() >= 5 {
-                attempt.error("too many redirects")
-            } else if url_allowed(attempt.url()) {
-                attempt.follow()
-            } else {
-                attempt.error("redirect to plain HTTP outside this machine refused")
-            }
-        }));
-    }
-    builder.build().map_err(|e| e.to_string())
-}
-
-/// HTTPS anywhere, plain HTTP only to this machine.
-pub(crate) fn url_allowed(url: &Url) -> bool {
-    match url.scheme() {
-        "https" => true,
-        "http" => url.host_str().is_some_and(is_loopback_host),
-        _ => false,
-    }
+        .read_timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// One registry: where it is, how to log in, and the bearer tokens it handed out (per scope).
@@ -50,9 +29,6 @@ pub(crate) struct Endpoint {
     /// `http(s)://host:port`, no trailing slash.
     pub base: String,
     basic: Option<(String, String)>,
-    /// A source chosen by a user: token realms must pass [`url_allowed`], and "access denied"
-    /// means "not found or private" (only public images can be imported).
-    restricted: bool,
     tokens: Mutex<HashMap<String, String>>,
 }
 
@@ -62,7 +38,6 @@ impl Endpoint {
         plain_http: bool,
         host: &str,
         basic: Option<(String, String)>,
-        restricted: bool,
     ) -> Self {
         let scheme = if plain_http { "http" } else { "https" };
         Self {
@@ -70,7 +45,6 @@ impl Endpoint {
             base: format!("{scheme}://{host}"),
             host: host.to_string(),
             basic,
-            restricted,
             tokens: Mutex::new(HashMap::new()),
         }
     }
@@ -153,11 +127,6 @@ impl Endpoint {
         let mut url = Url::parse(&challenge.realm).map_err(|e| {
             RegistryError::Protocol(format!("bad token realm {:?}: {e}", challenge.realm))
         })?;
-        if self.restricted && !url_allowed(&url) {
-            return Err(RegistryError::Protocol(format!(
-                "the registry sent us to {url} for a token: plain HTTP outside this machine is refused"
-            )));
-        }
         {
             let mut q = url.query_pairs_mut();
             if let Some(service) = &challenge.service {
@@ -276,13 +245,8 @@ pub(crate) fn status_error(status: StatusCode, what: &str) -> RegistryError {
 }
 
 /// Like [`status_error`], with the registry's own error message when it sent one.
-pub(crate) async fn response_error(ep: &Endpoint, res: Response, what: &str) -> RegistryError {
+pub(crate) async fn response_error(res: Response, what: &str) -> RegistryError {
     let status = res.status();
-    if ep.restricted && matches!(status.as_u16(), 401 | 403) {
-        return RegistryError::NotFound(format!(
-            "{what} (or it is private: only public images can be imported)"
-        ));
-    }
     let detail = read_limited(res, 64 << 10)
         .await
         .ok()
@@ -353,18 +317,6 @@ mod tests {
         assert_eq!(c.map(|c| c.realm), Some("https://h/t".into()));
         assert_eq!(parse_bearer_challenge(r#"Basic realm="x""#), None);
         assert_eq!(parse_bearer_challenge(r#"Bearer service="x""#), None);
-    }
-
-    #[test]
-    fn only_https_or_loopback_http_is_allowed() {
-        let ok = |u: &str| Url::parse(u).is_ok_and(|u| url_allowed(&u));
-        assert!(ok("https://example.com/x"));
-        assert!(ok("http://127.0.0.1:5000/x"));
-        assert!(ok("http://[::1]:5000/x"));
-        assert!(ok("http://localhost/x"));
-        assert!(!ok("http://example.com/x"));
-        assert!(!ok("http://10.1.1.1/x"));
-        assert!(!ok("ftp://127.0.0.1/x"));
     }
 
     #[test]

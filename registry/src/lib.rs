@@ -3,21 +3,19 @@
 //! The platform pushes every built image to its own registry (CNCF distribution locally, Harbor in
 //! production) and always starts sandboxes from a *digest*, resolved here.
 //!
-//! Beyond resolving, the crate lists (`catalog`, `tags`), inspects (`manifest`, `image_size`),
-//! prunes (`delete`, `retain`) and imports images from other registries (`import`, the "Docker
-//! URL" upload). Everything but `tags` speaks the registry API directly (module `http`, with the
-//! distribution token flow); `tags` goes through `oci-client`.
+//! Beyond resolving, the crate lists tags, inspects manifests and blobs, and prunes (`delete`,
+//! `retain`). `oci-client` resolves and lists tags; what it does not offer (manifest and blob
+//! checks, delete) speaks the registry API directly (module `http`, with the distribution token
+//! flow).
 
 mod http;
-mod import;
 mod manifest;
 mod names;
 
 pub use manifest::{ImageManifestInfo, LayerInfo};
-pub use names::ImageSource;
 
 use http::{read_limited, response_error, transport, Endpoint};
-use names::{valid_digest, valid_reference, valid_repository, valid_tag};
+use names::{valid_digest, valid_reference, valid_repository};
 use oci_client::{
     client::{ClientConfig, ClientProtocol},
     errors::{OciDistributionError, OciErrorCode},
@@ -132,16 +130,13 @@ pub struct RetentionReport {
     pub kept: Vec<String>,
 }
 
-/// The platform's registry (and, for imports, other registries). Cheap to clone: clones share
-/// connections and tokens.
+/// The platform's registry. Cheap to clone: clones share connections and tokens.
 #[derive(Clone)]
 pub struct Registry {
     config: RegistryConfig,
     client: Client,
     /// The platform's registry, spoken to directly.
     own: Arc<Endpoint>,
-    /// HTTP client for import sources (redirects restricted to HTTPS or loopback).
-    sources: Result<reqwest::Client, String>,
     harbor: Option<HarborConfig>,
 }
 
@@ -194,28 +189,6 @@ fn oci_error(e: OciDistributionError, what: &str) -> RegistryError {
     }
 }
 
-/// The `Link: <…>; rel="next"` of a paginated answer, resolved against the registry (and only
-/// followed if it stays on it).
-fn next_link(base: &str, headers: &reqwest::header::HeaderMap) -> Option<String> {
-    let base = reqwest::Url::parse(base).ok()?;
-    headers
-        .get_all(reqwest::header::LINK)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter(|link| {
-            link.split(';').skip(1).any(|p| {
-                let p = p.trim().replace(' ', "");
-                p.eq_ignore_ascii_case("rel=\"next\"") || p.eq_ignore_ascii_case("rel=next")
-            })
-        })
-        .find_map(|link| {
-            let target = link.trim().strip_prefix('<')?.split_once('>')?.0;
-            let url = base.join(target).ok()?;
-            (url.origin() == base.origin()).then(|| url.to_string())
-        })
-}
-
 impl Registry {
     /// Never fails: a client that cannot be built (TLS set-up) is reported by each call instead.
     pub fn new(config: RegistryConfig) -> Self {
@@ -233,12 +206,8 @@ impl Registry {
             (Some(u), Some(p)) => Some((u.clone(), p.clone())),
             _ => None,
         };
-        let own_http = http::build_client(false);
-        let sources = http::build_client(true);
-        for e in [&own_http, &sources]
-            .into_iter()
-            .filter_map(|r| r.as_ref().err())
-        {
+        let own_http = http::build_client();
+        if let Err(e) = &own_http {
             tracing::error!(error = %e, "registry HTTP client could not be built");
         }
         let own = Arc::new(Endpoint::new(
@@ -246,13 +215,11 @@ impl Registry {
             config.insecure,
             &config.address,
             basic,
-            false,
         ));
         Self {
             config,
             client,
             own,
-            sources,
             harbor: None,
         }
     }
@@ -281,7 +248,7 @@ impl Registry {
     }
 
     /// The path of `repo` inside our registry: accepts `{address}/path` (as
-    /// [`RegistryConfig::repository_for`] gives) or `path` (as [`Registry::catalog`] gives), and
+    /// [`RegistryConfig::repository_for`] gives) or `path`, and
     /// refuses other registries, which would otherwise be contacted with our credentials.
     fn repo_path<'a>(&self, repo: &'a str) -> Result<&'a str, RegistryError> {
         let path = match repo
@@ -376,37 +343,6 @@ impl Registry {
         Ok(resp.tags)
     }
 
-    /// All repositories of the registry (paths without the host, e.g. `trythis/hello`), for
-    /// housekeeping and admin views. Follows the `Link` pagination, 1000 per page.
-    pub async fn catalog(&self) -> Result<Vec<String>, RegistryError> {
-        #[derive(serde::Deserialize)]
-        struct Page {
-            repositories: Option<Vec<String>>,
-        }
-        let mut url = self.own.v2("_catalog?n=1000");
-        let mut repositories = Vec::new();
-        for _ in 0..10_000 {
-            let res = self.own.send("registry:catalog:*", |c| c.get(&url)).await?;
-            if !res.status().is_success() {
-                return Err(response_error(&self.own, res, "the repository catalog").await);
-            }
-            let next = next_link(&self.own.base, res.headers());
-            let body = read_limited(res, 16 << 20).await?;
-            let page: Page = serde_json::from_slice(&body)
-                .map_err(|e| RegistryError::Protocol(format!("catalog page: {e}")))?;
-            let page = page.repositories.unwrap_or_default();
-            let empty = page.is_empty();
-            repositories.extend(page);
-            match next {
-                Some(next) if !empty => url = next,
-                _ => return Ok(repositories),
-            }
-        }
-        Err(RegistryError::Protocol(
-            "the catalog's pagination did not end".into(),
-        ))
-    }
-
     /// What `repo:reference` (tag or digest) is made of; an index or manifest list resolves to
     /// its linux/amd64 image, the platform sandboxes run on.
     pub async fn manifest(
@@ -420,15 +356,11 @@ impl Registry {
                 "{reference:?} (expected a tag or a sha256:… digest)"
             )));
         }
-        Ok(manifest::fetch(&self.own, path, reference).await?.info)
+        manifest::fetch(&self.own, path, reference).await
     }
 
-    /// Compressed size of `repo:reference` (config + layers): what it costs in the registry.
-    pub async fn image_size(&self, repo: &str, reference: &str) -> Result<u64, RegistryError> {
-        Ok(self.manifest(repo, reference).await?.total_size)
-    }
-
-    /// Is blob `digest` stored in `repo`? (Checks that an import or push is complete.)
+    /// Is blob `digest` stored in `repo`? (Checks that a push is complete, or that garbage
+    /// collection freed a layer.)
     pub async fn blob_exists(&self, repo: &str, digest: &str) -> Result<bool, RegistryError> {
         let path = self.repo_path(repo)?;
         if !valid_digest(digest) {
@@ -436,7 +368,19 @@ impl Registry {
                 "{digest:?} (expected a sha256:… digest)"
             )));
         }
-        import::blob_exists(&self.own, path, digest).await
+        let url = self.own.v2(&format!("{path}/blobs/{digest}"));
+        let res = self
+            .own
+            .send(&format!("repository:{path}:pull"), |c| c.head(&url))
+            .await?;
+        match res.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => {
+                let what = format!("blob {digest} in {}", self.own.name(path));
+                Err(response_error(res, &what).await)
+            }
+        }
     }
 
     /// Deletes manifest `digest` from `repo`, and with it every tag pointing at it. Already gone
@@ -462,7 +406,7 @@ impl Registry {
             )),
             _ => {
                 let what = format!("deleting {}@{digest}", self.own.name(path));
-                Err(response_error(&self.own, res, &what).await)
+                Err(response_error(res, &what).await)
             }
         }
     }
@@ -515,63 +459,6 @@ impl Registry {
         report.kept.sort();
         report.deleted.sort();
         Ok(report)
-    }
-
-    /// The "Docker URL" upload: copies the linux/amd64 image `source` names (see
-    /// [`ImageSource::parse`]; anonymous pull, plain HTTP only from this machine) into
-    /// `dest_repo:dest_tag` of our registry. The size is checked against `max_bytes` before
-    /// anything is copied; blobs the destination already has are skipped; the manifest is
-    /// pushed unchanged, so the digest is the source's.
-    pub async fn import(
-        &self,
-        source: &str,
-        dest_repo: &str,
-        dest_tag: &str,
-        max_bytes: u64,
-    ) -> Result<ResolvedImage, RegistryError> {
-        let src = ImageSource::parse(source)?;
-        let dest = self.repo_path(dest_repo)?;
-        if !valid_tag(dest_tag) {
-            return Err(RegistryError::InvalidReference(format!(
-                "{dest_tag:?} (tags use letters, digits, '.', '_' and '-')"
-            )));
-        }
-        let from = Endpoint::new(
-            self.sources.clone(),
-            src.plain_http,
-            &src.registry,
-            None,
-            true,
-        );
-        let image = manifest::fetch(&from, &src.repository, &src.reference).await?;
-        let size = image.info.total_size;
-        if size > max_bytes {
-            return Err(RegistryError::TooLarge {
-                size,
-                limit: max_bytes,
-            });
-        }
-        for blob in &image.blobs {
-            if import::blob_exists(&self.own, dest, &blob.digest).await? {
-                continue;
-            }
-            import::copy_blob(&from, &src.repository, &self.own, dest, blob).await?;
-        }
-        let raw = &image.raw;
-        import::put_manifest(
-            &self.own,
-            dest,
-            dest_tag,
-            &raw.media_type,
-            &raw.body,
-            &raw.digest,
-        )
-        .await?;
-        tracing::info!(source = %src, dest = %self.own.name(dest), tag = dest_tag, digest = %raw.digest, size, "image imported");
-        Ok(ResolvedImage {
-            digest: image.info.digest,
-            size: i64::try_from(size).unwrap_or(i64::MAX),
-        })
     }
 
     /// Makes sure the namespace's Harbor project exists (private) before the first push:
@@ -666,27 +553,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn next_links_stay_on_the_registry() {
-        let mut h = reqwest::header::HeaderMap::new();
-        let mut set = |v: &'static str| {
-            h.insert(
-                reqwest::header::LINK,
-                reqwest::header::HeaderValue::from_static(v),
-            );
-            next_link("http://127.0.0.1:5000", &h)
-        };
-        assert_eq!(
-            set(r#"</v2/_catalog?last=b&n=1000>; rel="next""#).as_deref(),
-            Some("http://127.0.0.1:5000/v2/_catalog?last=b&n=1000")
-        );
-        assert_eq!(
-            set(r#"<http://evil.example/v2/_catalog>; rel="next""#),
-            None
-        );
-        assert_eq!(set(r#"</v2/_catalog?last=b>; rel="prev""#), None);
     }
 
     #[test]

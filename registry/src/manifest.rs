@@ -1,5 +1,5 @@
 //! Manifests: fetching (with platform selection from an index), digest checks and the summary
-//! trythis uses for sizes, retention and imports.
+//! trythis uses for sizes and retention.
 
 use crate::http::{read_limited, response_error, Endpoint, MANIFEST_LIMIT};
 use crate::names::valid_digest;
@@ -25,7 +25,7 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
-/// What an image is made of, for size limits, retention and imports.
+/// What an image is made of, for size limits and retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageManifestInfo {
     /// Digest of the linux/amd64 image manifest: what sandboxes are started from.
@@ -81,14 +81,6 @@ pub(crate) struct RawFetched {
     pub media_type: String,
 }
 
-/// An image manifest with its bytes (an import pushes them unchanged, keeping the digest).
-pub(crate) struct Fetched {
-    pub info: ImageManifestInfo,
-    pub raw: RawFetched,
-    /// Config first, then layers, without repeats: the blobs the image needs.
-    pub blobs: Vec<Descriptor>,
-}
-
 fn sha256_digest(body: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
@@ -112,7 +104,7 @@ pub(crate) async fn fetch_raw(
         .await?;
     if !res.status().is_success() {
         let what = format!("{}:{reference}", ep.name(repo));
-        return Err(response_error(ep, res, &what).await);
+        return Err(response_error(res, &what).await);
     }
     let header_type = res
         .headers()
@@ -161,7 +153,7 @@ pub(crate) async fn fetch(
     ep: &Endpoint,
     repo: &str,
     reference: &str,
-) -> Result<Fetched, RegistryError> {
+) -> Result<ImageManifestInfo, RegistryError> {
     let top = fetch_raw(ep, repo, reference).await?;
     let parsed = parse(&top, repo, reference)?;
     if parsed.manifests.is_none() && !is_index(&top.media_type) {
@@ -223,16 +215,12 @@ fn summarize(
     index_digest: Option<String>,
     repo: &str,
     reference: &str,
-) -> Result<Fetched, RegistryError> {
+) -> Result<ImageManifestInfo, RegistryError> {
     let bad = |why: &str| RegistryError::Protocol(format!("{repo}:{reference}: {why}"));
     let config = m.config.ok_or_else(|| bad("the manifest has no config"))?;
-    let mut blobs: Vec<Descriptor> = Vec::with_capacity(m.layers.len() + 1);
     for d in std::iter::once(&config).chain(&m.layers) {
         if !valid_digest(&d.digest) {
             return Err(bad(&format!("unsupported blob digest {:?}", d.digest)));
-        }
-        if !blobs.iter().any(|b| b.digest == d.digest) {
-            blobs.push(d.clone());
         }
     }
     let total_size = m
@@ -240,9 +228,9 @@ fn summarize(
         .iter()
         .try_fold(config.size, |acc, l| acc.checked_add(l.size))
         .ok_or_else(|| bad("layer sizes overflow"))?;
-    let info = ImageManifestInfo {
-        digest: raw.digest.clone(),
-        media_type: raw.media_type.clone(),
+    Ok(ImageManifestInfo {
+        digest: raw.digest,
+        media_type: raw.media_type,
         index_digest,
         config_digest: config.digest,
         config_size: config.size,
@@ -256,8 +244,7 @@ fn summarize(
             })
             .collect(),
         total_size,
-    };
-    Ok(Fetched { info, raw, blobs })
+    })
 }
 
 /// For retention: the digest `tag` points at (what a delete removes) and, if that is an index,

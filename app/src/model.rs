@@ -65,6 +65,47 @@ pub struct ProjectCard {
     pub tries: i64,
 }
 
+/// `GET /api/projects/{slug}`: one project with its image, as the API gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectInfo {
+    pub slug: String,
+    pub name: String,
+    pub summary: String,
+    /// Markdown, as the maintainer wrote it.
+    pub description: String,
+    /// Sanitised HTML rendered from `description`.
+    pub description_html: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub tries: i64,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub license: Option<String>,
+    /// `repo@digest` of the image a Try starts.
+    pub image: Option<String>,
+    pub image_size: Option<i64>,
+    pub status: String,
+    pub egress: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `GET /api/recommendations`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendations {
+    pub items: Vec<ProjectCard>,
+    /// False: no history yet, so these are the trending projects.
+    pub personal: bool,
+}
+
+/// The answer to a log-in, a sign-up link or a password reset: who is signed in now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub signed_in: bool,
+    pub user: UserBrief,
+    pub is_admin: bool,
+}
+
 /// The project page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProjectDetail {

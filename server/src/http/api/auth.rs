@@ -11,7 +11,7 @@ use crate::{
     secrets::{random_secret, sha256_hex},
     state::AppState,
 };
-use app::model::{Identity, MailSent, Me};
+use app::model::{Identity, MailSent, Me, SignedIn};
 use axum::{
     extract::{rejection::JsonRejection, State},
     http::{header, HeaderValue, StatusCode},
@@ -124,12 +124,12 @@ pub async fn sign_in(
     Ok(st.auth.session_cookie(&token))
 }
 
-fn me_json(account: &accounts::Account) -> serde_json::Value {
-    serde_json::json!({
-        "signed_in": true,
-        "user": user_brief(account),
-        "is_admin": account.role == accounts::ROLE_ADMIN,
-    })
+fn signed_in(account: &accounts::Account) -> SignedIn {
+    SignedIn {
+        signed_in: true,
+        user: user_brief(account),
+        is_admin: account.role == accounts::ROLE_ADMIN,
+    }
 }
 
 /// `POST /api/auth/signup {email, password, name?}` — 202 `{email}`, the same answer for every
@@ -202,7 +202,7 @@ pub async fn verify(
         .await?;
         tracing::info!(user = account.id, "account created");
         return Ok(with_cookies(
-            (StatusCode::CREATED, Json(me_json(&account))).into_response(),
+            (StatusCode::CREATED, Json(signed_in(&account))).into_response(),
             &[cookie],
         ));
     }
@@ -268,7 +268,7 @@ pub async fn reset_confirm(
     let cookie = sign_in(&st, &account, visitor.as_ref().map(|v| &v.0), None).await?;
     tracing::info!(user = account.id, "password reset");
     Ok(with_cookies(
-        Json(me_json(&account)).into_response(),
+        Json(signed_in(&account)).into_response(),
         &[cookie],
     ))
 }
@@ -318,7 +318,7 @@ pub async fn login(
     )
     .await?;
     Ok(with_cookies(
-        Json(me_json(&account)).into_response(),
+        Json(signed_in(&account)).into_response(),
         &[cookie],
     ))
 }

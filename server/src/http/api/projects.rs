@@ -4,7 +4,7 @@ use crate::{
 };
 use app::{
     api::ssr::{card, detail},
-    model::Identity,
+    model::{Identity, ProjectInfo, Recommendations, SearchResults, PER_PAGE},
 };
 use axum::response::IntoResponse;
 use axum::{
@@ -52,13 +52,16 @@ pub async fn list(
                 q: p.q,
                 category: Some(p.category).filter(|c| !c.is_empty()),
                 page,
-                per_page: app::model::PER_PAGE,
+                per_page: PER_PAGE,
             };
             let (items, total) = st.search.search(&st.db, &search).await?;
-            let items: Vec<_> = items.iter().map(card).collect();
-            let json = bytes::Bytes::from(
-                serde_json::json!({ "items": items, "total": total, "page": page }).to_string(),
-            );
+            let results = SearchResults {
+                items: items.iter().map(card).collect(),
+                total,
+                page,
+                per_page: PER_PAGE,
+            };
+            let json = bytes::Bytes::from(serde_json::to_vec(&results).unwrap_or_default());
             st.pages
                 .searches
                 .put(&st.pages, generation, key, json.clone());
@@ -76,30 +79,46 @@ pub async fn list(
 pub async fn get(
     State(st): State<AppState>,
     Path(slug): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ProjectInfo>> {
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .filter(|p| p.status != db::ProjectStatus::Hidden)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
     let d = detail(&p);
-    Ok(Json(serde_json::json!({
-        "slug": p.slug, "name": p.name, "summary": p.summary, "description": p.description,
-        "description_html": d.description_html, "category": p.category, "tags": d.card.tags,
-        "tries": p.tries, "homepage": p.homepage, "repository": p.repository, "license": p.license,
-        "image": p.image_repo.as_ref().zip(p.image_digest.as_ref()).map(|(r, dg)| format!("{r}@{dg}")),
-        "image_size": p.image_size, "status": p.status, "egress": p.egress,
-        "created_at": p.created_at.to_rfc3339(), "updated_at": p.updated_at.to_rfc3339(),
-    })))
+    let image = p
+        .image_repo
+        .as_ref()
+        .zip(p.image_digest.as_ref())
+        .map(|(r, dg)| format!("{r}@{dg}"));
+    Ok(Json(ProjectInfo {
+        image,
+        description_html: d.description_html,
+        tags: d.card.tags,
+        status: p.status.to_string(),
+        created_at: p.created_at.to_rfc3339(),
+        updated_at: p.updated_at.to_rfc3339(),
+        slug: p.slug,
+        name: p.name,
+        summary: p.summary,
+        description: p.description,
+        category: p.category,
+        tries: p.tries,
+        homepage: p.homepage,
+        repository: p.repository,
+        license: p.license,
+        image_size: p.image_size,
+        egress: p.egress,
+    }))
 }
 
 /// `GET /api/recommendations`: "open source you may like" for the caller (trending without history).
 pub async fn recommendations(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Recommendations>> {
     let recs = db::recommend::for_owner(&st.db, &who.key, 10).await?;
-    let items: Vec<_> = recs.items.iter().map(card).collect();
-    Ok(Json(
-        serde_json::json!({ "items": items, "personal": recs.personal }),
-    ))
+    Ok(Json(Recommendations {
+        items: recs.items.iter().map(card).collect(),
+        personal: recs.personal,
+    }))
 }

@@ -183,6 +183,35 @@ try {
     assert.equal(await page.evaluate(() => window.__pwned), undefined);
   });
 
+  await check("Explore: filters and order live in the URL, show what is chosen and apply on change", async () => {
+    const ex = await ctx.newPage();
+    watch(ex);
+    await ex.goto(BASE + "/search?sort=name");
+    assert.equal(await ex.locator("#filter-sort").inputValue(), "name");
+    const names = await ex.locator(".card .card-name").allInnerTexts();
+    assert.ok(names.length >= 2, `cards: ${names}`);
+    assert.deepEqual(names, [...names].sort((a, b) => a.toLowerCase().localeCompare(b.toLowerCase())));
+    // Until the page is hydrated a change does nothing (without JavaScript, Apply does it).
+    const choose = async (select, value, url) => {
+      for (let i = 0; i < 50; i++) {
+        await ex.selectOption(select, value);
+        try { await ex.waitForURL(url, { timeout: 300 }); return; } catch { /* not hydrated yet */ }
+      }
+      throw new Error(`choosing ${value} in ${select} did not navigate`);
+    };
+    await choose("#filter-sort", "newest", /sort=newest/);
+    assert.equal(await ex.locator("#filter-sort").inputValue(), "newest");
+    await choose("#filter-category", "Other", /category=Other/);
+    assert.match(ex.url(), /sort=newest/, "the order stays when the category changes");
+    assert.equal(await ex.locator("#filter-category").inputValue(), "Other");
+    // The JSON API refuses an order it does not know, with a sentence.
+    const bad = await ex.request.get(BASE + "/api/projects?sort=sideways");
+    assert.equal(bad.status(), 400);
+    assert.equal((await bad.json()).error, "bad_sort");
+    await ex.screenshot({ path: join(SHOTS, "explore.png"), fullPage: true });
+    await ex.close();
+  });
+
   await check("Try opens a terminal: type a command, see its output", async () => {
     await page.locator("#try").click();
     await waitTerm(page, /root@.*[#$]/);

@@ -184,6 +184,7 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
 pub async fn search_projects(
     q: String,
     category: String,
+    sort: String,
     page: u64,
 ) -> Result<SearchResults, ServerFnError> {
     let cx = ssr::context()?;
@@ -193,6 +194,8 @@ pub async fn search_projects(
         category: Some(category).filter(|c| !c.is_empty()),
         page: page.max(1),
         per_page: PER_PAGE,
+        // An unknown order (a hand-edited URL) is the default one.
+        sort: db::projects::SearchSort::parse(&sort).unwrap_or_default(),
     };
     let (mut items, total) = cx
         .search
@@ -215,6 +218,10 @@ pub async fn search_projects(
         total,
         page: search.page,
         per_page: PER_PAGE,
+        categories: db::projects::CATEGORIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
     })
 }
 

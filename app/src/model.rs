@@ -198,7 +198,17 @@ pub struct SearchResults {
     pub total: u64,
     pub page: u64,
     pub per_page: u64,
+    /// The catalogue's categories, for the search page's filter (not sent by the JSON API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
 }
+
+/// The orders the search page offers: (URL value, label).
+pub const SORTS: [(&str, &str); 3] = [
+    ("relevance", "Best match"),
+    ("newest", "Newest"),
+    ("name", "Name (A–Z)"),
+];
 
 /// JSON body of every API error: `{"error": code, "message": sentence, …detail}`. The server
 /// writes it (`ApiError`'s response) and the pages read it (`client::Reply::error`).

@@ -147,6 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 category: Some(CATEGORIES[r.next(CATEGORIES.len())].into()),
                 page: 1,
                 per_page: 24,
+                ..Default::default()
             }),
         ),
         (

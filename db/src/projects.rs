@@ -57,6 +57,40 @@ pub fn search_text(name: &str, summary: &str, tags: &str, category: &str) -> Str
     ))
 }
 
+/// How search results are ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SearchSort {
+    /// Best match first (exact name, prefix, contains, other text), then the most tried.
+    #[default]
+    Relevance,
+    /// The most recently published first.
+    Newest,
+    /// By name, A to Z.
+    Name,
+}
+
+impl SearchSort {
+    pub const ALL: [SearchSort; 3] = [SearchSort::Relevance, SearchSort::Newest, SearchSort::Name];
+
+    /// The URL value (`sort=`); empty is the default.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "" | "relevance" => Some(SearchSort::Relevance),
+            "newest" => Some(SearchSort::Newest),
+            "name" => Some(SearchSort::Name),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchSort::Relevance => "relevance",
+            SearchSort::Newest => "newest",
+            SearchSort::Name => "name",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     pub q: String,
@@ -64,6 +98,7 @@ pub struct Search {
     /// 1-based.
     pub page: u64,
     pub per_page: u64,
+    pub sort: SearchSort,
 }
 
 pub async fn by_slug(db: &impl ConnectionTrait, slug: &str) -> Result<Option<Model>, DbErr> {

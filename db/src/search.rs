@@ -8,7 +8,7 @@
 //! unless this process wrote to the catalogue since) and reloads on change.
 //! Try counts only reorder results, so they may be up to `MAX_AGE` stale.
 use crate::entities::project::{self, Entity as Project};
-use crate::projects::{fold, Model, Search};
+use crate::projects::{fold, Model, Search, SearchSort};
 use crate::settings;
 use sea_orm::{prelude::*, QueryOrder, QuerySelect};
 use std::sync::Arc;
@@ -29,6 +29,7 @@ struct Entry {
     name_fold: String,
     text: String,
     category: String,
+    created: DateTimeUtc,
 }
 
 struct Loaded {
@@ -80,7 +81,7 @@ impl SearchIndex {
         if let Some(e) = fresh(&*self.loaded.read().await) {
             return Ok(e);
         }
-        let rows: Vec<(i32, String, String, String, String)> = Project::find()
+        let rows: Vec<(i32, String, String, String, String, DateTimeUtc)> = Project::find()
             .select_only()
             .columns([
                 project::Column::Id,
@@ -88,6 +89,7 @@ impl SearchIndex {
                 project::Column::NameFold,
                 project::Column::SearchText,
                 project::Column::Category,
+                project::Column::CreatedAt,
             ])
             .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
             .order_by_desc(project::Column::Tries)
@@ -97,12 +99,13 @@ impl SearchIndex {
             .await?;
         let entries = Arc::new(
             rows.into_iter()
-                .map(|(id, slug, name_fold, text, category)| Entry {
+                .map(|(id, slug, name_fold, text, category, created)| Entry {
                     id,
                     slug,
                     name_fold,
                     text,
                     category,
+                    created,
                 })
                 .collect::<Vec<_>>(),
         );
@@ -114,7 +117,8 @@ impl SearchIndex {
         Ok(entries)
     }
 
-    /// Ranked by: exact name (or slug), name prefix, name contains, other text; then popularity.
+    /// Ranked by: exact name (or slug), name prefix, name contains, other text; then popularity
+    /// (or, with another `sort`, newest first or by name).
     /// Only live projects; every query term must appear in the folded name, summary, tags or
     /// category. Returns the page and the total number of matches.
     pub async fn search(
@@ -130,10 +134,11 @@ impl SearchIndex {
             .take(8)
             .collect();
         let category = s.category.as_deref().filter(|c| !c.is_empty());
-        let mut ranks: [Vec<i32>; 4] = Default::default();
+        // Positions in `entries`, by rank.
+        let mut ranks: [Vec<usize>; 4] = Default::default();
         // A query of only punctuation (`%`, `_`) is literal text, not "everything".
         let literal = !q.is_empty() && terms.is_empty();
-        for e in entries.iter() {
+        for (i, e) in entries.iter().enumerate() {
             if category.is_some_and(|c| c != e.category)
                 || !terms.iter().all(|t| e.text.contains(t))
                 || (literal && !e.text.contains(&q))
@@ -151,28 +156,39 @@ impl SearchIndex {
             } else {
                 3
             };
-            ranks[rank].push(e.id);
+            ranks[rank].push(i);
         }
         // Nothing matched: a name or slug within two typos of the query ("ripgerp") is likely
         // what was meant.
         if ranks.iter().all(Vec::is_empty) && q.chars().count() >= 4 {
-            for e in entries.iter() {
+            for (i, e) in entries.iter().enumerate() {
                 if category.is_none_or(|c| c == e.category)
                     && (within_two_edits(&q, &e.slug) || within_two_edits(&q, &e.name_fold))
                 {
-                    ranks[3].push(e.id);
+                    ranks[3].push(i);
                 }
             }
         }
         let total: usize = ranks.iter().map(Vec::len).sum();
         let per = s.per_page.clamp(1, 100) as usize;
         let skip = (Ord::max(s.page, 1) as usize - 1).saturating_mul(per);
-        let page: Vec<i32> = ranks
+        let mut matches: Vec<usize> = ranks.into_iter().flatten().collect();
+        match s.sort {
+            SearchSort::Relevance => {}
+            // Stable: equal keys keep the popularity order.
+            SearchSort::Newest => matches.sort_by_key(|&i| std::cmp::Reverse(entries[i].created)),
+            SearchSort::Name => matches.sort_by(|&a, &b| {
+                entries[a]
+                    .name_fold
+                    .cmp(&entries[b].name_fold)
+                    .then_with(|| entries[a].slug.cmp(&entries[b].slug))
+            }),
+        }
+        let page: Vec<i32> = matches
             .iter()
-            .flatten()
             .skip(skip)
             .take(per)
-            .copied()
+            .map(|&i| entries[i].id)
             .collect();
         if page.is_empty() {
             return Ok((Vec::new(), total as u64));

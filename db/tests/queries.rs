@@ -156,6 +156,7 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
         category: cat.map(String::from),
         page: 1,
         per_page: 10,
+        sort: projects::SearchSort::Relevance,
     };
     let (r, _) = index.search(&db, &s("redis", None)).await?;
     assert_eq!(
@@ -213,6 +214,33 @@ async fn search_ranks_and_filters(db: db::DatabaseConnection) -> Result {
         ["cafe", "jq"],
         "name contains ranks before category text"
     );
+    // The orders Explore offers: popularity (no words), newest first, by name.
+    let sorted = |sort| projects::Search {
+        sort,
+        ..s("", None)
+    };
+    let (r, _) = index
+        .search(&db, &sorted(projects::SearchSort::Relevance))
+        .await?;
+    assert_eq!(
+        slugs(&r),
+        ["redict", "jq", "redis", "cafe"],
+        "most tried first"
+    );
+    let (r, _) = index
+        .search(&db, &sorted(projects::SearchSort::Newest))
+        .await?;
+    assert_eq!(slugs(&r), ["jq", "cafe", "redict", "redis"], "newest first");
+    let (r, _) = index
+        .search(&db, &sorted(projects::SearchSort::Name))
+        .await?;
+    assert_eq!(slugs(&r), ["cafe", "jq", "redict", "redis"], "by name");
+    let by_name_in_cli = projects::Search {
+        category: Some("CLI tools".into()),
+        ..sorted(projects::SearchSort::Name)
+    };
+    let (r, _) = index.search(&db, &by_name_in_cli).await?;
+    assert_eq!(slugs(&r), ["cafe", "jq"], "an order keeps the filter");
     // A catalogue write is visible to the next search (the index reloads on the version bump).
     let jq = projects::by_slug(&db, "jq").await?.ok_or("jq")?;
     projects::set_status(&db, jq.id, db::ProjectStatus::Hidden).await?;

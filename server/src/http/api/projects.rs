@@ -19,10 +19,12 @@ pub struct ListParams {
     q: String,
     #[serde(default)]
     category: String,
+    #[serde(default)]
+    sort: String,
     page: Option<String>,
 }
 
-/// `GET /api/projects?q=&category=&page=` — the same for everyone: answers are kept per
+/// `GET /api/projects?q=&category=&sort=&page=` (sort: relevance, newest, name) — the same for everyone: answers are kept per
 /// catalogue version and query for a couple of seconds (`page_cache::Memo`).
 pub async fn list(
     State(st): State<AppState>,
@@ -42,8 +44,15 @@ pub async fn list(
             .filter(|n| (1..=10_000).contains(n))
             .ok_or_else(|| ApiError::bad("bad_page", "page must be a whole number from 1."))?,
     };
+    let sort = db::projects::SearchSort::parse(&p.sort)
+        .ok_or_else(|| ApiError::bad("bad_sort", "sort is one of relevance, newest or name."))?;
     let version = st.search.version(&st.db).await?.unwrap_or_default();
-    let key = format!("{version}\n{}\n{}\n{page}", p.q, p.category);
+    let key = format!(
+        "{version}\n{}\n{}\n{}\n{page}",
+        p.q,
+        p.category,
+        sort.as_str()
+    );
     let json = match st.pages.searches.get(&st.pages, &key) {
         Some(hit) => hit,
         None => {
@@ -53,6 +62,7 @@ pub async fn list(
                 category: Some(p.category).filter(|c| !c.is_empty()),
                 page,
                 per_page: PER_PAGE,
+                sort,
             };
             let (items, total) = st.search.search(&st.db, &search).await?;
             let results = SearchResults {
@@ -60,6 +70,7 @@ pub async fn list(
                 total,
                 page,
                 per_page: PER_PAGE,
+                categories: Vec::new(),
             };
             let json = bytes::Bytes::from(serde_json::to_vec(&results).unwrap_or_default());
             st.pages

@@ -1,4 +1,5 @@
 //! Components shared by several pages.
+pub mod field_problems;
 pub mod footer;
 pub mod header;
 pub mod project_card;

@@ -1,7 +1,7 @@
 //! Log in and sign up (email and password, or GitHub / Google when the site has them configured),
 //! the mailed links that finish a sign-up or verify an address, and password reset.
 use crate::api::load_me;
-use crate::model::FieldProblem;
+use crate::components::field_problems::FieldProblems;
 use crate::url::{safe_next, urlencode};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -47,7 +47,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
             .map(|c| oauth_error(&c).to_string())
             .unwrap_or_default(),
     );
-    let problems = RwSignal::new(Vec::<FieldProblem>::new());
+    let problems = FieldProblems::default();
     let busy = RwSignal::new(false);
     // A sign-up's answer: the address the link went to.
     let sent_to = RwSignal::new(None::<String>);
@@ -96,29 +96,10 @@ fn AuthForm(signup: bool) -> impl IntoView {
         ev.prevent_default();
         send();
     };
-    let field_class = move |f: &'static str| {
-        move || {
-            if problems.read().iter().any(|p| p.field == f) {
-                "field invalid"
-            } else {
-                "field"
-            }
-        }
-    };
-    let problem_of = move |f: &'static str| {
-        move || {
-            problems
-                .read()
-                .iter()
-                .find(|p| p.field == f)
-                .map(|p| p.message.clone())
-                .unwrap_or_default()
-        }
-    };
     // Editing a field clears what was said about it.
     let clear = move |f: &'static str| {
         move |_: leptos::ev::Event| {
-            problems.update(|p| p.retain(|x| x.field != f));
+            problems.forget(f);
             message.set(String::new());
         }
     };
@@ -165,19 +146,19 @@ fn AuthForm(signup: bool) -> impl IntoView {
                 </Suspense>
                 <form class="auth-form" on:submit=submit novalidate>
                     {signup.then(|| view! {
-                        <label class=field_class("name")>"Name (optional)"
+                        <label class=problems.class_of("name")>"Name (optional)"
                             <input id="name" autocomplete="name" maxlength="80" bind:value=name on:input=clear("name")/>
-                            <small class="field-problem">{problem_of("name")}</small>
+                            <small class="field-problem">{problems.message_of("name")}</small>
                         </label>
                     })}
-                    <label class=field_class("email")>"Email"
+                    <label class=problems.class_of("email")>"Email"
                         <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email on:input=clear("email")/>
-                        <small class="field-problem">{problem_of("email")}</small>
+                        <small class="field-problem">{problems.message_of("email")}</small>
                     </label>
-                    <label class=field_class("password")>"Password"
+                    <label class=problems.class_of("password")>"Password"
                         <input id="password" type="password" required maxlength="128"
                             autocomplete=if signup { "new-password" } else { "current-password" } bind:value=password on:input=clear("password")/>
-                        <small class="field-problem">{problem_of("password")}</small>
+                        <small class="field-problem">{problems.message_of("password")}</small>
                     </label>
                     {signup.then(|| view! { <p class="hint">"At least 10 characters. A few random words work well."</p> })}
                     <Show when=move || !message.read().is_empty()>
@@ -262,7 +243,7 @@ pub fn ResetPage() -> impl IntoView {
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let message = RwSignal::new(String::new());
-    let problems = RwSignal::new(Vec::<FieldProblem>::new());
+    let problems = FieldProblems::default();
     let sent_to = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -308,16 +289,6 @@ pub fn ResetPage() -> impl IntoView {
             busy.set(false);
         });
     };
-    let problem_of = move |f: &'static str| {
-        move || {
-            problems
-                .read()
-                .iter()
-                .find(|p| p.field == f)
-                .map(|p| p.message.clone())
-                .unwrap_or_default()
-        }
-    };
     view! {
         <Title text="Reset your password"/>
         <section class="auth">
@@ -338,14 +309,14 @@ pub fn ResetPage() -> impl IntoView {
                             view! {
                                 <label class="field">"Email"
                                     <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email/>
-                                    <small class="field-problem">{problem_of("email")}</small>
+                                    <small class="field-problem">{problems.message_of("email")}</small>
                                 </label>
                             }.into_any()
                         } else {
                             view! {
                                 <label class="field">"New password"
                                     <input id="password" type="password" autocomplete="new-password" required maxlength="128" bind:value=password/>
-                                    <small class="field-problem">{problem_of("password")}</small>
+                                    <small class="field-problem">{problems.message_of("password")}</small>
                                 </label>
                                 <p class="hint">"At least 10 characters. A few random words work well."</p>
                             }.into_any()

@@ -1,4 +1,5 @@
 use crate::api::load_publish_form;
+use crate::components::field_problems::FieldProblems;
 use crate::model::{FieldProblem, PublishInfo};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -61,7 +62,7 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let dockerfile = RwSignal::new(String::new());
     // "script" or "dockerfile": which recipe is sent.
     let tab = RwSignal::new("script".to_string());
-    let problems = RwSignal::new(Vec::<FieldProblem>::new());
+    let problems = FieldProblems::default();
     let notes = RwSignal::new(Vec::<String>::new());
     let message = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
@@ -177,30 +178,6 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     let load_file = move |_ev: leptos::ev::Event| {};
 
-    let field_class = move |f: &'static str| {
-        move || {
-            if problems.read().iter().any(|p| p.field == f) {
-                "field invalid"
-            } else {
-                "field"
-            }
-        }
-    };
-    // What the server said about a field, shown under it.
-    let problem_of = move |f: &'static str| {
-        move || {
-            problems
-                .read()
-                .iter()
-                .filter(|p| p.field == f)
-                .map(|p| match p.line {
-                    Some(l) => format!("Line {l}: {}", p.message),
-                    None => p.message.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
-        }
-    };
     let on_name = move |ev: leptos::ev::Event| {
         let value = event_target_value(&ev);
         if !slug_edited.get_untracked() {
@@ -212,40 +189,40 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     view! {
         <form class="publish-form" on:submit=submit novalidate>
             <div class="form-grid">
-                <label class=field_class("name")>"Name"
+                <label class=problems.class_of("name")>"Name"
                     <input id="name" required maxlength="60" placeholder="Hello Tool" prop:value=move || name.get() on:input=on_name/>
-                    <small class="field-problem">{problem_of("name")}</small>
+                    <small class="field-problem">{problems.message_of("name")}</small>
                 </label>
-                <label class=field_class("slug")>"Slug (the address: /p/slug)"
+                <label class=problems.class_of("slug")>"Slug (the address: /p/slug)"
                     <input id="slug" required maxlength="40" placeholder="hello-tool" prop:value=move || slug.get()
                         on:input=move |ev| { slug_edited.set(true); slug.set(event_target_value(&ev)); }/>
-                    <small class="field-problem">{problem_of("slug")}</small>
+                    <small class="field-problem">{problems.message_of("slug")}</small>
                 </label>
-                <label class=field_class("summary")>"One-line summary"
+                <label class=problems.class_of("summary")>"One-line summary"
                     <input id="summary" required maxlength="160" placeholder="What it does, in one line." bind:value=summary/>
-                    <small class="field-problem">{problem_of("summary")}</small>
+                    <small class="field-problem">{problems.message_of("summary")}</small>
                 </label>
-                <label class=field_class("category")>"Category"
+                <label class=problems.class_of("category")>"Category"
                     <select id="category" on:change=move |ev| category.set(event_target_value(&ev)) prop:value=move || category.get()>
                         <option value="" disabled=true>"Choose a category"</option>
                         {categories.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
                     </select>
-                    <small class="field-problem">{problem_of("category")}</small>
+                    <small class="field-problem">{problems.message_of("category")}</small>
                 </label>
-                <label class=field_class("tags")>"Tags (comma-separated)"
+                <label class=problems.class_of("tags")>"Tags (comma-separated)"
                     <input id="tags" placeholder="json, cli" bind:value=tags/>
                 </label>
-                <label class=field_class("license")>"License"
+                <label class=problems.class_of("license")>"License"
                     <input id="license" maxlength="40" placeholder="MIT" bind:value=license/>
                 </label>
-                <label class=field_class("homepage")>"Homepage"
+                <label class=problems.class_of("homepage")>"Homepage"
                     <input id="homepage" type="url" placeholder="https://…" bind:value=homepage/>
                 </label>
-                <label class=field_class("repository")>"Repository"
+                <label class=problems.class_of("repository")>"Repository"
                     <input id="repository" type="url" placeholder="https://github.com/…" bind:value=repository/>
                 </label>
             </div>
-            <label class=field_class("description")>"Description (Markdown: what to try first)"
+            <label class=problems.class_of("description")>"Description (Markdown: what to try first)"
                 <textarea id="description" rows="5" bind:value=description></textarea>
             </label>
             <div class="tabs" role="tablist">
@@ -256,16 +233,16 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
             </div>
             <div class="tab-panel" class:hidden=move || tab.get() != "script">
                 <p class="hint">"Paste the install steps from your README. Each command becomes a build step on "<code>{info.base_image.clone()}</code>" ("<code>"# trythis: base=image"</code>" picks another base); "<code>"cd"</code>" becomes WORKDIR, "<code>"export"</code>" becomes ENV, "<code>"sudo"</code>" is dropped."</p>
-                <textarea id="script" class=move || format!("code {}", field_class("script")()) rows="10" spellcheck="false"
+                <textarea id="script" class=move || format!("code {}", problems.class_of("script")()) rows="10" spellcheck="false"
                     placeholder="sudo apt-get install -y cowsay\nexport PATH=/usr/games:$PATH" bind:value=script></textarea>
-                <small class="field-problem" id="script-problems">{problem_of("script")}</small>
+                <small class="field-problem" id="script-problems">{problems.message_of("script")}</small>
                 <button type="button" class="btn" id="convert" on:click=convert disabled=move || busy.get()>"Convert to Dockerfile"</button>
             </div>
             <div class="tab-panel" class:hidden=move || tab.get() != "dockerfile">
                 <p class="hint">"The Dockerfile is the whole build context: COPY and ADD of local files are not available; download in a RUN step instead."</p>
-                <textarea id="dockerfile" class=move || format!("code {}", field_class("dockerfile")()) rows="14" spellcheck="false"
+                <textarea id="dockerfile" class=move || format!("code {}", problems.class_of("dockerfile")()) rows="14" spellcheck="false"
                     placeholder="FROM trythis/base:bookworm\nRUN apt-get update && apt-get install -y cowsay" bind:value=dockerfile></textarea>
-                <small class="field-problem" id="dockerfile-problems">{problem_of("dockerfile")}</small>
+                <small class="field-problem" id="dockerfile-problems">{problems.message_of("dockerfile")}</small>
                 <label class="upload">"…or upload a Dockerfile "
                     <input id="dockerfile-file" type="file" on:change=load_file/>
                 </label>
@@ -279,9 +256,9 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
             <Show when=move || !message.read().is_empty()>
                 <p class="form-message" id="form-message">{move || message.get()}</p>
             </Show>
-            <Show when=move || !problems.read().is_empty()>
+            <Show when=move || !problems.is_empty()>
                 <ul class="problems" id="problems">
-                    {move || problems.get().into_iter().map(|p| {
+                    {move || problems.all().into_iter().map(|p| {
                         let label = field_label(&p.field);
                         let where_ = match p.line { Some(l) => format!("{label}, line {l}"), None => label.to_string() };
                         view! { <li data-field=p.field.clone()><b>{where_}</b>": "{p.message}</li> }

@@ -606,6 +606,27 @@ try {
     assert.match(await r.text(), /try this/);
   });
 
+  await check("accessibility: axe-core finds no WCAG 2.1 A or AA problem on the public pages, desktop and phone", async () => {
+    const axe = readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
+    const found = [];
+    for (const viewport of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
+      const c = await browser.newContext({ viewport });
+      const p = await c.newPage();
+      watch(p);
+      for (const path of ["/", "/search?q=hello", "/search?sort=name", "/p/hello", "/login", "/signup", "/forgot", "/new", "/containers", "/nope/nothing"]) {
+        await p.goto(BASE + path);
+        await p.waitForLoadState("networkidle");
+        await p.evaluate(axe);
+        const r = await p.evaluate(() => window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }));
+        for (const v of r.violations) {
+          found.push(`${viewport.width}px ${path}: ${v.id} at ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`);
+        }
+      }
+      await c.close();
+    }
+    assert.deepEqual(found, []);
+  });
+
   await check("no errors in the browser console", async () => {
     assert.deepEqual(errors, []);
   });

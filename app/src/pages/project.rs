@@ -109,7 +109,8 @@ fn Snippet(label: &'static str, text: String) -> impl IntoView {
     view! {
         <div class="snippet">
             <span class="snippet-label">{label}</span>
-            <code>{text}</code>
+            // It scrolls sideways when long: focusable, so a keyboard can scroll it too.
+            <code tabindex="0">{text}</code>
             <button class="btn small copy" data-snippet=label on:click=copy>
                 {move || if copied.get() { "Copied!" } else { "Copy" }}
             </button>

@@ -383,6 +383,15 @@ try {
     const added = errors.splice(before);
     assert.ok(added.every((e) => /status of 400/.test(e)), added.join("\n"));
     await page.fill("#slug", "greeter");
+    // Converting a script that installs a package proposes a smoke check for its command…
+    await page.fill("#script", "sudo apt-get install -y cowsay");
+    await page.click("#convert");
+    await page.waitForFunction(() => document.querySelector("#check-command")?.value === "command -v cowsay");
+    assert.equal(await page.inputValue("#check-expect"), "/cowsay");
+    // …but never overwrites one the maintainer wrote.
+    await page.fill("#check-command", "greeter --version");
+    await page.fill("#check-expect", "greeter 2.0.1");
+    await page.click("#tab-script");
     await page.fill("#script", [
       "sudo mkdir -p /opt/greeter",
       "cat <<'EOF' > /usr/local/bin/greeter",
@@ -394,12 +403,14 @@ try {
     ].join("\n"));
     await page.click("#convert");
     await page.waitForFunction(() => document.querySelector("#dockerfile")?.value.includes("WORKDIR /opt/greeter"));
+    assert.equal(await page.inputValue("#check-command"), "greeter --version");
     await page.screenshot({ path: join(SHOTS, "publish.png"), fullPage: true });
     await page.click("#publish");
     await page.waitForURL(/\/builds\/[a-z2-7]+$/);
     await page.waitForFunction(() => /Step \d+\/\d+/.test(document.querySelector("#build-log")?.textContent ?? ""), null, { timeout: 60000 });
     await page.waitForSelector("#open-project", { timeout: 120000 });
     assert.match(await page.locator("#build-state").innerText(), /Live/);
+    assert.match(await page.locator("#build-log").innerText(), /\$ greeter --version\n\s*greeter 2\.0\.1\nSmoke check passed\./);
     assert.match(await page.locator("#build-log").innerText(), /Published .*greeter@sha256:/);
     await page.screenshot({ path: join(SHOTS, "build.png"), fullPage: true });
     await page.click("#open-project");
@@ -410,20 +421,26 @@ try {
     await waitTerm(page, /greeter 2\.0\.1[\s\S]*\/opt\/greeter/);
   });
 
-  await check("a failed build offers Edit and retry, which builds the fixed Dockerfile", async () => {
+  await check("a build whose smoke check fails is not published; Edit and retry fixes it", async () => {
     await page.goto(BASE + "/new");
     await page.fill("#name", "Broken Tool");
     await page.fill("#summary", "Fails at first, works after an edit.");
     await page.selectOption("#category", "CLI tools");
     await page.click("#tab-dockerfile");
-    await page.fill("#dockerfile", "FROM trythis/base:bookworm\nRUN exit 3\n");
+    await page.fill("#dockerfile", "FROM trythis/base:bookworm\nRUN true\n");
+    await page.fill("#check-command", "broken-tool --help");
     await page.click("#publish");
     await page.waitForURL(/\/builds\/[a-z2-7]+$/);
     const first = page.url();
     await page.waitForSelector("#edit-retry", { timeout: 120000 });
     assert.match(await page.locator("#build-state").innerText(), /Failed/);
+    // Why, in words, with the command's own output in the log.
+    assert.match(await page.locator("#build-error").innerText(), /smoke check failed: `broken-tool --help` exited with status 127 \(command not found/);
+    assert.match(await page.locator("#build-log").innerText(), /broken-tool: (command )?not found/);
     await page.screenshot({ path: join(SHOTS, "build-failed.png"), fullPage: true });
-    await page.fill("#retry-dockerfile", "FROM trythis/base:bookworm\nRUN true\n");
+    assert.equal(await page.inputValue("#retry-check-command"), "broken-tool --help");
+    await page.fill("#retry-dockerfile", "FROM trythis/base:bookworm\nRUN printf '#!/bin/sh\\necho usage: broken-tool\\n' > /usr/local/bin/broken-tool && chmod +x /usr/local/bin/broken-tool\n");
+    await page.fill("#retry-check-expect", "usage: broken-tool");
     await page.click("#retry");
     await page.waitForURL((u) => /\/builds\/[a-z2-7]+$/.test(u.pathname) && u.toString() !== first);
     await page.waitForSelector("#open-project", { timeout: 120000 });

@@ -106,6 +106,7 @@ pub mod ssr {
                 || maintainer == Some(viewer.key.as_str()),
             queue_position: None,
             typical_secs: None,
+            check: SmokeCheck::of(b.check_command.as_deref(), b.check_expect.as_deref()),
         }
     }
 

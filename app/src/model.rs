@@ -303,7 +303,7 @@ pub struct BuildView {
     pub id: String,
     pub project: String,
     pub project_name: String,
-    /// queued | running | pushing | succeeded | failed | cancelled
+    /// queued | running | pushing | checking | succeeded | failed | cancelled
     pub state: String,
     pub step: i32,
     pub steps: i32,
@@ -320,6 +320,19 @@ pub struct BuildView {
     /// How long a build takes here (median of recent ones), for the wait estimate.
     #[serde(default)]
     pub typical_secs: Option<i64>,
+    /// The smoke check this build runs before going live.
+    #[serde(default)]
+    pub check: Option<SmokeCheck>,
+}
+
+impl SmokeCheck {
+    /// The check a build row carries, if any.
+    pub fn of(command: Option<&str>, expect: Option<&str>) -> Option<Self> {
+        command.map(|command| Self {
+            command: command.to_string(),
+            expect: expect.unwrap_or_default().to_string(),
+        })
+    }
 }
 
 impl BuildView {
@@ -359,6 +372,18 @@ pub struct Converted {
     pub dockerfile: String,
     pub base_image: String,
     pub notes: Vec<RecipeNote>,
+    /// A smoke check proposed from what the script installs (the form fills it in when empty).
+    #[serde(default)]
+    pub check: Option<SmokeCheck>,
+}
+
+/// A build's smoke check: run in a sandbox of the new image before it goes live; its output must
+/// contain `expect` (when not empty) and it must exit 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeCheck {
+    pub command: String,
+    #[serde(default)]
+    pub expect: String,
 }
 
 /// `POST /api/recipe/check`, and the body of a rebuild with an edited Dockerfile.
@@ -391,7 +416,7 @@ pub struct BuildAccepted {
 pub struct BuildRecord {
     pub id: String,
     pub project: String,
-    /// queued | running | pushing | succeeded | failed | cancelled
+    /// queued | running | pushing | checking | succeeded | failed | cancelled
     pub state: String,
     pub step: i32,
     pub steps: i32,
@@ -412,6 +437,18 @@ pub struct BuildRecord {
     /// How long a build takes here (median of recent ones). Only on `GET /api/builds/{id}`.
     #[serde(default)]
     pub typical_secs: Option<i64>,
+    /// The smoke check run before the image goes live.
+    #[serde(default)]
+    pub check: Option<SmokeCheck>,
+}
+
+/// `POST /api/projects/{slug}/builds` from a failed build's "Edit and retry": the Dockerfile and
+/// the smoke check (an empty command removes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebuildRequest {
+    pub dockerfile: String,
+    pub check_command: String,
+    pub check_expect: String,
 }
 
 /// A list answer: `{"items": […]}`.

@@ -22,7 +22,12 @@ pub fn visible_to(
 }
 
 /// A build waiting or running (not finished).
-const ACTIVE: [BuildState; 3] = [BuildState::Queued, BuildState::Running, BuildState::Pushing];
+const ACTIVE: [BuildState; 4] = [
+    BuildState::Queued,
+    BuildState::Running,
+    BuildState::Pushing,
+    BuildState::Checking,
+];
 
 /// Only from a state `to` may follow (the transition table in `BuildState::comes_from`).
 fn may_become(to: BuildState) -> sea_orm::Condition {
@@ -39,6 +44,8 @@ pub struct NewBuild {
     pub source: String,
     pub dockerfile: String,
     pub steps: i32,
+    pub check_command: Option<String>,
+    pub check_expect: Option<String>,
 }
 
 pub async fn insert_queued(db: &impl ConnectionTrait, b: NewBuild) -> Result<Model, DbErr> {
@@ -62,6 +69,8 @@ pub async fn insert_queued(db: &impl ConnectionTrait, b: NewBuild) -> Result<Mod
         created_at: Set(chrono::Utc::now()),
         started_at: Set(None),
         finished_at: Set(None),
+        check_command: Set(b.check_command),
+        check_expect: Set(b.check_expect),
     }
     .insert(db)
     .await
@@ -201,7 +210,11 @@ pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
             build::Column::FinishedAt,
             Expr::value(Some(chrono::Utc::now())),
         )
-        .filter(build::Column::State.is_in([BuildState::Running, BuildState::Pushing]))
+        .filter(build::Column::State.is_in([
+            BuildState::Running,
+            BuildState::Pushing,
+            BuildState::Checking,
+        ]))
         .exec(db)
         .await?
         .rows_affected)

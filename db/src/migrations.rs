@@ -9,6 +9,7 @@ mod m20261123_000005_create_builds;
 mod m20261123_000006_create_accounts;
 mod m20261202_000007_admin_tokens;
 mod m20261202_000008_email_tokens;
+mod m20261203_000009_build_checks;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_create_accounts::Migration),
             Box::new(m20261202_000007_admin_tokens::Migration),
             Box::new(m20261202_000008_email_tokens::Migration),
+            Box::new(m20261203_000009_build_checks::Migration),
         ]
     }
 }

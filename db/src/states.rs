@@ -73,6 +73,9 @@ pub enum BuildState {
     Running,
     #[sea_orm(string_value = "pushing")]
     Pushing,
+    /// Pushed and pulled; its smoke check runs in a sandbox of the new image.
+    #[sea_orm(string_value = "checking")]
+    Checking,
     #[sea_orm(string_value = "succeeded")]
     Succeeded,
     #[sea_orm(string_value = "failed")]
@@ -88,9 +91,11 @@ impl BuildState {
             Queued => &[],
             Running => &[Queued],
             Pushing => &[Running],
-            Succeeded => &[Pushing],
+            Checking => &[Pushing],
+            // Straight from pushing when the build declares no smoke check.
+            Succeeded => &[Pushing, Checking],
             // A restart fails builds it interrupted, queued ones included.
-            Failed | Cancelled => &[Queued, Running, Pushing],
+            Failed | Cancelled => &[Queued, Running, Pushing, Checking],
         }
     }
 
@@ -107,6 +112,7 @@ impl BuildState {
             Self::Queued => "queued",
             Self::Running => "running",
             Self::Pushing => "pushing",
+            Self::Checking => "checking",
             Self::Succeeded => "succeeded",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
@@ -221,9 +227,13 @@ mod tests {
             (Running, Pushing),
             (Running, Failed),
             (Running, Cancelled),
+            (Pushing, Checking),
             (Pushing, Succeeded),
             (Pushing, Failed),
             (Pushing, Cancelled),
+            (Checking, Succeeded),
+            (Checking, Failed),
+            (Checking, Cancelled),
         ];
         for from in BuildState::iter() {
             for to in BuildState::iter() {

@@ -125,6 +125,8 @@ async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Re
             source: "FROM x".into(),
             dockerfile: "FROM x".into(),
             steps: 1,
+            check_command: Some("x --version".into()),
+            check_expect: None,
         },
     )
     .await?;

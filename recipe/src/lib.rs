@@ -89,6 +89,7 @@
 //! assert!(recipe::validate_dockerfile(&out.dockerfile).is_ok());
 //! ```
 
+mod check;
 mod dockerfile;
 mod image;
 mod script;
@@ -96,6 +97,7 @@ mod shell;
 
 use std::fmt;
 
+pub use check::{propose_check, ProposedCheck};
 pub use dockerfile::validate_dockerfile;
 pub use script::convert_script;
 

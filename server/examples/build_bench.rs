@@ -53,6 +53,9 @@ async fn main() -> Result {
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
         networks,
+        server::builds::check::SandboxChecks::new(
+            server::sandbox_runtime(&config, &db, &docker).await?,
+        ),
     );
     let (mut plain, mut ours, mut push_secs) = (Vec::new(), Vec::new(), Vec::new());
     let mut pushed_bytes = 0i64;
@@ -103,7 +106,7 @@ async fn main() -> Result {
                 &slug,
                 &server::builds::publish::RecipeForm {
                     dockerfile: Some(df),
-                    script: None,
+                    ..Default::default()
                 },
             )
             .await

@@ -5,6 +5,7 @@
 //! Every build streams its log live to any number of watchers (SSE) and stores it at the end.
 //! A project that is already live keeps serving its last good image until a new build has been
 //! pushed and resolved: visitors never wait for, or lose, a build.
+pub mod check;
 pub mod engine;
 #[cfg(test)]
 mod fast_tests;
@@ -15,6 +16,7 @@ pub use engine::{pull, push, DockerBuilder, Engines, ImageBuilder, TransferError
 
 use crate::config::BuildLimits;
 use crate::metrics::Metrics;
+use check::{SmokeCheck, SmokeRunner};
 use engine::{BuildSpec, ImageFacts};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -94,6 +96,12 @@ pub enum Failure {
         "The build engine is not available right now. Start the build again in a moment. ({0})"
     )]
     Engine(String),
+    #[error(
+        "The smoke check failed: {0} Its output is at the end of the log; nothing was published."
+    )]
+    SmokeCheck(String),
+    #[error("The smoke check could not run, so nothing was published. Start the build again in a moment. ({0})")]
+    CheckNotRun(String),
 }
 
 /// Why a registry garbage collection did not complete.
@@ -132,6 +140,8 @@ pub struct BuildService {
     push_gate: tokio::sync::RwLock<()>,
     /// Build steps run on the isolated build network; its proxy is their only way out.
     networks: Arc<crate::network::Networks>,
+    /// Where smoke checks run (sandboxes of the new image).
+    checks: Arc<dyn SmokeRunner>,
 }
 
 impl BuildService {
@@ -142,6 +152,7 @@ impl BuildService {
         limits: BuildLimits,
         metrics: Arc<Metrics>,
         networks: Arc<crate::network::Networks>,
+        checks: Arc<dyn SmokeRunner>,
     ) -> Arc<Self> {
         let config = registry.config().clone();
         let builder = Arc::new(DockerBuilder::new(engines.clone(), registry));
@@ -153,10 +164,12 @@ impl BuildService {
             metrics,
             networks,
             Some(engines),
+            checks,
         )
     }
 
-    /// A build service over any `ImageBuilder` (the fast tests' fake).
+    /// A build service over any `ImageBuilder` and `SmokeRunner` (the fast tests' fakes).
+    #[allow(clippy::too_many_arguments)]
     pub fn with_builder(
         db: db::DatabaseConnection,
         builder: Arc<dyn ImageBuilder>,
@@ -165,9 +178,11 @@ impl BuildService {
         metrics: Arc<Metrics>,
         networks: Arc<crate::network::Networks>,
         engines: Option<Engines>,
+        checks: Arc<dyn SmokeRunner>,
     ) -> Arc<Self> {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
+            checks,
             networks,
             db,
             builder,
@@ -188,6 +203,11 @@ impl BuildService {
 
     pub fn networks(&self) -> &Arc<crate::network::Networks> {
         &self.networks
+    }
+
+    /// Where this service's smoke checks run (for a second service of the same installation).
+    pub fn checks(&self) -> Arc<dyn SmokeRunner> {
+        self.checks.clone()
     }
 
     /// The platform registry's address (`host:port`).
@@ -378,7 +398,8 @@ impl BuildService {
         )
         .await?;
         self.finish(id, live, Ok(()), Some(&project)).await?;
-        self.retain(&project, &pushed).await;
+        self.retain(&project, &pushed.repo, Some(&pushed.digest))
+            .await;
         Ok(())
     }
 
@@ -420,6 +441,19 @@ impl BuildService {
         Ok(())
     }
 
+    /// Moves a running build on to `state` and tells the watchers; a build cancelled meanwhile
+    /// (the transition table refuses the move) stops here.
+    async fn advance(&self, id: &str, live: &Live, state: db::BuildState) -> Result<(), Failure> {
+        if !db::builds::set_state(&self.db, id, state)
+            .await
+            .map_err(|e| Failure::Engine(e.to_string()))?
+        {
+            return Err(Failure::Cancelled);
+        }
+        self.emit(live, BuildEvent::State { state, error: None });
+        Ok(())
+    }
+
     fn emit(&self, live: &Live, ev: BuildEvent) {
         let _ = live.events.send(ev);
     }
@@ -446,7 +480,58 @@ impl BuildService {
         // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
         // sandbox engine have the image, and a failed build's layers are garbage.
         self.builder.remove_leftovers(&image, &build.id).await;
-        result
+        let pushed = result?;
+        let check = build.check_command.clone().map(|command| SmokeCheck {
+            command,
+            expect: build.check_expect.clone(),
+        });
+        if let Some(check) = check {
+            if let Err(f) = self.smoke_check(build, &check, &pushed, live).await {
+                // Pushed but not published: its tag and pulled image go (the live one stays).
+                self.retain(project, &pushed.repo, project.image_digest.as_deref())
+                    .await;
+                return Err(f);
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// Runs the build's smoke check in a sandbox of the pushed image; its output goes to the log.
+    async fn smoke_check(
+        &self,
+        build: &db::builds::Model,
+        check: &SmokeCheck,
+        pushed: &db::builds::Pushed,
+        live: &Arc<Live>,
+    ) -> Result<(), Failure> {
+        self.advance(&build.id, live, db::BuildState::Checking)
+            .await?;
+        self.log(
+            live,
+            &format!("Smoke check in a sandbox: $ {}", check.command),
+        );
+        let mut cancel = live.cancel.subscribe();
+        let image = format!("{}@{}", pushed.repo, pushed.digest);
+        let running = self
+            .checks
+            .run(&build.id, &build.project_slug, &image, &check.command);
+        let run = tokio::select! {
+            r = running => r.map_err(|e| Failure::CheckNotRun(e.to_string()))?,
+            _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
+        };
+        for line in run.output.lines() {
+            self.log(live, &format!("  {line}"));
+        }
+        if run.truncated {
+            self.log(live, "  [… more output not kept …]");
+        }
+        match check::verdict(check, &run) {
+            None => {
+                self.log(live, "Smoke check passed.");
+                Ok(())
+            }
+            Some(why) => Err(Failure::SmokeCheck(why)),
+        }
     }
 
     async fn build_push_pull(
@@ -481,19 +566,7 @@ impl BuildService {
                 limit_mb: self.limits.max_image_mb,
             });
         }
-        if !db::builds::set_state(&self.db, tag, db::BuildState::Pushing)
-            .await
-            .map_err(|e| Failure::Engine(e.to_string()))?
-        {
-            return Err(Failure::Cancelled);
-        }
-        self.emit(
-            live,
-            BuildEvent::State {
-                state: db::BuildState::Pushing,
-                error: None,
-            },
-        );
+        self.advance(tag, live, db::BuildState::Pushing).await?;
         self.log(live, &format!("Pushing {image}"));
         let pushing = async {
             let _no_gc_meanwhile = self.push_gate.read().await;
@@ -649,9 +722,9 @@ impl BuildService {
         Ok(())
     }
 
-    /// Keeps the newest `retention` successful builds of the project (and the image it serves);
-    /// deletes older tags from the registry and the engine.
-    async fn retain(&self, project: &db::projects::Model, current: &db::builds::Pushed) {
+    /// Keeps the newest `retention` successful builds of the project (and the image `protect`,
+    /// the one it serves); deletes other tags from the registry and the engine.
+    async fn retain(&self, project: &db::projects::Model, repo: &str, protect: Option<&str>) {
         let keep_n = self.limits.retention as usize;
         let builds = match db::builds::for_project(&self.db, project.id, 200).await {
             Ok(b) => b,
@@ -669,12 +742,9 @@ impl BuildService {
             .take(keep_n)
             .filter_map(|b| b.image_tag.clone())
             .collect();
-        if let Err(e) = self
-            .builder
-            .retain(&current.repo, &keep, std::slice::from_ref(&current.digest))
-            .await
-        {
-            tracing::warn!(error = %e, repo = %current.repo, "registry retention failed");
+        let protect: Vec<String> = protect.map(String::from).into_iter().collect();
+        if let Err(e) = self.builder.retain(repo, &keep, &protect).await {
+            tracing::warn!(error = %e, repo, "registry retention failed");
         }
     }
 }

@@ -40,23 +40,31 @@ pub enum StartError {
     Admin(#[from] accounts::AuthError),
 }
 
+/// The sandbox runtime of this installation on `docker`, its isolation detected (gVisor unless
+/// configured or unavailable; see `Isolation::choose`).
+pub async fn sandbox_runtime(
+    config: &config::Config,
+    db: &db::DatabaseConnection,
+    docker: &bollard::Docker,
+) -> Result<Arc<sandbox::runtime::DockerRuntime>, StartError> {
+    let instance = db::instance_id(db, secrets::random_id).await?;
+    let isolation = sandbox::runtime::detect_isolation(docker, config.sandbox_runtime).await?;
+    let runtime = sandbox::runtime::DockerRuntime::new(docker.clone(), config, instance, isolation);
+    Ok(Arc::new(runtime))
+}
+
 /// Everything the server needs, connected: database (migrated), engine, registry.
 pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
+    use sandbox::runtime::Runtime as _;
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
-    let instance = db::instance_id(&db, secrets::random_id).await?;
-    let isolation = sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
-    tracing::info!(runtime = isolation.0.as_str(), build_network = %networks.build.network, "sandbox isolation");
-    let runtime = Arc::new(sandbox::runtime::DockerRuntime::new(
-        docker.clone(),
-        &config,
-        instance,
-        isolation,
-    ));
+    let runtime = sandbox_runtime(&config, &db, &docker).await?;
+    tracing::info!(runtime = runtime.isolation().as_str(), build_network = %networks.build.network, "sandbox isolation");
     let metrics = Arc::new(metrics::Metrics::default());
     let registry = config.registry_client();
+    let checks = builds::check::SandboxChecks::new(runtime.clone());
     let builds = builds::BuildService::new(
         db.clone(),
         builds::Engines {
@@ -67,6 +75,7 @@ pub async fn build_state(config: config::Config) -> Result<AppState, StartError>
         config.builds.clone(),
         metrics.clone(),
         networks.clone(),
+        checks,
     );
     builds.start().await?;
     if let Some(command) = config.registry_gc_command.clone() {

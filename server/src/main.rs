@@ -47,6 +47,8 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let registry = config.registry_client();
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
+    // Smoke checks run in sandboxes of this installation, as the server's builds do.
+    let runtime = server::sandbox_runtime(&config, &db, &docker).await?;
     let builds = server::builds::BuildService::new(
         db.clone(),
         server::builds::Engines {
@@ -57,6 +59,7 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
         networks,
+        server::builds::check::SandboxChecks::new(runtime),
     );
     let (published, reused) =
         server::builds::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;

@@ -70,13 +70,7 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
     );
 
     // The stored log replays through the SSE endpoint, ending with the final state.
-    let sse = v
-        .http
-        .get(app.url(&format!("/api/builds/{id}/log")))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let sse = build_log(&app, &v, &id).await?;
     assert!(sse.contains("event: log\ndata: Step 1/"), "{sse}");
     let last_state: serde_json::Value = sse
         .split("event: state\ndata: ")
@@ -214,6 +208,94 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
         )
         .await?;
     assert_eq!(r.status, 409, "{:?}", r.body);
+    Ok(())
+}
+
+/// The smoke check runs in a sandbox of the new image, with a visitor's PATH (`/usr/games`): a
+/// passing check publishes, a check whose text is missing fails the rebuild, shows the output and
+/// leaves the live image serving. No check container stays behind.
+#[tokio::test]
+async fn smoke_checks_run_in_a_sandbox_of_the_new_image() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let slug = unique("checked");
+    let dockerfile = |word: &str| {
+        format!(
+            "FROM {}\nRUN mkdir -p /usr/games && printf '#!/bin/sh\\necho {word} from the new image\\n' > /usr/games/moo && chmod +x /usr/games/moo\n",
+            base()
+        )
+    };
+    let id = submit(
+        &v,
+        project(
+            &slug,
+            serde_json::json!({
+                "dockerfile": dockerfile("moo"),
+                "check_command": "moo",
+                "check_expect": "moo from the new image",
+            }),
+        ),
+    )
+    .await?;
+    let b = wait_build(&v, &id, Duration::from_secs(180)).await?;
+    assert_eq!(b["state"], "succeeded", "{b}");
+    assert_eq!(b["check"]["command"], "moo");
+    let log = build_log(&app, &v, &id).await?;
+    assert!(log.contains("data:   moo from the new image"), "{log}");
+    assert!(log.contains("Smoke check passed."), "{log}");
+    let live = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body;
+    assert_eq!(live["status"], "live");
+
+    // A new image that does not print what the check expects is not published.
+    let r = v
+        .call(
+            "POST",
+            &format!("/api/projects/{slug}/builds"),
+            Some(serde_json::json!({
+                "dockerfile": dockerfile("quack"),
+                "check_command": "moo",
+                "check_expect": "moo from the new image",
+            })),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    let bad = r.body["build_id"].as_str().ok_or("id")?.to_string();
+    let b = wait_build(&v, &bad, Duration::from_secs(180)).await?;
+    assert_eq!(b["state"], "failed", "{b}");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not contain \"moo from the new image\""),
+        "{b}"
+    );
+    let log = build_log(&app, &v, &bad).await?;
+    assert!(log.contains("data:   quack from the new image"), "{log}");
+    let after = v
+        .call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body;
+    assert_eq!(
+        after["image"], live["image"],
+        "the checked image keeps serving"
+    );
+
+    for build in [&id, &bad] {
+        let left = tokio::process::Command::new("docker")
+            .args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("name=trythis-check-{build}"),
+            ])
+            .output()
+            .await?;
+        assert!(left.status.success());
+        assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "{build}");
+    }
     Ok(())
 }
 
@@ -512,6 +594,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         cfg.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
         app.state.builds.networks().clone(),
+        app.state.builds.checks(),
     );
     let slug = unique("offline");
     let form: server::builds::publish::ProjectForm = serde_json::from_value(project(

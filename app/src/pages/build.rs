@@ -47,6 +47,7 @@ fn state_label(state: &str) -> &'static str {
         "queued" => "Waiting for a builder",
         "running" => "Building",
         "pushing" => "Pushing to the registry",
+        "checking" => "Running the smoke check",
         "succeeded" => "Live",
         "failed" => "Failed",
         "cancelled" => "Cancelled",
@@ -140,7 +141,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     let percent = move || {
         let (n, m) = (step.get(), steps.get());
         match state.get().as_str() {
-            "succeeded" | "pushing" => 100,
+            "succeeded" | "pushing" | "checking" => 100,
             _ if m > 0 => (n.max(0) * 100 / m).min(100),
             _ => 0,
         }
@@ -163,6 +164,8 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     };
     let project_href = format!("/p/{slug}");
     let (retry_slug, retry_dockerfile) = (slug.clone(), data.dockerfile.clone());
+    let retry_check = data.check.clone();
+    let check_command = data.check.as_ref().map(|c| c.command.clone());
     let try_href = format!("/try/{slug}");
     let can_cancel = data.can_cancel;
     view! {
@@ -180,6 +183,10 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 match state.get().as_str() {
                     "queued" => waiting_text(queue_position.get(), typical_secs),
                     "pushing" => "All steps done; pushing the image…".to_string(),
+                    "checking" => match &check_command {
+                        Some(c) => format!("Built and pushed; running the smoke check in a sandbox: {c}"),
+                        None => "Built and pushed; running the smoke check in a sandbox…".to_string(),
+                    },
                     "succeeded" => format!("Done: {m} steps built and pushed."),
                     _ if n > 0 => format!("Step {n} of {m}"),
                     _ => "Starting…".to_string(),
@@ -200,8 +207,13 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             </div>
             <pre class="build-log" id="build-log" node_ref=log_ref>{move || log.get()}</pre>
             <Show when=move || can_cancel && state.get() == "failed">
-                <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone()/>
+                <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone() check=retry_check.clone()/>
             </Show>
+            {data.check.clone().map(|c| view! {
+                <p class="check-used" id="build-check">"Smoke check: "<code>{c.command.clone()}</code>
+                    {(!c.expect.is_empty()).then(|| view! { " must print "<code>{c.expect.clone()}</code> })}
+                </p>
+            })}
             <details class="dockerfile-used">
                 <summary>{format!("The Dockerfile built ({})", if data.source_kind == "script" { "converted from an install script" } else { "as submitted" })}</summary>
                 <pre class="code">{data.dockerfile.clone()}</pre>
@@ -213,8 +225,15 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
 /// A failed build's "Edit and retry": the Dockerfile it built, editable, and a new build of it
 /// (`POST /api/projects/{slug}/builds`), whose page opens next.
 #[component]
-fn RetryEditor(slug: String, dockerfile: String) -> impl IntoView {
+fn RetryEditor(
+    slug: String,
+    dockerfile: String,
+    check: Option<crate::model::SmokeCheck>,
+) -> impl IntoView {
     let text = RwSignal::new(dockerfile);
+    let (command, expect) = check.map(|c| (c.command, c.expect)).unwrap_or_default();
+    let check_command = RwSignal::new(command);
+    let check_expect = RwSignal::new(expect);
     let message = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
     let retry = move |_| {
@@ -225,8 +244,10 @@ fn RetryEditor(slug: String, dockerfile: String) -> impl IntoView {
             #[cfg(feature = "hydrate")]
             {
                 let url = format!("/api/projects/{slug}/builds");
-                let request = crate::model::CheckRequest {
+                let request = crate::model::RebuildRequest {
                     dockerfile: text.get_untracked(),
+                    check_command: check_command.get_untracked(),
+                    check_expect: check_expect.get_untracked(),
                 };
                 match crate::client::send("POST", &url, &request).await {
                     Ok(r) if r.status == 202 => {
@@ -254,15 +275,23 @@ fn RetryEditor(slug: String, dockerfile: String) -> impl IntoView {
                 }
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = (slug, text);
+            let _ = (slug, text, check_command, check_expect);
             busy.set(false);
         });
     };
     view! {
         <details class="retry" id="edit-retry" open>
             <summary>"Edit and retry"</summary>
-            <p class="hint">"Fix the Dockerfile (the log above says where it failed) and build again."</p>
-            <textarea id="retry-dockerfile" class="code" rows="10" spellcheck="false" bind:value=text></textarea>
+            <p class="hint">"Fix the Dockerfile or the smoke check (the log above says where it failed) and build again."</p>
+            <textarea id="retry-dockerfile" class="code" rows="10" spellcheck="false" aria-label="Dockerfile" bind:value=text></textarea>
+            <div class="form-grid">
+                <label>"Smoke check command"
+                    <input id="retry-check-command" class="code" spellcheck="false" bind:value=check_command/>
+                </label>
+                <label>"Its output must contain"
+                    <input id="retry-check-expect" class="code" spellcheck="false" bind:value=check_expect/>
+                </label>
+            </div>
             <Show when=move || !message.read().is_empty()>
                 <p class="form-message" id="retry-message">{move || message.get()}</p>
             </Show>

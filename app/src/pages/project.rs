@@ -66,7 +66,7 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                 {page.latest_build.clone().filter(|b| page.can_rebuild || !BuildView::finished(&b.state) || p.status != "live").map(|b| {
                     let href = format!("/builds/{}", b.id);
                     let label = match b.state.as_str() {
-                        "queued" | "running" | "pushing" => "A new image is being built",
+                        "queued" | "running" | "pushing" | "checking" => "A new image is being built",
                         "failed" => "The latest build failed",
                         "cancelled" => "The latest build was cancelled",
                         _ => "Latest build succeeded",

@@ -60,6 +60,8 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let license = RwSignal::new(String::new());
     let script = RwSignal::new(String::new());
     let dockerfile = RwSignal::new(String::new());
+    let check_command = RwSignal::new(String::new());
+    let check_expect = RwSignal::new(String::new());
     // "script" or "dockerfile": which recipe is sent.
     let tab = RwSignal::new("script".to_string());
     let problems = FieldProblems::default();
@@ -79,6 +81,13 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                 match crate::client::send("POST", "/api/recipe/convert", &request).await {
                     Ok(r) if r.status == 200 => {
                         let converted = r.json::<crate::model::Converted>();
+                        // The proposed check fills the fields only if the maintainer left them empty.
+                        if let Some(check) = converted.as_ref().and_then(|c| c.check.clone()) {
+                            if check_command.get_untracked().trim().is_empty() {
+                                check_command.set(check.command);
+                                check_expect.set(check.expect);
+                            }
+                        }
                         let (text, shown) = converted
                             .map(|c| (c.dockerfile, c.notes.iter().map(|n| n.shown()).collect()))
                             .unwrap_or_default();
@@ -123,6 +132,8 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                     "homepage": opt(homepage.get_untracked()),
                     "repository": opt(repository.get_untracked()),
                     "license": opt(license.get_untracked()),
+                    "check_command": opt(check_command.get_untracked()),
+                    "check_expect": opt(check_expect.get_untracked()),
                 });
                 if tab.get_untracked() == "script" {
                     body["script"] = script.get_untracked().into();
@@ -253,6 +264,20 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                     </details>
                 </Show>
             </div>
+            <fieldset class="smoke-check">
+                <legend>"Smoke check (recommended)"</legend>
+                <p class="hint">"After every build, this command runs in a sandbox of the new image, as a visitor's shell would run it. The image goes live only if the command succeeds and its output contains the text below: a project page never promises what its Try cannot do. Converting a script proposes one."</p>
+                <div class="form-grid">
+                    <label class=problems.class_of("check_command")>"Command"
+                        <input id="check-command" class="code" maxlength="1000" spellcheck="false" placeholder="cowsay hello" bind:value=check_command/>
+                        <small class="field-problem">{problems.message_of("check_command")}</small>
+                    </label>
+                    <label class=problems.class_of("check_expect")>"Its output must contain"
+                        <input id="check-expect" class="code" maxlength="200" spellcheck="false" placeholder="< hello >" bind:value=check_expect/>
+                        <small class="field-problem">{problems.message_of("check_expect")}</small>
+                    </label>
+                </div>
+            </fieldset>
             <Show when=move || !message.read().is_empty()>
                 <p class="form-message" id="form-message">{move || message.get()}</p>
             </Show>
@@ -284,6 +309,8 @@ fn field_label(field: &str) -> &str {
         "description" => "Description",
         "script" => "Install script",
         "dockerfile" => "Dockerfile",
+        "check_command" => "Smoke check command",
+        "check_expect" => "Smoke check output",
         other => other,
     }
 }

@@ -1,4 +1,4 @@
-//! One build of a project's image: queued → running → succeeded / failed / cancelled.
+//! One build of a project's image: queued → running → pushing → (checking →) succeeded / failed / cancelled.
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,12 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The smoke check run in a sandbox of the new image before it goes live (None: no check).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub check_command: Option<String>,
+    /// Text the check's output must contain (None: its exit status alone decides).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub check_expect: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -4,6 +4,7 @@
 use super::engine::{BuildSpec, ImageBuilder, ImageFacts, Pushed};
 use super::publish::{self, ProjectForm, RecipeForm};
 use super::*;
+use crate::sandbox::runtime::{CommandOutput, RuntimeError};
 use futures::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -112,9 +113,43 @@ impl ImageBuilder for FakeBuilder {
     }
 }
 
+/// Smoke checks: `false` exits 1 ("boom"), `hang` never ends, anything else exits 0 and prints
+/// `ran <command> in <image>`.
+#[derive(Default)]
+struct FakeChecks {
+    ran: StdMutex<Vec<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl SmokeRunner for FakeChecks {
+    async fn run(
+        &self,
+        _build_id: &str,
+        _project: &str,
+        image: &str,
+        command: &str,
+    ) -> Result<CommandOutput, RuntimeError> {
+        locked(&self.ran).push((image.to_string(), command.to_string()));
+        match command {
+            "hang" => std::future::pending().await,
+            "false" => Ok(CommandOutput {
+                exit_code: Some(1),
+                output: "boom\n".into(),
+                truncated: false,
+            }),
+            _ => Ok(CommandOutput {
+                exit_code: Some(0),
+                output: format!("ran {command} in {image}\n"),
+                truncated: false,
+            }),
+        }
+    }
+}
+
 struct Fixture {
     builds: Arc<BuildService>,
     fake: Arc<FakeBuilder>,
+    checks: Arc<FakeChecks>,
     db: db::DatabaseConnection,
 }
 
@@ -127,6 +162,7 @@ async fn fixture(fake: FakeBuilder, config: &[(&str, &str)]) -> Fixture {
         .await
         .unwrap_or_else(|e| panic!("db: {e}"));
     let fake = Arc::new(fake);
+    let checks = Arc::new(FakeChecks::default());
     let builds = BuildService::with_builder(
         db.clone(),
         fake.clone(),
@@ -135,12 +171,18 @@ async fn fixture(fake: FakeBuilder, config: &[(&str, &str)]) -> Fixture {
         Arc::new(Metrics::default()),
         crate::sandbox::fast_tests::loopback_networks().await,
         None,
+        checks.clone(),
     );
     builds
         .start()
         .await
         .unwrap_or_else(|e| panic!("start: {e}"));
-    Fixture { builds, fake, db }
+    Fixture {
+        builds,
+        fake,
+        checks,
+        db,
+    }
 }
 
 fn form(slug: &str, run: &str) -> ProjectForm {
@@ -165,7 +207,7 @@ impl Fixture {
     async fn rebuild(&self, slug: &str, run: &str) -> String {
         let recipe = RecipeForm {
             dockerfile: Some(format!("FROM trythis/base:bookworm\n{run}\n")),
-            script: None,
+            ..Default::default()
         };
         publish::rebuild(&self.builds, &self.db, OWNER, false, slug, &recipe)
             .await
@@ -355,4 +397,176 @@ async fn retention_keeps_the_newest_successful_builds() {
         !still.contains(&ids[0]),
         "the oldest tag was deleted: {still:?}"
     );
+}
+
+fn checked(slug: &str, run: &str, command: &str, expect: &str) -> ProjectForm {
+    ProjectForm {
+        check_command: Some(command.into()),
+        check_expect: Some(expect.into()),
+        ..form(slug, run)
+    }
+}
+
+#[tokio::test]
+async fn a_smoke_check_runs_in_a_sandbox_of_the_pushed_image_before_it_goes_live() {
+    let fx = fixture(FakeBuilder::default(), &[]).await;
+    let id = publish::submit(
+        &fx.builds,
+        &fx.db,
+        OWNER,
+        &checked("cows", "RUN echo hi", "cowsay hi", "ran cowsay hi"),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("submit: {e}"));
+    let b = fx.reaches(&id, db::BuildState::Succeeded).await;
+    let image = format!("{}@sha256:{id}", b.image_repo.clone().unwrap_or_default());
+    assert_eq!(
+        *locked(&fx.checks.ran),
+        vec![(image, "cowsay hi".to_string())],
+        "the check ran once, on the digest that was pushed"
+    );
+    assert!(
+        b.log.contains("$ cowsay hi\n  ran cowsay hi in "),
+        "{}",
+        b.log
+    );
+    assert!(b.log.contains("Smoke check passed."), "{}", b.log);
+    assert_eq!(fx.project("cows").await.status, db::ProjectStatus::Live);
+
+    // A repeat of the last build (no recipe given) keeps its check.
+    let again = publish::rebuild(
+        &fx.builds,
+        &fx.db,
+        OWNER,
+        false,
+        "cows",
+        &RecipeForm::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("rebuild: {e}"));
+    let row = fx.reaches(&again, db::BuildState::Succeeded).await;
+    assert_eq!(
+        (row.check_command.as_deref(), row.check_expect.as_deref()),
+        (Some("cowsay hi"), Some("ran cowsay hi"))
+    );
+    assert_eq!(locked(&fx.checks.ran).len(), 2);
+}
+
+#[tokio::test]
+async fn a_failing_smoke_check_fails_the_build_and_publishes_nothing() {
+    let fx = fixture(FakeBuilder::default(), &[]).await;
+    let id = publish::submit(
+        &fx.builds,
+        &fx.db,
+        OWNER,
+        &checked("broken-check", "RUN echo hi", "false", ""),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("submit: {e}"));
+    let b = fx.reaches(&id, db::BuildState::Failed).await;
+    let error = b.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("smoke check failed") && error.contains("status 1"),
+        "{error}"
+    );
+    assert!(
+        b.log.contains("  boom\n"),
+        "the check's output is shown: {}",
+        b.log
+    );
+    let p = fx.project("broken-check").await;
+    assert_eq!(
+        (p.status, p.image_digest),
+        (db::ProjectStatus::Failed, None)
+    );
+
+    // A live project keeps its image when a rebuild's check does not find its text; the
+    // rejected build's tag is deleted, the live one kept.
+    let good = fx.submit("steady", "RUN echo hi").await;
+    fx.reaches(&good, db::BuildState::Succeeded).await;
+    let bad = publish::rebuild(
+        &fx.builds,
+        &fx.db,
+        OWNER,
+        false,
+        "steady",
+        &RecipeForm {
+            dockerfile: Some("FROM trythis/base:bookworm\nRUN echo v2\n".into()),
+            check_command: Some("cowsay hi".into()),
+            check_expect: Some("< hi >".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("rebuild: {e}"));
+    let b = fx.reaches(&bad, db::BuildState::Failed).await;
+    assert!(
+        b.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("does not contain \"< hi >\""),
+        "{b:?}"
+    );
+    let p = fx.project("steady").await;
+    assert_eq!(p.status, db::ProjectStatus::Live);
+    assert_eq!(
+        p.image_digest.as_deref(),
+        Some(format!("sha256:{good}").as_str())
+    );
+    let tags: Vec<String> = locked(&fx.fake.pushed)
+        .iter()
+        .filter(|(r, _)| r.ends_with("/steady"))
+        .map(|(_, t)| t.clone())
+        .collect();
+    assert_eq!(tags, vec![good], "the rejected image's tag is gone");
+}
+
+#[tokio::test]
+async fn a_build_cancelled_during_its_check_is_cancelled_and_not_published() {
+    let fx = fixture(FakeBuilder::default(), &[]).await;
+    let id = publish::submit(
+        &fx.builds,
+        &fx.db,
+        OWNER,
+        &checked("slow-check", "RUN echo hi", "hang", ""),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("submit: {e}"));
+    fx.reaches(&id, db::BuildState::Checking).await;
+    assert!(fx.builds.cancel(&id).await.unwrap_or(false));
+    fx.reaches(&id, db::BuildState::Cancelled).await;
+    assert_eq!(fx.project("slow-check").await.image_digest, None);
+}
+
+#[tokio::test]
+async fn a_check_is_validated_with_the_rest_of_the_form() {
+    let fx = fixture(FakeBuilder::default(), &[]).await;
+    let fields = |form: ProjectForm| {
+        let fx = &fx;
+        async move {
+            match publish::submit(&fx.builds, &fx.db, OWNER, &form).await {
+                Err(publish::PublishError::Invalid(ps)) => {
+                    ps.into_iter().map(|p| p.field).collect::<Vec<_>>()
+                }
+                other => panic!("expected field problems, got {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        fields(checked("orphan", "RUN echo hi", "", "some text")).await,
+        vec!["check_command"]
+    );
+    assert_eq!(
+        fields(checked("long", "RUN echo hi", &"x".repeat(1001), "")).await,
+        vec!["check_command"]
+    );
+    assert_eq!(
+        fields(checked("bell", "RUN echo hi", "true", "a\u{7}")).await,
+        vec!["check_expect"]
+    );
+    // Nothing was stored for any of them.
+    assert!(db::projects::by_slug(&fx.db, "orphan")
+        .await
+        .unwrap_or_else(|e| panic!("db: {e}"))
+        .is_none());
 }

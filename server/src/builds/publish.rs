@@ -1,6 +1,7 @@
 //! A maintainer's submission: every field checked server-side (field-level messages), the recipe
 //! validated (line-numbered problems) before anything is stored, then project + queued build
 //! written in one transaction, so a refused or failed submission leaves nothing behind.
+use crate::builds::check::{SmokeCheck, MAX_CHECK_COMMAND, MAX_CHECK_EXPECT};
 use crate::builds::BuildService;
 use app::model::FieldProblem;
 use db::projects::{fold, CATEGORIES};
@@ -79,14 +80,21 @@ pub struct ProjectForm {
     pub welcome: Option<String>,
     pub dockerfile: Option<String>,
     pub script: Option<String>,
+    /// The smoke check: a command run in a sandbox of each new image before it goes live…
+    pub check_command: Option<String>,
+    /// …and text its output must contain (optional: without it, exit status 0 passes).
+    pub check_expect: Option<String>,
 }
 
-/// The recipe of a build: a Dockerfile, or an install script and the Dockerfile made from it.
+/// The recipe of a build: a Dockerfile, or an install script and the Dockerfile made from it,
+/// and its smoke check.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecipeForm {
     pub dockerfile: Option<String>,
     pub script: Option<String>,
+    pub check_command: Option<String>,
+    pub check_expect: Option<String>,
 }
 
 /// A recipe ready to build.
@@ -98,6 +106,7 @@ pub struct Recipe {
     /// The images its stages start from, with the line of their `FROM` (none for a script,
     /// whose Dockerfile is generated).
     pub images: Vec<(Option<usize>, String)>,
+    pub check: Option<SmokeCheck>,
 }
 
 fn text_field(
@@ -165,8 +174,63 @@ pub fn slug_problem(slug: &str) -> Option<String> {
     None
 }
 
-/// Validates a recipe (exactly one of Dockerfile / script) into something buildable.
+/// Validates a smoke check: a command (one line or several) and, only with it, expected text.
+pub fn check_smoke(
+    command: Option<&str>,
+    expect: Option<&str>,
+) -> Result<Option<SmokeCheck>, Vec<FieldProblem>> {
+    let command = command.map(str::trim).filter(|c| !c.is_empty());
+    let expect = expect.map(str::trim).filter(|e| !e.is_empty());
+    let mut out = Vec::new();
+    text_field(
+        &mut out,
+        "check_command",
+        command.unwrap_or(""),
+        "The check command",
+        false,
+        MAX_CHECK_COMMAND,
+        true,
+    );
+    text_field(
+        &mut out,
+        "check_expect",
+        expect.unwrap_or(""),
+        "The expected output",
+        false,
+        MAX_CHECK_EXPECT,
+        false,
+    );
+    if command.is_none() && expect.is_some() {
+        out.push(FieldProblem::new(
+            "check_command",
+            "Give the command whose output should contain this text.",
+        ));
+    }
+    if !out.is_empty() {
+        return Err(out);
+    }
+    Ok(command.map(|command| SmokeCheck {
+        command: command.to_string(),
+        expect: expect.map(String::from),
+    }))
+}
+
+/// Validates a recipe (exactly one of Dockerfile / script, and its smoke check) into something
+/// buildable; all problems at once.
 pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<FieldProblem>> {
+    let check = check_smoke(form.check_command.as_deref(), form.check_expect.as_deref());
+    match (check_recipe_text(form, base_image), check) {
+        (Ok(recipe), Ok(check)) => Ok(Recipe { check, ..recipe }),
+        (recipe, check) => Err(recipe
+            .err()
+            .into_iter()
+            .flatten()
+            .chain(check.err().into_iter().flatten())
+            .collect()),
+    }
+}
+
+fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<FieldProblem>> {
     let dockerfile = form.dockerfile.as_deref().filter(|s| !s.trim().is_empty());
     let script = form.script.as_deref().filter(|s| !s.trim().is_empty());
     let lines = |field: &str, ps: Vec<recipe::Problem>| -> Vec<FieldProblem> {
@@ -195,6 +259,7 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
                 dockerfile: v.dockerfile,
                 steps: v.steps,
                 images: v.images.into_iter().map(|(l, i)| (Some(l), i)).collect(),
+                check: None,
             })
         }
         (None, Some(s)) => {
@@ -206,6 +271,7 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
                 dockerfile: v.dockerfile,
                 steps: v.steps,
                 images: v.images.into_iter().map(|(_, i)| (None, i)).collect(),
+                check: None,
             })
         }
     }
@@ -301,6 +367,8 @@ pub fn check_form(
         &RecipeForm {
             dockerfile: form.dockerfile.clone(),
             script: form.script.clone(),
+            check_command: form.check_command.clone(),
+            check_expect: form.check_expect.clone(),
         },
         base_image,
     );
@@ -412,6 +480,8 @@ fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::b
         source: r.source,
         dockerfile: r.dockerfile,
         steps: r.steps as i32,
+        check_command: r.check.as_ref().map(|c| c.command.clone()),
+        check_expect: r.check.and_then(|c| c.expect),
     }
 }
 
@@ -468,7 +538,19 @@ pub async fn rebuild(
             .into_iter()
             .next()
             .ok_or(PublishError::NoRecipe)?;
+        // The last build's check, unless this request declares one.
+        let declared = form.check_command.is_some() || form.check_expect.is_some();
+        let check = if declared {
+            check_smoke(form.check_command.as_deref(), form.check_expect.as_deref())
+                .map_err(PublishError::Invalid)?
+        } else {
+            last.check_command.clone().map(|command| SmokeCheck {
+                command,
+                expect: last.check_expect.clone(),
+            })
+        };
         Recipe {
+            check,
             kind: if last.source_kind == "script" {
                 "script"
             } else {
@@ -584,7 +666,7 @@ mod tests {
         let r = check_recipe(
             &RecipeForm {
                 dockerfile: Some("FROM trythis/base:bookworm\nCOPY app /app\n".into()),
-                script: None,
+                ..Default::default()
             },
             "base",
         );
@@ -602,7 +684,8 @@ mod tests {
         assert!(check_recipe(
             &RecipeForm {
                 dockerfile: Some("FROM a\n".into()),
-                script: Some("ls\n".into())
+                script: Some("ls\n".into()),
+                ..Default::default()
             },
             "b"
         )

@@ -16,7 +16,7 @@ pub enum SeedError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{slug}/Dockerfile: {problems}")]
+    #[error("{slug}: {problems}")]
     Recipe { slug: String, problems: String },
     #[error("{slug}: {error}\n{log_tail}")]
     BuildFailed {
@@ -56,6 +56,15 @@ struct Meta {
     welcome: Option<String>,
     #[serde(default)]
     egress: bool,
+    /// Every starter project says how to see that it works; each build runs it in a sandbox.
+    check: CatalogCheck,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogCheck {
+    command: String,
+    expect: String,
 }
 
 /// Publishes every project under `dir` through the publishing pipeline (validation, build,
@@ -85,10 +94,29 @@ pub async fn seed_catalog(
             slug: slug.clone(),
             problems: ps
                 .iter()
-                .map(ToString::to_string)
+                .map(|p| format!("Dockerfile {p}"))
                 .collect::<Vec<_>>()
                 .join("; "),
         })?;
+        let check = crate::builds::publish::check_smoke(
+            Some(&meta.check.command),
+            Some(&meta.check.expect),
+        )
+        .map_err(|ps| SeedError::Recipe {
+            slug: slug.clone(),
+            problems: ps
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+        let Some(check) = check else {
+            return Err(SeedError::Recipe {
+                slug,
+                problems: "project.json: the check's command is empty".into(),
+            });
+        };
+        let (check_command, check_expect) = (Some(check.command), check.expect);
         let project = db::projects::upsert(
             db,
             &db::projects::NewProject {
@@ -113,7 +141,10 @@ pub async fn seed_catalog(
             .find(|b| b.state == db::BuildState::Succeeded);
         if project.status == db::ProjectStatus::Live
             && last_good.as_ref().is_some_and(|b| {
-                b.dockerfile == recipe.dockerfile && b.image_digest == project.image_digest
+                b.dockerfile == recipe.dockerfile
+                    && b.image_digest == project.image_digest
+                    && b.check_command == check_command
+                    && b.check_expect == check_expect
             })
         {
             println!("    [{}/{total}] {slug}: up to date", i + 1);
@@ -134,6 +165,8 @@ pub async fn seed_catalog(
                 source: source.clone(),
                 dockerfile: recipe.dockerfile,
                 steps: recipe.steps as i32,
+                check_command,
+                check_expect,
             },
         )
         .await?;
@@ -142,7 +175,7 @@ pub async fn seed_catalog(
             tokio::spawn(async move {
                 while let Ok(ev) = rx.recv().await {
                     if let crate::builds::BuildEvent::Log { line } = ev {
-                        if line.starts_with("Step ") {
+                        if line.starts_with("Step ") || line.starts_with("Smoke check") {
                             println!("        {line}");
                         }
                     }
@@ -190,4 +223,34 @@ async fn seed_featured(dir: &Path, db: &db::DatabaseConnection) -> Result<(), Se
     db::settings::set_featured(db, Some(&f)).await?;
     println!("    featured banner: {}", f.slug);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every starter project declares a smoke check the publishing form would accept.
+    #[test]
+    fn every_catalogue_project_declares_a_valid_check() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../catalog");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+            let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+            if !path.join("project.json").is_file() {
+                continue;
+            }
+            let meta: Meta = parse(path.join("project.json")).unwrap_or_else(|e| panic!("{e}"));
+            let check = crate::builds::publish::check_smoke(
+                Some(&meta.check.command),
+                Some(&meta.check.expect),
+            );
+            assert!(
+                matches!(&check, Ok(Some(c)) if c.expect.is_some()),
+                "{}: {check:?}",
+                path.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 16, "only {seen} catalogue projects found");
+    }
 }

@@ -242,10 +242,32 @@ pub trait Runtime: Send + Sync {
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
+    /// Runs `command` in a running sandbox as a visitor's shell would, to its end or `timeout`
+    /// (smoke checks). A runtime that cannot says so: builds with a check then fail, loudly.
+    async fn run_command(
+        &self,
+        _sandbox_id: &str,
+        _command: &str,
+        _timeout: std::time::Duration,
+    ) -> Result<CommandOutput, RuntimeError> {
+        Err(RuntimeError::Engine(
+            "this runtime cannot run commands in a sandbox".into(),
+        ))
+    }
     /// Live CPU and memory use of a running sandbox (None: not running, or not measurable).
     async fn usage(&self, _sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)
     }
+}
+
+/// A command run to its end in a sandbox: what it printed (stdout and stderr, in order, the first
+/// `MAX_COMMAND_OUTPUT` bytes) and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutput {
+    /// None when it did not end in time (it was killed with the sandbox).
+    pub exit_code: Option<i64>,
+    pub output: String,
+    pub truncated: bool,
 }
 
 /// How a sandbox's container ended.
@@ -442,8 +464,30 @@ fn container_name(sandbox_id: &str) -> String {
     format!("trythis-{sandbox_id}")
 }
 
+/// Debian puts games in /usr/games, which root's PATH leaves out: a visitor's shell (and a smoke
+/// check) gets it, so `fortune | cowsay` works as the project page says.
+macro_rules! games_on_path {
+    () => {
+        r#"for d in /usr/local/games /usr/games; do [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac; done; export PATH; "#
+    };
+}
+
 /// The shell the visitor gets: the welcome text, then bash if the image has it, else sh.
-const SHELL_SCRIPT: &str = r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; for d in /usr/local/games /usr/games; do [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac; done; export PATH; if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#;
+const SHELL_SCRIPT: &str = concat!(
+    r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; "#,
+    games_on_path!(),
+    r#"if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#
+);
+
+/// A command (`$1`) run as a visitor's shell would run it: same PATH, bash if the image has it.
+const COMMAND_SCRIPT: &str = concat!(
+    "unset TRYTHIS_WELCOME; ",
+    games_on_path!(),
+    r#"if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; else exec sh -c "$1"; fi"#
+);
+
+/// Most output kept from a command run in a sandbox (the rest is counted, not stored).
+pub const MAX_COMMAND_OUTPUT: usize = 16 * 1024;
 
 impl DockerRuntime {
     /// `instance`: this installation's id (`db::instance_id`), labelled on every container.
@@ -1036,6 +1080,65 @@ impl Runtime for DockerRuntime {
 
     fn isolation(&self) -> Isolation {
         self.isolation
+    }
+
+    async fn run_command(
+        &self,
+        sandbox_id: &str,
+        command: &str,
+        timeout: std::time::Duration,
+    ) -> Result<CommandOutput, RuntimeError> {
+        let exec = self
+            .docker
+            .create_exec(
+                &container_name(sandbox_id),
+                CreateExecOptions {
+                    attach_stdin: Some(false),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    cmd: Some(vec!["sh", "-c", COMMAND_SCRIPT, "trythis-check", command]),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let started = self.docker.start_exec(&exec.id, None).await?;
+        let StartExecResults::Attached { mut output, .. } = started else {
+            return Err(RuntimeError::NotReady("the command did not attach".into()));
+        };
+        let mut bytes = Vec::new();
+        let mut truncated = false;
+        let reading = async {
+            while let Some(item) = output.next().await {
+                let chunk = match item {
+                    Ok(bollard::container::LogOutput::StdOut { message })
+                    | Ok(bollard::container::LogOutput::StdErr { message }) => message,
+                    Ok(_) => continue,
+                    Err(e) => return Err(RuntimeError::from(e)),
+                };
+                let room = MAX_COMMAND_OUTPUT.saturating_sub(bytes.len());
+                truncated |= chunk.len() > room;
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(())
+        };
+        let ended = match tokio::time::timeout(timeout, reading).await {
+            Ok(r) => {
+                r?;
+                true
+            }
+            Err(_) => false,
+        };
+        let exit_code = if ended {
+            self.docker.inspect_exec(&exec.id).await?.exit_code
+        } else {
+            None
+        };
+        Ok(CommandOutput {
+            exit_code,
+            output: String::from_utf8_lossy(&bytes).into_owned(),
+            truncated,
+        })
     }
 
     async fn wait_exit(&self, sandbox_id: &str) -> Exit {

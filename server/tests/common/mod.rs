@@ -573,6 +573,16 @@ pub fn project(slug: &str, recipe: serde_json::Value) -> serde_json::Value {
     v
 }
 
+/// A build's log as its SSE endpoint replays it (`event: log\ndata: …` per line, then the state).
+pub async fn build_log(app: &TestApp, v: &Visitor, id: &str) -> Result<String> {
+    Ok(v.http
+        .get(app.url(&format!("/api/builds/{id}/log")))
+        .send()
+        .await?
+        .text()
+        .await?)
+}
+
 /// Waits for a build to finish; returns its JSON.
 pub async fn wait_build(v: &Visitor, id: &str, limit: Duration) -> Result<serde_json::Value> {
     let t0 = std::time::Instant::now();

@@ -8,7 +8,7 @@ use crate::{
 };
 use app::model::{
     BuildAccepted, BuildCancelling, BuildRecord, BuildStateChange, BuildStep, CheckRequest,
-    Checked, ConvertRequest, Converted, FieldProblem, Identity, Items, RecipeNote,
+    Checked, ConvertRequest, Converted, FieldProblem, Identity, Items, RecipeNote, SmokeCheck,
 };
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
@@ -83,6 +83,7 @@ fn record(b: &db::builds::Model) -> BuildRecord {
         finished_at: b.finished_at.map(|t| t.to_rfc3339()),
         queue_position: None,
         typical_secs: None,
+        check: SmokeCheck::of(b.check_command.as_deref(), b.check_expect.as_deref()),
     }
 }
 
@@ -284,10 +285,15 @@ pub async fn convert(
     let form = body(form)?;
     let c = recipe::convert_script(&form.script, &st.builds.limits().base_image)
         .map_err(|ps| problems_in("script", ps))?;
+    let check = recipe::propose_check(&form.script).map(|p| SmokeCheck {
+        command: p.command,
+        expect: p.expect,
+    });
     Ok(Json(Converted {
         dockerfile: c.dockerfile,
         base_image: c.base_image,
         notes: notes(c.notes),
+        check,
     }))
 }
 

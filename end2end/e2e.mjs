@@ -623,14 +623,17 @@ try {
     assert.match(await r.text(), /try this/);
   });
 
-  await check("accessibility: axe-core finds no WCAG 2.1 A or AA problem on the public pages, desktop and phone", async () => {
+  // axe-core's WCAG 2.1 A/AA rules on `paths`, at desktop and phone width; `signIn` (optional)
+  // logs the fresh context in first. Returns one line per violation.
+  async function axeAudit(paths, signIn) {
     const axe = readFileSync(join(ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
     const found = [];
     for (const viewport of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
       const c = await browser.newContext({ viewport });
       // Not watched for console errors: the unknown path's 404 is logged as one, by design.
       const p = await c.newPage();
-      for (const path of ["/", "/search?q=hello", "/search?sort=name", "/p/hello", "/login", "/signup", "/reset", "/new", "/containers", "/nope/nothing"]) {
+      if (signIn) await signIn(p);
+      for (const path of paths) {
         await p.goto(BASE + path);
         await p.waitForLoadState("networkidle");
         await p.evaluate(axe);
@@ -641,7 +644,25 @@ try {
       }
       await c.close();
     }
-    assert.deepEqual(found, []);
+    return found;
+  }
+
+  await check("accessibility: axe-core finds no WCAG 2.1 A or AA problem on the public pages, desktop and phone", async () => {
+    assert.deepEqual(await axeAudit(["/", "/search?q=hello", "/search?sort=name", "/p/hello", "/login", "/signup", "/reset", "/new", "/containers", "/nope/nothing"]), []);
+  });
+
+  await check("accessibility: the same audit of the signed-in pages (account, containers, publish, a build, admin)", async () => {
+    const build = await (await fetch(BASE + "/api/projects/hello/builds")).json();
+    const buildId = build.items?.[0]?.id;
+    assert.ok(buildId, JSON.stringify(build));
+    const signIn = async (p) => {
+      await p.goto(BASE + "/login?next=/account");
+      await p.fill("#email", ADMIN.email);
+      await p.fill("#password", ADMIN.password);
+      await p.click("#submit");
+      await p.waitForURL(BASE + "/account");
+    };
+    assert.deepEqual(await axeAudit(["/account", "/containers", "/new", `/builds/${buildId}`, "/p/hello", "/admin"], signIn), []);
   });
 
   await check("no errors in the browser console", async () => {

@@ -175,10 +175,10 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 <h1>"Build of "{data.project_name.clone()}</h1>
                 <span id="build-state" class=move || format!("state-badge {}", state.get())>{move || state_label(&state.get())}</span>
             </div>
-            <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
+            <div class="progress" role="progressbar" aria-label="Build progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
                 <div class="progress-bar" style=move || format!("width: {}%", percent())></div>
             </div>
-            <p class="progress-text" id="build-step">{move || {
+            <p class="progress-text" id="build-step" aria-live="polite">{move || {
                 let (n, m) = (step.get(), steps.get());
                 match state.get().as_str() {
                     "queued" => waiting_text(queue_position.get(), typical_secs),
@@ -205,7 +205,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 </Show>
                 <span class="muted">{move || cancel_msg.get()}</span>
             </div>
-            <pre class="build-log" id="build-log" node_ref=log_ref>{move || log.get()}</pre>
+            <pre class="build-log" id="build-log" tabindex="0" aria-label="Build log" node_ref=log_ref>{move || log.get()}</pre>
             <Show when=move || can_cancel && state.get() == "failed">
                 <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone() check=retry_check.clone()/>
             </Show>

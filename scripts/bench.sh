@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers, no assertions): pages against nginx serving the same bytes, Try latency
-# and memory, search at 10k projects, publishing overhead and sign-up + log-in throughput, against
-# the real engine and registry. Everything printed is also written to docs/bench-results.txt.
+# and memory, 10,000 proxied terminals, search at 10k projects, publishing overhead and sign-up +
+# log-in throughput, against the real engine and registry. Everything printed is also written to docs/bench-results.txt.
 source "$(dirname "$0")/lib.sh"
 exec > >(tee "$ROOT/docs/bench-results.txt") 2>&1
 echo "trythis benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$ROOT" rev-parse --short HEAD)"
@@ -11,9 +11,11 @@ command -v nginx >/dev/null || apt_install nginx-light
 export TRYTHIS_PROFILE=release; build_site
 step "Pages at 64 connections vs nginx serving the same bytes (server/examples/page_bench.rs, release build)"
 TRYTHIS_SITE_ROOT="$ROOT/target/site" TRYTHIS_LOG=warn cargo run -q --release -p server --example page_bench
-step "Try latency and memory (server/examples/bench.rs)"
+step "Try latency and memory (server/examples/bench.rs, release build)"
 TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
-  cargo run -q -p server --example bench
+  cargo run -q --release -p server --example bench
+step "The terminal proxy: 10,000 open terminals, keystroke echo vs a direct socket (server/examples/terminal_bench.rs, release build)"
+TRYTHIS_LOG=warn cargo run -q --release -p server --example terminal_bench
 step "Sandbox runtimes side by side: gVisor and runc (server/examples/runtime_bench.rs)"
 TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
   cargo run -q -p server --example runtime_bench

@@ -55,12 +55,23 @@ pub async fn sandbox_runtime(
 
 /// Everything the server needs, connected: database (migrated), engine, registry.
 pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
-    use sandbox::runtime::Runtime as _;
+    build_state_with(config, None).await
+}
+
+/// `build_state` with the sandbox runtime given (`None`: the engine's, as `build_state`). The
+/// terminal benchmark passes an in-process stand-in to hold 10,000 terminals on one machine.
+pub async fn build_state_with(
+    config: config::Config,
+    runtime: Option<Arc<dyn sandbox::runtime::Runtime>>,
+) -> Result<AppState, StartError> {
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
-    let runtime = sandbox_runtime(&config, &db, &docker).await?;
+    let runtime: Arc<dyn sandbox::runtime::Runtime> = match runtime {
+        Some(r) => r,
+        None => sandbox_runtime(&config, &db, &docker).await?,
+    };
     tracing::info!(runtime = runtime.isolation().as_str(), build_network = %networks.build.network, "sandbox isolation");
     let metrics = Arc::new(metrics::Metrics::default());
     let registry = config.registry_client();

@@ -315,11 +315,18 @@ pub fn resize_frame(cols: u16, rows: u16) -> Bytes {
     Bytes::from(f)
 }
 
-/// The WebSocket limits for ttyd's side: small frames, small write buffer.
+/// Read and write buffers of a terminal's WebSockets (browser and ttyd sides). Terminal traffic
+/// is small frames; tungstenite's default of 128 KiB each is meant for bulk transfers, and at
+/// 10,000 open terminals it was most of the server's memory.
+pub const TERMINAL_WS_BUFFER: usize = 8 * 1024;
+
+/// The WebSocket limits for ttyd's side: small frames, small buffers.
 pub fn upstream_ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_UPSTREAM_FRAME))
         .max_frame_size(Some(MAX_UPSTREAM_FRAME))
+        .read_buffer_size(TERMINAL_WS_BUFFER)
+        .write_buffer_size(TERMINAL_WS_BUFFER)
 }
 
 async fn open_session(

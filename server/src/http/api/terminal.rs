@@ -2,7 +2,7 @@
 //! frame by frame to the sandbox's shell session. Owner or admin only; every frame is validated.
 use crate::{
     http::error::{ApiError, ApiResult},
-    sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError},
+    sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError, TERMINAL_WS_BUFFER},
     state::AppState,
 };
 use app::model::Identity;
@@ -37,6 +37,10 @@ pub async fn connect(
         .protocols(["tty"])
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
+        // Keystrokes and screenfuls, not bulk data: tungstenite's 128 KiB buffers made an open
+        // terminal cost 135 KB here (server/examples/terminal_bench.rs).
+        .read_buffer_size(TERMINAL_WS_BUFFER)
+        .write_buffer_size(TERMINAL_WS_BUFFER)
         .on_upgrade(move |socket| async move {
             let _held = held;
             if let Err(reason) = proxy(st, id.clone(), socket).await {

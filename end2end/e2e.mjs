@@ -2,7 +2,7 @@
 // by headless Debian Chromium through playwright-core. Prints "N passed, M failed".
 import { chromium } from "playwright-core";
 import assert from "node:assert/strict";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -669,10 +669,27 @@ try {
     assert.deepEqual(errors, []);
   });
 } finally {
+  // The sandboxes this run left running (the admin sees them all) go with it.
+  let leftovers = [];
+  try {
+    const c = await browser.newContext();
+    const p = await c.newPage();
+    await p.goto(BASE + "/login?next=/account");
+    await p.fill("#email", ADMIN.email);
+    await p.fill("#password", ADMIN.password);
+    await p.click("#submit");
+    await p.waitForURL(BASE + "/account");
+    const listed = await p.evaluate(() => fetch("/api/admin/sandboxes").then((r) => r.json()));
+    leftovers = (listed.sandboxes ?? []).map((s) => `trythis-${s.id}`);
+    await c.close();
+  } catch (e) {
+    console.error(`could not list the run's sandboxes: ${e}`);
+  }
   await browser.close();
   await provider.close();
   server.kill("SIGTERM");
   await new Promise((r) => server.on("exit", r));
+  if (leftovers.length) spawnSync("docker", ["rm", "-fv", ...leftovers], { stdio: "ignore" });
   rmSync(data, { recursive: true, force: true });
 }
 console.log(`${passed} passed, ${failed} failed`);

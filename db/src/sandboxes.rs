@@ -264,6 +264,11 @@ pub async fn tries_by_category(
 
 /// Hands a ready warm-pool sandbox of `project_id` to `owner`, atomically (a concurrent claim of
 /// the same member loses the `owner = 'pool'` condition). `None` when the pool is empty.
+///
+/// A burst of visitors claims at once: each reads every ready member and tries them starting at
+/// its own place in the list (the owner's hash), so concurrent claims mostly try different rows,
+/// and one that loses a row moves on to the next instead of giving up (when each read only the
+/// oldest few, a burst of 20 got 4 members and launched the rest cold).
 pub async fn claim_pool(
     db: &DatabaseConnection,
     project_id: i32,
@@ -271,7 +276,9 @@ pub async fn claim_pool(
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
 ) -> Result<Option<Model>, InsertError> {
-    let candidates: Vec<String> = Sandbox::find()
+    /// More than any pool holds; a read costs one indexed scan.
+    const MOST_MEMBERS: u64 = 256;
+    let mut candidates: Vec<String> = Sandbox::find()
         .select_only()
         .column(sandbox::Column::Id)
         .filter(sandbox::Column::Owner.eq(POOL_OWNER))
@@ -279,10 +286,18 @@ pub async fn claim_pool(
         .filter(sandbox::Column::State.eq(SandboxState::Ready))
         .filter(sandbox::Column::Active.eq(true))
         .order_by_asc(sandbox::Column::CreatedAt)
-        .limit(4)
+        .limit(MOST_MEMBERS)
         .into_tuple()
         .all(db)
         .await?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let start = owner
+        .bytes()
+        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
+        % candidates.len();
+    candidates.rotate_left(start);
     let now = Utc::now();
     for id in candidates {
         let res = Sandbox::update_many()
@@ -306,7 +321,6 @@ pub async fn claim_pool(
     Ok(None)
 }
 
-/// Owner key of unassigned warm-pool sandboxes.
 pub const POOL_OWNER: &str = "pool";
 
 /// Ready warm-pool members per project: (project id, count).

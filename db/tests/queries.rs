@@ -603,3 +603,66 @@ async fn sqlite_trending_counts_each_identity_once_a_day() -> Result {
 async fn postgres_trending_counts_each_identity_once_a_day() -> Result {
     trending_counts_each_identity_once_a_day(postgres().await?).await
 }
+
+/// A badge burst: as many visitors at once as the pool holds each get a distinct pool member.
+async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -> Result {
+    const N: usize = 20;
+    let p = project(&db, "burst", "Burst", "Other", &[], 0).await?;
+    for i in 0..N {
+        let id = format!("pool{i}");
+        sandboxes::insert_starting(
+            &db,
+            sandboxes::NewSandbox {
+                id: id.clone(),
+                owner: sandboxes::POOL_OWNER.into(),
+                project_id: p.id,
+                project_slug: p.slug.clone(),
+                category: p.category.clone(),
+                image: "r@sha256:x".into(),
+                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+                client_ip: None,
+            },
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+        assert!(sandboxes::mark_ready(&db, &id, "c", 1).await?);
+    }
+    let claims: Vec<_> = (0..N)
+        .map(|i| {
+            let db = db.clone();
+            let owner = format!("v:visitor{i}");
+            tokio::spawn(async move {
+                sandboxes::claim_pool(
+                    &db,
+                    p.id,
+                    &owner,
+                    chrono::Utc::now() + chrono::Duration::minutes(20),
+                    None,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut claimed = std::collections::BTreeSet::new();
+    for c in claims {
+        let row = c
+            .await?
+            .map_err(|e| format!("{e:?}"))?
+            .ok_or("a visitor got no pool member")?;
+        assert!(row.owner.starts_with("v:visitor"), "{row:?}");
+        claimed.insert(row.id);
+    }
+    assert_eq!(claimed.len(), N, "every claim took a different member");
+    assert!(sandboxes::pool_counts(&db).await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_a_burst_of_claims_takes_every_pool_member() -> Result {
+    a_burst_of_claims_takes_every_pool_member(sqlite().await?).await
+}
+
+#[tokio::test]
+async fn postgres_a_burst_of_claims_takes_every_pool_member() -> Result {
+    a_burst_of_claims_takes_every_pool_member(postgres().await?).await
+}

@@ -63,6 +63,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub state: server::state::AppState,
     pub dir: std::path::PathBuf,
+    /// This server's installation id: its containers carry it, and go with it.
+    instance: String,
 }
 
 /// An address no other test (or earlier run) uses: the SMTP server's mailboxes are shared.
@@ -197,6 +199,7 @@ impl TestApp {
         let config = test_config(&dir, extra)?;
         let (repo, digest, size) = fixture_image(&config).await?;
         let state = server::build_state(config).await?;
+        let instance = db::instance_id(&state.db, server::secrets::random_id).await?;
         publish_fixture(&state.db, "fixture", "Databases", &repo, &digest, size).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -204,7 +207,12 @@ impl TestApp {
         tokio::spawn(async move {
             let _ = server::serve(listener, router, std::future::pending()).await;
         });
-        Ok(Self { addr, state, dir })
+        Ok(Self {
+            addr,
+            state,
+            dir,
+            instance,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -250,8 +258,30 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    /// The test's files and every container its server started (a test that ends without
+    /// stopping its sandboxes must not leave them running on the machine).
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        let label = format!(
+            "label={}={}",
+            server::sandbox::runtime::LABEL_INSTANCE,
+            self.instance
+        );
+        let listed = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output();
+        if let Ok(out) = listed {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect();
+            if !ids.is_empty() {
+                let _ = std::process::Command::new("docker")
+                    .args(["rm", "-fv"])
+                    .args(&ids)
+                    .output();
+            }
+        }
     }
 }
 

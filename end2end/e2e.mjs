@@ -445,6 +445,12 @@ try {
     await page.waitForURL((u) => /\/builds\/[a-z2-7]+$/.test(u.pathname) && u.toString() !== first);
     await page.waitForSelector("#open-project", { timeout: 120000 });
     assert.match(await page.locator("#build-state").innerText(), /Live/);
+    // The account page lists what this maintainer publishes, with each newest build.
+    await page.goto(BASE + "/account");
+    const greeter = page.locator('#my-projects tr[data-project="greeter"]');
+    assert.match(await greeter.innerText(), /Greeter\s+live\s+\d+\s+succeeded/);
+    const fixed = page.locator('#my-projects tr[data-project="broken-tool"]');
+    assert.match(await fixed.innerText(), /Broken Tool\s+live\s+\d+\s+succeeded/);
   });
 
   // OAuth against the local provider, in fresh browsers: the whole redirect dance.

@@ -316,6 +316,36 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
     Ok(Some(view))
 }
 
+/// The projects the signed-in person maintains, with their newest build (empty for visitors).
+#[server(prefix = "/sfn", endpoint = "my_projects", input = GetUrl)]
+pub async fn my_projects() -> Result<Vec<MyProject>, ServerFnError> {
+    let cx = ssr::context()?;
+    let me = ssr::identity().await?;
+    if !me.signed_in {
+        return Ok(Vec::new());
+    }
+    let projects = db::projects::maintained_by(&cx.db, &me.key)
+        .await
+        .map_err(ssr::internal)?;
+    let mut out = Vec::with_capacity(projects.len());
+    for p in projects {
+        let latest = db::builds::for_project(&cx.db, p.id, 1)
+            .await
+            .map_err(ssr::internal)?
+            .into_iter()
+            .next()
+            .map(|b| (b.id, b.state.to_string()));
+        out.push(MyProject {
+            slug: p.slug,
+            name: p.name,
+            status: p.status.to_string(),
+            tries: p.tries,
+            latest_build: latest,
+        });
+    }
+    Ok(out)
+}
+
 #[server(prefix = "/sfn", endpoint = "publish_form", input = GetUrl)]
 pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
     let cx = ssr::context()?;

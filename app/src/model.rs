@@ -151,6 +151,18 @@ pub struct SandboxInfo {
     pub idle_seconds_left: Option<i64>,
 }
 
+/// A project on its maintainer's account page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyProject {
+    pub slug: String,
+    pub name: String,
+    /// building | live | failed | hidden
+    pub status: String,
+    pub tries: i64,
+    /// The newest build: (id, state).
+    pub latest_build: Option<(String, String)>,
+}
+
 /// A row of My Containers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SandboxRow {

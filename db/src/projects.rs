@@ -321,6 +321,15 @@ pub async fn count_maintained(db: &DatabaseConnection, maintainer: &str) -> Resu
         .await
 }
 
+/// The projects `maintainer` publishes, any status, newest first (their account page).
+pub async fn maintained_by(db: &DatabaseConnection, maintainer: &str) -> Result<Vec<Model>, DbErr> {
+    Project::find()
+        .filter(project::Column::Maintainer.eq(maintainer))
+        .order_by_desc(project::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
 /// Every project, any status, newest first (admin), optionally filtered by slug or name.
 pub async fn list_all(
     db: &DatabaseConnection,

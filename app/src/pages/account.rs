@@ -196,6 +196,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                 <button class="btn" type="submit" id="change-password">"Save password"</button>
             </form>
         </div>
+        <MyProjects/>
         <div class="panel">
             <h2>"API tokens"</h2>
             <p class="muted">"For your own CI: rebuild your project on every push with "<code>{example}</code>". A token acts as you; it is shown once and stored only as a hash."</p>
@@ -251,5 +252,49 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
             <Show when=move || !del_msg.read().is_empty()><p class="form-message" id="delete-message">{move || del_msg.get()}</p></Show>
             <button class="btn danger" type="submit" id="delete-account">"Delete my account"</button>
         </form>
+    }
+}
+
+/// The projects this account publishes: status, tries and the newest build, each a link.
+#[component]
+fn MyProjects() -> impl IntoView {
+    let projects = Resource::new(|| (), |_| crate::api::my_projects());
+    view! {
+        <div class="panel" id="my-projects">
+            <div class="panel-head">
+                <h2>"Your projects"</h2>
+                <a class="btn small" href="/new">"Publish a project"</a>
+            </div>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match projects.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="muted">"You have not published a project yet. Publish one: a Dockerfile or the install script from your README is enough."</p>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <table class="table">
+                                <thead><tr><th>"Project"</th><th>"Status"</th><th>"Tries"</th><th>"Newest build"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|p| {
+                                        let build = p.latest_build.clone().map(|(id, state)| view! {
+                                            <a href=format!("/builds/{id}")><span class=format!("state-badge {state}")>{state.clone()}</span></a>
+                                        });
+                                        view! {
+                                            <tr data-project=p.slug.clone()>
+                                                <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
+                                                <td><span class=format!("status-badge {}", p.status)>{p.status.clone()}</span></td>
+                                                <td>{p.tries}</td>
+                                                <td>{build}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        }.into_any(),
+                        Err(e) => view! { <p class="error">{e.to_string()}</p> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </div>
     }
 }

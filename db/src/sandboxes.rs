@@ -272,6 +272,7 @@ pub async fn tries_by_category(
 pub async fn claim_pool(
     db: &DatabaseConnection,
     project_id: i32,
+    image: &str,
     owner: &str,
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
@@ -283,6 +284,8 @@ pub async fn claim_pool(
         .column(sandbox::Column::Id)
         .filter(sandbox::Column::Owner.eq(POOL_OWNER))
         .filter(sandbox::Column::ProjectId.eq(project_id))
+        // Members of an image the project has since replaced are never handed out.
+        .filter(sandbox::Column::Image.eq(image))
         .filter(sandbox::Column::State.eq(SandboxState::Ready))
         .filter(sandbox::Column::Active.eq(true))
         .order_by_asc(sandbox::Column::CreatedAt)
@@ -323,18 +326,34 @@ pub async fn claim_pool(
 
 pub const POOL_OWNER: &str = "pool";
 
-/// Ready warm-pool members per project: (project id, count).
-pub async fn pool_counts(db: &DatabaseConnection) -> Result<Vec<(i32, i64)>, DbErr> {
+/// Active warm-pool members (starting or ready), oldest first.
+pub async fn pool_members(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
     Sandbox::find()
+        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Active.eq(true))
+        .order_by_asc(sandbox::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Tries per project started since `since`, most first: (project id, count). A claimed pool
+/// member counts from its claim.
+pub async fn tries_by_project_since(
+    db: &DatabaseConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<(i32, i64)>, DbErr> {
+    let mut counts: Vec<(i32, i64)> = Sandbox::find()
         .select_only()
         .column(sandbox::Column::ProjectId)
         .column_as(sandbox::Column::Id.count(), "n")
-        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
-        .filter(sandbox::Column::Active.eq(true))
+        .filter(sandbox::Column::CreatedAt.gte(since))
+        .filter(sandbox::Column::Owner.ne(POOL_OWNER))
         .group_by(sandbox::Column::ProjectId)
-        .into_tuple::<(i32, i64)>()
+        .into_tuple()
         .all(db)
-        .await
+        .await?;
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Ok(counts)
 }
 
 /// Tries started since `since` (warm-pool members are not tries).

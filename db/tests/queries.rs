@@ -635,6 +635,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
                 sandboxes::claim_pool(
                     &db,
                     p.id,
+                    "r@sha256:x",
                     &owner,
                     chrono::Utc::now() + chrono::Duration::minutes(20),
                     None,
@@ -653,7 +654,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
         claimed.insert(row.id);
     }
     assert_eq!(claimed.len(), N, "every claim took a different member");
-    assert!(sandboxes::pool_counts(&db).await?.is_empty());
+    assert!(sandboxes::pool_members(&db).await?.is_empty());
     Ok(())
 }
 

@@ -323,14 +323,14 @@ async fn main() -> Result {
         t.stop(&id, &c).await?;
     }
 
-    // Warm pool: the same database, a server with TRYTHIS_WARM_POOL=1; refilled (untimed) before each Try.
+    // Warm pool with the defaults: the same database (so the tries above are its recent demand),
+    // a second server whose reaper loop sizes the pool to demand every 5 s, as `trythis serve` does.
     let pooled_config = server::config::Config::from_pairs([
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
         ("TRYTHIS_RELAY_PATH", relay.as_str()),
         ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
-        ("TRYTHIS_WARM_POOL", "20"),
         ("TRYTHIS_MAX_SANDBOXES", "60"),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
@@ -344,25 +344,33 @@ async fn main() -> Result {
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;
     });
+    let (_stop_reaper, reaper_stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(server::sandbox::reaper_loop(
+        pooled.sandboxes.clone(),
+        std::time::Duration::from_secs(5),
+        reaper_stop,
+    ));
     let pt = std::sync::Arc::new(Target {
         base: format!("http://{paddr}"),
         http: reqwest::Client::new(),
     });
-    // A badge burst on a popular project: 20 visitors at once, the pool (20 for it) full.
-    pooled.sandboxes.refill_pool().await?;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    const SURGE: usize = 20;
+    let filled = pool_filled(&pooled.db, SURGE).await?;
+    println!("warm pool: {SURGE} members ready {filled:.1} s after start-up (defaults: it follows the last 5 minutes' tries)");
+    // A badge surge on a popular project: 20 visitors at once.
     for (id, c, _) in at_once(
         &pt,
-        20,
-        "Try -> first shell byte, 20 at once (warm pool of 20)",
+        SURGE,
+        "Try -> first shell byte, 20 at once (warm pool, defaults)",
     )
     .await
     {
         pt.stop(&id, &c).await?;
     }
+    let refilled = pool_filled(&pooled.db, SURGE).await?;
+    println!("warm pool: back to {SURGE} ready {refilled:.1} s after the surge took them");
     let (mut warm, mut errors) = (Vec::new(), 0);
     for _ in 0..50 {
-        pooled.sandboxes.refill_pool().await?;
         // Steady state: a pool member has been waiting a while, its shell already printed its prompt.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         match pt.launch().await {
@@ -382,4 +390,23 @@ async fn main() -> Result {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Seconds until `n` warm-pool members are ready (the reaper loop refills it).
+async fn pool_filled(db: &db::DatabaseConnection, n: usize) -> Result<f64> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let ready = db::sandboxes::pool_members(db)
+            .await?
+            .iter()
+            .filter(|m| m.state == db::SandboxState::Ready)
+            .count();
+        if ready >= n {
+            return Ok(t0.elapsed().as_secs_f64());
+        }
+        if t0.elapsed() > std::time::Duration::from_secs(180) {
+            return Err(format!("the warm pool reached only {ready} of {n} in 180 s").into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -58,8 +58,11 @@ pub struct SandboxLimits {
     pub max_extensions: i32,
     /// Global maximum of running sandboxes; beyond it Try requests queue.
     pub max_running: u64,
-    /// Pre-started sandboxes kept per most-tried image (0 = off).
+    /// Pre-started sandboxes always kept for each of the three most-tried projects (0 = none).
     pub warm_pool: u64,
+    /// Demand-following pool: a project tried n times in the last five minutes keeps
+    /// min(n, this) members ready, within the places no visitor uses (0 = off).
+    pub warm_pool_max: u64,
     /// Launches per identity per minute.
     pub rate_per_identity: u32,
     /// Launches per client IP per minute.
@@ -420,6 +423,7 @@ impl Config {
             max_extensions: s.parse("TRYTHIS_SANDBOX_MAX_EXTENSIONS", 2, "a whole number")?,
             max_running: s.positive("TRYTHIS_MAX_SANDBOXES", 20)?,
             warm_pool: s.parse("TRYTHIS_WARM_POOL", 0, "a whole number")?,
+            warm_pool_max: s.parse("TRYTHIS_WARM_POOL_MAX", 20, "a whole number")?,
             rate_per_identity: s.positive("TRYTHIS_RATE_TRIES_PER_MIN", 10)? as u32,
             rate_per_ip: s.positive("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", 60)? as u32,
             running_per_ip: s.positive("TRYTHIS_SANDBOXES_PER_IP", 5)?,

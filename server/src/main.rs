@@ -140,9 +140,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
-    server::serve(listener, server::router(state), shutdown_signal()).await?;
+    server::serve(listener, server::router(state.clone()), shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    match state.sandboxes.drain_pool().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(stopped = n, "warm pool given back"),
+        Err(e) => tracing::warn!(error = %e, "could not give back the warm pool"),
+    }
     tracing::info!("shut down cleanly");
     Ok(())
 }

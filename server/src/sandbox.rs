@@ -93,6 +93,8 @@ struct Place {
 }
 
 const QUEUE_STALE: Duration = Duration::from_secs(12);
+/// How far back the warm pool looks for demand; a quiet window gives the pool back.
+const POOL_DEMAND_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Why a Try could not join the line.
 #[derive(Debug, PartialEq, Eq)]
@@ -367,11 +369,13 @@ impl SandboxService {
         };
         let expires_at =
             chrono::Utc::now() + chrono::Duration::from_std(lifetime).unwrap_or_default();
-        if self.limits.warm_pool > 0 {
+        let image = format!("{repo}@{digest}");
+        if self.limits.warm_pool > 0 || self.limits.warm_pool_max > 0 {
             let started = Instant::now();
             match db::sandboxes::claim_pool(
                 &self.db,
                 project.id,
+                &image,
                 &who.key,
                 expires_at,
                 Some(ip.to_string()),
@@ -398,7 +402,6 @@ impl SandboxService {
             }
         }
         let id = crate::secrets::random_id();
-        let image = format!("{repo}@{digest}");
         let row = db::sandboxes::NewSandbox {
             id: id.clone(),
             owner: who.key.clone(),
@@ -577,26 +580,78 @@ impl SandboxService {
         }
     }
 
-    /// Tops up the warm pool: `warm_pool` ready, unassigned sandboxes for each of the most-tried
-    /// projects. Idle members are recycled by the reaper's idle timeout and replaced here.
+    /// Sizes the warm pool to demand: each project tried n times in the last
+    /// [`POOL_DEMAND_WINDOW`] keeps min(n, `warm_pool_max`) ready members, the three most-tried
+    /// at least `warm_pool`; all of it within the places no visitor uses, most-wanted first.
+    /// Members of a replaced image, of a project no longer wanted, or beyond its share are
+    /// given back before any launch; launches run one at a time so a refill never competes
+    /// with visitors' own starts for the CPU. Returns how many members it started.
     pub async fn refill_pool(&self) -> Result<usize, SandboxError> {
         const POOLED_PROJECTS: u64 = 3;
-        let want = self.limits.warm_pool as i64;
-        if want == 0 {
-            return Ok(0);
+        let (floor, most) = (
+            self.limits.warm_pool as i64,
+            self.limits.warm_pool_max as i64,
+        );
+        let mut wanted: Vec<(db::projects::Model, i64)> = Vec::new();
+        if floor > 0 {
+            for p in db::projects::most_tried(&self.db, POOLED_PROJECTS).await? {
+                wanted.push((p, floor));
+            }
         }
-        let have: std::collections::HashMap<i32, i64> = db::sandboxes::pool_counts(&self.db)
-            .await?
-            .into_iter()
-            .collect();
-        let mut started = 0;
-        for p in db::projects::most_tried(&self.db, POOLED_PROJECTS).await? {
+        if most > 0 {
+            let since = chrono::Utc::now() - POOL_DEMAND_WINDOW;
+            for (project_id, tries) in
+                db::sandboxes::tries_by_project_since(&self.db, since).await?
+            {
+                let n = tries.min(most);
+                if let Some(w) = wanted.iter_mut().find(|(p, _)| p.id == project_id) {
+                    w.1 = w.1.max(n);
+                } else if let Some(p) = db::projects::by_id(&self.db, project_id)
+                    .await?
+                    .filter(|p| p.status == db::ProjectStatus::Live)
+                {
+                    wanted.push((p, n));
+                }
+            }
+        }
+        wanted.sort_by_key(|w| std::cmp::Reverse(w.1));
+
+        let mut room =
+            self.limits
+                .max_running
+                .saturating_sub(db::sandboxes::count_active(&self.db).await?) as i64;
+        let mut targets: Vec<(&db::projects::Model, String, i64)> = Vec::new();
+        for (p, n) in &wanted {
             let (Some(repo), Some(digest)) = (&p.image_repo, &p.image_digest) else {
                 continue;
             };
-            for _ in have.get(&p.id).copied().unwrap_or(0)..want {
+            let n = (*n).min(room);
+            room -= n;
+            targets.push((p, format!("{repo}@{digest}"), n));
+        }
+
+        let mut have: HashMap<i32, i64> = HashMap::new();
+        for m in db::sandboxes::pool_members(&self.db)
+            .await?
+            .into_iter()
+            .rev()
+        {
+            let target = targets
+                .iter()
+                .find(|(p, image, _)| p.id == m.project_id && *image == m.image)
+                .map_or(0, |t| t.2);
+            let kept = have.entry(m.project_id).or_default();
+            if *kept < target {
+                *kept += 1;
+            } else if let Err(e) = self.stop(&m.id, "pool member not needed").await {
+                tracing::warn!(sandbox = %m.id, error = %e, "could not give back a warm-pool member");
+            }
+        }
+
+        let mut started = 0;
+        for (p, image, target) in targets {
+            for _ in have.get(&p.id).copied().unwrap_or(0)..target {
                 let id = crate::secrets::random_id();
-                let image = format!("{repo}@{digest}");
                 let expires_at = chrono::Utc::now() + chrono::Duration::hours(24);
                 let row = db::sandboxes::NewSandbox {
                     id: id.clone(),
@@ -615,7 +670,7 @@ impl SandboxService {
                     Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
                 }
                 match self
-                    .bring_up(&id, db::sandboxes::POOL_OWNER, &p, &image, expires_at)
+                    .bring_up(&id, db::sandboxes::POOL_OWNER, p, &image, expires_at)
                     .await
                 {
                     Ok(_) => started += 1,
@@ -629,6 +684,17 @@ impl SandboxService {
             }
         }
         Ok(started)
+    }
+
+    /// At shutdown: unassigned members are of no use to anyone once this server is gone.
+    pub async fn drain_pool(&self) -> Result<usize, SandboxError> {
+        let mut stopped = 0;
+        for m in db::sandboxes::pool_members(&self.db).await? {
+            if self.stop(&m.id, "server stopping").await.is_ok() {
+                stopped += 1;
+            }
+        }
+        Ok(stopped)
     }
 
     /// For a project that opted into egress: its network and a proxy credential of its own.

@@ -43,7 +43,17 @@ fn run_script(script: &str) -> Result<String, i32> {
 /// `Err(log)` when the build fails, else the state a shell in the built image sees.
 fn build_and_look(dockerfile: &str, tag: &str) -> Result<String, String> {
     let mut child = Command::new("docker")
-        .args(["build", "-q", "--network", "none", "-t", tag, "-"])
+        // A failed step's container goes too (the legacy builder keeps it by default).
+        .args([
+            "build",
+            "-q",
+            "--force-rm",
+            "--network",
+            "none",
+            "-t",
+            tag,
+            "-",
+        ])
         .env("DOCKER_BUILDKIT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

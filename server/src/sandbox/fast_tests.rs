@@ -453,3 +453,146 @@ async fn the_idle_clock_is_shown_reset_by_im_here_and_ends_with_its_reason() {
     assert_eq!(row.end_reason.as_deref(), Some("idle"));
     assert_eq!(svc.info(&row).idle_seconds_left, None);
 }
+
+/// Tries of `slug` by `n` distinct visitors, each stopped again (their demand stays counted).
+async fn tries_then_stop(fx: &Fixture, slug: &str, first: u32, n: u32) {
+    for i in first..first + n {
+        let t = fx
+            .service
+            .try_project(&visitor(i), ip(i as u8), slug, false)
+            .await
+            .unwrap_or_else(|e| panic!("try {i}: {e}"));
+        fx.service
+            .stop(&t.info.id, "stopped by owner")
+            .await
+            .unwrap_or_else(|e| panic!("stop: {e}"));
+    }
+}
+
+async fn pool_of(fx: &Fixture, slug: &str) -> Vec<db::sandboxes::Model> {
+    db::sandboxes::pool_members(&fx.db)
+        .await
+        .unwrap_or_else(|e| panic!("pool: {e}"))
+        .into_iter()
+        .filter(|m| m.project_slug == slug)
+        .collect()
+}
+
+/// Moves every sandbox's start back by `minutes` (the demand window is measured on it).
+async fn age_tries(fx: &Fixture, minutes: i64) {
+    use db::entities::sandbox;
+    use db::sea_orm::{sea_query::Expr, EntityTrait};
+    sandbox::Entity::update_many()
+        .col_expr(
+            sandbox::Column::CreatedAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::minutes(minutes)),
+        )
+        .exec(&fx.db)
+        .await
+        .unwrap_or_else(|e| panic!("age: {e}"));
+}
+
+#[tokio::test]
+async fn the_warm_pool_follows_demand_within_free_capacity_and_gives_back_what_it_no_longer_needs()
+{
+    // Defaults: no fixed pool, demand-following on.
+    let fx = fixture(FakeRuntime::default(), &[("TRYTHIS_MAX_SANDBOXES", "6")]).await;
+    let svc = &fx.service;
+    assert_eq!(svc.refill_pool().await.ok(), Some(0), "no demand, no pool");
+    tries_then_stop(&fx, "jq", 1, 4).await;
+    tries_then_stop(&fx, "redis", 10, 1).await;
+    assert_eq!(svc.refill_pool().await.ok(), Some(5));
+    assert_eq!(
+        pool_of(&fx, "jq").await.len(),
+        4,
+        "one spare per recent try"
+    );
+    assert_eq!(pool_of(&fx, "redis").await.len(), 1);
+    assert_eq!(fx.runtime.running().len(), 5);
+
+    // The next visitor of jq gets a member; the pool tops up behind them.
+    let warm = svc
+        .try_project(&visitor(20), ip(20), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    assert_eq!(
+        fx.runtime.running().len(),
+        5,
+        "no new launch for a warm Try"
+    );
+    // The pool tops up behind them within the 5 places left, the most-wanted project first:
+    // jq (5 recent tries) takes them all and redis's member is given back.
+    assert_eq!(svc.refill_pool().await.ok(), Some(2));
+    assert_eq!(pool_of(&fx, "jq").await.len(), 5);
+    assert!(pool_of(&fx, "redis").await.is_empty());
+
+    // Capacity is for visitors: with 2 of 6 places taken, the pool keeps to the 4 left.
+    let other = svc
+        .try_project(&visitor(21), ip(21), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    svc.refill_pool().await.unwrap_or_else(|e| panic!("{e}"));
+    let (jq, redis) = (
+        pool_of(&fx, "jq").await.len(),
+        pool_of(&fx, "redis").await.len(),
+    );
+    assert_eq!((jq, redis), (4, 0));
+    assert_eq!(fx.runtime.running().len(), 6);
+
+    // Five minutes without a try: the pool goes (no fixed floor is set).
+    for id in [&warm.info.id, &other.info.id] {
+        svc.stop(id, "stopped by owner")
+            .await
+            .unwrap_or_else(|e| panic!("stop: {e}"));
+    }
+    age_tries(&fx, 6).await;
+    svc.refill_pool().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(pool_of(&fx, "jq").await.is_empty());
+    assert_eq!(fx.runtime.running(), Vec::<String>::new());
+
+    // TRYTHIS_WARM_POOL_MAX=0 turns it off.
+    let off = fixture(FakeRuntime::default(), &[("TRYTHIS_WARM_POOL_MAX", "0")]).await;
+    tries_then_stop(&off, "jq", 1, 3).await;
+    assert_eq!(off.service.refill_pool().await.ok(), Some(0));
+}
+
+#[tokio::test]
+async fn a_republished_image_is_never_served_from_the_pool_of_the_old_one() {
+    let fx = fixture(FakeRuntime::default(), &[("TRYTHIS_WARM_POOL", "2")]).await;
+    let svc = &fx.service;
+    tries_then_stop(&fx, "jq", 1, 1).await;
+    svc.refill_pool().await.unwrap_or_else(|e| panic!("{e}"));
+    let stale: Vec<String> = pool_of(&fx, "jq").await.into_iter().map(|m| m.id).collect();
+    assert_eq!(stale.len(), 2);
+    // The maintainer ships a fix.
+    let jq = db::projects::by_slug(&fx.db, "jq")
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("jq"));
+    db::projects::set_image(&fx.db, jq.id, "r/x", "sha256:2", 1)
+        .await
+        .unwrap_or_else(|e| panic!("image: {e}"));
+    let t = svc
+        .try_project(&visitor(2), ip(2), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    assert!(
+        !stale.contains(&t.info.id),
+        "a member of the old image was handed out"
+    );
+    let row = db::sandboxes::get(&fx.db, &t.info.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!(row.image, "r/x@sha256:2");
+    // The next refill replaces the old image's members.
+    svc.refill_pool().await.unwrap_or_else(|e| panic!("{e}"));
+    let now: Vec<_> = pool_of(&fx, "jq").await;
+    assert_eq!(now.len(), 2);
+    assert!(now.iter().all(|m| m.image == "r/x@sha256:2"), "{now:?}");
+    for id in &stale {
+        assert!(!fx.runtime.running().contains(id), "{id} still runs");
+    }
+}

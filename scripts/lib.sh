@@ -349,6 +349,13 @@ ensure_smtp_sink() {
   ok "aiosmtpd; mails in $root"
 }
 
+# What every entry point needs: toolchains, the engine with gVisor, ttyd and the relay, the
+# base image, the build engine and the registry.
+ensure_platform() {
+  ensure_rust_tools; ensure_node_tools; ensure_docker; ensure_ttyd; ensure_relay
+  ensure_base_image; ensure_gvisor; ensure_build_engine; ensure_registry
+}
+
 # TRYTHIS_PROFILE: release for what scripts/run.sh serves, dev (the default) for the tests.
 build_site() {
   step "Build the site (wasm bundle + ${TRYTHIS_PROFILE:-dev} server)"

@@ -4,15 +4,7 @@
 # Idempotent: a second run reuses everything.
 source "$(dirname "$0")/lib.sh"
 T0=$(date +%s)
-ensure_rust_tools
-ensure_node_tools
-ensure_docker
-ensure_ttyd
-ensure_relay
-ensure_base_image
-ensure_gvisor
-ensure_build_engine
-ensure_registry
+ensure_platform
 export TRYTHIS_PROFILE=release   # what users run: the optimised server
 build_site
 step "Database migrations"

@@ -4,15 +4,7 @@
 # browser tests in headless Chromium against the real server. Idempotent.
 source "$(dirname "$0")/lib.sh"
 T0=$(date +%s)
-ensure_rust_tools
-ensure_node_tools
-ensure_docker
-ensure_ttyd
-ensure_relay
-ensure_base_image
-ensure_gvisor
-ensure_build_engine
-ensure_registry
+ensure_platform
 ensure_postgres
 ensure_chromium
 ensure_smtp_sink

@@ -4,6 +4,21 @@ use db::{accounts, projects, recommend, sandboxes, settings};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// The same test body against SQLite and against PostgreSQL, as two named tests.
+macro_rules! on_both {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test]
+        async fn $sqlite() -> Result {
+            $body(sqlite().await?).await
+        }
+
+        #[tokio::test]
+        async fn $postgres() -> Result {
+            $body(postgres().await?).await
+        }
+    };
+}
+
 async fn sqlite() -> Result<db::DatabaseConnection> {
     Ok(db::connect_and_migrate("sqlite::memory:").await?)
 }
@@ -436,55 +451,15 @@ async fn featured_banner_round_trips(db: db::DatabaseConnection) -> Result {
     Ok(())
 }
 
-#[tokio::test]
-async fn sqlite_trending_counts_the_last_week() -> Result {
-    trending_counts_the_last_week(sqlite().await?).await
-}
+on_both!(trending_counts_the_last_week: sqlite_trending_counts_the_last_week, postgres_trending_counts_the_last_week);
 
-#[tokio::test]
-async fn postgres_trending_counts_the_last_week() -> Result {
-    trending_counts_the_last_week(postgres().await?).await
-}
+on_both!(recommendations_follow_category_shares: sqlite_recommendations_follow_category_shares, postgres_recommendations_follow_category_shares);
 
-#[tokio::test]
-async fn sqlite_recommendations_follow_category_shares() -> Result {
-    recommendations_follow_category_shares(sqlite().await?).await
-}
+on_both!(featured_banner_round_trips: sqlite_featured_banner_round_trips, postgres_featured_banner_round_trips);
 
-#[tokio::test]
-async fn postgres_recommendations_follow_category_shares() -> Result {
-    recommendations_follow_category_shares(postgres().await?).await
-}
+on_both!(one_active_sandbox_per_owner: sqlite_one_active_sandbox_per_owner, postgres_one_active_sandbox_per_owner);
 
-#[tokio::test]
-async fn sqlite_featured_banner_round_trips() -> Result {
-    featured_banner_round_trips(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_featured_banner_round_trips() -> Result {
-    featured_banner_round_trips(postgres().await?).await
-}
-
-#[tokio::test]
-async fn sqlite_one_active_sandbox_per_owner() -> Result {
-    one_active_sandbox_per_owner(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_one_active_sandbox_per_owner() -> Result {
-    one_active_sandbox_per_owner(postgres().await?).await
-}
-
-#[tokio::test]
-async fn sqlite_search_ranks_and_filters() -> Result {
-    search_ranks_and_filters(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_search_ranks_and_filters() -> Result {
-    search_ranks_and_filters(postgres().await?).await
-}
+on_both!(search_ranks_and_filters: sqlite_search_ranks_and_filters, postgres_search_ranks_and_filters);
 
 #[test]
 fn fold_strips_accents_and_case() {
@@ -574,35 +549,11 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
     Ok(())
 }
 
-#[tokio::test]
-async fn sqlite_accounts_sessions_tokens_and_deletion() -> Result {
-    accounts_sessions_tokens_and_deletion(sqlite().await?).await
-}
+on_both!(accounts_sessions_tokens_and_deletion: sqlite_accounts_sessions_tokens_and_deletion, postgres_accounts_sessions_tokens_and_deletion);
 
-#[tokio::test]
-async fn postgres_accounts_sessions_tokens_and_deletion() -> Result {
-    accounts_sessions_tokens_and_deletion(postgres().await?).await
-}
+on_both!(late_writers_cannot_move_records_back: sqlite_late_writers_cannot_move_records_back, postgres_late_writers_cannot_move_records_back);
 
-#[tokio::test]
-async fn sqlite_late_writers_cannot_move_records_back() -> Result {
-    late_writers_cannot_move_records_back(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_late_writers_cannot_move_records_back() -> Result {
-    late_writers_cannot_move_records_back(postgres().await?).await
-}
-
-#[tokio::test]
-async fn sqlite_trending_counts_each_identity_once_a_day() -> Result {
-    trending_counts_each_identity_once_a_day(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_trending_counts_each_identity_once_a_day() -> Result {
-    trending_counts_each_identity_once_a_day(postgres().await?).await
-}
+on_both!(trending_counts_each_identity_once_a_day: sqlite_trending_counts_each_identity_once_a_day, postgres_trending_counts_each_identity_once_a_day);
 
 /// A badge burst: as many visitors at once as the pool holds each get a distinct pool member.
 async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -> Result {
@@ -658,12 +609,4 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
     Ok(())
 }
 
-#[tokio::test]
-async fn sqlite_a_burst_of_claims_takes_every_pool_member() -> Result {
-    a_burst_of_claims_takes_every_pool_member(sqlite().await?).await
-}
-
-#[tokio::test]
-async fn postgres_a_burst_of_claims_takes_every_pool_member() -> Result {
-    a_burst_of_claims_takes_every_pool_member(postgres().await?).await
-}
+on_both!(a_burst_of_claims_takes_every_pool_member: sqlite_a_burst_of_claims_takes_every_pool_member, postgres_a_burst_of_claims_takes_every_pool_member);

@@ -154,6 +154,15 @@ async fn bystander() -> TcpListener {
         .expect("bind bystander")
 }
 
+/// The origin answered `resp` and saw a request starting with `request_line`: its head.
+async fn origin_answered(resp: &str, origin: &mut Origin, request_line: &str) -> String {
+    assert_eq!(status(resp), "HTTP/1.1 200 OK");
+    assert_eq!(body(resp), "origin");
+    let head = origin.heads.recv().await.expect("origin saw the request");
+    assert!(head.starts_with(request_line), "{head}");
+    head
+}
+
 async fn assert_untouched(listener: &TcpListener) {
     let accepted = timeout(Duration::from_millis(200), listener.accept()).await;
     assert!(
@@ -182,14 +191,7 @@ async fn connect_to_a_mirror_reaches_the_origin() {
         .expect("origin answered in time")
         .expect("read through tunnel");
     let resp = String::from_utf8_lossy(&resp);
-    assert_eq!(status(&resp), "HTTP/1.1 200 OK");
-    assert_eq!(body(&resp), "origin");
-
-    let head = origin.heads.recv().await.expect("origin saw the request");
-    assert!(
-        head.starts_with("GET /through-tunnel HTTP/1.1\r\n"),
-        "{head}"
-    );
+    origin_answered(&resp, &mut origin, "GET /through-tunnel HTTP/1.1\r\n").await;
 }
 
 #[tokio::test]
@@ -205,14 +207,7 @@ async fn plain_get_to_a_mirror_is_forwarded_in_origin_form() {
         creds(&g)
     );
     let resp = exchange(p.local_addr(), request.as_bytes()).await;
-    assert_eq!(status(&resp), "HTTP/1.1 200 OK");
-    assert_eq!(body(&resp), "origin");
-
-    let head = origin.heads.recv().await.expect("origin saw the request");
-    assert!(
-        head.starts_with("GET /simple/pkg/?x=1 HTTP/1.1\r\n"),
-        "{head}"
-    );
+    let head = origin_answered(&resp, &mut origin, "GET /simple/pkg/?x=1 HTTP/1.1\r\n").await;
     let lower = head.to_ascii_lowercase();
     assert!(!lower.contains("proxy-authorization"), "{head}");
     assert!(!lower.contains("proxy-connection"), "{head}");

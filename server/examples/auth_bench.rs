@@ -2,22 +2,16 @@
 //! with its default cost), 16 at a time over the loopback. Each flow is what a browser does:
 //! fetch its CSRF token, sign up, open the mailed link (the server's file outbox), log out, log
 //! in, read `/api/me`. Prints numbers; asserts nothing.
+#[allow(dead_code)]
+#[path = "../tests/common/http_visitor.rs"]
+mod http_visitor;
+use http_visitor::set_cookie as cookie;
 use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const FLOWS: usize = 1000;
 const AT_ONCE: usize = 16;
-
-fn cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-}
 
 /// The sign-up link's token, once the mail is in the outbox.
 async fn mailed_token(outbox: &std::path::Path, email: &str) -> Result<String> {

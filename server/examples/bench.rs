@@ -6,11 +6,7 @@
 //! their shells attached, and its parts) and server memory per open terminal. Prints numbers;
 //! asserts nothing.
 mod common;
-use bytes::Bytes;
-use common::visitor_credentials;
-use futures::{SinkExt, StreamExt};
-use std::time::Instant;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+use common::Ws;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -19,68 +15,13 @@ struct Target {
     http: reqwest::Client,
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 impl Target {
-    /// One Try by a new visitor: (sandbox id, cookie, open terminal, ms to the first shell byte).
     async fn launch(&self) -> Result<(String, String, Ws, f64)> {
-        // The visitor has the page (cookie and CSRF token) before clicking Try: not timed.
-        let (cookie, csrf) = visitor_credentials(&self.http, &self.base).await?;
-        let t0 = Instant::now();
-        let resp = self
-            .http
-            .post(format!("{}/api/projects/bench/try", self.base))
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await?;
-        let status = resp.status();
-        let body: serde_json::Value = resp.json().await?;
-        if !status.is_success() {
-            return Err(format!("try answered {status}: {body}").into());
-        }
-        let id = body["id"].as_str().ok_or("no id")?.to_string();
-        let mut req =
-            format!("{}/s/{id}/ws", self.base.replacen("http", "ws", 1)).into_client_request()?;
-        req.headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-        req.headers_mut()
-            .insert("cookie", HeaderValue::from_str(&cookie)?);
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
-        ws.send(Message::Binary(Bytes::from(
-            r#"{"AuthToken":"","columns":80,"rows":24}"#,
-        )))
-        .await?;
-        loop {
-            match ws.next().await {
-                Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == b'0' => break,
-                Some(Ok(_)) => {}
-                other => return Err(format!("terminal ended before output: {other:?}").into()),
-            }
-        }
-        Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+        common::launch(&self.http, &self.base).await
     }
 
     async fn stop(&self, id: &str, cookie: &str) -> Result {
-        // A cookie-carrying change needs the identity's CSRF token.
-        let me: serde_json::Value = self
-            .http
-            .get(format!("{}/api/me", self.base))
-            .header("cookie", cookie)
-            .send()
-            .await?
-            .json()
-            .await?;
-        self.http
-            .delete(format!("{}/api/sandboxes/{id}", self.base))
-            .header("cookie", cookie)
-            .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
-            .send()
-            .await?;
-        Ok(())
+        common::stop(&self.http, &self.base, id, cookie).await
     }
 }
 
@@ -231,7 +172,7 @@ async fn main() -> Result {
     let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
     let relay =
         std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());
-    let config = server::config::Config::from_pairs([
+    let pairs = [
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
@@ -242,7 +183,8 @@ async fn main() -> Result {
         ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
         // Every bench client is 127.0.0.1: the per-network share is for real traffic.
         ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
-    ])?;
+    ];
+    let config = server::config::Config::from_pairs(pairs)?;
     let base =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
@@ -325,18 +267,7 @@ async fn main() -> Result {
 
     // Warm pool with the defaults: the same database (so the tries above are its recent demand),
     // a second server whose reaper loop sizes the pool to demand every 5 s, as `trythis serve` does.
-    let pooled_config = server::config::Config::from_pairs([
-        ("TRYTHIS_DATA_DIR", data.as_str()),
-        ("TRYTHIS_DATABASE_URL", db_url.as_str()),
-        ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
-        ("TRYTHIS_RELAY_PATH", relay.as_str()),
-        ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
-        ("TRYTHIS_MAX_SANDBOXES", "60"),
-        ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000"),
-        ("TRYTHIS_VISITORS_PER_IP_PER_MIN", "100000"),
-        // Every bench client is 127.0.0.1: the per-network share is for real traffic.
-        ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
-    ])?;
+    let pooled_config = server::config::Config::from_pairs(pairs)?;
     let pooled = server::build_state(pooled_config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let paddr = listener.local_addr()?;

@@ -3,15 +3,10 @@
 //! terminal over the exec'd relay) and the host's `MemAvailable` drop per idle sandbox with its
 //! shell attached (20 open). Prints numbers; asserts nothing.
 mod common;
-use bytes::Bytes;
-use common::visitor_credentials;
-use futures::{SinkExt, StreamExt};
-use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+use common::Ws;
+use std::time::Duration;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn mem_available_kb() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
@@ -25,60 +20,12 @@ fn mem_available_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// A new visitor's Try with its terminal open: (id, cookie, terminal, ms to first shell byte).
 async fn launch(base: &str) -> Result<(String, String, Ws, f64)> {
-    // The visitor has the page (cookie and CSRF token) before clicking Try: not timed.
-    let http = reqwest::Client::new();
-    let (cookie, csrf) = visitor_credentials(&http, base).await?;
-    let t0 = Instant::now();
-    let resp = http
-        .post(format!("{base}/api/projects/bench/try"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await?;
-    let body: serde_json::Value = resp.json().await?;
-    let id = body["id"]
-        .as_str()
-        .ok_or(format!("no id: {body}"))?
-        .to_string();
-    let mut req = format!("{}/s/{id}/ws", base.replacen("http", "ws", 1)).into_client_request()?;
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-    req.headers_mut()
-        .insert("cookie", HeaderValue::from_str(&cookie)?);
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
-    ws.send(Message::Binary(Bytes::from(
-        r#"{"AuthToken":"","columns":80,"rows":24}"#,
-    )))
-    .await?;
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == b'0' => break,
-            Some(Ok(_)) => {}
-            other => return Err(format!("terminal ended before output: {other:?}").into()),
-        }
-    }
-    Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+    common::launch(&reqwest::Client::new(), base).await
 }
 
 async fn stop(base: &str, id: &str, cookie: &str) -> Result {
-    let http = reqwest::Client::new();
-    let me: serde_json::Value = http
-        .get(format!("{base}/api/me"))
-        .header("cookie", cookie)
-        .send()
-        .await?
-        .json()
-        .await?;
-    http.delete(format!("{base}/api/sandboxes/{id}"))
-        .header("cookie", cookie)
-        .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
-        .send()
-        .await?;
-    Ok(())
+    common::stop(&reqwest::Client::new(), base, id, cookie).await
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{
     Message,
 };
 
-// Only `visitor_credentials` is used here; the rest serves the other benchmarks.
+// Only the visitor's credentials and Try are used here; the rest serves the other benchmarks.
 #[allow(dead_code)]
 mod common;
 
@@ -238,19 +238,8 @@ async fn main() -> Result {
         ("TRYTHIS_SANDBOXES_PER_IP", many.as_str()),
     ])?;
     let state = server::build_state_with(config, Some(std::sync::Arc::new(EchoRuntime))).await?;
-    let p = db::projects::upsert(
+    common::publish_bench_project(
         &state.db,
-        &db::projects::NewProject {
-            slug: "bench".into(),
-            name: "Bench".into(),
-            category: "Other".into(),
-            ..Default::default()
-        },
-    )
-    .await?;
-    db::projects::set_image(
-        &state.db,
-        p.id,
         "127.0.0.1:5000/trythis/terminal-bench",
         "sha256:0000000000000000000000000000000000000000000000000000000000000000",
         1,
@@ -279,20 +268,7 @@ async fn main() -> Result {
         let (http, base) = (http.clone(), base.clone());
         async move {
             let (cookie, csrf) = common::visitor_credentials(&http, &base).await?;
-            let resp = http
-                .post(format!("{base}/api/projects/bench/try"))
-                .header("cookie", &cookie)
-                .header("x-csrf-token", &csrf)
-                .header("content-type", "application/json")
-                .body("{}")
-                .send()
-                .await?;
-            let status = resp.status();
-            let body: serde_json::Value = resp.json().await?;
-            if !status.is_success() {
-                return Err(format!("try answered {status}: {body}").into());
-            }
-            let id = body["id"].as_str().ok_or("no id")?.to_string();
+            let id = common::press_try(&http, &base, "bench", (&cookie, &csrf)).await?;
             Ok((id, cookie))
         }
     }))

@@ -688,13 +688,13 @@ impl SandboxService {
 
     /// At shutdown: unassigned members are of no use to anyone once this server is gone.
     pub async fn drain_pool(&self) -> Result<usize, SandboxError> {
-        let mut stopped = 0;
-        for m in db::sandboxes::pool_members(&self.db).await? {
-            if self.stop(&m.id, "server stopping").await.is_ok() {
-                stopped += 1;
-            }
-        }
-        Ok(stopped)
+        let members = db::sandboxes::pool_members(&self.db).await?;
+        let stops = members.iter().map(|m| self.stop(&m.id, "server stopping"));
+        Ok(futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .filter(Result::is_ok)
+            .count())
     }
 
     /// For a project that opted into egress: its network and a proxy credential of its own.

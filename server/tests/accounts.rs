@@ -37,13 +37,7 @@ async fn sign_up_log_out_log_in_and_generic_errors() -> Result {
     // Field-level problems, never a 500, for bad and over-long input.
     let r = v.auth("signup", "not-an-email", "short").await?;
     assert_eq!(r.status, 400);
-    let fields: Vec<&str> = r.body["problems"]
-        .as_array()
-        .ok_or("problems")?
-        .iter()
-        .filter_map(|p| p["field"].as_str())
-        .collect();
-    assert_eq!(fields, ["email", "password"]);
+    assert_eq!(r.problem_fields(), ["email", "password"]);
     let long = "x".repeat(100_000);
     assert_eq!(v.auth("signup", &long, &long).await?.status, 400);
     assert_eq!(v.auth("login", &long, &long).await?.status, 401);
@@ -904,8 +898,7 @@ async fn shared_pages_carry_each_visitors_own_secrets_and_never_someone_elses() 
         status, 404,
         "a hidden project is still served from the cache"
     );
-    a.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    a.stop_sandbox(&id).await?;
     Ok(())
 }
 

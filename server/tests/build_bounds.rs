@@ -139,17 +139,14 @@ async fn registry_gc_frees_what_retention_deleted_and_keeps_served_images() -> R
     // The marker layer is this image's alone.
     let only_first = first.layers.last().ok_or("layers")?.digest.clone();
 
-    let r = v
-        .call(
-            "POST",
-            &format!("/api/projects/{slug}/builds"),
-            Some(serde_json::json!({ "dockerfile": dockerfile("two") })),
-        )
-        .await?;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let id = r.body["build_id"].as_str().ok_or("build id")?;
+    let id = rebuild(
+        &v,
+        &slug,
+        serde_json::json!({ "dockerfile": dockerfile("two") }),
+    )
+    .await?;
     assert_eq!(
-        wait_build(&v, id, Duration::from_secs(300)).await?["state"],
+        wait_build(&v, &id, Duration::from_secs(300)).await?["state"],
         "succeeded"
     );
     // Retention (1) deleted the first manifest; its blob stays until garbage collection.
@@ -245,11 +242,7 @@ async fn fake_step_lines_neither_move_progress_nor_storm_the_database() -> Resul
         "FROM {}\nRUN for i in $(seq 1 3000); do echo 'Step 1/2 : x'; echo \"Step $i/3000 : y\"; done\nRUN true\n",
         base_image()
     );
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": dockerfile })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &dockerfile).await?;
     // Follow the live log to its end, counting progress events.
     let sse = v
         .http

@@ -104,8 +104,7 @@ async fn a_sandbox_cannot_redirect_the_terminal_connection() -> Result {
         );
         trap_task.abort();
         let _ = std::fs::remove_file(&trap_path);
-        v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-            .await?;
+        v.stop_sandbox(&id).await?;
         assert_eq!(app.containers_of(&id).await?, 0);
     }
     Ok(())
@@ -153,9 +152,7 @@ async fn gvisor_sandbox_has_a_writable_root_bounded_by_memory() -> Result {
 
     // "Disk": 900 MB written into the root under a 512 MB memory limit ends the sandbox; the
     // host's disk does not shrink. Fresh shell (the bomb's processes hold the old one).
-    let r = v
-        .call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    let r = v.stop_sandbox(&id).await?;
     assert_eq!(r.status, 204);
     let r = v.try_project("fixture").await?;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -190,8 +187,7 @@ async fn gvisor_sandbox_has_a_writable_root_bounded_by_memory() -> Result {
     let r = v.try_project("fixture").await?;
     assert_eq!(r.status, 201, "a new Try starts: {:?}", r.body);
     let next = r.body["id"].as_str().ok_or("id")?.to_string();
-    v.call("DELETE", &format!("/api/sandboxes/{next}"), None)
-        .await?;
+    v.stop_sandbox(&next).await?;
     Ok(())
 }
 
@@ -227,8 +223,7 @@ async fn runc_fallback_keeps_servers_working_and_writes_bounded() -> Result {
         let after = free_bytes("/var/lib/docker")?;
         assert!(before.saturating_sub(after) < 64 * 1024 * 1024, "{dir}");
     }
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     Ok(())
 }
 
@@ -302,8 +297,7 @@ async fn runc_fallback_root_is_not_root_on_the_host() -> Result {
         out.contains("seeded") && out.contains("fixture") && out.contains("mine"),
         "{out}"
     );
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }
@@ -365,11 +359,7 @@ async fn build_steps_reach_only_the_egress_proxy() -> Result {
         base_image(),
         probe(&targets)
     );
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": dockerfile })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &dockerfile).await?;
     let b = wait_build(&v, &id, Duration::from_secs(300)).await?;
     // The stored log (what `GET /api/builds/{id}/log` replays to anyone watching).
     let row = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
@@ -540,8 +530,7 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
     );
     assert!(out.contains("through: pong-from-mirror"), "{out}");
     for (who, sid) in [(&v, &id), (&n, &nid)] {
-        who.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
-            .await?;
+        who.stop_sandbox(sid).await?;
     }
     // Stopped and removed (its proxy credential is revoked with it: egress/tests cover 407).
     assert_eq!(app.containers_of(&id).await?, 0);

@@ -86,10 +86,7 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
     );
 
     // Live and tryable: the tool prints its version in the visitor's shell.
-    let p = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?;
-    assert_eq!(p.body["status"], "live");
+    assert_eq!(project_json(&v, &slug).await?["status"], "live");
     let t = v.try_project(&slug).await?;
     assert_eq!(t.status, 201, "{:?}", t.body);
     let sid = t.body["id"].as_str().ok_or("id")?.to_string();
@@ -97,8 +94,7 @@ async fn script_is_converted_built_pushed_and_tried() -> Result {
     let out = sh.run("hello-tool --version; pwd; ht", T).await?;
     assert!(out.contains("hello-tool 1.2.3 (converted)"), "{out}");
     assert!(out.contains("/opt/hello-tool"), "{out}");
-    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
-        .await?;
+    v.stop_sandbox(&sid).await?;
     Ok(())
 }
 
@@ -178,14 +174,8 @@ async fn bad_submissions_get_clear_answers_and_leave_nothing() -> Result {
         )
         .await?;
     assert_eq!(r.status, 400);
-    let fields: Vec<&str> = r.body["problems"]
-        .as_array()
-        .ok_or("problems")?
-        .iter()
-        .filter_map(|p| p["field"].as_str())
-        .collect();
     assert_eq!(
-        fields,
+        r.problem_fields(),
         ["slug", "name", "category", "homepage"],
         "{:?}",
         r.body
@@ -243,26 +233,20 @@ async fn smoke_checks_run_in_a_sandbox_of_the_new_image() -> Result {
     let log = build_log(&app, &v, &id).await?;
     assert!(log.contains("data:   moo from the new image"), "{log}");
     assert!(log.contains("Smoke check passed."), "{log}");
-    let live = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?
-        .body;
+    let live = project_json(&v, &slug).await?;
     assert_eq!(live["status"], "live");
 
     // A new image that does not print what the check expects is not published.
-    let r = v
-        .call(
-            "POST",
-            &format!("/api/projects/{slug}/builds"),
-            Some(serde_json::json!({
-                "dockerfile": dockerfile("quack"),
-                "check_command": "moo",
-                "check_expect": "moo from the new image",
-            })),
-        )
-        .await?;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let bad = r.body["build_id"].as_str().ok_or("id")?.to_string();
+    let bad = rebuild(
+        &v,
+        &slug,
+        serde_json::json!({
+            "dockerfile": dockerfile("quack"),
+            "check_command": "moo",
+            "check_expect": "moo from the new image",
+        }),
+    )
+    .await?;
     let b = wait_build(&v, &bad, Duration::from_secs(180)).await?;
     assert_eq!(b["state"], "failed", "{b}");
     assert!(
@@ -274,10 +258,7 @@ async fn smoke_checks_run_in_a_sandbox_of_the_new_image() -> Result {
     );
     let log = build_log(&app, &v, &bad).await?;
     assert!(log.contains("data:   quack from the new image"), "{log}");
-    let after = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?
-        .body;
+    let after = project_json(&v, &slug).await?;
     assert_eq!(
         after["image"], live["image"],
         "the checked image keeps serving"
@@ -305,18 +286,10 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     let v = app.user().await?;
     let slug = unique("stable");
     let good = format!("FROM {}\nRUN echo v1 > /version\n", base());
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": good })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &good).await?;
     let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
     assert_eq!(b["state"], "succeeded", "{b}");
-    let before = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?
-        .body["image"]
-        .clone();
+    let before = project_json(&v, &slug).await?["image"].clone();
 
     // Only the maintainer may rebuild.
     let stranger = app.visitor().await?;
@@ -330,20 +303,8 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     assert_eq!(r.status, 403);
 
     let bad = format!("FROM {}\nRUN echo breaking && exit 3\n", base());
-    let r = v
-        .call(
-            "POST",
-            &format!("/api/projects/{slug}/builds"),
-            Some(serde_json::json!({ "dockerfile": bad })),
-        )
-        .await?;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let b = wait_build(
-        &v,
-        r.body["build_id"].as_str().ok_or("id")?,
-        Duration::from_secs(120),
-    )
-    .await?;
+    let id = rebuild(&v, &slug, serde_json::json!({ "dockerfile": bad })).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
     assert_eq!(b["state"], "failed");
     assert!(
         b["error"]
@@ -352,10 +313,7 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
             .contains("non-zero code: 3"),
         "{b}"
     );
-    let after = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?
-        .body;
+    let after = project_json(&v, &slug).await?;
     assert_eq!(after["status"], "live");
     assert_eq!(after["image"], before, "the last good image keeps serving");
     let t = v.try_project(&slug).await?;
@@ -363,24 +321,11 @@ async fn a_failed_rebuild_keeps_the_last_good_image_serving() -> Result {
     let sid = t.body["id"].as_str().ok_or("id")?.to_string();
     let mut sh = v.terminal(&sid).await.map_err(|s| format!("ws {s}"))?;
     assert!(sh.run("cat /version", T).await?.contains("v1"));
-    v.call("DELETE", &format!("/api/sandboxes/{sid}"), None)
-        .await?;
+    v.stop_sandbox(&sid).await?;
 
     // A rebuild with no recipe repeats the last one (a maintainer's CI hook).
-    let r = v
-        .call(
-            "POST",
-            &format!("/api/projects/{slug}/builds"),
-            Some(serde_json::json!({})),
-        )
-        .await?;
-    assert_eq!(r.status, 202, "{:?}", r.body);
-    let b = wait_build(
-        &v,
-        r.body["build_id"].as_str().ok_or("id")?,
-        Duration::from_secs(120),
-    )
-    .await?;
+    let id = rebuild(&v, &slug, serde_json::json!({})).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
     assert_eq!(b["state"], "failed", "the last recipe was the broken one");
     Ok(())
 }
@@ -391,31 +336,20 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
     let v = app.user().await?;
     let endless = format!("FROM {}\nRUN while true; do :; done\n", base());
     let slug = unique("endless");
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": endless })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &endless).await?;
     let b = wait_build(&v, &id, Duration::from_secs(60)).await?;
     assert_eq!(b["state"], "failed");
     assert!(
         b["error"].as_str().unwrap_or("").contains("longer than"),
         "{b}"
     );
-    let p = v
-        .call("GET", &format!("/api/projects/{slug}"), None)
-        .await?
-        .body;
+    let p = project_json(&v, &slug).await?;
     assert_eq!(p["status"], "failed", "never went live: {p}");
     assert_eq!(p["image"], serde_json::Value::Null);
 
     let slug = unique("cancelled");
     let endless = format!("FROM {}\nRUN echo started && sleep 600\n", base());
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": endless })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &endless).await?;
     // Cancel a build that is really running its endless step (not one still queued).
     let mut running = false;
     for _ in 0..300 {
@@ -435,9 +369,8 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
     let stranger = app.visitor().await?;
     assert_eq!(
         stranger
-            .call("DELETE", &format!("/api/builds/{id}"), None)
-            .await?
-            .status,
+            .status_of("DELETE", &format!("/api/builds/{id}"))
+            .await?,
         404
     );
     let r = v.call("DELETE", &format!("/api/builds/{id}"), None).await?;
@@ -672,16 +605,9 @@ async fn retention_keeps_only_the_newest_builds() -> Result {
     for n in 0..2 {
         let df = format!("FROM {}\nRUN echo build-{n} > /n\n", base());
         let r = if n == 0 {
-            submit(&v, project(&slug, serde_json::json!({ "dockerfile": df }))).await?
+            submit_dockerfile(&v, &slug, &df).await?
         } else {
-            let r = v
-                .call(
-                    "POST",
-                    &format!("/api/projects/{slug}/builds"),
-                    Some(serde_json::json!({ "dockerfile": df })),
-                )
-                .await?;
-            r.body["build_id"].as_str().ok_or("id")?.to_string()
+            rebuild(&v, &slug, serde_json::json!({ "dockerfile": df })).await?
         };
         assert_eq!(
             wait_build(&v, &r, Duration::from_secs(120)).await?["state"],
@@ -716,11 +642,7 @@ async fn builds_of_a_project_that_never_went_live_are_its_maintainers_only() -> 
     let slug = unique("private");
     let secret = format!("not-for-strangers-{}", rand_u32());
     let dockerfile = format!("FROM {}\nRUN echo {secret} && exit 3\n", base());
-    let id = submit(
-        &v,
-        project(&slug, serde_json::json!({ "dockerfile": dockerfile })),
-    )
-    .await?;
+    let id = submit_dockerfile(&v, &slug, &dockerfile).await?;
     assert_eq!(
         wait_build(&v, &id, Duration::from_secs(120)).await?["state"],
         "failed"

@@ -74,17 +74,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let (cookie, csrf) = visitor_credentials(&http, &base).await?;
-    let resp = http
-        .post(format!("{base}/api/projects/fixture/try"))
-        .header("cookie", &cookie)
-        .header("x-csrf-token", &csrf)
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await?;
-    assert_eq!(resp.status().as_u16(), 201);
-    let body: serde_json::Value = resp.json().await?;
-    let kept = body["id"].as_str().ok_or("id")?.to_string();
+    let kept = press_try(&http, &base, "fixture", (&cookie, &csrf)).await?;
 
     // A launch cut short: the row says "starting", and a container exists for it.
     let instance = db::instance_id(&db, server::secrets::random_id).await?;
@@ -152,9 +142,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         .map_err(|s| format!("upgrade refused: {s}"))?;
     sh.run("echo after-restart", Duration::from_secs(20))
         .await?;
-    let r = v
-        .call("DELETE", &format!("/api/sandboxes/{kept}"), None)
-        .await?;
+    let r = v.stop_sandbox(&kept).await?;
     assert_eq!(r.status, 204);
     assert!(runtime.list().await?.iter().all(|l| l.sandbox_id != kept));
     assert!(

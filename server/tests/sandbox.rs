@@ -49,8 +49,7 @@ async fn try_starts_a_shell_and_echoes() -> Result {
     // Tools installed outside root's PATH (games: `fortune | cowsay`) are found.
     let out = sh.run("echo \"P=$PATH\"", T).await?;
     assert!(out.contains(":/usr/local/games:/usr/games"), "{out}");
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
 }
@@ -124,9 +123,7 @@ async fn limits_hold_inside_the_sandbox() -> Result {
     let pids = pids_in_container(&id).await?;
     assert!(pids <= 256, "pids {pids} exceed the limit");
     // It still stops cleanly and leaves nothing behind.
-    let r = v
-        .call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    let r = v.stop_sandbox(&id).await?;
     assert_eq!(r.status, 204);
     assert_eq!(app.containers_of(&id).await?, 0);
     Ok(())
@@ -155,43 +152,29 @@ async fn other_identities_get_403_and_unknown_ids_404() -> Result {
     assert_eq!(stranger.terminal(&id).await.err(), Some(403));
     assert_eq!(
         stranger
-            .call("GET", &format!("/api/sandboxes/{id}"), None)
-            .await?
-            .status,
+            .status_of("GET", &format!("/api/sandboxes/{id}"))
+            .await?,
         403
     );
-    assert_eq!(
-        stranger
-            .call("DELETE", &format!("/api/sandboxes/{id}"), None)
-            .await?
-            .status,
-        403
-    );
+    assert_eq!(stranger.stop_sandbox(&id).await?.status, 403);
     assert_eq!(
         v.terminal("aaaaaaaaaaaaaaaaaaaaaaaaaa").await.err(),
         Some(404)
     );
     assert_eq!(v.terminal("../../etc").await.err(), Some(404));
     // A state-changing call without the page's CSRF token is refused, and nothing starts.
-    let r = v
-        .http
-        .post(app.url("/api/projects/fixture/try"))
-        .header("cookie", &v.cookie)
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await?;
-    assert_eq!(r.status().as_u16(), 403);
-    let r = v
-        .http
-        .post(app.url("/api/projects/fixture/try"))
-        .header("cookie", &v.cookie)
-        .header("x-csrf-token", "forged")
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await?;
-    assert_eq!(r.status().as_u16(), 403);
+    for token in [None, Some("forged")] {
+        let mut req = v
+            .http
+            .post(app.url("/api/projects/fixture/try"))
+            .header("cookie", &v.cookie)
+            .header("content-type", "application/json")
+            .body("{}");
+        if let Some(t) = token {
+            req = req.header("x-csrf-token", t);
+        }
+        assert_eq!(req.send().await?.status().as_u16(), 403, "token {token:?}");
+    }
     // An iframe on any page (a sandboxed one sends `Origin: null`), or any cookie-less client:
     // a simple request without cookies or token would act as a brand-new visitor. Refused, and
     // nothing starts.
@@ -212,8 +195,7 @@ async fn other_identities_get_403_and_unknown_ids_404() -> Result {
         assert_eq!(req.send().await?.status().as_u16(), 403, "{origin:?}");
     }
     assert_eq!(db::sandboxes::count_active(&app.state.db).await?, before);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     Ok(())
 }
 
@@ -252,8 +234,7 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
     );
     let active = db::sandboxes::all_active(&app.state.db).await?;
     assert_eq!(active.len(), 1);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     Ok(())
 }
 
@@ -275,8 +256,7 @@ async fn reload_reattaches_to_the_same_shell() -> Result {
     assert!(out.contains("\n1\r"), "background job still running: {out}");
     // The earlier output is replayed to the new page.
     assert!(again.screen.contains("started"), "{}", again.screen);
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     Ok(())
 }
 
@@ -318,8 +298,7 @@ async fn another_project_asks_before_replacing() -> Result {
         .call("GET", &format!("/api/sandboxes/{first}"), None)
         .await?;
     assert_eq!(old.body["state"], "ended");
-    v.call("DELETE", &format!("/api/sandboxes/{second}"), None)
-        .await?;
+    v.stop_sandbox(&second).await?;
     Ok(())
 }
 
@@ -339,13 +318,11 @@ async fn rate_limit_and_capacity_queue_answer_plainly() -> Result {
     assert_eq!(r.body["queue_position"], 1);
     assert!(r.retry_after.is_some());
     // When the slot frees, the waiting visitor gets it.
-    a.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    a.stop_sandbox(&id).await?;
     let r = b.try_project("fixture").await?;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let bid = r.body["id"].as_str().ok_or("id")?.to_string();
-    b.call("DELETE", &format!("/api/sandboxes/{bid}"), None)
-        .await?;
+    b.stop_sandbox(&bid).await?;
     // `a` already launched once this minute: 429 with Retry-After and a sentence with the wait.
     let r = a.try_project("fixture").await?;
     assert_eq!(r.status, 429, "{:?}", r.body);
@@ -422,9 +399,7 @@ async fn warm_pool_assigns_a_prestarted_sandbox() -> Result {
     assert!(out.contains("pooled-5"), "{out}");
     // The pool refills behind it.
     assert_eq!(app.state.sandboxes.refill_pool().await?, 1);
-    let r = v
-        .call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    let r = v.stop_sandbox(&id).await?;
     assert_eq!(r.status, 204);
     for s in db::sandboxes::all_active(&app.state.db).await? {
         app.state.sandboxes.stop(&s.id, "test over").await?;
@@ -456,8 +431,7 @@ async fn recommendations_follow_the_callers_tries() -> Result {
         theirs.body["items"][0]["slug"], "fixture",
         "no history: trending"
     );
-    v.call("DELETE", &format!("/api/sandboxes/{id}"), None)
-        .await?;
+    v.stop_sandbox(&id).await?;
     Ok(())
 }
 

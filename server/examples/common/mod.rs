@@ -1,29 +1,19 @@
 //! Helpers the benchmarks share.
 
+#[path = "../../tests/common/http_visitor.rs"]
+mod http_visitor;
 #[path = "../../tests/common/plain_build.rs"]
 mod plain_build;
+pub use http_visitor::{press_try, visitor_credentials};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::time::Instant;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// A new visitor as a browser has it once the page loaded: (visitor cookie, CSRF token).
-pub async fn visitor_credentials(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
-    let resp = http.get(format!("{base}/api/me")).send().await?;
-    let cookie = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("trythis_vid="))
-        .and_then(|v| v.split(';').next())
-        .ok_or("no visitor cookie")?
-        .to_string();
-    let me: serde_json::Value = resp.json().await?;
-    let csrf = me["csrf_token"]
-        .as_str()
-        .ok_or("no csrf token")?
-        .to_string();
-    Ok((cookie, csrf))
-}
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The benchmark project `bench`: the base image built and pushed (as repository `repo_name`),
 /// published, and the whole server serving on a free loopback port.
@@ -44,8 +34,69 @@ pub async fn serve_bench_project(
     .await?;
     let img = registry.resolve(&repo, "b1").await?;
     let state = server::build_state(config).await?;
+    publish_bench_project(&state.db, &repo, &img.digest, img.size).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let router = server::router(state);
+    tokio::spawn(async move {
+        let _ = server::serve(listener, router, std::future::pending()).await;
+    });
+    Ok(addr)
+}
+
+/// A new visitor's Try with its terminal open as a browser opens it: (id, cookie, terminal, ms
+/// from the click to the first shell byte).
+pub async fn launch(http: &reqwest::Client, base: &str) -> Result<(String, String, Ws, f64)> {
+    // The visitor has the page (cookie and CSRF token) before clicking Try: not timed.
+    let (cookie, csrf) = visitor_credentials(http, base).await?;
+    let t0 = Instant::now();
+    let id = press_try(http, base, "bench", (&cookie, &csrf)).await?;
+    let mut req = format!("{}/s/{id}/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+    req.headers_mut()
+        .insert("cookie", HeaderValue::from_str(&cookie)?);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
+    ws.send(Message::Binary(Bytes::from(
+        r#"{"AuthToken":"","columns":80,"rows":24}"#,
+    )))
+    .await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) if b.len() > 1 && b[0] == b'0' => break,
+            Some(Ok(_)) => {}
+            other => return Err(format!("terminal ended before output: {other:?}").into()),
+        }
+    }
+    Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// Stops the sandbox as its visitor (a cookie-carrying change needs the identity's CSRF token).
+pub async fn stop(http: &reqwest::Client, base: &str, id: &str, cookie: &str) -> Result<()> {
+    let me: serde_json::Value = http
+        .get(format!("{base}/api/me"))
+        .header("cookie", cookie)
+        .send()
+        .await?
+        .json()
+        .await?;
+    http.delete(format!("{base}/api/sandboxes/{id}"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", me["csrf_token"].as_str().unwrap_or(""))
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// The project `bench`, live with the given image.
+pub async fn publish_bench_project(
+    db: &db::DatabaseConnection,
+    repo: &str,
+    digest: &str,
+    size: i64,
+) -> Result<()> {
     let p = db::projects::upsert(
-        &state.db,
+        db,
         &db::projects::NewProject {
             slug: "bench".into(),
             name: "Bench".into(),
@@ -54,12 +105,6 @@ pub async fn serve_bench_project(
         },
     )
     .await?;
-    db::projects::set_image(&state.db, p.id, &repo, &img.digest, img.size).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let router = server::router(state);
-    tokio::spawn(async move {
-        let _ = server::serve(listener, router, std::future::pending()).await;
-    });
-    Ok(addr)
+    db::projects::set_image(db, p.id, repo, digest, size).await?;
+    Ok(())
 }

@@ -1,7 +1,10 @@
 //! Test harness: boots the real server (real engine, registry, ttyd, SQLite) on a loopback port,
 //! with a fixture project whose image is built from the platform's base image and pushed.
 #![allow(dead_code)]
+pub mod http_visitor;
 pub mod plain_build;
+#[allow(unused_imports)] // each test binary uses its own share of these
+pub use http_visitor::{press_try, set_cookie, visitor_credentials};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -223,15 +226,7 @@ impl TestApp {
     pub async fn visitor(&self) -> Result<Visitor> {
         let http = reqwest::Client::new();
         let resp = http.get(self.url("/api/projects")).send().await?;
-        let cookie = resp
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("trythis_vid="))
-            .and_then(|v| v.split(';').next())
-            .ok_or("no visitor cookie")?
-            .to_string();
+        let cookie = set_cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
         let mut v = Visitor {
             http,
             cookie,
@@ -320,21 +315,22 @@ pub struct Visitor {
     pub base: String,
 }
 
-/// `name=value` of a `Set-Cookie` for `name` in a response, if any.
-pub fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .and_then(|v| v.split(';').next())
-        .map(str::to_string)
-}
-
 pub struct Reply {
     pub status: u16,
     pub retry_after: Option<String>,
     pub body: serde_json::Value,
+}
+
+impl Reply {
+    /// The fields a 400's problems name, in order.
+    pub fn problem_fields(&self) -> Vec<&str> {
+        self.body["problems"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["field"].as_str())
+            .collect()
+    }
 }
 
 impl Visitor {
@@ -412,6 +408,17 @@ impl Visitor {
             return Err(format!("the sign-up link answered {}: {}", r.status, r.body).into());
         }
         Ok(())
+    }
+
+    /// Stops sandbox `id` as its owner would (the page's Stop).
+    pub async fn stop_sandbox(&self, id: &str) -> Result<Reply> {
+        self.call("DELETE", &format!("/api/sandboxes/{id}"), None)
+            .await
+    }
+
+    /// The status of a body-less call.
+    pub async fn status_of(&self, method: &str, path: &str) -> Result<u16> {
+        Ok(self.call(method, path, None).await?.status)
     }
 
     pub async fn call(
@@ -639,6 +646,38 @@ pub async fn submit(v: &Visitor, body: serde_json::Value) -> Result<String> {
         .to_string())
 }
 
+/// Submits `slug` built from `dockerfile`; returns its build id.
+pub async fn submit_dockerfile(v: &Visitor, slug: &str, dockerfile: &str) -> Result<String> {
+    submit(
+        v,
+        project(slug, serde_json::json!({ "dockerfile": dockerfile })),
+    )
+    .await
+}
+
+/// Asks for a rebuild of `slug` with `recipe` (202 expected); returns its build id.
+pub async fn rebuild(v: &Visitor, slug: &str, recipe: serde_json::Value) -> Result<String> {
+    let r = v
+        .call(
+            "POST",
+            &format!("/api/projects/{slug}/builds"),
+            Some(recipe),
+        )
+        .await?;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    Ok(r.body["build_id"]
+        .as_str()
+        .ok_or("no build id")?
+        .to_string())
+}
+
+/// The project's public JSON as `v` sees it.
+pub async fn project_json(v: &Visitor, slug: &str) -> Result<serde_json::Value> {
+    Ok(v.call("GET", &format!("/api/projects/{slug}"), None)
+        .await?
+        .body)
+}
+
 pub fn rand_u32() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
     let nanos = SystemTime::now()
@@ -646,19 +685,6 @@ pub fn rand_u32() -> u32 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(7);
     nanos ^ std::process::id().rotate_left(16)
-}
-
-/// A new visitor of the server at `base`, as an HTTP client would start: `GET /api/me` gives the
-/// visitor cookie and the CSRF token every state-changing call must carry. (cookie, token)
-pub async fn visitor_credentials(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
-    let resp = http.get(format!("{base}/api/me")).send().await?;
-    let cookie = set_cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
-    let me: serde_json::Value = resp.json().await?;
-    let csrf = me["csrf_token"]
-        .as_str()
-        .ok_or("no csrf token")?
-        .to_string();
-    Ok((cookie, csrf))
 }
 
 /// Free bytes of the file system holding `path` (the host disk a sandbox must not fill).

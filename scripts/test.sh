@@ -13,6 +13,8 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy -q --workspace --all-targets -- -D warnings
+step "cargo clippy of the browser half (app, hydrate, wasm32) -- -D warnings"
+cargo clippy -q -p app --features hydrate --target wasm32-unknown-unknown -- -D warnings
 
 build_site
 

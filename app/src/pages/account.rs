@@ -149,10 +149,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                     "successor_email": successor.get_untracked(),
                 });
                 match crate::client::call("POST", "/api/me/delete", Some(body)).await {
-                    Ok(r) if r.status == 204 => {
-                        crate::client::go("/?account=deleted");
-                        return;
-                    }
+                    Ok(r) if r.status == 204 => crate::client::go("/?account=deleted"),
                     Ok(r) => del_msg.set(r.message()),
                     Err(e) => del_msg.set(e),
                 }

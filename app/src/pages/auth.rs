@@ -69,24 +69,14 @@ fn AuthForm(signup: bool) -> impl IntoView {
                         serde_json::json!({"email": email.get_untracked(), "password": password.get_untracked()}),
                     )
                 };
-                match crate::client::call("POST", url, Some(body)).await {
-                    Ok(r) if r.status == 202 => {
-                        let sent: Option<crate::model::MailSent> =
-                            serde_json::from_value(r.body).ok();
-                        sent_to.set(Some(
-                            sent.map(|m| m.email)
-                                .unwrap_or_else(|| email.get_untracked()),
-                        ));
-                    }
-                    Ok(r) if r.status == 200 || r.status == 201 => {
-                        crate::client::go(&next.get_untracked());
-                        return;
-                    }
-                    Ok(r) => {
-                        problems.set(crate::pages::publish::problems_of(&r.body));
-                        message.set(r.message());
-                    }
-                    Err(e) => message.set(e),
+                let form = AccountForm {
+                    email: email.get_untracked(),
+                    sent_to,
+                    problems,
+                    message,
+                };
+                if form.post(url, body, &next.get_untracked()).await {
+                    return;
                 }
             }
             busy.set(false);
@@ -266,24 +256,14 @@ pub fn ResetPage() -> impl IntoView {
                         serde_json::json!({ "token": t, "password": password.get_untracked() }),
                     )
                 };
-                match crate::client::call("POST", url, Some(body)).await {
-                    Ok(r) if r.status == 202 => {
-                        let sent: Option<crate::model::MailSent> =
-                            serde_json::from_value(r.body).ok();
-                        sent_to.set(Some(
-                            sent.map(|m| m.email)
-                                .unwrap_or_else(|| email.get_untracked()),
-                        ));
-                    }
-                    Ok(r) if r.status == 200 => {
-                        crate::client::go("/");
-                        return;
-                    }
-                    Ok(r) => {
-                        problems.set(crate::pages::publish::problems_of(&r.body));
-                        message.set(r.message());
-                    }
-                    Err(e) => message.set(e),
+                let form = AccountForm {
+                    email: email.get_untracked(),
+                    sent_to,
+                    problems,
+                    message,
+                };
+                if form.post(url, body, "/").await {
+                    return;
                 }
             }
             busy.set(false);
@@ -332,5 +312,41 @@ pub fn ResetPage() -> impl IntoView {
                 </Show>
             </div>
         </section>
+    }
+}
+
+/// Where an account form (log in, sign up, reset) shows its answer.
+#[cfg(feature = "hydrate")]
+struct AccountForm {
+    /// The address typed, shown when the answer does not name one.
+    email: String,
+    sent_to: RwSignal<Option<String>>,
+    problems: FieldProblems,
+    message: RwSignal<String>,
+}
+
+#[cfg(feature = "hydrate")]
+impl AccountForm {
+    /// Posts the form: a mail sent (202) shows where it went, success (200/201) goes to `then`
+    /// (true: the page is leaving), anything else shows its problems and message.
+    async fn post(self, url: &str, body: serde_json::Value, then: &str) -> bool {
+        match crate::client::call("POST", url, Some(body)).await {
+            Ok(r) if r.status == 202 => {
+                let sent: Option<crate::model::MailSent> = serde_json::from_value(r.body).ok();
+                self.sent_to
+                    .set(Some(sent.map(|m| m.email).unwrap_or(self.email)));
+            }
+            Ok(r) if r.status == 200 || r.status == 201 => {
+                crate::client::go(then);
+                return true;
+            }
+            Ok(r) => {
+                self.problems
+                    .set(crate::pages::publish::problems_of(&r.body));
+                self.message.set(r.message());
+            }
+            Err(e) => self.message.set(e),
+        }
+        false
     }
 }

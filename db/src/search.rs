@@ -161,9 +161,10 @@ impl SearchIndex {
         // Nothing matched: a name or slug within two typos of the query ("ripgerp") is likely
         // what was meant.
         if ranks.iter().all(Vec::is_empty) && q.chars().count() >= 4 {
+            let mut typo = TwoEdits::new(&q);
             for (i, e) in entries.iter().enumerate() {
                 if category.is_none_or(|c| c == e.category)
-                    && (within_two_edits(&q, &e.slug) || within_two_edits(&q, &e.name_fold))
+                    && (typo.matches(&e.slug) || typo.matches(&e.name_fold))
                 {
                     ranks[3].push(i);
                 }
@@ -203,39 +204,80 @@ impl SearchIndex {
     }
 }
 
-/// Whether `a` becomes `b` with at most two insertions, deletions, substitutions or swaps of
-/// neighbours (optimal string alignment distance).
-fn within_two_edits(a: &str, b: &str) -> bool {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    if a.len().abs_diff(b.len()) > 2 || a.len() > 64 || b.len() > 64 {
-        return false;
-    }
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
+/// Whether a name is within two edits of the query: insertions, deletions, substitutions or
+/// swaps of neighbours (optimal string alignment distance). It keeps its buffers, so a scan of
+/// the whole catalogue allocates nothing per name, and stops at the first row past two edits.
+struct TwoEdits {
+    query: Vec<char>,
+    query_ascii: bool,
+    name: Vec<char>,
+    /// Two rows back, the previous row and the current one.
+    rows: [Vec<usize>; 3],
+}
+
+impl TwoEdits {
+    const MAX: usize = 2;
+
+    fn new(query: &str) -> Self {
+        Self {
+            query: query.chars().collect(),
+            query_ascii: query.is_ascii(),
+            name: Vec::new(),
+            rows: Default::default(),
         }
     }
-    d[a.len()][b.len()] <= 2
+
+    fn matches(&mut self, name: &str) -> bool {
+        // Most names are plain ASCII of another length: turned away before any work.
+        if name.len().abs_diff(self.query.len()) > Self::MAX && self.query_ascii && name.is_ascii()
+        {
+            return false;
+        }
+        self.name.clear();
+        self.name.extend(name.chars());
+        let (a, b) = (&self.query, &self.name);
+        if a.len().abs_diff(b.len()) > Self::MAX || a.len() > 64 || b.len() > 64 {
+            return false;
+        }
+        let [before, prev, cur] = &mut self.rows;
+        for row in [&mut *before, &mut *prev, &mut *cur] {
+            row.clear();
+            row.resize(b.len() + 1, 0);
+        }
+        for (j, cell) in prev.iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            cur[0] = i;
+            let mut row_min = i;
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(before[j - 2] + 1);
+                }
+                cur[j] = v;
+                row_min = row_min.min(v);
+            }
+            // A swap reaches back two rows, but only through a cell the previous row also
+            // kept within reach, so once a whole row is past the limit every later one is.
+            if row_min > Self::MAX {
+                return false;
+            }
+            std::mem::swap(before, prev);
+            std::mem::swap(prev, cur);
+        }
+        prev[b.len()] <= Self::MAX
+    }
 }
 
 #[cfg(test)]
 mod typo_tests {
-    use super::within_two_edits;
+    use super::TwoEdits;
+
+    fn within_two_edits(a: &str, b: &str) -> bool {
+        TwoEdits::new(a).matches(b)
+    }
 
     #[test]
     fn two_typos_at_most() {
@@ -244,5 +286,67 @@ mod typo_tests {
         assert!(within_two_edits("redsi", "redis"));
         assert!(!within_two_edits("python", "ripgrep"));
         assert!(!within_two_edits("abcdef", "abc"));
+        assert!(within_two_edits("abcdef", "abcd"), "two deletions");
+        assert!(!within_two_edits("abcdef", "xbcdxx"), "three substitutions");
+    }
+
+    /// The full optimal-string-alignment matrix, for comparison.
+    fn distance(a: &str, b: &str) -> usize {
+        let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+        let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for (i, row) in d.iter_mut().enumerate() {
+            row[0] = i;
+        }
+        for (j, cell) in d[0].iter_mut().enumerate() {
+            *cell = j;
+        }
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[i - 1][j] + 1)
+                    .min(d[i][j - 1] + 1)
+                    .min(d[i - 1][j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[i - 2][j - 2] + 1);
+                }
+                d[i][j] = v;
+            }
+        }
+        d[a.len()][b.len()]
+    }
+
+    /// One matcher, reused over names of every length (as a catalogue scan does), agrees with
+    /// the full matrix on random words of a small alphabet (many near misses and swaps).
+    #[test]
+    fn the_early_exit_agrees_with_the_full_matrix() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut word = |max: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = 1 + seed % max;
+            (0..len)
+                .map(|k| (b'a' + ((seed >> (k * 3 + 5)) % 3) as u8) as char)
+                .collect::<String>()
+        };
+        let (mut within, mut beyond) = (0, 0);
+        for _ in 0..300 {
+            let q = word(9);
+            let mut m = TwoEdits::new(&q);
+            for _ in 0..30 {
+                let name = word(11);
+                let want = distance(&q, &name) <= 2;
+                assert_eq!(m.matches(&name), want, "{q} ~ {name}");
+                if want {
+                    within += 1;
+                } else {
+                    beyond += 1;
+                }
+            }
+        }
+        assert!(
+            within > 500 && beyond > 500,
+            "{within} within, {beyond} beyond"
+        );
     }
 }

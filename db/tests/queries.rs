@@ -48,6 +48,20 @@ fn rand_suffix() -> String {
     format!("{nanos}_{n}")
 }
 
+/// A sandbox row of project `p` for `owner` (image "img", expiring now).
+fn sandbox_of(p: &projects::Model, id: &str, owner: &str) -> sandboxes::NewSandbox {
+    sandboxes::NewSandbox {
+        id: id.into(),
+        owner: owner.into(),
+        project_id: p.id,
+        project_slug: p.slug.clone(),
+        category: p.category.clone(),
+        image: "img".into(),
+        expires_at: chrono::Utc::now(),
+        client_ip: None,
+    }
+}
+
 async fn project(
     db: &db::DatabaseConnection,
     slug: &str,
@@ -77,16 +91,7 @@ async fn project(
 
 async fn one_active_sandbox_per_owner(db: db::DatabaseConnection) -> Result {
     let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
-    let new = |id: &str, owner: &str| sandboxes::NewSandbox {
-        id: id.into(),
-        owner: owner.into(),
-        project_id: p.id,
-        project_slug: "jq".into(),
-        category: "CLI tools".into(),
-        image: "img".into(),
-        expires_at: chrono::Utc::now(),
-        client_ip: None,
-    };
+    let new = |id: &str, owner: &str| sandbox_of(&p, id, owner);
     sandboxes::insert_starting(&db, new("a1", "v:alice")).await?;
     assert!(matches!(
         sandboxes::insert_starting(&db, new("a2", "v:alice")).await,
@@ -108,20 +113,7 @@ async fn one_active_sandbox_per_owner(db: db::DatabaseConnection) -> Result {
 async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Result {
     use db::{builds, BuildState, ProjectStatus, SandboxState};
     let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
-    sandboxes::insert_starting(
-        &db,
-        sandboxes::NewSandbox {
-            id: "s1".into(),
-            owner: "v:alice".into(),
-            project_id: p.id,
-            project_slug: "jq".into(),
-            category: "CLI tools".into(),
-            image: "img".into(),
-            expires_at: chrono::Utc::now(),
-            client_ip: None,
-        },
-    )
-    .await?;
+    sandboxes::insert_starting(&db, sandbox_of(&p, "s1", "v:alice")).await?;
     assert!(sandboxes::set_stopping(&db, "s1").await?);
     assert!(!sandboxes::mark_ready(&db, "s1", "c1", 5).await?);
     sandboxes::finish(&db, "s1", SandboxState::Ended, "stopped").await?;
@@ -278,20 +270,7 @@ async fn tried(
 ) -> Result {
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     let id = format!("t{}", rand_suffix());
-    sandboxes::insert_starting(
-        db,
-        sandboxes::NewSandbox {
-            id: id.clone(),
-            owner: owner.into(),
-            project_id: p.id,
-            project_slug: p.slug.clone(),
-            category: p.category.clone(),
-            image: "img".into(),
-            expires_at: chrono::Utc::now(),
-            client_ip: None,
-        },
-    )
-    .await?;
+    sandboxes::insert_starting(db, sandbox_of(p, &id, owner)).await?;
     sandboxes::finish(db, &id, db::SandboxState::Ended, "test").await?;
     db::entities::sandbox::ActiveModel {
         id: Set(id),
@@ -564,14 +543,9 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
         sandboxes::insert_starting(
             &db,
             sandboxes::NewSandbox {
-                id: id.clone(),
-                owner: sandboxes::POOL_OWNER.into(),
-                project_id: p.id,
-                project_slug: p.slug.clone(),
-                category: p.category.clone(),
                 image: "r@sha256:x".into(),
                 expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
-                client_ip: None,
+                ..sandbox_of(&p, &id, sandboxes::POOL_OWNER)
             },
         )
         .await

@@ -88,6 +88,15 @@ fn connect_request(target: &str, auth: &str) -> String {
 }
 
 /// Sends `request` and reads everything until the proxy closes the connection.
+/// A CONNECT to `target` with the grant's credentials: the proxy's whole answer.
+async fn connect_as(p: &EgressProxy, g: &Grant, target: &str) -> String {
+    exchange(
+        p.local_addr(),
+        connect_request(target, &creds(g)).as_bytes(),
+    )
+    .await
+}
+
 async fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
     timeout(WAIT, async {
         let mut s = TcpStream::connect(proxy).await.expect("connect to proxy");
@@ -230,11 +239,7 @@ async fn connect_to_another_loopback_port_is_refused_and_reported() {
     let mut g = p.grant("build-loopback");
 
     let target = format!("127.0.0.1:{port}");
-    let resp = exchange(
-        p.local_addr(),
-        connect_request(&target, &creds(&g)).as_bytes(),
-    )
-    .await;
+    let resp = connect_as(&p, &g, &target).await;
     assert_eq!(status(&resp), "HTTP/1.1 403 Forbidden");
     assert!(resp.contains("\r\nContent-Type: text/plain; charset=utf-8\r\n"));
     assert_eq!(
@@ -260,11 +265,7 @@ async fn a_name_resolving_to_loopback_is_refused_after_resolution() {
     let mut g = p.grant("build-localhost");
 
     let target = format!("localhost:{port}");
-    let resp = exchange(
-        p.local_addr(),
-        connect_request(&target, &creds(&g)).as_bytes(),
-    )
-    .await;
+    let resp = connect_as(&p, &g, &target).await;
     assert_eq!(status(&resp), "HTTP/1.1 403 Forbidden");
     let refusal = next_refusal(&mut g).await;
     assert_eq!(refusal.target, target);
@@ -382,11 +383,7 @@ async fn a_mirror_matches_only_as_written() {
     let p = proxy(policy(&[], &[port], &[origin.addr.to_string()])).await;
     let mut g = p.grant("build-mirror-literal");
     let target = format!("localhost:{port}");
-    let resp = exchange(
-        p.local_addr(),
-        connect_request(&target, &creds(&g)).as_bytes(),
-    )
-    .await;
+    let resp = connect_as(&p, &g, &target).await;
     assert_eq!(status(&resp), "HTTP/1.1 403 Forbidden");
     assert_eq!(
         next_refusal(&mut g).await.to_string(),
@@ -591,11 +588,7 @@ async fn an_unreachable_mirror_gets_502_and_no_refusal() {
     drop(closed);
     let p = proxy(policy(&[], &[], &[addr.to_string()])).await;
     let mut g = p.grant("build-502");
-    let resp = exchange(
-        p.local_addr(),
-        connect_request(&addr.to_string(), &creds(&g)).as_bytes(),
-    )
-    .await;
+    let resp = connect_as(&p, &g, &addr.to_string()).await;
     assert_eq!(status(&resp), "HTTP/1.1 502 Bad Gateway");
     assert!(
         body(&resp).starts_with(&format!(

@@ -2,10 +2,10 @@
 //! with its default cost), 16 at a time over the loopback. Each flow is what a browser does:
 //! fetch its CSRF token, sign up, open the mailed link (the server's file outbox), log out, log
 //! in, read `/api/me`. Prints numbers; asserts nothing.
+// The visitor's cookies and a scratch directory are used here; the rest serves the other benches.
 #[allow(dead_code)]
-#[path = "../tests/common/http_visitor.rs"]
-mod http_visitor;
-use http_visitor::set_cookie as cookie;
+mod common;
+use common::set_cookie as cookie;
 use std::time::Instant;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -147,13 +147,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> Result {
-    let dir = std::env::temp_dir().join(format!(
-        "trythis-auth-bench-{}",
-        server::secrets::random_id()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    let db_url = format!("sqlite://{}/b.db", dir.display());
-    let data = dir.display().to_string();
+    let (dir, data, db_url) = common::scratch("auth-bench")?;
     let config = server::config::Config::from_pairs([
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),

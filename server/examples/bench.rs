@@ -165,10 +165,7 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
 
 #[tokio::main]
 async fn main() -> Result {
-    let dir = std::env::temp_dir().join(format!("trythis-bench-{}", server::secrets::random_id()));
-    std::fs::create_dir_all(&dir)?;
-    let db_url = format!("sqlite://{}/b.db", dir.display());
-    let data = dir.display().to_string();
+    let (dir, data, db_url) = common::scratch("bench")?;
     let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
     let relay =
         std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());

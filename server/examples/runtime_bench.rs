@@ -41,10 +41,7 @@ async fn main() -> Result {
     let base_image =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
     for runtime in ["runsc", "runc"] {
-        let dir = std::env::temp_dir().join(format!("trythis-rtbench-{}", rand::random::<u32>()));
-        std::fs::create_dir_all(&dir)?;
-        let db_url = format!("sqlite://{}/b.db", dir.display());
-        let data = dir.display().to_string();
+        let (dir, data, db_url) = common::scratch("rtbench")?;
         let config = server::config::Config::from_pairs([
             ("TRYTHIS_DATA_DIR", data.as_str()),
             ("TRYTHIS_DATABASE_URL", db_url.as_str()),

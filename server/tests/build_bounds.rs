@@ -35,12 +35,7 @@ async fn a_build_step_cannot_fill_the_disk_fork_without_bound_or_be_host_root() 
     let _alone = ONE_BUILD_TEST_AT_A_TIME.lock().await;
     let app = TestApp::start().await?;
     let v = app.user().await?;
-    let build_engine = app
-        .state
-        .builds
-        .engines()
-        .expect("engine-backed builds")
-        .build;
+    let build_engine = app.build_engine();
 
     // Root in a build step is not root on the host, and a fork bomb meets the build cgroup's
     // pids limit (2048 for all builds together) long before 3000 processes. (Markers are split

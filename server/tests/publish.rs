@@ -385,12 +385,7 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
         .await?
         .ok_or("build")?
         .log;
-    let engine = app
-        .state
-        .builds
-        .engines()
-        .expect("engine-backed builds")
-        .build;
+    let engine = app.build_engine();
     // The clean-up runs after the cancel is answered: give it a moment.
     for _ in 0..80 {
         if build_leftovers(&app, &id).await? == (0, 0) {
@@ -424,12 +419,7 @@ async fn endless_builds_time_out_and_cancel_stops_a_build() -> Result {
 async fn a_build_step_cannot_make_the_server_remove_what_it_names() -> Result {
     let app = TestApp::start().await?;
     let v = app.user().await?;
-    let engine = app
-        .state
-        .builds
-        .engines()
-        .expect("engine-backed builds")
-        .build;
+    let engine = app.build_engine();
     let victim = engine
         .create_container(
             Some(

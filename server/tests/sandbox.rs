@@ -345,23 +345,19 @@ async fn extend_is_bounded_and_reaper_ends_expired() -> Result {
         .body["seconds_left"]
         .as_i64()
         .ok_or("left")?;
-    let r = v
-        .call(
+    let extend = || async {
+        v.call(
             "POST",
             &format!("/api/sandboxes/{id}/extend"),
             Some(serde_json::json!({})),
         )
-        .await?;
+        .await
+    };
+    let r = extend().await?;
     assert_eq!(r.status, 200);
     assert!(r.body["seconds_left"].as_i64().ok_or("left")? > before + 800);
     assert_eq!(r.body["can_extend"], false);
-    let r = v
-        .call(
-            "POST",
-            &format!("/api/sandboxes/{id}/extend"),
-            Some(serde_json::json!({})),
-        )
-        .await?;
+    let r = extend().await?;
     assert_eq!(
         (r.status, r.body["error"].as_str()),
         (400, Some("extend_limit"))

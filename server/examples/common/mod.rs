@@ -4,7 +4,8 @@
 mod http_visitor;
 #[path = "../../tests/common/plain_build.rs"]
 mod plain_build;
-pub use http_visitor::{press_try, visitor_credentials};
+#[allow(unused_imports)] // each bench uses its own share of these
+pub use http_visitor::{press_try, set_cookie, visitor_credentials};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -107,4 +108,13 @@ pub async fn publish_bench_project(
     .await?;
     db::projects::set_image(db, p.id, repo, digest, size).await?;
     Ok(())
+}
+
+/// A fresh data directory for one bench run: (the directory, its path as text, a SQLite URL in it).
+pub fn scratch(name: &str) -> Result<(std::path::PathBuf, String, String)> {
+    let dir = std::env::temp_dir().join(format!("trythis-{name}-{}", server::secrets::random_id()));
+    std::fs::create_dir_all(&dir)?;
+    let data = dir.display().to_string();
+    let db_url = format!("sqlite://{data}/b.db");
+    Ok((dir, data, db_url))
 }

@@ -733,14 +733,20 @@ pub fn logged_container(line: &str) -> Option<&str> {
     (id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
 }
 
+impl TestApp {
+    /// The engine builds run in.
+    pub fn build_engine(&self) -> bollard::Docker {
+        self.state
+            .builds
+            .engines()
+            .expect("engine-backed builds")
+            .build
+    }
+}
+
 /// Containers and images of build `id` still in the build engine, found by the build's label.
 pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
-    let engine = app
-        .state
-        .builds
-        .engines()
-        .expect("engine-backed builds")
-        .build;
+    let engine = app.build_engine();
     let label = format!("{}={id}", server::builds::BUILD_LABEL);
     let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
     let containers = engine

@@ -529,6 +529,16 @@ pub struct AdminSandbox {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct AdminSandboxes {
     pub sandboxes: Vec<AdminSandbox>,
+    /// Pre-started sandboxes waiting for a visitor, per project (the warm pool), most first.
+    #[serde(default)]
+    pub pool: Vec<PoolShare>,
+}
+
+/// A project's share of the warm pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolShare {
+    pub project: String,
+    pub members: u64,
 }
 
 /// One account on the admin page (`PATCH /api/admin/users/{id}` answers it too).

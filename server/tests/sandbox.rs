@@ -379,9 +379,28 @@ async fn extend_is_bounded_and_reaper_ends_expired() -> Result {
 
 #[tokio::test]
 async fn warm_pool_assigns_a_prestarted_sandbox() -> Result {
-    let app = TestApp::start_with(&[("TRYTHIS_WARM_POOL", "1")]).await?;
+    let app = TestApp::start_with(&[
+        ("TRYTHIS_WARM_POOL", "1"),
+        ("TRYTHIS_ADMIN_EMAIL", "pool-admin@example.test"),
+        ("TRYTHIS_ADMIN_PASSWORD", "pool admin password"),
+    ])
+    .await?;
     assert_eq!(app.state.sandboxes.refill_pool().await?, 1);
     assert_eq!(app.state.sandboxes.refill_pool().await?, 0, "already full");
+    // The admin sees the waiting member as the pool's, not as somebody's sandbox.
+    let mut admin = app.visitor().await?;
+    let r = admin
+        .auth("login", "pool-admin@example.test", "pool admin password")
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = admin.call("GET", "/api/admin/sandboxes", None).await?;
+    assert_eq!(
+        listed.body["pool"],
+        serde_json::json!([{ "project": "fixture", "members": 1 }]),
+        "{}",
+        listed.body
+    );
+    assert_eq!(listed.body["sandboxes"], serde_json::json!([]));
     let pooled = db::sandboxes::all_active(&app.state.db).await?;
     assert_eq!(pooled.len(), 1);
     let (v, id) = start_try(&app).await?;

@@ -71,6 +71,7 @@ fn Pager(
 fn Admin() -> impl IntoView {
     let overview = RwSignal::new(AdminOverview::default());
     let sandboxes = RwSignal::new(Vec::<AdminSandbox>::new());
+    let pool = RwSignal::new(Vec::<crate::model::PoolShare>::new());
     let users = RwSignal::new(AdminUsers::default());
     let projects = RwSignal::new(AdminProjects::default());
     let user_q = RwSignal::new(String::new());
@@ -107,6 +108,7 @@ fn Admin() -> impl IntoView {
                             .and_then(|r| r.json::<crate::model::AdminSandboxes>())
                         {
                             sandboxes.set(s.sandboxes);
+                            pool.set(s.pool);
                         }
                     }
                     "users" => {
@@ -244,6 +246,16 @@ fn Admin() -> impl IntoView {
                     }}
                 </tbody>
             </table>
+            <p class="muted" id="admin-pool">
+                {move || {
+                    let shares = pool.get();
+                    if shares.is_empty() {
+                        return "Warm pool: empty. It keeps pre-started sandboxes for the projects tried in the last five minutes.".to_string();
+                    }
+                    let list: Vec<String> = shares.iter().map(|p| format!("{} {}", p.project, p.members)).collect();
+                    format!("Warm pool, waiting for visitors: {}", list.join(", "))
+                }}
+            </p>
         </div>
         <div class="panel">
             <h2>"Users"</h2>

@@ -8,7 +8,7 @@ use crate::{
 };
 use app::model::{
     AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
-    AdminUsers, FeaturedSetting, Identity, ProjectChange, ProjectStatusNow, UserChange,
+    AdminUsers, FeaturedSetting, Identity, PoolShare, ProjectChange, ProjectStatusNow, UserChange,
 };
 use axum::{
     extract::{rejection::JsonRejection, Path, Query, State},
@@ -112,11 +112,21 @@ pub async fn sandboxes(
     Extension(me): Extension<Identity>,
 ) -> ApiResult<Json<AdminSandboxes>> {
     require_admin(&me)?;
-    let active: Vec<_> = db::sandboxes::all_active(&st.db)
+    let (pooled, active): (Vec<_>, Vec<_>) = db::sandboxes::all_active(&st.db)
         .await?
         .into_iter()
-        .filter(|s| s.owner != db::sandboxes::POOL_OWNER)
-        .collect();
+        .partition(|s| s.owner == db::sandboxes::POOL_OWNER);
+    let mut pool: Vec<PoolShare> = Vec::new();
+    for m in &pooled {
+        match pool.iter_mut().find(|p| p.project == m.project_slug) {
+            Some(p) => p.members += 1,
+            None => pool.push(PoolShare {
+                project: m.project_slug.clone(),
+                members: 1,
+            }),
+        }
+    }
+    pool.sort_by(|a, b| b.members.cmp(&a.members).then(a.project.cmp(&b.project)));
     let labels = owner_labels(&st, active.iter().map(|s| s.owner.as_str())).await;
     let runtime = st.sandboxes.runtime();
     // The engine samples each container for about a second: ask for all of them at once.
@@ -140,7 +150,7 @@ pub async fn sandboxes(
             }
         })
         .collect();
-    Ok(Json(AdminSandboxes { sandboxes }))
+    Ok(Json(AdminSandboxes { sandboxes, pool }))
 }
 
 /// `DELETE /api/admin/sandboxes/{id}` — 204.

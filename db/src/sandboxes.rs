@@ -199,6 +199,20 @@ pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<bool, DbE
         == 1)
 }
 
+/// Starts ending an unassigned warm-pool member, only while nobody has claimed it: the same
+/// `owner = 'pool'` condition a claim needs, so a member is either handed out or given back.
+pub async fn release_pool_member(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {
+    Ok(Sandbox::update_many()
+        .col_expr(sandbox::Column::State, Expr::value(SandboxState::Stopping))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(may_become(SandboxState::Stopping))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
 /// Terminal state (`Ended` or `Failed`): frees the owner's slot.
 pub async fn finish(
     db: &DatabaseConnection,

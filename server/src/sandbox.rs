@@ -643,7 +643,7 @@ impl SandboxService {
             let kept = have.entry(m.project_id).or_default();
             if *kept < target {
                 *kept += 1;
-            } else if let Err(e) = self.stop(&m.id, "pool member not needed").await {
+            } else if let Err(e) = self.give_back(&m.id, "pool member not needed").await {
                 tracing::warn!(sandbox = %m.id, error = %e, "could not give back a warm-pool member");
             }
         }
@@ -689,12 +689,24 @@ impl SandboxService {
     /// At shutdown: unassigned members are of no use to anyone once this server is gone.
     pub async fn drain_pool(&self) -> Result<usize, SandboxError> {
         let members = db::sandboxes::pool_members(&self.db).await?;
-        let stops = members.iter().map(|m| self.stop(&m.id, "server stopping"));
+        let stops = members
+            .iter()
+            .map(|m| self.give_back(&m.id, "server stopping"));
         Ok(futures::future::join_all(stops)
             .await
             .into_iter()
-            .filter(Result::is_ok)
+            .filter(|r| matches!(r, Ok(true)))
             .count())
+    }
+
+    /// Ends warm-pool member `id` unless a visitor claimed it since it was read (then it is
+    /// theirs and keeps running: false).
+    async fn give_back(&self, id: &str, reason: &str) -> Result<bool, SandboxError> {
+        if !db::sandboxes::release_pool_member(&self.db, id).await? {
+            return Ok(false);
+        }
+        self.stop(id, reason).await?;
+        Ok(true)
     }
 
     /// For a project that opted into egress: its network and a proxy credential of its own.

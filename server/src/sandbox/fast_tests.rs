@@ -596,3 +596,32 @@ async fn a_republished_image_is_never_served_from_the_pool_of_the_old_one() {
         assert!(!fx.runtime.running().contains(id), "{id} still runs");
     }
 }
+
+/// A refill reads the pool, a visitor claims a member, then the refill gives back what it read:
+/// the claimed member is the visitor's now and keeps running.
+#[tokio::test]
+async fn a_member_claimed_after_the_refill_read_it_is_never_given_back() {
+    let fx = fixture(FakeRuntime::default(), &[("TRYTHIS_WARM_POOL", "1")]).await;
+    let svc = &fx.service;
+    svc.refill_pool().await.unwrap_or_else(|e| panic!("{e}"));
+    let read = pool_of(&fx, "jq").await;
+    assert_eq!(read.len(), 1);
+    let t = svc
+        .try_project(&visitor(1), ip(1), "jq", false)
+        .await
+        .unwrap_or_else(|e| panic!("try: {e}"));
+    assert_eq!(t.info.id, read[0].id, "the visitor got the member");
+    assert_eq!(
+        svc.give_back(&read[0].id, "pool member not needed")
+            .await
+            .ok(),
+        Some(false)
+    );
+    assert!(fx.runtime.running().contains(&t.info.id));
+    let row = db::sandboxes::get(&fx.db, &t.info.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("row"));
+    assert_eq!(row.state, SandboxState::Ready);
+}

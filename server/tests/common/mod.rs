@@ -224,7 +224,11 @@ impl TestApp {
 
     /// A new visitor: an HTTP client that keeps this visitor's cookie.
     pub async fn visitor(&self) -> Result<Visitor> {
-        let http = reqwest::Client::new();
+        // A request the server never answers fails its test, naming the request, instead of
+        // holding the suite until CI's limit (seen once: a page or Stop in a parallel run).
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?;
         let resp = http.get(self.url("/api/projects")).send().await?;
         let cookie = set_cookie(&resp, "trythis_vid").ok_or("no visitor cookie")?;
         let mut v = Visitor {

@@ -10,7 +10,6 @@ pub struct Identity {
     pub signed_in: bool,
     pub is_admin: bool,
     /// The account, when signed in.
-    #[serde(default)]
     pub user: Option<UserBrief>,
     /// The CSRF token state-changing requests of this browser must carry (`x-csrf-token`).
     #[serde(default)]
@@ -144,10 +143,8 @@ pub struct SandboxInfo {
     pub seconds_left: i64,
     pub can_extend: bool,
     /// Why it ended, once it has ("out of memory", "idle", "time limit", …).
-    #[serde(default)]
     pub end_reason: Option<String>,
     /// Seconds until it ends for want of a keystroke (the idle timeout), while it runs.
-    #[serde(default)]
     pub idle_seconds_left: Option<i64>,
 }
 
@@ -180,7 +177,6 @@ pub struct SandboxRow {
     #[serde(default)]
     pub started_ago_secs: i64,
     /// Time left while it runs.
-    #[serde(default)]
     pub seconds_left: Option<i64>,
 }
 
@@ -327,13 +323,10 @@ pub struct BuildView {
     /// The viewer may cancel it (they started it, maintain the project, or are an admin).
     pub can_cancel: bool,
     /// While queued: its place in line (1 = next).
-    #[serde(default)]
     pub queue_position: Option<u64>,
     /// How long a build takes here (median of recent ones), for the wait estimate.
-    #[serde(default)]
     pub typical_secs: Option<i64>,
     /// The smoke check this build runs before going live.
-    #[serde(default)]
     pub check: Option<SmokeCheck>,
 }
 
@@ -356,7 +349,6 @@ impl BuildView {
 /// A line-numbered note about a recipe (a converter note or a Dockerfile warning).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipeNote {
-    #[serde(default)]
     pub line: Option<usize>,
     pub message: String,
 }
@@ -385,7 +377,6 @@ pub struct Converted {
     pub base_image: String,
     pub notes: Vec<RecipeNote>,
     /// A smoke check proposed from what the script installs (the form fills it in when empty).
-    #[serde(default)]
     pub check: Option<SmokeCheck>,
 }
 
@@ -444,13 +435,10 @@ pub struct BuildRecord {
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
     /// While queued: its place in line (1 = next). Only on `GET /api/builds/{id}`.
-    #[serde(default)]
     pub queue_position: Option<u64>,
     /// How long a build takes here (median of recent ones). Only on `GET /api/builds/{id}`.
-    #[serde(default)]
     pub typical_secs: Option<i64>,
     /// The smoke check run before the image goes live.
-    #[serde(default)]
     pub check: Option<SmokeCheck>,
 }
 

@@ -512,9 +512,13 @@ impl BuildService {
         );
         let mut cancel = live.cancel.subscribe();
         let image = format!("{}@{}", pushed.repo, pushed.digest);
-        let running = self
-            .checks
-            .run(&build.id, &build.project_slug, &image, &check.command);
+        let job = check::CheckJob {
+            build_id: &build.id,
+            project: &build.project_slug,
+            image: &image,
+            command: &check.command,
+        };
+        let running = self.checks.run(&job);
         let run = tokio::select! {
             r = running => r.map_err(|e| Failure::CheckNotRun(e.to_string()))?,
             _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),

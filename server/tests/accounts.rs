@@ -103,12 +103,7 @@ async fn sessions_rotate_at_login_and_csrf_is_required() -> Result {
     let app = app().await?;
     // The attacker's own valid session, planted in the victim's browser before they log in.
     let mut attacker = app.user().await?;
-    let planted = attacker
-        .cookie
-        .split("; ")
-        .find(|c| c.starts_with("trythis_session="))
-        .ok_or("session")?
-        .to_string();
+    let planted = attacker.session_cookie()?;
     let mut victim = app.visitor().await?;
     let victim_email = unique_email("victim");
     victim.sign_up(&victim_email, "victim password").await?;

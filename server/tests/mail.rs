@@ -218,6 +218,11 @@ async fn a_reset_link_is_single_use_short_lived_hashed_and_ends_every_session() 
         (r.status, r.body["problems"][0]["field"].as_str()),
         (400, Some("password"))
     );
+    // Someone else's session planted in this browser is ended by the reset's sign-in, not kept.
+    let mut planter = app.user().await?;
+    let planted = planter.session_cookie()?;
+    anon.set_session(Some(&planted));
+    anon.refresh_csrf().await?;
     let r = anon
         .post_auth(
             "/api/auth/reset/confirm",
@@ -225,6 +230,12 @@ async fn a_reset_link_is_single_use_short_lived_hashed_and_ends_every_session() 
         )
         .await?;
     assert_eq!(r.status, 200, "{}", r.body);
+    planter.refresh_csrf().await?;
+    assert_eq!(
+        planter.call("GET", "/api/me", None).await?.body["signed_in"],
+        false,
+        "the planted session still works"
+    );
     assert_eq!(
         anon.call("GET", "/api/me", None).await?.body["signed_in"],
         true

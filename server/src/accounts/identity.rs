@@ -4,8 +4,8 @@
 use crate::{secrets::random_id, state::AppState};
 use app::model::{Identity, UserBrief};
 use axum::{
-    extract::{Request, State},
-    http::{header, HeaderValue, Method},
+    extract::{FromRequestParts, Request, State},
+    http::{header, request::Parts, HeaderValue, Method},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -29,6 +29,25 @@ pub struct VisitorKey(pub String);
 /// The hash of the session this request came with, if it is live (logout, password change).
 #[derive(Debug, Clone)]
 pub struct SessionHash(pub String);
+
+/// This browser as a sign-in sees it: its visitor key (whose history the account adopts) and
+/// the session it came with (replaced, so a session id planted before sign-in is worthless).
+#[derive(Debug, Clone, Default)]
+pub struct Browser {
+    pub visitor: Option<VisitorKey>,
+    pub session: Option<SessionHash>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Browser {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self {
+            visitor: parts.extensions.get().cloned(),
+            session: parts.extensions.get().cloned(),
+        })
+    }
+}
 
 pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
     UserBrief {

@@ -3,7 +3,7 @@
 //! whole dance against a local provider. An account is found by its provider identity, else
 //! linked by a verified email, else created.
 use crate::{
-    accounts::identity::{cookie_value, SessionHash, VisitorKey},
+    accounts::identity::{cookie_value, Browser},
     accounts::OAUTH_COOKIE,
     config::OAuthProvider,
     http::api::auth::{sign_in, with_cookies},
@@ -14,7 +14,6 @@ use axum::{
     extract::{Path, Query, State},
     http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
-    Extension,
 };
 use db::accounts;
 use oauth2::{
@@ -271,8 +270,7 @@ pub async fn callback(
     Path(name): Path<String>,
     Query(q): Query<CallbackQuery>,
     headers: HeaderMap,
-    visitor: Option<Extension<VisitorKey>>,
-    session: Option<Extension<SessionHash>>,
+    browser: Browser,
 ) -> Response {
     let clear = st.auth.expired_cookie(OAUTH_COOKIE);
     let fail = |code: &str| with_cookies(login_error(code), std::slice::from_ref(&clear));
@@ -346,14 +344,7 @@ pub async fn callback(
     if account.banned {
         return fail("suspended");
     }
-    match sign_in(
-        &st,
-        &account,
-        visitor.as_ref().map(|v| &v.0),
-        session.as_ref().map(|s| &s.0),
-    )
-    .await
-    {
+    match sign_in(&st, &account, &browser).await {
         Ok(cookie) => with_cookies(Redirect::to(&flow.next).into_response(), &[cookie, clear]),
         Err(e) => {
             tracing::error!(error = %e, "OAuth sign-in failed");

@@ -21,14 +21,18 @@ pub struct SmokeCheck {
 /// Where checks run: sandboxes (`SandboxChecks`), or a fake in the fast tests.
 #[async_trait::async_trait]
 pub trait SmokeRunner: Send + Sync {
-    /// Runs `command` in a fresh sandbox of `image` (`repo@digest`) and removes the sandbox.
-    async fn run(
-        &self,
-        build_id: &str,
-        project: &str,
-        image: &str,
-        command: &str,
-    ) -> Result<CommandOutput, RuntimeError>;
+    /// Runs the job's command in a fresh sandbox of its image and removes the sandbox.
+    async fn run(&self, job: &CheckJob<'_>) -> Result<CommandOutput, RuntimeError>;
+}
+
+/// One check to run: `command` in a sandbox of `image` (`repo@digest`), for build `build_id` of
+/// `project` (the sandbox's owner and labels).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckJob<'a> {
+    pub build_id: &'a str,
+    pub project: &'a str,
+    pub image: &'a str,
+    pub command: &'a str,
 }
 
 /// Checks in real sandboxes, through the sandbox runtime.
@@ -44,13 +48,13 @@ impl SandboxChecks {
 
 #[async_trait::async_trait]
 impl SmokeRunner for SandboxChecks {
-    async fn run(
-        &self,
-        build_id: &str,
-        project: &str,
-        image: &str,
-        command: &str,
-    ) -> Result<CommandOutput, RuntimeError> {
+    async fn run(&self, job: &CheckJob<'_>) -> Result<CommandOutput, RuntimeError> {
+        let CheckJob {
+            build_id,
+            project,
+            image,
+            command,
+        } = *job;
         // No row in `sandboxes`: if this process dies mid-check, the next start's reconcile
         // removes the container.
         let sandbox_id = format!("check-{build_id}");

@@ -1,6 +1,7 @@
 //! The fast tier of publishing: `BuildService` and `publish` against a fake `ImageBuilder` and
 //! in-memory SQLite — build states, progress, cancel, timeout, limits, registry failures and
 //! retention, in milliseconds. The real-engine tests (`tests/publish.rs`, `build_bounds.rs`) stay.
+use super::check::CheckJob;
 use super::engine::{BuildSpec, ImageBuilder, ImageFacts, Pushed};
 use super::publish::{self, ProjectForm, RecipeForm};
 use super::*;
@@ -122,13 +123,8 @@ struct FakeChecks {
 
 #[async_trait::async_trait]
 impl SmokeRunner for FakeChecks {
-    async fn run(
-        &self,
-        _build_id: &str,
-        _project: &str,
-        image: &str,
-        command: &str,
-    ) -> Result<CommandOutput, RuntimeError> {
+    async fn run(&self, job: &CheckJob<'_>) -> Result<CommandOutput, RuntimeError> {
+        let (image, command) = (job.image, job.command);
         locked(&self.ran).push((image.to_string(), command.to_string()));
         match command {
             "hang" => std::future::pending().await,

@@ -347,6 +347,16 @@ impl Visitor {
         Ok(())
     }
 
+    /// This browser's `trythis_session=…` cookie (to plant in another browser).
+    pub fn session_cookie(&self) -> Result<String> {
+        Ok(self
+            .cookie
+            .split("; ")
+            .find(|c| c.starts_with("trythis_session="))
+            .ok_or("no session cookie")?
+            .to_string())
+    }
+
     /// Replaces the session cookie (keeps the visitor cookie).
     pub fn set_session(&mut self, session: Option<&str>) {
         let visitor = self

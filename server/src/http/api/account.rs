@@ -4,7 +4,7 @@ use super::{auth::with_cookies, body};
 use crate::http::client_ip::ClientIp;
 use crate::{
     accounts as auth,
-    accounts::identity::SessionHash,
+    accounts::identity::Browser,
     accounts::mail::Mail,
     http::error::{ApiError, ApiResult},
     secrets::{random_secret, sha256_hex},
@@ -49,7 +49,7 @@ pub async fn change_password(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     ClientIp(ip): ClientIp,
-    session: Option<Extension<SessionHash>>,
+    browser: Browser,
     form: Result<Json<PasswordForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
@@ -75,7 +75,12 @@ pub async fn change_password(
     let hash = st.auth.hash(&f.new).await?;
     accounts::set_password(&st.db, account.id, hash).await?;
     accounts::delete_other_sessions(&st.db, account.id, None).await?;
-    let cookie = super::auth::sign_in(&st, &account, None, session.as_ref().map(|s| &s.0)).await?;
+    // Signed in already: only the session is renewed, there is no visitor history to adopt.
+    let browser = Browser {
+        visitor: None,
+        ..browser
+    };
+    let cookie = super::auth::sign_in(&st, &account, &browser).await?;
     Ok(with_cookies(
         StatusCode::NO_CONTENT.into_response(),
         &[cookie],

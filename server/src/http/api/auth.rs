@@ -4,7 +4,7 @@
 use super::body;
 use crate::http::client_ip::ClientIp;
 use crate::{
-    accounts::identity::{user_brief, SessionHash, VisitorKey},
+    accounts::identity::{user_brief, Browser, SessionHash},
     accounts::mail::Mail,
     accounts::{self as auth, display_name},
     http::error::{ApiError, ApiResult},
@@ -111,13 +111,12 @@ pub fn providers(st: &AppState) -> Vec<String> {
 pub async fn sign_in(
     st: &AppState,
     account: &accounts::Account,
-    visitor: Option<&VisitorKey>,
-    old_session: Option<&SessionHash>,
+    browser: &Browser,
 ) -> ApiResult<String> {
-    if let Some(old) = old_session {
+    if let Some(old) = &browser.session {
         accounts::delete_session(&st.db, &old.0).await?;
     }
-    if let Some(v) = visitor {
+    if let Some(v) = &browser.visitor {
         accounts::adopt(&st.db, &v.0, &accounts::key_of(account.id)).await?;
     }
     let token = st.auth.start_session(&st.db, account.id).await?;
@@ -174,8 +173,7 @@ pub async fn signup(
 pub async fn verify(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
-    visitor: Option<Extension<VisitorKey>>,
-    session: Option<Extension<SessionHash>>,
+    browser: Browser,
     form: Result<Json<LinkForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
@@ -193,13 +191,7 @@ pub async fn verify(
             }
             Err(accounts::CreateError::Db(e)) => return Err(e.into()),
         };
-        let cookie = sign_in(
-            &st,
-            &account,
-            visitor.as_ref().map(|v| &v.0),
-            session.as_ref().map(|s| &s.0),
-        )
-        .await?;
+        let cookie = sign_in(&st, &account, &browser).await?;
         tracing::info!(user = account.id, "account created");
         return Ok(with_cookies(
             (StatusCode::CREATED, Json(signed_in(&account))).into_response(),
@@ -242,7 +234,7 @@ pub async fn reset_request(
 pub async fn reset_confirm(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
-    visitor: Option<Extension<VisitorKey>>,
+    browser: Browser,
     form: Result<Json<ResetForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
@@ -265,7 +257,7 @@ pub async fn reset_confirm(
     if account.banned {
         return Err(suspended());
     }
-    let cookie = sign_in(&st, &account, visitor.as_ref().map(|v| &v.0), None).await?;
+    let cookie = sign_in(&st, &account, &browser).await?;
     tracing::info!(user = account.id, "password reset");
     Ok(with_cookies(
         Json(signed_in(&account)).into_response(),
@@ -284,8 +276,7 @@ fn suspended() -> ApiError {
 pub async fn login(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
-    visitor: Option<Extension<VisitorKey>>,
-    session: Option<Extension<SessionHash>>,
+    browser: Browser,
     form: Result<Json<LoginForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
@@ -310,13 +301,7 @@ pub async fn login(
     if account.banned {
         return Err(suspended());
     }
-    let cookie = sign_in(
-        &st,
-        &account,
-        visitor.as_ref().map(|v| &v.0),
-        session.as_ref().map(|s| &s.0),
-    )
-    .await?;
+    let cookie = sign_in(&st, &account, &browser).await?;
     Ok(with_cookies(
         Json(signed_in(&account)).into_response(),
         &[cookie],

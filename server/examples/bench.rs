@@ -23,6 +23,40 @@ impl Target {
     async fn stop(&self, id: &str, cookie: &str) -> Result {
         common::stop(&self.http, &self.base, id, cookie).await
     }
+
+    /// The server's launch phase totals from `/metrics`: (engine s, shell s, launches).
+    async fn phases(&self) -> Result<(f64, f64, f64)> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .ok_or_else(|| format!("no {series} in /metrics"))
+        };
+        Ok((
+            value("trythis_sandbox_launch_phase_seconds_sum{phase=\"engine\"}")?,
+            value("trythis_sandbox_launch_phase_seconds_sum{phase=\"shell\"}")?,
+            value("trythis_sandbox_launch_phase_seconds_count{phase=\"engine\"}")?,
+        ))
+    }
+
+    /// Prints where the launches since `before` spent their time, per launch.
+    async fn print_phases(&self, before: (f64, f64, f64)) -> Result {
+        let after = self.phases().await?;
+        let n = (after.2 - before.2).max(1.0);
+        println!(
+            "  phases per launch (server metrics): engine create + start {:.0} ms, then relay + ttyd + shell to its first byte {:.0} ms",
+            (after.0 - before.0) / n * 1000.0,
+            (after.1 - before.1) / n * 1000.0
+        );
+        Ok(())
+    }
 }
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
@@ -32,7 +66,8 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn summary(name: &str, mut v: Vec<f64>, errors: usize) {
+/// Prints a latency line; returns (p50, p95).
+fn summary(name: &str, mut v: Vec<f64>, errors: usize) -> (f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
     println!(
         "{name:<34} n={:<3} errors={errors:<2} p50={:>6.0} ms  p95={:>6.0} ms  max={:>6.0} ms",
@@ -41,6 +76,7 @@ fn summary(name: &str, mut v: Vec<f64>, errors: usize) {
         pct(&v, 0.95),
         v.last().copied().unwrap_or(f64::NAN)
     );
+    (pct(&v, 0.5), pct(&v, 0.95))
 }
 
 fn rss_kb(pid: &str) -> u64 {
@@ -55,6 +91,21 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident memory of the engine's daemons (dockerd, containerd), which keep state per container.
+fn daemons_rss_kb() -> u64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| matches!(c.trim(), "dockerd" | "containerd"))
+        })
+        .map(|pid| rss_kb(&pid))
+        .sum()
+}
+
 fn self_rss_kb() -> u64 {
     rss_kb("self")
 }
@@ -63,9 +114,11 @@ fn self_rss_kb() -> u64 {
 struct Parts {
     /// The container's memory cgroup (cgroup v1, as on this machine).
     cgroup_kb: u64,
-    /// Proportional set size of the runtime's own processes in that cgroup (gVisor's sentry and
-    /// gofer; under runc none: the container's processes are the image's).
-    runtime_pss_kb: u64,
+    /// Proportional set size of gVisor's kernel (`runsc-sandbox`, the sentry) in that cgroup;
+    /// under runc there is none: the container's processes are the image's.
+    sentry_pss_kb: u64,
+    /// The same for gVisor's file server (`runsc-gofer`).
+    gofer_pss_kb: u64,
     /// The containerd shim, a host process outside the cgroup.
     shim_pss_kb: u64,
 }
@@ -91,7 +144,11 @@ fn mem_available_kb() -> Result<u64> {
 
 /// `n` new visitors press Try at the same moment; prints the latency summary and returns the
 /// sandboxes that started.
-async fn at_once(t: &std::sync::Arc<Target>, n: usize, name: &str) -> Vec<(String, String, Ws)> {
+async fn at_once(
+    t: &std::sync::Arc<Target>,
+    n: usize,
+    name: &str,
+) -> (Vec<(String, String, Ws)>, f64) {
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let t = t.clone();
@@ -115,8 +172,191 @@ async fn at_once(t: &std::sync::Arc<Target>, n: usize, name: &str) -> Vec<(Strin
             }
         }
     }
-    summary(name, times, errors);
-    live
+    let (_, p95) = summary(name, times, errors);
+    (live, p95)
+}
+
+/// CPU time used on this machine, per process name, in clock ticks: each process's own time plus
+/// that of the children it has reaped (the shim reaps the `runsc create`/`start` it runs).
+struct CpuSnapshot {
+    per_name: std::collections::HashMap<String, u64>,
+    /// Busy ticks of all cores together (from `/proc/stat`).
+    busy: u64,
+    at: std::time::Instant,
+}
+
+/// Linux reports process and core times in USER_HZ ticks, 100 per second on every
+/// mainstream kernel configuration.
+const TICKS_PER_SEC: f64 = 100.0;
+
+fn cpu_snapshot() -> CpuSnapshot {
+    let me = std::process::id().to_string();
+    let mut per_name = std::collections::HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state …`: the name may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        // utime, stime, cutime, cstime are fields 14–17 of stat, 12–15 after the name.
+        let ticks: u64 = fields
+            .get(11..15)
+            .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
+            .unwrap_or(0);
+        let name = if pid == me {
+            "trythis (server, in the bench process)".to_string()
+        } else {
+            stat[open + 1..close].to_string()
+        };
+        *per_name.entry(name).or_insert(0) += ticks;
+    }
+    let busy = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            let cpu: Vec<u64> = s
+                .lines()
+                .next()?
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+            Some(cpu.iter().take(8).sum::<u64>() - cpu.get(3)? - cpu.get(4)?)
+        })
+        .unwrap_or(0);
+    CpuSnapshot {
+        per_name,
+        busy,
+        at: std::time::Instant::now(),
+    }
+}
+
+/// Where the machine's CPU went between two snapshots: the profile of a burst of launches.
+fn cpu_report(before: &CpuSnapshot, after: &CpuSnapshot, launches: usize) {
+    let wall = (after.at - before.at).as_secs_f64();
+    let busy = after.busy.saturating_sub(before.busy) as f64 / TICKS_PER_SEC;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let mut used: Vec<(String, f64)> = after
+        .per_name
+        .iter()
+        .map(|(name, t)| {
+            let was = before.per_name.get(name).copied().unwrap_or(0);
+            (name.clone(), t.saturating_sub(was) as f64 / TICKS_PER_SEC)
+        })
+        .filter(|(_, s)| *s >= 0.05)
+        .collect();
+    used.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let named: f64 = used.iter().map(|(_, s)| s).sum();
+    let top = used
+        .iter()
+        .take(7)
+        .map(|(n, s)| format!("{n} {s:.1} s"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "  CPU profile: {cores:.0} cores {:.0} % busy over {wall:.2} s = {busy:.1} CPU-s ({:.2} per launch; at that cost {launches} launches need {:.2} s on {cores:.0} cores); by process: {top}; not attributed (exited processes, kernel) {:.1} s",
+        100.0 * busy / (wall * cores),
+        busy / launches as f64,
+        busy / cores,
+        (busy - named).max(0.0),
+    );
+}
+
+/// The bare engine floor: what a Try needs at the least, straight from the engine, without
+/// trythis: create a container of the same image under the same runtime (no network), attach,
+/// start, and read the first byte of an interactive shell. Returns (container id, ms).
+async fn bare_launch(
+    docker: &bollard::Docker,
+    image: &str,
+    runtime: &str,
+) -> Result<(String, f64)> {
+    use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptions};
+    use futures::StreamExt;
+    let t0 = std::time::Instant::now();
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["sh".into()]),
+        cmd: Some(vec!["-i".into()]),
+        tty: Some(true),
+        open_stdin: Some(true),
+        network_disabled: Some(true),
+        labels: Some(std::collections::HashMap::from([(
+            "trythis.bench".to_string(),
+            "bare".to_string(),
+        )])),
+        host_config: Some(bollard::models::HostConfig {
+            network_mode: Some("none".into()),
+            runtime: Some(runtime.to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let created = docker
+        .create_container(None::<CreateContainerOptions>, body)
+        .await?;
+    let opts = AttachContainerOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .build();
+    let mut attached = docker.attach_container(&created.id, Some(opts)).await?;
+    docker.start_container(&created.id, None).await?;
+    loop {
+        match attached.output.next().await {
+            Some(Ok(out)) => {
+                if !out.into_bytes().is_empty() {
+                    break;
+                }
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err("the bare shell ended before its prompt".into()),
+        }
+    }
+    Ok((created.id, t0.elapsed().as_secs_f64() * 1000.0))
+}
+
+async fn bare_remove(docker: &bollard::Docker, id: &str) -> Result {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    docker.remove_container(id, Some(opts)).await?;
+    Ok(())
+}
+
+/// `n` bare launches at once; prints the summary. Returns the containers and the p95 in ms.
+async fn bare_at_once(
+    docker: &bollard::Docker,
+    image: &str,
+    runtime: &str,
+    n: usize,
+) -> (Vec<String>, f64) {
+    let runs = futures::future::join_all((0..n).map(|_| bare_launch(docker, image, runtime))).await;
+    let (mut ids, mut times, mut errors) = (Vec::new(), Vec::new(), 0);
+    for r in runs {
+        match r {
+            Ok((id, ms)) => {
+                ids.push(id);
+                times.push(ms);
+            }
+            Err(e) => {
+                errors += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    let (_, p95) = summary(
+        &format!("bare engine ({runtime}), {n} at once"),
+        times,
+        errors,
+    );
+    (ids, p95)
 }
 
 async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result<Parts> {
@@ -141,8 +381,7 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
         std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes"))?
             .trim()
             .parse()?;
-    let mut shim = 0;
-    let mut runtime = 0;
+    let (mut shim, mut sentry, mut gofer) = (0, 0, 0);
     for entry in std::fs::read_dir("/proc")?.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{name}/cmdline")) {
@@ -151,14 +390,17 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
             }
             if cmd.contains("containerd-shim") {
                 shim = pss_kb(&name);
+            } else if cmd.starts_with("runsc-gofer") {
+                gofer += pss_kb(&name);
             } else if cmd.starts_with("runsc") {
-                runtime += pss_kb(&name);
+                sentry += pss_kb(&name);
             }
         }
     }
     Ok(Parts {
         cgroup_kb: usage / 1024,
-        runtime_pss_kb: runtime,
+        sentry_pss_kb: sentry,
+        gofer_pss_kb: gofer,
         shim_pss_kb: shim,
     })
 }
@@ -193,11 +435,24 @@ async fn main() -> Result {
 
     // Warm-up: the first launch of an image reads its home directory once (cached afterwards).
     let (id, c, _, first) = t.launch().await?;
+    // The bare floor uses the same image and runtime as the sandboxes.
+    let info = docker
+        .inspect_container(&format!("trythis-{id}"), None)
+        .await?;
+    let image = info
+        .config
+        .and_then(|c| c.image)
+        .ok_or("sandbox without image")?;
+    let runtime = info
+        .host_config
+        .and_then(|h| h.runtime)
+        .unwrap_or_else(|| "runc".into());
     t.stop(&id, &c).await?;
     println!("first launch of a new image (reads its dirs once): {first:.0} ms");
 
     let mut seq = Vec::new();
     let mut errors = 0;
+    let phases = t.phases().await?;
     for _ in 0..50 {
         match t.launch().await {
             Ok((id, c, ws, ms)) => {
@@ -211,17 +466,45 @@ async fn main() -> Result {
             }
         }
     }
-    summary("Try -> first shell byte, sequential", seq, errors);
+    let (try_p50, _) = summary("Try -> first shell byte, sequential", seq, errors);
+    t.print_phases(phases).await?;
+    let mut bare = Vec::new();
+    for _ in 0..15 {
+        let (id, ms) = bare_launch(&docker, &image, &runtime).await?;
+        bare.push(ms);
+        bare_remove(&docker, &id).await?;
+    }
+    let (bare_p50, _) = summary(&format!("bare engine ({runtime}), sequential"), bare, 0);
+    println!(
+        "  bare engine = create + attach + start + first byte of `sh -i`, same image and runtime, no trythis; cold Try / bare floor at p50: {:.2}x (goal <= 1.0x)",
+        try_p50 / bare_p50
+    );
 
     for n in [20, 50] {
-        let live = at_once(
+        let (before, phases) = (cpu_snapshot(), t.phases().await?);
+        let (live, try_p95) = at_once(
             &t,
             n,
             &format!("Try -> first shell byte, {n} at once (cold)"),
         )
         .await;
+        cpu_report(&before, &cpu_snapshot(), n);
+        t.print_phases(phases).await?;
         for (id, c, _) in live {
             t.stop(&id, &c).await?;
+        }
+        if n == 20 {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let before = cpu_snapshot();
+            let (ids, bare_p95) = bare_at_once(&docker, &image, &runtime, n).await;
+            cpu_report(&before, &cpu_snapshot(), n);
+            for id in ids {
+                bare_remove(&docker, &id).await?;
+            }
+            println!(
+                "  {n} at once, cold Try / bare floor at p95: {:.2}x",
+                try_p95 / bare_p95
+            );
         }
     }
 
@@ -229,14 +512,14 @@ async fn main() -> Result {
     // counts shared pages once) is the figure; the parts say where it goes.
     const IDLE: usize = 50;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let (avail0, rss0) = (mem_available_kb()?, self_rss_kb());
+    let (avail0, rss0, daemons0) = (mem_available_kb()?, self_rss_kb(), daemons_rss_kb());
     let mut live = Vec::new();
     for _ in 0..IDLE {
         let (id, c, ws, _) = t.launch().await?;
         live.push((id, c, ws));
     }
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    let (avail1, rss1) = (mem_available_kb()?, self_rss_kb());
+    let (avail1, rss1, daemons1) = (mem_available_kb()?, self_rss_kb(), daemons_rss_kb());
     let mut per = Vec::new();
     for (id, _, _) in &live {
         per.push(sandbox_memory_kb(&docker, id).await?);
@@ -249,10 +532,12 @@ async fn main() -> Result {
         1024.0 / drop_mb
     );
     println!(
-        "  parts: container cgroup {:.1} MB (sandbox kernel or init + ttyd + shell + files), of which runtime processes {:.1} MB PSS; containerd shim {:.1} MB PSS outside it",
+        "  parts: container cgroup {:.1} MB (sandbox kernel or init + ttyd + shell + files), gVisor's processes: its kernel (runsc-sandbox) {:.1} MB PSS, its file server (runsc-gofer) {:.1} MB PSS; outside the cgroup the containerd shim {:.1} MB PSS and dockerd + containerd growth {:.1} MB RSS",
         part(|p| p.cgroup_kb),
-        part(|p| p.runtime_pss_kb),
-        part(|p| p.shim_pss_kb)
+        part(|p| p.sentry_pss_kb),
+        part(|p| p.gofer_pss_kb),
+        part(|p| p.shim_pss_kb),
+        daemons1.saturating_sub(daemons0) as f64 / n / 1024.0
     );
     println!(
         "server memory per open terminal: {:.0} KB",
@@ -292,6 +577,7 @@ async fn main() -> Result {
         "Try -> first shell byte, 20 at once (warm pool, defaults)",
     )
     .await
+    .0
     {
         pt.stop(&id, &c).await?;
     }

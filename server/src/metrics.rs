@@ -10,12 +10,19 @@ const LAUNCH_BUCKETS: [f64; 12] = [
     0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0,
 ];
 
+/// The phases of a launch: the engine creates and starts the container; then the relay is
+/// exec'd, ttyd answers and the shell prints its first byte.
+const LAUNCH_PHASES: [&str; 2] = ["engine", "shell"];
+
 #[derive(Default)]
 pub struct Metrics {
     launch_counts: [AtomicU64; LAUNCH_BUCKETS.len()],
     launch_sum_micros: AtomicU64,
     launch_total: AtomicU64,
     launch_failures: AtomicU64,
+    /// Time in each phase of every launch (a Try's or the warm pool's): see `LAUNCH_PHASES`.
+    phase_micros: [AtomicU64; LAUNCH_PHASES.len()],
+    phase_launches: AtomicU64,
     rate_limited: AtomicU64,
     http: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     pub builds_queued: Gauge,
@@ -50,6 +57,14 @@ impl Metrics {
         self.launch_sum_micros
             .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
         self.launch_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One launch's phases (see `LAUNCH_PHASES`), in order.
+    pub fn observe_launch_phases(&self, engine: std::time::Duration, shell: std::time::Duration) {
+        for (slot, d) in self.phase_micros.iter().zip([engine, shell]) {
+            slot.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        }
+        self.phase_launches.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn launch_failed(&self) {
@@ -101,6 +116,23 @@ impl Metrics {
         let sum = self.launch_sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(s, "trythis_sandbox_launch_seconds_sum {sum}");
         let _ = writeln!(s, "trythis_sandbox_launch_seconds_count {total}");
+        let _ = writeln!(
+            s,
+            "# HELP trythis_sandbox_launch_phase_seconds Time in each phase of the sandbox launches (Tries and the warm pool): engine = create and start the container; shell = relay, ttyd and the shell up to its first byte."
+        );
+        let _ = writeln!(s, "# TYPE trythis_sandbox_launch_phase_seconds summary");
+        let launches = self.phase_launches.load(Ordering::Relaxed);
+        for (phase, micros) in LAUNCH_PHASES.iter().zip(&self.phase_micros) {
+            let secs = micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                s,
+                "trythis_sandbox_launch_phase_seconds_sum{{phase=\"{phase}\"}} {secs}"
+            );
+            let _ = writeln!(
+                s,
+                "trythis_sandbox_launch_phase_seconds_count{{phase=\"{phase}\"}} {launches}"
+            );
+        }
         let _ = writeln!(
             s,
             "# HELP trythis_sandbox_launch_failures_total Try launches that failed."
@@ -198,6 +230,22 @@ mod tests {
         );
         assert!(text.contains("trythis_sandbox_launch_seconds_count 2"));
         assert!(text.contains("trythis_sandboxes_running 2"));
+    }
+
+    #[test]
+    fn launch_phases_add_up_per_phase() {
+        let m = Metrics::default();
+        let ms = std::time::Duration::from_millis;
+        m.observe_launch_phases(ms(300), ms(200));
+        m.observe_launch_phases(ms(100), ms(50));
+        let text = m.render(0, 0);
+        for line in [
+            "trythis_sandbox_launch_phase_seconds_sum{phase=\"engine\"} 0.4\n",
+            "trythis_sandbox_launch_phase_seconds_sum{phase=\"shell\"} 0.25\n",
+            "trythis_sandbox_launch_phase_seconds_count{phase=\"shell\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]

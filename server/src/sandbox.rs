@@ -738,6 +738,7 @@ impl SandboxService {
     /// Starts the container and its shell: a sandbox is ready once ttyd has answered through the
     /// relay, so the visitor's first byte is already waiting.
     async fn launch(&self, spec: &LaunchSpec) -> Result<runtime::Launched, RuntimeError> {
+        let started = Instant::now();
         let launched = match self.runtime.launch(spec).await {
             Ok(l) => l,
             Err(e) => {
@@ -745,11 +746,14 @@ impl SandboxService {
                 return Err(e);
             }
         };
+        let engine = started.elapsed();
         if let Err(e) = self.terminals.open_idle(&spec.sandbox_id).await {
             let _ = self.runtime.destroy(&spec.sandbox_id).await;
             self.revoke_egress(&spec.sandbox_id);
             return Err(RuntimeError::NotReady(e.to_string()));
         }
+        self.metrics
+            .observe_launch_phases(engine, started.elapsed() - engine);
         Ok(launched)
     }
 

@@ -97,6 +97,7 @@ struct Fixture {
     service: SandboxService,
     runtime: Arc<FakeRuntime>,
     db: DatabaseConnection,
+    metrics: Arc<Metrics>,
 }
 
 async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
@@ -123,17 +124,19 @@ async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
             .unwrap_or_else(|e| panic!("image: {e}"));
     }
     let runtime = Arc::new(runtime);
+    let metrics = Arc::new(Metrics::default());
     let service = SandboxService::new(
         db.clone(),
         runtime.clone(),
         config.limits.clone(),
-        Arc::new(Metrics::default()),
+        metrics.clone(),
         loopback_networks().await,
     );
     Fixture {
         service,
         runtime,
         db,
+        metrics,
     }
 }
 
@@ -268,6 +271,12 @@ async fn replace_swaps_the_sandbox_and_a_second_try_reuses_it() {
             .load(std::sync::atomic::Ordering::SeqCst),
         2
     );
+    // Both launches are in the phase metrics (the reuse is not a launch).
+    let text = fx.metrics.render(1, 0);
+    for phase in ["engine", "shell"] {
+        let line = format!("trythis_sandbox_launch_phase_seconds_count{{phase=\"{phase}\"}} 2");
+        assert!(text.contains(&line), "{line} in {text}");
+    }
 }
 
 #[tokio::test]

@@ -270,12 +270,12 @@ fn cpu_report(before: &CpuSnapshot, after: &CpuSnapshot, launches: usize) {
 }
 
 /// The bare engine floor: what a Try needs at the least, straight from the engine, without
-/// trythis: create a container of the same image under the same runtime (no network), attach,
-/// start, and read the first byte of an interactive shell. Returns (container id, ms).
+/// trythis: create a container of the same image with `host` (the same runtime, no network),
+/// attach, start, and read the first byte of an interactive shell. Returns (container id, ms).
 async fn bare_launch(
     docker: &bollard::Docker,
     image: &str,
-    runtime: &str,
+    host: &bollard::models::HostConfig,
 ) -> Result<(String, f64)> {
     use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptions};
     use futures::StreamExt;
@@ -291,11 +291,7 @@ async fn bare_launch(
             "trythis.bench".to_string(),
             "bare".to_string(),
         )])),
-        host_config: Some(bollard::models::HostConfig {
-            network_mode: Some("none".into()),
-            runtime: Some(runtime.to_string()),
-            ..Default::default()
-        }),
+        host_config: Some(host.clone()),
         ..Default::default()
     };
     let created = docker
@@ -334,10 +330,10 @@ async fn bare_remove(docker: &bollard::Docker, id: &str) -> Result {
 async fn bare_at_once(
     docker: &bollard::Docker,
     image: &str,
-    runtime: &str,
+    host: &bollard::models::HostConfig,
     n: usize,
 ) -> (Vec<String>, f64) {
-    let runs = futures::future::join_all((0..n).map(|_| bare_launch(docker, image, runtime))).await;
+    let runs = futures::future::join_all((0..n).map(|_| bare_launch(docker, image, host))).await;
     let (mut ids, mut times, mut errors) = (Vec::new(), Vec::new(), 0);
     for r in runs {
         match r {
@@ -351,6 +347,7 @@ async fn bare_at_once(
             }
         }
     }
+    let runtime = host.runtime.as_deref().unwrap_or("runc");
     let (_, p95) = summary(
         &format!("bare engine ({runtime}), {n} at once"),
         times,
@@ -443,10 +440,17 @@ async fn main() -> Result {
         .config
         .and_then(|c| c.image)
         .ok_or("sandbox without image")?;
-    let runtime = info
-        .host_config
-        .and_then(|h| h.runtime)
+    // The sandbox's own settings (mounts, limits, init), to tell their cost from trythis's.
+    let sandbox_host = info.host_config.unwrap_or_default();
+    let runtime = sandbox_host
+        .runtime
+        .clone()
         .unwrap_or_else(|| "runc".into());
+    let bare_host = bollard::models::HostConfig {
+        network_mode: Some("none".into()),
+        runtime: Some(runtime.clone()),
+        ..Default::default()
+    };
     t.stop(&id, &c).await?;
     println!("first launch of a new image (reads its dirs once): {first:.0} ms");
 
@@ -468,16 +472,25 @@ async fn main() -> Result {
     }
     let (try_p50, _) = summary("Try -> first shell byte, sequential", seq, errors);
     t.print_phases(phases).await?;
-    let mut bare = Vec::new();
+    // Alternating, so a drift of the machine's speed weighs on both alike.
+    let (mut bare, mut dressed) = (Vec::new(), Vec::new());
     for _ in 0..15 {
-        let (id, ms) = bare_launch(&docker, &image, &runtime).await?;
-        bare.push(ms);
-        bare_remove(&docker, &id).await?;
+        for (host, times) in [(&bare_host, &mut bare), (&sandbox_host, &mut dressed)] {
+            let (id, ms) = bare_launch(&docker, &image, host).await?;
+            times.push(ms);
+            bare_remove(&docker, &id).await?;
+        }
     }
     let (bare_p50, _) = summary(&format!("bare engine ({runtime}), sequential"), bare, 0);
     println!(
         "  bare engine = create + attach + start + first byte of `sh -i`, same image and runtime, no trythis; cold Try / bare floor at p50: {:.2}x (goal <= 1.0x)",
         try_p50 / bare_p50
+    );
+    let (dressed_p50, _) = summary("bare engine, sandbox's settings", dressed, 0);
+    println!(
+        "  the sandbox's mounts, limits and init cost {:+.0} ms at p50 over the bare floor; the other {:.0} ms of the gap to the Try are trythis's own (ttyd, the relay's exec, the server, bash behind ttyd)",
+        dressed_p50 - bare_p50,
+        try_p50 - dressed_p50
     );
 
     for n in [20, 50] {
@@ -496,7 +509,7 @@ async fn main() -> Result {
         if n == 20 {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             let before = cpu_snapshot();
-            let (ids, bare_p95) = bare_at_once(&docker, &image, &runtime, n).await;
+            let (ids, bare_p95) = bare_at_once(&docker, &image, &bare_host, n).await;
             cpu_report(&before, &cpu_snapshot(), n);
             for id in ids {
                 bare_remove(&docker, &id).await?;

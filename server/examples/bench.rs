@@ -356,6 +356,93 @@ async fn bare_at_once(
     (ids, p95)
 }
 
+/// What each of the sandbox's settings adds to the bare floor: launches with all of them and with
+/// all but one, alternating, 10 rounds; prints p50 with all minus p50 without each.
+async fn settings_profile(
+    docker: &bollard::Docker,
+    image: &str,
+    sandbox_host: &bollard::models::HostConfig,
+) -> Result {
+    use bollard::models::HostConfig;
+    let all = sandbox_host.clone();
+    let variants: Vec<(&str, HostConfig)> = vec![
+        ("all", all.clone()),
+        (
+            "init (tini as PID 1)",
+            HostConfig {
+                init: None,
+                ..all.clone()
+            },
+        ),
+        (
+            "the read-only binds (ttyd, relay, statx shim, ld.so.preload)",
+            HostConfig {
+                mounts: None,
+                ..all.clone()
+            },
+        ),
+        (
+            "the tmpfs for ttyd's socket",
+            HostConfig {
+                tmpfs: None,
+                ..all.clone()
+            },
+        ),
+        (
+            "the CPU limit",
+            HostConfig {
+                nano_cpus: None,
+                cpu_period: None,
+                cpu_quota: None,
+                ..all.clone()
+            },
+        ),
+        (
+            "the memory, pids and nproc limits",
+            HostConfig {
+                memory: None,
+                memory_swap: None,
+                pids_limit: None,
+                ulimits: None,
+                ..all.clone()
+            },
+        ),
+        (
+            "capabilities and no-new-privileges",
+            HostConfig {
+                cap_drop: None,
+                cap_add: None,
+                security_opt: None,
+                ..all.clone()
+            },
+        ),
+    ];
+    let mut times = vec![Vec::new(); variants.len()];
+    for _ in 0..10 {
+        for (i, (_, host)) in variants.iter().enumerate() {
+            let (id, ms) = bare_launch(docker, image, host).await?;
+            times[i].push(ms);
+            bare_remove(docker, &id).await?;
+        }
+    }
+    let p50: Vec<f64> = times
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            pct(&v, 0.5)
+        })
+        .collect();
+    let parts = variants
+        .iter()
+        .zip(&p50)
+        .skip(1)
+        .map(|((name, _), without)| format!("{name} {:+.0} ms", p50[0] - without))
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!("  what each setting adds to the floor (p50 {:.0} ms with all, minus p50 without it, 10 rounds): {parts}", p50[0]);
+    Ok(())
+}
+
 async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result<Parts> {
     let info = docker
         .inspect_container(&format!("trythis-{sandbox_id}"), None)
@@ -492,6 +579,10 @@ async fn main() -> Result {
         dressed_p50 - bare_p50,
         try_p50 - dressed_p50
     );
+    settings_profile(&docker, &image, &sandbox_host).await?;
+    if std::env::var("TRYTHIS_BENCH_ONLY").as_deref() == Ok("floor") {
+        return Ok(());
+    }
 
     for n in [20, 50] {
         let (before, phases) = (cpu_snapshot(), t.phases().await?);

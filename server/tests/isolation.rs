@@ -191,6 +191,39 @@ async fn gvisor_sandbox_has_a_writable_root_bounded_by_memory() -> Result {
     Ok(())
 }
 
+/// Root burning CPU in every core it can get holds its share (0.5 CPU by default) on average:
+/// the limit's long period lets a start-up run at full speed, never more than the quota per
+/// second. Measured host-side, in the sandbox's cgroup.
+#[tokio::test]
+async fn a_sandbox_burning_cpu_gets_its_share_and_no_more() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.visitor().await?;
+    let r = v.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().ok_or("id")?.to_string();
+    let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade: {s}"))?;
+    sh.expect("Welcome to the fixture", T).await?;
+    let (before, started) = (cpu_used(&id).await?, std::time::Instant::now());
+    let out = sh
+        .run(
+            "for i in 1 2 3; do timeout 6 sh -c 'while :; do :; done' & done; wait; echo burned",
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert!(out.contains("burned"), "{out}");
+    let (used, wall) = (cpu_used(&id).await? - before, started.elapsed());
+    // 0.5 CPU over the wall time, plus one period's quota of burst at each end.
+    let allowed = wall.mul_f64(0.5) + Duration::from_millis(1000);
+    assert!(
+        used <= allowed,
+        "{used:?} of CPU in {wall:?} (allowed {allowed:?})"
+    );
+    // The loops did burn: this is the limit at work, not an idle sandbox.
+    assert!(used >= wall.mul_f64(0.3), "{used:?} of CPU in {wall:?}");
+    v.stop_sandbox(&id).await?;
+    Ok(())
+}
+
 /// The runc fallback: read-only root plus bounded tmpfs over the usual writable directories.
 #[tokio::test]
 async fn runc_fallback_keeps_servers_working_and_writes_bounded() -> Result {

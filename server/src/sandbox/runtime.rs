@@ -472,6 +472,12 @@ macro_rules! games_on_path {
     };
 }
 
+/// CFS period of a sandbox's CPU limit; its quota is `cpus` of it. The engine's default period
+/// (100 ms) throttles the start-up itself (gVisor's kernel, ttyd and the shell need about
+/// 0.1 CPU-s in the sandbox's cgroup: +57 ms at 0.5 CPU, `server/examples/bench.rs`); over one
+/// second the start runs at full speed and the average stays at `cpus` in every period.
+const CPU_PERIOD_US: i64 = 1_000_000;
+
 /// The shell the visitor gets: the welcome text, then bash if the image has it, else sh.
 const SHELL_SCRIPT: &str = concat!(
     r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; "#,
@@ -934,7 +940,8 @@ impl Runtime for DockerRuntime {
             readonly_rootfs: Some(self.isolation.is_runc()),
             memory: Some(memory),
             memory_swap: Some(memory),
-            nano_cpus: Some((l.cpus * 1e9) as i64),
+            cpu_period: Some(CPU_PERIOD_US),
+            cpu_quota: Some((l.cpus * CPU_PERIOD_US as f64) as i64),
             // Under gVisor the engine's pids limit counts the gVisor kernel's host threads (more
             // than one per process); the process limit inside is the sandbox kernel's own NPROC,
             // which (unlike under runc) no host account shares.

@@ -712,6 +712,23 @@ pub fn free_bytes(path: &str) -> Result<u64> {
 
 /// The pids cgroup count of a sandbox's container (cgroup v1), as the host sees it.
 pub async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
+    Ok(cgroup_value(sandbox_id, "pids", "pids.current")
+        .await?
+        .trim()
+        .parse()?)
+}
+
+/// CPU time the sandbox's cgroup has used (gVisor's kernel and everything in it), host-side.
+pub async fn cpu_used(sandbox_id: &str) -> Result<Duration> {
+    let ns: u64 = cgroup_value(sandbox_id, "cpuacct", "cpuacct.usage")
+        .await?
+        .trim()
+        .parse()?;
+    Ok(Duration::from_nanos(ns))
+}
+
+/// A file of the sandbox container's cgroup (v1, as on this machine) under `controller`.
+async fn cgroup_value(sandbox_id: &str, controller: &str, file: &str) -> Result<String> {
     let out = tokio::process::Command::new("docker")
         .args([
             "inspect",
@@ -725,14 +742,16 @@ pub async fn pids_in_container(sandbox_id: &str) -> Result<u64> {
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
     let path = cgroup
         .lines()
-        .find(|l| l.contains(":pids:"))
+        .find(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|c| c.split(',').any(|c| c == controller))
+        })
         .and_then(|l| l.splitn(3, ':').nth(2))
-        .ok_or("no pids cgroup")?;
-    Ok(
-        std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current"))?
-            .trim()
-            .parse()?,
-    )
+        .ok_or_else(|| format!("no {controller} cgroup"))?;
+    Ok(std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/{controller}{path}/{file}"
+    ))?)
 }
 
 /// ` ---> 3f2a9c1b7d4e` in a build log: the image a step made (test-side reading of an honest log).

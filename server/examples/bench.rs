@@ -661,8 +661,8 @@ async fn main() -> Result {
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;
     });
-    let (_stop_reaper, reaper_stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(server::sandbox::reaper_loop(
+    let (stop_reaper, reaper_stop) = tokio::sync::watch::channel(false);
+    let reaper = tokio::spawn(server::sandbox::reaper_loop(
         pooled.sandboxes.clone(),
         std::time::Duration::from_secs(5),
         reaper_stop,
@@ -703,6 +703,9 @@ async fn main() -> Result {
         }
     }
     summary("Try -> first shell byte, warm pool", warm, errors);
+    // The reaper first, with any refill it is in: else it launches members after the stops.
+    stop_reaper.send(true)?;
+    reaper.await?;
     for s in db::sandboxes::all_active(&pooled.db).await? {
         pooled.sandboxes.stop(&s.id, "bench over").await?;
     }

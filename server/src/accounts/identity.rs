@@ -32,7 +32,7 @@ pub struct SessionHash(pub String);
 
 /// This browser as a sign-in sees it: its visitor key (whose history the account adopts) and
 /// the session it came with (replaced, so a session id planted before sign-in is worthless).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Browser {
     pub visitor: Option<VisitorKey>,
     pub session: Option<SessionHash>,

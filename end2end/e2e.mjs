@@ -583,6 +583,158 @@ try {
     assert.equal((await r.json()).items?.length ?? 0, 0);
   });
 
+  // Full-screen and interactive programs, typed as a visitor would, in the real browser terminal:
+  // each opens, takes Ctrl+C as its own key where it has one, redraws to a new window size and quits.
+  {
+    const tctx = await browser.newContext({ viewport: { width: 1360, height: 900 } });
+    const tp = await tctx.newPage();
+    watch(tp);
+    const rows = () => tp.evaluate(() => document.querySelectorAll("#terminal .xterm-rows > div").length);
+    const key = async (k) => { await tp.locator("#terminal .xterm-helper-textarea").focus(); await tp.keyboard.press(k); };
+    const prompt = async () => { await typeLine(tp, "echo back-$((1000+1))"); await waitTerm(tp, /\nback-1001\s*\n/); await key("Control+L"); };
+    // Resizes the window and waits until the terminal has other rows than before.
+    const resize = async (width, height) => {
+      const before = await rows();
+      await tp.setViewportSize({ width, height });
+      await waitFor(async () => (await rows()) !== before, "the terminal follows the window's size");
+      await sleep(300);
+      return rows();
+    };
+
+    await check("a Try of a project with full-screen programs opens its shell", async () => {
+      await tp.goto(BASE + "/try/tui");
+      await waitTerm(tp, /Welcome to Terminal Programs/);
+      await waitTerm(tp, /root@.*# $/m);
+    });
+
+    await check("vim: insert, redraw on resize (its &lines follows the window), write and quit", async () => {
+      await typeLine(tp, "vim /tmp/v.txt");
+      await waitTerm(tp, /^~/m);
+      await tp.keyboard.type("ihello-vim");
+      await key("Escape");
+      const r = await resize(1100, 600);
+      await tp.keyboard.type(":echo &lines");
+      await key("Enter");
+      await waitTerm(tp, new RegExp(`\\n${r}\\s*$`));
+      await tp.screenshot({ path: join(SHOTS, "tui-vim.png") });
+      await tp.keyboard.type(":wq");
+      await key("Enter");
+      await typeLine(tp, "cat /tmp/v.txt");
+      await waitTerm(tp, /\nhello-vim\s*\n/);
+      await prompt();
+    });
+
+    await check("less: fills the new height after a resize, G goes to the end, q quits", async () => {
+      await typeLine(tp, "seq 1 500 | less");
+      await waitTerm(tp, /\n:\s*$/);
+      const r = await resize(1360, 900);
+      // A full screen of lines (all rows but the prompt's), ending with the row count's number.
+      await waitTerm(tp, new RegExp(`\\n${r - 1}\\s*\\n:\\s*$`));
+      await tp.keyboard.press("G");
+      await waitTerm(tp, /\n500\s*\n\(END\)\s*$/);
+      await tp.keyboard.press("q");
+      await prompt();
+    });
+
+    await check("top: runs, redraws after a resize, q quits", async () => {
+      await typeLine(tp, "top -d 1");
+      await waitTerm(tp, /load average/);
+      await resize(1000, 560);
+      await sleep(1500);
+      await waitTerm(tp, /load average/);
+      await tp.screenshot({ path: join(SHOTS, "tui-top.png") });
+      await tp.keyboard.press("q");
+      await prompt();
+    });
+
+    await check("nano: type, Ctrl+O writes, Ctrl+X leaves", async () => {
+      await typeLine(tp, "nano /tmp/n.txt");
+      await waitTerm(tp, /GNU nano/);
+      await tp.keyboard.type("hello-nano");
+      await resize(1360, 900);
+      await waitTerm(tp, /\^X Exit/);
+      await key("Control+O");
+      await waitTerm(tp, /File Name to Write/);
+      await key("Enter");
+      await waitTerm(tp, /Wrote 1 line/);
+      await key("Control+X");
+      await typeLine(tp, "cat /tmp/n.txt");
+      await waitTerm(tp, /\nhello-nano\s*\n/);
+      await prompt();
+    });
+
+    await check("Python REPL: Ctrl+C stops a busy loop with KeyboardInterrupt and the REPL goes on", async () => {
+      await typeLine(tp, "python3");
+      await waitTerm(tp, />>> $/m);
+      await typeLine(tp, "while True: pass");
+      await key("Enter");
+      await sleep(500);
+      await key("Control+C");
+      await waitTerm(tp, /KeyboardInterrupt/);
+      await typeLine(tp, "print(6*7)");
+      await waitTerm(tp, /\n42\s*\n>>> $/);
+      await typeLine(tp, "exit()");
+      await prompt();
+    });
+
+    await check("Node REPL: Ctrl+C drops an unfinished line and the REPL goes on", async () => {
+      await typeLine(tp, "node");
+      await waitTerm(tp, /Welcome to Node/);
+      await typeLine(tp, "7 *");
+      await waitTerm(tp, /\.\.\. $/m);
+      await key("Control+C");
+      await typeLine(tp, "7 * 8");
+      await waitTerm(tp, /\n56\s*\n> $/);
+      await typeLine(tp, ".exit");
+      await prompt();
+    });
+
+    await check("redis-cli against a redis-server in the sandbox; Ctrl+C leaves it", async () => {
+      await typeLine(tp, "redis-server --daemonize yes >/dev/null; sleep 0.5; redis-cli");
+      await waitTerm(tp, /127\.0\.0\.1:6379> $/m);
+      await typeLine(tp, "SET k v-redis");
+      await waitTerm(tp, /\nOK\s*\n/);
+      await typeLine(tp, "GET k");
+      await waitTerm(tp, /"v-redis"/);
+      await key("Control+C");
+      await prompt();
+    });
+
+    await check("sqlite3: a query, then .quit", async () => {
+      await typeLine(tp, "sqlite3");
+      await waitTerm(tp, /sqlite> $/m);
+      await typeLine(tp, "select 8*9;");
+      await waitTerm(tp, /\n72\s*\nsqlite> $/);
+      await typeLine(tp, ".quit");
+      await prompt();
+    });
+
+    await check("lua: Ctrl+C interrupts a loop, the interpreter goes on", async () => {
+      await typeLine(tp, "lua5.4");
+      await waitTerm(tp, /\n> $/);
+      await typeLine(tp, "for i = 1, 1e12 do end");
+      await sleep(500);
+      await key("Control+C");
+      await waitTerm(tp, /interrupted/);
+      await typeLine(tp, "print(9*11)");
+      await waitTerm(tp, /\n99\s*\n> $/);
+      await typeLine(tp, "os.exit()");
+      await prompt();
+    });
+
+    await check("Ctrl+D ends the shell; Enter starts a new one in the same sandbox", async () => {
+      await typeLine(tp, "touch /tmp/still-here");
+      await key("Control+D");
+      await waitTerm(tp, /the shell exited · press Enter for a new one/);
+      await key("Enter");
+      await waitTerm(tp, /root@.*# $/m);
+      await typeLine(tp, "ls /tmp/still-here && echo same-sandbox");
+      await waitTerm(tp, /\nsame-sandbox\s*\n/);
+      await tp.screenshot({ path: join(SHOTS, "tui-new-shell.png") });
+    });
+    await tctx.close();
+  }
+
   await check("phones: a working menu and no page wider than the screen", async () => {
     const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const p = await ctx.newPage();

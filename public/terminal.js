@@ -42,6 +42,12 @@
     ws.onclose = function (ev) {
       s.el.dataset.state = "closed";
       if (s.disposed) return;
+      if (ev.code === 4002) {
+        // `exit` or Ctrl+D: the sandbox runs on; Enter opens a new shell in it.
+        s.exited = true;
+        s.term.write("\r\n\x1b[90m[the shell exited \u00b7 press Enter for a new one]\x1b[0m\r\n");
+        return;
+      }
       if (ev.code === 1000 || ev.code === 1008 || s.retries >= 5) {
         s.term.write("\r\n\x1b[90m[" + (ev.reason || "session closed") + "]\x1b[0m\r\n");
         return;
@@ -97,6 +103,10 @@
     function send(d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); }
     s.send = send;
     term.onData(function (d) {
+      if (s.exited) {
+        if (d.indexOf("\r") >= 0) { s.exited = false; s.retries = 0; connect(s); }
+        return;
+      }
       // The keys bar's sticky Ctrl: the next letter becomes its control character (Ctrl+C = \x03).
       if (s.ctrl && d.length === 1 && /[a-z@\[\\\]^_]/i.test(d)) {
         s.ctrl = false;

@@ -16,9 +16,9 @@ TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" 
   cargo run -q --release -p server --example bench
 step "The terminal proxy: 10,000 open terminals, keystroke echo vs a direct socket (server/examples/terminal_bench.rs, release build)"
 TRYTHIS_LOG=warn cargo run -q --release -p server --example terminal_bench
-step "Sandbox runtimes side by side: gVisor and runc (server/examples/runtime_bench.rs)"
-TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
-  cargo run -q -p server --example runtime_bench
+step "The same for the fallback runtime, runc in a user namespace (the build engine), against its own floor"
+TRYTHIS_BENCH_RUNTIME=runc+userns TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
+  cargo run -q --release -p server --example bench
 step "Search at 10,000 projects (db/examples/search_bench.rs, release build)"
 cargo run -q --release -p db --example search_bench
 step "Publishing overhead: engine build+push vs trythis (server/examples/build_bench.rs)"

@@ -95,24 +95,51 @@ PY
 }
 
 ensure_relay() {
-  step "Terminal relay (static, musl) for sandboxes"
+  step "Terminal relay (static, musl): host side of each terminal, idle process in each sandbox"
   rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
     || rustup target add x86_64-unknown-linux-musl
   # Its own target dir: the musl build must not invalidate the workspace's.
   CARGO_TARGET_DIR="$ROOT/target/relay" cargo build -q --release -p relay --target x86_64-unknown-linux-musl
   install -m 0555 "$ROOT/target/relay/x86_64-unknown-linux-musl/release/trythis-relay" "$DATA/bin/trythis-relay"
-  # gVisor's statx shim (see relay/compat/gvisor-statx.c), no libc of its own.
-  gcc -shared -fPIC -nostdlib -O2 -Wall -o "$DATA/bin/gvisor-statx.so" "$ROOT/relay/compat/gvisor-statx.c"
-  chmod 0444 "$DATA/bin/gvisor-statx.so"
-  echo /opt/trythis/gvisor-statx.so > "$DATA/bin/gvisor-ld.so.preload"
-  ok "$DATA/bin/trythis-relay, $DATA/bin/gvisor-statx.so"
+  rm -f "$DATA/bin/gvisor-statx.so" "$DATA/bin/gvisor-ld.so.preload"  # an older setup's shim
+  # Workaround for gVisor's EBADF on symlink xattrs (see relay/compat/gvisor-xattr.c), no libc.
+  gcc -shared -fPIC -nostdlib -O2 -Wall -o "$DATA/bin/gvisor-xattr.so" "$ROOT/relay/compat/gvisor-xattr.c"
+  chmod 0444 "$DATA/bin/gvisor-xattr.so"
+  ok "$DATA/bin/trythis-relay, $DATA/bin/gvisor-xattr.so"
 }
 
 # gVisor as the sandboxes' runtime: Debian's runsc, registered with the engine as two runtimes
 # (no network / its own netstack), both keeping every write in the sandbox's memory.
+# gVisor from bookworm-backports (0.0~20240729), pinned: bookworm's own 0.0~20221219 answers
+# statx(AT_NO_AUTOMOUNT) with EINVAL (`ls -l` fails on every file) and its ptys never turn ^C into
+# a signal. The terminal itself is the engine's exec TTY under either (see relay/src/attach.rs).
+RUNSC_MIN_VERSION=0.0~20240729
+ensure_backports_runsc() {
+  local have; have=$(dpkg-query -W -f '${Version}' runsc 2>/dev/null || true)
+  if [ -n "$have" ] && dpkg --compare-versions "$have" ge "$RUNSC_MIN_VERSION"; then return; fi
+  [ "$(id -u)" = 0 ] || die "runsc $RUNSC_MIN_VERSION is needed from bookworm-backports: run as root"
+  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat > /etc/apt/sources.list.d/trythis-bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  # Only runsc comes from backports, and an upgrade keeps it there.
+  printf 'Package: runsc\nPin: release n=bookworm-backports\nPin-Priority: 990\n' > /etc/apt/preferences.d/trythis-runsc
+  echo "    installing runsc from bookworm-backports"
+  apt-get update -qq; APT_UPDATED=1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports runsc >/dev/null
+  have=$(dpkg-query -W -f '${Version}' runsc)
+  dpkg --compare-versions "$have" ge "$RUNSC_MIN_VERSION" || die "runsc $have installed; $RUNSC_MIN_VERSION or newer is needed"
+}
+
 ensure_gvisor() {
   step "gVisor (runsc) registered with the engine"
-  apt_install runsc iptables
+  apt_install iptables
+  ensure_backports_runsc
   local conf=/etc/docker/daemon.json
   mkdir -p /etc/docker
   if python3 - "$conf" <<'PY2'
@@ -259,6 +286,25 @@ PY
   ok "$(df -h --output=size,avail "$(dirname "$($b info -f '{{.DockerRootDir}}')")" | tail -1 | awk '{print $1" disk ("$2" free)"}'), pids ≤ $pids, memory ≤ ${mem_mb} MB, $($b info -f '{{.SecurityOptions}}' | grep -o userns || echo 'NO user namespace')"
 }
 
+# The browser tests' interactive programs (vim, nano, the Python and Node REPLs, redis, sqlite3,
+# lua): an image built once from the base image with the network (an install step, like
+# Chromium's), then loaded into the build engine, so the e2e catalogue's `tui` project builds
+# FROM it without leaving the machine. E2E_TUI_VERSION labels the recipe.
+E2E_TUI_IMAGE=trythis/e2e-tui:1
+E2E_TUI_PACKAGES="vim nano python3 nodejs redis-server redis-tools sqlite3 lua5.4"
+ensure_e2e_tui_image() {
+  step "Interactive programs for the browser tests ($E2E_TUI_IMAGE: $E2E_TUI_PACKAGES)"
+  if ! docker image inspect "$E2E_TUI_IMAGE" >/dev/null 2>&1; then
+    printf 'FROM %s\nRUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends %s >/dev/null && rm -rf /var/lib/apt/lists/*\n' "$BASE_IMAGE" "$E2E_TUI_PACKAGES" \
+      | DOCKER_BUILDKIT=0 docker build -q -t "$E2E_TUI_IMAGE" - >/dev/null || die "could not build $E2E_TUI_IMAGE (apt inside docker build)"
+  fi
+  local b="docker -H $TRYTHIS_BUILD_ENGINE"
+  if [ "$(docker image inspect -f '{{.Id}}' "$E2E_TUI_IMAGE")" != "$($b image inspect -f '{{.Id}}' "$E2E_TUI_IMAGE" 2>/dev/null || true)" ]; then
+    docker save "$E2E_TUI_IMAGE" | $b load -q >/dev/null
+  fi
+  ok "$E2E_TUI_IMAGE in both engines"
+}
+
 # The cgroup every build step runs under (cgroup v1 or v2): its limits hold for all builds together.
 build_cgroup() {
   local pids=$1 mem=$(( $2 * 1024 * 1024 )) cg=/sys/fs/cgroup
@@ -273,21 +319,31 @@ build_cgroup() {
   fi || die "could not set the build cgroup's limits under $cg (needs root)"
 }
 
+# The base image (starter projects and the smoke checks build on it), with what a visitor expects
+# of a Linux shell beyond Debian's minimal set: a pager and top/ps. BASE_VERSION labels the
+# recipe: bump it when BASE_PACKAGES changes and the next setup rebuilds.
+BASE_VERSION=2
+BASE_PACKAGES="less,procps"
 ensure_base_image() {
-  step "Base image $BASE_IMAGE"
-  if docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then ok "present"; return; fi
-  if docker pull -q debian:bookworm-slim >/dev/null 2>&1; then
-    docker tag debian:bookworm-slim "$BASE_IMAGE"; ok "pulled debian:bookworm-slim"; return
+  step "Base image $BASE_IMAGE (version $BASE_VERSION: bookworm + ${BASE_PACKAGES//,/ })"
+  if [ "$(docker image inspect -f '{{index .Config.Labels "trythis.base"}}' "$BASE_IMAGE" 2>/dev/null)" = "$BASE_VERSION" ]; then
+    ok "present"; return
+  fi
+  if docker pull -q debian:bookworm-slim >/dev/null 2>&1 && printf 'FROM debian:bookworm-slim\nRUN apt-get update -qq && apt-get install -y -qq --no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n' "${BASE_PACKAGES//,/ }" \
+      | DOCKER_BUILDKIT=0 docker build -q --label "trythis.base=$BASE_VERSION" -t "$BASE_IMAGE" - >/dev/null 2>&1; then
+    ok "debian:bookworm-slim + ${BASE_PACKAGES//,/ }"; return
   fi
   echo "    no Docker Hub: debootstrap bookworm (about 2 min)"
   apt_install debootstrap
   local dir="$DATA/debootstrap"
   rm -rf "$dir"
-  debootstrap --variant=minbase bookworm "$dir" >"$DATA/logs/debootstrap.log" 2>&1 \
+  debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$dir" >"$DATA/logs/debootstrap.log" 2>&1 \
     || die "debootstrap failed: see $DATA/logs/debootstrap.log"
+  rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
   tar -C "$dir" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV HOME=/root' --change 'ENV LANG=C.UTF-8' --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
+    --change 'ENV HOME=/root' --change 'ENV LANG=C.UTF-8' --change 'CMD ["bash"]' \
+    --change "LABEL trythis.base=$BASE_VERSION" - "$BASE_IMAGE" >/dev/null
   rm -rf "$dir"
   ok "imported $BASE_IMAGE"
 }

@@ -8,6 +8,7 @@ ensure_platform
 ensure_postgres
 ensure_chromium
 ensure_smtp_sink
+ensure_e2e_tui_image
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -520,6 +520,9 @@ pub struct AdminSandboxes {
     /// Pre-started sandboxes waiting for a visitor, per project (the warm pool), most first.
     #[serde(default)]
     pub pool: Vec<PoolShare>,
+    /// What isolates the sandboxes, with its version (`runsc version 0.0~20240729.0`).
+    #[serde(default)]
+    pub runtime: String,
 }
 
 /// A project's share of the warm pool.

@@ -1,54 +1,51 @@
-//! `trythis-relay SOCKET`: runs inside a sandbox (static, mounted read-only) and joins its stdin and
-//! stdout to the UNIX socket ttyd listens on there. The server starts it through the engine's exec
-//! API, so the server never dials a path the sandbox could redirect, and the same transport works
-//! under runc, gVisor (whose sockets never appear on the host) and a remote engine.
+//! `trythis-relay`: the two ends of a visitor's terminal, one static binary (musl) that runs on
+//! the host and, mounted read-only, in any image.
 //!
-//! std only: it must run in any image, so it is built for the musl target as a static binary.
-use std::io::{Read, Write};
-use std::net::Shutdown;
-use std::os::unix::net::UnixStream;
-use std::time::{Duration, Instant};
+//! - `attach ENGINE CONTAINER` (host, run by ttyd per terminal): the shell through the engine's
+//!   exec API with a TTY (`attach.rs`).
+//! - `with-parent PROGRAM ARGS…` (host): runs PROGRAM so that it dies with its parent (the app
+//!   server starts ttyd this way: a killed server leaves no terminals behind).
+//! - `shell COLS ROWS TOKEN`, `hangup TOKEN`, `idle` (in the sandbox, `inside.rs`).
+mod attach;
+mod engine;
+mod inside;
 
-/// ttyd creates its socket a few milliseconds after the container starts.
-const WAIT_FOR_SOCKET: Duration = Duration::from_secs(10);
+/// Where the server mounts this binary in every sandbox.
+pub const RELAY_IN_CONTAINER: &str = "/opt/trythis/relay";
 
 fn main() {
-    let Some(path) = std::env::args_os().nth(1) else {
-        eprintln!("usage: trythis-relay SOCKET");
-        std::process::exit(2);
-    };
-    let deadline = Instant::now() + WAIT_FOR_SOCKET;
-    let socket = loop {
-        match UnixStream::connect(&path) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() > deadline => {
-                eprintln!("trythis-relay: {}: {e}", path.to_string_lossy());
-                std::process::exit(1);
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let code = match args.as_slice() {
+        ["attach", engine, container] => attach::run(engine, container),
+        ["with-parent", program, rest @ ..] => with_parent(program, rest),
+        ["shell", cols, rows, token] => inside::shell(cols, rows, token),
+        ["hangup", token] => inside::hangup(token),
+        ["idle"] => inside::idle(),
+        _ => {
+            eprintln!(
+                "usage: trythis-relay attach ENGINE CONTAINER | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle"
+            );
+            2
         }
     };
-    let Ok(mut upstream) = socket.try_clone() else {
-        std::process::exit(1);
-    };
-    // stdin → socket on a thread; socket → stdout here. Either side ending ends the relay.
-    std::thread::spawn(move || {
-        let _ = pump(&mut std::io::stdin().lock(), &mut upstream);
-        let _ = upstream.shutdown(Shutdown::Write);
-    });
-    let mut downstream = socket;
-    let _ = pump(&mut downstream, &mut std::io::stdout().lock());
-    std::process::exit(0);
+    std::process::exit(code);
 }
 
-fn pump(from: &mut impl Read, to: &mut impl Write) -> std::io::Result<()> {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok(());
-        }
-        to.write_all(&buf[..n])?;
-        to.flush()?;
+fn with_parent(program: &str, args: &[&str]) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let parent = rustix::process::getppid();
+    if let Err(e) =
+        rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+    {
+        eprintln!("trythis-relay: prctl: {e}");
+        return 1;
     }
+    // The parent may have died before the signal was armed.
+    if rustix::process::getppid() != parent {
+        return 1;
+    }
+    let e = std::process::Command::new(program).args(args).exec();
+    eprintln!("trythis-relay: {program}: {e}");
+    127
 }

@@ -91,6 +91,21 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Resident memory of the platform's ttyd processes (one per app server; a terminal costs it a
+/// connection and a pty).
+fn ttyd_rss_kb() -> u64 {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ttyd")
+        })
+        .map(|pid| rss_kb(&pid))
+        .sum()
+}
+
 /// Resident memory of the engine's daemons (dockerd, containerd), which keep state per container.
 fn daemons_rss_kb() -> u64 {
     std::fs::read_dir("/proc")
@@ -121,6 +136,8 @@ struct Parts {
     gofer_pss_kb: u64,
     /// The containerd shim, a host process outside the cgroup.
     shim_pss_kb: u64,
+    /// The terminal's host side: the `trythis-relay attach` ttyd runs for it.
+    attach_pss_kb: u64,
 }
 
 fn pss_kb(pid: &str) -> u64 {
@@ -375,16 +392,9 @@ async fn settings_profile(
             },
         ),
         (
-            "the read-only binds (ttyd, relay, statx shim, ld.so.preload)",
+            "the read-only binds (relay; gVisor: the xattr workaround)",
             HostConfig {
                 mounts: None,
-                ..all.clone()
-            },
-        ),
-        (
-            "the tmpfs for ttyd's socket",
-            HostConfig {
-                tmpfs: None,
                 ..all.clone()
             },
         ),
@@ -465,19 +475,24 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
         std::fs::read_to_string(format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes"))?
             .trim()
             .parse()?;
-    let (mut shim, mut sentry, mut gofer) = (0, 0, 0);
+    let (mut shim, mut sentry, mut gofer, mut attach) = (0, 0, 0, 0);
+    let name = format!("trythis-{sandbox_id}");
     for entry in std::fs::read_dir("/proc")?.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{name}/cmdline")) {
+        let pid_dir = entry.file_name().to_string_lossy().to_string();
+        if let Ok(cmd) = std::fs::read_to_string(format!("/proc/{pid_dir}/cmdline")) {
+            if cmd.contains("\0attach\0") && cmd.ends_with(&format!("\0{name}\0")) {
+                attach += pss_kb(&pid_dir);
+                continue;
+            }
             if !cmd.contains(&id) {
                 continue;
             }
             if cmd.contains("containerd-shim") {
-                shim = pss_kb(&name);
+                shim = pss_kb(&pid_dir);
             } else if cmd.starts_with("runsc-gofer") {
-                gofer += pss_kb(&name);
+                gofer += pss_kb(&pid_dir);
             } else if cmd.starts_with("runsc") {
-                sentry += pss_kb(&name);
+                sentry += pss_kb(&pid_dir);
             }
         }
     }
@@ -486,6 +501,7 @@ async fn sandbox_memory_kb(docker: &bollard::Docker, sandbox_id: &str) -> Result
         sentry_pss_kb: sentry,
         gofer_pss_kb: gofer,
         shim_pss_kb: shim,
+        attach_pss_kb: attach,
     })
 }
 
@@ -495,7 +511,15 @@ async fn main() -> Result {
     let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
     let relay =
         std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());
-    let pairs = [
+    // `runsc` (the default runtime, gVisor) or `runc+userns` (the fallback: runc on the build
+    // engine, which remaps uids, as the conformance tests run it). The second pass skips the
+    // 50-at-once burst and the warm pool.
+    let bench_runtime = std::env::var("TRYTHIS_BENCH_RUNTIME").unwrap_or_else(|_| "runsc".into());
+    let full = bench_runtime == "runsc";
+    let build_engine = std::env::var("TRYTHIS_BUILD_ENGINE")
+        .unwrap_or_else(|_| "unix:///run/trythis/build-engine.sock".into());
+    println!("sandbox runtime under test: {bench_runtime}");
+    let mut pairs = vec![
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
         ("TRYTHIS_TTYD_PATH", ttyd.as_str()),
@@ -507,7 +531,13 @@ async fn main() -> Result {
         // Every bench client is 127.0.0.1: the per-network share is for real traffic.
         ("TRYTHIS_SANDBOXES_PER_IP", "100000"),
     ];
-    let config = server::config::Config::from_pairs(pairs)?;
+    if full {
+        pairs.push(("TRYTHIS_SANDBOX_RUNTIME", "runsc"));
+    } else {
+        pairs.push(("TRYTHIS_DOCKER_ENDPOINT", build_engine.as_str()));
+        pairs.push(("TRYTHIS_SANDBOX_RUNTIME", "auto"));
+    }
+    let config = server::config::Config::from_pairs(pairs.clone())?;
     let base =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
     let docker = server::sandbox::runtime::connect_docker(&config).await?;
@@ -575,7 +605,7 @@ async fn main() -> Result {
     );
     let (dressed_p50, _) = summary("bare engine, sandbox's settings", dressed, 0);
     println!(
-        "  the sandbox's mounts, limits and init cost {:+.0} ms at p50 over the bare floor; the other {:.0} ms of the gap to the Try are trythis's own (ttyd, the relay's exec, the server, bash behind ttyd)",
+        "  the sandbox's mounts, limits and init cost {:+.0} ms at p50 over the bare floor; the other {:.0} ms of the gap to the Try are trythis's own (the server, ttyd and its relay, the engine's exec with a TTY, bash)",
         dressed_p50 - bare_p50,
         try_p50 - dressed_p50
     );
@@ -584,7 +614,7 @@ async fn main() -> Result {
         return Ok(());
     }
 
-    for n in [20, 50] {
+    for n in if full { vec![20, 50] } else { vec![20] } {
         let (before, phases) = (cpu_snapshot(), t.phases().await?);
         let (live, try_p95) = at_once(
             &t,
@@ -616,14 +646,24 @@ async fn main() -> Result {
     // counts shared pages once) is the figure; the parts say where it goes.
     const IDLE: usize = 50;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let (avail0, rss0, daemons0) = (mem_available_kb()?, self_rss_kb(), daemons_rss_kb());
+    let (avail0, rss0, daemons0, ttyd0) = (
+        mem_available_kb()?,
+        self_rss_kb(),
+        daemons_rss_kb(),
+        ttyd_rss_kb(),
+    );
     let mut live = Vec::new();
     for _ in 0..IDLE {
         let (id, c, ws, _) = t.launch().await?;
         live.push((id, c, ws));
     }
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    let (avail1, rss1, daemons1) = (mem_available_kb()?, self_rss_kb(), daemons_rss_kb());
+    let (avail1, rss1, daemons1, ttyd1) = (
+        mem_available_kb()?,
+        self_rss_kb(),
+        daemons_rss_kb(),
+        ttyd_rss_kb(),
+    );
     let mut per = Vec::new();
     for (id, _, _) in &live {
         per.push(sandbox_memory_kb(&docker, id).await?);
@@ -636,11 +676,13 @@ async fn main() -> Result {
         1024.0 / drop_mb
     );
     println!(
-        "  parts: container cgroup {:.1} MB (sandbox kernel or init + ttyd + shell + files), gVisor's processes: its kernel (runsc-sandbox) {:.1} MB PSS, its file server (runsc-gofer) {:.1} MB PSS; outside the cgroup the containerd shim {:.1} MB PSS and dockerd + containerd growth {:.1} MB RSS",
+        "  parts: container cgroup {:.1} MB (sandbox kernel or init + relay + shell + files), gVisor's processes: its kernel (runsc-sandbox) {:.1} MB PSS, its file server (runsc-gofer) {:.1} MB PSS; outside the cgroup the containerd shim {:.1} MB PSS, the terminal's host side (relay attach) {:.2} MB PSS, ttyd growth {:.2} MB RSS and dockerd + containerd growth {:.1} MB RSS",
         part(|p| p.cgroup_kb),
         part(|p| p.sentry_pss_kb),
         part(|p| p.gofer_pss_kb),
         part(|p| p.shim_pss_kb),
+        part(|p| p.attach_pss_kb),
+        ttyd1.saturating_sub(ttyd0) as f64 / n / 1024.0,
         daemons1.saturating_sub(daemons0) as f64 / n / 1024.0
     );
     println!(
@@ -650,10 +692,14 @@ async fn main() -> Result {
     for (id, c, _) in live {
         t.stop(&id, &c).await?;
     }
+    if !full {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(());
+    }
 
     // Warm pool with the defaults: the same database (so the tries above are its recent demand),
     // a second server whose reaper loop sizes the pool to demand every 5 s, as `trythis serve` does.
-    let pooled_config = server::config::Config::from_pairs(pairs)?;
+    let pooled_config = server::config::Config::from_pairs(pairs.clone())?;
     let pooled = server::build_state(pooled_config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let paddr = listener.local_addr()?;

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use server::sandbox::runtime::{
-    Isolation, LaunchSpec, Launched, Listed, Runtime, RuntimeError, TerminalStream,
+    Isolation, LaunchSpec, Launched, Listed, Runtime, RuntimeError, TerminalUpstream,
 };
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -79,10 +79,10 @@ impl Runtime for EchoRuntime {
     async fn destroy(&self, _: &str) -> std::result::Result<(), RuntimeError> {
         Ok(())
     }
-    async fn open_terminal(&self, _: &str) -> std::result::Result<TerminalStream, RuntimeError> {
+    async fn open_terminal(&self, _: &str) -> std::result::Result<TerminalUpstream, RuntimeError> {
         let (ours, theirs) = tokio::io::duplex(16 * 1024);
         tokio::spawn(echo_ttyd(theirs));
-        Ok(Box::pin(ours))
+        Ok(TerminalUpstream::direct(ours))
     }
     fn isolation(&self) -> Isolation {
         Isolation::Gvisor

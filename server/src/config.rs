@@ -165,7 +165,9 @@ pub struct Config {
     /// Where the built site lives (`pkg/` bundle, `vendor/`, public assets).
     pub site_root: PathBuf,
     pub ttyd_path: PathBuf,
-    /// The static relay (built from `relay/`) that joins an exec stream to ttyd's socket.
+    /// The static relay (built from `relay/`): ttyd runs `relay attach` per terminal (the shell
+    /// through the engine's exec API with a TTY); mounted read-only in sandboxes as their idle
+    /// main process and shell session leader.
     pub relay_path: PathBuf,
     pub sandbox_runtime: RuntimeChoice,
     pub egress: EgressConfig,

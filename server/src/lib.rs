@@ -49,7 +49,9 @@ pub async fn sandbox_runtime(
 ) -> Result<Arc<sandbox::runtime::DockerRuntime>, StartError> {
     let instance = db::instance_id(db, secrets::random_id).await?;
     let isolation = sandbox::runtime::detect_isolation(docker, config.sandbox_runtime).await?;
-    let runtime = sandbox::runtime::DockerRuntime::new(docker.clone(), config, instance, isolation);
+    let version = sandbox::runtime::runtime_version(docker, isolation.0).await;
+    let runtime = sandbox::runtime::DockerRuntime::new(docker.clone(), config, instance, isolation)
+        .with_version(version);
     Ok(Arc::new(runtime))
 }
 

@@ -4,6 +4,7 @@
 //! any step. The database row is written first and is the truth; the engine is reconciled to it.
 pub mod runtime;
 pub mod terminal;
+pub mod ttyd_host;
 
 use crate::{config::SandboxLimits, metrics::Metrics};
 use app::model::{Identity, SandboxInfo};
@@ -314,6 +315,12 @@ impl SandboxService {
             return Err(TerminalError::NotRunning);
         }
         self.terminals.attach(id, cols, rows).await
+    }
+
+    /// Ends the sandbox's shell as a closing terminal would (its session gets SIGHUP) and keeps
+    /// the sandbox: the next browser to attach gets a new shell.
+    pub fn hang_up_terminal(&self, id: &str) {
+        self.terminals.close(id);
     }
 
     /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.

@@ -60,22 +60,18 @@ fn probe(targets: &[String]) -> String {
     )
 }
 
-/// The attack from the issue: root in the sandbox swaps ttyd's socket for a symlink to a host
-/// socket and ends the shell; the reload must not make the server dial that host socket.
-/// On the old transport (host path of the socket volume) the trap got the connection.
+/// Root in the sandbox goes after the terminal's only platform part inside it: it tries to
+/// replace the relay (what the engine execs for every new shell) and to remount it writable,
+/// then ends its shell; the next shell must be the platform's relay, byte for byte. (The old
+/// transport's attack, a socket swapped for a symlink to a host socket, has no target now: the
+/// server dials only its own ttyd's socket, in a directory only it can open.)
 #[tokio::test]
-async fn a_sandbox_cannot_redirect_the_terminal_connection() -> Result {
+async fn a_sandbox_cannot_replace_the_terminal_relay() -> Result {
+    use sha2::Digest;
+    let relay = std::fs::read(relay_path())?;
+    let want = hex::encode(sha2::Sha256::digest(&relay));
     for runtime in ["auto", "runc"] {
         let app = TestApp::start_with(&[("TRYTHIS_SANDBOX_RUNTIME", runtime)]).await?;
-        let trap_path = std::env::temp_dir().join(format!("trythis-trap-{}.sock", rand_u32()));
-        let trap = tokio::net::UnixListener::bind(&trap_path)?;
-        let dialled = Arc::new(AtomicUsize::new(0));
-        let d = dialled.clone();
-        let trap_task = tokio::spawn(async move {
-            while let Ok((_s, _)) = trap.accept().await {
-                d.fetch_add(1, Ordering::SeqCst);
-            }
-        });
         let v = app.visitor().await?;
         let r = v.try_project("fixture").await?;
         assert_eq!(r.status, 201, "{:?}", r.body);
@@ -83,27 +79,19 @@ async fn a_sandbox_cannot_redirect_the_terminal_connection() -> Result {
         let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade: {s}"))?;
         let out = sh
             .run(
-                &format!(
-                    "mv /run/trythis/tty.sock /run/trythis/real.sock && ln -s {} /run/trythis/tty.sock && echo swapped",
-                    trap_path.display()
-                ),
+                "cp /bin/sh /opt/trythis/relay; mount -o remount,rw /opt/trythis/relay; rm -f /opt/trythis/relay; echo tried-$((40+2))",
                 T,
             )
             .await?;
-        assert!(out.contains("swapped"), "{runtime}: {out}");
+        assert!(out.contains("tried-42"), "{runtime}: {out}");
         sh.type_line("exit").await?;
-        sh.wait_closed(T).await?;
-        // The reload: the server opens a new upstream for this sandbox.
-        if let Ok(mut again) = v.terminal(&id).await {
-            let _ = again.wait_closed(Duration::from_secs(20)).await;
-        }
-        assert_eq!(
-            dialled.load(Ordering::SeqCst),
-            0,
-            "{runtime}: the server dialled the host socket the sandbox pointed at"
-        );
-        trap_task.abort();
-        let _ = std::fs::remove_file(&trap_path);
+        let closed = sh.wait_closed(T).await?;
+        assert!(closed.starts_with("4002"), "{runtime}: {closed}");
+        let mut again = v.terminal(&id).await.map_err(|s| format!("upgrade: {s}"))?;
+        let out = again
+            .run("sha256sum /opt/trythis/relay | cut -c1-64", T)
+            .await?;
+        assert!(out.contains(&want), "{runtime}: the relay changed: {out}");
         v.stop_sandbox(&id).await?;
         assert_eq!(app.containers_of(&id).await?, 0);
     }

@@ -72,6 +72,7 @@ fn Admin() -> impl IntoView {
     let overview = RwSignal::new(AdminOverview::default());
     let sandboxes = RwSignal::new(Vec::<AdminSandbox>::new());
     let pool = RwSignal::new(Vec::<crate::model::PoolShare>::new());
+    let runtime = RwSignal::new(String::new());
     let users = RwSignal::new(AdminUsers::default());
     let projects = RwSignal::new(AdminProjects::default());
     let user_q = RwSignal::new(String::new());
@@ -109,6 +110,7 @@ fn Admin() -> impl IntoView {
                         {
                             sandboxes.set(s.sandboxes);
                             pool.set(s.pool);
+                            runtime.set(s.runtime);
                         }
                     }
                     "users" => {
@@ -254,6 +256,12 @@ fn Admin() -> impl IntoView {
                     }
                     let list: Vec<String> = shares.iter().map(|p| format!("{} {}", p.project, p.members)).collect();
                     format!("Warm pool, waiting for visitors: {}", list.join(", "))
+                }}
+            </p>
+            <p class="muted" id="admin-runtime">
+                {move || {
+                    let r = runtime.get();
+                    if r.is_empty() { String::new() } else { format!("Sandboxes run under {r}.") }
                 }}
             </p>
         </div>

@@ -1,8 +1,13 @@
 //! Smoke checks: a build's promise tested before it goes live. Once the image is in the sandbox
-//! engine, the check's command runs in a sandbox of it — the same runtime, isolation, limits and
-//! shell (PATH included) as a visitor's Try, without network — and the build succeeds only if
-//! the command exits 0 and its output contains the expected text.
-use crate::sandbox::runtime::{CommandOutput, LaunchSpec, Runtime, RuntimeError};
+//! engine, the check's command is typed into a sandbox of it — the same runtime, isolation,
+//! limits, terminal and interactive shell (PATH included) as a visitor's Try, without network —
+//! and the build succeeds only if the command exits 0 and its output contains the expected text.
+//! A check cannot pass while the terminal a visitor gets is broken.
+use crate::sandbox::runtime::{
+    CommandOutput, LaunchSpec, Runtime, RuntimeError, MAX_COMMAND_OUTPUT,
+};
+use crate::sandbox::terminal::{proto, Terminals};
+use bytes::Bytes;
 use std::{sync::Arc, time::Duration};
 
 /// Longest a check may run; it is a smoke test, not a test suite.
@@ -35,15 +40,98 @@ pub struct CheckJob<'a> {
     pub command: &'a str,
 }
 
-/// Checks in real sandboxes, through the sandbox runtime.
+/// Checks in real sandboxes, through the sandbox runtime and its terminals.
 pub struct SandboxChecks {
     runtime: Arc<dyn Runtime>,
+    terminals: Terminals,
 }
 
 impl SandboxChecks {
     pub fn new(runtime: Arc<dyn Runtime>) -> Arc<Self> {
-        Arc::new(Self { runtime })
+        Arc::new(Self {
+            terminals: Terminals::new(runtime.clone()),
+            runtime,
+        })
     }
+}
+
+/// Types `command` into the sandbox's shell as a visitor would and reads the screen until it
+/// ends (or `timeout`): its output (what the terminal showed after the typed line) and status.
+/// Pagers print instead of waiting for a key, and a command ending in a comment or an open quote
+/// cannot swallow the status line (the subshell closes on a line of its own).
+pub async fn run_typed(
+    terminals: &Terminals,
+    sandbox_id: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<CommandOutput, RuntimeError> {
+    let mut attached = terminals
+        .attach(sandbox_id, 200, 50)
+        .await
+        .map_err(|e| RuntimeError::NotReady(e.to_string()))?;
+    let token = hex::encode(rand::random::<[u8; 8]>());
+    let typed = format!(
+        "( export PAGER=cat GIT_PAGER=cat MANPAGER=cat SYSTEMD_PAGER=cat; {command}\r) ; printf '\\n__TRYTHIS_DONE_%s_%s__\\n' {token} \"$?\"\r"
+    );
+    let mut frame = vec![proto::INPUT];
+    frame.extend_from_slice(typed.as_bytes());
+    if !attached.session.send(Bytes::from(frame)).await {
+        return Err(RuntimeError::NotReady("the shell ended".into()));
+    }
+    let done = format!("__TRYTHIS_DONE_{token}_");
+    let echoed = format!("' {token} \"$?\"");
+    let mut screen = String::new();
+    for f in attached.first_frames.drain(..) {
+        if f.first() == Some(&proto::OUTPUT) {
+            screen.push_str(&String::from_utf8_lossy(&f[1..]));
+        }
+    }
+    let reading = async {
+        loop {
+            if let Some(at) = screen.find(&done) {
+                let rest = &screen[at + done.len()..];
+                if let Some(end) = rest.find("__") {
+                    return Some((at, rest[..end].parse::<i64>().ok()));
+                }
+            }
+            match attached.live.next().await {
+                Some(f) if f.first() == Some(&proto::OUTPUT) => {
+                    screen.push_str(&String::from_utf8_lossy(&f[1..]))
+                }
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    };
+    let ended = tokio::time::timeout(timeout, reading).await;
+    terminals.close(sandbox_id);
+    let (output, exit_code) = match ended {
+        Ok(Some((at, code))) => (&screen[..at], code),
+        // Cut off, or still running: what it printed so far, and no status.
+        Ok(None) | Err(_) => (screen.as_str(), None),
+    };
+    // What the command printed starts after the echo of the typed line.
+    let output = output
+        .rfind(&echoed)
+        .map(|i| &output[i..])
+        .and_then(|rest| rest.find('\n').map(|nl| &rest[nl + 1..]))
+        .unwrap_or("");
+    let text = output
+        .split('\n')
+        .map(crate::builds::readable)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = text.trim_end().to_string();
+    let truncated = text.len() > MAX_COMMAND_OUTPUT;
+    let mut cut = text.len().min(MAX_COMMAND_OUTPUT);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Ok(CommandOutput {
+        exit_code,
+        output: text[..cut].to_string(),
+        truncated,
+    })
 }
 
 #[async_trait::async_trait]
@@ -68,11 +156,7 @@ impl SmokeRunner for SandboxChecks {
             welcome: None,
         };
         let result = match self.runtime.launch(&spec).await {
-            Ok(_) => {
-                self.runtime
-                    .run_command(&sandbox_id, command, CHECK_TIMEOUT)
-                    .await
-            }
+            Ok(_) => run_typed(&self.terminals, &sandbox_id, command, CHECK_TIMEOUT).await,
             Err(e) => Err(e),
         };
         if let Err(e) = self.runtime.destroy(&sandbox_id).await {

@@ -2,7 +2,7 @@
 //! limits, reaper, reconciliation) against a fake runtime behind the `Runtime` trait and an
 //! in-memory SQLite, in milliseconds. The real engine, registry and ttyd are in `server/tests`.
 use super::*;
-use crate::sandbox::runtime::{Isolation, LaunchSpec, Launched, Listed, TerminalStream};
+use crate::sandbox::runtime::{Isolation, LaunchSpec, Launched, Listed, TerminalUpstream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeSet;
@@ -56,7 +56,7 @@ impl Runtime for FakeRuntime {
             .remove(id);
         Ok(())
     }
-    async fn open_terminal(&self, _: &str) -> Result<TerminalStream, RuntimeError> {
+    async fn open_terminal(&self, _: &str) -> Result<TerminalUpstream, RuntimeError> {
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         tokio::spawn(async move {
             #[allow(clippy::result_large_err)] // tungstenite's callback error type
@@ -73,7 +73,7 @@ impl Runtime for FakeRuntime {
             let _ = ws.send(Message::Binary(Bytes::from_static(b"0$ "))).await;
             while let Some(Ok(_)) = ws.next().await {}
         });
-        Ok(Box::pin(ours))
+        Ok(TerminalUpstream::direct(ours))
     }
     fn isolation(&self) -> Isolation {
         Isolation::Runc

@@ -2,7 +2,6 @@
 //! unit tests; `DockerRuntime` is the real one, speaking the Engine API through bollard.
 use crate::config::{Config, SandboxLimits};
 use bollard::{
-    exec::{CreateExecOptions, StartExecOptions, StartExecResults},
     models::{
         ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions,
         MountVolumeOptionsDriverConfig,
@@ -31,18 +30,14 @@ pub const LABEL_EXPIRES: &str = "trythis.expires";
 /// The installation a container belongs to: reconciliation only ever touches its own.
 pub const LABEL_INSTANCE: &str = "trythis.instance";
 
-/// Inside every sandbox: ttyd and the relay (both read-only) and ttyd's socket directory. The
-/// socket never leaves the sandbox: the server reaches it through the relay, started by the
-/// engine's exec API, so nothing the sandbox does to this directory changes what the server dials.
-const TTYD_IN_CONTAINER: &str = "/opt/trythis/ttyd";
+/// The only platform file inside a sandbox (read-only): the relay, its idle main process and
+/// the session leader of each shell the engine execs (`relay/src/inside.rs`).
 const RELAY_IN_CONTAINER: &str = "/opt/trythis/relay";
-const SOCKET_DIR: &str = "/run/trythis";
-/// Beside the relay on the host (built by `scripts/lib.sh`): the statx shim for gVisor and the
-/// `ld.so.preload` that names it.
-pub const GVISOR_STATX_SHIM: &str = "gvisor-statx.so";
-pub const GVISOR_PRELOAD_FILE: &str = "gvisor-ld.so.preload";
-const GVISOR_STATX_IN_CONTAINER: &str = "/opt/trythis/gvisor-statx.so";
-const SOCKET_PATH: &str = "/run/trythis/tty.sock";
+/// gVisor only, beside the relay on the host (`scripts/lib.sh`): a workaround for gVisor's EBADF
+/// on symlink xattrs (google/gvisor#11049, `ls -l` errors), preloaded before the image's own
+/// `LD_PRELOAD`. See relay/compat/gvisor-xattr.c for what removes it.
+pub const GVISOR_XATTR_SHIM: &str = "gvisor-xattr.so";
+const GVISOR_XATTR_IN_CONTAINER: &str = "/opt/trythis/gvisor-xattr.so";
 
 /// Engine runtimes the setup registers (`scripts/lib.sh`, `/etc/docker/daemon.json`): gVisor with
 /// no network, and gVisor on the network of its container's own namespace (`--network=host`; its
@@ -111,6 +106,43 @@ impl Isolation {
 /// (`userns-remap`): its data root then ends in `<uid>.<gid>`.
 pub type UsernsRoot = Option<(u32, u32)>;
 
+/// What runs the sandboxes, for `/healthz` and the admin page: gVisor's own version line (its
+/// binary, as the engine registered it, when it is on this host), or runc's commit.
+pub async fn runtime_version(docker: &Docker, isolation: Isolation) -> String {
+    let Ok(info) = docker.info().await else {
+        return "unknown (the engine did not answer)".into();
+    };
+    match isolation {
+        Isolation::Gvisor => {
+            let path = info
+                .runtimes
+                .unwrap_or_default()
+                .get(RUNSC_RUNTIME)
+                .and_then(|r| r.path.clone())
+                .unwrap_or_else(|| "runsc".into());
+            match tokio::process::Command::new(&path)
+                .arg("--version")
+                .output()
+                .await
+            {
+                Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("runsc")
+                    .trim()
+                    .to_string(),
+                _ => format!("runsc ({path} is not on this host)"),
+            }
+        }
+        Isolation::Runc | Isolation::RuncUserns => format!(
+            "runc {}",
+            info.runc_commit
+                .and_then(|c| c.id)
+                .unwrap_or_else(|| "(commit unknown)".into())
+        ),
+    }
+}
+
 /// Picks the sandbox runtime from what the engine reports (see `Isolation::choose`).
 pub async fn detect_isolation(
     docker: &Docker,
@@ -145,10 +177,26 @@ pub async fn detect_isolation(
     Ok((Isolation::choose(wanted, has_runsc, has_userns)?, root))
 }
 
-/// A byte stream to ttyd's socket inside a sandbox.
+/// A byte stream to the platform's ttyd.
 pub trait TerminalIo: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> TerminalIo for T {}
 pub type TerminalStream = Pin<Box<dyn TerminalIo>>;
+
+/// Where a sandbox's terminal is: a stream to ttyd and the WebSocket path that names the sandbox.
+pub struct TerminalUpstream {
+    pub io: TerminalStream,
+    pub path: String,
+}
+
+impl TerminalUpstream {
+    /// A stream that is itself the sandbox's ttyd (fakes in tests and benches).
+    pub fn direct(io: impl TerminalIo + 'static) -> Self {
+        Self {
+            io: Box::pin(io),
+            path: "/ws".into(),
+        }
+    }
+}
 
 /// Egress for one sandbox: the proxy it must use and the CA bundle it should trust.
 #[derive(Debug, Clone)]
@@ -226,14 +274,18 @@ pub struct Listed {
 
 #[async_trait::async_trait]
 pub trait Runtime: Send + Sync {
-    /// Creates and starts the sandbox (ttyd starting inside; `open_terminal` waits for it).
+    /// Creates and starts the sandbox (idle until a terminal execs a shell in it).
     async fn launch(&self, spec: &LaunchSpec) -> Result<Launched, RuntimeError>;
     /// Kills and removes the container and its volumes. Idempotent.
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
-    /// A new byte stream to ttyd inside a running sandbox (ttyd starts a shell per WebSocket).
-    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalStream, RuntimeError>;
+    /// A connection to a ttyd that starts a new shell in the running sandbox per WebSocket.
+    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError>;
     /// How sandboxes are isolated (`/healthz` reports it).
     fn isolation(&self) -> Isolation;
+    /// The runtime's version line (`/healthz` and the admin page).
+    fn version(&self) -> String {
+        self.isolation().as_str().to_string()
+    }
     /// Resolves when the sandbox's container has stopped (or is gone). Under gVisor a sandbox
     /// that dies (out of memory) can leave its exec streams open; this is how sessions notice.
     async fn wait_exit(&self, _sandbox_id: &str) -> Exit {
@@ -242,26 +294,14 @@ pub trait Runtime: Send + Sync {
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
-    /// Runs `command` in a running sandbox as a visitor's shell would, to its end or `timeout`
-    /// (smoke checks). A runtime that cannot says so: builds with a check then fail, loudly.
-    async fn run_command(
-        &self,
-        _sandbox_id: &str,
-        _command: &str,
-        _timeout: std::time::Duration,
-    ) -> Result<CommandOutput, RuntimeError> {
-        Err(RuntimeError::Engine(
-            "this runtime cannot run commands in a sandbox".into(),
-        ))
-    }
     /// Live CPU and memory use of a running sandbox (None: not running, or not measurable).
     async fn usage(&self, _sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)
     }
 }
 
-/// A command run to its end in a sandbox: what it printed (stdout and stderr, in order, the first
-/// `MAX_COMMAND_OUTPUT` bytes) and how it ended.
+/// A command typed into a sandbox's shell: what the screen showed (the first
+/// `MAX_COMMAND_OUTPUT` bytes, as plain text) and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandOutput {
     /// None when it did not end in time (it was killed with the sandbox).
@@ -303,11 +343,12 @@ pub struct DockerRuntime {
     docker: Docker,
     instance: String,
     limits: SandboxLimits,
-    ttyd: PathBuf,
     relay: PathBuf,
+    terminals: super::ttyd_host::TtydHost,
     /// Trusted by egress sandboxes (system roots plus the configured extra CA), if any.
     ca_bundle: Option<PathBuf>,
     isolation: Isolation,
+    version: String,
     /// Where root inside maps to on the host: the owner of the writable tmpfs directories (the
     /// engine mounts them as host root, which a remapped root may not write).
     userns_root: UsernsRoot,
@@ -357,6 +398,8 @@ impl SeedCache {
 /// What a launch needs from the image's config.
 struct ImageFacts {
     workdir: Option<String>,
+    /// The image's own `LD_PRELOAD`, if any (the gVisor workaround goes before it).
+    preload: Option<String>,
     /// The image's `VOLUME`s: each gets a bounded tmpfs, or the engine would make a host-disk
     /// anonymous volume there that no sandbox limit bounds.
     volumes: Vec<String>,
@@ -367,6 +410,12 @@ impl ImageFacts {
         let config = config.unwrap_or_default();
         Self {
             workdir: config.working_dir.filter(|w| !w.is_empty()),
+            preload: config.env.as_ref().and_then(|env| {
+                env.iter()
+                    .find_map(|e| e.strip_prefix("LD_PRELOAD="))
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+            }),
             volumes: config
                 .volumes
                 .unwrap_or_default()
@@ -464,33 +513,11 @@ fn container_name(sandbox_id: &str) -> String {
     format!("trythis-{sandbox_id}")
 }
 
-/// Debian puts games in /usr/games, which root's PATH leaves out: a visitor's shell (and a smoke
-/// check) gets it, so `fortune | cowsay` works as the project page says.
-macro_rules! games_on_path {
-    () => {
-        r#"for d in /usr/local/games /usr/games; do [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac; done; export PATH; "#
-    };
-}
-
 /// CFS period of a sandbox's CPU limit; its quota is `cpus` of it. The engine's default period
 /// (100 ms) throttles the start-up itself (gVisor's kernel, ttyd and the shell need about
 /// 0.1 CPU-s in the sandbox's cgroup: +57 ms at 0.5 CPU, `server/examples/bench.rs`); over one
 /// second the start runs at full speed and the average stays at `cpus` in every period.
 const CPU_PERIOD_US: i64 = 1_000_000;
-
-/// The shell the visitor gets: the welcome text, then bash if the image has it, else sh.
-const SHELL_SCRIPT: &str = concat!(
-    r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; "#,
-    games_on_path!(),
-    r#"if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#
-);
-
-/// A command (`$1`) run as a visitor's shell would run it: same PATH, bash if the image has it.
-const COMMAND_SCRIPT: &str = concat!(
-    "unset TRYTHIS_WELCOME; ",
-    games_on_path!(),
-    r#"if command -v bash >/dev/null 2>&1; then exec bash -c "$1"; else exec sh -c "$1"; fi"#
-);
 
 /// Most output kept from a command run in a sandbox (the rest is counted, not stored).
 pub const MAX_COMMAND_OUTPUT: usize = 16 * 1024;
@@ -507,13 +534,25 @@ impl DockerRuntime {
             docker,
             instance,
             limits: config.limits.clone(),
-            ttyd: config.ttyd_path.clone(),
             relay: config.relay_path.clone(),
+            terminals: super::ttyd_host::TtydHost::new(
+                &config.ttyd_path,
+                &config.relay_path,
+                &config.docker_endpoint,
+                &config.data_dir,
+            ),
             ca_bundle: config.ca_bundle_path(),
             isolation,
+            version: isolation.as_str().to_string(),
             userns_root,
             seeds: Mutex::default(),
         }
+    }
+
+    /// The runtime's version line (`runtime_version`).
+    pub fn with_version(mut self, version: String) -> Self {
+        self.version = version;
+        self
     }
 
     /// runc: the image's files under `dirs`, as tar archives, read once per image through a
@@ -700,7 +739,7 @@ impl DockerRuntime {
             let covered = wanted
                 .iter()
                 .any(|d| v == d || v.starts_with(&format!("{d}/")));
-            if !covered && !v.starts_with(SOCKET_DIR) {
+            if !covered {
                 wanted.push(v.clone());
             }
         }
@@ -737,7 +776,7 @@ impl DockerRuntime {
             mounts.push(self.tmpfs_volume(dir, self.limits.disk_mb, labels));
         }
         for v in &facts.volumes {
-            if !writable.iter().any(|(d, _)| d == v) && !v.starts_with(SOCKET_DIR) {
+            if !writable.iter().any(|(d, _)| d == v) {
                 mounts.push(self.tmpfs_volume(v, self.limits.disk_mb, labels));
             }
         }
@@ -879,23 +918,7 @@ impl Runtime for DockerRuntime {
             read_only: Some(true),
             ..Default::default()
         };
-        let mut mounts = vec![
-            ro_bind(&self.ttyd, TTYD_IN_CONTAINER),
-            ro_bind(&self.relay, RELAY_IN_CONTAINER),
-        ];
-        if self.isolation == Isolation::Gvisor {
-            // Debian's gVisor refuses statx(AT_NO_AUTOMOUNT), which `ls -l` uses: a preloaded
-            // statx drops the (meaningless) flag. See relay/compat/gvisor-statx.c.
-            let tools = self.relay.parent().unwrap_or(std::path::Path::new("/"));
-            mounts.push(ro_bind(
-                &tools.join(GVISOR_STATX_SHIM),
-                GVISOR_STATX_IN_CONTAINER,
-            ));
-            mounts.push(ro_bind(
-                &tools.join(GVISOR_PRELOAD_FILE),
-                "/etc/ld.so.preload",
-            ));
-        }
+        let mut mounts = vec![ro_bind(&self.relay, RELAY_IN_CONTAINER)];
         let mut env = vec![
             "TERM=xterm-256color".to_string(),
             format!(
@@ -903,6 +926,18 @@ impl Runtime for DockerRuntime {
                 spec.welcome.clone().unwrap_or_default()
             ),
         ];
+        if self.isolation == Isolation::Gvisor {
+            let tools = self.relay.parent().unwrap_or(std::path::Path::new("/"));
+            mounts.push(ro_bind(
+                &tools.join(GVISOR_XATTR_SHIM),
+                GVISOR_XATTR_IN_CONTAINER,
+            ));
+            let preload = match &facts.preload {
+                Some(own) => format!("{GVISOR_XATTR_IN_CONTAINER}:{own}"),
+                None => GVISOR_XATTR_IN_CONTAINER.to_string(),
+            };
+            env.push(format!("LD_PRELOAD={preload}"));
+        }
         if let Some(egress) = &spec.egress {
             env.extend(proxy_env(&egress.proxy_url));
             if let Some(ca) = &self.ca_bundle {
@@ -910,11 +945,6 @@ impl Runtime for DockerRuntime {
                 env.extend(ca_env(CA_IN_CONTAINER));
             }
         }
-        // ttyd's socket directory: tiny, private, in the sandbox's own memory.
-        let tmpfs = HashMap::from([(
-            SOCKET_DIR.to_string(),
-            "size=1m,mode=0700,nosuid,nodev".to_string(),
-        )]);
         let seeds = match self.isolation {
             // gVisor keeps root and volume writes in the sandbox's memory: no seeding needed.
             Isolation::Gvisor => Vec::new(),
@@ -934,7 +964,6 @@ impl Runtime for DockerRuntime {
         };
         let host = HostConfig {
             mounts: Some(mounts),
-            tmpfs: Some(tmpfs),
             network_mode: Some(network_mode),
             runtime,
             readonly_rootfs: Some(self.isolation.is_runc()),
@@ -963,26 +992,11 @@ impl Runtime for DockerRuntime {
             oom_score_adj: Some(500),
             ..Default::default()
         };
-        let mut cmd = vec![
-            "-W",
-            "-i",
-            SOCKET_PATH,
-            "-t",
-            "disableLeaveAlert=true",
-            "sh",
-            "-c",
-            SHELL_SCRIPT,
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect::<Vec<_>>();
-        if let Some(w) = &facts.workdir {
-            cmd.splice(0..0, ["-w".to_string(), w.clone()]);
-        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            entrypoint: Some(vec![TTYD_IN_CONTAINER.into()]),
-            cmd: Some(cmd),
+            // Idle until a terminal execs a shell (which starts in the image's WORKDIR).
+            entrypoint: Some(vec![RELAY_IN_CONTAINER.into()]),
+            cmd: Some(vec!["idle".into()]),
             env: Some(env),
             labels: Some(labels),
             host_config: Some(host),
@@ -996,7 +1010,21 @@ impl Runtime for DockerRuntime {
         };
         let name = container_name(&spec.sandbox_id);
         let opts = CreateContainerOptionsBuilder::default().name(&name).build();
-        let created = self.docker.create_container(Some(opts), body).await?;
+        let created = match self
+            .docker
+            .create_container(Some(opts.clone()), body.clone())
+            .await
+        {
+            // The image went between the check above and now (another process pruned it): once
+            // more, pulling it again.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {
+                self.ensure_image(&spec.image).await?;
+                self.docker.create_container(Some(opts), body).await?
+            }
+            other => other?,
+        };
         if let Err(e) = self.docker.start_container(&created.id, None).await {
             let _ = self.destroy(&spec.sandbox_id).await;
             return Err(e.into());
@@ -1044,108 +1072,32 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalStream, RuntimeError> {
-        let exec = self
-            .docker
-            .create_exec(
-                &container_name(sandbox_id),
-                CreateExecOptions {
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(false),
-                    tty: Some(false),
-                    cmd: Some(vec![RELAY_IN_CONTAINER, SOCKET_PATH]),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let started = self
-            .docker
-            .start_exec(
-                &exec.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: None,
-                }),
-            )
-            .await?;
-        let StartExecResults::Attached { output, input } = started else {
-            return Err(RuntimeError::NotReady("the relay did not attach".into()));
+    async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError> {
+        let name = container_name(sandbox_id);
+        // ttyd would start the relay and it would fail inside the terminal: say it here instead.
+        let running = match self.docker.inspect_container(&name, None).await {
+            Ok(c) => c.state.and_then(|s| s.running) == Some(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => false,
+            Err(e) => return Err(e.into()),
         };
-        // Only the relay's stdout carries ttyd's bytes; anything else the stream holds is dropped.
-        let bytes = output.filter_map(|item| async move {
-            match item {
-                Ok(bollard::container::LogOutput::StdOut { message }) => Some(Ok(message)),
-                Ok(_) => None,
-                Err(e) => Some(Err(std::io::Error::other(e.to_string()))),
-            }
-        });
-        let reader = tokio_util::io::StreamReader::new(Box::pin(bytes));
-        Ok(Box::pin(tokio::io::join(reader, input)))
+        if !running {
+            return Err(RuntimeError::ImageMissing(format!("{name} is not running")));
+        }
+        let io = self.terminals.connect().await?;
+        Ok(TerminalUpstream {
+            io: Box::pin(io),
+            path: super::ttyd_host::ws_path(&name),
+        })
     }
 
     fn isolation(&self) -> Isolation {
         self.isolation
     }
 
-    async fn run_command(
-        &self,
-        sandbox_id: &str,
-        command: &str,
-        timeout: std::time::Duration,
-    ) -> Result<CommandOutput, RuntimeError> {
-        let exec = self
-            .docker
-            .create_exec(
-                &container_name(sandbox_id),
-                CreateExecOptions {
-                    attach_stdin: Some(false),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    cmd: Some(vec!["sh", "-c", COMMAND_SCRIPT, "trythis-check", command]),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let started = self.docker.start_exec(&exec.id, None).await?;
-        let StartExecResults::Attached { mut output, .. } = started else {
-            return Err(RuntimeError::NotReady("the command did not attach".into()));
-        };
-        let mut bytes = Vec::new();
-        let mut truncated = false;
-        let reading = async {
-            while let Some(item) = output.next().await {
-                let chunk = match item {
-                    Ok(bollard::container::LogOutput::StdOut { message })
-                    | Ok(bollard::container::LogOutput::StdErr { message }) => message,
-                    Ok(_) => continue,
-                    Err(e) => return Err(RuntimeError::from(e)),
-                };
-                let room = MAX_COMMAND_OUTPUT.saturating_sub(bytes.len());
-                truncated |= chunk.len() > room;
-                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
-            Ok(())
-        };
-        let ended = match tokio::time::timeout(timeout, reading).await {
-            Ok(r) => {
-                r?;
-                true
-            }
-            Err(_) => false,
-        };
-        let exit_code = if ended {
-            self.docker.inspect_exec(&exec.id).await?.exit_code
-        } else {
-            None
-        };
-        Ok(CommandOutput {
-            exit_code,
-            output: String::from_utf8_lossy(&bytes).into_owned(),
-            truncated,
-        })
+    fn version(&self) -> String {
+        self.version.clone()
     }
 
     async fn wait_exit(&self, sandbox_id: &str) -> Exit {

@@ -9,7 +9,7 @@
 //! bounds its size), and
 //! per-browser queues bounded in bytes (a browser that falls behind is disconnected and
 //! re-attaches from the replay; the upstream never waits for it).
-use super::runtime::{Runtime, TerminalStream};
+use super::runtime::{Runtime, TerminalUpstream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::{
@@ -78,6 +78,11 @@ pub struct Session {
     /// Unix milliseconds of the last keystroke (idle timeout).
     pub last_input_ms: AtomicI64,
     closed: AtomicBool,
+    /// Wakes the upstream task when the session is closed from this side (it hangs up at once).
+    closing: tokio::sync::Notify,
+    /// The shell ended by itself (`exit`, Ctrl+D) while its sandbox runs on: a browser may open
+    /// a new one.
+    shell_exited: AtomicBool,
 }
 
 /// What a browser gets when it attaches: frames to send first, then the live stream.
@@ -115,11 +120,17 @@ impl Session {
             viewers: Mutex::new(Vec::new()),
             last_input_ms: AtomicI64::new(chrono::Utc::now().timestamp_millis()),
             closed: AtomicBool::new(false),
+            closing: tokio::sync::Notify::new(),
+            shell_exited: AtomicBool::new(false),
         }
     }
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn shell_exited(&self) -> bool {
+        self.shell_exited.load(Ordering::Relaxed)
     }
 
     /// Sends a client frame (already validated) to ttyd.
@@ -194,6 +205,7 @@ impl Session {
 
     fn end(&self) {
         self.closed.store(true, Ordering::Relaxed);
+        self.closing.notify_one();
         self.viewers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -331,19 +343,19 @@ pub fn upstream_ws_config() -> WebSocketConfig {
 
 async fn open_session(
     id: String,
-    stream: TerminalStream,
+    upstream: TerminalUpstream,
     cols: u16,
     rows: u16,
     map: Map,
     mut exited: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
 ) -> Result<Arc<Session>, TerminalError> {
-    let mut req = "ws://sandbox/ws"
+    let mut req = format!("ws://localhost{}", upstream.path)
         .into_client_request()
         .map_err(|e| TerminalError::Upstream(e.to_string()))?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
     let handshake =
-        tokio_tungstenite::client_async_with_config(req, stream, Some(upstream_ws_config()));
+        tokio_tungstenite::client_async_with_config(req, upstream.io, Some(upstream_ws_config()));
     let (mut ws, _) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
         .map_err(|_| TerminalError::Upstream("handshake timed out".into()))?
@@ -362,7 +374,15 @@ async fn open_session(
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Binary(b))) if !b.is_empty() => s.record(&b),
                     Some(Ok(Message::Text(t))) if !t.is_empty() => s.record(&Bytes::copy_from_slice(t.as_bytes())),
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(_))) | None => {
+                        // ttyd closes when the shell's exec ends: the shell exited, or the
+                        // sandbox is going away (then its container stops at the same moment).
+                        let stopping = tokio::time::timeout(Duration::from_millis(300), &mut exited).await.is_ok();
+                        if !stopping && !s.is_closed() {
+                            s.shell_exited.store(true, Ordering::Relaxed);
+                        }
+                        break;
+                    }
                     Some(Err(e)) => {
                         // A ttyd that breaks the protocol or the limits is the sandbox's doing.
                         tracing::warn!(sandbox = %id, error = %e, "terminal upstream misbehaved; session closed");
@@ -374,7 +394,7 @@ async fn open_session(
                     Some(f) => if ws.send(Message::Binary(f)).await.is_err() { break },
                     None => break,
                 },
-                _ = tokio::time::sleep(Duration::from_secs(1)), if s.is_closed() => break,
+                _ = s.closing.notified() => break,
                 _ = &mut exited => {
                     tracing::info!(sandbox = %id, "sandbox stopped; terminal session closed");
                     break;
@@ -545,7 +565,7 @@ mod fanout_tests {
 mod upstream_tests {
     use super::*;
     use crate::sandbox::runtime::{
-        Isolation, LaunchSpec, Launched, Listed, RuntimeError, TerminalStream,
+        Isolation, LaunchSpec, Launched, Listed, RuntimeError, TerminalUpstream,
     };
     use tokio::io::DuplexStream;
 
@@ -560,9 +580,9 @@ mod upstream_tests {
         async fn destroy(&self, _: &str) -> Result<(), RuntimeError> {
             Ok(())
         }
-        async fn open_terminal(&self, _: &str) -> Result<TerminalStream, RuntimeError> {
+        async fn open_terminal(&self, _: &str) -> Result<TerminalUpstream, RuntimeError> {
             let end = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
-            end.map(|s| Box::pin(s) as TerminalStream)
+            end.map(TerminalUpstream::direct)
                 .ok_or_else(|| RuntimeError::NotReady("used".into()))
         }
         fn isolation(&self) -> Isolation {

@@ -498,6 +498,16 @@ impl Visitor {
 
     /// Opens the terminal WebSocket; Err carries the HTTP status if the upgrade is refused.
     pub async fn terminal(&self, id: &str) -> std::result::Result<Shell, u16> {
+        self.terminal_sized(id, 120, 40).await
+    }
+
+    /// Opens the terminal WebSocket from a browser whose terminal is `cols` × `rows`.
+    pub async fn terminal_sized(
+        &self,
+        id: &str,
+        cols: u16,
+        rows: u16,
+    ) -> std::result::Result<Shell, u16> {
         match self.terminal_socket(id).await {
             Ok(ws) => {
                 let mut shell = Shell {
@@ -505,8 +515,8 @@ impl Visitor {
                     screen: String::new(),
                     frames: Vec::new(),
                 };
-                let hello =
-                    serde_json::json!({ "AuthToken": "", "columns": 120, "rows": 40 }).to_string();
+                let hello = serde_json::json!({ "AuthToken": "", "columns": cols, "rows": rows })
+                    .to_string();
                 shell
                     .ws
                     .send(Message::Binary(Bytes::from(hello)))
@@ -540,6 +550,26 @@ impl Shell {
         Ok(())
     }
 
+    /// Sends bytes as typed keys (control characters included).
+    pub async fn send_keys(&mut self, keys: &[u8]) -> Result {
+        let mut f = vec![b'0'];
+        f.extend_from_slice(keys);
+        self.ws.send(Message::Binary(Bytes::from(f))).await?;
+        Ok(())
+    }
+
+    /// What the browser sends when its terminal changes size.
+    pub async fn resize(&mut self, cols: u16, rows: u16) -> Result {
+        let mut f = vec![b'1'];
+        f.extend(
+            serde_json::json!({ "columns": cols, "rows": rows })
+                .to_string()
+                .into_bytes(),
+        );
+        self.ws.send(Message::Binary(Bytes::from(f))).await?;
+        Ok(())
+    }
+
     /// Reads until the screen matches `pattern` (a regex) or `timeout` passes.
     pub async fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<String> {
         let re = regex_lite::Regex::new(pattern)?;
@@ -551,8 +581,8 @@ impl Shell {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return Err(format!(
-                    "timed out waiting for /{pattern}/; screen:\n{}",
-                    self.screen
+                    "timed out waiting for /{pattern}/; screen (its end):\n{}",
+                    tail_of(&self.screen, 4000)
                 )
                 .into());
             }
@@ -582,7 +612,9 @@ impl Shell {
             match tokio::time::timeout(left, self.ws.next()).await {
                 Err(_) => return Err(format!("still open; screen:\n{}", self.screen).into()),
                 Ok(Some(Ok(Message::Close(c)))) => {
-                    return Ok(c.map(|c| c.reason.to_string()).unwrap_or_default())
+                    return Ok(c
+                        .map(|c| format!("{} {}", u16::from(c.code), c.reason))
+                        .unwrap_or_default())
                 }
                 Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&b'0') => {
                     self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
@@ -593,15 +625,77 @@ impl Shell {
         }
     }
 
-    /// Runs a command and returns its output (between unique markers).
+    /// Reads until `needle` shows after what was already on the screen when called; a long
+    /// output is searched once, not once per frame.
+    pub async fn expect_literal(&mut self, needle: &str, timeout: Duration) -> Result {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut from = 0;
+        loop {
+            if self.screen[from..].contains(needle) {
+                return Ok(());
+            }
+            from = self.screen.len().saturating_sub(needle.len());
+            while !self.screen.is_char_boundary(from) {
+                from -= 1;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "timed out waiting for {needle:?}; screen (its end):\n{}",
+                    tail_of(&self.screen, 4000)
+                )
+                .into());
+            }
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
+                    self.frames.push(b[0]);
+                    if b[0] == b'0' {
+                        self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
+                    }
+                }
+                Ok(Some(Ok(Message::Close(c)))) => {
+                    return Err(format!(
+                        "terminal closed: {c:?}; screen (its end):\n{}",
+                        tail_of(&self.screen, 4000)
+                    )
+                    .into())
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => return Err("terminal ended".into()),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Runs a command and returns its output (between unique markers, the status line included).
     pub async fn run(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         let tag = format!("{:x}", rand_u32());
+        let start = self.screen.len();
         self.type_line(&format!("echo B{tag}Q; {cmd}; echo E{tag}Q$?"))
             .await?;
-        let pat = format!(r"(?s)[\r\n]B{tag}Q.*?E{tag}Q\d+");
-        let found = self.expect(&pat, timeout).await?;
-        Ok(found)
+        // The status line's end: `E<tag>Q<status>` then the line break (the typed line has `$?`).
+        self.expect_literal(&format!("\nE{tag}Q"), timeout).await?;
+        let pat = format!(r"(?s)[\r\n]B{tag}Q.*?[\r\n]E{tag}Q\d+\r");
+        let re = regex_lite::Regex::new(&pat)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(m) = re.find(&self.screen[start..]) {
+                return Ok(m.as_str().trim_end_matches('\r').to_string());
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            self.expect_literal("\r", left).await?;
+        }
     }
+}
+
+/// The last `n` bytes of a screen (at a character boundary), for failure messages.
+pub fn tail_of(screen: &str, n: usize) -> &str {
+    let mut from = screen.len().saturating_sub(n);
+    while !screen.is_char_boundary(from) {
+        from += 1;
+    }
+    &screen[from..]
 }
 
 pub fn base_image() -> String {

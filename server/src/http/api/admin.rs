@@ -150,7 +150,11 @@ pub async fn sandboxes(
             }
         })
         .collect();
-    Ok(Json(AdminSandboxes { sandboxes, pool }))
+    Ok(Json(AdminSandboxes {
+        sandboxes,
+        pool,
+        runtime: runtime.version(),
+    }))
 }
 
 /// `DELETE /api/admin/sandboxes/{id}` — 204.

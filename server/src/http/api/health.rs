@@ -49,6 +49,7 @@ async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
             "build_engine": word(builds_ok),
             "registry": word(reg_ok),
             "runtime": st.sandboxes.runtime().isolation().as_str(),
+            "runtime_version": st.sandboxes.runtime().version(),
             "checked_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }),
     )

@@ -17,6 +17,9 @@ use axum::{
 use bytes::Bytes;
 use std::time::Duration;
 
+/// Close code when the shell ended by itself and the sandbox still runs (public/terminal.js).
+pub const CLOSE_SHELL_EXITED: u16 = 4002;
+
 /// Largest frame a browser may send (a paste is split by xterm.js well below this).
 pub const MAX_FRAME: usize = 64 * 1024;
 
@@ -127,6 +130,8 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
                 Some(f) => socket.send(Message::Binary(f)).await.map_err(|_| "send failed")?,
                 // Fell too far behind: the page reconnects and gets the screen from the replay.
                 None if live.cut_off() => return close(socket, 4000, "too slow: reconnecting").await,
+                // `exit` or Ctrl+D: the page offers a new shell in the same sandbox.
+                None if session.shell_exited() => return close(socket, CLOSE_SHELL_EXITED, "the shell exited").await,
                 None => return close(socket, 1000, "sandbox ended").await,
             },
         }

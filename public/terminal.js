@@ -71,6 +71,8 @@
       cursorBlink: true,
       fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
       fontSize: 14,
+      // At 1.0 the glyph's descender row is cut: underscores were invisible.
+      lineHeight: 1.2,
       scrollback: 5000,
       theme: { background: "#0d1117", foreground: "#e6edf3", cursor: "#7ee787" },
     });

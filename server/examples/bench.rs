@@ -91,23 +91,8 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Resident memory of the platform's ttyd processes (one per app server; a terminal costs it a
-/// connection and a pty).
-fn ttyd_rss_kb() -> u64 {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ttyd")
-        })
-        .map(|pid| rss_kb(&pid))
-        .sum()
-}
-
-/// Resident memory of the engine's daemons (dockerd, containerd), which keep state per container.
-fn daemons_rss_kb() -> u64 {
+/// Resident memory of every process whose name is one of `names`.
+fn rss_of(names: &[&str]) -> u64 {
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -115,10 +100,20 @@ fn daemons_rss_kb() -> u64 {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| matches!(c.trim(), "dockerd" | "containerd"))
+                .is_ok_and(|c| names.contains(&c.trim()))
         })
         .map(|pid| rss_kb(&pid))
         .sum()
+}
+
+/// The platform's ttyd processes (one per app server; a terminal costs it a connection and a pty).
+fn ttyd_rss_kb() -> u64 {
+    rss_of(&["ttyd"])
+}
+
+/// The engine's daemons (dockerd, containerd), which keep state per container.
+fn daemons_rss_kb() -> u64 {
+    rss_of(&["dockerd", "containerd"])
 }
 
 fn self_rss_kb() -> u64 {

@@ -570,6 +570,32 @@ impl Shell {
         Ok(())
     }
 
+    /// Waits up to `left` for the next frame and adds its output to the screen; Err when the
+    /// terminal closed or ended.
+    async fn read_frame(&mut self, left: Duration) -> Result {
+        match tokio::time::timeout(left, self.ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
+                self.frames.push(b[0]);
+                if b[0] == b'0' {
+                    self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
+                }
+                Ok(())
+            }
+            Ok(Some(Ok(Message::Close(c)))) => Err(format!(
+                "terminal closed: {c:?}; screen (its end):\n{}",
+                tail_of(&self.screen, 4000)
+            )
+            .into()),
+            Ok(Some(Ok(_))) | Err(_) => Ok(()),
+            Ok(Some(Err(e))) => Err(e.into()),
+            Ok(None) => Err(format!(
+                "terminal ended; screen (its end):\n{}",
+                tail_of(&self.screen, 4000)
+            )
+            .into()),
+        }
+    }
+
     /// Reads until the screen matches `pattern` (a regex) or `timeout` passes.
     pub async fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<String> {
         let re = regex_lite::Regex::new(pattern)?;
@@ -586,42 +612,7 @@ impl Shell {
                 )
                 .into());
             }
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
-                    self.frames.push(b[0]);
-                    if b[0] == b'0' {
-                        self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
-                    }
-                }
-                Ok(Some(Ok(Message::Close(c)))) => {
-                    return Err(format!("terminal closed: {c:?}; screen:\n{}", self.screen).into())
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => return Err(e.into()),
-                Ok(None) => return Err(format!("terminal ended; screen:\n{}", self.screen).into()),
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Reads until the server closes the terminal; returns the close reason.
-    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<String> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(left, self.ws.next()).await {
-                Err(_) => return Err(format!("still open; screen:\n{}", self.screen).into()),
-                Ok(Some(Ok(Message::Close(c)))) => {
-                    return Ok(c
-                        .map(|c| format!("{} {}", u16::from(c.code), c.reason))
-                        .unwrap_or_default())
-                }
-                Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&b'0') => {
-                    self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
-                }
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(_))) | Ok(None) => return Ok(String::new()),
-            }
+            self.read_frame(left).await?;
         }
     }
 
@@ -646,24 +637,27 @@ impl Shell {
                 )
                 .into());
             }
+            self.read_frame(left).await?;
+        }
+    }
+
+    /// Reads until the server closes the terminal; returns the close reason.
+    pub async fn wait_closed(&mut self, timeout: Duration) -> Result<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match tokio::time::timeout(left, self.ws.next()).await {
-                Ok(Some(Ok(Message::Binary(b)))) if !b.is_empty() => {
-                    self.frames.push(b[0]);
-                    if b[0] == b'0' {
-                        self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
-                    }
-                }
+                Err(_) => return Err(format!("still open; screen:\n{}", self.screen).into()),
                 Ok(Some(Ok(Message::Close(c)))) => {
-                    return Err(format!(
-                        "terminal closed: {c:?}; screen (its end):\n{}",
-                        tail_of(&self.screen, 4000)
-                    )
-                    .into())
+                    return Ok(c
+                        .map(|c| format!("{} {}", u16::from(c.code), c.reason))
+                        .unwrap_or_default())
+                }
+                Ok(Some(Ok(Message::Binary(b)))) if b.first() == Some(&b'0') => {
+                    self.screen.push_str(&String::from_utf8_lossy(&b[1..]));
                 }
                 Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => return Err(e.into()),
-                Ok(None) => return Err("terminal ended".into()),
-                Err(_) => {}
+                Ok(Some(Err(_))) | Ok(None) => return Ok(String::new()),
             }
         }
     }

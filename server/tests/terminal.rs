@@ -270,18 +270,19 @@ async fn echo_off_and_raw_mode(rt: &str) -> Result {
 }
 
 /// The first shell (started with the sandbox, before any browser) takes the browser's size when
-/// it attaches: a line longer than 80 columns does not wrap in a 120-column terminal.
+/// it attaches: the first line typed, longer than 80 columns, does not wrap in a 120-column
+/// terminal, and programs read the new width.
 async fn the_shell_has_the_browsers_size(rt: &str) -> Result {
     let t = start(rt).await?;
     let mut sh = t.shell().await?;
-    let out = sh.run("tput cols", T).await?;
-    assert!(out.contains("\n120"), "{out}");
     let long = format!("echo {}", "x".repeat(85));
     sh.send_keys(long.as_bytes()).await?;
     sh.expect(&format!("{long}$"), T).await?;
     sh.send_keys(b"\r").await?;
     sh.expect(&format!("[\r\n]{}\r\n", "x".repeat(85)), T)
         .await?;
+    let out = sh.run("tput cols", T).await?;
+    assert!(out.contains("\n120"), "{out}");
     Ok(())
 }
 

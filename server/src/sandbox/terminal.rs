@@ -30,6 +30,8 @@ const SCROLLBACK_BYTES: usize = 256 * 1024;
 /// Largest WebSocket message or frame accepted from ttyd (its output frames are a few KiB).
 pub const MAX_UPSTREAM_FRAME: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new shell may take to print its first byte (gVisor under a burst: seconds).
+const SHELL_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Output queued for one browser; beyond it that browser is cut off (it re-attaches).
 pub const MAX_QUEUED_PER_VIEWER: usize = 1024 * 1024;
 /// Browsers attached to one shell at once.
@@ -256,9 +258,36 @@ impl Terminals {
         session.attach()
     }
 
-    /// Starts the shell without a browser (launch readiness, warm pool).
+    /// Starts the shell without a browser (launch readiness, warm pool) and waits for its first
+    /// output (the welcome, the prompt, or the relay's own error): a sandbox is ready once its
+    /// shell runs, and a launch whose shell never starts fails instead of handing out a silent
+    /// terminal.
     pub async fn open_idle(&self, sandbox_id: &str) -> Result<(), TerminalError> {
-        self.attach(sandbox_id, 80, 24).await.map(drop)
+        let mut a = self.attach(sandbox_id, 80, 24).await?;
+        if a.first_frames
+            .iter()
+            .any(|f| f.first() == Some(&proto::OUTPUT))
+        {
+            return Ok(());
+        }
+        let first_output = async {
+            while let Some(f) = a.live.next().await {
+                if f.first() == Some(&proto::OUTPUT) {
+                    return true;
+                }
+            }
+            false
+        };
+        match tokio::time::timeout(SHELL_START_TIMEOUT, first_output).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(TerminalError::Upstream(
+                "the shell ended before printing".into(),
+            )),
+            Err(_) => Err(TerminalError::Upstream(format!(
+                "the shell printed nothing within {} s",
+                SHELL_START_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     pub fn get(&self, sandbox_id: &str) -> Option<Arc<Session>> {

@@ -818,17 +818,21 @@ impl SandboxService {
     /// Drops what the server holds for a sandbox (shell session, egress credential) and removes
     /// its container; the row is left as it is.
     async fn close_sandbox(&self, id: &str) {
-        self.terminals.close(id);
         self.revoke_egress(id);
         let _ = self.runtime.destroy(id).await;
+        self.terminals.close(id);
     }
 
     /// Stops a sandbox and frees its owner's slot. Idempotent.
     pub async fn stop(&self, id: &str, reason: &str) -> Result<(), SandboxError> {
         db::sandboxes::set_stopping(&self.db, id).await?;
-        self.terminals.close(id);
         self.revoke_egress(id);
-        if let Err(e) = self.runtime.destroy(id).await {
+        // The container first, then the terminal: closing the terminal hangs its shell up through
+        // an exec, which a sandbox being killed need not serve (gVisor with 256 processes took
+        // minutes to die while one ran).
+        let destroyed = self.runtime.destroy(id).await;
+        self.terminals.close(id);
+        if let Err(e) = destroyed {
             tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
             return Err(SandboxError::NotRemovedYet(e));
         }

@@ -726,6 +726,8 @@ try {
 
     await check("Ctrl+D ends the shell; Enter starts a new one in the same sandbox", async () => {
       await typeLine(tp, "touch /tmp/still-here");
+      // At the next prompt, as a person would (a ^D typed while `touch` runs is its EOF).
+      await waitTerm(tp, /still-here\s*\n[^\n]*#\s*$/);
       await key("Control+D");
       await waitTerm(tp, /the shell exited · press Enter for a new one/);
       await key("Enter");

@@ -532,6 +532,8 @@ try {
     const row = a.locator("#admin-sandboxes tr", { hasText: "octo@example.test" });
     await row.waitFor({ timeout: 15000 });
     assert.match(await row.innerText(), /hello[\s\S]*%[\s\S]*MB/);
+    // What isolates the sandboxes, with the runtime's own version line.
+    assert.match(await a.locator("#admin-runtime").innerText(), /Sandboxes run under runsc version \d/);
     await a.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
     // The banner's fields are found by their labels, and setting it reaches the overview.
     const banner = async () => (await (await a.request.get(BASE + "/api/admin/overview")).json()).featured;

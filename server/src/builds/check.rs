@@ -55,6 +55,15 @@ impl SandboxChecks {
     }
 }
 
+/// Bytes of a check's screen kept (its output is cut at `MAX_COMMAND_OUTPUT` from these).
+const SCREEN_KEPT: usize = MAX_COMMAND_OUTPUT + 16 * 1024;
+/// Room after the status marker for the status and its closing `__`.
+const STATUS_DIGITS: usize = 8;
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// Types `command` into the sandbox's shell as a visitor would and reads the screen until it
 /// ends (or `timeout`): its output (what the terminal showed after the typed line) and status.
 /// Pagers print instead of waiting for a key, and a command ending in a comment or an open quote
@@ -80,35 +89,69 @@ pub async fn run_typed(
     }
     let done = format!("__TRYTHIS_DONE_{token}_");
     let echoed = format!("' {token} \"$?\"");
-    let mut screen = String::new();
+    // A check's output is the maintainer's to choose (`yes` prints forever): the screen keeps its
+    // first `SCREEN_KEPT` bytes, and the status is looked for in a short sliding tail.
+    let mut screen: Vec<u8> = Vec::new();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut status: Option<Option<i64>> = None;
+    let mut take = |chunk: &[u8], status: &mut Option<Option<i64>>| {
+        if screen.len() < SCREEN_KEPT {
+            screen.extend_from_slice(chunk);
+        }
+        tail.extend_from_slice(chunk);
+        if let Some(at) = find(&tail, done.as_bytes()) {
+            let rest = &tail[at + done.len()..];
+            if let Some(end) = find(rest, b"__") {
+                *status = Some(
+                    std::str::from_utf8(&rest[..end])
+                        .ok()
+                        .and_then(|c| c.parse().ok()),
+                );
+                return;
+            }
+            tail.drain(..at);
+        } else {
+            let keep = tail.len().min(done.len() + STATUS_DIGITS);
+            tail.drain(..tail.len() - keep);
+        }
+    };
     for f in attached.first_frames.drain(..) {
         if f.first() == Some(&proto::OUTPUT) {
-            screen.push_str(&String::from_utf8_lossy(&f[1..]));
+            take(&f[1..], &mut status);
         }
     }
     let reading = async {
-        loop {
-            if let Some(at) = screen.find(&done) {
-                let rest = &screen[at + done.len()..];
-                if let Some(end) = rest.find("__") {
-                    return Some((at, rest[..end].parse::<i64>().ok()));
-                }
-            }
+        while status.is_none() {
             match attached.live.next().await {
-                Some(f) if f.first() == Some(&proto::OUTPUT) => {
-                    screen.push_str(&String::from_utf8_lossy(&f[1..]))
-                }
+                Some(f) if f.first() == Some(&proto::OUTPUT) => take(&f[1..], &mut status),
                 Some(_) => {}
-                None => return None,
+                // Fell a queue behind a flood, as a slow browser would: re-attach, and read on
+                // from the replay (its tail holds the status if the command has ended).
+                None if attached.live.cut_off() => {
+                    let Ok(again) = terminals.attach(sandbox_id, 200, 50).await else {
+                        break;
+                    };
+                    attached = again;
+                    for f in attached.first_frames.drain(..) {
+                        if f.first() == Some(&proto::OUTPUT) {
+                            take(&f[1..], &mut status);
+                        }
+                    }
+                }
+                None => break,
             }
         }
+        status
     };
     let ended = tokio::time::timeout(timeout, reading).await;
     terminals.close(sandbox_id);
-    let (output, exit_code) = match ended {
-        Ok(Some((at, code))) => (&screen[..at], code),
-        // Cut off, or still running: what it printed so far, and no status.
-        Ok(None) | Err(_) => (screen.as_str(), None),
+    let screen = String::from_utf8_lossy(&screen);
+    let exit_code = ended.ok().flatten().flatten();
+    // Ended in time: the output stops at the status line (if the screen kept it); cut off or still
+    // running: what it printed so far, and no status.
+    let output = match (exit_code, screen.find(&done)) {
+        (Some(_), Some(at)) => &screen[..at],
+        _ => &screen[..],
     };
     // What the command printed starts after the echo of the typed line.
     let output = output
@@ -229,5 +272,112 @@ mod tests {
         assert!(verdict(&check(Some("hi")), &run(Some(1), "hi")).is_some());
         let late = verdict(&check(None), &run(None, ""));
         assert!(late.is_some_and(|m| m.contains("did not finish")));
+    }
+}
+
+/// `run_typed` against a stand-in ttyd (behind the `Runtime` trait): the check's output is the
+/// maintainer's to choose.
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
+mod typed_tests {
+    use super::*;
+    use crate::sandbox::runtime::{Isolation, Launched, Listed, TerminalUpstream};
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{http::HeaderValue, Message};
+
+    /// A "ttyd" that echoes the typed line, prints `lines` lines of `y`, then the status marker
+    /// split across two frames.
+    struct Flood {
+        lines: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl Runtime for Flood {
+        async fn launch(&self, _: &LaunchSpec) -> Result<Launched, RuntimeError> {
+            Err(RuntimeError::Engine("not used".into()))
+        }
+        async fn destroy(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn open_terminal(&self, _: &str) -> Result<TerminalUpstream, RuntimeError> {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            let lines = self.lines;
+            tokio::spawn(async move {
+                let agree = |_: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                             mut resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                    resp.headers_mut()
+                        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(theirs, agree).await else {
+                    return;
+                };
+                let out = |b: Vec<u8>| Message::Binary(Bytes::from([vec![b'0'], b].concat()));
+                let _hello = ws.next().await;
+                let _ = ws.send(out(b"$ ".to_vec())).await;
+                // The typed line: its token is the status marker's.
+                let typed = loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Binary(b))) if b.first() == Some(&b'0') => {
+                            break String::from_utf8_lossy(&b[1..]).into_owned()
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    }
+                };
+                let Some(token) = typed.split("' ").nth(1).and_then(|t| t.split(' ').next()) else {
+                    return;
+                };
+                let token = token.to_string();
+                let _ = ws.send(out(typed.replace('\r', "\r\n").into_bytes())).await;
+                let chunk = "y\r\n".repeat(4096).into_bytes();
+                for _ in 0..lines / 4096 {
+                    if ws.send(out(chunk.clone())).await.is_err() {
+                        return;
+                    }
+                }
+                let marker = format!("\r\n__TRYTHIS_DONE_{token}_3__\r\n$ ");
+                let (a, b) = marker.split_at(20);
+                let _ = ws.send(out(a.as_bytes().to_vec())).await;
+                let _ = ws.send(out(b.as_bytes().to_vec())).await;
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+            Ok(TerminalUpstream::direct(ours))
+        }
+        fn isolation(&self) -> Isolation {
+            Isolation::Runc
+        }
+        async fn list(&self) -> Result<Vec<Listed>, RuntimeError> {
+            Ok(vec![])
+        }
+        async fn ping(&self) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+    }
+
+    async fn typed(lines: usize) -> CommandOutput {
+        let terminals = Terminals::new(Arc::new(Flood { lines }));
+        match run_typed(&terminals, "s1", "yes | head", Duration::from_secs(30)).await {
+            Ok(out) => out,
+            Err(e) => panic!("run_typed: {e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_status_is_found_after_a_flood_and_the_output_is_cut() {
+        // 4 MiB of output (1,048,576 lines), the marker split across frames.
+        let out = typed(1 << 20).await;
+        assert_eq!(out.exit_code, Some(3));
+        assert!(out.truncated);
+        assert!(out.output.len() <= MAX_COMMAND_OUTPUT);
+        assert!(out.output.starts_with("y\ny\n"), "{:?}", &out.output[..20]);
+    }
+
+    #[tokio::test]
+    async fn a_short_output_stops_at_the_status_line() {
+        let out = typed(4096).await;
+        assert_eq!(out.exit_code, Some(3));
+        assert!(!out.truncated);
+        assert_eq!(out.output, "y\n".repeat(4096).trim_end());
     }
 }

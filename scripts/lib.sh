@@ -410,7 +410,32 @@ ensure_smtp_sink() {
 # base image, the build engine and the registry.
 ensure_platform() {
   ensure_rust_tools; ensure_node_tools; ensure_docker; ensure_ttyd; ensure_relay
-  ensure_base_image; ensure_gvisor; ensure_build_engine; ensure_registry
+  ensure_base_image; ensure_gvisor; ensure_build_engine; ensure_registry; ensure_pid_budget
+}
+
+# The host's PID budget for sandboxes: every sandbox (Try, warm pool, smoke check) runs under the
+# cgroup TRYTHIS_SANDBOX_CGROUP_PARENT, whose pids.max bounds all of them together well below
+# kernel.pid_max, so sandboxes can never take the PIDs the server, the engines or sshd need.
+SANDBOX_PIDS_MAX="${TRYTHIS_SANDBOX_PIDS_TOTAL:-32768}"
+ensure_pid_budget() {
+  step "Host PID budget for sandboxes"
+  local parent="${TRYTHIS_SANDBOX_CGROUP_PARENT-/trythis-sandboxes}" cg=/sys/fs/cgroup dir
+  # A larger pid_max costs nothing until used and leaves room for the platform beside sandboxes.
+  if [ "$(cat /proc/sys/kernel/pid_max)" -lt 4194304 ] && [ -w /proc/sys/kernel/pid_max ]; then
+    echo 4194304 >/proc/sys/kernel/pid_max || true
+  fi
+  local pid_max budget; pid_max=$(cat /proc/sys/kernel/pid_max)
+  budget=$(( SANDBOX_PIDS_MAX < pid_max / 2 ? SANDBOX_PIDS_MAX : pid_max / 2 ))
+  if [ -z "$parent" ]; then ok "no sandbox cgroup parent set: sandboxes are bounded one by one only"; return; fi
+  if [ -f $cg/cgroup.controllers ]; then
+    echo "+pids" >$cg/cgroup.subtree_control 2>/dev/null || true
+    dir="$cg$parent"
+  else
+    dir="$cg/pids$parent"
+  fi
+  mkdir -p "$dir" && echo "$budget" >"$dir/pids.max" \
+    || die "could not set $dir/pids.max (needs root and the pids controller)"
+  ok "all sandboxes ≤ $budget host PIDs ($dir); kernel.pid_max $pid_max"
 }
 
 # TRYTHIS_PROFILE: release for what scripts/run.sh serves, dev (the default) for the tests.

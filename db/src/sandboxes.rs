@@ -315,27 +315,44 @@ pub async fn claim_pool(
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
         % candidates.len();
     candidates.rotate_left(start);
-    let now = Utc::now();
     for id in candidates {
-        let res = Sandbox::update_many()
-            .col_expr(sandbox::Column::Owner, Expr::value(owner))
-            .col_expr(sandbox::Column::ExpiresAt, Expr::value(expires_at))
-            .col_expr(sandbox::Column::CreatedAt, Expr::value(now))
-            .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
-            .col_expr(sandbox::Column::ClientIp, Expr::value(client_ip.clone()))
-            .filter(sandbox::Column::Id.eq(id.as_str()))
-            .filter(sandbox::Column::Owner.eq(POOL_OWNER))
-            .exec(db)
-            .await
-            .map_err(|e| match e.sql_err() {
-                Some(SqlErr::UniqueConstraintViolation(_)) => InsertError::OwnerBusy,
-                _ => InsertError::Db(e),
-            })?;
-        if res.rows_affected == 1 {
-            return Ok(get(db, &id).await?);
+        if let Some(row) = claim_member(db, &id, owner, expires_at, client_ip.clone()).await? {
+            return Ok(Some(row));
         }
     }
     Ok(None)
+}
+
+/// Hands one pool member to `owner` if it is still unclaimed, ready and active: a member being
+/// given back (`stopping`) or already ended between the read and this write is never handed out.
+pub async fn claim_member(
+    db: &DatabaseConnection,
+    id: &str,
+    owner: &str,
+    expires_at: DateTime<Utc>,
+    client_ip: Option<String>,
+) -> Result<Option<Model>, InsertError> {
+    let now = Utc::now();
+    let res = Sandbox::update_many()
+        .col_expr(sandbox::Column::Owner, Expr::value(owner))
+        .col_expr(sandbox::Column::ExpiresAt, Expr::value(expires_at))
+        .col_expr(sandbox::Column::CreatedAt, Expr::value(now))
+        .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
+        .col_expr(sandbox::Column::ClientIp, Expr::value(client_ip))
+        .filter(sandbox::Column::Id.eq(id))
+        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::State.eq(SandboxState::Ready))
+        .filter(sandbox::Column::Active.eq(true))
+        .exec(db)
+        .await
+        .map_err(|e| match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => InsertError::OwnerBusy,
+            _ => InsertError::Db(e),
+        })?;
+    Ok(match res.rows_affected {
+        1 => get(db, id).await?,
+        _ => None,
+    })
 }
 
 pub const POOL_OWNER: &str = "pool";

@@ -584,3 +584,44 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
 }
 
 on_both!(a_burst_of_claims_takes_every_pool_member: sqlite_a_burst_of_claims_takes_every_pool_member, postgres_a_burst_of_claims_takes_every_pool_member);
+
+/// A warm-pool member the pool is giving back (`stopping`, still owned by the pool) is never
+/// handed to a visitor: they would get a sandbox that ends under them.
+async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection) -> Result {
+    let p = project(&db, "giveback", "Give back", "Other", &[], 0).await?;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    for id in ["member-ready", "member-stopping"] {
+        sandboxes::insert_starting(
+            &db,
+            sandboxes::NewSandbox {
+                image: "r@sha256:x".into(),
+                expires_at: later,
+                ..sandbox_of(&p, id, sandboxes::POOL_OWNER)
+            },
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+        assert!(sandboxes::mark_ready(&db, id, "c", 1).await?);
+    }
+    assert!(sandboxes::release_pool_member(&db, "member-stopping").await?);
+    let claim = |id: &'static str, owner: &'static str| {
+        let db = db.clone();
+        async move {
+            sandboxes::claim_member(&db, id, owner, later, None)
+                .await
+                .map_err(|e| format!("{e:?}"))
+        }
+    };
+    assert!(
+        claim("member-stopping", "v:late").await?.is_none(),
+        "a stopping member was handed out"
+    );
+    let row = claim("member-ready", "v:first")
+        .await?
+        .ok_or("ready member")?;
+    assert_eq!(row.owner, "v:first");
+    assert!(claim("member-ready", "v:second").await?.is_none());
+    Ok(())
+}
+
+on_both!(a_member_being_given_back_cannot_be_claimed: sqlite_a_member_being_given_back_cannot_be_claimed, postgres_a_member_being_given_back_cannot_be_claimed);

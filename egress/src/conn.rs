@@ -68,6 +68,15 @@ enum HeadError {
 
 pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
     let _ = client.set_nodelay(true);
+    let Some(unauthenticated) = crate::Unauthenticated::take(shared, peer.ip()) else {
+        return reply(
+            client,
+            429,
+            "too many connections from this address waiting to authenticate",
+            "",
+        )
+        .await;
+    };
     let req = match timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(req)) => req,
         Ok(Err(HeadError::Gone)) => return,
@@ -101,6 +110,7 @@ pub(crate) async fn handle(mut client: TcpStream, peer: SocketAddr, shared: &Sha
         .await;
     };
 
+    drop(unauthenticated);
     let Some(_slot) = Slot::take(&session.active) else {
         return reply(
             client,

@@ -37,6 +37,9 @@ pub use policy::Policy;
 const MAX_CONNS_PER_GRANT: usize = 64;
 /// Connections overall, including ones that have not authenticated yet.
 const MAX_CONNS_TOTAL: usize = 1024;
+/// Connections one source address may hold before authenticating (each may wait 10 s for its
+/// head): without it, one silent client could hold every one of the 1,024 slots.
+pub const MAX_UNAUTHENTICATED_PER_SOURCE: usize = 64;
 /// Refusals queued per grant before new ones are dropped (the reader may be slow or absent).
 const REFUSAL_QUEUE: usize = 256;
 
@@ -81,6 +84,7 @@ impl EgressProxy {
             policy: policy.normalized(),
             grants: Mutex::default(),
             next_id: AtomicU64::new(1),
+            unauthenticated: Arc::default(),
         });
         let (shutdown, stop) = watch::channel(false);
         tokio::spawn(accept_loop(listener, Arc::clone(&shared), stop));
@@ -202,6 +206,44 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     grants: Mutex<HashMap<u64, GrantEntry>>,
     next_id: AtomicU64,
+    /// Connections per source address that have not authenticated yet.
+    unauthenticated: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// A connection's place among its source's unauthenticated ones, given back on drop.
+pub(crate) struct Unauthenticated {
+    source: std::net::IpAddr,
+    counts: Arc<Mutex<HashMap<std::net::IpAddr, usize>>>,
+}
+
+impl Unauthenticated {
+    pub(crate) fn take(shared: &Shared, source: std::net::IpAddr) -> Option<Self> {
+        let mut counts = shared
+            .unauthenticated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(source).or_insert(0);
+        if *n >= MAX_UNAUTHENTICATED_PER_SOURCE {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            source,
+            counts: Arc::clone(&shared.unauthenticated),
+        })
+    }
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.source);
+            }
+        }
+    }
 }
 
 struct GrantEntry {

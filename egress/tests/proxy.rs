@@ -636,3 +636,61 @@ async fn shutdown_stops_accepting() {
     .await;
     assert!(refused.is_ok(), "still accepting after shutdown");
 }
+
+/// A client that opens connections and never speaks held one of the proxy's 1,024 slots each
+/// for 10 s: one source could keep every build and sandbox from reaching the proxy. Now a source
+/// holds at most 64 unauthenticated connections; others (and it, once authenticated) go on.
+#[tokio::test]
+async fn one_source_cannot_hold_the_proxy_with_silent_connections() {
+    let origin = origin().await;
+    let p = proxy(policy(&[], &[], &[origin.addr.to_string()])).await;
+    let g = p.grant("build-honest");
+    let (auth, target) = (creds(&g), origin.addr.to_string());
+    let mut silent = Vec::new();
+    for _ in 0..egress::MAX_UNAUTHENTICATED_PER_SOURCE {
+        silent.push(TcpStream::connect(p.local_addr()).await.expect("connect"));
+    }
+    // The silent ones are counted as the proxy picks them up: the next one from the same source
+    // is refused once they all are (the old proxy tunnelled it: it never got a 429).
+    let refused = timeout(WAIT, async {
+        loop {
+            let resp = exchange(p.local_addr(), connect_request(&target, &auth).as_bytes()).await;
+            if status(&resp) == "HTTP/1.1 429 Too Many Requests" {
+                return body(&resp).to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a 65th connection from the silent source was refused");
+    assert!(refused.contains("waiting to authenticate"), "{refused}");
+
+    // Another source is unaffected.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.2:0".parse().expect("addr"))
+        .expect("bind 127.0.0.2");
+    let mut other = socket.connect(p.local_addr()).await.expect("connect");
+    other
+        .write_all(connect_request(&target, &auth).as_bytes())
+        .await
+        .expect("write");
+    let mut got = vec![0u8; ESTABLISHED.len()];
+    let n = timeout(WAIT, read_up_to(&mut other, &mut got))
+        .await
+        .expect("answered");
+    assert_eq!(String::from_utf8_lossy(&got[..n]), ESTABLISHED);
+
+    // A silent connection closing gives its place back.
+    drop(silent.pop());
+    let reopened = timeout(WAIT, async {
+        loop {
+            if open_tunnel(p.local_addr(), &target, &auth).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(reopened.is_ok(), "the source's place was not given back");
+}

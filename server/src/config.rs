@@ -49,6 +49,10 @@ pub struct SandboxLimits {
     pub memory_mb: u64,
     pub cpus: f64,
     pub pids: i64,
+    /// The cgroup every sandbox container is created under (Tries, the warm pool, smoke checks):
+    /// its `pids.max` (`scripts/lib.sh ensure_pid_budget`) bounds the host PIDs of all sandboxes
+    /// together, below `kernel.pid_max`. None: the engine's default parent.
+    pub cgroup_parent: Option<String>,
     /// Size of each writable tmpfs (/tmp, /root, /home, /run, /var/tmp); the root is read-only.
     pub disk_mb: u64,
     pub lifetime_visitor: Duration,
@@ -227,6 +231,31 @@ impl Source {
             .cloned()
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| default.to_string())
+    }
+
+    /// A cgroup path for the engine's `--cgroup-parent`: absolute, plain names only; set empty
+    /// for the engine's default.
+    fn cgroup_parent(&self, key: &str, default: &str) -> Result<Option<String>, ConfigError> {
+        let value = self.0.get(key).map(String::as_str).unwrap_or(default);
+        if value.is_empty() {
+            return Ok(None);
+        }
+        let plain = |part: &str| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        };
+        match value.strip_prefix('/') {
+            Some(rest) if rest.split('/').all(plain) => Ok(Some(value.to_string())),
+            _ => Err(ConfigError {
+                key: key.into(),
+                value: value.into(),
+                reason: "must be an absolute cgroup path like /trythis-sandboxes".into(),
+            }),
+        }
     }
 
     fn opt(&self, key: &str) -> Option<String> {
@@ -417,6 +446,8 @@ impl Config {
             memory_mb: s.positive("TRYTHIS_SANDBOX_MEMORY_MB", 512)?,
             cpus,
             pids: s.positive("TRYTHIS_SANDBOX_PIDS", 256)? as i64,
+            cgroup_parent: s
+                .cgroup_parent("TRYTHIS_SANDBOX_CGROUP_PARENT", "/trythis-sandboxes")?,
             disk_mb: s.positive("TRYTHIS_SANDBOX_DISK_MB", 256)?,
             lifetime_visitor: s.minutes("TRYTHIS_SANDBOX_LIFETIME_VISITOR_MIN", 30)?,
             lifetime_user: s.minutes("TRYTHIS_SANDBOX_LIFETIME_USER_MIN", 120)?,
@@ -617,10 +648,25 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(c.limits.memory_mb, 512);
         assert_eq!(c.limits.pids, 256);
+        assert_eq!(
+            c.limits.cgroup_parent.as_deref(),
+            Some("/trythis-sandboxes")
+        );
         assert!((c.limits.cpus - 0.5).abs() < f64::EPSILON);
         assert_eq!(c.limits.lifetime_visitor, Duration::from_secs(30 * 60));
         assert_eq!(c.limits.lifetime_user, Duration::from_secs(120 * 60));
         assert!(c.database_url.starts_with("sqlite://"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_sandbox_cgroup_parent_is_a_plain_absolute_path_or_off() -> Result<(), ConfigError> {
+        let off = Config::from_pairs([("TRYTHIS_SANDBOX_CGROUP_PARENT", "")])?;
+        assert_eq!(off.limits.cgroup_parent, None);
+        for bad in ["trythis", "/../x", "/a//b", "/a b", "/x/"] {
+            let err = Config::from_pairs([("TRYTHIS_SANDBOX_CGROUP_PARENT", bad)]).expect_err(bad);
+            assert_eq!(err.key, "TRYTHIS_SANDBOX_CGROUP_PARENT");
+        }
         Ok(())
     }
 

@@ -127,7 +127,11 @@ async fn isolate(
     ensure_network(docker, name, subnet, gateway, &bridge)
         .await
         .map_err(bad)?;
-    ensure_host_rules(&bridge).await?;
+    ensure_host_rules(&bridge, gateway).await?;
+    ipv6_off(&bridge).map_err(|reason| NetworkError::Firewall {
+        bridge: bridge.clone(),
+        reason,
+    })?;
     let policy = egress::Policy {
         allow_hosts: e.allow_hosts.clone(),
         ports: e.ports.clone(),
@@ -223,9 +227,26 @@ async fn ensure_network(
     Err(create_error)
 }
 
-/// The host's firewall for `bridge`: INPUT accepts only the proxy ports from it, and FORWARD
-/// drops everything from or to it (other containers, other networks, anything routed).
-async fn ensure_host_rules(bridge: &str) -> Result<(), NetworkError> {
+/// IPv6 off on `bridge`: the firewall rules are IPv4 only, so the bridge must carry no IPv6 (not
+/// even link-local, which would reach the host's services on the bridge). Checked at every start.
+fn ipv6_off(bridge: &str) -> Result<(), String> {
+    let knob = format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6");
+    if !Path::new("/proc/sys/net/ipv6").exists() {
+        return Ok(()); // no IPv6 in this kernel at all
+    }
+    std::fs::write(&knob, "1").map_err(|e| format!("{knob}: {e}"))?;
+    match std::fs::read_to_string(&knob) {
+        Ok(v) if v.trim() == "1" => Ok(()),
+        other => Err(format!(
+            "{knob} stays {other:?}: IPv6 would bypass the rules"
+        )),
+    }
+}
+
+/// The host's firewall for `bridge`: INPUT accepts from it only the proxy ports on its own
+/// gateway address (not the host's other addresses, where other networks' proxies listen), and
+/// FORWARD drops everything from or to it (other containers, other networks, anything routed).
+async fn ensure_host_rules(bridge: &str, gateway: Ipv4Addr) -> Result<(), NetworkError> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _one_at_a_time = LOCK.lock().await;
     let fail = |reason: String| NetworkError::Firewall {
@@ -233,10 +254,25 @@ async fn ensure_host_rules(bridge: &str) -> Result<(), NetworkError> {
         reason,
     };
     let ports = format!("{}:{}", PROXY_PORTS.start(), PROXY_PORTS.end());
+    let own = format!("{gateway}/32");
     let accept = [
-        "-i", bridge, "-p", "tcp", "-m", "tcp", "--dport", &ports, "-j", "ACCEPT",
+        "-d", &own, "-i", bridge, "-p", "tcp", "-m", "tcp", "--dport", &ports, "-j", "ACCEPT",
     ];
     let drop = ["-i", bridge, "-j", "DROP"];
+    // Earlier versions accepted the proxy ports on every host address: remove that rule.
+    let any_address = [
+        "-i", bridge, "-p", "tcp", "-m", "tcp", "--dport", &ports, "-j", "ACCEPT",
+    ];
+    let mut removal = vec!["-D", "INPUT"];
+    removal.extend_from_slice(&any_address);
+    while iptables(&["-S", "INPUT"])
+        .await
+        .map_err(fail)?
+        .lines()
+        .any(|l| l == format!("-A INPUT {}", any_address.join(" ")))
+    {
+        iptables(&removal).await.map_err(fail)?;
+    }
     let listing = iptables(&["-S", "INPUT"]).await.map_err(fail)?;
     let rule = |r: &[&str]| format!("-A INPUT {}", r.join(" "));
     let first = |r: &[&str]| listing.lines().position(|l| l == rule(r));

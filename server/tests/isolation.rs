@@ -212,6 +212,75 @@ async fn a_sandbox_burning_cpu_gets_its_share_and_no_more() -> Result {
     Ok(())
 }
 
+/// A visitor fills their sandbox's task limit (the attack that, at 32 host PIDs per task, let
+/// about twelve sandboxes take the host's whole process table). The sandbox's host PIDs stay
+/// within its bound, every sandbox sits under the one parent cgroup whose pids.max caps them all
+/// well below `pid_max`, the host still forks and another visitor's sandbox still answers.
+#[tokio::test]
+async fn a_sandbox_at_its_task_limit_leaves_the_host_and_others_working() -> Result {
+    let app = TestApp::start().await?;
+    let (a, b) = (app.visitor().await?, app.visitor().await?);
+    let mut shells = Vec::new();
+    let mut ids = Vec::new();
+    for v in [&a, &b] {
+        let r = v.try_project("fixture").await?;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["id"].as_str().ok_or("id")?.to_string();
+        let mut sh = v.terminal(&id).await.map_err(|s| format!("upgrade: {s}"))?;
+        sh.expect("Welcome to the fixture", T).await?;
+        shells.push(sh);
+        ids.push(id);
+    }
+    let out = shells[0]
+        .run(
+            // 245 sleepers plus the shell's own tasks reach the limit; bash would retry a refused
+            // fork for half a minute, so the loop stops just short and counts with builtins.
+            "for i in {1..245}; do sleep 600 & done; t=(/proc/[0-9]*); echo \"tasks=${#t[@]}\"",
+            Duration::from_secs(120),
+        )
+        .await?;
+    let tasks: u64 = out
+        .split("tasks=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .ok_or_else(|| format!("no task count in {out}"))?
+        .parse()?;
+    // The sandbox is at its task limit (256): this is the bound at work, not an idle sandbox.
+    assert!(tasks >= 245, "only {tasks} tasks started: {out}");
+
+    let parent = app.state.sandboxes.limits().cgroup_parent.clone();
+    assert_eq!(parent.as_deref(), Some("/trythis-sandboxes"));
+    let path = cgroup_path(&ids[0], "pids").await?;
+    assert!(
+        path.starts_with("/trythis-sandboxes/"),
+        "the sandbox's pids cgroup {path} is outside the sandboxes' budget"
+    );
+    let read = |file: String| -> Result<u64> {
+        let text = std::fs::read_to_string(&file).map_err(|e| format!("{file}: {e}"))?;
+        Ok(text.trim().parse().unwrap_or(u64::MAX)) // "max" = unbounded
+    };
+    let own_max = read(format!("/sys/fs/cgroup/pids{path}/pids.max"))?;
+    let own_now = pids_in_container(&ids[0]).await?;
+    let all_max = read("/sys/fs/cgroup/pids/trythis-sandboxes/pids.max".into())?;
+    let pid_max = read("/proc/sys/kernel/pid_max".into())?;
+    println!("host PIDs: sandbox A {own_now} of {own_max} ({tasks} tasks); all sandboxes ≤ {all_max}; pid_max {pid_max}");
+    assert!(own_max <= 1024, "one sandbox may hold {own_max} host PIDs");
+    assert!(own_now <= own_max);
+    assert!(
+        all_max <= pid_max / 2,
+        "sandboxes together may hold {all_max} of {pid_max} host PIDs"
+    );
+
+    let forked = std::process::Command::new("true").status()?;
+    assert!(forked.success(), "the host could not start a process");
+    let other = shells[1].run("echo other-$((6*7))", T).await?;
+    assert!(other.contains("other-42"), "{other}");
+    for (v, id) in [&a, &b].into_iter().zip(&ids) {
+        v.stop_sandbox(id).await?;
+    }
+    Ok(())
+}
+
 /// The runc fallback: read-only root plus bounded tmpfs over the usual writable directories.
 #[tokio::test]
 async fn runc_fallback_keeps_servers_working_and_writes_bounded() -> Result {
@@ -499,7 +568,17 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
     )
     .await?;
     db::projects::set_image(&app.state.db, p.id, &repo, &digest, size).await?;
-    let gw = app.state.builds.networks().sandbox.gateway;
+    let networks = app.state.builds.networks().clone();
+    let gw = networks.sandbox.gateway;
+    // IPv6 is off on both isolated bridges (the host's rules are IPv4 only).
+    for bridge in [
+        server::network::bridge_name(&networks.sandbox.network),
+        server::network::bridge_name(&networks.build.network),
+    ] {
+        let knob =
+            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{bridge}/disable_ipv6"))?;
+        assert_eq!(knob.trim(), "1", "IPv6 is on for {bridge}");
+    }
 
     // A neighbour: another visitor's egress sandbox running a server on its address.
     let n = app.visitor().await?;
@@ -532,6 +611,12 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
         format!("172.17.0.1/{port}"),
         "169.254.169.254/80".to_string(),
         format!("{neighbour_ip}/7000"),
+        // The build network's proxy is on the host too: not this network's way out.
+        format!(
+            "{}/{}",
+            networks.build.gateway,
+            networks.build.proxy.local_addr().port()
+        ),
     ];
     let out = sh.run(&probe(&targets), Duration::from_secs(60)).await?;
     for t in &targets {

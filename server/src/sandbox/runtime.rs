@@ -430,9 +430,14 @@ impl ImageFacts {
 /// runc: most bytes copied from the image into one sandbox's writable tmpfs directories at launch
 /// (all directories together; one that would pass it keeps the image's read-only files).
 pub const MAX_SEED_BYTES: usize = 64 * 1024 * 1024;
-/// gVisor (ptrace platform) backs each sandbox process with several host threads; a fork bomb
-/// bounded by NPROC inside measured ~14 host threads per process here.
-const GVISOR_HOST_THREADS_PER_PROCESS: i64 = 32;
+/// Host PIDs (threads) a gVisor sandbox may hold per task it may run. gVisor backs its tasks with
+/// host threads (~10 per task measured here when every task is busy, 107 for an idle sandbox);
+/// when the cgroup's `pids.max` is reached the sentry gets EAGAIN and keeps running its tasks on
+/// the threads it has, so the bound costs speed inside one sandbox, never the host's process
+/// table. 4 keeps 256 tasks at 1,024 host PIDs: 32 sandboxes fill the sandboxes' total budget.
+const GVISOR_HOST_THREADS_PER_PROCESS: i64 = 4;
+/// What an idle gVisor sandbox needs whatever its task limit (107 host threads measured idle).
+const GVISOR_MIN_HOST_PIDS: i64 = 512;
 /// Most image `VOLUME`s a published image may declare (each costs a tmpfs and a copy per Try).
 pub const MAX_IMAGE_VOLUMES: usize = 8;
 /// Bytes of seed archives kept in memory across images.
@@ -975,7 +980,9 @@ impl Runtime for DockerRuntime {
             // than one per process); the process limit inside is the sandbox kernel's own NPROC,
             // which (unlike under runc) no host account shares.
             pids_limit: Some(match self.isolation {
-                Isolation::Gvisor => l.pids * GVISOR_HOST_THREADS_PER_PROCESS,
+                Isolation::Gvisor => {
+                    (l.pids * GVISOR_HOST_THREADS_PER_PROCESS).max(GVISOR_MIN_HOST_PIDS)
+                }
                 Isolation::Runc | Isolation::RuncUserns => l.pids,
             }),
             ulimits: (self.isolation == Isolation::Gvisor).then(|| {
@@ -985,6 +992,8 @@ impl Runtime for DockerRuntime {
                     hard: Some(l.pids),
                 }]
             }),
+            // All sandboxes share one parent cgroup whose pids.max is the host's PID budget for them.
+            cgroup_parent: l.cgroup_parent.clone(),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: Some(KEPT_CAPABILITIES.iter().map(|c| c.to_string()).collect()),
             security_opt: Some(vec!["no-new-privileges".into()]),

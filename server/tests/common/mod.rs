@@ -817,6 +817,15 @@ pub async fn cpu_used(sandbox_id: &str) -> Result<Duration> {
 
 /// A file of the sandbox container's cgroup (v1, as on this machine) under `controller`.
 async fn cgroup_value(sandbox_id: &str, controller: &str, file: &str) -> Result<String> {
+    let path = cgroup_path(sandbox_id, controller).await?;
+    Ok(std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/{controller}{path}/{file}"
+    ))?)
+}
+
+/// The sandbox container's cgroup under `controller` (v1), as its init process sees it: e.g.
+/// `/trythis-sandboxes/<container id>`.
+pub async fn cgroup_path(sandbox_id: &str, controller: &str) -> Result<String> {
     let out = tokio::process::Command::new("docker")
         .args([
             "inspect",
@@ -828,7 +837,7 @@ async fn cgroup_value(sandbox_id: &str, controller: &str, file: &str) -> Result<
         .await?;
     let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    let path = cgroup
+    Ok(cgroup
         .lines()
         .find(|l| {
             l.split(':')
@@ -836,10 +845,8 @@ async fn cgroup_value(sandbox_id: &str, controller: &str, file: &str) -> Result<
                 .is_some_and(|c| c.split(',').any(|c| c == controller))
         })
         .and_then(|l| l.splitn(3, ':').nth(2))
-        .ok_or_else(|| format!("no {controller} cgroup"))?;
-    Ok(std::fs::read_to_string(format!(
-        "/sys/fs/cgroup/{controller}{path}/{file}"
-    ))?)
+        .ok_or_else(|| format!("no {controller} cgroup"))?
+        .to_string())
 }
 
 /// ` ---> 3f2a9c1b7d4e` in a build log: the image a step made (test-side reading of an honest log).

@@ -908,3 +908,74 @@ async fn base_images_must_be_on_the_platform() -> Result {
     }
     Ok(())
 }
+
+/// A failed build's headline is what the failing step itself said (apt's `E:` line), then the
+/// maintainer's line that ran it, then the engine's sentence; the log and the progress count
+/// only the maintainer's steps (not the platform's LABEL, CA COPY and ARG). For an install
+/// script, the line is the script's own.
+#[tokio::test]
+async fn a_failed_build_names_the_error_and_the_recipe_line() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let slug = unique("nopkg");
+    let dockerfile = format!(
+        "FROM {}\n# a comment, so the RUN is on line 3\nRUN apt-get install -y no-such-package-xyz\nWORKDIR /root\n",
+        base()
+    );
+    let id = submit_dockerfile(&v, &slug, &dockerfile).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "failed", "{b}");
+    let error = b["error"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = error.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("E: Unable to locate package no-such-package-xyz"),
+        "{error}"
+    );
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("line 3: RUN apt-get install -y no-such-package-xyz"),
+        "{error}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.ends_with("returned a non-zero code: 100")),
+        "{error}"
+    );
+    assert_eq!(lines.len(), 3, "{error}");
+    // The maintainer wrote 3 steps; it failed on their 2nd.
+    assert_eq!(
+        (b["step"].as_i64(), b["steps"].as_i64()),
+        (Some(2), Some(3)),
+        "{b}"
+    );
+    let log = build_log(&app, &v, &id).await?;
+    assert!(
+        log.contains("Step 2/3 : RUN apt-get install -y no-such-package-xyz"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Platform step : LABEL trythis.build="),
+        "{log}"
+    );
+    assert!(!log.contains("Step 4/") && !log.contains("/6 :"), "{log}");
+
+    // An install script: the line is the script's own (line 4 here), as written.
+    let slug = unique("nopkg-script");
+    let script = "#!/bin/sh\n# tools\n\nsudo apt install no-such-package-xyz\n";
+    let id = submit(&v, project(&slug, serde_json::json!({ "script": script }))).await;
+    // One waiting build per account: the first has finished, so this one is accepted.
+    let id = id?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    let error = b["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\nline 4: sudo apt install no-such-package-xyz\n"),
+        "{error}"
+    );
+    assert!(
+        error.starts_with("E: Unable to locate package no-such-package-xyz\n"),
+        "{error}"
+    );
+    Ok(())
+}

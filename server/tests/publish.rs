@@ -524,7 +524,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         &slug,
         serde_json::json!({ "dockerfile": format!("FROM {}\nRUN echo ok > /ok\n", base()) }),
     ))?;
-    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form)
+    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form, true)
         .await
         .map_err(|e| e.to_string())?;
     builds.run(&id).await;
@@ -708,8 +708,8 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
         // New accounts each round: an account may have only one build waiting.
         let (alice, bob) = (format!("u:alice{round}"), format!("u:bob{round}"));
         let (ra, rb) = tokio::join!(
-            server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a),
-            server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a, true),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b, true),
         );
         let winner = match (&ra, &rb) {
             (Ok(_), Err(e)) | (Err(e), Ok(_)) => {

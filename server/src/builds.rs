@@ -504,7 +504,8 @@ impl BuildService {
     }
 
     /// The engine's steps of this build mapped to the maintainer's recipe: the platform adds
-    /// a LABEL after every FROM, and the CA bundle's COPY and ARG when it has one.
+    /// a LABEL after every FROM, and the CA bundle's COPY and ARG when it has one; the engine's
+    /// `labels` option (`DockerBuilder::build`) is one more LABEL step at the end.
     fn step_map(&self, build: &db::builds::Model) -> headline::StepMap {
         let injected = if self.networks.ca_bundle.is_some() {
             3
@@ -520,9 +521,10 @@ impl BuildService {
             Some(c) => headline::StepMap::new(
                 &build.dockerfile,
                 injected,
+                1,
                 Some((&build.source, &c.script_lines)),
             ),
-            None => headline::StepMap::new(&build.dockerfile, injected, None),
+            None => headline::StepMap::new(&build.dockerfile, injected, 1, None),
         }
     }
 

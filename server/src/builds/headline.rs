@@ -42,11 +42,13 @@ fn clip(s: &str) -> String {
 impl StepMap {
     /// `dockerfile`: what the maintainer's build runs (before the platform's additions);
     /// `injected_after_from`: how many instructions the platform adds after each `FROM`;
-    /// `script`: the install script it was converted from, with the script line of each line
-    /// of `dockerfile` (`recipe::Converted::script_lines`).
+    /// `trailing`: how many steps the engine adds at the end (its `labels` option is a last
+    /// `LABEL` step); `script`: the install script it was converted from, with the script line
+    /// of each line of `dockerfile` (`recipe::Converted::script_lines`).
     pub fn new(
         dockerfile: &str,
         injected_after_from: usize,
+        trailing: usize,
         script: Option<(&str, &[Option<usize>])>,
     ) -> Self {
         let script_text: Vec<&str> = script.map(|(s, _)| s.lines().collect()).unwrap_or_default();
@@ -76,6 +78,7 @@ impl StepMap {
                     .extend(std::iter::repeat_n(None, injected_after_from));
             }
         }
+        map.engine.extend(std::iter::repeat_n(None, trailing));
         map
     }
 
@@ -239,24 +242,30 @@ mod tests {
 
     #[test]
     fn engine_steps_map_to_the_maintainers() {
-        // LABEL, COPY and ARG after the FROM: the engine counts 6 steps, the maintainer 3.
-        let map = StepMap::new(DF, 3, None);
+        // LABEL, COPY and ARG after the FROM, the image's LABEL at the end: the engine counts
+        // 7 steps, the maintainer 3.
+        let map = StepMap::new(DF, 3, 1, None);
         assert_eq!(map.total(), 3);
-        assert_eq!(map.own_step(1, 6), Some(1));
+        assert_eq!(map.own_step(1, 7), Some(1));
         assert_eq!(
-            map.own_step(2, 6),
+            map.own_step(2, 7),
             Some(1),
             "a platform step counts as the FROM"
         );
-        assert_eq!(map.own_step(5, 6), Some(2));
-        assert_eq!(map.own_step(6, 6), Some(3));
-        assert_eq!(map.own_step(5, 7), None, "another count: left alone");
+        assert_eq!(map.own_step(5, 7), Some(2));
+        assert_eq!(map.own_step(6, 7), Some(3));
+        assert_eq!(map.own_step(7, 7), Some(3), "the engine's last LABEL");
+        assert_eq!(map.own_step(5, 6), None, "another count: left alone");
         assert_eq!(
-            map.log_line("Step 5/6 : RUN apt-get update", Some((5, 6))),
+            map.log_line("Step 5/7 : RUN apt-get update", Some((5, 7))),
             "Step 2/3 : RUN apt-get update"
         );
         assert_eq!(
-            map.log_line("Step 2/6 : LABEL trythis.build=x", Some((2, 6))),
+            map.log_line("Step 2/7 : LABEL trythis.build=x", Some((2, 7))),
+            "Platform step : LABEL trythis.build=x"
+        );
+        assert_eq!(
+            map.log_line("Step 7/7 : LABEL trythis.build=x", Some((7, 7))),
             "Platform step : LABEL trythis.build=x"
         );
         assert_eq!(
@@ -267,7 +276,7 @@ mod tests {
 
     #[test]
     fn every_stage_gets_its_platform_steps() {
-        let map = StepMap::new("FROM a AS x\nRUN one\nFROM b\nRUN two\n", 1, None);
+        let map = StepMap::new("FROM a AS x\nRUN one\nFROM b\nRUN two\n", 1, 0, None);
         assert_eq!(map.own_step(6, 6), Some(4));
         assert_eq!(map.own_step(5, 6), Some(3));
         assert_eq!(map.own_step(4, 6), Some(3));
@@ -275,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_failed_step_names_its_error_and_the_recipe_line() {
-        let map = StepMap::new(DF, 3, None);
+        let map = StepMap::new(DF, 3, 1, None);
         let h = map.headline(
             &out(&[
                 " ---> Running in 0123",
@@ -311,13 +320,14 @@ mod tests {
     fn a_script_step_names_the_scripts_own_line() {
         let script = "#!/bin/sh\n# install\nsudo apt install no-such-package-xyz\n";
         let c = recipe::convert_script(script, "trythis/base:bookworm").expect("converts");
-        let map = StepMap::new(&c.dockerfile, 1, Some((script, &c.script_lines)));
-        // FROM, LABEL, SHELL, WORKDIR, ENV DEBIAN_FRONTEND, RUN …: the RUN is the last step.
-        let steps = recipe::instructions(&c.dockerfile).len() as i32 + 1;
+        let map = StepMap::new(&c.dockerfile, 1, 1, Some((script, &c.script_lines)));
+        // FROM, LABEL, SHELL, WORKDIR, ENV DEBIAN_FRONTEND, RUN …, the image's LABEL: the RUN is
+        // the step before the last.
+        let steps = recipe::instructions(&c.dockerfile).len() as i32 + 2;
         let h = map.headline(
             &out(&["E: Unable to locate package no-such-package-xyz"]),
             "The command returned a non-zero code: 100",
-            Some((steps, steps)),
+            Some((steps - 1, steps)),
         );
         assert_eq!(h.line, Some(3), "{c:?}");
         assert_eq!(

@@ -333,7 +333,7 @@ try {
     // Log-in from a project page comes back to it; a wrong password is an error, read out.
     await page.goto(BASE + "/p/hello");
     await page.click("#nav-login");
-    await page.waitForURL(/\/login\?next=%2Fp%2Fhello$/);
+    await page.waitForURL(/\/login\?next=\/p\/hello$/);
     await page.fill("#email", MIA.toUpperCase());
     await page.fill("#password", "not mia's password");
     const wrong = errors.length;

@@ -106,7 +106,7 @@ async fn a_new_maintainers_project_waits_unlisted_until_an_admin_approves_it() -
         .call("POST", &format!("/api/admin/projects/{slug}/approve"), None)
         .await?;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(listed(&visitor, &slug).await?, [slug.clone()]);
+    assert_eq!(listed(&visitor, &slug).await?, vec![slug.clone()]);
     assert!(!review_list(&a).await?.contains(&slug));
 
     // Approved once: the maintainer's next project is listed from the start.
@@ -115,7 +115,7 @@ async fn a_new_maintainers_project_waits_unlisted_until_an_admin_approves_it() -
     assert_eq!(project_json(&visitor, &next).await?["listed"], true);
     assert!(!review_list(&a).await?.contains(&next));
     wait_build(&m, &id, Duration::from_secs(120)).await?;
-    assert_eq!(listed(&visitor, &next).await?, [next.clone()]);
+    assert_eq!(listed(&visitor, &next).await?, vec![next.clone()]);
 
     // Another new maintainer still waits.
     let other = app.user().await?;

@@ -950,7 +950,15 @@ async fn a_failed_build_names_the_error_and_the_recipe_line() -> Result {
         (Some(2), Some(3)),
         "{b}"
     );
-    let log = build_log(&app, &v, &id).await?;
+    // The project never went live: only its maintainer sees the build (with their cookie).
+    let log = v
+        .http
+        .get(app.url(&format!("/api/builds/{id}/log")))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
     assert!(
         log.contains("Step 2/3 : RUN apt-get install -y no-such-package-xyz"),
         "{log}"

@@ -294,7 +294,7 @@ mod tests {
                 "E: Unable to locate package no-such-package-xyz",
             ]),
             "A build step failed: The command '/bin/sh -c apt-get update &&     apt-get install -y no-such-package-xyz' returned a non-zero code: 100",
-            Some((5, 6)),
+            Some((5, 7)),
         );
         assert_eq!(
             h.errors,

@@ -532,7 +532,7 @@ try {
     const engine = page.locator("#build-error-engine");
     assert.match(await engine.innerText(), /returned a non-zero code: 100$/);
     const size = (sel) => page.locator(sel).evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
-    assert.ok(await size("#build-error-engine") < await size("#build-error p"), "the engine's sentence is small");
+    assert.ok(await size("#build-error-engine") < await size("#build-error p.failure-lines"), "the engine's sentence is small");
     // Two steps written, two counted: the platform's own steps are named, not numbered.
     assert.equal(await page.locator("#build-step").innerText(), "Step 2 of 2");
     const log = await page.locator("#build-log").innerText();

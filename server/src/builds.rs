@@ -26,6 +26,8 @@ use tokio::sync::{broadcast, mpsc, watch, Mutex};
 
 /// Most of a build log kept (the tail; the head of a long apt log says little).
 const MAX_LOG_BYTES: usize = 512 * 1024;
+/// Longest unfinished line held back while its end is awaited.
+const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
 /// What watchers of a build receive.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -724,6 +726,9 @@ impl BuildService {
     ) -> Result<(), Failure> {
         // What the current step printed, for the headline if it fails.
         let mut output: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        // The engine's chunks are not lines: a line can arrive in two ("E" then ": Unable to…").
+        // Lines are taken whole; the rest waits for its end (or the build's).
+        let mut partial = String::new();
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -741,29 +746,30 @@ impl BuildService {
                     continue;
                 }
             };
-            let Some(item) = item else {
+            let (text, end) = match item {
+                Some(Ok(s)) => {
+                    partial.push_str(&s);
+                    match partial.rfind('\n') {
+                        Some(i) => {
+                            let rest = partial.split_off(i + 1);
+                            (std::mem::replace(&mut partial, rest), None)
+                        }
+                        // A step printing without a line break is logged in bounded pieces.
+                        None if partial.len() > MAX_PARTIAL_LINE => {
+                            (std::mem::take(&mut partial), None)
+                        }
+                        None => continue,
+                    }
+                }
+                Some(Err(failure)) => (std::mem::take(&mut partial), Some(Err(failure))),
+                None => (std::mem::take(&mut partial), Some(Ok(()))),
+            };
+            if end.is_some() {
                 while let Ok(refusal) = grant.refusals().try_recv() {
                     self.log(live, &format!("trythis egress proxy: {refusal}"));
                 }
-                break;
-            };
-            let s = match item {
-                Ok(s) => s,
-                Err(failure) => {
-                    while let Ok(refusal) = grant.refusals().try_recv() {
-                        self.log(live, &format!("trythis egress proxy: {refusal}"));
-                    }
-                    return Err(match failure {
-                        // A step of the recipe failed: say what it printed and which line it was.
-                        Failure::Build(msg) if msg.contains("returned a non-zero code") => {
-                            let output: Vec<String> = output.into_iter().collect();
-                            Failure::Step(steps.headline(&output, &msg, progress.last))
-                        }
-                        other => other,
-                    });
-                }
-            };
-            for line in s.lines().filter(|l| !l.trim().is_empty()) {
+            }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
                 // only the next step of the same build counts, and the row is written at most
                 // once a second (and once more when the build ends).
@@ -784,8 +790,21 @@ impl BuildService {
                 }
                 self.log(live, &steps.log_line(line.trim_end(), accepted));
             }
+            match end {
+                None => {}
+                Some(Ok(())) => return Ok(()),
+                Some(Err(failure)) => {
+                    return Err(match failure {
+                        // A step of the recipe failed: say what it printed and which line it was.
+                        Failure::Build(msg) if msg.contains("returned a non-zero code") => {
+                            let output: Vec<String> = output.into_iter().collect();
+                            Failure::Step(steps.headline(&output, &msg, progress.last))
+                        }
+                        other => other,
+                    });
+                }
+            }
         }
-        Ok(())
     }
 
     /// Keeps the newest `retention` successful builds of the project (and the image `protect`,

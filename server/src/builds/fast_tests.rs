@@ -46,10 +46,16 @@ impl ImageBuilder for FakeBuilder {
         if dockerfile.contains("RUN hang") {
             first.chain(futures::stream::pending()).boxed()
         } else if dockerfile.contains("RUN fail") {
+            // The engine's chunks are not lines: one line arrives in two, the last has no end.
             first
-                .chain(futures::stream::iter([Err(Failure::Build(
-                    "A build step failed: returned a non-zero code: 1".into(),
-                ))]))
+                .chain(futures::stream::iter([
+                    Ok("Step 2/2 : RUN fail\nE".to_string()),
+                    Ok(": Unable to locate package x\n".to_string()),
+                    Ok("W: last words".to_string()),
+                    Err(Failure::Build(
+                        "A build step failed: returned a non-zero code: 1".into(),
+                    )),
+                ]))
                 .boxed()
         } else {
             first
@@ -270,10 +276,15 @@ async fn a_failed_first_build_fails_the_project_and_a_failed_rebuild_keeps_the_l
     let fx = fixture(FakeBuilder::default(), &[]).await;
     let id = fx.submit("broken", "RUN fail").await;
     let b = fx.reaches(&id, db::BuildState::Failed).await;
+    let error = b.error.as_deref().unwrap_or("");
+    assert!(error.ends_with("returned a non-zero code: 1"), "{b:?}");
+    // The step's error line is read whole though it came in two chunks; the unfinished last
+    // line is logged too.
     assert!(
-        b.error.as_deref().unwrap_or("").contains("non-zero code"),
-        "{b:?}"
+        error.starts_with("E: Unable to locate package x\n"),
+        "{error}"
     );
+    assert!(b.log.contains("\nW: last words\n"), "{}", b.log);
     assert_eq!(fx.project("broken").await.status, db::ProjectStatus::Failed);
     assert_eq!(
         *locked(&fx.fake.cleaned_up),

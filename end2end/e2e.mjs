@@ -55,6 +55,8 @@ const env = {
   TRYTHIS_SMTP_URL: SMTP,
   // Every browser here is 127.0.0.1.
   TRYTHIS_SANDBOXES_PER_IP: "1000",
+  // As scripts/run.sh runs the site: a new maintainer's projects wait for an admin's review.
+  TRYTHIS_MODERATION: "on",
 };
 execFileSync(BIN, ["seed", join(ROOT, "end2end/catalog")], { env, stdio: "inherit" });
 const server = spawn(BIN, ["serve"], { env, stdio: ["ignore", "ignore", "inherit"] });
@@ -295,6 +297,11 @@ try {
     await page.click("#submit");
     await page.waitForSelector(".field.invalid #email");
     assert.match(await page.locator(".auth-form").innerText(), /at least 10 characters/);
+    // Each problem once, under its field: no summary repeating it, no hint saying it again.
+    const said = await page.locator(".auth-form").innerText();
+    assert.equal((said.match(/10 characters/g) ?? []).length, 1, said);
+    assert.equal(await page.locator("#form-message").count(), 0, said);
+    await page.screenshot({ path: join(SHOTS, "signup-problems.png"), fullPage: true });
     errors.splice(before);
     await page.fill("#name", "Mia Maintainer");
     await page.fill("#email", MIA);
@@ -314,15 +321,32 @@ try {
     await page.click("#confirm");
     await page.waitForURL(BASE + "/new");
     await page.waitForSelector("#publish");
+    // Said once, on the page the link led to (kept in this tab's sessionStorage, not the URL).
+    assert.match(await page.locator("#flash").innerText(), /Your email is confirmed/);
+    await page.screenshot({ path: join(SHOTS, "email-confirmed.png"), fullPage: true });
     assert.equal(await page.locator("#nav-account").innerText(), "Mia Maintainer");
+    await page.reload();
+    await page.waitForSelector("#publish");
+    assert.equal(await page.locator("#flash").count(), 0, "a notice is shown once");
     await page.click("#logout");
     await page.waitForSelector("#nav-login");
+    // Log-in from a project page comes back to it; a wrong password is an error, read out.
+    await page.goto(BASE + "/p/hello");
     await page.click("#nav-login");
-    await page.waitForURL(/\/login/);
+    await page.waitForURL(/\/login\?next=\/p\/hello$/);
     await page.fill("#email", MIA.toUpperCase());
+    await page.fill("#password", "not mia's password");
+    const wrong = errors.length;
+    await page.click("#submit");
+    await page.waitForSelector("#form-message.error[role=alert]");
+    assert.match(await page.locator("#form-message").innerText(), /email or password is not right/);
+    assert.equal(await page.locator("#form-message").evaluate((e) => getComputedStyle(e).color), "rgb(207, 34, 46)");
+    await page.screenshot({ path: join(SHOTS, "login-error.png"), fullPage: true });
+    errors.splice(wrong);
     await page.fill("#password", "mia's long password");
     await page.screenshot({ path: join(SHOTS, "login.png"), fullPage: true });
     await page.click("#submit");
+    await page.waitForURL(BASE + "/p/hello");
     await page.waitForSelector("#nav-account");
     await page.goto(BASE + "/new");
   });
@@ -343,13 +367,17 @@ try {
     const before = errors.length;
     await p.fill("#password", "short");
     await p.click("#submit");
-    await p.waitForSelector("#form-message");
+    // Said once, under the field.
+    await p.waitForFunction(() => /at least 10 characters/.test(document.querySelector(".field-problem")?.innerText ?? ""));
+    assert.equal(await p.locator("#form-message").count(), 0);
     errors.splice(before);
     await p.fill("#password", "mia's new long password");
     await p.screenshot({ path: join(SHOTS, "reset.png"), fullPage: true });
     await p.click("#submit");
     await p.waitForURL(BASE + "/");
     await p.waitForSelector("#nav-account");
+    assert.match(await p.locator("#flash").innerText(), /Password changed/);
+    await p.screenshot({ path: join(SHOTS, "password-changed.png"), fullPage: true });
     await ctx.close();
     // The reset ended every other session, this page's too: log in with the new password.
     await page.goto(BASE + "/login?next=/new");
@@ -388,6 +416,11 @@ try {
     await page.fill("#script", "sudo apt-get install -y cowsay");
     await page.click("#convert");
     await page.waitForFunction(() => document.querySelector("#check-command")?.value === "command -v cowsay");
+    // The converter's note sits above the Dockerfile it is about.
+    await page.waitForSelector("#converted-note");
+    assert.ok(await page.evaluate(() => Boolean(document.querySelector("#converted-note")
+      .compareDocumentPosition(document.querySelector("#dockerfile")) & Node.DOCUMENT_POSITION_FOLLOWING)));
+    assert.equal(await page.locator("#form-message").count(), 0);
     assert.equal(await page.inputValue("#check-expect"), "/cowsay");
     // …but never overwrites one the maintainer wrote.
     await page.fill("#check-command", "greeter --version");
@@ -428,6 +461,15 @@ try {
     await page.fill("#summary", "Fails at first, works after an edit.");
     await page.selectOption("#category", "CLI tools");
     await page.click("#tab-dockerfile");
+    // Several problems with the Dockerfile: one per line under it.
+    await page.fill("#dockerfile", "FROM trythis/base:bookworm\nCOPY app /app\nADD conf /etc/conf\n");
+    const refused = errors.length;
+    await page.click("#publish");
+    await page.waitForFunction(() => (document.querySelector("#dockerfile-problems")?.innerText ?? "").includes("Line 3"));
+    const dfProblems = (await page.locator("#dockerfile-problems").innerText()).split("\n");
+    assert.deepEqual(dfProblems.map((l) => l.slice(0, 7)), ["Line 2:", "Line 3:"], dfProblems.join("\n"));
+    await page.screenshot({ path: join(SHOTS, "publish-problems.png"), fullPage: true });
+    errors.splice(refused);
     await page.fill("#dockerfile", "FROM trythis/base:bookworm\nRUN true\n");
     await page.fill("#check-command", "broken-tool --help");
     await page.click("#publish");
@@ -448,10 +490,121 @@ try {
     assert.match(await page.locator("#build-state").innerText(), /Live/);
     // The account page lists what this maintainer publishes, with each newest build.
     await page.goto(BASE + "/account");
+    // Moderation is on here: a new maintainer's projects wait for an admin's review.
     const greeter = page.locator('#my-projects tr[data-project="greeter"]');
-    assert.match(await greeter.innerText(), /Greeter\s+live\s+\d+\s+succeeded/);
+    assert.match(await greeter.innerText(), /Greeter\s+live\s+waiting for review\s+\d+\s+succeeded/);
     const fixed = page.locator('#my-projects tr[data-project="broken-tool"]');
-    assert.match(await fixed.innerText(), /Broken Tool\s+live\s+\d+\s+succeeded/);
+    assert.match(await fixed.innerText(), /Broken Tool\s+live\s+waiting for review\s+\d+\s+succeeded/);
+  });
+
+  // Calls the JSON API from a page, as its scripts do (the page's CSRF token).
+  const api = (p, method, path, body) => p.evaluate(async ([method, path, body]) => {
+    const r = await fetch(path, {
+      method, body: body ? JSON.stringify(body) : undefined,
+      headers: { "content-type": "application/json", "x-csrf-token": document.querySelector("meta[name=csrf-token]").content },
+    });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  }, [method, path, body]);
+  async function adminPage() {
+    const ctx = await browser.newContext();
+    const a = await ctx.newPage();
+    watch(a);
+    await a.goto(BASE + "/login?next=/admin");
+    await a.fill("#email", ADMIN.email);
+    await a.fill("#password", ADMIN.password);
+    await a.click("#submit");
+    await a.waitForURL(BASE + "/admin");
+    return { ctx, a };
+  }
+
+  await check("a failed build heads with the step's own error and the recipe's line; steps are the maintainer's", async () => {
+    await page.goto(BASE + "/new");
+    await page.fill("#name", "No Such Package");
+    await page.fill("#summary", "Installs a package that does not exist.");
+    await page.selectOption("#category", "CLI tools");
+    await page.click("#tab-dockerfile");
+    await page.fill("#dockerfile", "FROM trythis/base:bookworm\nRUN apt-get install -y no-such-package-xyz\n");
+    await page.click("#publish");
+    await page.waitForURL(/\/builds\/[a-z2-7]+$/);
+    await page.locator("#build-state", { hasText: "Failed" }).waitFor({ timeout: 120000 });
+    const heads = await page.locator("#build-error p").allInnerTexts();
+    assert.deepEqual(heads, ["E: Unable to locate package no-such-package-xyz", "line 2: RUN apt-get install -y no-such-package-xyz"]);
+    const engine = page.locator("#build-error-engine");
+    assert.match(await engine.innerText(), /returned a non-zero code: 100$/);
+    const size = (sel) => page.locator(sel).evaluate((e) => parseFloat(getComputedStyle(e).fontSize));
+    assert.ok(await size("#build-error-engine") < await size("#build-error p.failure-lines"), "the engine's sentence is small");
+    // Two steps written, two counted: the platform's own steps are named, not numbered.
+    assert.equal(await page.locator("#build-step").innerText(), "Step 2 of 2");
+    const log = await page.locator("#build-log").innerText();
+    assert.match(log, /Step 2\/2 : RUN apt-get install -y no-such-package-xyz/);
+    assert.match(log, /Platform step : LABEL trythis\.build=/);
+    assert.doesNotMatch(log, /Step \d+\/[3-9]/);
+    await page.screenshot({ path: join(SHOTS, "build-failed-headline.png"), fullPage: true });
+  });
+
+  await check("a queued build's line counts its place, the time waited and an estimate, live", async () => {
+    // Mia's slow build holds the one builder; the admin's waits behind it.
+    const slow = await api(page, "POST", "/api/projects", { slug: "slow-build", name: "Slow Build", summary: "Takes its time.",
+      category: "CLI tools", dockerfile: "FROM trythis/base:bookworm\nRUN sleep 90\n" });
+    assert.equal(slow.status, 202, JSON.stringify(slow.body));
+    await waitFor(async () => (await api(page, "GET", `/api/builds/${slow.body.build_id}`)).body.state === "running", "the slow build runs", 30000);
+    const { ctx, a } = await adminPage();
+    const queued = await api(a, "POST", "/api/projects", { slug: "queued-build", name: "Queued Build", summary: "Waits in line.",
+      category: "CLI tools", dockerfile: "FROM trythis/base:bookworm\nRUN true\n" });
+    assert.equal(queued.status, 202, JSON.stringify(queued.body));
+    await a.goto(BASE + queued.body.build_url);
+    const line = a.locator("#build-step");
+    await line.filter({ hasText: "in line" }).waitFor();
+    const first = await line.innerText();
+    assert.match(first, /^1st in line for a builder · waiting 0:\d\d · about \d+ min$/);
+    // The wait ticks on in the page (no reload).
+    const secs = (t) => Number(t.match(/waiting (\d+):(\d\d)/).slice(1).reduce((m, s) => m * 60 + Number(s), 0));
+    await waitFor(async () => secs(await line.innerText()) >= secs(first) + 2, "the waiting time ticks", 10000);
+    await a.screenshot({ path: join(SHOTS, "build-queued.png"), fullPage: true });
+    await a.click("#cancel");
+    await a.locator("#build-state", { hasText: "Cancelled" }).waitFor({ timeout: 20000 });
+    assert.equal((await api(page, "DELETE", `/api/builds/${slow.body.build_id}`)).status, 200);
+    await ctx.close();
+  });
+
+  await check("moderation: a new maintainer's project is unlisted until an admin approves it from the review list", async () => {
+    // Reachable by its link, its badge works, but search does not list it.
+    const search = async (q) => (await (await fetch(`${BASE}/api/projects?q=${q}`)).json()).items.map((i) => i.slug);
+    assert.deepEqual(await search("broken"), []);
+    assert.equal((await fetch(BASE + "/p/broken-tool")).status, 200);
+    assert.doesNotMatch(await (await fetch(BASE + "/badge/broken-tool.svg")).text(), /not found/);
+    const { ctx, a } = await adminPage();
+    const row = a.locator('#admin-review tr[data-project="broken-tool"]');
+    await row.waitFor();
+    await a.locator('#admin-review tr[data-project="greeter"]').waitFor();
+    await a.locator("#admin-review-panel").screenshot({ path: join(SHOTS, "admin-review.png") });
+    await row.locator('button[data-action="approve"]').click();
+    await row.waitFor({ state: "detached" });
+    await waitFor(async () => (await search("broken")).includes("broken-tool"), "the approved project is listed");
+    assert.equal(await a.locator('#admin-review tr[data-project="greeter"]').count(), 1, "one approval lists one project");
+    await ctx.close();
+  });
+
+  await check("a maintainer deletes their own project after a confirmation naming it; tries stay as 'deleted project'", async () => {
+    await page.goto(BASE + "/account");
+    const row = page.locator('#my-projects tr[data-project="greeter"]');
+    await row.waitFor();
+    let asked = "";
+    page.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+    await row.locator('button[data-action="delete-project"]').click();
+    await waitFor(async () => asked !== "", "the confirmation");
+    assert.match(asked, /^Delete Greeter \(greeter\)\?/);
+    assert.equal((await fetch(BASE + "/api/projects/greeter")).status, 200, "dismissed: nothing happens");
+    page.once("dialog", (d) => d.accept());
+    await row.locator('button[data-action="delete-project"]').click();
+    await waitFor(async () => (await fetch(BASE + "/api/projects/greeter")).status === 404, "the project is gone", 30000);
+    await page.waitForURL(BASE + "/account");
+    await row.waitFor({ state: "detached" });
+    await page.goto(BASE + "/containers");
+    const gone = page.locator(".deleted-project").first();
+    await gone.waitFor();
+    assert.equal(await gone.innerText(), "deleted project");
+    await page.screenshot({ path: join(SHOTS, "containers-deleted-project.png"), fullPage: true });
   });
 
   // OAuth against the local provider, in fresh browsers: the whole redirect dance.
@@ -535,6 +688,31 @@ try {
     // What isolates the sandboxes, with the runtime's own version line.
     assert.match(await a.locator("#admin-runtime").innerText(), /Sandboxes run under runsc version \d/);
     await a.screenshot({ path: join(SHOTS, "admin.png"), fullPage: true });
+    // A visitor's sandbox names who it is (a short hash of their key) and where from; Stop asks first.
+    const vctx = await browser.newContext();
+    const vp = await vctx.newPage();
+    watch(vp);
+    await vp.goto(BASE + "/try/hello");
+    await waitTerm(vp, /root@.*[#$]/);
+    const vrow = a.locator("#admin-sandboxes tr", { hasText: /visitor #[0-9a-f]{6} · 127\.0\.0\.1/ });
+    await vrow.waitFor({ timeout: 15000 });
+    const who = (await vrow.locator("td").first().innerText()).trim();
+    await a.locator("#admin-sandboxes").screenshot({ path: join(SHOTS, "admin-sandboxes.png") });
+    let asked = "";
+    a.once("dialog", (d) => { asked = d.message(); d.dismiss(); });
+    await vrow.locator('button[data-action="stop"]').click();
+    await waitFor(async () => asked !== "", "Stop asks first");
+    assert.equal(asked, `Stop the sandbox of ${who} (hello)? Everything in it is gone.`);
+    assert.equal(await vrow.count(), 1, "dismissed: it keeps running");
+    a.once("dialog", (d) => d.accept());
+    await vrow.locator('button[data-action="stop"]').click();
+    await vrow.waitFor({ state: "detached", timeout: 15000 });
+    // Image sizes read the same here and on the project's page.
+    const adminSize = (await a.locator('#admin-projects tr[data-project="hello"]').innerText()).match(/\d+\.\d MB/)?.[0];
+    assert.ok(adminSize, "the admin list shows hello's image size");
+    await vp.goto(BASE + "/p/hello");
+    assert.ok((await vp.locator("main").innerText()).includes(adminSize), `the project page says ${adminSize} too`);
+    await vctx.close();
     // The banner's fields are found by their labels, and setting it reaches the overview.
     const banner = async () => (await (await a.request.get(BASE + "/api/admin/overview")).json()).featured;
     const previous = await banner();
@@ -581,8 +759,8 @@ try {
     await page.waitForSelector("#form-message");
     assert.match(await page.locator("#form-message").innerText(), /email or password is not right/);
     errors.splice(before);
-    // Hidden, not gone: the project leaves the catalogue with its maintainer.
-    const r = await fetch(BASE + "/api/projects?q=greeter");
+    // Hidden, not gone: the project (approved and listed) leaves the catalogue with its maintainer.
+    const r = await fetch(BASE + "/api/projects?q=broken");
     assert.equal((await r.json()).items?.length ?? 0, 0);
   });
 

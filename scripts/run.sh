@@ -6,6 +6,8 @@ source "$(dirname "$0")/lib.sh"
 T0=$(date +%s)
 ensure_platform
 export TRYTHIS_PROFILE=release   # what users run: the optimised server
+# New maintainers' projects stay unlisted until an admin approves one (the admin page's review list).
+export TRYTHIS_MODERATION="${TRYTHIS_MODERATION:-on}"
 build_site
 step "Database migrations"
 target/release/trythis migrate && ok "database ready (${TRYTHIS_DATABASE_URL:-sqlite in $DATA})"

@@ -14,6 +14,8 @@ pub struct ServerContext {
     pub public_url: String,
     pub max_extensions: i32,
     pub base_image: String,
+    /// Builds that run at once (the queue's estimate).
+    pub build_concurrency: u64,
     /// OAuth providers configured (`github`, `google`): their buttons show only then.
     pub providers: Vec<String>,
 }
@@ -107,6 +109,8 @@ pub mod ssr {
             queue_position: None,
             typical_secs: None,
             check: SmokeCheck::of(b.check_command.as_deref(), b.check_expect.as_deref()),
+            waited_secs: (chrono::Utc::now() - b.created_at).num_seconds().max(0),
+            estimate_secs: None,
         }
     }
 
@@ -283,6 +287,9 @@ pub async fn my_containers() -> Result<Vec<SandboxRow>, ServerFnError> {
             let mut row = ssr::sandbox_row(r);
             if let Some(name) = names.get(&r.project_id) {
                 row.project_name = name.clone();
+            } else if r.project_slug.is_empty() {
+                // Its project was deleted (the row was anonymised then).
+                row.project_name = "deleted project".into();
             }
             row
         })
@@ -313,6 +320,8 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
     view.typical_secs = db::builds::typical_seconds(&cx.db)
         .await
         .map_err(ssr::internal)?;
+    view.estimate_secs =
+        crate::model::start_estimate(view.queue_position, view.typical_secs, cx.build_concurrency);
     Ok(Some(view))
 }
 
@@ -341,6 +350,7 @@ pub async fn my_projects() -> Result<Vec<MyProject>, ServerFnError> {
             status: p.status.to_string(),
             tries: p.tries,
             latest_build: latest,
+            listed: p.listed,
         });
     }
     Ok(out)

@@ -50,6 +50,31 @@ pub fn go(url: &str) {
     }
 }
 
+/// Asks the person a yes/no question (the browser's dialog); false when it cannot be asked.
+pub fn confirm(question: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(question).ok())
+        .unwrap_or(false)
+}
+
+/// A one-time notice for the next page of this tab ("Your email is confirmed"): kept in the
+/// tab's sessionStorage, so a link cannot fake it, and shown once by `components::flash`.
+pub fn flash(text: &str) {
+    if let Some(s) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+        let _ = s.set_item(FLASH_KEY, text);
+    }
+}
+
+/// Takes the notice `flash` left for this page, if any (it is shown once).
+pub fn take_flash() -> Option<String> {
+    let s = web_sys::window().and_then(|w| w.session_storage().ok().flatten())?;
+    let text = s.get_item(FLASH_KEY).ok().flatten()?;
+    let _ = s.remove_item(FLASH_KEY);
+    Some(text).filter(|t| !t.is_empty())
+}
+
+const FLASH_KEY: &str = "trythis.flash";
+
 /// Sends `body` (an API request type) to the JSON API.
 pub async fn send<B: serde::Serialize>(method: &str, url: &str, body: &B) -> Result<Reply, String> {
     let value = serde_json::to_value(body).map_err(|e| e.to_string())?;

@@ -1,5 +1,6 @@
 //! Components shared by several pages.
 pub mod field_problems;
+pub mod flash;
 pub mod footer;
 pub mod header;
 pub mod project_card;

@@ -99,6 +99,7 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#main">"Skip to content"</a>
             <components::header::Header/>
             <main class="page" id="main" tabindex="-1">
+                <components::flash::Flash/>
                 // Async SSR: pages arrive complete, so they work with JavaScript off.
                 <Routes fallback=pages::not_found::NotFoundPage>
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>

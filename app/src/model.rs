@@ -87,6 +87,9 @@ pub struct ProjectInfo {
     pub egress: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// In the catalogue (Explore, search, trending); false while it waits for an admin's review.
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// `GET /api/recommendations`.
@@ -158,6 +161,9 @@ pub struct MyProject {
     pub tries: i64,
     /// The newest build: (id, state).
     pub latest_build: Option<(String, String)>,
+    /// False while it waits for an admin's review (moderation).
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// A row of My Containers.
@@ -170,7 +176,8 @@ pub struct SandboxRow {
     pub duration_secs: i64,
     pub end_reason: Option<String>,
     pub launch_ms: Option<i64>,
-    /// The project's display name (the slug if the project is gone).
+    /// The project's display name (the slug if the project is gone; "deleted project" once its
+    /// maintainer or an admin deleted it, and then `project` is empty).
     #[serde(default)]
     pub project_name: String,
     /// How long ago it started (no time zones to get wrong).
@@ -263,6 +270,59 @@ impl ApiErrorBody {
 
 pub const PER_PAGE: u64 = 24;
 
+/// A failed build's error as the page heads it: the lines to read first (the step's own error
+/// lines, then `line N: <the recipe's line>`) and the engine's sentence, shown last and small.
+/// Other failures are one sentence, with no engine part.
+pub fn failure_parts(error: &str) -> (Vec<String>, Option<String>) {
+    let mut lines: Vec<String> = error.lines().map(str::to_string).collect();
+    match lines.last() {
+        Some(last) if lines.len() > 1 && last.contains("returned a non-zero code") => {
+            let engine = lines.pop();
+            (lines, engine)
+        }
+        _ => (vec![error.to_string()], None),
+    }
+}
+
+/// About how long a queued build waits for a builder: `place` (1 = next) over `builders`
+/// working through builds of `typical_secs` each.
+pub fn start_estimate(place: Option<u64>, typical_secs: Option<i64>, builders: u64) -> Option<i64> {
+    let (place, typical) = (place?, typical_secs.filter(|t| *t > 0)?);
+    Some(place.div_ceil(builders.max(1)) as i64 * typical)
+}
+
+/// "1st", "2nd", "3rd", "4th", "11th", "21st".
+pub fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// The line of a queued build, e.g. "2nd in line for a builder · waiting 0:58 · about 2 min".
+pub fn queue_line(place: Option<u64>, waited_secs: i64, estimate_secs: Option<i64>) -> String {
+    let w = waited_secs.max(0);
+    let mut out = match place {
+        Some(p) => format!("{} in line for a builder", ordinal(p)),
+        None => "Waiting for a builder".to_string(),
+    };
+    out.push_str(&format!(" · waiting {}:{:02}", w / 60, w % 60));
+    if let Some(e) = estimate_secs {
+        let minutes = (e as f64 / 60.0).ceil().max(1.0) as i64;
+        out.push_str(&format!(" · about {minutes} min"));
+    }
+    out
+}
+
+/// An image size in decimal megabytes with one decimal ("143.2 MB"), the same on every page.
+pub fn human_size(bytes: i64) -> String {
+    format!("{:.1} MB", bytes.max(0) as f64 / 1_000_000.0)
+}
+
 /// "2 min", "1 h 05 min": a duration as a person reads it.
 pub fn human_duration(secs: i64) -> String {
     let secs = secs.max(0);
@@ -288,6 +348,65 @@ pub fn clock(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_failure_puts_the_engine_last() {
+        let (head, engine) = failure_parts(
+            "E: Unable to locate package x\nline 2: RUN apt-get install -y x\nThe command '/bin/sh -c apt-get install -y x' returned a non-zero code: 100",
+        );
+        assert_eq!(
+            head,
+            [
+                "E: Unable to locate package x",
+                "line 2: RUN apt-get install -y x"
+            ]
+        );
+        assert!(engine.is_some_and(|e| e.ends_with("code: 100")));
+        let (head, engine) = failure_parts("The build was cancelled.");
+        assert_eq!(
+            (head, engine),
+            (vec!["The build was cancelled.".to_string()], None)
+        );
+    }
+
+    #[test]
+    fn the_queue_line_says_place_wait_and_estimate() {
+        assert_eq!(
+            queue_line(Some(2), 58, start_estimate(Some(2), Some(60), 1)),
+            "2nd in line for a builder · waiting 0:58 · about 2 min"
+        );
+        assert_eq!(
+            queue_line(Some(1), 0, None),
+            "1st in line for a builder · waiting 0:00"
+        );
+        assert_eq!(
+            queue_line(None, 125, Some(30)),
+            "Waiting for a builder · waiting 2:05 · about 1 min"
+        );
+        assert_eq!(start_estimate(Some(3), Some(100), 2), Some(200));
+        assert_eq!(start_estimate(Some(3), None, 2), None);
+        for (n, o) in [
+            (1, "1st"),
+            (2, "2nd"),
+            (3, "3rd"),
+            (4, "4th"),
+            (11, "11th"),
+            (12, "12th"),
+            (13, "13th"),
+            (21, "21st"),
+            (102, "102nd"),
+        ] {
+            assert_eq!(ordinal(n), o);
+        }
+    }
+
+    #[test]
+    fn image_sizes_are_decimal_megabytes() {
+        assert_eq!(human_size(143_212_345), "143.2 MB");
+        assert_eq!(human_size(136 * 1_048_576), "142.6 MB");
+        assert_eq!(human_size(0), "0.0 MB");
+        assert_eq!(human_size(-1), "0.0 MB");
+    }
 
     #[test]
     fn clock_formats_minutes_and_hours() {
@@ -328,6 +447,10 @@ pub struct BuildView {
     pub typical_secs: Option<i64>,
     /// The smoke check this build runs before going live.
     pub check: Option<SmokeCheck>,
+    /// While queued: seconds since it was queued (the page counts on from there).
+    pub waited_secs: i64,
+    /// While queued: about how long until a builder takes it.
+    pub estimate_secs: Option<i64>,
 }
 
 impl SmokeCheck {
@@ -440,6 +563,11 @@ pub struct BuildRecord {
     pub typical_secs: Option<i64>,
     /// The smoke check run before the image goes live.
     pub check: Option<SmokeCheck>,
+    /// While queued: seconds since it was queued, and about how long until a builder takes it.
+    #[serde(default)]
+    pub waited_secs: Option<i64>,
+    #[serde(default)]
+    pub estimate_secs: Option<i64>,
 }
 
 /// `POST /api/projects/{slug}/builds` from a failed build's "Edit and retry": the Dockerfile and
@@ -502,7 +630,8 @@ pub struct AdminOverview {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdminSandbox {
     pub id: String,
-    /// The owner's email, "visitor" or "deleted account".
+    /// The owner's email, "visitor #1a2b3c · <ip>" (a short hash of the visitor's key, and the
+    /// address their sandbox came from) or "deleted account".
     pub owner: String,
     pub project: String,
     pub state: String,
@@ -576,6 +705,9 @@ pub struct AdminProject {
     pub image: Option<String>,
     pub image_size: Option<i64>,
     pub updated_at: String,
+    /// False while it waits for an admin's review (moderation).
+    #[serde(default)]
+    pub listed: bool,
 }
 
 /// `GET /api/admin/projects?q=&page=` (page from 0).

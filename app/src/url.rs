@@ -24,12 +24,28 @@ pub fn safe_next(next: Option<&str>) -> String {
                 && !n.starts_with("//")
                 && !n.contains('\\')
                 && n.len() <= 500
-                && !n.chars().any(char::is_control) =>
+                && !n.chars().any(char::is_control)
+                && !has_dot_segment(n) =>
         {
             n.to_string()
         }
         _ => "/".to_string(),
     }
+}
+
+/// Whether the path of `n` has a `.` or `..` segment, written plainly or percent-encoded
+/// (`/%2e%2e/`), or an encoded slash or backslash: a browser may resolve them into another
+/// path (`/a/..//evil` → `//evil`), so a "local" path with them is not one.
+fn has_dot_segment(n: &str) -> bool {
+    let path = n.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return true;
+    }
+    lower
+        .replace("%2e", ".")
+        .split('/')
+        .any(|seg| seg == "." || seg == "..")
 }
 
 #[cfg(test)]
@@ -43,6 +59,20 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("/a\nb")), "/");
+        for dots in [
+            "/..",
+            "/a/../b",
+            "/a/./b",
+            "/a/..//evil.example",
+            "/%2e%2e/admin",
+            "/%2E./x",
+            "/a%2f..%2fb",
+            "/a%5cb",
+        ] {
+            assert_eq!(safe_next(Some(dots)), "/", "{dots}");
+        }
+        assert_eq!(safe_next(Some("/p/a.b?x=..")), "/p/a.b?x=..");
+        assert_eq!(safe_next(Some("/search?q=1.2")), "/search?q=1.2");
         assert_eq!(safe_next(None), "/");
     }
 

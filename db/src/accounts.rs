@@ -123,6 +123,19 @@ pub async fn set_role(db: &DatabaseConnection, id: i32, role: &str) -> Result<()
     .await
 }
 
+/// Marks an account as a publisher an admin approved (moderation lists their projects at once).
+pub async fn set_approved_publisher(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    update(
+        db,
+        user::ActiveModel {
+            id: Set(id),
+            approved_publisher: Set(true),
+            ..Default::default()
+        },
+    )
+    .await
+}
+
 /// Bans or unbans. A ban also ends every session and revokes every API token.
 pub async fn set_banned(db: &DatabaseConnection, id: i32, banned: bool) -> Result<(), DbErr> {
     let tx = db.begin().await?;

@@ -131,6 +131,7 @@ pub async fn by_id(db: &DatabaseConnection, id: i32) -> Result<Option<Model>, Db
 pub async fn most_tried(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
     Project::find()
         .filter(project::Column::Status.eq(ProjectStatus::Live))
+        .filter(project::Column::Listed.eq(true))
         .order_by_desc(project::Column::Tries)
         .order_by_asc(project::Column::Name)
         .limit(limit)
@@ -141,6 +142,7 @@ pub async fn most_tried(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model
 pub async fn newest(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
     Project::find()
         .filter(project::Column::Status.eq(ProjectStatus::Live))
+        .filter(project::Column::Listed.eq(true))
         .order_by_desc(project::Column::CreatedAt)
         .limit(limit)
         .all(db)
@@ -163,6 +165,9 @@ pub struct NewProject {
     pub egress: bool,
     /// Set when a maintainer publishes; kept on later updates (ownership never moves silently).
     pub maintainer: Option<String>,
+    /// Created unlisted (moderation: waiting for an admin's review); later updates keep the
+    /// project's listing as it is.
+    pub unlisted: bool,
 }
 
 /// Creates the project or updates its metadata (keeping image, tries and status).
@@ -189,6 +194,7 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
             created_at: Set(now),
             egress: Set(false),
             maintainer: Set(p.maintainer.clone()),
+            listed: Set(!p.unlisted),
             ..Default::default()
         },
     };
@@ -357,10 +363,19 @@ pub async fn list_all(
     Ok((rows, total))
 }
 
-/// Deletes a project and its build records. Try statistics (sandbox rows) stay.
+/// Deletes a project and its build records. Try statistics (sandbox rows) stay, anonymised:
+/// they no longer name the project (a new project may take its slug, or in SQLite its id), so
+/// My Containers shows them as a deleted project; their category still counts.
 pub async fn delete(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
+    use crate::entities::sandbox;
     use sea_orm::TransactionTrait;
     let tx = db.begin().await?;
+    sandbox::Entity::update_many()
+        .col_expr(sandbox::Column::ProjectId, Expr::value(DELETED_PROJECT_ID))
+        .col_expr(sandbox::Column::ProjectSlug, Expr::value(""))
+        .filter(sandbox::Column::ProjectId.eq(id))
+        .exec(&tx)
+        .await?;
     crate::entities::build::Entity::delete_many()
         .filter(crate::entities::build::Column::ProjectId.eq(id))
         .exec(&tx)
@@ -368,6 +383,35 @@ pub async fn delete(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
     Project::delete_by_id(id).exec(&tx).await?;
     crate::settings::bump_catalog_version(&tx).await?;
     tx.commit().await
+}
+
+/// The project id of the tries of deleted projects (no project has it: ids start at 1).
+pub const DELETED_PROJECT_ID: i32 = 0;
+
+/// Lists or unlists a project (an admin's approval lists it); false if there is no such project.
+pub async fn set_listed(db: &DatabaseConnection, id: i32, listed: bool) -> Result<bool, DbErr> {
+    let changed = Project::update_many()
+        .col_expr(project::Column::Listed, Expr::value(listed))
+        .filter(project::Column::Id.eq(id))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1;
+    if changed {
+        crate::settings::bump_catalog_version(db).await?;
+    }
+    Ok(changed)
+}
+
+/// Projects waiting for an admin's review (unlisted, not hidden), oldest first.
+pub async fn awaiting_review(db: &DatabaseConnection, limit: u64) -> Result<Vec<Model>, DbErr> {
+    Project::find()
+        .filter(project::Column::Listed.eq(false))
+        .filter(project::Column::Status.ne(ProjectStatus::Hidden))
+        .order_by_asc(project::Column::CreatedAt)
+        .limit(limit)
+        .all(db)
+        .await
 }
 
 /// Gives the project to another maintainer (identity key), or to the site (None).

@@ -74,6 +74,7 @@ pub async fn trending(db: &DatabaseConnection, limit: u64) -> Result<Vec<project
                     .column(project::Column::Id)
                     .from(Project)
                     .and_where(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+                    .and_where(project::Column::Listed.eq(true))
                     .to_owned(),
             ),
         )
@@ -103,6 +104,7 @@ async fn live_by_ids(db: &DatabaseConnection, ids: &[i32]) -> Result<Vec<project
     Project::find()
         .filter(project::Column::Id.is_in(ids.iter().copied()))
         .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+        .filter(project::Column::Listed.eq(true))
         .all(db)
         .await
 }
@@ -138,6 +140,7 @@ pub async fn for_owner(
     for (category, k) in slots {
         let candidates = Project::find()
             .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+            .filter(project::Column::Listed.eq(true))
             .filter(project::Column::Category.eq(category))
             .order_by_desc(project::Column::Tries)
             .order_by_asc(project::Column::Name)

@@ -92,6 +92,7 @@ impl SearchIndex {
                 project::Column::CreatedAt,
             ])
             .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+            .filter(project::Column::Listed.eq(true))
             .order_by_desc(project::Column::Tries)
             .order_by_asc(project::Column::Name)
             .into_tuple()
@@ -197,6 +198,7 @@ impl SearchIndex {
         let mut rows = Project::find()
             .filter(project::Column::Id.is_in(page.iter().copied()))
             .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+            .filter(project::Column::Listed.eq(true))
             .all(db)
             .await?;
         rows.sort_by_key(|p| page.iter().position(|id| *id == p.id));

@@ -625,3 +625,85 @@ async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection)
 }
 
 on_both!(a_member_being_given_back_cannot_be_claimed: sqlite_a_member_being_given_back_cannot_be_claimed, postgres_a_member_being_given_back_cannot_be_claimed);
+/// Moderation: an unlisted project is in no listing (search, newest, most tried, trending,
+/// recommendations) but is found by its slug; an approval lists it and marks the maintainer.
+/// Deleting a project keeps its tries, anonymised.
+async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> Result {
+    let listed = project(&db, "listed-one", "Listed One", "CLI tools", &["mod"], 2).await?;
+    let hidden = projects::upsert(
+        &db,
+        &projects::NewProject {
+            slug: "pending-one".into(),
+            name: "Pending One".into(),
+            summary: "Pending One summary".into(),
+            category: "CLI tools".into(),
+            tags: vec!["mod".into()],
+            maintainer: Some("u:1".into()),
+            unlisted: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    projects::set_image(&db, hidden.id, "r", "sha256:y", 1).await?;
+    for _ in 0..5 {
+        projects::count_try(&db, hidden.id, "v:seed").await?;
+    }
+    tried(&db, "v:a", &hidden, 0).await?;
+    tried(&db, "v:b", &hidden, 0).await?;
+    let pending = projects::by_slug(&db, "pending-one")
+        .await?
+        .ok_or("by slug")?;
+    assert!(!pending.listed && pending.status == db::ProjectStatus::Live);
+    assert!(listed.listed);
+    let index = db::search::SearchIndex::new();
+    let all = |q: &str| projects::Search {
+        q: q.into(),
+        page: 1,
+        per_page: 50,
+        ..Default::default()
+    };
+    let (found, _) = index.search(&db, &all("mod")).await?;
+    assert_eq!(slugs(&found), ["listed-one"]);
+    assert_eq!(slugs(&projects::newest(&db, 10).await?), ["listed-one"]);
+    assert_eq!(slugs(&projects::most_tried(&db, 10).await?), ["listed-one"]);
+    assert_eq!(slugs(&recommend::trending(&db, 10).await?), ["listed-one"]);
+    tried(&db, "v:c", &listed, 0).await?;
+    let recs = recommend::for_owner(&db, "v:c", 10).await?;
+    assert!(!slugs(&recs.items).contains(&"pending-one"));
+    assert_eq!(
+        slugs(&projects::awaiting_review(&db, 10).await?),
+        ["pending-one"]
+    );
+
+    // Approved: listed everywhere (the search index reloads with the catalogue's version).
+    assert!(projects::set_listed(&db, hidden.id, true).await?);
+    let (found, _) = index.search(&db, &all("mod")).await?;
+    assert_eq!(slugs(&found), ["pending-one", "listed-one"]);
+    assert!(projects::awaiting_review(&db, 10).await?.is_empty());
+    let user = accounts::create(&db, "pub@example.test", "Pub", None, accounts::ROLE_USER).await?;
+    assert!(!user.approved_publisher);
+    accounts::set_approved_publisher(&db, user.id).await?;
+    assert!(
+        accounts::by_id(&db, user.id)
+            .await?
+            .ok_or("user")?
+            .approved_publisher
+    );
+
+    // Deleted: its tries stay, without its id or slug (a new project may take them).
+    projects::delete(&db, hidden.id).await?;
+    for owner in ["v:a", "v:b"] {
+        let rows = sandboxes::history(&db, owner, 10).await?;
+        assert_eq!(rows.len(), 1, "{owner}");
+        assert_eq!(rows[0].project_id, projects::DELETED_PROJECT_ID);
+        assert_eq!(rows[0].project_slug, "");
+        assert_eq!(rows[0].category, "CLI tools", "category statistics stay");
+    }
+    assert_eq!(
+        sandboxes::history(&db, "v:c", 10).await?[0].project_slug,
+        "listed-one"
+    );
+    Ok(())
+}
+
+on_both!(unlisted_projects_stay_out_of_listings: sqlite_unlisted_projects_stay_out_of_listings, postgres_unlisted_projects_stay_out_of_listings);

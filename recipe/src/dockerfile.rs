@@ -236,6 +236,23 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
     })
 }
 
+/// Every instruction of a Dockerfile, in the order the classic builder counts them as
+/// `Step n/m` (the same reading as [`validate_dockerfile`]'s step count): where each starts and
+/// its text, continuation lines joined.
+pub fn instructions(text: &str) -> Vec<crate::Instruction> {
+    let normalized = normalize(text);
+    let mut problems = Vec::new();
+    let escape = directives(&normalized, &mut problems);
+    split(&normalized, escape, &mut problems)
+        .into_iter()
+        .map(|i| crate::Instruction {
+            line: i.line,
+            keyword: i.keyword.clone(),
+            text: i.joined(),
+        })
+        .collect()
+}
+
 /// Reads the parser directives at the top of the file; returns the escape character.
 fn directives(text: &str, problems: &mut Vec<Problem>) -> char {
     let mut escape = '\\';

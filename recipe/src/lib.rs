@@ -98,7 +98,7 @@ mod shell;
 use std::fmt;
 
 pub use check::{propose_check, ProposedCheck};
-pub use dockerfile::validate_dockerfile;
+pub use dockerfile::{instructions, validate_dockerfile};
 pub use script::convert_script;
 
 /// Largest Dockerfile accepted. Real Dockerfiles are a few KiB; the bound keeps parsing cheap
@@ -169,6 +169,17 @@ pub struct Validated {
     pub warnings: Vec<Problem>,
 }
 
+/// One instruction of a Dockerfile (see [`instructions`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Instruction {
+    /// 1-based line it starts on.
+    pub line: usize,
+    /// The keyword in upper case.
+    pub keyword: String,
+    /// Keyword and arguments, continuation lines joined.
+    pub text: String,
+}
+
 /// An install script turned into a Dockerfile by [`convert_script`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Converted {
@@ -178,6 +189,10 @@ pub struct Converted {
     pub base_image: String,
     /// What was changed or dropped and why, with the script's line numbers.
     pub notes: Vec<Problem>,
+    /// For each line of `dockerfile`, the line of the script it comes from (None for what the
+    /// conversion adds: the header, FROM, SHELL, the first WORKDIR), so a failed build can
+    /// name the maintainer's own line.
+    pub script_lines: Vec<Option<usize>>,
 }
 
 /// Which kind of input the shared checks are looking at, for their messages.

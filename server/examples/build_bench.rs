@@ -106,7 +106,7 @@ async fn main() -> Result {
                     "slug": slug, "name": "Build bench", "summary": "Benchmark project.",
                     "category": "Other", "dockerfile": df,
                 }))?;
-            server::builds::publish::submit(&builds, &db, "v:bench", &form)
+            server::builds::publish::submit(&builds, &db, "v:bench", &form, true)
                 .await
                 .map_err(|e| e.to_string())?
         } else {

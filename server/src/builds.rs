@@ -9,6 +9,7 @@ pub mod check;
 pub mod engine;
 #[cfg(test)]
 mod fast_tests;
+pub mod headline;
 pub mod publish;
 pub mod seed;
 
@@ -25,6 +26,8 @@ use tokio::sync::{broadcast, mpsc, watch, Mutex};
 
 /// Most of a build log kept (the tail; the head of a long apt log says little).
 const MAX_LOG_BYTES: usize = 512 * 1024;
+/// Longest unfinished line held back while its end is awaited.
+const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
 /// What watchers of a build receive.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -82,6 +85,9 @@ impl LogBuffer {
 pub enum Failure {
     #[error("{0}")]
     Build(String),
+    /// A step of the recipe failed: its own error lines, the recipe's line, the engine's words.
+    #[error("{0}")]
+    Step(headline::Headline),
     #[error("The build took longer than {0} minutes and was stopped.")]
     Timeout(u64),
     #[error("The build was cancelled.")]
@@ -366,7 +372,9 @@ impl BuildService {
         let pushed = match result {
             Ok(p) => p,
             Err(f) => {
-                self.log(live, &format!("error: {f}"));
+                for line in f.to_string().lines() {
+                    self.log(live, &format!("error: {line}"));
+                }
                 return self.finish(id, live, Err(f), Some(&project)).await;
             }
         };
@@ -474,8 +482,9 @@ impl BuildService {
         let repo = self.registry.repository_for(&project.slug);
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
+        let steps = self.step_map(build);
         let result = self
-            .build_push_pull(&build.dockerfile, &repo, &tag, &image, live)
+            .build_push_pull(&build.dockerfile, &steps, &repo, &tag, &image, live)
             .await;
         // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
         // sandbox engine have the image, and a failed build's layers are garbage.
@@ -494,6 +503,31 @@ impl BuildService {
             }
         }
         Ok(pushed)
+    }
+
+    /// The engine's steps of this build mapped to the maintainer's recipe: the platform adds
+    /// a LABEL after every FROM, and the CA bundle's COPY and ARG when it has one; the engine's
+    /// `labels` option (`DockerBuilder::build`) is one more LABEL step at the end.
+    fn step_map(&self, build: &db::builds::Model) -> headline::StepMap {
+        let injected = if self.networks.ca_bundle.is_some() {
+            3
+        } else {
+            1
+        };
+        let converted = (build.source_kind == "script")
+            .then(|| recipe::convert_script(&build.source, &self.limits.base_image).ok())
+            .flatten()
+            // The same Dockerfile as built (not one converted under another default base).
+            .filter(|c| c.dockerfile == build.dockerfile);
+        match &converted {
+            Some(c) => headline::StepMap::new(
+                &build.dockerfile,
+                injected,
+                1,
+                Some((&build.source, &c.script_lines)),
+            ),
+            None => headline::StepMap::new(&build.dockerfile, injected, 1, None),
+        }
     }
 
     /// Runs the build's smoke check in a sandbox of the pushed image; its output goes to the log.
@@ -541,6 +575,7 @@ impl BuildService {
     async fn build_push_pull(
         &self,
         dockerfile: &str,
+        steps: &headline::StepMap,
         repo: &str,
         tag: &str,
         image: &str,
@@ -549,7 +584,7 @@ impl BuildService {
         let mut cancel = live.cancel.subscribe();
         let timeout = self.limits.timeout;
         // The tag is the build's id.
-        let building = self.engine_build(dockerfile, image, tag, live);
+        let building = self.engine_build(dockerfile, steps, image, tag, live);
         tokio::select! {
             r = building => r?,
             // Dropping the build request closes the connection; the engine then stops the build
@@ -626,6 +661,7 @@ impl BuildService {
     async fn engine_build(
         &self,
         dockerfile: &str,
+        steps: &headline::StepMap,
         image: &str,
         build_id: &str,
         live: &Arc<Live>,
@@ -662,10 +698,18 @@ impl BuildService {
         });
         let mut progress = Progress::default();
         let result = self
-            .follow_build(&mut stream, &mut grant, &mut progress, build_id, live)
+            .follow_build(
+                &mut stream,
+                &mut grant,
+                &mut progress,
+                steps,
+                build_id,
+                live,
+            )
             .await;
-        if let Some((step, steps)) = progress.last {
-            let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+        if let Some(last) = progress.last {
+            let (step, total) = shown(steps, last);
+            let _ = db::builds::set_step(&self.db, build_id, step, total).await;
         }
         result
     }
@@ -676,9 +720,15 @@ impl BuildService {
         stream: &mut futures::stream::BoxStream<'static, Result<String, Failure>>,
         grant: &mut egress::Grant,
         progress: &mut Progress,
+        steps: &headline::StepMap,
         build_id: &str,
         live: &Arc<Live>,
     ) -> Result<(), Failure> {
+        // What the current step printed, for the headline if it fails.
+        let mut output: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        // The engine's chunks are not lines: a line can arrive in two ("E" then ": Unable to…").
+        // Lines are taken whole; the rest waits for its end (or the build's).
+        let mut partial = String::new();
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -689,41 +739,72 @@ impl BuildService {
                 // A step accepted within the last second is written once the second is over
                 // (a long step prints nothing more that would carry it).
                 _ = tokio::time::sleep(progress.flush_in()), if progress.unwritten => {
-                    if let Some((step, steps)) = progress.take_unwritten() {
-                        let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                    if let Some(last) = progress.take_unwritten() {
+                        let (step, total) = shown(steps, last);
+                        let _ = db::builds::set_step(&self.db, build_id, step, total).await;
                     }
                     continue;
                 }
             };
-            let Some(item) = item else {
+            let (text, end) = match item {
+                Some(Ok(s)) => {
+                    partial.push_str(&s);
+                    match partial.rfind('\n') {
+                        Some(i) => {
+                            let rest = partial.split_off(i + 1);
+                            (std::mem::replace(&mut partial, rest), None)
+                        }
+                        // A step printing without a line break is logged in bounded pieces.
+                        None if partial.len() > MAX_PARTIAL_LINE => {
+                            (std::mem::take(&mut partial), None)
+                        }
+                        None => continue,
+                    }
+                }
+                Some(Err(failure)) => (std::mem::take(&mut partial), Some(Err(failure))),
+                None => (std::mem::take(&mut partial), Some(Ok(()))),
+            };
+            if end.is_some() {
                 while let Ok(refusal) = grant.refusals().try_recv() {
                     self.log(live, &format!("trythis egress proxy: {refusal}"));
                 }
-                break;
-            };
-            let s = match item {
-                Ok(s) => s,
-                Err(failure) => {
-                    while let Ok(refusal) = grant.refusals().try_recv() {
-                        self.log(live, &format!("trythis egress proxy: {refusal}"));
-                    }
-                    return Err(failure);
-                }
-            };
-            for line in s.lines().filter(|l| !l.trim().is_empty()) {
+            }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 // A step's own output can print "Step 1/2 : …" too (`RUN yes 'Step 1/2 : x'`):
                 // only the next step of the same build counts, and the row is written at most
                 // once a second (and once more when the build ends).
-                if let Some((step, steps)) = parse_step(line).filter(|s| progress.accepts(*s)) {
-                    self.emit(live, BuildEvent::Step { step, steps });
+                let accepted = parse_step(line).filter(|s| progress.accepts(*s));
+                if let Some(engine_step) = accepted {
+                    // Numbered as the maintainer counts (the platform's steps left out).
+                    let (step, total) = shown(steps, engine_step);
+                    self.emit(live, BuildEvent::Step { step, steps: total });
                     if progress.due() {
-                        let _ = db::builds::set_step(&self.db, build_id, step, steps).await;
+                        let _ = db::builds::set_step(&self.db, build_id, step, total).await;
                     }
+                    output.clear();
+                } else {
+                    if output.len() >= 200 {
+                        output.pop_front();
+                    }
+                    output.push_back(readable(line));
                 }
-                self.log(live, line.trim_end());
+                self.log(live, &steps.log_line(line.trim_end(), accepted));
+            }
+            match end {
+                None => {}
+                Some(Ok(())) => return Ok(()),
+                Some(Err(failure)) => {
+                    return Err(match failure {
+                        // A step of the recipe failed: say what it printed and which line it was.
+                        Failure::Build(msg) if msg.contains("returned a non-zero code") => {
+                            let output: Vec<String> = output.into_iter().collect();
+                            Failure::Step(steps.headline(&output, &msg, progress.last))
+                        }
+                        other => other,
+                    });
+                }
             }
         }
-        Ok(())
     }
 
     /// Keeps the newest `retention` successful builds of the project (and the image `protect`,
@@ -803,6 +884,14 @@ pub fn mark_build(dockerfile: &str, build_id: &str) -> String {
 /// Resolves once the cancel switch is on (the watch guard never lives across an await).
 async fn cancelled(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await;
+}
+
+/// An engine step as the maintainer counts it (unchanged when the map does not know it).
+fn shown(steps: &headline::StepMap, (step, total): (i32, i32)) -> (i32, i32) {
+    match steps.own_step(step, total) {
+        Some(own) => (own as i32, steps.total() as i32),
+        None => (step, total),
+    }
 }
 
 /// `Step 3/7 : RUN …` → (3, 7).

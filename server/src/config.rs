@@ -181,6 +181,9 @@ pub struct Config {
     pub mail: MailConfig,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
+    /// `TRYTHIS_MODERATION`: a new maintainer's projects stay unlisted (reachable by link, Try and
+    /// badge work) until an admin approves one; then that maintainer publishes directly.
+    pub moderation: bool,
 }
 
 struct Source(HashMap<String, String>);
@@ -274,6 +277,20 @@ impl Source {
                 key: key.into(),
                 value: v,
                 reason: format!("expected {what}"),
+            }),
+        }
+    }
+
+    /// A switch: 1/true/on/yes or 0/false/off/no.
+    fn flag(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.opt(key).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) if matches!(v.as_str(), "1" | "true" | "on" | "yes") => Ok(true),
+            Some(v) if matches!(v.as_str(), "0" | "false" | "off" | "no") => Ok(false),
+            Some(v) => Err(ConfigError {
+                key: key.into(),
+                value: v,
+                reason: "expected on or off (1/0, true/false, yes/no)".into(),
             }),
         }
     }
@@ -633,6 +650,7 @@ impl Config {
             egress,
             limits,
             log: s.str("TRYTHIS_LOG", "info,sqlx=warn,bollard=warn,tower_http=info"),
+            moderation: s.flag("TRYTHIS_MODERATION", false)?,
             data_dir,
         })
     }

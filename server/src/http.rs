@@ -81,11 +81,15 @@ pub fn router(state: AppState) -> Router {
         public_url: state.config.public_url.clone(),
         max_extensions: state.config.limits.max_extensions,
         base_image: state.config.builds.base_image.clone(),
+        build_concurrency: state.config.builds.concurrency,
         providers: api::auth::providers(&state),
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
-        .route("/projects/{slug}", get(api::projects::get))
+        .route(
+            "/projects/{slug}",
+            get(api::projects::get).delete(api::projects::delete),
+        )
         .route("/recommendations", get(api::projects::recommendations))
         .route("/projects/{slug}/try", post(api::sandboxes::start))
         .route(
@@ -127,6 +131,11 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users", get(api::admin::users))
         .route("/admin/users/{id}", patch(api::admin::change_user))
         .route("/admin/projects", get(api::admin::projects))
+        .route("/admin/review", get(api::admin::review))
+        .route(
+            "/admin/projects/{slug}/approve",
+            post(api::admin::approve_project),
+        )
         .route(
             "/admin/projects/{slug}",
             patch(api::admin::change_project).delete(api::admin::delete_project),

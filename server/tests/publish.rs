@@ -524,7 +524,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         &slug,
         serde_json::json!({ "dockerfile": format!("FROM {}\nRUN echo ok > /ok\n", base()) }),
     ))?;
-    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form)
+    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form, true)
         .await
         .map_err(|e| e.to_string())?;
     builds.run(&id).await;
@@ -708,8 +708,8 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
         // New accounts each round: an account may have only one build waiting.
         let (alice, bob) = (format!("u:alice{round}"), format!("u:bob{round}"));
         let (ra, rb) = tokio::join!(
-            server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a),
-            server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a, true),
+            server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b, true),
         );
         let winner = match (&ra, &rb) {
             (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
@@ -906,5 +906,84 @@ async fn base_images_must_be_on_the_platform() -> Result {
         let id = r.body["build_id"].as_str().ok_or("id")?.to_string();
         app.state.builds.cancel(&id).await?;
     }
+    Ok(())
+}
+
+/// A failed build's headline is what the failing step itself said (apt's `E:` line), then the
+/// maintainer's line that ran it, then the engine's sentence; the log and the progress count
+/// only the maintainer's steps (not the platform's LABEL, CA COPY and ARG). For an install
+/// script, the line is the script's own.
+#[tokio::test]
+async fn a_failed_build_names_the_error_and_the_recipe_line() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let slug = unique("nopkg");
+    let dockerfile = format!(
+        "FROM {}\n# a comment, so the RUN is on line 3\nRUN apt-get install -y no-such-package-xyz\nWORKDIR /root\n",
+        base()
+    );
+    let id = submit_dockerfile(&v, &slug, &dockerfile).await?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    assert_eq!(b["state"], "failed", "{b}");
+    let error = b["error"].as_str().unwrap_or_default();
+    let lines: Vec<&str> = error.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("E: Unable to locate package no-such-package-xyz"),
+        "{error}"
+    );
+    assert_eq!(
+        lines.get(1).copied(),
+        Some("line 3: RUN apt-get install -y no-such-package-xyz"),
+        "{error}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.ends_with("returned a non-zero code: 100")),
+        "{error}"
+    );
+    assert_eq!(lines.len(), 3, "{error}");
+    // The maintainer wrote 3 steps; it failed on their 2nd.
+    assert_eq!(
+        (b["step"].as_i64(), b["steps"].as_i64()),
+        (Some(2), Some(3)),
+        "{b}"
+    );
+    // The project never went live: only its maintainer sees the build (with their cookie).
+    let log = v
+        .http
+        .get(app.url(&format!("/api/builds/{id}/log")))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        log.contains("Step 2/3 : RUN apt-get install -y no-such-package-xyz"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Platform step : LABEL trythis.build="),
+        "{log}"
+    );
+    assert!(!log.contains("Step 4/") && !log.contains("/6 :"), "{log}");
+
+    // An install script: the line is the script's own (line 4 here), as written.
+    let slug = unique("nopkg-script");
+    let script = "#!/bin/sh\n# tools\n\nsudo apt install no-such-package-xyz\n";
+    let id = submit(&v, project(&slug, serde_json::json!({ "script": script }))).await;
+    // One waiting build per account: the first has finished, so this one is accepted.
+    let id = id?;
+    let b = wait_build(&v, &id, Duration::from_secs(120)).await?;
+    let error = b["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("\nline 4: sudo apt install no-such-package-xyz\n"),
+        "{error}"
+    );
+    assert!(
+        error.starts_with("E: Unable to locate package no-such-package-xyz\n"),
+        "{error}"
+    );
     Ok(())
 }

@@ -22,6 +22,11 @@ impl FieldProblems {
         self.0.get()
     }
 
+    /// Whether anything is said about `field`.
+    pub fn has(self, field: &'static str) -> impl Fn() -> bool + Copy {
+        move || self.0.read().iter().any(|p| p.field == field)
+    }
+
     pub fn is_empty(self) -> bool {
         self.0.read().is_empty()
     }
@@ -54,7 +59,8 @@ impl FieldProblems {
                     None => p.message.clone(),
                 })
                 .collect::<Vec<_>>()
-                .join(" ")
+                // One per line (the label's CSS keeps the line breaks).
+                .join("\n")
         }
     }
 }

@@ -15,7 +15,9 @@ pub fn Header() -> impl IntoView {
         if path == "/login" || path == "/signup" {
             "/login".to_string()
         } else {
-            format!("/login?next={}", crate::url::urlencode(&path))
+            // The page as it is (its query too: a search), so log-in returns right here.
+            let here = format!("{path}{}", location.search.get());
+            format!("/login?next={}", crate::url::urlencode(&here))
         }
     };
     let logout = move |_| {

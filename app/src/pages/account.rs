@@ -252,6 +252,37 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
     }
 }
 
+/// Deletes one of the maintainer's projects, after a confirmation naming it; the list reloads.
+#[component]
+fn DeleteProject(slug: String, name: String) -> impl IntoView {
+    let message = RwSignal::new(String::new());
+    let delete = move |_| {
+        let (slug, name) = (slug.clone(), name.clone());
+        leptos::task::spawn_local(async move {
+            #[cfg(feature = "hydrate")]
+            {
+                let ask = format!("Delete {name} ({slug})? Its page, builds and images are removed for good; the tries people made stay in their history, without its name.");
+                if !crate::client::confirm(&ask) {
+                    return;
+                }
+                match crate::client::call("DELETE", &format!("/api/projects/{slug}"), None).await {
+                    Ok(r) if r.status == 204 => crate::client::go("/account"),
+                    Ok(r) => message.set(r.message()),
+                    Err(e) => message.set(e),
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (slug, name, message);
+        });
+    };
+    view! {
+        <button class="btn small danger" data-action="delete-project" on:click=delete>"Delete"</button>
+        <Show when=move || !message.read().is_empty()>
+            <p class="form-message error" role="alert">{move || message.get()}</p>
+        </Show>
+    }
+}
+
 /// The projects this account publishes: status, tries and the newest build, each a link.
 #[component]
 fn MyProjects() -> impl IntoView {
@@ -270,7 +301,7 @@ fn MyProjects() -> impl IntoView {
                         }.into_any(),
                         Ok(list) => view! {
                             <table class="table">
-                                <thead><tr><th>"Project"</th><th>"Status"</th><th>"Tries"</th><th>"Newest build"</th></tr></thead>
+                                <thead><tr><th>"Project"</th><th>"Status"</th><th>"Tries"</th><th>"Newest build"</th><th></th></tr></thead>
                                 <tbody>
                                     {list.into_iter().map(|p| {
                                         let build = p.latest_build.clone().map(|(id, state)| view! {
@@ -279,9 +310,12 @@ fn MyProjects() -> impl IntoView {
                                         view! {
                                             <tr data-project=p.slug.clone()>
                                                 <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
-                                                <td><span class=format!("status-badge {}", p.status)>{p.status.clone()}</span></td>
+                                                <td><span class=format!("status-badge {}", p.status)>{p.status.clone()}</span>
+                                                    {(!p.listed).then(|| view! { " "<span class="status-badge review" title="Reachable by its link, and Try and its badge work; Explore and search list it once an admin has reviewed it.">"waiting for review"</span> })}
+                                                </td>
                                                 <td>{p.tries}</td>
                                                 <td>{build}</td>
+                                                <td><DeleteProject slug=p.slug.clone() name=p.name.clone()/></td>
                                             </tr>
                                         }
                                     }).collect_view()}

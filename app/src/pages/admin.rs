@@ -46,7 +46,7 @@ fn mb(bytes: Option<u64>) -> String {
 
 /// "Page 2 of 7" with Previous / Next, for a list of `total` rows in pages of `size`.
 #[component]
-fn Pager(
+pub fn Pager(
     id: &'static str,
     page: RwSignal<u64>,
     total: Signal<u64>,
@@ -57,10 +57,12 @@ fn Pager(
     view! {
         <Show when=move || { pages() > 1 }>
             <nav class="pager" id=id aria-label="Pages">
-                <button class="btn small" type="button" disabled=move || page.get() == 0
+                <button class="btn small" type="button" disabled={move || page.get() == 0}
                     on:click=move |_| { page.update(|p| *p = p.saturating_sub(1)); on_change.run(()); }>"Previous"</button>
                 <span>{move || format!("Page {} of {} · {} in all", page.get() + 1, pages(), total.get())}</span>
-                <button class="btn small" type="button" disabled=move || page.get() + 1 >= pages()
+                // Braces: a bare `>=` in an attribute ends the tag for the macro, and the rest of
+                // the button became its text.
+                <button class="btn small" type="button" disabled={move || page.get() + 1 >= pages()}
                     on:click=move |_| { page.update(|p| *p += 1); on_change.run(()); }>"Next"</button>
             </nav>
         </Show>
@@ -75,6 +77,7 @@ fn Admin() -> impl IntoView {
     let runtime = RwSignal::new(String::new());
     let users = RwSignal::new(AdminUsers::default());
     let projects = RwSignal::new(AdminProjects::default());
+    let review = RwSignal::new(AdminProjects::default());
     let user_q = RwSignal::new(String::new());
     let project_q = RwSignal::new(String::new());
     let user_page = RwSignal::new(0u64);
@@ -127,6 +130,15 @@ fn Admin() -> impl IntoView {
                             users.set(u);
                         }
                     }
+                    "review" => {
+                        if let Some(p) = call("GET", "/api/admin/review", None)
+                            .await
+                            .ok()
+                            .and_then(|r| r.json::<AdminProjects>())
+                        {
+                            review.set(p);
+                        }
+                    }
                     _ => {
                         let url = format!(
                             "/api/admin/projects?q={}&page={}",
@@ -151,6 +163,7 @@ fn Admin() -> impl IntoView {
     Effect::new(move |_| {
         load("users");
         load("projects");
+        load("review");
         leptos::task::spawn_local(async move {
             loop {
                 load("live");
@@ -174,6 +187,10 @@ fn Admin() -> impl IntoView {
                 load(refresh);
                 if refresh != "live" {
                     load("live");
+                }
+                // Approving, hiding or deleting a project changes the review list too.
+                if refresh == "projects" {
+                    load("review");
                 }
             }
             #[cfg(not(feature = "hydrate"))]
@@ -232,6 +249,9 @@ fn Admin() -> impl IntoView {
                         }
                         rows.into_iter().map(|r| {
                             let id = r.id.clone();
+                            let (owner, project) = (r.owner.clone(), r.project.clone());
+                            #[cfg(not(feature = "hydrate"))]
+                            let _ = (&owner, &project);
                             let cpu = r.cpu_percent.map(|c| format!("{c:.1} %")).unwrap_or_else(|| "–".into());
                             view! {
                                 <tr data-sandbox=r.id.clone()>
@@ -241,7 +261,14 @@ fn Admin() -> impl IntoView {
                                     <td>{crate::model::human_duration(r.seconds_left)}</td>
                                     <td>{cpu}</td>
                                     <td>{mb(r.memory_bytes)}" / "{mb(r.memory_limit_bytes)}</td>
-                                    <td><button class="btn small danger" on:click=move |_| act("DELETE", format!("/api/admin/sandboxes/{id}"), None, "live")>"Stop"</button></td>
+                                    <td><button class="btn small danger" data-action="stop" on:click=move |_| {
+                                        #[cfg(feature = "hydrate")]
+                                        {
+                                            let ask = format!("Stop the sandbox of {owner} ({project})? Everything in it is gone.");
+                                            if !crate::client::confirm(&ask) { return; }
+                                        }
+                                        act("DELETE", format!("/api/admin/sandboxes/{id}"), None, "live")
+                                    }>"Stop"</button></td>
                                 </tr>
                             }
                         }).collect_view().into_any()
@@ -308,6 +335,37 @@ fn Admin() -> impl IntoView {
                 size=Signal::derive(move || users.read().page_size)
                 on_change=Callback::new(move |_| load("users"))/>
         </div>
+        <div class="panel" id="admin-review-panel">
+            <h2>"Waiting for review"</h2>
+            <p class="muted">"New maintainers' projects stay out of Explore, search and the home page until one is approved here (their link, Try and badge work meanwhile). After an approval, the maintainer's next projects are listed at once."</p>
+            <table class="table" id="admin-review">
+                <thead><tr><th>"Project"</th><th>"Status"</th><th>"Maintainer"</th><th>"Published"</th><th></th></tr></thead>
+                <tbody>
+                    {move || {
+                        let rows = review.get().projects;
+                        if rows.is_empty() {
+                            return view! { <tr><td colspan="5" class="muted">"Nothing is waiting for review."</td></tr> }.into_any();
+                        }
+                        rows.into_iter().map(|p| {
+                            let slug = p.slug.clone();
+                            view! {
+                                <tr data-project=p.slug.clone()>
+                                    <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
+                                    <td>{p.status.clone()}</td>
+                                    <td>{p.maintainer.clone().unwrap_or_else(|| "site".into())}</td>
+                                    <td>{p.updated_at.chars().take(10).collect::<String>()}</td>
+                                    <td class="actions">
+                                        <button class="btn small primary" data-action="approve" on:click=move |_| {
+                                            act("POST", format!("/api/admin/projects/{slug}/approve"), None, "projects")
+                                        }>"Approve"</button>
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view().into_any()
+                    }}
+                </tbody>
+            </table>
+        </div>
         <div class="panel">
             <h2>"Projects and images"</h2>
             <form class="inline-form" role="search" on:submit=move |ev: leptos::ev::SubmitEvent| {
@@ -330,10 +388,10 @@ fn Admin() -> impl IntoView {
                         view! {
                             <tr data-project=p.slug.clone()>
                                 <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
-                                <td>{p.status.clone()}</td>
+                                <td>{p.status.clone()}{(!p.listed).then_some(" · unlisted")}</td>
                                 <td>{p.maintainer.clone().unwrap_or_else(|| "site".into())}</td>
                                 <td>{p.tries}</td>
-                                <td title=image><code>{short}</code>" "{mb(p.image_size.map(|s| s.max(0) as u64))}</td>
+                                <td title=image><code>{short}</code>" "{p.image_size.map(crate::model::human_size).unwrap_or_else(|| "–".into())}</td>
                                 <td class="actions">
                                     <button class="btn small" on:click=move |_| {
                                         act("PATCH", format!("/api/admin/projects/{a}"), to_json(&ProjectChange { hidden: !hidden }), "projects")
@@ -358,5 +416,35 @@ fn Admin() -> impl IntoView {
                 size=Signal::derive(move || projects.read().page_size)
                 on_change=Callback::new(move |_| load("projects"))/>
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The users' pager as the server renders it: a real Next button, on page 1.
+    #[test]
+    fn the_pager_renders_its_buttons_on_page_one() {
+        let owner = Owner::new();
+        let html = owner.with(|| {
+            let page = RwSignal::new(0u64);
+            view! {
+                <Pager id="users-pager" page=page total=Signal::derive(|| 60u64)
+                    size=Signal::derive(|| 50u64) on_change=Callback::new(|_| ())/>
+            }
+            .to_html()
+        });
+        assert!(html.contains(">Next</button>"), "{html}");
+        assert!(
+            !html.contains("click"),
+            "macro text leaked into the page: {html}"
+        );
+        assert!(html.contains("Page 1 of 2 · 60 in all"), "{html}");
+        // Page 1: Previous is disabled, Next is not.
+        let next = html.split("<button").nth(2).unwrap_or_default();
+        assert!(!next.contains("disabled"), "{html}");
+        let previous = html.split("<button").nth(1).unwrap_or_default();
+        assert!(previous.contains("disabled"), "{html}");
     }
 }

@@ -74,6 +74,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
                     sent_to,
                     problems,
                     message,
+                    done: None,
                 };
                 if form.post(url, body, &next.get_untracked()).await {
                     return;
@@ -150,9 +151,10 @@ fn AuthForm(signup: bool) -> impl IntoView {
                             autocomplete=if signup { "new-password" } else { "current-password" } bind:value=password on:input=clear("password")/>
                         <small class="field-problem">{problems.message_of("password")}</small>
                     </label>
-                    {signup.then(|| view! { <p class="hint">"At least 10 characters. A few random words work well."</p> })}
+                    // The rule, until the password breaks it: then the problem under the field says it.
+                    {signup.then(|| view! { <Show when=move || !problems.has("password")()><p class="hint" id="password-hint">"At least 10 characters. A few random words work well."</p></Show> })}
                     <Show when=move || !message.read().is_empty()>
-                        <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                        <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
                     </Show>
                     <button type="submit" class="btn primary big wide" id="submit" disabled=move || busy.get()>{action}</button>
                     {(!signup).then(|| view! { <p class="forgot"><a id="forgot" href="/reset">"Forgot your password?"</a></p> })}
@@ -191,6 +193,9 @@ pub fn VerifyPage() -> impl IntoView {
             .await
             {
                 Ok(r) if r.status == 201 => {
+                    crate::client::flash(
+                        "Your email is confirmed: your account is ready and you are signed in.",
+                    );
                     crate::client::go(&next.get_untracked());
                     return;
                 }
@@ -211,7 +216,7 @@ pub fn VerifyPage() -> impl IntoView {
                     <h1>"Confirm your email"</h1>
                     <p class="muted">"One click and your address is confirmed. A new account is created and signed in on this browser."</p>
                     <Show when=move || !message.read().is_empty()>
-                        <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                        <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
                         <p class="switch"><a href="/signup">"Sign up again"</a>" · "<a href="/login">"Log in"</a></p>
                     </Show>
                     <button class="btn primary big wide" id="confirm" disabled=move || busy.get() || token().is_empty() on:click=confirm>"Confirm my email"</button>
@@ -256,12 +261,16 @@ pub fn ResetPage() -> impl IntoView {
                         serde_json::json!({ "token": t, "password": password.get_untracked() }),
                     )
                 };
-                let form = AccountForm {
+                let mut form = AccountForm {
                     email: email.get_untracked(),
                     sent_to,
                     problems,
                     message,
+                    done: None,
                 };
+                if !t.is_empty() {
+                    form.done = Some("Password changed: you are signed in with the new one.");
+                }
                 if form.post(url, body, "/").await {
                     return;
                 }
@@ -302,7 +311,7 @@ pub fn ResetPage() -> impl IntoView {
                             }.into_any()
                         }}
                         <Show when=move || !message.read().is_empty()>
-                            <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                            <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
                         </Show>
                         <button type="submit" class="btn primary big wide" id="submit" disabled=move || busy.get()>
                             {move || if token.get().is_empty() { "Send me a link" } else { "Set the new password" }}
@@ -323,6 +332,8 @@ struct AccountForm {
     sent_to: RwSignal<Option<String>>,
     problems: FieldProblems,
     message: RwSignal<String>,
+    /// The notice for the next page when the form succeeds ("Password changed").
+    done: Option<&'static str>,
 }
 
 #[cfg(feature = "hydrate")]
@@ -337,13 +348,22 @@ impl AccountForm {
                     .set(Some(sent.map(|m| m.email).unwrap_or(self.email)));
             }
             Ok(r) if r.status == 200 || r.status == 201 => {
+                if let Some(notice) = self.done {
+                    crate::client::flash(notice);
+                }
                 crate::client::go(then);
                 return true;
             }
             Ok(r) => {
-                self.problems
-                    .set(crate::pages::publish::problems_of(&r.body));
-                self.message.set(r.message());
+                // Each problem once, under its field; the sentence only when no field has one.
+                let problems = crate::pages::publish::problems_of(&r.body);
+                let shown = ["email", "password", "name"];
+                if problems.is_empty()
+                    || problems.iter().any(|p| !shown.contains(&p.field.as_str()))
+                {
+                    self.message.set(r.message());
+                }
+                self.problems.set(problems);
             }
             Err(e) => self.message.set(e),
         }

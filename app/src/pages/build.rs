@@ -1,5 +1,5 @@
 use crate::api::load_build;
-use crate::model::BuildView;
+use crate::model::{failure_parts, queue_line, BuildView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -26,22 +26,6 @@ pub fn BuildPage() -> impl IntoView {
     }
 }
 
-/// "Number 2 in line; builds here take about 3 minutes."
-fn waiting_text(place: Option<u64>, typical_secs: Option<i64>) -> String {
-    let place = match place {
-        Some(1) | None => "Waiting for a free builder: you are next.".to_string(),
-        Some(n) => format!("Waiting for a free builder: number {n} in line."),
-    };
-    match typical_secs {
-        Some(s) if s > 0 => {
-            let minutes = (s as f64 / 60.0).ceil().max(1.0) as i64;
-            let unit = if minutes == 1 { "minute" } else { "minutes" };
-            format!("{place} A build here takes about {minutes} {unit}.")
-        }
-        _ => place,
-    }
-}
-
 fn state_label(state: &str) -> &'static str {
     match state {
         "queued" => "Waiting for a builder",
@@ -64,7 +48,9 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     let log = RwSignal::new(data.log.clone());
     let cancel_msg = RwSignal::new(String::new());
     let queue_position = RwSignal::new(data.queue_position);
-    let typical_secs = data.typical_secs;
+    // The queue line ticks every second from the server's count, which each poll refreshes.
+    let waited = RwSignal::new(data.waited_secs);
+    let estimate = RwSignal::new(data.estimate_secs);
     let log_ref = NodeRef::<leptos::html::Pre>::new();
     let id = data.id.clone();
     let slug = data.project.clone();
@@ -113,19 +99,36 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                     }
                     let id = id.clone();
                     leptos::task::spawn_local(async move {
-                        if let Ok(r) =
-                            crate::client::call("GET", &format!("/api/builds/{id}"), None).await
+                        if let Some(b) =
+                            crate::client::call("GET", &format!("/api/builds/{id}"), None)
+                                .await
+                                .ok()
+                                .and_then(|r| r.json::<crate::model::BuildRecord>())
                         {
-                            queue_position.set(
-                                r.json::<crate::model::BuildRecord>()
-                                    .and_then(|b| b.queue_position),
-                            );
+                            queue_position.set(b.queue_position);
+                            estimate.set(b.estimate_secs);
+                            if let Some(w) = b.waited_secs {
+                                waited.set(w);
+                            }
                         }
                     });
                 },
                 std::time::Duration::from_secs(3),
             );
             if let Ok(handle) = poll {
+                on_cleanup(move || handle.clear());
+            }
+        }
+        {
+            let tick = set_interval_with_handle(
+                move || {
+                    if state.get_untracked() == "queued" {
+                        waited.update(|w| *w += 1);
+                    }
+                },
+                std::time::Duration::from_secs(1),
+            );
+            if let Ok(handle) = tick {
                 on_cleanup(move || handle.clear());
             }
         }
@@ -181,7 +184,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             <p class="progress-text" id="build-step" aria-live="polite">{move || {
                 let (n, m) = (step.get(), steps.get());
                 match state.get().as_str() {
-                    "queued" => waiting_text(queue_position.get(), typical_secs),
+                    "queued" => queue_line(queue_position.get(), waited.get(), estimate.get()),
                     "pushing" => "All steps done; pushing the image…".to_string(),
                     "checking" => match &check_command {
                         Some(c) => format!("Built and pushed; running the smoke check in a sandbox: {c}"),
@@ -193,7 +196,17 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 }
             }}</p>
             <Show when=move || error.read().is_some()>
-                <p class="error build-error" id="build-error">{move || error.get().unwrap_or_default()}</p>
+                // The step's own error lines and the recipe's line first; the engine's words last.
+                <div class="error build-error" id="build-error" role="alert">{move || {
+                    let (head, engine) = failure_parts(&error.get().unwrap_or_default());
+                    view! {
+                        {head.into_iter().map(|l| {
+                            let class = if l.starts_with("line ") || l.starts_with("in: ") { "failure-line" } else { "failure-lines" };
+                            view! { <p class=class>{l}</p> }
+                        }).collect_view()}
+                        {engine.map(|e| view! { <small class="failure-engine" id="build-error-engine">{e}</small> })}
+                    }
+                }}</div>
             </Show>
             <div class="build-actions">
                 <Show when=move || state.get() == "succeeded">

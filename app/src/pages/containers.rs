@@ -33,13 +33,19 @@ pub fn ContainersPage() -> impl IntoView {
                                     let id = r.id.clone();
                                     view! {
                                         <tr data-sandbox=r.id.clone()>
-                                            <td><a href=format!("/p/{}", r.project)>{r.project_name.clone()}</a></td>
+                                            <td>{if r.project.is_empty() {
+                                                view! { <span class="muted deleted-project">{r.project_name.clone()}</span> }.into_any()
+                                            } else {
+                                                view! { <a href=format!("/p/{}", r.project)>{r.project_name.clone()}</a> }.into_any()
+                                            }}</td>
                                             <td title=r.started_at.clone()>{format!("{} ago", human_duration(r.started_ago_secs))}</td>
                                             <td>{human_duration(r.duration_secs)}</td>
                                             <td><span class="status" class:live=running>{status}</span></td>
                                             <td>{r.seconds_left.map(clock).unwrap_or_default()}</td>
                                             <td class="row-actions">
-                                                <a class="btn small" href=format!("/try/{}", r.project)>{if running { "Open" } else { "Try again" }}</a>
+                                                {(!r.project.is_empty()).then(|| view! {
+                                                    <a class="btn small" href=format!("/try/{}", r.project)>{if running { "Open" } else { "Try again" }}</a>
+                                                })}
                                                 {running.then(|| view! { <StopButton id=id/> })}
                                             </td>
                                         </tr>

@@ -36,9 +36,7 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
     let badge_html = format!(
         "<a href=\"{base}/try/{slug}\"><img src=\"{base}/badge/{slug}.svg\" alt=\"try this in your browser\"></a>"
     );
-    let size = p
-        .image_size
-        .map(|b| format!("{:.0} MB", b as f64 / 1_000_000.0));
+    let size = p.image_size.map(crate::model::human_size);
     let tries = p.card.tries;
     view! {
         <Title text=p.card.name.clone()/>

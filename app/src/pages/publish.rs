@@ -66,6 +66,8 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let tab = RwSignal::new("script".to_string());
     let problems = FieldProblems::default();
     let notes = RwSignal::new(Vec::<String>::new());
+    // Said above the Dockerfile it is about, not at the foot of the form.
+    let converted_note = RwSignal::new(false);
     let message = RwSignal::new(String::new());
     let busy = RwSignal::new(false);
 
@@ -95,7 +97,7 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                         notes.set(shown);
                         problems.set(Vec::new());
                         tab.set("dockerfile".into());
-                        message.set("Converted. Review the Dockerfile below; edit it if you like, then publish.".into());
+                        converted_note.set(true);
                     }
                     Ok(r) => {
                         problems.set(problems_of(&r.body));
@@ -250,6 +252,9 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                 <button type="button" class="btn" id="convert" on:click=convert disabled=move || busy.get()>"Convert to Dockerfile"</button>
             </div>
             <div class="tab-panel" class:hidden=move || tab.get() != "dockerfile">
+                <Show when=move || converted_note.get()>
+                    <p class="note" id="converted-note" role="status">"Converted. Review the Dockerfile below; edit it if you like, then publish."</p>
+                </Show>
                 <p class="hint">"The Dockerfile is the whole build context: COPY and ADD of local files are not available; download in a RUN step instead."</p>
                 <textarea id="dockerfile" class=move || format!("code {}", problems.class_of("dockerfile")()) rows="14" spellcheck="false"
                     placeholder="FROM trythis/base:bookworm\nRUN apt-get update && apt-get install -y cowsay" bind:value=dockerfile></textarea>

@@ -36,6 +36,9 @@ pub struct Model {
     /// starter catalogue.
     pub maintainer: Option<String>,
     pub tries: i64,
+    /// Shown in Explore, search, trending and the home page. An unlisted project (waiting for an
+    /// admin's review under moderation) is reachable by its link, and Try and its badge work.
+    pub listed: bool,
     /// Lower-cased, accent-folded name+summary+tags+category, for search.
     pub search_text: String,
     pub created_at: DateTimeUtc,

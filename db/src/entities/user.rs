@@ -20,6 +20,9 @@ pub struct Model {
     /// When the person proved they read this address (a link we mailed, or their provider's
     /// verified email). Only verified addresses link provider logins or become admin.
     pub email_verified_at: Option<DateTimeUtc>,
+    /// An admin approved one of their projects: under moderation, their next ones are listed
+    /// at once.
+    pub approved_publisher: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -79,6 +79,8 @@ struct Converter {
     cwd: Option<String>,
     /// The Dockerfile lines after `FROM` and the first `WORKDIR` (an entry may span lines).
     body: Vec<String>,
+    /// The script line each entry of `body` comes from.
+    origins: Vec<usize>,
     notes: Vec<Problem>,
     problems: Vec<Problem>,
     /// Command units seen, so directives after the first command can be refused.
@@ -146,6 +148,7 @@ impl Converter {
                 if self.body.last().is_some_and(|l| !l.is_empty()) {
                     self.body.push(String::new());
                 }
+                self.came_from(number);
                 continue;
             }
             if number == 1 && trimmed.starts_with("#!") {
@@ -156,6 +159,7 @@ impl Converter {
                     Some(directive) => self.directive(directive.trim(), number),
                     None => self.body.push(trimmed.to_string()),
                 }
+                self.came_from(number);
                 continue;
             }
             let mut lexer = Lexer::new();
@@ -165,7 +169,14 @@ impl Converter {
                 i += 1;
             }
             self.unit(lexer, i);
+            self.came_from(number);
         }
+    }
+
+    /// The body entries added since the last call come from script line `line`.
+    fn came_from(&mut self, line: usize) {
+        let added = self.body.len().saturating_sub(self.origins.len());
+        self.origins.extend(std::iter::repeat_n(line, added));
     }
 
     fn directive(&mut self, directive: &str, line: usize) {
@@ -461,6 +472,7 @@ impl Converter {
                     ),
                 );
                 self.body.push(format!("RUN exit {status}"));
+                self.came_from(line);
             }
             None => {}
         }
@@ -479,6 +491,7 @@ impl Converter {
         while self.body.last().is_some_and(|l| l.is_empty()) {
             self.body.pop();
         }
+        self.origins.truncate(self.body.len());
         let workdir = self.workdir.as_deref().unwrap_or(HOME);
         // Every step stops at the first failing command, in a pipeline too, like the script
         // run with `-e -o pipefail`; `/bin/sh -c` would take a pipeline's last status.
@@ -491,9 +504,20 @@ impl Converter {
         let mut dockerfile = format!(
             "{HEADER}\nFROM {base}\nSHELL [\"{shell}\", \"-o\", \"pipefail\", \"-e\"{nounset}, \"-c\"]\nWORKDIR {workdir}\n"
         );
-        for line in self.body.iter().skip_while(|l| l.is_empty()) {
+        let mut script_lines: Vec<Option<usize>> = vec![None; dockerfile.lines().count()];
+        for (line, origin) in self
+            .body
+            .iter()
+            .zip(&self.origins)
+            .skip_while(|(l, _)| l.is_empty())
+        {
             dockerfile.push_str(line);
             dockerfile.push('\n');
+            // An entry may span lines (a long RUN printf …): each of them comes from its line.
+            script_lines.extend(std::iter::repeat_n(
+                Some(*origin),
+                line.lines().count().max(1),
+            ));
         }
         let lines = dockerfile.lines().count();
         let layers = dockerfile
@@ -523,6 +547,7 @@ impl Converter {
             dockerfile,
             base_image: base,
             notes: sort(self.notes),
+            script_lines,
         })
     }
 }

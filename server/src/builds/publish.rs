@@ -401,6 +401,7 @@ pub fn check_form(
                     welcome: opt(&form.welcome),
                     egress: false,
                     maintainer: None,
+                    unlisted: false,
                 },
                 recipe,
             ))
@@ -438,12 +439,14 @@ async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), Publ
 }
 
 /// Publishes a new project: checks, quota, then project (status `building`) and a queued build in
-/// one transaction. Returns the build id.
+/// one transaction. Returns the build id. `listed`: whether it shows in the catalogue at once
+/// (see `listed_at_once`) or waits, unlisted, for an admin's review.
 pub async fn submit(
     builds: &BuildService,
     db: &db::DatabaseConnection,
     owner: &str,
     form: &ProjectForm,
+    listed: bool,
 ) -> Result<String, PublishError> {
     let limits = builds.limits().clone();
     let (mut project, recipe) =
@@ -457,6 +460,7 @@ pub async fn submit(
     }
     check_build_quota(db, owner, &limits).await?;
     project.maintainer = Some(owner.to_string());
+    project.unlisted = !listed;
     let id = crate::secrets::random_id();
     let txn = db.begin().await?;
     // Created, never updated: a concurrent submission of the same slug that committed first
@@ -468,6 +472,25 @@ pub async fn submit(
     txn.commit().await?;
     builds.enqueue(&id);
     Ok(id)
+}
+
+/// Whether a new project of `owner` is listed at once: always without moderation; under it, for
+/// admins and for maintainers an admin approved before.
+pub async fn listed_at_once(
+    db: &db::DatabaseConnection,
+    moderation: bool,
+    owner: &str,
+    is_admin: bool,
+) -> Result<bool, db::DbErr> {
+    if !moderation || is_admin {
+        return Ok(true);
+    }
+    Ok(match db::accounts::user_id_of(owner) {
+        Some(id) => db::accounts::by_id(db, id)
+            .await?
+            .is_some_and(|u| u.approved_publisher),
+        None => false,
+    })
 }
 
 fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::builds::NewBuild {

@@ -132,6 +132,7 @@ pub async fn seed_catalog(
                 welcome: meta.welcome,
                 egress: meta.egress,
                 maintainer: None,
+                unlisted: false,
             },
         )
         .await?;

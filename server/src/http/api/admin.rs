@@ -59,10 +59,15 @@ impl ListQuery {
     }
 }
 
-/// Who an owner key is, for people: an account's email, or "visitor".
-async fn owner_labels(st: &AppState, keys: impl Iterator<Item = &str>) -> HashMap<String, String> {
+/// Who an owner key is, for people: an account's email, or "visitor #1a2b3c · 192.0.2.7" (a
+/// short hash of the visitor's key, never the key itself, which is their cookie's identity; and
+/// the address their sandbox came from, when known).
+async fn owner_labels<'a>(
+    st: &AppState,
+    owners: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> HashMap<String, String> {
     let mut out = HashMap::new();
-    for key in keys {
+    for (key, ip) in owners {
         if out.contains_key(key) {
             continue;
         }
@@ -71,12 +76,20 @@ async fn owner_labels(st: &AppState, keys: impl Iterator<Item = &str>) -> HashMa
                 Ok(Some(u)) => u.email,
                 _ => "deleted account".into(),
             },
-            None if key.starts_with("v:") => "visitor".into(),
-            None => key.to_string(),
+            None => visitor_label(key, ip),
         };
         out.insert(key.to_string(), label);
     }
     out
+}
+
+/// "visitor #1a2b3c", and " · <ip>" when the client address is known.
+pub fn visitor_label(key: &str, ip: Option<&str>) -> String {
+    let short: String = crate::secrets::sha256_hex(key).chars().take(6).collect();
+    match ip.filter(|ip| !ip.is_empty()) {
+        Some(ip) => format!("visitor #{short} · {ip}"),
+        None => format!("visitor #{short}"),
+    }
 }
 
 /// `GET /api/admin/overview` — live numbers and the banner.
@@ -127,7 +140,13 @@ pub async fn sandboxes(
         }
     }
     pool.sort_by(|a, b| b.members.cmp(&a.members).then(a.project.cmp(&b.project)));
-    let labels = owner_labels(&st, active.iter().map(|s| s.owner.as_str())).await;
+    let labels = owner_labels(
+        &st,
+        active
+            .iter()
+            .map(|s| (s.owner.as_str(), s.client_ip.as_deref())),
+    )
+    .await;
     let runtime = st.sandboxes.runtime();
     // The engine samples each container for about a second: ask for all of them at once.
     let usage = futures::future::join_all(active.iter().map(|s| runtime.usage(&s.id))).await;
@@ -254,9 +273,23 @@ pub async fn projects(
     require_admin(&me)?;
     q.check()?;
     let (rows, total) = db::projects::list_all(&st.db, &q.q, PAGE, q.offset()).await?;
-    let labels = owner_labels(&st, rows.iter().filter_map(|p| p.maintainer.as_deref())).await;
-    let projects = rows
-        .iter()
+    let projects = admin_projects(&st, &rows).await;
+    Ok(Json(AdminProjects {
+        projects,
+        total,
+        page_size: PAGE,
+    }))
+}
+
+async fn admin_projects(st: &AppState, rows: &[db::projects::Model]) -> Vec<AdminProject> {
+    let labels = owner_labels(
+        st,
+        rows.iter()
+            .filter_map(|p| p.maintainer.as_deref())
+            .map(|k| (k, None)),
+    )
+    .await;
+    rows.iter()
         .map(|p| AdminProject {
             slug: p.slug.clone(),
             name: p.name.clone(),
@@ -270,13 +303,9 @@ pub async fn projects(
                 .map(|r| format!("{r}@{}", p.image_digest.as_deref().unwrap_or_default())),
             image_size: p.image_size,
             updated_at: p.updated_at.to_rfc3339(),
+            listed: p.listed,
         })
-        .collect();
-    Ok(Json(AdminProjects {
-        projects,
-        total,
-        page_size: PAGE,
-    }))
+        .collect()
 }
 
 /// `PATCH /api/admin/projects/{slug} {hidden}` — hide from the catalogue, or bring back.
@@ -313,8 +342,7 @@ pub async fn change_project(
     }))
 }
 
-/// `DELETE /api/admin/projects/{slug}` — stops its sandboxes, deletes its images from the
-/// registry and the project with its builds. Try statistics stay.
+/// `DELETE /api/admin/projects/{slug}` — see `remove_project`. Try statistics stay.
 pub async fn delete_project(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -324,6 +352,13 @@ pub async fn delete_project(
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
+    remove_project(&st, &p, "admin").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a project: stops its sandboxes, deletes its images from the registry and the project
+/// with its builds; its tries stay, anonymised. Refused while a build runs.
+pub async fn remove_project(st: &AppState, p: &db::projects::Model, by: &str) -> ApiResult<()> {
     if db::builds::active_for_project(&st.db, p.id)
         .await?
         .is_some()
@@ -342,12 +377,49 @@ pub async fn delete_project(
     }
     if let Some(repo) = &p.image_repo {
         if let Err(e) = st.registry.retain(repo, &[], &[]).await {
-            tracing::warn!(project = %slug, error = %e, "could not delete the project's images");
+            tracing::warn!(project = %p.slug, error = %e, "could not delete the project's images");
         }
     }
     db::projects::delete(&st.db, p.id).await?;
-    tracing::info!(project = %slug, "project deleted by an admin");
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(project = %p.slug, by, "project deleted");
+    Ok(())
+}
+
+/// `GET /api/admin/review` — projects waiting for an admin's review (moderation), oldest first.
+pub async fn review(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+) -> ApiResult<Json<AdminProjects>> {
+    require_admin(&me)?;
+    let rows = db::projects::awaiting_review(&st.db, PAGE).await?;
+    let projects = admin_projects(&st, &rows).await;
+    Ok(Json(AdminProjects {
+        total: projects.len() as u64,
+        projects,
+        page_size: PAGE,
+    }))
+}
+
+/// `POST /api/admin/projects/{slug}/approve` — lists the project, and its maintainer's next
+/// projects are listed at once.
+pub async fn approve_project(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+) -> ApiResult<Json<ProjectStatusNow>> {
+    require_admin(&me)?;
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
+    db::projects::set_listed(&st.db, p.id, true).await?;
+    if let Some(id) = p.maintainer.as_deref().and_then(accounts::user_id_of) {
+        accounts::set_approved_publisher(&st.db, id).await?;
+    }
+    tracing::info!(project = %slug, "project approved");
+    Ok(Json(ProjectStatusNow {
+        slug: p.slug,
+        status: p.status.to_string(),
+    }))
 }
 
 /// `PUT /api/admin/featured {slug, line}`
@@ -382,4 +454,26 @@ pub async fn clear_featured(
     require_admin(&me)?;
     db::settings::set_featured(&st.db, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visitor_label;
+
+    #[test]
+    fn visitors_are_told_apart_without_their_key() {
+        let a = visitor_label("v:alpha-secret", Some("192.0.2.7"));
+        let b = visitor_label("v:beta-secret", None);
+        assert!(
+            a.starts_with("visitor #") && a.ends_with(" · 192.0.2.7"),
+            "{a}"
+        );
+        assert_eq!(b.len(), "visitor #".len() + 6, "{b}");
+        assert_ne!(&a[..15], &b[..15], "two visitors, two labels");
+        assert!(
+            !a.contains("alpha") && !b.contains("beta"),
+            "the key stays secret"
+        );
+        assert_eq!(visitor_label("v:alpha-secret", Some("")), &a[..15]);
+    }
 }

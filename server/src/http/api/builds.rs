@@ -45,7 +45,9 @@ pub async fn create(
         ));
     }
     let form = body(form)?;
-    let id = publish::submit(&st.builds, &st.db, &me.key, &form).await?;
+    let listed =
+        publish::listed_at_once(&st.db, st.config.moderation, &me.key, me.is_admin).await?;
+    let id = publish::submit(&st.builds, &st.db, &me.key, &form, listed).await?;
     Ok(accepted(Some(form.slug.trim().to_string()), id))
 }
 
@@ -84,6 +86,8 @@ fn record(b: &db::builds::Model) -> BuildRecord {
         queue_position: None,
         typical_secs: None,
         check: SmokeCheck::of(b.check_command.as_deref(), b.check_expect.as_deref()),
+        waited_secs: None,
+        estimate_secs: None,
     }
 }
 
@@ -105,9 +109,18 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BuildRecord>> {
     let b = find(&st, &me, &id).await?;
+    let queue_position = db::builds::queue_position(&st.db, &b).await?;
+    let typical_secs = db::builds::typical_seconds(&st.db).await?;
+    let queued = b.state == db::BuildState::Queued;
     Ok(Json(BuildRecord {
-        queue_position: db::builds::queue_position(&st.db, &b).await?,
-        typical_secs: db::builds::typical_seconds(&st.db).await?,
+        queue_position,
+        typical_secs,
+        waited_secs: queued.then(|| (chrono::Utc::now() - b.created_at).num_seconds().max(0)),
+        estimate_secs: app::model::start_estimate(
+            queue_position,
+            typical_secs,
+            st.builds.limits().concurrency,
+        ),
         ..record(&b)
     }))
 }

@@ -119,7 +119,29 @@ pub async fn get(
         license: p.license,
         image_size: p.image_size,
         egress: p.egress,
+        listed: p.listed,
     }))
+}
+
+/// `DELETE /api/projects/{slug}` — 204: its maintainer (or an admin) deletes it: sandboxes
+/// stopped, images removed from the registry, builds gone, tries kept anonymised.
+pub async fn delete(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    let p = db::projects::by_slug(&st.db, &slug)
+        .await?
+        .filter(|p| p.status != db::ProjectStatus::Hidden || me.is_admin)
+        .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+    let mine = p.maintainer.as_deref() == Some(me.key.as_str());
+    if !(mine || me.is_admin) {
+        return Err(ApiError::Forbidden(
+            "Only the project's maintainer (or an admin) can delete it.".into(),
+        ));
+    }
+    super::admin::remove_project(&st, &p, if mine { "maintainer" } else { "admin" }).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/recommendations`: "open source you may like" for the caller (trending without history).

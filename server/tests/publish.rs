@@ -970,6 +970,30 @@ async fn the_build_engine_reaches_nothing_but_the_registry() -> Result {
     assert_eq!(trap.hits().await, 0, "the recipe check does not fetch");
     // The engine itself, as a FROM past the check would make it pull.
     let engine = app.state.builds.engines().ok_or("engine-backed builds")?.build;
+    // An image id (or its prefix) would name any image the engine holds, another build's too.
+    let id = engine.inspect_image(&base()).await?.id.ok_or("image id")?;
+    let hex = id.trim_start_matches("sha256:").to_string();
+    for from in [id.clone(), hex[..12].to_string()] {
+        let r = v
+            .call(
+                "POST",
+                "/api/projects",
+                Some(project(
+                    &unique("by-id"),
+                    serde_json::json!({ "dockerfile": format!("FROM {from}\nRUN true\n") }),
+                )),
+            )
+            .await?;
+        assert_eq!(r.status, 400, "{from}: {:?}", r.body);
+        assert!(
+            r.body["problems"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("an image id names whatever image the build engine holds"),
+            "{:?}",
+            r.body
+        );
+    }
     let pulled = server::builds::pull(&engine, &image).await;
     assert!(pulled.is_err(), "the trap served nothing");
     assert_eq!(

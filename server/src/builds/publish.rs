@@ -458,6 +458,14 @@ pub(crate) async fn image_refusal(
     image: &str,
 ) -> Result<Option<String>, PublishError> {
     let registry = builds.registry_address();
+    // The engine resolves a bare hex word or `sha256:…` as an image id (or its prefix): any image
+    // it holds, another build's included, whatever its repository.
+    let name = image.split(['@', ':']).next().unwrap_or(image);
+    if image.starts_with("sha256:") || name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Some(
+            "an image id names whatever image the build engine holds; name the image by its repository".into(),
+        ));
+    }
     let projects = format!("{registry}/{}/", builds.registry_namespace());
     if image.starts_with(&projects) {
         let serving = match image.split_once('@') {

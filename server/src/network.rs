@@ -314,7 +314,10 @@ pub fn open_registry_way(registry: &str) -> RegistryWay {
         _ => (registry, "443"),
     };
     let Ok(addrs) = (host, port.parse::<u16>().unwrap_or(443)).to_socket_addrs() else {
-        tracing::warn!(registry, "the registry's address does not resolve; the build engine's way to it is not opened");
+        tracing::warn!(
+            registry,
+            "the registry's address does not resolve; the build engine's way to it is not opened"
+        );
         return way;
     };
     let mut seen = Vec::new();
@@ -323,10 +326,23 @@ pub fn open_registry_way(registry: &str) -> RegistryWay {
             continue;
         }
         seen.push(addr.ip());
-        let bin = if addr.is_ipv4() { "iptables" } else { "ip6tables" };
-        let rule: Vec<String> = ["-d", &addr.ip().to_string(), "-p", "tcp", "--dport", port, "-j", "ACCEPT"]
-            .map(String::from)
-            .to_vec();
+        let bin = if addr.is_ipv4() {
+            "iptables"
+        } else {
+            "ip6tables"
+        };
+        let rule: Vec<String> = [
+            "-d",
+            &addr.ip().to_string(),
+            "-p",
+            "tcp",
+            "--dport",
+            port,
+            "-j",
+            "ACCEPT",
+        ]
+        .map(String::from)
+        .to_vec();
         let run = |args: &[&str]| {
             std::process::Command::new(bin)
                 .arg("-w")
@@ -344,7 +360,10 @@ pub fn open_registry_way(registry: &str) -> RegistryWay {
         if run(&[&["-I", BUILD_ENGINE_CHAIN, "1"][..], &rule_args].concat()) {
             way.added.push((bin, rule));
         } else {
-            tracing::warn!(registry, "could not open the build engine's way to its registry");
+            tracing::warn!(
+                registry,
+                "could not open the build engine's way to its registry"
+            );
         }
     }
     way

@@ -969,7 +969,12 @@ async fn the_build_engine_reaches_nothing_but_the_registry() -> Result {
     );
     assert_eq!(trap.hits().await, 0, "the recipe check does not fetch");
     // The engine itself, as a FROM past the check would make it pull.
-    let engine = app.state.builds.engines().ok_or("engine-backed builds")?.build;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .ok_or("engine-backed builds")?
+        .build;
     // An image id (or its prefix) would name any image the engine holds, another build's too.
     let id = engine.inspect_image(&base()).await?.id.ok_or("image id")?;
     let hex = id.trim_start_matches("sha256:").to_string();
@@ -1015,11 +1020,21 @@ async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
     let slug = unique("served");
     let df = |n: u32| format!("FROM {}\nRUN echo secret-{n} > /secret\n", base());
     let a1 = submit_dockerfile(&alice, &slug, &df(1)).await?;
-    assert_eq!(wait_build(&alice, &a1, Duration::from_secs(120)).await?["state"], "succeeded");
-    let p = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
+    assert_eq!(
+        wait_build(&alice, &a1, Duration::from_secs(120)).await?["state"],
+        "succeeded"
+    );
+    let p = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
     let (repo, d1) = (p.image_repo.ok_or("repo")?, p.image_digest.ok_or("digest")?);
     let served = format!("{repo}@{d1}");
-    let engine = app.state.builds.engines().ok_or("engine-backed builds")?.build;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .ok_or("engine-backed builds")?
+        .build;
     assert!(
         engine.inspect_image(&served).await.is_err(),
         "the build engine keeps nothing of a build"
@@ -1030,17 +1045,26 @@ async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
     let b = submit_dockerfile(
         &bob,
         &reader,
-        &format!("FROM {}\nCOPY --from={served} /secret /copied\nRUN grep -q secret-1 /copied\n", base()),
+        &format!(
+            "FROM {}\nCOPY --from={served} /secret /copied\nRUN grep -q secret-1 /copied\n",
+            base()
+        ),
     )
     .await?;
     let done = wait_build(&bob, &b, Duration::from_secs(120)).await?;
     assert_eq!(done["state"], "succeeded", "{done:?}");
     let kept = engine.inspect_image(&served).await;
-    assert!(kept.is_err(), "the pulled image stayed in the build engine: {kept:?}");
+    assert!(
+        kept.is_err(),
+        "the pulled image stayed in the build engine: {kept:?}"
+    );
 
     // A new build goes live: the old digest is no longer served, and a tag never is.
     let a2 = rebuild(&alice, &slug, serde_json::json!({ "dockerfile": df(2) })).await?;
-    assert_eq!(wait_build(&alice, &a2, Duration::from_secs(120)).await?["state"], "succeeded");
+    assert_eq!(
+        wait_build(&alice, &a2, Duration::from_secs(120)).await?["state"],
+        "succeeded"
+    );
     let d2 = db::projects::by_slug(&app.state.db, &slug)
         .await?
         .and_then(|p| p.image_digest)
@@ -1050,7 +1074,10 @@ async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
         (format!("COPY --from={repo}@{d1} /secret /x"), 2),
         (format!("COPY --from={repo}:{a2} /secret /x"), 2),
         (
-            format!("FROM {repo}@{d1} AS old\nFROM {}\nCOPY --from=old /secret /x", base()),
+            format!(
+                "FROM {repo}@{d1} AS old\nFROM {}\nCOPY --from=old /secret /x",
+                base()
+            ),
             2,
         ),
     ] {
@@ -1095,7 +1122,9 @@ async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
     let id = server::builds::publish::rebuild(&idle, &app.state.db, "", true, &reader, &form)
         .await
         .map_err(|e| e.to_string())?;
-    let owner = db::projects::by_slug(&app.state.db, &slug).await?.ok_or("project")?;
+    let owner = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
     assert!(db::projects::set_status(&app.state.db, owner.id, db::ProjectStatus::Hidden).await?);
     idle.run(&id).await;
     let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
@@ -1138,7 +1167,10 @@ async fn cancelling_a_build_during_its_smoke_check_removes_its_sandbox() -> Resu
     };
     let t0 = std::time::Instant::now();
     while !listed(&app).await? {
-        assert!(t0.elapsed() < Duration::from_secs(180), "the check never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the check never started"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;

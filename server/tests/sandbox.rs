@@ -512,7 +512,10 @@ async fn the_sweep_removes_unowned_containers_and_keeps_live_ones() -> Result {
     assert_eq!(app.state.sandboxes.sweep().await?, 2);
     let after = ids(runtime.list().await?);
     assert!(orphans.iter().all(|o| !after.contains(o)), "{after:?}");
-    assert!(after.contains(&id), "the visitor's sandbox was kept: {after:?}");
+    assert!(
+        after.contains(&id),
+        "the visitor's sandbox was kept: {after:?}"
+    );
     let r = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["state"], "ready", "{:?}", r.body);

@@ -368,8 +368,7 @@ impl ImageBuilder for DockerBuilder {
             {
                 Ok(_) => tracing::info!(image, "removed an image a build pulled"),
                 Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    ..
+                    status_code: 404, ..
                 }) => {}
                 Err(e) => {
                     tracing::warn!(image, error = %e, "an image a build pulled was not removed")

@@ -503,10 +503,7 @@ pub(crate) fn images_of(dockerfile: &str) -> Result<ImagesRead, Vec<recipe::Prob
 
 /// Refuses a stored build's images that the policy no longer allows, at build start: a queued
 /// build whose image stopped being served fails instead of reading it.
-pub(crate) async fn recheck_images(
-    builds: &BuildService,
-    dockerfile: &str,
-) -> Result<(), String> {
+pub(crate) async fn recheck_images(builds: &BuildService, dockerfile: &str) -> Result<(), String> {
     let (images, copied) = images_of(dockerfile).map_err(|ps| {
         let first = ps.first().map_or(String::new(), |p| p.message.clone());
         format!("The recipe no longer passes the checks: {first}")

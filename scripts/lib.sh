@@ -265,12 +265,16 @@ PY
       rm -f "$pidfile"
     fi
     echo "    starting the build engine (log: $DATA/logs/build-engine.log)"
-    nohup dockerd --config-file "$DATA/build-engine.json" --data-root "$mnt/docker" \
+    # In its own cgroup from its first instruction: the egress rules below match on it.
+    local procs; procs="$(build_engine_cgroup)/cgroup.procs" || exit 1
+    # shellcheck disable=SC2016
+    nohup sh -c 'echo $$ >"$0" && exec "$@"' "$procs" dockerd --config-file "$DATA/build-engine.json" --data-root "$mnt/docker" \
       --exec-root /run/trythis/build-engine --pidfile /run/trythis/build-engine.pid \
       -H "unix://$BUILD_ENGINE_SOCK" >"$DATA/logs/build-engine.log" 2>&1 &
     for _ in $(seq 1 60); do $b info >/dev/null 2>&1 && break; sleep 0.5; done
     $b info >/dev/null 2>&1 || die "the build engine did not start: see $DATA/logs/build-engine.log"
   fi
+  build_engine_egress
   docker network inspect bridge >/dev/null 2>&1 && { ip link show docker0 >/dev/null 2>&1 \
     || die "docker0 is gone (a dockerd started with bridge none deletes it): restart the sandbox engine"; }
   # Bridged traffic between containers must pass the host's FORWARD chain, where the server's
@@ -285,6 +289,46 @@ PY
     docker save "$BASE_IMAGE" | $b load -q >/dev/null
   fi
   ok "$(df -h --output=size,avail "$(dirname "$($b info -f '{{.DockerRootDir}}')")" | tail -1 | awk '{print $1" disk ("$2" free)"}'), pids ≤ $pids, memory ≤ ${mem_mb} MB, $($b info -f '{{.SecurityOptions}}' | grep -o userns || echo 'NO user namespace')"
+}
+
+# The build engine's daemon pulls FROM and COPY --from images and pushes results itself, on the
+# host's network: it may reach the platform registry and nothing else (not the host's loopback
+# services, not other hosts, not Docker Hub, no DNS). Its processes live in the cgroup v2
+# BUILD_ENGINE_CGROUP, and the OUTPUT chain sends their connections through TRYTHIS-BUILD-ENGINE:
+# replies, the registry (the server adds the registry it is configured with, scripts/run.sh's
+# and the tests' own), then REJECT. Build steps are not concerned: they run in containers on the
+# isolated build network, whose only way out is the egress proxy.
+BUILD_ENGINE_CGROUP=trythis-build-engine
+build_engine_cgroup() {
+  local root
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then root=/sys/fs/cgroup
+  elif [ -f /sys/fs/cgroup/unified/cgroup.controllers ]; then root=/sys/fs/cgroup/unified
+  else die "no cgroup v2 hierarchy: the build engine's egress rules match on its cgroup"; fi
+  mkdir -p "$root/$BUILD_ENGINE_CGROUP" || die "could not create the cgroup $BUILD_ENGINE_CGROUP (needs root)"
+  echo "$root/$BUILD_ENGINE_CGROUP"
+}
+build_engine_egress() {
+  local cg pid p ipt chain=TRYTHIS-BUILD-ENGINE
+  cg=$(build_engine_cgroup) || exit 1
+  # An engine started before this rule existed is moved in, with its children (containerd);
+  # a connection opened from now on is matched.
+  pid=$(cat /run/trythis/build-engine.pid 2>/dev/null || true)
+  if [ -n "$pid" ]; then
+    for p in $pid $(pgrep -P "$pid"); do echo "$p" >"$cg/cgroup.procs"; done
+  fi
+  for ipt in iptables ip6tables; do
+    $ipt -w -L "$chain" -n >/dev/null 2>&1 || $ipt -w -N "$chain" || die "$ipt: could not create $chain"
+    # REJECT last, added once; ACCEPTs are inserted above it, so re-runs keep the order.
+    $ipt -w -C "$chain" -j REJECT 2>/dev/null || $ipt -w -A "$chain" -j REJECT
+    $ipt -w -C "$chain" -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT 2>/dev/null \
+      || $ipt -w -I "$chain" 1 -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+    $ipt -w -C OUTPUT -m cgroup --path "$BUILD_ENGINE_CGROUP" -j "$chain" 2>/dev/null \
+      || $ipt -w -I OUTPUT 1 -m cgroup --path "$BUILD_ENGINE_CGROUP" -j "$chain" \
+      || die "$ipt: could not match the build engine's cgroup (xt_cgroup)"
+  done
+  local host=${REGISTRY_ADDR%:*} port=${REGISTRY_ADDR##*:}
+  iptables -w -C "$chain" -d "$host" -p tcp --dport "$port" -j ACCEPT 2>/dev/null \
+    || iptables -w -I "$chain" 1 -d "$host" -p tcp --dport "$port" -j ACCEPT
 }
 
 # The browser tests' interactive programs (vim, nano, the Python and Node REPLs, redis, sqlite3,

@@ -445,3 +445,18 @@ pub async fn hide_maintained_by(db: &DatabaseConnection, maintainer: &str) -> Re
     }
     Ok(hidden)
 }
+
+/// The live project that serves `repo@digest` now, if any: what builds may read of the
+/// platform's registry (another project's older builds and tags are not public).
+pub async fn serving(
+    db: &impl ConnectionTrait,
+    repo: &str,
+    digest: &str,
+) -> Result<Option<Model>, DbErr> {
+    Project::find()
+        .filter(project::Column::ImageRepo.eq(repo))
+        .filter(project::Column::ImageDigest.eq(digest))
+        .filter(project::Column::Status.eq(ProjectStatus::Live))
+        .one(db)
+        .await
+}

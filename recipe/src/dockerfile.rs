@@ -111,6 +111,7 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
 
     let mut global_args: HashMap<String, Option<String>> = HashMap::new();
     let mut stages: Vec<Stage> = Vec::new();
+    let mut copied: Vec<(usize, String)> = Vec::new();
     let mut first_checked = false;
     for instruction in &instructions {
         if !first_checked && instruction.keyword != "ARG" {
@@ -130,6 +131,7 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
         check(
             instruction,
             &mut stages,
+            &mut copied,
             &mut global_args,
             &mut problems,
             &mut warnings,
@@ -231,6 +233,7 @@ pub fn validate_dockerfile(text: &str) -> Result<Validated, Vec<Problem>> {
         dockerfile,
         base_image,
         images,
+        copied_images: copied,
         steps: instructions.len(),
         warnings: sort(warnings),
     })
@@ -367,6 +370,7 @@ fn split(text: &str, escape: char, problems: &mut Vec<Problem>) -> Vec<Instructi
 fn check(
     instruction: &Instruction,
     stages: &mut Vec<Stage>,
+    copied: &mut Vec<(usize, String)>,
     global_args: &mut HashMap<String, Option<String>>,
     problems: &mut Vec<Problem>,
     warnings: &mut Vec<Problem>,
@@ -387,7 +391,9 @@ fn check(
         "COPY" | "ADD" if instruction.heredoc => problem(format!("here-documents in a Dockerfile ({keyword} <<EOF) need BuildKit, which the platform's classic builder does not have; write the file with printf in a RUN step")),
         "COPY" | "ADD" => {
             check_copy(keyword, args, &mut problem);
-            check_copy_from(args, stages, &mut problem);
+            if let Some(image) = check_copy_from(args, stages, &mut problem) {
+                copied.push((line, image));
+            }
         }
         "EXPOSE" => check_expose(args, &mut problem),
         "RUN" => {
@@ -431,7 +437,14 @@ fn check(
             match inner.as_str() {
                 "" => problem("ONBUILD needs an instruction to run later, for example ONBUILD RUN make".into()),
                 "ONBUILD" | "FROM" | "MAINTAINER" => problem(format!("ONBUILD {inner} is not allowed (the engine refuses it)")),
-                "ADD" | "COPY" => check_copy(&inner, rest.trim(), &mut problem),
+                "ADD" | "COPY" => {
+                    check_copy(&inner, rest.trim(), &mut problem);
+                    // It would read that image when someone else builds FROM this one, where
+                    // no check of this Dockerfile runs.
+                    if take_flags(rest.trim()).0.iter().any(|(name, _)| name == "from") {
+                        problem(format!("ONBUILD {inner} --from is not allowed: it would read an image in another project's build, where this Dockerfile is not checked; copy from a stage of the Dockerfile that builds FROM this image instead"));
+                    }
+                }
                 known if INSTRUCTIONS.contains(&known) => {}
                 unknown => problem(format!("ONBUILD {unknown}: unknown instruction")),
             }
@@ -608,13 +621,22 @@ fn check_from(
     });
 }
 
-/// `COPY --from=` names an earlier stage (by name or number); a word that is neither would be
-/// pulled as an image from Docker Hub instead, minutes later.
-fn check_copy_from(args: &str, stages: &[Stage], problem: &mut impl FnMut(String)) {
+/// `COPY --from=` names an earlier stage (by name or number) or an image. A word that is
+/// neither would be pulled as an image from Docker Hub instead, minutes later. Returns the image
+/// it names, if any: the engine fetches it like a `FROM` image, so the platform applies the same
+/// policy to it (see `Validated::copied_images`).
+fn check_copy_from(
+    args: &str,
+    stages: &[Stage],
+    problem: &mut impl FnMut(String),
+) -> Option<String> {
     let (flags, _) = take_flags(args);
-    let Some((_, from)) = flags.iter().find(|(name, _)| name == "from") else {
-        return;
-    };
+    let (_, from) = flags.iter().find(|(name, _)| name == "from")?;
+    if from.contains('$') {
+        // The classic builder does not expand it, and nothing here could check what it names.
+        problem(format!("COPY --from={from}: a variable in --from cannot be checked before the build; name an earlier stage or write the image out"));
+        return None;
+    }
     let lowered = from.to_ascii_lowercase();
     let earlier = stages.len().saturating_sub(1);
     let by_number = lowered
@@ -624,18 +646,26 @@ fn check_copy_from(args: &str, stages: &[Stage], problem: &mut impl FnMut(String
     let by_name = stages[..earlier]
         .iter()
         .any(|s| s.name.as_deref() == Some(lowered.as_str()));
-    let image_like = from.contains([':', '/', '.', '@']);
-    if !(by_number || by_name || image_like) {
-        let names: Vec<&str> = stages[..earlier]
-            .iter()
-            .filter_map(|s| s.name.as_deref())
-            .collect();
-        problem(if names.is_empty() {
-            format!("COPY --from={from}: there is no earlier stage called {from} (name one with FROM image AS {from}); as written, the engine would pull an image called {from}")
-        } else {
-            format!("COPY --from={from}: there is no earlier stage called {from} (earlier stages: {}); as written, the engine would pull an image called {from}", names.join(", "))
-        });
+    if by_number || by_name {
+        return None;
     }
+    if from.contains([':', '/', '.', '@']) {
+        if image::valid(from) {
+            return Some(from.clone());
+        }
+        problem(format!("COPY --from={from}: not a valid image reference"));
+        return None;
+    }
+    let names: Vec<&str> = stages[..earlier]
+        .iter()
+        .filter_map(|s| s.name.as_deref())
+        .collect();
+    problem(if names.is_empty() {
+        format!("COPY --from={from}: there is no earlier stage called {from} (name one with FROM image AS {from}); as written, the engine would pull an image called {from}")
+    } else {
+        format!("COPY --from={from}: there is no earlier stage called {from} (earlier stages: {}); as written, the engine would pull an image called {from}", names.join(", "))
+    });
+    None
 }
 
 fn check_copy(keyword: &str, args: &str, problem: &mut impl FnMut(String)) {

@@ -162,6 +162,9 @@ pub struct Validated {
     /// Every image a `FROM` starts from (line, reference), stages aside: the platform checks
     /// that each is available before building (builds never pull from Docker Hub silently).
     pub images: Vec<(usize, String)>,
+    /// Every image a `COPY --from=<image>` reads (line, reference): the engine fetches it as it
+    /// fetches a `FROM` image, so the platform holds it to the same policy.
+    pub copied_images: Vec<(usize, String)>,
     /// How many instructions the classic builder will count as `Step n/m` (every instruction,
     /// in every stage, including `ARG`s before the first `FROM`), for the progress bar.
     pub steps: usize,

@@ -148,6 +148,8 @@ pub struct BuildService {
     networks: Arc<crate::network::Networks>,
     /// Where smoke checks run (sandboxes of the new image).
     checks: Arc<dyn SmokeRunner>,
+    /// The build engine's way to this service's registry, open while it lives.
+    registry_way: StdMutex<Option<crate::network::RegistryWay>>,
 }
 
 impl BuildService {
@@ -161,8 +163,9 @@ impl BuildService {
         checks: Arc<dyn SmokeRunner>,
     ) -> Arc<Self> {
         let config = registry.config().clone();
+        let way = crate::network::open_registry_way(&config.address);
         let builder = Arc::new(DockerBuilder::new(engines.clone(), registry));
-        Self::with_builder(
+        let service = Self::with_builder(
             db,
             builder,
             config,
@@ -171,7 +174,12 @@ impl BuildService {
             networks,
             Some(engines),
             checks,
-        )
+        );
+        *service
+            .registry_way
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(way);
+        service
     }
 
     /// A build service over any `ImageBuilder` and `SmokeRunner` (the fast tests' fakes).
@@ -189,6 +197,7 @@ impl BuildService {
         let (queue_tx, queue_rx) = mpsc::unbounded_channel();
         Arc::new(Self {
             checks,
+            registry_way: StdMutex::new(None),
             networks,
             db,
             builder,
@@ -219,6 +228,15 @@ impl BuildService {
     /// The platform registry's address (`host:port`).
     pub fn registry_address(&self) -> String {
         self.registry.address.clone()
+    }
+
+    /// The registry namespace of the projects' repositories.
+    pub fn registry_namespace(&self) -> &str {
+        &self.registry.namespace
+    }
+
+    pub(crate) fn db(&self) -> &db::DatabaseConnection {
+        &self.db
     }
 
     /// Whether a build can start from `image`: the build engine has it, or the platform's
@@ -483,12 +501,20 @@ impl BuildService {
         let tag = build.id.clone();
         let image = format!("{repo}:{tag}");
         let steps = self.step_map(build);
+        // The image policy once more: what the recipe reads may have stopped being served while
+        // the build waited in the queue.
+        publish::recheck_images(self, &build.dockerfile)
+            .await
+            .map_err(Failure::Build)?;
+        let pulled = self.to_be_pulled(&build.dockerfile).await;
         let result = self
             .build_push_pull(&build.dockerfile, &steps, &repo, &tag, &image, live)
             .await;
         // Whatever the outcome, the build engine keeps nothing of this build: the registry and the
-        // sandbox engine have the image, and a failed build's layers are garbage.
+        // sandbox engine have the image, and a failed build's layers are garbage; so are the
+        // images it pulled (a maintainer could otherwise fill the engine's disk with them).
         self.builder.remove_leftovers(&image, &build.id).await;
+        self.builder.remove_pulled(&pulled).await;
         let pushed = result?;
         let check = build.check_command.clone().map(|command| SmokeCheck {
             command,
@@ -528,6 +554,24 @@ impl BuildService {
             ),
             None => headline::StepMap::new(&build.dockerfile, injected, 1, None),
         }
+    }
+
+    /// The images the build will pull (the engine does not have them yet), never the platform's
+    /// base image.
+    async fn to_be_pulled(&self, dockerfile: &str) -> Vec<String> {
+        let Ok((images, copied)) = publish::images_of(dockerfile) else {
+            return Vec::new();
+        };
+        let mut pulled = Vec::new();
+        for (_, image) in images.into_iter().chain(copied) {
+            if image != self.limits.base_image
+                && !pulled.contains(&image)
+                && self.builder.missing(&image).await
+            {
+                pulled.push(image);
+            }
+        }
+        pulled
     }
 
     /// Runs the build's smoke check in a sandbox of the pushed image; its output goes to the log.

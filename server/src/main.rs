@@ -143,6 +143,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     server::serve(listener, server::router(state.clone()), shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = reaper.await;
+    match state.sandboxes.remove_checks().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "smoke checks stopped"),
+        Err(e) => tracing::warn!(error = %e, "could not remove the smoke checks"),
+    }
     match state.sandboxes.drain_pool().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(stopped = n, "warm pool given back"),

@@ -328,6 +328,94 @@ async fn iptables(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The chain (made by scripts/lib.sh) that decides where the build engine's daemon may connect:
+/// replies, the registries it is allowed, and nothing else.
+pub const BUILD_ENGINE_CHAIN: &str = "TRYTHIS-BUILD-ENGINE";
+
+/// The build engine's way to a registry, opened in `BUILD_ENGINE_CHAIN` for as long as it is
+/// held (rules it added go with it; the setup's own rule stays).
+pub struct RegistryWay {
+    added: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Lets the build engine reach `registry` (`host:port`), the registry a build service pushes to:
+/// the egress policy follows the configured registry, so a server (or a test) publishing to
+/// another registry than the setup's can, and nothing else is opened. Without the chain (an
+/// external build engine, or a machine set up without it) nothing is done.
+pub fn open_registry_way(registry: &str) -> RegistryWay {
+    use std::net::ToSocketAddrs;
+    let mut way = RegistryWay { added: Vec::new() };
+    let (host, port) = match registry.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => (h.trim_matches(['[', ']']), p),
+        _ => (registry, "443"),
+    };
+    let Ok(addrs) = (host, port.parse::<u16>().unwrap_or(443)).to_socket_addrs() else {
+        tracing::warn!(
+            registry,
+            "the registry's address does not resolve; the build engine's way to it is not opened"
+        );
+        return way;
+    };
+    let mut seen = Vec::new();
+    for addr in addrs {
+        if seen.contains(&addr.ip()) {
+            continue;
+        }
+        seen.push(addr.ip());
+        let bin = if addr.is_ipv4() {
+            "iptables"
+        } else {
+            "ip6tables"
+        };
+        let rule: Vec<String> = [
+            "-d",
+            &addr.ip().to_string(),
+            "-p",
+            "tcp",
+            "--dport",
+            port,
+            "-j",
+            "ACCEPT",
+        ]
+        .map(String::from)
+        .to_vec();
+        let run = |args: &[&str]| {
+            std::process::Command::new(bin)
+                .arg("-w")
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let rule_args: Vec<&str> = rule.iter().map(String::as_str).collect();
+        if !run(&["-n", "-L", BUILD_ENGINE_CHAIN]) {
+            continue; // no egress policy for the build engine on this machine
+        }
+        if run(&[&["-C", BUILD_ENGINE_CHAIN][..], &rule_args].concat()) {
+            continue; // already open: the setup's rule, or another server's
+        }
+        if run(&[&["-I", BUILD_ENGINE_CHAIN, "1"][..], &rule_args].concat()) {
+            way.added.push((bin, rule));
+        } else {
+            tracing::warn!(
+                registry,
+                "could not open the build engine's way to its registry"
+            );
+        }
+    }
+    way
+}
+
+impl Drop for RegistryWay {
+    fn drop(&mut self) {
+        for (bin, rule) in self.added.drain(..) {
+            let _ = std::process::Command::new(bin)
+                .args(["-w", "-D", BUILD_ENGINE_CHAIN])
+                .args(&rule)
+                .output();
+        }
+    }
+}
+
 async fn start_proxy(
     gateway: Ipv4Addr,
     port: u16,

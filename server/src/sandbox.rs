@@ -926,7 +926,59 @@ impl SandboxService {
     }
 }
 
-/// Runs the reaper (and the warm-pool refill) every `every` until shutdown.
+impl SandboxService {
+    /// Removes (and logs) every container of this installation that has no live owner: no
+    /// active sandbox row (Try or warm-pool member) and not the smoke check of a build that is
+    /// checking now. Containers are listed before rows and builds are read, so a launch under way
+    /// (its row, or its build's `checking` state, is written before its container) is kept.
+    pub async fn sweep(&self) -> Result<usize, SandboxError> {
+        let listed = self.runtime.list().await?;
+        if listed.is_empty() {
+            return Ok(0);
+        }
+        let active: HashSet<String> = db::sandboxes::all_active(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        let mut removed = 0;
+        for l in &listed {
+            if active.contains(&l.sandbox_id) {
+                continue;
+            }
+            if let Some(build) = l
+                .sandbox_id
+                .strip_prefix(crate::builds::check::CHECK_PREFIX)
+            {
+                let checking = db::builds::get(&self.db, build)
+                    .await?
+                    .is_some_and(|b| b.state == db::BuildState::Checking);
+                if checking {
+                    continue;
+                }
+            }
+            tracing::warn!(sandbox = %l.sandbox_id, container = %l.container_id, "removing a container without a live owner");
+            self.runtime.destroy(&l.sandbox_id).await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// At shutdown: smoke checks cannot finish once this server is gone.
+    pub async fn remove_checks(&self) -> Result<usize, SandboxError> {
+        let mut removed = 0;
+        for l in self.runtime.list().await? {
+            if l.sandbox_id.starts_with(crate::builds::check::CHECK_PREFIX) {
+                self.runtime.destroy(&l.sandbox_id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Runs the reaper, the sweep of unowned containers and the warm-pool refill every `every` until
+/// shutdown.
 pub async fn reaper_loop(
     service: Arc<SandboxService>,
     every: Duration,
@@ -942,6 +994,9 @@ pub async fn reaper_loop(
             Ok(0) => {}
             Ok(n) => tracing::info!(stopped = n, "reaper pass"),
             Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
+        }
+        if let Err(e) = service.sweep().await {
+            tracing::warn!(error = %e, "sweep of unowned containers failed");
         }
         if let Err(e) = service.refill_pool().await {
             tracing::warn!(error = %e, "warm-pool refill failed");

@@ -889,9 +889,9 @@ async fn base_images_must_be_on_the_platform() -> Result {
     );
     // Nothing was created.
     assert!(db::builds::queued(&app.state.db).await?.is_empty());
-    // The platform's base image, and an image in the platform's registry, are accepted.
-    let (repo, digest, _) = fixture_image(&app.state.config).await?;
-    for from in [base(), format!("{repo}:t1"), format!("{repo}@{digest}")] {
+    // The platform's base image is accepted (a live project's image: see
+    // `copy_from_reads_only_images_that_live_projects_serve`).
+    for from in [base()] {
         let r = v
             .call(
                 "POST",
@@ -985,5 +985,284 @@ async fn a_failed_build_names_the_error_and_the_recipe_line() -> Result {
         error.starts_with("E: Unable to locate package no-such-package-xyz\n"),
         "{error}"
     );
+    Ok(())
+}
+
+/// A listener on a loopback port that is not the registry: counts the connections it gets.
+struct Trap {
+    port: u16,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Trap {
+    fn start() -> Result<Self> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        Ok(Self { port, hits })
+    }
+
+    /// Connections seen, after a moment for any in the accept queue to be counted.
+    async fn hits(&self) -> usize {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The attack of issue 25: `COPY --from=127.0.0.1:<port>/…` made the build engine fetch from a
+/// loopback service of the host (a listener there got a TLS hello, `GET /v2/` and manifest
+/// requests). The recipe check refuses it with its line, and the build engine itself cannot
+/// reach the port either (its daemon may reach the platform registry only).
+#[tokio::test]
+async fn the_build_engine_reaches_nothing_but_the_registry() -> Result {
+    let app = TestApp::start().await?;
+    let trap = Trap::start()?;
+    let v = app.user().await?;
+    let image = format!("127.0.0.1:{}/x/y:v1", trap.port);
+    let r = v
+        .call(
+            "POST",
+            "/api/projects",
+            Some(project(
+                &unique("trap"),
+                serde_json::json!({ "dockerfile": format!("FROM {}\nCOPY --from={image} /etc/passwd /p\n", base()) }),
+            )),
+        )
+        .await?;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let problems = r.body["problems"].as_array().ok_or("problems")?;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["line"], 2);
+    let message = problems[0]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with(&format!("COPY --from={image}: "))
+            && message.contains("never pull from Docker Hub or any other host"),
+        "{message}"
+    );
+    assert_eq!(trap.hits().await, 0, "the recipe check does not fetch");
+    // The engine itself, as a FROM past the check would make it pull.
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .ok_or("engine-backed builds")?
+        .build;
+    // An image id (or its prefix) would name any image the engine holds, another build's too.
+    let id = engine.inspect_image(&base()).await?.id.ok_or("image id")?;
+    let hex = id.trim_start_matches("sha256:").to_string();
+    for from in [id.clone(), hex[..12].to_string()] {
+        let r = v
+            .call(
+                "POST",
+                "/api/projects",
+                Some(project(
+                    &unique("by-id"),
+                    serde_json::json!({ "dockerfile": format!("FROM {from}\nRUN true\n") }),
+                )),
+            )
+            .await?;
+        assert_eq!(r.status, 400, "{from}: {:?}", r.body);
+        assert!(
+            r.body["problems"][0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("an image id names whatever image the build engine holds"),
+            "{:?}",
+            r.body
+        );
+    }
+    let pulled = server::builds::pull(&engine, &image).await;
+    assert!(pulled.is_err(), "the trap served nothing");
+    assert_eq!(
+        trap.hits().await,
+        0,
+        "the build engine connected to a loopback port that is not the registry ({pulled:?})"
+    );
+    Ok(())
+}
+
+/// `COPY --from` (and `FROM`) read another project's image only as that live project serves it
+/// now (`repo@digest`): not by tag, not an older build's digest, and not once the project stops
+/// being served (checked again when a queued build starts). An image a build pulled is removed
+/// from the build engine with the build.
+#[tokio::test]
+async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
+    let app = TestApp::start().await?;
+    let (alice, bob) = (app.user().await?, app.user().await?);
+    let slug = unique("served");
+    let df = |n: u32| format!("FROM {}\nRUN echo secret-{n} > /secret\n", base());
+    let a1 = submit_dockerfile(&alice, &slug, &df(1)).await?;
+    assert_eq!(
+        wait_build(&alice, &a1, Duration::from_secs(120)).await?["state"],
+        "succeeded"
+    );
+    let p = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
+    let (repo, d1) = (p.image_repo.ok_or("repo")?, p.image_digest.ok_or("digest")?);
+    let served = format!("{repo}@{d1}");
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .ok_or("engine-backed builds")?
+        .build;
+    assert!(
+        engine.inspect_image(&served).await.is_err(),
+        "the build engine keeps nothing of a build"
+    );
+
+    // The live image is read, and the build engine does not keep it afterwards.
+    let reader = unique("reader");
+    let b = submit_dockerfile(
+        &bob,
+        &reader,
+        &format!(
+            "FROM {}\nCOPY --from={served} /secret /copied\nRUN grep -q secret-1 /copied\n",
+            base()
+        ),
+    )
+    .await?;
+    let done = wait_build(&bob, &b, Duration::from_secs(120)).await?;
+    assert_eq!(done["state"], "succeeded", "{done:?}");
+    let kept = engine.inspect_image(&served).await;
+    assert!(
+        kept.is_err(),
+        "the pulled image stayed in the build engine: {kept:?}"
+    );
+
+    // A new build goes live: the old digest is no longer served, and a tag never is.
+    let a2 = rebuild(&alice, &slug, serde_json::json!({ "dockerfile": df(2) })).await?;
+    assert_eq!(
+        wait_build(&alice, &a2, Duration::from_secs(120)).await?["state"],
+        "succeeded"
+    );
+    let d2 = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .and_then(|p| p.image_digest)
+        .ok_or("digest")?;
+    assert_ne!(d1, d2);
+    for (from, line_of) in [
+        (format!("COPY --from={repo}@{d1} /secret /x"), 2),
+        (format!("COPY --from={repo}:{a2} /secret /x"), 2),
+        (
+            format!(
+                "FROM {repo}@{d1} AS old\nFROM {}\nCOPY --from=old /secret /x",
+                base()
+            ),
+            2,
+        ),
+    ] {
+        let r = bob
+            .call(
+                "POST",
+                &format!("/api/projects/{reader}/builds"),
+                Some(serde_json::json!({ "dockerfile": format!("FROM {}\n{from}\n", base()) })),
+            )
+            .await?;
+        assert_eq!(r.status, 400, "{from}: {:?}", r.body);
+        let problems = r.body["problems"].as_array().ok_or("problems")?;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0]["line"], line_of, "{problems:?}");
+        assert!(
+            problems[0]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("read only as a live project serves them now"),
+            "{problems:?}"
+        );
+    }
+
+    // Queued while served, started after the project stopped being served: it fails, clearly.
+    let cfg = test_config(&app.dir, &[])?;
+    let idle = server::builds::BuildService::new(
+        app.state.db.clone(),
+        app.state.builds.engines().ok_or("engine-backed builds")?,
+        registry::Registry::new(cfg.registry.clone()),
+        cfg.builds.clone(),
+        std::sync::Arc::new(server::metrics::Metrics::default()),
+        app.state.builds.networks().clone(),
+        app.state.builds.checks(),
+    );
+    let form = server::builds::publish::RecipeForm {
+        dockerfile: Some(format!(
+            "FROM {}\nCOPY --from={repo}@{d2} /secret /copied\n",
+            base()
+        )),
+        ..Default::default()
+    };
+    let id = server::builds::publish::rebuild(&idle, &app.state.db, "", true, &reader, &form)
+        .await
+        .map_err(|e| e.to_string())?;
+    let owner = db::projects::by_slug(&app.state.db, &slug)
+        .await?
+        .ok_or("project")?;
+    assert!(db::projects::set_status(&app.state.db, owner.id, db::ProjectStatus::Hidden).await?);
+    idle.run(&id).await;
+    let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
+    assert_eq!(b.state, db::BuildState::Failed, "{}", b.log);
+    let error = b.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!("line 2: COPY --from={repo}@{d2}: "))
+            && error.contains("read only as a live project serves them now"),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// The attack of issue 25: a build cancelled during its smoke check left the check's sandbox
+/// running (with whatever it started), unseen by the reaper, capacity and metrics, until the next
+/// restart. Now the check's container goes with the build.
+#[tokio::test]
+async fn cancelling_a_build_during_its_smoke_check_removes_its_sandbox() -> Result {
+    let app = TestApp::start().await?;
+    let v = app.user().await?;
+    let id = submit(
+        &v,
+        project(
+            &unique("sleepy"),
+            serde_json::json!({
+                "dockerfile": format!("FROM {}\nRUN true\n", base()),
+                "check_command": "sleep 300",
+            }),
+        ),
+    )
+    .await?;
+    let check = format!("check-{id}");
+    let listed = |app: &TestApp| {
+        let runtime = app.state.sandboxes.runtime().clone();
+        let check = check.clone();
+        async move {
+            let all = runtime.list().await.map_err(|e| e.to_string())?;
+            Ok::<bool, String>(all.iter().any(|l| l.sandbox_id == check))
+        }
+    };
+    let t0 = std::time::Instant::now();
+    while !listed(&app).await? {
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "the check never started"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let b = db::builds::get(&app.state.db, &id).await?.ok_or("build")?;
+    assert_eq!(b.state, db::BuildState::Checking);
+    assert!(app.state.builds.cancel(&id).await?);
+    let t0 = std::time::Instant::now();
+    while listed(&app).await? {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "the cancelled build's check sandbox is still there after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(wait_build(&v, &id, T).await?["state"], "cancelled");
     Ok(())
 }

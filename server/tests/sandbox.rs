@@ -477,3 +477,47 @@ async fn one_identity_holds_a_bounded_number_of_terminal_sockets() -> Result {
     assert!(reopened.is_some(), "the closed socket's slot came back");
     Ok(())
 }
+
+/// The sweep (run by the reaper every few seconds) removes any container of this installation
+/// without a live owner — here one launched without a row, and a smoke check's whose build is not
+/// checking — and keeps a visitor's running sandbox.
+#[tokio::test]
+async fn the_sweep_removes_unowned_containers_and_keeps_live_ones() -> Result {
+    let app = TestApp::start().await?;
+    let (v, id) = start_try(&app).await?;
+    let (repo, digest, _) = fixture_image(&app.state.config).await?;
+    let runtime = app.state.sandboxes.runtime().clone();
+    let orphans = [
+        format!("orphan-{}", server::secrets::random_id()),
+        format!("check-{}", server::secrets::random_id()),
+    ];
+    for orphan in &orphans {
+        runtime
+            .launch(&server::sandbox::runtime::LaunchSpec {
+                sandbox_id: orphan.clone(),
+                owner: "nobody".into(),
+                project: "fixture".into(),
+                image: format!("{repo}@{digest}"),
+                expires_unix: 0,
+                egress: None,
+                welcome: None,
+            })
+            .await?;
+    }
+    let ids = |l: Vec<server::sandbox::runtime::Listed>| -> Vec<String> {
+        l.into_iter().map(|l| l.sandbox_id).collect()
+    };
+    let before = ids(runtime.list().await?);
+    assert!(orphans.iter().all(|o| before.contains(o)), "{before:?}");
+    assert_eq!(app.state.sandboxes.sweep().await?, 2);
+    let after = ids(runtime.list().await?);
+    assert!(orphans.iter().all(|o| !after.contains(o)), "{after:?}");
+    assert!(
+        after.contains(&id),
+        "the visitor's sandbox was kept: {after:?}"
+    );
+    let r = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["state"], "ready", "{:?}", r.body);
+    Ok(())
+}

@@ -186,9 +186,14 @@ impl SmokeRunner for SandboxChecks {
             image,
             command,
         } = *job;
-        // No row in `sandboxes`: if this process dies mid-check, the next start's reconcile
-        // removes the container.
-        let sandbox_id = format!("check-{build_id}");
+        // No row in `sandboxes`: the guard removes the container however the check ends (the
+        // build cancelled, banned or timed out drops this future), the sweep removes it once its
+        // build is no longer checking, and the next start's reconcile if this process dies.
+        let sandbox_id = format!("{CHECK_PREFIX}{build_id}");
+        let guard = CheckSandbox {
+            runtime: self.runtime.clone(),
+            id: Some(sandbox_id.clone()),
+        };
         let spec = LaunchSpec {
             sandbox_id: sandbox_id.clone(),
             owner: format!("build:{build_id}"),
@@ -202,10 +207,46 @@ impl SmokeRunner for SandboxChecks {
             Ok(_) => run_typed(&self.terminals, &sandbox_id, command, CHECK_TIMEOUT).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = self.runtime.destroy(&sandbox_id).await {
-            tracing::warn!(sandbox = %sandbox_id, error = %e, "a smoke check's sandbox was not removed");
-        }
+        guard.remove().await;
         result
+    }
+}
+
+/// The container id prefix of smoke-check sandboxes (`check-<build id>`).
+pub const CHECK_PREFIX: &str = "check-";
+
+/// A smoke check's sandbox, removed when the check ends however it ends: dropped mid-check (the
+/// build was cancelled, its maintainer banned, or it timed out), it removes the container in the
+/// background, so nothing the check started keeps running unaccounted.
+struct CheckSandbox {
+    runtime: Arc<dyn Runtime>,
+    id: Option<String>,
+}
+
+impl CheckSandbox {
+    async fn remove(mut self) {
+        if let Some(id) = self.id.take() {
+            if let Err(e) = self.runtime.destroy(&id).await {
+                tracing::warn!(sandbox = %id, error = %e, "a smoke check's sandbox was not removed; the sweep will retry");
+            }
+        }
+    }
+}
+
+impl Drop for CheckSandbox {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let runtime = self.runtime.clone();
+        // Dropped outside a runtime only at process exit, where the next start's reconcile
+        // removes the container.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                match runtime.destroy(&id).await {
+                    Ok(()) => tracing::info!(sandbox = %id, "removed the sandbox of an interrupted smoke check"),
+                    Err(e) => tracing::warn!(sandbox = %id, error = %e, "the sandbox of an interrupted smoke check was not removed; the sweep will retry"),
+                }
+            });
+        }
     }
 }
 

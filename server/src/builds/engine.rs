@@ -64,6 +64,12 @@ pub trait ImageBuilder: Send + Sync {
     async fn image_available(&self, image: &str) -> Result<bool, bollard::errors::Error>;
     /// Removes what builds interrupted by a crash or restart left behind (older than `older_than`).
     async fn clean(&self, older_than: Duration);
+    /// Whether the build engine lacks `image` (a build reading it pulls it).
+    async fn missing(&self, _image: &str) -> bool {
+        false
+    }
+    /// Removes images a build pulled, once it is over (one still in use by another build stays).
+    async fn remove_pulled(&self, _images: &[String]) {}
     async fn ping(&self) -> Result<(), String>;
 }
 
@@ -340,6 +346,34 @@ impl ImageBuilder for DockerBuilder {
             .build();
         if let Err(e) = self.build.prune_images(Some(dangling)).await {
             tracing::warn!(error = %e, "build engine: dangling layers not pruned");
+        }
+    }
+
+    async fn missing(&self, image: &str) -> bool {
+        matches!(
+            self.build.inspect_image(image).await,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            })
+        )
+    }
+
+    async fn remove_pulled(&self, images: &[String]) {
+        for image in images {
+            match self
+                .build
+                .remove_image(image, None::<RemoveImageOptions>, None)
+                .await
+            {
+                Ok(_) => tracing::info!(image, "removed an image a build pulled"),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => {
+                    tracing::warn!(image, error = %e, "an image a build pulled was not removed")
+                }
+            }
         }
     }
 

@@ -106,6 +106,8 @@ pub struct Recipe {
     /// The images its stages start from, with the line of their `FROM` (none for a script,
     /// whose Dockerfile is generated).
     pub images: Vec<(Option<usize>, String)>,
+    /// The images its `COPY --from=<image>` read, with their line: fetched like `FROM` images.
+    pub copied: Vec<(Option<usize>, String)>,
     pub check: Option<SmokeCheck>,
 }
 
@@ -259,6 +261,11 @@ fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<
                 dockerfile: v.dockerfile,
                 steps: v.steps,
                 images: v.images.into_iter().map(|(l, i)| (Some(l), i)).collect(),
+                copied: v
+                    .copied_images
+                    .into_iter()
+                    .map(|(l, i)| (Some(l), i))
+                    .collect(),
                 check: None,
             })
         }
@@ -271,6 +278,7 @@ fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<
                 dockerfile: v.dockerfile,
                 steps: v.steps,
                 images: v.images.into_iter().map(|(_, i)| (None, i)).collect(),
+                copied: Vec::new(),
                 check: None,
             })
         }
@@ -410,24 +418,17 @@ pub fn check_form(
     }
 }
 
-/// Every image the recipe starts from must be in the build engine or in the platform's registry:
-/// the build never pulls it from Docker Hub (minutes later, or not at all on a closed network).
+/// Every image the recipe reads (`FROM`, `COPY --from=`) must pass the image policy: the build
+/// never pulls from Docker Hub (minutes later, or not at all on a closed network) nor from any
+/// other host, and reads another project's image only as it is served now.
 async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), PublishError> {
     let mut problems = Vec::new();
-    for (line, image) in &recipe.images {
-        let available = builds.image_available(image).await.map_err(|e| {
-            tracing::warn!(error = %e, "the build engine did not answer an image check");
-            PublishError::BuildEngineDown(e)
-        })?;
-        if !available {
-            let registry = builds.registry_address();
+    for (line, what, image) in images_read(recipe) {
+        if let Some(why) = image_refusal(builds, &image).await? {
             problems.push(FieldProblem {
                 field: recipe.kind.into(),
-                line: *line,
-                message: format!(
-                    "FROM {image}: this image is neither in the build engine nor in the platform's registry ({registry}), and builds never pull from Docker Hub; start from {} or an image pushed to {registry}",
-                    builds.limits().base_image
-                ),
+                line,
+                message: format!("{what}{image}: {why}"),
             });
         }
     }
@@ -435,6 +436,99 @@ async fn check_images(builds: &BuildService, recipe: &Recipe) -> Result<(), Publ
         Ok(())
     } else {
         Err(PublishError::Invalid(problems))
+    }
+}
+
+/// `(line, instruction, image)` for every image a recipe reads.
+fn images_read(recipe: &Recipe) -> Vec<(Option<usize>, &'static str, String)> {
+    let from = recipe.images.iter().map(|(l, i)| (*l, "FROM ", i.clone()));
+    let copied = recipe
+        .copied
+        .iter()
+        .map(|(l, i)| (*l, "COPY --from=", i.clone()));
+    from.chain(copied).collect()
+}
+
+/// Why a build may not read `image` (None: it may). One policy for `FROM` and `COPY --from`, on
+/// submit, on rebuild and again when the build starts: an image the build engine has (the
+/// platform's base images), an image of the platform's registry outside the projects' namespace
+/// (the platform's own), or a project's image as that live project serves it now (`repo@digest`:
+/// not a tag, not an older build, which were never published or are no longer).
+pub(crate) async fn image_refusal(
+    builds: &BuildService,
+    image: &str,
+) -> Result<Option<String>, PublishError> {
+    let registry = builds.registry_address();
+    // The engine resolves a bare hex word or `sha256:…` as an image id (or its prefix): any image
+    // it holds, another build's included, whatever its repository.
+    let name = image.split(['@', ':']).next().unwrap_or(image);
+    if image.starts_with("sha256:") || name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(Some(
+            "an image id names whatever image the build engine holds; name the image by its repository".into(),
+        ));
+    }
+    let projects = format!("{registry}/{}/", builds.registry_namespace());
+    if image.starts_with(&projects) {
+        let serving = match image.split_once('@') {
+            Some((repo, digest)) if !repo[projects.len()..].contains(':') => {
+                db::projects::serving(builds.db(), repo, digest)
+                    .await?
+                    .is_some()
+            }
+            _ => false,
+        };
+        if !serving {
+            return Ok(Some(format!(
+                "images of projects in the platform's registry ({registry}) are read only as a live project serves them now, written repo@digest (its current image); this names a tag, an older build or a project that is not live"
+            )));
+        }
+    }
+    let available = builds.image_available(image).await.map_err(|e| {
+        tracing::warn!(error = %e, "the build engine did not answer an image check");
+        PublishError::BuildEngineDown(e)
+    })?;
+    Ok((!available).then(|| format!(
+        "this image is neither in the build engine nor in the platform's registry ({registry}), and builds never pull from Docker Hub or any other host; start from {} or a live project's image in {registry}",
+        builds.limits().base_image
+    )))
+}
+
+/// The images a stored build's Dockerfile reads (`FROM`, `COPY --from=`), with their lines; the
+/// problems if it no longer passes the recipe checks (they only get stricter).
+pub(crate) type ImagesRead = (Vec<(Option<usize>, String)>, Vec<(Option<usize>, String)>);
+pub(crate) fn images_of(dockerfile: &str) -> Result<ImagesRead, Vec<recipe::Problem>> {
+    let v = recipe::validate_dockerfile(dockerfile)?;
+    let lined = |v: Vec<(usize, String)>| v.into_iter().map(|(l, i)| (Some(l), i)).collect();
+    Ok((lined(v.images), lined(v.copied_images)))
+}
+
+/// Refuses a stored build's images that the policy no longer allows, at build start: a queued
+/// build whose image stopped being served fails instead of reading it.
+pub(crate) async fn recheck_images(builds: &BuildService, dockerfile: &str) -> Result<(), String> {
+    let (images, copied) = images_of(dockerfile).map_err(|ps| {
+        let first = ps.first().map_or(String::new(), |p| p.message.clone());
+        format!("The recipe no longer passes the checks: {first}")
+    })?;
+    let recipe = Recipe {
+        kind: "dockerfile",
+        source: String::new(),
+        dockerfile: String::new(),
+        steps: 0,
+        images,
+        copied,
+        check: None,
+    };
+    match check_images(builds, &recipe).await {
+        Ok(()) => Ok(()),
+        Err(PublishError::Invalid(ps)) => Err(ps
+            .into_iter()
+            .map(|p| match p.line {
+                Some(line) => format!("line {line}: {}", p.message),
+                None => p.message,
+            })
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -572,6 +666,17 @@ pub async fn rebuild(
                 expect: last.check_expect.clone(),
             })
         };
+        let (images, copied) = images_of(&last.dockerfile).map_err(|ps| {
+            PublishError::Invalid(
+                ps.into_iter()
+                    .map(|p| FieldProblem {
+                        field: "dockerfile".into(),
+                        line: p.line,
+                        message: p.message,
+                    })
+                    .collect(),
+            )
+        })?;
         Recipe {
             check,
             kind: if last.source_kind == "script" {
@@ -582,10 +687,11 @@ pub async fn rebuild(
             steps: recipe::validate_dockerfile(&last.dockerfile)
                 .map(|v| v.steps)
                 .unwrap_or(last.steps as usize),
+            // Checked again: an image it read may no longer be served.
+            images,
+            copied,
             source: last.source,
             dockerfile: last.dockerfile,
-            // Built before: its images were checked then.
-            images: Vec::new(),
         }
     } else {
         check_recipe(form, &builds.limits().base_image).map_err(PublishError::Invalid)?

@@ -1149,13 +1149,16 @@ impl Runtime for DockerRuntime {
             .filters(&filters)
             .build();
         let containers = self.docker.list_containers(Some(opts)).await?;
+        let now = chrono::Utc::now().timestamp();
         for c in &containers {
-            // A helper left by a crash mid-launch: never a sandbox, always safe to remove.
+            // A helper left by a crash mid-launch: never a sandbox, always safe to remove once
+            // older than any launch (the sweep lists every few seconds, during launches).
             if c.labels
                 .as_ref()
                 .and_then(|l| l.get(LABEL_SANDBOX))
                 .map(String::as_str)
                 == Some("helper")
+                && c.created.is_some_and(|t| now - t > 600)
             {
                 if let Some(id) = &c.id {
                     let _ = self.remove_by_id(id).await;

@@ -291,21 +291,22 @@ try {
     await page.click("#publish-login a[href^='/signup']");
     await page.waitForURL(/\/signup\?next=%2Fnew|\/signup\?next=\/new/);
     // Field-level answers first (expected 400 in the console).
-    const before = errors.length;
+    let before = errors.length;
     await page.fill("#email", "maintainer@example");
-    await page.fill("#password", "short");
     await page.click("#submit");
     await page.waitForSelector(".field.invalid #email");
-    assert.match(await page.locator(".auth-form").innerText(), /at least 10 characters/);
-    // Each problem once, under its field: no summary repeating it, no hint saying it again.
+    // Each problem once, under its field: no summary above the button repeating it.
     const said = await page.locator(".auth-form").innerText();
-    assert.equal((said.match(/10 characters/g) ?? []).length, 1, said);
+    const problem = (await page.locator(".field.invalid .field-problem").innerText()).trim();
+    assert.ok(problem.length > 0, said);
+    assert.equal(said.split(problem).length - 1, 1, said);
     assert.equal(await page.locator("#form-message").count(), 0, said);
     await page.screenshot({ path: join(SHOTS, "signup-problems.png"), fullPage: true });
     errors.splice(before);
+    // No password here: it is chosen on the mailed link's page.
+    assert.equal(await page.locator(".auth-form #password").count(), 0);
     await page.fill("#name", "Mia Maintainer");
     await page.fill("#email", MIA);
-    await page.fill("#password", "mia's long password");
     await page.screenshot({ path: join(SHOTS, "signup.png"), fullPage: true });
     await page.click("#submit");
     // Nothing is signed in yet: the page says where the link went.
@@ -316,7 +317,21 @@ try {
     assert.ok(link.startsWith(BASE + "/verify?token="), link);
     assert.match(link, /&next=\/new$/);
     await page.goto(link);
-    await page.waitForSelector("#confirm:not([disabled])");
+    // The link's page names the address, asks for the password, and offers this browser's
+    // tries (it tried projects above) only as a box to tick.
+    await page.waitForSelector("#link-email");
+    assert.match(await page.locator("#link-email").innerText(), new RegExp(MIA.replace(/[.]/g, "\\.")));
+    await page.waitForSelector("#bring");
+    assert.match(await page.locator("label:has(#bring)").innerText(), /Bring my (try|\d+ tries) into this account/);
+    assert.equal(await page.locator("#bring").isChecked(), false);
+    before = errors.length;
+    await page.fill("#password", "short");
+    await page.click("#confirm");
+    await page.waitForSelector(".invalid #password");
+    assert.match(await page.locator(".auth-form").innerText(), /at least 10 characters/);
+    errors.splice(before);
+    await page.fill("#password", "mia's long password");
+    await page.check("#bring");
     await page.screenshot({ path: join(SHOTS, "verify.png"), fullPage: true });
     await page.click("#confirm");
     await page.waitForURL(BASE + "/new");

@@ -20,14 +20,68 @@
     return out;
   }
 
+  // The socket opens only from the site's own pages and with a 60-second ticket, fetched (with
+  // the page's CSRF token) before every connect and reconnect.
+  function ticket(s) {
+    const m = /^\/s\/([^/]+)\/ws$/.exec(s.path);
+    const meta = document.querySelector("meta[name=csrf-token]");
+    return fetch("/api/sandboxes/" + (m ? m[1] : "-") + "/ticket", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": meta ? meta.content : "" },
+      body: "{}",
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        if (r.ok && b.ticket) return b.ticket;
+        const e = new Error(b.message || "the terminal could not open");
+        // A refusal (the sandbox ended, not yours) does not get better by retrying.
+        e.final = r.status >= 400 && r.status < 500 && r.status !== 429;
+        throw e;
+      });
+    });
+  }
+
+  function retry(s, reason) {
+    if (s.retries >= 5) {
+      s.term.write("\r\n\x1b[90m[" + reason + "]\x1b[0m\r\n");
+      return;
+    }
+    s.retries += 1;
+    setTimeout(function () { if (!s.disposed) connect(s); }, 500 * s.retries);
+  }
+
+  // Keys typed before the shell is there (connecting, reconnecting) wait here, up to 64 KiB,
+  // and go out right after the hello: a command typed into a terminal that is still connecting
+  // is not lost.
+  const QUEUE_MAX = 64 * 1024;
+  function flush(s) {
+    const q = s.queue;
+    s.queue = [];
+    s.queued = 0;
+    q.forEach(function (f) { s.ws.send(f); });
+  }
+
   function connect(s) {
-    const ws = new WebSocket(wsUrl(s.path), ["tty"]);
+    s.el.dataset.state = "connecting";
+    ticket(s).then(function (t) {
+      if (!s.disposed) open(s, t);
+    }, function (e) {
+      if (s.disposed) return;
+      s.el.dataset.state = "closed";
+      if (e.final) s.term.write("\r\n\x1b[90m[" + e.message + "]\x1b[0m\r\n");
+      else retry(s, e.message);
+    });
+  }
+
+  function open(s, t) {
+    const ws = new WebSocket(wsUrl(s.path) + "?ticket=" + encodeURIComponent(t), ["tty"]);
     ws.binaryType = "arraybuffer";
     s.ws = ws;
     ws.onopen = function () {
       s.retries = 0;
       s.el.dataset.state = "open";
       ws.send(enc.encode(JSON.stringify({ AuthToken: "", columns: s.term.cols, rows: s.term.rows })));
+      flush(s);
       s.term.focus();
     };
     ws.onmessage = function (ev) {
@@ -45,16 +99,17 @@
       if (ev.code === 4002) {
         // `exit` or Ctrl+D: the sandbox runs on; Enter opens a new shell in it.
         s.exited = true;
+        s.queue = [];
+        s.queued = 0;
         s.term.write("\r\n\x1b[90m[the shell exited \u00b7 press Enter for a new one]\x1b[0m\r\n");
         return;
       }
-      if (ev.code === 1000 || ev.code === 1008 || s.retries >= 5) {
+      if (ev.code === 1000 || ev.code === 1008) {
         s.term.write("\r\n\x1b[90m[" + (ev.reason || "session closed") + "]\x1b[0m\r\n");
         return;
       }
       // Network hiccup: re-attach to the same shell (the server keeps it).
-      s.retries += 1;
-      setTimeout(function () { if (!s.disposed) connect(s); }, 500 * s.retries);
+      retry(s, ev.reason || "session closed");
     };
   }
 
@@ -80,7 +135,7 @@
     if (fit) term.loadAddon(fit);
     term.open(el);
     if (fit) fit.fit();
-    const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false };
+    const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false, queue: [], queued: 0 };
     // Copy and paste like a desktop terminal: Ctrl+C copies when text is selected (it interrupts
     // otherwise), Ctrl+Shift+C always copies; Ctrl+V and Ctrl+Shift+V paste (the browser's paste
     // event, which xterm turns into input) instead of sending ^V. Alt+Shift+Q leaves the
@@ -102,7 +157,14 @@
       return true;
     });
     sessions.set(el, s);
-    function send(d) { if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", d)); }
+    // Input: straight out when the shell is there, else queued until the next hello.
+    function sendFrame(f) {
+      if (s.el.dataset.state === "open" && s.ws && s.ws.readyState === 1) return s.ws.send(f);
+      if (s.queued + f.length > QUEUE_MAX) return;
+      s.queue.push(f);
+      s.queued += f.length;
+    }
+    function send(d) { sendFrame(frame("0", d)); }
     s.send = send;
     term.onData(function (d) {
       if (s.exited) {
@@ -119,7 +181,7 @@
     });
     if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) keysBar(s);
     term.onBinary(function (d) {
-      if (s.ws && s.ws.readyState === 1) s.ws.send(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
+      if (!s.exited) sendFrame(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
     });
     term.onResize(function (size) {
       if (s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));

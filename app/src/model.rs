@@ -39,6 +39,22 @@ pub struct MailSent {
     pub email: String,
 }
 
+/// `GET /api/auth/link?token=`: what a mailed link is, before it is used, so its page can name
+/// the address and refuse a used or expired link at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// `signup`, `reset` or `verify`.
+    pub kind: String,
+    /// The address the link was mailed to.
+    pub email: String,
+    /// `valid`, `used` or `expired`.
+    pub state: String,
+    /// Whether this browser asked for the link: only then does using it sign this browser in.
+    pub this_browser: bool,
+    /// This browser's Tries, which it may bring into the account (`bring`); 0 in another browser.
+    pub tries: u64,
+}
+
 /// `GET /api/me` and the header's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {

@@ -316,12 +316,15 @@ impl LinkPurpose {
 }
 
 /// A sign-up waiting for its link: nothing else about the address changes until it is opened.
+/// It holds no password: the password is chosen on the page the link opens, so whoever signs up
+/// an address first cannot set the password of the account its owner later creates.
+/// `browser`: hex SHA-256 of the asking browser's visitor key.
 pub async fn put_signup(
     db: &DatabaseConnection,
     token_hash: &str,
     email: &str,
     name: &str,
-    password_hash: String,
+    browser: Option<String>,
 ) -> Result<(), DbErr> {
     put_link(
         db,
@@ -331,7 +334,8 @@ pub async fn put_signup(
             email: Set(fold_email(email)),
             user_id: Set(None),
             name: Set(Some(name.trim().to_string())),
-            password_hash: Set(Some(password_hash)),
+            password_hash: Set(None),
+            browser: Set(browser),
             ..Default::default()
         },
         LinkPurpose::Signup,
@@ -339,12 +343,13 @@ pub async fn put_signup(
     .await
 }
 
-/// A reset or verification link for `account`'s current address.
+/// A reset or verification link for `account`'s current address, asked for by `browser`.
 pub async fn put_account_link(
     db: &DatabaseConnection,
     token_hash: &str,
     purpose: LinkPurpose,
     account: &Account,
+    browser: Option<String>,
 ) -> Result<(), DbErr> {
     put_link(
         db,
@@ -355,6 +360,7 @@ pub async fn put_account_link(
             user_id: Set(Some(account.id)),
             name: Set(None),
             password_hash: Set(None),
+            browser: Set(browser),
             ..Default::default()
         },
         purpose,
@@ -370,11 +376,22 @@ async fn put_link(
     let now = Utc::now();
     am.created_at = Set(now);
     am.expires_at = Set(now + purpose.lifetime());
+    am.used_at = Set(None);
     am.insert(db).await.map(|_| ())
 }
 
-/// Takes a mailed link: returns it and deletes it, if it exists, has `purpose` and has not
-/// expired. Single use under concurrency too: only the caller whose delete removed the row gets it.
+/// A link as its page sees it before using it: any state (used and expired ones included, until
+/// they are purged).
+pub async fn link_by_hash(
+    db: &DatabaseConnection,
+    token_hash: &str,
+) -> Result<Option<EmailLink>, DbErr> {
+    EmailToken::find_by_id(token_hash.to_string()).one(db).await
+}
+
+/// Takes a mailed link: returns it and marks it used, if it exists, has `purpose`, is unused and
+/// has not expired. Single use under concurrency too: only the caller whose update marked the
+/// row gets it.
 pub async fn take_link(
     db: &DatabaseConnection,
     token_hash: &str,
@@ -383,11 +400,16 @@ pub async fn take_link(
     let Some(link) = find_link(db, token_hash, purpose).await? else {
         return Ok(None);
     };
-    let gone = EmailToken::delete_by_id(token_hash.to_string())
+    let now = Utc::now();
+    let marked = EmailToken::update_many()
+        .col_expr(email_token::Column::UsedAt, Expr::value(Some(now)))
+        .filter(email_token::Column::TokenHash.eq(token_hash))
+        .filter(email_token::Column::UsedAt.is_null())
+        .filter(email_token::Column::ExpiresAt.gt(now))
         .exec(db)
         .await?
         .rows_affected;
-    Ok((gone == 1).then_some(link))
+    Ok((marked == 1).then_some(link))
 }
 
 /// An unexpired, unused link of `purpose`, left in place.
@@ -399,28 +421,33 @@ pub async fn find_link(
     EmailToken::find_by_id(token_hash.to_string())
         .filter(email_token::Column::Purpose.eq(purpose.as_str()))
         .filter(email_token::Column::ExpiresAt.gt(Utc::now()))
+        .filter(email_token::Column::UsedAt.is_null())
         .one(db)
         .await
 }
 
-/// Finishes a sign-up whose link was opened: creates the account, verified, and drops every
-/// other pending sign-up of the address (someone else's attempt included).
+/// Finishes a sign-up whose link was opened (and taken): creates the account, verified, with the
+/// password chosen on the link's page, and voids every other pending sign-up of the address
+/// (someone else's attempt included).
 pub async fn create_from_signup(
     db: &DatabaseConnection,
     link: &EmailLink,
+    password_hash: String,
 ) -> Result<Account, CreateError> {
     let tx = db.begin().await?;
     let account = create(
         &tx,
         &link.email,
         link.name.as_deref().unwrap_or_default(),
-        link.password_hash.clone(),
+        Some(password_hash),
         ROLE_USER,
     )
     .await?;
-    EmailToken::delete_many()
+    EmailToken::update_many()
+        .col_expr(email_token::Column::UsedAt, Expr::value(Some(Utc::now())))
         .filter(email_token::Column::Email.eq(&link.email))
         .filter(email_token::Column::Purpose.eq(LinkPurpose::Signup.as_str()))
+        .filter(email_token::Column::UsedAt.is_null())
         .exec(&tx)
         .await?;
     tx.commit().await?;
@@ -443,7 +470,8 @@ pub async fn mark_verified(db: &DatabaseConnection, link: &EmailLink) -> Result<
 }
 
 /// A reset link was opened: the new password replaces the old one, the address counts as
-/// verified (the link proved it), and every session and other reset link of the account ends.
+/// verified (the link proved it), and every credential ends: all sessions, all API tokens (a
+/// stolen token must not outlive the owner's recovery) and the other reset links.
 pub async fn reset_password(
     db: &DatabaseConnection,
     link: &EmailLink,
@@ -473,9 +501,15 @@ pub async fn reset_password(
         .filter(session::Column::UserId.eq(id))
         .exec(&tx)
         .await?;
-    EmailToken::delete_many()
+    ApiToken::delete_many()
+        .filter(api_token::Column::UserId.eq(id))
+        .exec(&tx)
+        .await?;
+    EmailToken::update_many()
+        .col_expr(email_token::Column::UsedAt, Expr::value(Some(Utc::now())))
         .filter(email_token::Column::UserId.eq(id))
         .filter(email_token::Column::Purpose.eq(LinkPurpose::Reset.as_str()))
+        .filter(email_token::Column::UsedAt.is_null())
         .exec(&tx)
         .await?;
     tx.commit().await?;
@@ -521,6 +555,15 @@ pub async fn count_tokens(db: &DatabaseConnection, user_id: i32) -> Result<u64, 
         .filter(api_token::Column::UserId.eq(user_id))
         .count(db)
         .await
+}
+
+/// Revokes every token of the account (a password change that asks for it); how many.
+pub async fn revoke_all_tokens(db: &DatabaseConnection, user_id: i32) -> Result<u64, DbErr> {
+    Ok(ApiToken::delete_many()
+        .filter(api_token::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?
+        .rows_affected)
 }
 
 /// Revokes one of the account's tokens; false if it has no such token.

@@ -10,6 +10,7 @@ mod m20261123_000006_create_accounts;
 mod m20261202_000007_admin_tokens;
 mod m20261202_000008_email_tokens;
 mod m20261203_000009_build_checks;
+mod m20261206_000010_link_browsers;
 mod m20261206_000011_moderation;
 
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_admin_tokens::Migration),
             Box::new(m20261202_000008_email_tokens::Migration),
             Box::new(m20261203_000009_build_checks::Migration),
+            Box::new(m20261206_000010_link_browsers::Migration),
             Box::new(m20261206_000011_moderation::Migration),
         ]
     }

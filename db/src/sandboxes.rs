@@ -112,6 +112,14 @@ pub async fn owner_has_any(db: &DatabaseConnection, owner: &str) -> Result<bool,
         .is_some())
 }
 
+/// How many Tries `owner` has had (running ones included): what a sign-in link offers to bring.
+pub async fn count_of_owner(db: &DatabaseConnection, owner: &str) -> Result<u64, DbErr> {
+    Sandbox::find()
+        .filter(sandbox::Column::Owner.eq(owner))
+        .count(db)
+        .await
+}
+
 pub async fn history(
     db: &DatabaseConnection,
     owner: &str,

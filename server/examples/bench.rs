@@ -694,10 +694,11 @@ async fn main() -> Result {
 
     // Warm pool with the defaults: the same database (so the tries above are its recent demand),
     // a second server whose reaper loop sizes the pool to demand every 5 s, as `trythis serve` does.
-    let pooled_config = server::config::Config::from_pairs(pairs.clone())?;
-    let pooled = server::build_state(pooled_config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let paddr = listener.local_addr()?;
+    let mut pooled_config = server::config::Config::from_pairs(pairs.clone())?;
+    pooled_config.public_url = format!("http://{paddr}");
+    let pooled = server::build_state(pooled_config).await?;
     let router = server::router(pooled.clone());
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;

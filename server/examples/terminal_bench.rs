@@ -116,14 +116,28 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A browser's terminal: the tty subprotocol, the size message, then the first output frame.
-async fn open(url: &str, cookie: Option<&str>) -> Result<Ws> {
+/// A browser's terminal: a ticket (for a visitor's `(base, cookie, csrf)`), the tty
+/// subprotocol and the site's Origin, the size message, then the first output frame.
+async fn open(url: &str, visitor: Option<(&str, &str, &str)>) -> Result<Ws> {
+    let mut url = url.to_string();
+    if let Some((base, cookie, csrf)) = visitor {
+        let id = url
+            .rsplit('/')
+            .nth(1)
+            .ok_or("no sandbox id in the URL")?
+            .to_string();
+        let ticket =
+            common::terminal_ticket(&reqwest::Client::new(), base, &id, (cookie, csrf)).await?;
+        url.push_str(&format!("?ticket={ticket}"));
+    }
     let mut req = url.into_client_request()?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
-    if let Some(c) = cookie {
+    if let Some((base, cookie, _)) = visitor {
         req.headers_mut()
-            .insert("cookie", HeaderValue::from_str(c)?);
+            .insert("cookie", HeaderValue::from_str(cookie)?);
+        req.headers_mut()
+            .insert("origin", HeaderValue::from_str(base)?);
     }
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
     ws.send(Message::Binary(Bytes::from_static(
@@ -163,21 +177,25 @@ async fn echoes(ws: &mut Ws) -> Result<Vec<f64>> {
 /// The child process: the browsers. Reads `id cookie` lines, opens every terminal, measures the
 /// echo through the proxy and directly, reports, and holds the terminals until stdin closes.
 async fn clients(base: &str, direct: &str) -> Result {
-    let lines: Vec<(String, String)> = std::io::stdin()
+    let lines: Vec<(String, String, String)> = std::io::stdin()
         .lock()
         .lines()
         .map_while(std::result::Result::ok)
         .take_while(|l| !l.is_empty())
         .filter_map(|l| {
-            l.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
+            let mut w = l.split(' ');
+            Some((
+                w.next()?.to_string(),
+                w.next()?.to_string(),
+                w.next()?.to_string(),
+            ))
         })
         .collect();
     let ws_base = base.replacen("http", "ws", 1);
     let t0 = Instant::now();
-    let opened: Vec<_> = futures::stream::iter(lines.iter().map(|(id, cookie)| {
+    let opened: Vec<_> = futures::stream::iter(lines.iter().map(|(id, cookie, csrf)| {
         let url = format!("{ws_base}/s/{id}/ws");
-        async move { open(&url, Some(cookie)).await }
+        async move { open(&url, Some((base, cookie, csrf))).await }
     }))
     .buffer_unordered(64)
     .collect()
@@ -227,9 +245,13 @@ async fn main() -> Result {
     let db_url = format!("sqlite://{}/b.db", dir.display());
     let data = dir.display().to_string();
     let many = (TERMINALS * 2).to_string();
+    // The site's address is where it listens: changes must name it as their Host.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
     let config = server::config::Config::from_pairs([
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),
+        ("TRYTHIS_PUBLIC_URL", base.as_str()),
         ("TRYTHIS_EGRESS_PROXY_PORT", "0"),
         ("TRYTHIS_MAX_SANDBOXES", many.as_str()),
         ("TRYTHIS_RATE_TRIES_PER_IP_PER_MIN", "100000000"),
@@ -245,8 +267,6 @@ async fn main() -> Result {
         1,
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
     let router = server::router(state.clone());
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;
@@ -264,22 +284,23 @@ async fn main() -> Result {
     let http = reqwest::Client::new();
     let rss0 = rss_kb();
     let t0 = Instant::now();
-    let tried: Vec<Result<(String, String)>> = futures::stream::iter((0..TERMINALS).map(|_| {
-        let (http, base) = (http.clone(), base.clone());
-        async move {
-            let (cookie, csrf) = common::visitor_credentials(&http, &base).await?;
-            let id = common::press_try(&http, &base, "bench", (&cookie, &csrf)).await?;
-            Ok((id, cookie))
-        }
-    }))
-    .buffer_unordered(32)
-    .collect()
-    .await;
+    let tried: Vec<Result<(String, String, String)>> =
+        futures::stream::iter((0..TERMINALS).map(|_| {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                let (cookie, csrf) = common::visitor_credentials(&http, &base).await?;
+                let id = common::press_try(&http, &base, "bench", (&cookie, &csrf)).await?;
+                Ok((id, cookie, csrf))
+            }
+        }))
+        .buffer_unordered(32)
+        .collect()
+        .await;
     let failed = tried.iter().filter(|r| r.is_err()).count();
     if let Some(Err(e)) = tried.iter().find(|r| r.is_err()) {
         eprintln!("first error: {e}");
     }
-    let started: Vec<(String, String)> = tried.into_iter().filter_map(|r| r.ok()).collect();
+    let started: Vec<(String, String, String)> = tried.into_iter().filter_map(|r| r.ok()).collect();
     let launch_secs = t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss1 = rss_kb();
@@ -291,8 +312,8 @@ async fn main() -> Result {
         .stdout(std::process::Stdio::piped())
         .spawn()?;
     let mut to_child = child.stdin.take().ok_or("no stdin")?;
-    for (id, cookie) in &started {
-        writeln!(to_child, "{id} {cookie}")?;
+    for (id, cookie, csrf) in &started {
+        writeln!(to_child, "{id} {cookie} {csrf}")?;
     }
     writeln!(to_child)?;
     let from_child = child.stdout.take().ok_or("no stdout")?;

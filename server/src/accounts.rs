@@ -251,14 +251,11 @@ pub fn name_problem(name: &str) -> Option<String> {
         .then(|| "A name is one line of text.".into())
 }
 
-/// Field-level check of a sign-up.
-pub fn check_signup(email: &str, password: &str, name: &str) -> Result<(), AuthError> {
+/// Field-level check of a sign-up (its password is chosen on the mailed link's page).
+pub fn check_signup(email: &str, name: &str) -> Result<(), AuthError> {
     let mut problems = Vec::new();
     if let Some(m) = email_problem(email) {
         problems.push(FieldProblem::new("email", m));
-    }
-    if let Some(m) = password_problem(password, email) {
-        problems.push(FieldProblem::new("password", m));
     }
     if let Some(m) = name_problem(name) {
         problems.push(FieldProblem::new("name", m));

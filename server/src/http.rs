@@ -98,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
         .route("/sandboxes/{id}/active", post(api::sandboxes::still_here))
+        .route("/sandboxes/{id}/ticket", post(api::terminal::ticket))
         .route("/projects", post(api::builds::create))
         .route(
             "/projects/{slug}/builds",
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/recipe/check", post(api::builds::check))
         .route("/auth/signup", post(api::auth::signup))
         .route("/auth/verify", post(api::auth::verify))
+        .route("/auth/link", get(api::auth::link_info))
         .route("/auth/reset", post(api::auth::reset_request))
         .route("/auth/reset/confirm", post(api::auth::reset_confirm))
         .route("/auth/login", post(api::auth::login))

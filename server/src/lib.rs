@@ -20,6 +20,21 @@ pub mod state;
 pub mod tar;
 
 pub use http::{leptos_options, router, serve};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sqlite_files_are_found_in_database_urls() {
+        use super::sqlite_file;
+        assert_eq!(
+            sqlite_file("sqlite:///d/t.db?mode=rwc"),
+            Some("/d/t.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite://data/t.db"), Some("data/t.db".into()));
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://u@h/db"), None);
+    }
+}
 use state::AppState;
 use std::sync::Arc;
 
@@ -34,6 +49,11 @@ pub enum StartError {
     Network(#[from] network::NetworkError),
     #[error("instance secret: {0}")]
     Secret(#[from] std::io::Error),
+    #[error("data directory {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("mail: {0}")]
     Mail(#[from] accounts::mail::MailError),
     #[error("TRYTHIS_ADMIN_EMAIL: {0}")]
@@ -55,6 +75,49 @@ pub async fn sandbox_runtime(
     Ok(Arc::new(runtime))
 }
 
+/// The SQLite file of a `sqlite:` database URL (none for PostgreSQL or in-memory databases).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
+}
+
+/// The data directory and the SQLite database belong to the service user: the database holds
+/// password hashes, session and token hashes and every visitor's history. The directory is
+/// 0711 (others may pass through it to the files the sandboxes mount, never list it); the
+/// database 0600, created so before SQLite opens it (SQLite gives its -wal and -shm files the
+/// database's mode), and made so when an older one was readable by others.
+pub fn private_data_dir(config: &config::Config) -> Result<(), StartError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| StartError::DataDir { path, source }
+    };
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(fail(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(fail(dir))?;
+    if let Some(db) = sqlite_file(&config.database_url) {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&db)
+            .map_err(fail(&db))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let f = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+            match std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)) {
+                // No -wal or -shm file while no connection is open.
+                Err(e) if !suffix.is_empty() && e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(fail(&f)(e)),
+                Ok(()) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything the server needs, connected: database (migrated), engine, registry.
 pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
     build_state_with(config, None).await
@@ -66,6 +129,7 @@ pub async fn build_state_with(
     config: config::Config,
     runtime: Option<Arc<dyn sandbox::runtime::Runtime>>,
 ) -> Result<AppState, StartError> {
+    private_data_dir(&config)?;
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
     let build_engine = sandbox::runtime::connect_build_engine(&config).await?;

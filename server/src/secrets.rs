@@ -65,6 +65,35 @@ impl Signer {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
+    /// A short-lived ticket for one `purpose` (e.g. `terminal`) of `identity` on `object` (e.g. a
+    /// sandbox id), valid until `expires` (Unix seconds): `expires.tag`, the tag an HMAC over all
+    /// four with the instance secret.
+    pub fn ticket(&self, purpose: &str, identity: &str, object: &str, expires: i64) -> String {
+        let mac = self.mac(&format!(
+            "ticket\n{purpose}\n{identity}\n{object}\n{expires}"
+        ));
+        format!("{expires}.{mac}")
+    }
+
+    /// Whether `ticket` was made by `ticket` for exactly this purpose, identity and object, and
+    /// has not expired at `now` (Unix seconds).
+    pub fn check_ticket(
+        &self,
+        ticket: &str,
+        purpose: &str,
+        identity: &str,
+        object: &str,
+        now: i64,
+    ) -> bool {
+        let Some(expires) = ticket
+            .split_once('.')
+            .and_then(|(e, _)| e.parse::<i64>().ok())
+        else {
+            return false;
+        };
+        expires > now && same(&self.ticket(purpose, identity, object, expires), ticket)
+    }
+
     /// `value.signature`
     pub fn sign(&self, value: &str) -> String {
         format!("{value}.{}", self.mac(value))
@@ -134,6 +163,32 @@ mod tests {
         assert_eq!(s.verify(&signed.replace("abc", "abd")), None);
         assert_eq!(s.verify("abc"), None);
         assert_eq!(Signer::new(b"other".to_vec()).verify(&signed), None);
+    }
+
+    #[test]
+    fn tickets_hold_for_their_purpose_identity_object_and_time_only() {
+        let s = Signer::new(b"k".repeat(32));
+        let now = 1_800_000_000;
+        let t = s.ticket("terminal", "v:ann", "sbx1", now + 60);
+        assert!(s.check_ticket(&t, "terminal", "v:ann", "sbx1", now));
+        assert!(s.check_ticket(&t, "terminal", "v:ann", "sbx1", now + 59));
+        // Expired.
+        assert!(!s.check_ticket(&t, "terminal", "v:ann", "sbx1", now + 60));
+        // Another sandbox, another identity, another purpose, another installation.
+        assert!(!s.check_ticket(&t, "terminal", "v:ann", "sbx2", now));
+        assert!(!s.check_ticket(&t, "terminal", "v:bob", "sbx1", now));
+        assert!(!s.check_ticket(&t, "files", "v:ann", "sbx1", now));
+        assert!(!Signer::new(b"other".to_vec()).check_ticket(&t, "terminal", "v:ann", "sbx1", now));
+        // A later expiry written over the tag does not carry it.
+        let (_, tag) = t.split_once('.').unwrap_or_default();
+        let stretched = format!("{}.{tag}", now + 3600);
+        assert!(!s.check_ticket(&stretched, "terminal", "v:ann", "sbx1", now + 100));
+        for junk in ["", ".", "abc", "1.2.3", &format!("{}.", now + 60)] {
+            assert!(
+                !s.check_ticket(junk, "terminal", "v:ann", "sbx1", now),
+                "{junk}"
+            );
+        }
     }
 
     #[test]

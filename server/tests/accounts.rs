@@ -35,11 +35,11 @@ async fn sign_up_log_out_log_in_and_generic_errors() -> Result {
     let app = app().await?;
     let mut v = app.visitor().await?;
     // Field-level problems, never a 500, for bad and over-long input.
-    let r = v.auth("signup", "not-an-email", "short").await?;
+    let r = v.signup_form("not-an-email").await?;
     assert_eq!(r.status, 400);
-    assert_eq!(r.problem_fields(), ["email", "password"]);
+    assert_eq!(r.problem_fields(), ["email"]);
     let long = "x".repeat(100_000);
-    assert_eq!(v.auth("signup", &long, &long).await?.status, 400);
+    assert_eq!(v.signup_form(&long).await?.status, 400);
     assert_eq!(v.auth("login", &long, &long).await?.status, 401);
     let r = v
         .call("POST", "/api/auth/signup", Some(json!({"email": 5})))
@@ -61,9 +61,7 @@ async fn sign_up_log_out_log_in_and_generic_errors() -> Result {
 
     // The same email again (any case): the answer a new address gets; the mail says the rest.
     let mut other = app.visitor().await?;
-    let r = other
-        .auth("signup", &ada.to_uppercase(), "another password")
-        .await?;
+    let r = other.signup_form(&ada.to_uppercase()).await?;
     assert_eq!((r.status, &r.body), (202, &json!({ "email": ada_lower })));
     mail_to(&ada, "already has an account").await?;
 
@@ -978,5 +976,365 @@ async fn static_files_are_versioned_immutable_and_precompressed() -> Result {
         "pages are compressed"
     );
     let _ = std::fs::remove_dir_all(&site);
+    Ok(())
+}
+
+/// A new API token of `v`'s account: its secret.
+async fn new_token(v: &Visitor, name: &str) -> Result<String> {
+    let r = v
+        .call("POST", "/api/me/tokens", Some(json!({ "name": name })))
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    Ok(r.body["token"].as_str().ok_or("no token")?.to_string())
+}
+
+/// What `GET /api/auth/link` says of a link in this browser.
+async fn link_info(v: &Visitor, token: &str) -> Result<serde_json::Value> {
+    let r = v
+        .call("GET", &format!("/api/auth/link?token={token}"), None)
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    Ok(r.body)
+}
+
+/// Who owns sandbox `id`, as the database says.
+async fn owner_of(app: &TestApp, id: &str) -> Result<String> {
+    use db::sea_orm::EntityTrait;
+    Ok(db::entities::sandbox::Entity::find_by_id(id.to_string())
+        .one(&app.state.db)
+        .await?
+        .ok_or("no sandbox row")?
+        .owner)
+}
+
+/// The race (issue 25, hole 4): while the owner's sign-up link waits, an attacker signs the same
+/// address up. On the old code the attacker gave their own password, the two mails looked the
+/// same, and whichever link was opened set *that* sign-up's password: the owner opened the newer
+/// mail, got in, and the attacker's password logged in too. Now a pending sign-up holds no
+/// password: it is chosen on the link's page, by whoever holds the mailbox.
+#[tokio::test]
+async fn a_pending_sign_up_holds_no_password_so_nobody_can_race_it() -> Result {
+    let app = app().await?;
+    let email = unique_email("raced");
+    let mut owner = app.visitor().await?;
+    assert_eq!(owner.signup_form(&email).await?.status, 202);
+    let first = Visitor::signup_link(&email).await?;
+    // The attacker cannot give the address a password: the form has no such field.
+    let mut attacker = app.visitor().await?;
+    let r = attacker
+        .post_auth(
+            "/api/auth/signup",
+            json!({ "email": email, "password": "attacker password" }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("bad_json"))
+    );
+    // Without one, the attacker's sign-up mails the owner a second link (it is the attacker's
+    // browser that asked for it).
+    assert_eq!(attacker.signup_form(&email).await?.status, 202);
+    let mut newest = String::new();
+    for _ in 0..150 {
+        newest = Visitor::signup_link(&email).await?;
+        if newest != first {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_ne!(newest, first, "a second sign-up mail");
+    // The owner opens the newer mail: its page names the address and says this browser did not
+    // ask for it; the owner chooses the password.
+    let info = link_info(&owner, &newest).await?;
+    assert_eq!(
+        (
+            &info["kind"],
+            &info["email"],
+            &info["state"],
+            &info["this_browser"]
+        ),
+        (
+            &json!("signup"),
+            &json!(email.to_lowercase()),
+            &json!("valid"),
+            &json!(false)
+        )
+    );
+    let r = owner
+        .post_auth(
+            "/api/auth/verify",
+            json!({ "token": newest, "password": "the owner's password" }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, &r.body["signed_in"]),
+        (201, &json!(false)),
+        "{}",
+        r.body
+    );
+    // Only the owner's password opens the account.
+    let mut stranger = app.visitor().await?;
+    let r = stranger.auth("login", &email, "attacker password").await?;
+    println!("the attacker's password logs in: {}", r.status);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        owner
+            .auth("login", &email, "the owner's password")
+            .await?
+            .status,
+        200
+    );
+    // Creating the account voided the address's other pending sign-up: its page says so at once.
+    assert_eq!(link_info(&stranger, &first).await?["state"], "used");
+    let r = stranger
+        .post_auth(
+            "/api/auth/verify",
+            json!({ "token": first, "password": "attacker password" }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, r.body["error"].as_str()),
+        (400, Some("link_invalid"))
+    );
+    Ok(())
+}
+
+/// The planted link (issue 25, hole 5): an attacker mails a visitor the link of the attacker's own
+/// sign-up. On the old code opening it signed the visitor in as the attacker, and the visitor's
+/// running sandbox moved into the attacker's account. Now a link signs in only the browser that
+/// asked for it, and a browser's Tries move only when the person ticks "Bring my N tries".
+#[tokio::test]
+async fn a_link_signs_in_only_its_own_browser_and_brings_history_only_when_asked() -> Result {
+    let app = app().await?;
+    let attacker_email = unique_email("planter");
+    let mut attacker = app.visitor().await?;
+    assert_eq!(attacker.signup_form(&attacker_email).await?.status, 202);
+    let planted = Visitor::signup_link(&attacker_email).await?;
+    // A visitor in the middle of a Try.
+    let mut visitor = app.visitor().await?;
+    let r = visitor.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
+    let visitor_key = owner_of(&app, &id).await?;
+    assert!(visitor_key.starts_with("v:"), "{visitor_key}");
+    // The planted link's page names the attacker's address and offers nothing to bring.
+    let info = link_info(&visitor, &planted).await?;
+    assert_eq!(
+        (&info["email"], &info["this_browser"], &info["tries"]),
+        (
+            &json!(attacker_email.to_lowercase()),
+            &json!(false),
+            &json!(0)
+        )
+    );
+    let r = visitor
+        .post_auth(
+            "/api/auth/verify",
+            json!({ "token": planted, "password": "typed by the visitor", "bring": true }),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let me = visitor.call("GET", "/api/me", None).await?;
+    println!(
+        "after the planted link: visitor signed in as {}, sandbox owner {}",
+        me.body["user"]["email"],
+        owner_of(&app, &id).await?
+    );
+    assert_eq!(me.body["signed_in"], false);
+    assert_eq!(owner_of(&app, &id).await?, visitor_key);
+    assert_eq!(
+        visitor
+            .status_of("GET", &format!("/api/sandboxes/{id}"))
+            .await?,
+        200
+    );
+
+    // The visitor's own sign-up, without ticking the box: signed in, the Try stays behind.
+    let own = unique_email("own");
+    assert_eq!(visitor.signup_form(&own).await?.status, 202);
+    let token = Visitor::signup_link(&own).await?;
+    let info = link_info(&visitor, &token).await?;
+    assert_eq!(
+        (&info["this_browser"], &info["tries"]),
+        (&json!(true), &json!(1))
+    );
+    // Another browser (the attacker's) is told it did not ask for it, and sees no tries.
+    let theirs = link_info(&attacker, &token).await?;
+    assert_eq!(
+        (&theirs["this_browser"], &theirs["tries"]),
+        (&json!(false), &json!(0))
+    );
+    let r = visitor
+        .post_auth(
+            "/api/auth/verify",
+            json!({ "token": token, "password": "my own password" }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, &r.body["signed_in"]),
+        (201, &json!(true)),
+        "{}",
+        r.body
+    );
+    let me = visitor.call("GET", "/api/me", None).await?;
+    assert_eq!(me.body["user"]["email"], own.to_lowercase().as_str());
+    assert_eq!(
+        owner_of(&app, &id).await?,
+        visitor_key,
+        "moved without being asked"
+    );
+
+    // Signed out again, a second sign-up in this browser with the box ticked brings the Try.
+    assert_eq!(
+        visitor.call("POST", "/api/auth/logout", None).await?.status,
+        204
+    );
+    visitor.set_session(None);
+    visitor.refresh_csrf().await?;
+    let second = unique_email("second");
+    assert_eq!(visitor.signup_form(&second).await?.status, 202);
+    let token = Visitor::signup_link(&second).await?;
+    let r = visitor
+        .post_auth(
+            "/api/auth/verify",
+            json!({ "token": token, "password": "second password", "bring": true }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, &r.body["signed_in"]),
+        (201, &json!(true)),
+        "{}",
+        r.body
+    );
+    let account = db::accounts::by_email(&app.state.db, &second)
+        .await?
+        .ok_or("no account")?;
+    assert_eq!(owner_of(&app, &id).await?, db::accounts::key_of(account.id));
+    assert_eq!(visitor.stop_sandbox(&id).await?.status, 204);
+    Ok(())
+}
+
+/// A stolen credential outlives no recovery (issue 25, hole 6): on the old code an API token kept
+/// working after a password reset and after a password change. Now a reset ends every session
+/// and token; a password change ends the other sessions and, when asked, every token; the token
+/// list shows when each token was last used; a reset link signs in only the browser that asked.
+#[tokio::test]
+async fn recovery_ends_every_credential() -> Result {
+    let app = app().await?;
+    let email = unique_email("recovering");
+    let mut owner = app.visitor().await?;
+    owner.sign_up(&email, "first password 1").await?;
+    let bearer = |secret: String| {
+        let url = app.url("/api/me");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(secret)
+                .send()
+                .await?;
+            Ok::<u16, Box<dyn std::error::Error + Send + Sync>>(r.status().as_u16())
+        }
+    };
+    let t1 = new_token(&owner, "ci").await?;
+    let tokens = owner.call("GET", "/api/me/tokens", None).await?;
+    assert_eq!(
+        tokens.body["tokens"][0]["last_used_at"],
+        serde_json::Value::Null
+    );
+    assert_eq!(bearer(t1.clone()).await?, 200);
+    let tokens = owner.call("GET", "/api/me/tokens", None).await?;
+    assert!(
+        tokens.body["tokens"][0]["last_used_at"].is_string(),
+        "{}",
+        tokens.body
+    );
+
+    // A password change ends the other sessions; tokens stay unless asked.
+    let mut phone = app.visitor().await?;
+    assert_eq!(
+        phone
+            .auth("login", &email, "first password 1")
+            .await?
+            .status,
+        200
+    );
+    let r = owner
+        .post_auth(
+            "/api/me/password",
+            json!({ "current": "first password 1", "new": "second password 2" }),
+        )
+        .await?;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        phone.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    assert_eq!(bearer(t1.clone()).await?, 200);
+    // Asked (`#revoke-tokens`): every token ends with it.
+    let r = owner
+        .post_auth(
+            "/api/me/password",
+            json!({ "current": "second password 2", "new": "third password 3", "revoke_tokens": true }),
+        )
+        .await?;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let after_change = bearer(t1.clone()).await?;
+    println!("a token after a password change with revoke_tokens: {after_change}");
+    assert_eq!(after_change, 401);
+    assert_eq!(
+        owner.call("GET", "/api/me", None).await?.body["signed_in"],
+        true
+    );
+
+    // A reset ends every session and every token. Asked for in one browser, the link opened in
+    // another sets the password but signs that one in to nothing.
+    let t2 = new_token(&owner, "deploy").await?;
+    assert_eq!(bearer(t2.clone()).await?, 200);
+    let asker = app.visitor().await?;
+    let r = asker
+        .call("POST", "/api/auth/reset", Some(json!({ "email": email })))
+        .await?;
+    assert_eq!(r.status, 202);
+    let mail = mail_to(&email, "/reset?token=").await?;
+    let token = link_token(&mail, "/reset")?;
+    let mut elsewhere = app.visitor().await?;
+    let info = link_info(&elsewhere, &token).await?;
+    assert_eq!(
+        (&info["kind"], &info["email"], &info["this_browser"]),
+        (&json!("reset"), &json!(email.to_lowercase()), &json!(false))
+    );
+    assert_eq!(link_info(&asker, &token).await?["this_browser"], true);
+    let r = elsewhere
+        .post_auth(
+            "/api/auth/reset/confirm",
+            json!({ "token": token, "password": "fourth password 4" }),
+        )
+        .await?;
+    assert_eq!(
+        (r.status, &r.body["signed_in"]),
+        (200, &json!(false)),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        elsewhere.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    let after_reset = bearer(t2.clone()).await?;
+    println!("a token after a reset: {after_reset}");
+    assert_eq!(after_reset, 401);
+    assert_eq!(
+        owner.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    assert_eq!(link_info(&asker, &token).await?["state"], "used");
+    let mut again = app.visitor().await?;
+    assert_eq!(
+        again
+            .auth("login", &email, "fourth password 4")
+            .await?
+            .status,
+        200
+    );
     Ok(())
 }

@@ -519,5 +519,86 @@ async fn the_sweep_removes_unowned_containers_and_keeps_live_ones() -> Result {
     let r = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["state"], "ready", "{:?}", r.body);
+/// The terminal WebSocket (issue 25, hole 7): CORS and the CSRF guard do not cover a WebSocket,
+/// and SameSite=Lax lets other ports and subdomains of the site send its cookies. On the old code
+/// it opened for `Origin: http://evil.example` and `Origin: null` with the owner's cookie. Now it
+/// needs the site's own Origin and a 60-second ticket of the owner's, for this sandbox.
+#[tokio::test]
+async fn the_terminal_opens_only_from_the_site_with_the_owners_ticket() -> Result {
+    let app = TestApp::start().await?;
+    let (owner, id) = start_try(&app).await?;
+    let site = owner.base.clone();
+    let ticket = owner
+        .terminal_ticket(&id)
+        .await
+        .map_err(|s| format!("ticket: {s}"))?;
+    let (other, other_id) = start_try(&app).await?;
+    let others_ticket = other
+        .terminal_ticket(&other_id)
+        .await
+        .map_err(|s| format!("ticket: {s}"))?;
+    let expires = ticket.split('.').next().unwrap_or_default();
+    let forged = format!("{expires}.{}", "0".repeat(32));
+    let refused = |r: std::result::Result<Ws, u16>| r.err();
+    for (what, t, origin) in [
+        (
+            "an evil origin",
+            Some(ticket.as_str()),
+            Some("http://evil.example"),
+        ),
+        ("Origin: null", Some(ticket.as_str()), Some("null")),
+        (
+            "another port of the site's host",
+            Some(ticket.as_str()),
+            Some("http://127.0.0.1:1"),
+        ),
+        ("no Origin (cookie only)", Some(ticket.as_str()), None),
+        ("no ticket", None, Some(site.as_str())),
+        (
+            "a forged ticket",
+            Some(forged.as_str()),
+            Some(site.as_str()),
+        ),
+        (
+            "another sandbox's ticket",
+            Some(others_ticket.as_str()),
+            Some(site.as_str()),
+        ),
+    ] {
+        let r = refused(owner.terminal_socket_with(&id, t, origin).await);
+        println!("{what}: {r:?}");
+        assert_eq!(r, Some(403), "{what}");
+    }
+    // Another visitor holding the owner's ticket, and a stranger asking for one.
+    assert_eq!(
+        refused(
+            other
+                .terminal_socket_with(&id, Some(&ticket), Some(&site))
+                .await
+        ),
+        Some(403)
+    );
+    let stranger = app.visitor().await?;
+    assert_eq!(stranger.terminal_ticket(&id).await.err(), Some(403));
+    // The owner, from the site, with the ticket: the shell answers.
+    let ws = owner
+        .terminal_socket_with(&id, Some(&ticket), Some(&site))
+        .await
+        .map_err(|s| format!("the owner's terminal was refused: {s}"))?;
+    let mut sh = Shell {
+        ws,
+        screen: String::new(),
+        frames: Vec::new(),
+    };
+    use futures::SinkExt;
+    sh.ws
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            r#"{"AuthToken":"","columns":80,"rows":24}"#.into(),
+        ))
+        .await?;
+    let out = sh.run("echo ticket-$((6*7))", T).await?;
+    assert!(out.contains("ticket-42"), "{out}");
+    assert_eq!(owner.stop_sandbox(&id).await?.status, 204);
+    assert_eq!(other.stop_sandbox(&other_id).await?.status, 204);
     Ok(())
 }

@@ -50,6 +50,8 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
     };
     // Password
     let current = RwSignal::new(String::new());
+    // Also revoke every API token with the new password (a token may be what leaked).
+    let revoke_tokens = RwSignal::new(false);
     let new_pw = RwSignal::new(String::new());
     let pw_msg = RwSignal::new(String::new());
     // Tokens
@@ -84,12 +86,19 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
-                let body = serde_json::json!({"current": current.get_untracked(), "new": new_pw.get_untracked()});
+                let revoked = revoke_tokens.get_untracked();
+                let body = serde_json::json!({"current": current.get_untracked(), "new": new_pw.get_untracked(), "revoke_tokens": revoked});
                 match crate::client::call("POST", "/api/me/password", Some(body)).await {
                     Ok(r) if r.status == 204 => {
                         current.set(String::new());
                         new_pw.set(String::new());
-                        pw_msg.set("Password changed. Your other devices were signed out.".into());
+                        revoke_tokens.set(false);
+                        pw_msg.set(if revoked {
+                            "Password changed. Your other devices were signed out and every API token was revoked.".into()
+                        } else {
+                            "Password changed. Your other devices were signed out.".into()
+                        });
+                        reload_tokens();
                     }
                     Ok(r) => pw_msg.set(r.message()),
                     Err(e) => pw_msg.set(e),
@@ -189,6 +198,10 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                 <label class="field">"New password (at least 10 characters)"
                     <input id="new-password" type="password" autocomplete="new-password" bind:value=new_pw/>
                 </label>
+                <label class="check">
+                    <input id="revoke-tokens" type="checkbox" bind:checked=revoke_tokens/>
+                    " Also revoke all my API tokens (CI jobs using them stop working)"
+                </label>
                 <Show when=move || !pw_msg.read().is_empty()><p class="form-message" id="password-message">{move || pw_msg.get()}</p></Show>
                 <button class="btn" type="submit" id="change-password">"Save password"</button>
             </form>
@@ -221,7 +234,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                         view! {
                             <tr>
                                 <td>{t.name}</td><td><code>{t.hint}</code></td><td>{t.created_at.chars().take(10).collect::<String>()}</td>
-                                <td>{t.last_used_at.map(|d| d.chars().take(10).collect::<String>()).unwrap_or_else(|| "never".into())}</td>
+                                <td class="last-used">{t.last_used_at.map(|d| d.chars().take(16).collect::<String>().replace('T', " ") + " UTC").unwrap_or_else(|| "never".into())}</td>
                                 <td><button class="btn small" on:click=move |_| revoke(id)>"Revoke"</button></td>
                             </tr>
                         }

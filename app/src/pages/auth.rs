@@ -58,10 +58,12 @@ fn AuthForm(signup: bool) -> impl IntoView {
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
             {
+                // A sign-up's password is chosen on the mailed link's page: a pending sign-up
+                // holds none that someone else's sign-up of the address could have set.
                 let (url, body) = if signup {
                     (
                         "/api/auth/signup",
-                        serde_json::json!({"email": email.get_untracked(), "password": password.get_untracked(), "name": name.get_untracked(), "next": next.get_untracked()}),
+                        serde_json::json!({"email": email.get_untracked(), "name": name.get_untracked(), "next": next.get_untracked()}),
                     )
                 } else {
                     (
@@ -105,7 +107,7 @@ fn AuthForm(signup: bool) -> impl IntoView {
             <Show when=move || sent_to.read().is_some()>
                 <div class="auth-card" id="check-inbox">
                     <h1>"Check your inbox"</h1>
-                    <p>"We sent a link to "<strong>{move || sent_to.get().unwrap_or_default()}</strong>". Open it to finish creating your account: it works once, for 24 hours."</p>
+                    <p>"We sent a link to "<strong>{move || sent_to.get().unwrap_or_default()}</strong>". Open it in this browser to choose your password and finish creating your account: it works once, for 24 hours."</p>
                     <p class="muted">"Nothing after a few minutes? Look in your spam folder, or send it again. If this address already has an account, the mail says so."</p>
                     <div class="row-actions">
                         <button class="btn" id="send-again" disabled=move || busy.get() on:click=move |_| send()>"Send again"</button>
@@ -146,13 +148,14 @@ fn AuthForm(signup: bool) -> impl IntoView {
                         <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email on:input=clear("email")/>
                         <small class="field-problem">{problems.message_of("email")}</small>
                     </label>
-                    <label class=problems.class_of("password")>"Password"
-                        <input id="password" type="password" required maxlength="128"
-                            autocomplete=if signup { "new-password" } else { "current-password" } bind:value=password on:input=clear("password")/>
-                        <small class="field-problem">{problems.message_of("password")}</small>
-                    </label>
-                    // The rule, until the password breaks it: then the problem under the field says it.
-                    {signup.then(|| view! { <Show when=move || !problems.has("password")()><p class="hint" id="password-hint">"At least 10 characters. A few random words work well."</p></Show> })}
+                    {(!signup).then(|| view! {
+                        <label class=problems.class_of("password")>"Password"
+                            <input id="password" type="password" required maxlength="128"
+                                autocomplete="current-password" bind:value=password on:input=clear("password")/>
+                            <small class="field-problem">{problems.message_of("password")}</small>
+                        </label>
+                    })}
+                    {signup.then(|| view! { <p class="hint">"We mail you a link; you choose your password on its page."</p> })}
                     <Show when=move || !message.read().is_empty()>
                         <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
                     </Show>
@@ -169,77 +172,213 @@ fn AuthForm(signup: bool) -> impl IntoView {
     }
 }
 
-/// `/verify?token=…`: the link of a sign-up (creates the account and signs in) or of an address
-/// verification. It asks for a click first: mail scanners that open links must not use them up.
+/// What a mailed link's page knows of its link before using it (`GET /api/auth/link`): None
+/// while asking; Err with the sentence to show when the link cannot be used.
+type LinkCheck = RwSignal<Option<Result<crate::model::LinkInfo, String>>>;
+
+/// Asks the server what the link `token` is, so a used or expired link is refused as soon as its
+/// page opens, and the page can name the address.
+fn check_link(token: Memo<String>, kinds: &'static [&'static str]) -> LinkCheck {
+    let info: LinkCheck = RwSignal::new(None);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| {
+        let t = token.get();
+        leptos::task::spawn_local(async move {
+            let url = format!("/api/auth/link?token={}", urlencode(&t));
+            let answer = match crate::client::call("GET", &url, None).await {
+                Ok(r) if r.status == 200 => match r.json::<crate::model::LinkInfo>() {
+                    Some(i) if !kinds.contains(&i.kind.as_str()) => Err(
+                        "This link is not for this page. Open the link exactly as it was mailed."
+                            .into(),
+                    ),
+                    Some(i) if i.state == "used" => Err(
+                        "This link was used already. Each link works once: ask for a new one."
+                            .into(),
+                    ),
+                    Some(i) if i.state == "expired" => {
+                        Err("This link has expired. Ask for a new one.".into())
+                    }
+                    Some(i) => Ok(i),
+                    None => Err("This link could not be checked. Reload the page.".into()),
+                },
+                Ok(r) => Err(r.message()),
+                Err(e) => Err(e),
+            };
+            info.set(Some(answer));
+        });
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (token, kinds);
+    info
+}
+
+/// The `#bring` box: offered only in the browser that asked for the link, when it has Tries.
+fn bring_box(info: LinkCheck, bring: RwSignal<bool>) -> impl IntoView {
+    move || {
+        let tries = match info.get() {
+            Some(Ok(i)) if i.this_browser => i.tries,
+            _ => 0,
+        };
+        (tries > 0).then(|| {
+            let what = if tries == 1 {
+                "try".to_string()
+            } else {
+                format!("{tries} tries")
+            };
+            let label = if tries == 1 {
+                "Bring my try into this account".to_string()
+            } else {
+                format!("Bring my {what} into this account")
+            };
+            view! {
+                <label class="check">
+                    <input id="bring" type="checkbox" bind:checked=bring/>
+                    " "{label}
+                </label>
+            }
+        })
+    }
+}
+
+/// `/verify?token=…`: the link of a sign-up (choose the password, create the account) or of an
+/// address verification. It asks for a click first: mail scanners that open links must not use
+/// them up. It names the address, signs in only the browser that asked for the link, and brings
+/// this browser's Tries only when asked.
 #[component]
 pub fn VerifyPage() -> impl IntoView {
     let query = use_query_map();
-    let token = move || query.read().get("token").unwrap_or_default();
+    let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
     let next = Memo::new(move |_| safe_next(query.read().get("next").as_deref()));
+    let info = check_link(token, &["signup", "verify"]);
+    let password = RwSignal::new(String::new());
+    let bring = RwSignal::new(false);
     let message = RwSignal::new(String::new());
+    let problems = FieldProblems::default();
     let verified = RwSignal::new(false);
+    // Created, but this browser did not ask for the link: log in here.
+    let created_elsewhere = RwSignal::new(false);
     let busy = RwSignal::new(false);
-    let confirm = move |_| {
+    let is_signup = move || matches!(info.get(), Some(Ok(i)) if i.kind == "signup");
+    let email = move || match info.get() {
+        Some(Ok(i)) => i.email,
+        _ => String::new(),
+    };
+    let confirm = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
         busy.set(true);
         message.set(String::new());
-        let token = token();
+        problems.set(Vec::new());
+        let body = serde_json::json!({
+            "token": token.get_untracked(),
+            "password": password.get_untracked(),
+            "bring": bring.get_untracked(),
+        });
         leptos::task::spawn_local(async move {
             #[cfg(feature = "hydrate")]
-            match crate::client::call(
-                "POST",
-                "/api/auth/verify",
-                Some(serde_json::json!({ "token": token })),
-            )
-            .await
-            {
+            match crate::client::call("POST", "/api/auth/verify", Some(body)).await {
                 Ok(r) if r.status == 201 => {
-                    crate::client::flash(
-                        "Your email is confirmed: your account is ready and you are signed in.",
-                    );
-                    crate::client::go(&next.get_untracked());
-                    return;
+                    let signed = r
+                        .json::<crate::model::SignedIn>()
+                        .is_some_and(|s| s.signed_in);
+                    if signed {
+                        crate::client::flash(
+                            "Your email is confirmed: your account is ready and you are signed in.",
+                        );
+                        crate::client::go(&next.get_untracked());
+                        return;
+                    }
+                    created_elsewhere.set(true);
                 }
                 Ok(r) if r.status == 200 => verified.set(true),
-                Ok(r) => message.set(r.message()),
+                Ok(r) => {
+                    problems.set(crate::pages::publish::problems_of(&r.body));
+                    message.set(r.message());
+                }
                 Err(e) => message.set(e),
             }
             #[cfg(not(feature = "hydrate"))]
-            let _ = (token, next);
+            let _ = (body, next);
             busy.set(false);
         });
+    };
+    let refused = move || matches!(info.get(), Some(Err(_)));
+    // Type-erased: the page's view type is otherwise too deep for the compiler.
+    let form = move || {
+        view! {
+                    <form class="auth-form" on:submit=confirm novalidate class:hidden=refused>
+                        <Show when=is_signup>
+                            <label class=problems.class_of("password")>"Password"
+                                <input id="password" type="password" required maxlength="128" autocomplete="new-password" bind:value=password/>
+                                <small class="field-problem">{problems.message_of("password")}</small>
+                            </label>
+                            <p class="hint">"At least 10 characters. A few random words work well."</p>
+                            {bring_box(info, bring)}
+                        </Show>
+                        <Show when=move || !message.read().is_empty()>
+                            <p class="form-message" id="form-message" role="alert">{move || message.get()}</p>
+                        </Show>
+                        <button type="submit" class="btn primary big wide" id="confirm"
+                            disabled=move || busy.get() || !matches!(info.get(), Some(Ok(_)))>
+                            {move || if is_signup() { "Create my account" } else { "Confirm my email" }}
+                        </button>
+                    </form>
+        }
+        .into_any()
     };
     view! {
         <Title text="Confirm your email"/>
         <section class="auth">
             <div class="auth-card">
-                <Show when=move || verified.get() fallback=move || view! {
-                    <h1>"Confirm your email"</h1>
-                    <p class="muted">"One click and your address is confirmed. A new account is created and signed in on this browser."</p>
-                    <Show when=move || !message.read().is_empty()>
-                        <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
-                        <p class="switch"><a href="/signup">"Sign up again"</a>" · "<a href="/login">"Log in"</a></p>
+                <Show when=move || !verified.get() && !created_elsewhere.get() fallback=move || view! {
+                    <Show when=move || created_elsewhere.get() fallback=|| view! {
+                        <h1>"Email verified"</h1>
+                        <p id="verified">"Your address is verified. Provider sign-ins with this email now reach your account."</p>
+                        <a class="btn primary" href="/account">"Back to your account"</a>
+                    }>
+                        <h1>"Account created"</h1>
+                        <p id="created-elsewhere">"The account of "<strong>{email}</strong>" exists now. This link was asked for in another browser, so it did not sign this one in: log in with your new password."</p>
+                        <a class="btn primary" id="to-login" href=move || format!("/login?next={}", urlencode(&next.get()))>"Log in"</a>
                     </Show>
-                    <button class="btn primary big wide" id="confirm" disabled=move || busy.get() || token().is_empty() on:click=confirm>"Confirm my email"</button>
                 }>
-                    <h1>"Email verified"</h1>
-                    <p id="verified">"Your address is verified. Provider sign-ins with this email now reach your account."</p>
-                    <a class="btn primary" href="/account">"Back to your account"</a>
+                    <h1>{move || if is_signup() { "Finish creating your account" } else { "Confirm your email" }}</h1>
+                    {move || match info.get() {
+                        None => view! { <p class="muted" id="link-checking">"Checking your link…"</p> }.into_any(),
+                        Some(Err(m)) => view! {
+                            <p class="form-message error" id="link-refused" role="alert">{m}</p>
+                            <p class="switch"><a href="/signup">"Sign up again"</a>" · "<a href="/reset">"Reset a password"</a>" · "<a href="/login">"Log in"</a></p>
+                        }.into_any(),
+                        Some(Ok(i)) if i.kind == "signup" => view! {
+                            <p id="link-email">"This link creates the account of "<strong>{i.email.clone()}</strong>". Choose its password."</p>
+                            {(!i.this_browser).then(|| view! {
+                                <p class="muted" id="other-browser">"This link was asked for in another browser: it creates the account but does not sign this browser in."</p>
+                            })}
+                        }.into_any(),
+                        Some(Ok(i)) => view! {
+                            <p id="link-email">"One click and "<strong>{i.email.clone()}</strong>" is confirmed as your account's address."</p>
+                        }.into_any(),
+                    }}
+                    {form}
                 </Show>
             </div>
         </section>
     }
 }
 
-/// `/reset`: ask for a link; `/reset?token=…`: choose a new password.
+/// `/reset`: ask for a link; `/reset?token=…`: choose a new password (the page names the
+/// address, refuses a used or expired link at once, signs in only the browser that asked).
 #[component]
 pub fn ResetPage() -> impl IntoView {
     let query = use_query_map();
     let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
+    let info = check_link(token, &["reset"]);
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
+    let bring = RwSignal::new(false);
     let message = RwSignal::new(String::new());
     let problems = FieldProblems::default();
     let sent_to = RwSignal::new(None::<String>);
+    // The new password is set, but this browser did not ask for the link: log in here.
+    let set_elsewhere = RwSignal::new(false);
     let busy = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
@@ -250,51 +389,51 @@ pub fn ResetPage() -> impl IntoView {
             #[cfg(feature = "hydrate")]
             {
                 let t = token.get_untracked();
-                let (url, body) = if t.is_empty() {
-                    (
-                        "/api/auth/reset",
-                        serde_json::json!({ "email": email.get_untracked() }),
-                    )
+                if t.is_empty() {
+                    let form = AccountForm {
+                        email: email.get_untracked(),
+                        sent_to,
+                        problems,
+                        message,
+                        done: None,
+                    };
+                    let body = serde_json::json!({ "email": email.get_untracked() });
+                    if form.post("/api/auth/reset", body, "/").await {
+                        return;
+                    }
                 } else {
-                    (
-                        "/api/auth/reset/confirm",
-                        serde_json::json!({ "token": t, "password": password.get_untracked() }),
-                    )
-                };
-                let mut form = AccountForm {
-                    email: email.get_untracked(),
-                    sent_to,
-                    problems,
-                    message,
-                    done: None,
-                };
-                if !t.is_empty() {
-                    form.done = Some("Password changed: you are signed in with the new one.");
-                }
-                if form.post(url, body, "/").await {
-                    return;
+                    let body = serde_json::json!({ "token": t, "password": password.get_untracked(), "bring": bring.get_untracked() });
+                    match crate::client::call("POST", "/api/auth/reset/confirm", Some(body)).await {
+                        Ok(r) if r.status == 200 => {
+                            if r.json::<crate::model::SignedIn>()
+                                .is_some_and(|s| s.signed_in)
+                            {
+                                crate::client::flash(
+                                    "Password changed: you are signed in with the new one.",
+                                );
+                                crate::client::go("/");
+                                return;
+                            }
+                            set_elsewhere.set(true);
+                        }
+                        Ok(r) => {
+                            problems.set(crate::pages::publish::problems_of(&r.body));
+                            message.set(r.message());
+                        }
+                        Err(e) => message.set(e),
+                    }
                 }
             }
             busy.set(false);
         });
     };
-    view! {
-        <Title text="Reset your password"/>
-        <section class="auth">
-            <div class="auth-card">
-                <Show when=move || sent_to.read().is_none() fallback=move || view! {
-                    <h1>"Check your inbox"</h1>
-                    <p id="reset-sent">"If an account uses "<strong>{move || sent_to.get().unwrap_or_default()}</strong>", we sent it a link to choose a new password. It works once, for 30 minutes."</p>
-                    <a class="btn" href="/login">"Back to log in"</a>
-                }>
-                    <h1>"Reset your password"</h1>
-                    <p class="muted">{move || if token.get().is_empty() {
-                        "Enter your account's email and we mail you a link to choose a new password."
-                    } else {
-                        "Choose a new password. Every browser signed in to your account is signed out."
-                    }}</p>
-                    <form class="auth-form" on:submit=submit novalidate>
-                        {move || if token.get().is_empty() {
+    let with_token = move || !token.get().is_empty();
+    let refused = move || with_token() && matches!(info.get(), Some(Err(_)));
+    // Type-erased: the page's view type is otherwise too deep for the compiler.
+    let form = move || {
+        view! {
+                    <form class="auth-form" on:submit=submit novalidate class:hidden=refused>
+                        {move || if !with_token() {
                             view! {
                                 <label class="field">"Email"
                                     <input id="email" type="email" autocomplete="email" required maxlength="254" bind:value=email/>
@@ -308,15 +447,51 @@ pub fn ResetPage() -> impl IntoView {
                                     <small class="field-problem">{problems.message_of("password")}</small>
                                 </label>
                                 <p class="hint">"At least 10 characters. A few random words work well."</p>
+                                {bring_box(info, bring)}
                             }.into_any()
                         }}
                         <Show when=move || !message.read().is_empty()>
                             <p class="form-message error" id="form-message" role="alert">{move || message.get()}</p>
                         </Show>
-                        <button type="submit" class="btn primary big wide" id="submit" disabled=move || busy.get()>
-                            {move || if token.get().is_empty() { "Send me a link" } else { "Set the new password" }}
+                        <button type="submit" class="btn primary big wide" id="submit"
+                            disabled=move || busy.get() || (with_token() && !matches!(info.get(), Some(Ok(_))))>
+                            {move || if with_token() { "Set the new password" } else { "Send me a link" }}
                         </button>
                     </form>
+        }
+        .into_any()
+    };
+    view! {
+        <Title text="Reset your password"/>
+        <section class="auth">
+            <div class="auth-card">
+                <Show when=move || sent_to.read().is_none() && !set_elsewhere.get() fallback=move || view! {
+                    <Show when=move || set_elsewhere.get() fallback=move || view! {
+                        <h1>"Check your inbox"</h1>
+                        <p id="reset-sent">"If an account uses "<strong>{move || sent_to.get().unwrap_or_default()}</strong>", we sent it a link to choose a new password. Open it in this browser: it works once, for 30 minutes."</p>
+                        <a class="btn" href="/login">"Back to log in"</a>
+                    }>
+                        <h1>"Password set"</h1>
+                        <p id="set-elsewhere">"Your new password is set and every browser and API token of the account was signed out. This link was asked for in another browser, so log in here with the new password."</p>
+                        <a class="btn primary" id="to-login" href="/login">"Log in"</a>
+                    </Show>
+                }>
+                    <h1>"Reset your password"</h1>
+                    {move || if !with_token() {
+                        view! { <p class="muted">"Enter your account's email and we mail you a link to choose a new password."</p> }.into_any()
+                    } else {
+                        match info.get() {
+                            None => view! { <p class="muted" id="link-checking">"Checking your link…"</p> }.into_any(),
+                            Some(Err(m)) => view! {
+                                <p class="form-message error" id="link-refused" role="alert">{m}</p>
+                                <p class="switch"><a href="/reset">"Ask for a new link"</a></p>
+                            }.into_any(),
+                            Some(Ok(i)) => view! {
+                                <p class="muted" id="link-email">"Choose a new password for "<strong>{i.email.clone()}</strong>". Every browser and API token of the account is signed out."</p>
+                            }.into_any(),
+                        }
+                    }}
+                    {form}
                     <p class="switch"><a href="/login">"Back to log in"</a></p>
                 </Show>
             </div>

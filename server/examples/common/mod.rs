@@ -19,7 +19,7 @@ pub type Ws =
 /// The benchmark project `bench`: the base image built and pushed (as repository `repo_name`),
 /// published, and the whole server serving on a free loopback port.
 pub async fn serve_bench_project(
-    config: server::config::Config,
+    mut config: server::config::Config,
     repo_name: &str,
     base_image: &str,
 ) -> Result<std::net::SocketAddr> {
@@ -34,10 +34,12 @@ pub async fn serve_bench_project(
     )
     .await?;
     let img = registry.resolve(&repo, "b1").await?;
-    let state = server::build_state(config).await?;
-    publish_bench_project(&state.db, &repo, &img.digest, img.size).await?;
+    // The site's address is where it listens: changes must name it as their Host.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    config.public_url = format!("http://{addr}");
+    let state = server::build_state(config).await?;
+    publish_bench_project(&state.db, &repo, &img.digest, img.size).await?;
     let router = server::router(state);
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;
@@ -52,11 +54,18 @@ pub async fn launch(http: &reqwest::Client, base: &str) -> Result<(String, Strin
     let (cookie, csrf) = visitor_credentials(http, base).await?;
     let t0 = Instant::now();
     let id = press_try(http, base, "bench", (&cookie, &csrf)).await?;
-    let mut req = format!("{}/s/{id}/ws", base.replacen("http", "ws", 1)).into_client_request()?;
+    let ticket = terminal_ticket(http, base, &id, (&cookie, &csrf)).await?;
+    let mut req = format!(
+        "{}/s/{id}/ws?ticket={ticket}",
+        base.replacen("http", "ws", 1)
+    )
+    .into_client_request()?;
     req.headers_mut()
         .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
     req.headers_mut()
         .insert("cookie", HeaderValue::from_str(&cookie)?);
+    req.headers_mut()
+        .insert("origin", HeaderValue::from_str(base)?);
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
     ws.send(Message::Binary(Bytes::from(
         r#"{"AuthToken":"","columns":80,"rows":24}"#,
@@ -70,6 +79,27 @@ pub async fn launch(http: &reqwest::Client, base: &str) -> Result<(String, Strin
         }
     }
     Ok((id, cookie, ws, t0.elapsed().as_secs_f64() * 1000.0))
+}
+
+/// A ticket to open sandbox `id`'s terminal, as the page gets one before each connection.
+pub async fn terminal_ticket(
+    http: &reqwest::Client,
+    base: &str,
+    id: &str,
+    (cookie, csrf): (&str, &str),
+) -> Result<String> {
+    let resp = http
+        .post(format!("{base}/api/sandboxes/{id}/ticket"))
+        .header("cookie", cookie)
+        .header("x-csrf-token", csrf)
+        .send()
+        .await?;
+    let status = resp.status();
+    let body: serde_json::Value = resp.json().await?;
+    match body["ticket"].as_str() {
+        Some(t) if status.is_success() => Ok(t.to_string()),
+        _ => Err(format!("ticket answered {status}: {body}").into()),
+    }
 }
 
 /// Stops the sandbox as its visitor (a cookie-carrying change needs the identity's CSRF token).

@@ -176,15 +176,87 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     resp
 }
 
-/// CSRF guard for every state-changing request: it must carry the page's CSRF token in
-/// `x-csrf-token` (a cross-site page cannot read it), or be an API-token request (no ambient
-/// credentials). A request without cookies gets no pass: it would act as a brand-new visitor,
-/// which is how an iframe on any page could start Tries from its visitors' browsers. A request
-/// that names its origin must come from this site; `Origin: null` (sandboxed frames, `data:`
-/// pages) only with an API token.
+/// `scheme://host[:port]` of the site's public URL: the only `Origin` its pages send.
+pub fn site_origin(public_url: &str) -> String {
+    match public_url.split_once("://") {
+        Some((scheme, rest)) => format!(
+            "{scheme}://{}",
+            rest.split('/')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        ),
+        None => public_url.to_string(),
+    }
+}
+
+/// A `host[:port]` as (name, port), the scheme's default port when none is given.
+fn host_and_port(authority: &str, default_port: &str) -> (String, String) {
+    let a = authority.trim().to_ascii_lowercase();
+    if let Some((h, p)) = a.rsplit_once(':') {
+        let bracketed = !h.starts_with('[') || h.ends_with(']');
+        if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && bracketed {
+            return (h.to_string(), p.to_string());
+        }
+    }
+    (a, default_port.to_string())
+}
+
+/// Whether a `Host` header names the site of `public_url` (same name and port; the scheme's
+/// default port may be left out).
+pub fn names_site(host: &str, public_url: &str) -> bool {
+    let Some((scheme, rest)) = public_url.split_once("://") else {
+        return false;
+    };
+    let default_port = if scheme == "https" { "443" } else { "80" };
+    let site = rest.split('/').next().unwrap_or_default();
+    !host.is_empty() && host_and_port(host, default_port) == host_and_port(site, default_port)
+}
+
+/// The host a request was sent to: `X-Forwarded-Host` when the peer is one of the platform's
+/// own proxies (`TRYTHIS_TRUSTED_PROXIES`), else `Host`.
+fn requested_host<'a>(req: &'a Request, trusted: &[crate::cidr::Cidr]) -> Option<&'a str> {
+    let from_proxy = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|c| {
+            let peer = crate::cidr::canonical(c.0.ip());
+            trusted.iter().any(|t| t.contains(peer))
+        });
+    let forwarded = from_proxy
+        .then(|| req.headers().get("x-forwarded-host"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    forwarded.or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
+}
+
+/// CSRF guard for every state-changing request. It must be sent to the site's own host name
+/// (`TRYTHIS_PUBLIC_URL`), else 421 `wrong_host`: a DNS-rebinding page (the attacker's name,
+/// resolved to this server) is same-origin with itself and could read a CSRF token, but it
+/// cannot send the site's `Host`. It must carry the page's CSRF token in `x-csrf-token` (a
+/// cross-site page cannot read it), or be an API-token request (no ambient credentials). A
+/// request without cookies gets no pass: it would act as a brand-new visitor, which is how an
+/// iframe on any page could start Tries from its visitors' browsers. A request that names its
+/// origin must name exactly the site's; `Origin: null` (sandboxed frames, `data:` pages) only
+/// with an API token.
 pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let changes_state = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if changes_state {
+        let public_url = &state.config.public_url;
+        let host_ok = requested_host(&req, &state.config.trusted_proxies)
+            .is_some_and(|h| names_site(h, public_url));
+        if !host_ok {
+            return crate::http::error::ApiError::WrongHost {
+                site: site_origin(public_url),
+            }
+            .into_response();
+        }
         let identity = req.extensions().get::<Identity>();
         let via_token = identity.is_some_and(|i| i.via_token);
         let origin_ok = match req
@@ -194,14 +266,7 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
         {
             None => true,
             Some("null") => via_token,
-            Some(origin) => {
-                origin == state.config.public_url
-                    || req
-                        .headers()
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .is_some_and(|host| origin.ends_with(&format!("://{host}")))
-            }
+            Some(origin) => origin.eq_ignore_ascii_case(&site_origin(public_url)),
         };
         let token_ok = via_token
             || match (
@@ -222,4 +287,37 @@ pub async fn csrf_guard(State(state): State<AppState>, req: Request, next: Next)
         }
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_sites_own_host_and_port_name_it() {
+        let site = "https://trythis.example";
+        for ok in ["trythis.example", "TryThis.Example", "trythis.example:443"] {
+            assert!(names_site(ok, site), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "trythis.example:8443",
+            "trythis.example.evil.example",
+            "evil.trythis.example",
+            "trythis.example:80",
+        ] {
+            assert!(!names_site(bad, site), "{bad}");
+        }
+        let local = "http://127.0.0.1:3000";
+        assert!(names_site("127.0.0.1:3000", local));
+        assert!(!names_site("127.0.0.1", local));
+        assert!(!names_site("rebind.evil.example:3000", local));
+        assert!(names_site("[::1]:8080", "http://[::1]:8080"));
+        assert!(!names_site("[::1]", "http://[::1]:8080"));
+        assert_eq!(
+            site_origin("https://Trythis.example/base"),
+            "https://trythis.example"
+        );
+    }
 }

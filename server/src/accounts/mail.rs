@@ -68,8 +68,9 @@ impl Mail {
                 (
                     "Confirm your email to finish signing up".into(),
                     format!(
-                        "Welcome to trythis!\n\nOpen this link to confirm your email address and \
-                         finish creating\nyour account (it works once, for 24 hours):\n\n\
+                        "Welcome to trythis!\n\nOpen this link to confirm your email address, choose \
+                         your password\nand finish creating your account (it works once, for 24 \
+                         hours):\n\n\
                          {site}/verify?token={token}{then}\n\n{ignore}\n"
                     ),
                 )

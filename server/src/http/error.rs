@@ -40,6 +40,9 @@ pub enum ApiError {
     },
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// A change sent to another host name than the site's (a DNS-rebinding page): 421.
+    #[error("This request was sent to another address than the site's: use {site}")]
+    WrongHost { site: String },
     /// A publishing quota (projects per account, builds per hour).
     #[error("{0}")]
     Quota(String),
@@ -185,6 +188,11 @@ impl IntoResponse for ApiError {
                 Some(("problems", problems.clone())),
             ),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code, None),
+            ApiError::WrongHost { site } => (
+                StatusCode::MISDIRECTED_REQUEST,
+                "wrong_host",
+                Some(("site", serde_json::Value::String(site.clone()))),
+            ),
             ApiError::Quota(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", None),
             ApiError::Internal(e) => {
                 tracing::error!(error = %chain(e.as_ref()), "internal error");

@@ -30,8 +30,12 @@ const MAX_ENTRIES: usize = 512;
 const MAX_KEY: usize = 256;
 /// Largest page kept.
 const MAX_BODY: usize = 1024 * 1024;
-/// Stands for the visitor's CSRF token in a cached page; never a real token (those are hex).
-const CSRF_MARKER: &str = "trythis-page-cache-csrf-marker";
+/// What stands for the visitor's CSRF token in one render of a shared page: random per render,
+/// so only the slots the server put there are replaced. A fixed marker could be typed into a
+/// project's description by its maintainer, and every visitor's token would land in their link.
+pub fn csrf_marker() -> String {
+    format!("csrf-slot-{}", crate::secrets::random_secret())
+}
 /// The identity a shared page is rendered for: no account, no history.
 const SHARED_KEY: &str = "v:page-cache";
 
@@ -160,15 +164,15 @@ impl PageCache {
     }
 }
 
-/// Cuts `body` at every occurrence of the CSRF marker and of `nonce`.
-fn split(body: &[u8], nonce: Option<&str>) -> Vec<Part> {
+/// Cuts `body` at every occurrence of this render's CSRF `marker` and of `nonce`.
+fn split(body: &[u8], marker: &str, nonce: Option<&str>) -> Vec<Part> {
     let mut parts = Vec::new();
     let mut text_start = 0;
     let mut at = 0;
     while at < body.len() {
         let rest = &body[at..];
-        let hit = if rest.starts_with(CSRF_MARKER.as_bytes()) {
-            Some((Part::Csrf, CSRF_MARKER.len()))
+        let hit = if rest.starts_with(marker.as_bytes()) {
+            Some((Part::Csrf, marker.len()))
         } else {
             nonce
                 .filter(|n| !n.is_empty() && rest.starts_with(n.as_bytes()))
@@ -268,7 +272,8 @@ pub async fn serve(
     let generation = pages.generation.load(Ordering::SeqCst);
     let mut shared = identity.clone();
     shared.key = SHARED_KEY.into();
-    shared.csrf = CSRF_MARKER.into();
+    let marker = csrf_marker();
+    shared.csrf = marker.clone();
     req.extensions_mut().insert(shared);
     let resp = next.run(req).await;
     let cacheable = resp.status() == StatusCode::OK
@@ -299,7 +304,7 @@ pub async fn serve(
         refreshing: false.into(),
         generation,
         headers: head.headers.clone(),
-        parts: split(&bytes, nonce.as_deref()),
+        parts: split(&bytes, &marker, nonce.as_deref()),
         len: bytes.len(),
     };
     if !cacheable {
@@ -347,16 +352,18 @@ mod tests {
 
     #[test]
     fn every_marker_and_nonce_is_replaced() {
+        let marker = csrf_marker();
+        assert_ne!(marker, csrf_marker(), "a marker per render");
         let body = format!(
-            "<meta content=\"{CSRF_MARKER}\"><script nonce=\"abc123\">x</script>{{\"csrf_token\":\"{CSRF_MARKER}\"}}<script nonce=\"abc123\"></script>"
+            "<meta content=\"{marker}\"><script nonce=\"abc123\">x</script>{{\"csrf_token\":\"{marker}\"}}<script nonce=\"abc123\"></script>"
         );
-        let parts = split(body.as_bytes(), Some("abc123"));
+        let parts = split(body.as_bytes(), &marker, Some("abc123"));
         let out = join(&parts, "TOKEN", "NEW");
         assert_eq!(
             out,
             "<meta content=\"TOKEN\"><script nonce=\"NEW\">x</script>{\"csrf_token\":\"TOKEN\"}<script nonce=\"NEW\"></script>"
         );
-        assert!(!out.contains(CSRF_MARKER) && !out.contains("abc123"));
+        assert!(!out.contains(&marker) && !out.contains("abc123"));
     }
 
     #[test]

@@ -199,13 +199,18 @@ impl TestApp {
         let dir =
             std::env::temp_dir().join(format!("trythis-test-{}", server::secrets::random_id()));
         std::fs::create_dir_all(&dir)?;
-        let config = test_config(&dir, extra)?;
+        // The port first: the site's address is its public URL, the only `Host` and `Origin`
+        // state-changing requests may name.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let site = format!("http://{addr}");
+        let mut pairs = vec![("TRYTHIS_PUBLIC_URL", site.as_str())];
+        pairs.extend_from_slice(extra);
+        let config = test_config(&dir, &pairs)?;
         let (repo, digest, size) = fixture_image(&config).await?;
         let state = server::build_state(config).await?;
         let instance = db::instance_id(&state.db, server::secrets::random_id).await?;
         publish_fixture(&state.db, "fixture", "Databases", &repo, &digest, size).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let router = server::router(state.clone());
         tokio::spawn(async move {
             let _ = server::serve(listener, router, std::future::pending()).await;
@@ -405,20 +410,33 @@ impl Visitor {
         })
     }
 
-    /// The whole sign-up: the form (202), the mail, its link (201, signed in).
+    /// The sign-up form: an address (its password is chosen on the mailed link's page).
+    pub async fn signup_form(&mut self, email: &str) -> Result<Reply> {
+        self.post_auth("/api/auth/signup", serde_json::json!({ "email": email }))
+            .await
+    }
+
+    /// The newest sign-up link mailed to `email`.
+    pub async fn signup_link(email: &str) -> Result<String> {
+        let mail = mail_to(email, "/verify?token=").await?;
+        link_token(&mail, "/verify")
+    }
+
+    /// The whole sign-up: the form (202), the mail, its link's page with the password (201,
+    /// signed in: this browser asked for the link).
     pub async fn sign_up(&mut self, email: &str, password: &str) -> Result<()> {
-        let r = self.auth("signup", email, password).await?;
+        let r = self.signup_form(email).await?;
         if r.status != 202 {
             return Err(format!("sign-up answered {}: {}", r.status, r.body).into());
         }
-        let mail = mail_to(email, "/verify?token=").await?;
+        let token = Self::signup_link(email).await?;
         let r = self
             .post_auth(
                 "/api/auth/verify",
-                serde_json::json!({ "token": link_token(&mail, "/verify")? }),
+                serde_json::json!({ "token": token, "password": password }),
             )
             .await?;
-        if r.status != 201 {
+        if r.status != 201 || r.body["signed_in"] != true {
             return Err(format!("the sign-up link answered {}: {}", r.status, r.body).into());
         }
         Ok(())
@@ -479,9 +497,39 @@ impl Visitor {
         .await
     }
 
-    /// Opens the terminal WebSocket and says nothing; Err carries the HTTP status of a refusal.
+    /// A terminal ticket for sandbox `id` (`POST /api/sandboxes/{id}/ticket`); Err: the status.
+    pub async fn terminal_ticket(&self, id: &str) -> std::result::Result<String, u16> {
+        let r = self
+            .call("POST", &format!("/api/sandboxes/{id}/ticket"), None)
+            .await
+            .map_err(|_| 0u16)?;
+        match r.body["ticket"].as_str() {
+            Some(t) if r.status == 200 => Ok(t.to_string()),
+            _ => Err(r.status),
+        }
+    }
+
+    /// Opens the terminal WebSocket as the site's page does (a fresh ticket, the site's
+    /// `Origin`) and says nothing; Err carries the HTTP status of a refusal.
+    /// A refused ticket (a stranger, an unknown sandbox) connects without one, so the socket's
+    /// own answer is what the caller sees.
     pub async fn terminal_socket(&self, id: &str) -> std::result::Result<Ws, u16> {
-        let url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
+        let ticket = self.terminal_ticket(id).await.ok();
+        self.terminal_socket_with(id, ticket.as_deref(), Some(&self.base.clone()))
+            .await
+    }
+
+    /// Opens the terminal WebSocket with the given ticket and `Origin` (None: not sent).
+    pub async fn terminal_socket_with(
+        &self,
+        id: &str,
+        ticket: Option<&str>,
+        origin: Option<&str>,
+    ) -> std::result::Result<Ws, u16> {
+        let mut url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
+        if let Some(t) = ticket {
+            url.push_str(&format!("?ticket={t}"));
+        }
         let mut req = url.into_client_request().map_err(|_| 0u16)?;
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("tty"));
@@ -489,6 +537,10 @@ impl Visitor {
             "cookie",
             HeaderValue::from_str(&self.cookie).map_err(|_| 0u16)?,
         );
+        if let Some(o) = origin {
+            req.headers_mut()
+                .insert("origin", HeaderValue::from_str(o).map_err(|_| 0u16)?);
+        }
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => Ok(ws),
             Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),

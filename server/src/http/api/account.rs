@@ -42,9 +42,13 @@ pub struct PasswordForm {
     #[serde(default)]
     current: String,
     new: String,
+    /// Also revoke every API token (the account page's `#revoke-tokens` box).
+    #[serde(default)]
+    revoke_tokens: bool,
 }
 
-/// `POST /api/me/password {current, new}` — 204. Every other session ends; this one is renewed.
+/// `POST /api/me/password {current, new, revoke_tokens?}` — 204. Every other session ends; this
+/// one is renewed; with `revoke_tokens` every API token is revoked too.
 pub async fn change_password(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -75,6 +79,14 @@ pub async fn change_password(
     let hash = st.auth.hash(&f.new).await?;
     accounts::set_password(&st.db, account.id, hash).await?;
     accounts::delete_other_sessions(&st.db, account.id, None).await?;
+    if f.revoke_tokens {
+        let n = accounts::revoke_all_tokens(&st.db, account.id).await?;
+        tracing::info!(
+            user = account.id,
+            tokens = n,
+            "API tokens revoked with a password change"
+        );
+    }
     // Signed in already: only the session is renewed, there is no visitor history to adopt.
     let browser = Browser {
         visitor: None,
@@ -93,6 +105,7 @@ pub async fn send_verification(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     ClientIp(ip): ClientIp,
+    browser: Browser,
 ) -> ApiResult<Response> {
     let account = account_of(&st, &me).await?;
     if account.email_verified_at.is_some() {
@@ -103,7 +116,14 @@ pub async fn send_verification(
     }
     st.auth.check_rate(ip, Some(&account.email))?;
     let token = random_secret();
-    accounts::put_account_link(&st.db, &sha256_hex(&token), LinkPurpose::Verify, &account).await?;
+    accounts::put_account_link(
+        &st.db,
+        &sha256_hex(&token),
+        LinkPurpose::Verify,
+        &account,
+        super::auth::browser_hash(&browser),
+    )
+    .await?;
     st.mail.send(&account.email, Mail::VerifyAddress { token });
     Ok((
         StatusCode::ACCEPTED,

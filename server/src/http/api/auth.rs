@@ -1,5 +1,6 @@
-//! `POST /api/auth/signup`, `/verify`, `/login`, `/logout`, `/reset`, `/reset/confirm` and
-//! `GET /api/me`. Answers never tell whether an email has an account: sign-up and reset answer the
+//! `POST /api/auth/signup`, `/verify`, `/login`, `/logout`, `/reset`, `/reset/confirm`,
+//! `GET /api/auth/link` and `GET /api/me`. A mailed link signs in only the browser that asked for
+//! it, and brings that browser's Tries into the account only when the person ticks the box. Answers never tell whether an email has an account: sign-up and reset answer the
 //! same either way (the mail says the rest), a wrong email and a wrong password get one sentence.
 use super::body;
 use crate::http::client_ip::ClientIp;
@@ -11,9 +12,9 @@ use crate::{
     secrets::{random_secret, sha256_hex},
     state::AppState,
 };
-use app::model::{Identity, MailSent, Me, SignedIn};
+use app::model::{Identity, LinkInfo, MailSent, Me, SignedIn};
 use axum::{
-    extract::{rejection::JsonRejection, State},
+    extract::{rejection::JsonRejection, Query, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Extension, Json,
@@ -24,7 +25,6 @@ use db::accounts::{self, LinkPurpose};
 #[serde(deny_unknown_fields)]
 pub struct SignupForm {
     email: String,
-    password: String,
     #[serde(default)]
     name: String,
     /// Where the person was going: the mailed link leads there.
@@ -43,6 +43,18 @@ pub struct LoginForm {
 #[serde(deny_unknown_fields)]
 pub struct LinkForm {
     token: String,
+    /// A sign-up's password, chosen on the link's page.
+    #[serde(default)]
+    password: String,
+    /// Bring this browser's Tries into the account (the page's `#bring` box).
+    #[serde(default)]
+    bring: bool,
+}
+
+#[derive(serde::Deserialize)]
+pub struct LinkQuery {
+    #[serde(default)]
+    token: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -56,6 +68,8 @@ pub struct ResetRequestForm {
 pub struct ResetForm {
     token: String,
     password: String,
+    #[serde(default)]
+    bring: bool,
 }
 
 fn link_invalid() -> ApiError {
@@ -106,6 +120,39 @@ pub fn providers(st: &AppState) -> Vec<String> {
     p
 }
 
+/// How a link remembers the browser that asked for it: SHA-256 of its visitor key.
+pub fn browser_hash(browser: &Browser) -> Option<String> {
+    browser.visitor.as_ref().map(|v| sha256_hex(&v.0))
+}
+
+/// Whether `browser` is the one that asked for `link` (links from before migration 10 have no
+/// browser and sign nobody in).
+fn asked_here(link: &accounts::EmailLink, browser: &Browser) -> bool {
+    match (&link.browser, browser_hash(browser)) {
+        (Some(asked), Some(here)) => crate::secrets::same(asked, &here),
+        _ => false,
+    }
+}
+
+/// Signs in with a mailed link: only the browser that asked for it (else the account is left
+/// signed out here, and the page says to log in), with its Tries only if `bring`.
+async fn sign_in_by_link(
+    st: &AppState,
+    account: &accounts::Account,
+    link: &accounts::EmailLink,
+    browser: &Browser,
+    bring: bool,
+) -> ApiResult<Option<String>> {
+    if !asked_here(link, browser) {
+        return Ok(None);
+    }
+    let browser = Browser {
+        visitor: if bring { browser.visitor.clone() } else { None },
+        session: browser.session.clone(),
+    };
+    Ok(Some(sign_in(st, account, &browser).await?))
+}
+
 /// Signs `account` in on this browser: a brand-new session (the old one, if any, is deleted, so
 /// a session id planted before sign-in is worthless), and the visitor's history becomes theirs.
 pub async fn sign_in(
@@ -131,20 +178,19 @@ fn signed_in(account: &accounts::Account) -> SignedIn {
     }
 }
 
-/// `POST /api/auth/signup {email, password, name?}` — 202 `{email}`, the same answer for every
-/// address. A new one gets a link that creates the account when opened (nothing exists before:
-/// someone signing up with another person's address gets nowhere); a known one gets a mail saying
-/// it has an account.
+/// `POST /api/auth/signup {email, name?, next?}` — 202 `{email}`, the same answer for every
+/// address. A new one gets a link whose page chooses the password and creates the account
+/// (nothing exists before, and the pending sign-up holds no password: someone signing up another
+/// person's address sets nothing); a known one gets a mail saying it has an account.
 pub async fn signup(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
+    browser: Browser,
     form: Result<Json<SignupForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
-    auth::check_signup(&f.email, &f.password, &f.name)?;
+    auth::check_signup(&f.email, &f.name)?;
     st.auth.check_rate(ip, None)?;
-    // Hashed for known addresses too, so both answers take as long.
-    let hash = st.auth.hash(&f.password).await?;
     if accounts::by_email(&st.db, &f.email).await?.is_some() {
         st.mail.send(&f.email, Mail::AlreadyRegistered);
     } else {
@@ -154,7 +200,7 @@ pub async fn signup(
             &sha256_hex(&token),
             &f.email,
             &display_name(&f.name, &f.email),
-            hash,
+            browser_hash(&browser),
         )
         .await?;
         st.mail.send(
@@ -168,8 +214,43 @@ pub async fn signup(
     Ok(mail_sent(&f.email))
 }
 
-/// `POST /api/auth/verify {token}` — a mailed link opened. A sign-up's creates the account and
-/// signs in (201); an address verification's marks the address verified (200).
+/// `GET /api/auth/link?token=` — what a mailed link is before it is used: its kind, the address,
+/// whether it is still valid, whether this browser asked for it and how many Tries this browser
+/// could bring. 400 `link_invalid` for a token that is no link of ours.
+pub async fn link_info(
+    State(st): State<AppState>,
+    browser: Browser,
+    Query(q): Query<LinkQuery>,
+) -> ApiResult<Json<LinkInfo>> {
+    let hash = link_hash(&q.token)?;
+    let Some(link) = accounts::link_by_hash(&st.db, &hash).await? else {
+        return Err(link_invalid());
+    };
+    let state = if link.used_at.is_some() {
+        "used"
+    } else if link.expires_at <= chrono::Utc::now() {
+        "expired"
+    } else {
+        "valid"
+    };
+    let this_browser = asked_here(&link, &browser);
+    let tries = match (&browser.visitor, this_browser && link.purpose != "verify") {
+        (Some(v), true) => db::sandboxes::count_of_owner(&st.db, &v.0).await?,
+        _ => 0,
+    };
+    Ok(Json(LinkInfo {
+        kind: link.purpose,
+        email: link.email,
+        state: state.into(),
+        this_browser,
+        tries,
+    }))
+}
+
+/// `POST /api/auth/verify {token, password?, bring?}` — a mailed link used. A sign-up's creates
+/// the account with the password chosen on its page (201; signed in only in the browser that
+/// asked for the link, `signed_in: false` elsewhere); an address verification's marks the
+/// address verified (200).
 pub async fn verify(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -179,10 +260,18 @@ pub async fn verify(
     let f = body(form)?;
     st.auth.check_rate(ip, None)?;
     let hash = link_hash(&f.token)?;
-    if let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Signup).await? {
-        let account = match accounts::create_from_signup(&st.db, &link).await {
+    if let Some(pending) = accounts::find_link(&st.db, &hash, LinkPurpose::Signup).await? {
+        // A password the rules refuse must not use the link up.
+        if let Some(m) = auth::password_problem(&f.password, &pending.email) {
+            return Err(ApiError::field("password", m));
+        }
+        let password_hash = st.auth.hash(&f.password).await?;
+        let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Signup).await? else {
+            return Err(link_invalid());
+        };
+        let account = match accounts::create_from_signup(&st.db, &link, password_hash).await {
             Ok(a) => a,
-            // Two links of one address, or an account made through a provider in between.
+            // An account made through a provider in between.
             Err(accounts::CreateError::EmailTaken) => {
                 return Err(ApiError::Conflict(
                     "account_exists",
@@ -191,11 +280,13 @@ pub async fn verify(
             }
             Err(accounts::CreateError::Db(e)) => return Err(e.into()),
         };
-        let cookie = sign_in(&st, &account, &browser).await?;
         tracing::info!(user = account.id, "account created");
+        let cookie = sign_in_by_link(&st, &account, &link, &browser, f.bring).await?;
+        let mut answer = signed_in(&account);
+        answer.signed_in = cookie.is_some();
         return Ok(with_cookies(
-            (StatusCode::CREATED, Json(signed_in(&account))).into_response(),
-            &[cookie],
+            (StatusCode::CREATED, Json(answer)).into_response(),
+            &cookie.into_iter().collect::<Vec<_>>(),
         ));
     }
     if let Some(link) = accounts::take_link(&st.db, &hash, LinkPurpose::Verify).await? {
@@ -211,6 +302,7 @@ pub async fn verify(
 pub async fn reset_request(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
+    browser: Browser,
     form: Result<Json<ResetRequestForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
@@ -221,16 +313,23 @@ pub async fn reset_request(
     if let Some(account) = accounts::by_email(&st.db, &f.email).await? {
         if !account.banned {
             let token = random_secret();
-            accounts::put_account_link(&st.db, &sha256_hex(&token), LinkPurpose::Reset, &account)
-                .await?;
+            accounts::put_account_link(
+                &st.db,
+                &sha256_hex(&token),
+                LinkPurpose::Reset,
+                &account,
+                browser_hash(&browser),
+            )
+            .await?;
             st.mail.send(&account.email, Mail::ResetPassword { token });
         }
     }
     Ok(mail_sent(&f.email))
 }
 
-/// `POST /api/auth/reset/confirm {token, password}` — 200 and signed in with the new password;
-/// every other session of the account ends.
+/// `POST /api/auth/reset/confirm {token, password, bring?}` — 200: the new password is set and
+/// every credential of the account ends (sessions and API tokens). Only the browser that asked
+/// for the link is signed in (`signed_in: false` elsewhere: log in with the new password).
 pub async fn reset_confirm(
     State(st): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -257,11 +356,13 @@ pub async fn reset_confirm(
     if account.banned {
         return Err(suspended());
     }
-    let cookie = sign_in(&st, &account, &browser).await?;
     tracing::info!(user = account.id, "password reset");
+    let cookie = sign_in_by_link(&st, &account, &link, &browser, f.bring).await?;
+    let mut answer = signed_in(&account);
+    answer.signed_in = cookie.is_some();
     Ok(with_cookies(
-        Json(signed_in(&account)).into_response(),
-        &[cookie],
+        Json(answer).into_response(),
+        &cookie.into_iter().collect::<Vec<_>>(),
     ))
 }
 

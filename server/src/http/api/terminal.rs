@@ -1,5 +1,9 @@
 //! `GET /s/{id}/ws`: the browser's terminal WebSocket (ttyd protocol, subprotocol `tty`), proxied
 //! frame by frame to the sandbox's shell session. Owner or admin only; every frame is validated.
+//! A WebSocket is not covered by CORS or the CSRF guard, and SameSite=Lax lets other ports and
+//! subdomains of the site send its cookies: so the upgrade needs `Origin` equal to the site's
+//! (none only with an API token) and a 60-second ticket from `POST /api/sandboxes/{id}/ticket`
+//! (CSRF-guarded), bound to the identity and the sandbox.
 use crate::{
     http::error::{ApiError, ApiResult},
     sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError, TERMINAL_WS_BUFFER},
@@ -9,10 +13,11 @@ use app::model::Identity;
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
-        Path, State,
+        Path, Query, State,
     },
+    http::{header, HeaderMap},
     response::Response,
-    Extension,
+    Extension, Json,
 };
 use bytes::Bytes;
 use std::time::Duration;
@@ -23,13 +28,66 @@ pub const CLOSE_SHELL_EXITED: u16 = 4002;
 /// Largest frame a browser may send (a paste is split by xterm.js well below this).
 pub const MAX_FRAME: usize = 64 * 1024;
 
+/// How long a terminal ticket opens the socket.
+pub const TICKET_SECONDS: i64 = 60;
+const TICKET_PURPOSE: &str = "terminal";
+
+#[derive(serde::Deserialize)]
+pub struct TicketQuery {
+    #[serde(default)]
+    ticket: String,
+}
+
+/// `POST /api/sandboxes/{id}/ticket` — 200 `{ticket, expires_in}`: opens the sandbox's terminal
+/// once within 60 s, for this identity only (owner or admin).
+pub async fn ticket(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let s = st.sandboxes.owned(&me, &id).await?;
+    if !s.active {
+        return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
+    }
+    let expires = chrono::Utc::now().timestamp() + TICKET_SECONDS;
+    let ticket = st.signer.ticket(TICKET_PURPOSE, &me.key, &id, expires);
+    Ok(Json(
+        serde_json::json!({ "ticket": ticket, "expires_in": TICKET_SECONDS }),
+    ))
+}
+
 pub async fn connect(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
+    Query(q): Query<TicketQuery>,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    let site = crate::accounts::identity::site_origin(&st.config.public_url);
+    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        // Not a browser (browsers always send Origin on a WebSocket): an API client.
+        None => me.via_token,
+        Some(Ok(origin)) => origin.eq_ignore_ascii_case(&site),
+        Some(Err(_)) => false,
+    };
+    if !origin_ok {
+        return Err(ApiError::Forbidden(format!(
+            "The terminal opens only from the site's own pages ({site})."
+        )));
+    }
+    // Unknown (404) and someone else's (403) sandboxes first, so the answer says which.
     let s = st.sandboxes.owned(&me, &id).await?;
+    let now = chrono::Utc::now().timestamp();
+    if !st
+        .signer
+        .check_ticket(&q.ticket, TICKET_PURPOSE, &me.key, &id, now)
+    {
+        return Err(ApiError::Forbidden(
+            "This terminal needs a fresh ticket: reload the page (API clients: POST /api/sandboxes/{id}/ticket, then connect with ?ticket=)."
+                .into(),
+        ));
+    }
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
     }

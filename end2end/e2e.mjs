@@ -1064,7 +1064,7 @@ try {
       method: m,
       headers: { "content-type": "application/json", "x-csrf-token": document.querySelector("meta[name=csrf-token]").content },
       body: b ? JSON.stringify(b) : undefined,
-    }).then((r) => r.json()), [method, url, body]);
+    }).then((r) => r.text()).then((t) => (t ? JSON.parse(t) : {})), [method, url, body]);
     const world = await call("POST", "/api/projects/world/try", { replace: true });
     assert.ok(world.id, JSON.stringify(world));
     await call("DELETE", `/api/sandboxes/${world.id}`);

@@ -201,7 +201,7 @@ pub async fn search_projects(
         sort: db::projects::SearchSort::parse(&sort).unwrap_or_default(),
     };
     let db::search::Found {
-        items: mut items,
+        mut items,
         total,
         searched_for,
     } = cx

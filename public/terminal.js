@@ -88,7 +88,7 @@
       const data = new Uint8Array(ev.data);
       if (data.length === 0) return;
       const cmd = String.fromCharCode(data[0]);
-      if (cmd === "0") s.term.write(data.subarray(1));
+      if (cmd === "0") { s.term.write(data.subarray(1)); s.lastOutput = Date.now(); }
       // "1" is ttyd's window title: its command line and the container's hostname. The page
       // keeps its own title (the project's name).
       // "2" (ttyd preferences) is ignored: the platform sets the terminal's look itself.
@@ -236,16 +236,29 @@
   }
 
   // "Things to try": a click on a code block of the project's description runs it in the open
-  // terminal (pasted, then Enter), so nobody retypes the README.
+  // terminal, so nobody retypes the README. Typed line by line, each once the screen has gone
+  // quiet after the one before: `python3` then `print(6*7)` feeds the REPL python3 started (a
+  // single paste would all go to the shell, which reads it before python3 runs).
   document.addEventListener("click", function (ev) {
     const block = ev.target && ev.target.closest && ev.target.closest(".description pre");
     const el = document.getElementById("terminal");
     const s = block && el && sessions.get(el);
     if (!s || !s.ws || s.ws.readyState !== 1) return;
-    const text = block.innerText.replace(/\s+$/, "");
-    if (!text) return;
-    s.term.paste(text);
-    s.ws.send(frame("0", "\r"));
+    const lines = block.innerText.replace(/\s+$/, "").split("\n");
+    if (!lines[0]) return;
+    const typing = (s.typing = {});
+    (function next(i) {
+      if (s.typing !== typing || s.disposed || !s.ws || s.ws.readyState !== 1) return;
+      const sent = Date.now();
+      s.ws.send(frame("0", lines[i] + "\r"));
+      if (i + 1 >= lines.length) return;
+      // Quiet: an answer came and nothing more for 400 ms (or no answer within 5 s).
+      (function wait() {
+        const now = Date.now(), last = s.lastOutput || 0;
+        if ((last > sent && now - last >= 400) || now - sent >= 5000) next(i + 1);
+        else setTimeout(wait, 100);
+      })();
+    })(0);
     s.term.focus();
   });
 

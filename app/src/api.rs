@@ -140,7 +140,9 @@ pub async fn load_home() -> Result<HomeData, ServerFnError> {
     let trending = db::recommend::trending(&cx.db, 12)
         .await
         .map_err(ssr::internal)?;
-    let for_you = db::recommend::for_owner(&cx.db, &who.key, 10)
+    // A newcomer's suggestions leave out what Trending shows right above them.
+    let shown: Vec<i32> = trending.iter().map(|p| p.id).collect();
+    let for_you = db::recommend::for_owner(&cx.db, &who.key, 10, &shown)
         .await
         .map_err(ssr::internal)?;
     let newest = db::projects::newest(&cx.db, 6)
@@ -202,9 +204,13 @@ pub async fn search_projects(
         // An unknown order (a hand-edited URL) is the default one.
         sort: db::projects::SearchSort::parse(&sort).unwrap_or_default(),
     };
-    let (mut items, total) = cx
+    let db::search::Found {
+        mut items,
+        total,
+        searched_for,
+    } = cx
         .search
-        .search(&cx.db, &search)
+        .find(&cx.db, &search)
         .await
         .map_err(ssr::internal)?;
     // Past the last page (`?page=999`): the last page, not "Page 999 of 2".
@@ -223,6 +229,7 @@ pub async fn search_projects(
         total,
         page: search.page,
         per_page: PER_PAGE,
+        searched_for,
         categories: db::projects::CATEGORIES
             .iter()
             .map(|c| c.to_string())

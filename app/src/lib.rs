@@ -7,6 +7,8 @@ pub mod api;
 #[cfg(feature = "hydrate")]
 pub mod client;
 pub mod components;
+#[cfg(feature = "hydrate")]
+mod keyboard;
 #[cfg(feature = "ssr")]
 pub mod markdown;
 pub mod model;
@@ -114,6 +116,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset") view=pages::auth::ResetPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                    // Browser only (the server's own /try/{slug} answers page loads).
+                    <Route path=path!("/try/:slug") view=pages::try_link::TryLinkPage/>
                 </Routes>
             </main>
             <components::footer::Footer/>
@@ -127,4 +131,12 @@ pub fn App() -> impl IntoView {
 pub fn hydrate() {
     console_error_panic_hook::set_once();
     leptos::mount::hydrate_body(App);
+    // From here on the router handles link clicks (the browser tests wait for this mark).
+    if let Some(body) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.body())
+    {
+        let _ = body.set_attribute("data-hydrated", "");
+    }
+    keyboard::follow_keyboard();
 }

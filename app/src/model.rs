@@ -112,7 +112,8 @@ pub struct ProjectInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommendations {
     pub items: Vec<ProjectCard>,
-    /// False: no history yet, so these are the trending projects.
+    /// False: no history yet, so these are a tour of the categories (one project each) that
+    /// leaves out the trending ones.
     pub personal: bool,
 }
 
@@ -216,7 +217,8 @@ pub struct HomeData {
     pub trending: Vec<ProjectCard>,
     /// "Open source you may like": in proportion to the visitor's tries per category.
     pub for_you: Vec<ProjectCard>,
-    /// False when the visitor has no history yet (then `for_you` is trending).
+    /// False when the visitor has no history yet (then `for_you` is a tour of the categories
+    /// without what Trending shows; the section is hidden when that leaves nothing).
     pub for_you_personal: bool,
     pub newest: Vec<ProjectCard>,
     pub categories: Vec<String>,
@@ -229,6 +231,9 @@ pub struct SearchResults {
     pub total: u64,
     pub page: u64,
     pub per_page: u64,
+    /// Nothing matched the words as typed: these are the results for this close name instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched_for: Option<String>,
     /// The catalogue's categories, for the search page's filter (not sent by the JSON API).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,

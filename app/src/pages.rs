@@ -9,3 +9,4 @@ pub mod not_found;
 pub mod project;
 pub mod publish;
 pub mod search;
+pub mod try_link;

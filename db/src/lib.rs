@@ -20,7 +20,8 @@ use sea_orm::{ConnectOptions, Database};
 pub use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
 use sea_orm_migration::MigratorTrait;
 
-/// Connects (creating the SQLite file if needed) and applies every pending migration.
+/// Connects (creating the SQLite file if needed), applies every pending migration and brings the
+/// search text of every project up to date.
 pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut url = url.to_string();
     if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
@@ -47,6 +48,8 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
     }
     let db = Database::connect(opts).await?;
     migrations::Migrator::up(&db, None).await?;
+    // What search indexes may have grown since the rows were written (commands, for one).
+    projects::reindex(&db).await?;
     Ok(db)
 }
 

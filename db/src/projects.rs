@@ -57,6 +57,149 @@ pub fn search_text(name: &str, summary: &str, tags: &str, category: &str) -> Str
     ))
 }
 
+/// The command names a piece of shell runs: the first word of each command (after `sudo`,
+/// `env`, variable assignments and a `$ ` prompt; a `#` line is a comment), and the names
+/// `command -v`/`which` look up.
+/// Searching `redis-cli` then finds the project whose smoke check or README runs it.
+pub fn commands_of(shell: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let seps: &[char] = &['\n', ';', '|', '&', '(', ')', '`'];
+    for segment in shell.split(seps) {
+        let mut words = segment.split_whitespace().peekable();
+        // Prompts, privilege and environment in front of the command itself.
+        while let Some(w) = words.peek() {
+            if matches!(*w, "$" | ">" | "sudo" | "env" | "exec" | "time" | "!")
+                || (w.contains('=') && !w.starts_with('='))
+            {
+                words.next();
+            } else {
+                break;
+            }
+        }
+        let Some(first) = words.next() else { continue };
+        let names: Vec<&str> = if matches!(first, "command" | "which" | "type" | "hash") {
+            words.filter(|w| !w.starts_with('-')).collect()
+        } else {
+            vec![first]
+        };
+        for name in names {
+            // `/usr/bin/jq` is `jq`; anything that is not a plain name (quotes, globs, $VAR) is not
+            // a command.
+            let name = fold(name.rsplit('/').next().unwrap_or(name));
+            let plain = name.chars().next().is_some_and(|c| c.is_alphabetic())
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+            if plain && name.len() <= 40 && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The commands a Markdown description shows: its fenced code blocks and its code spans.
+pub fn commands_in(markdown: &str) -> Vec<String> {
+    let mut code = String::new();
+    let mut in_block = false;
+    for line in markdown.lines() {
+        let t = line.trim_start();
+        if t.starts_with("```") || t.starts_with("~~~") {
+            in_block = !in_block;
+            continue;
+        }
+        if in_block {
+            code.push_str(line);
+            code.push('\n');
+        } else {
+            // `code spans`: every odd piece between backticks.
+            for span in line.split('`').skip(1).step_by(2) {
+                code.push_str(span);
+                code.push('\n');
+            }
+        }
+    }
+    commands_of(&code)
+}
+
+/// The text a project is searched by: [`search_text`] plus the commands its description and its
+/// smoke checks run.
+fn index_text(p: &Model, checks: &[String]) -> String {
+    let mut text = search_text(&p.name, &p.summary, &p.tags, &p.category);
+    let mut commands = commands_in(&p.description);
+    for c in checks.iter().flat_map(|c| commands_of(c)) {
+        if !commands.contains(&c) {
+            commands.push(c);
+        }
+    }
+    for c in commands {
+        text.push(' ');
+        text.push_str(&c);
+    }
+    text
+}
+
+/// The smoke check commands of the project's builds that may have put its image live.
+async fn check_commands(db: &impl ConnectionTrait, id: i32) -> Result<Vec<String>, DbErr> {
+    use crate::entities::build;
+    Ok(build::Entity::find()
+        .select_only()
+        .column(build::Column::CheckCommand)
+        .filter(build::Column::ProjectId.eq(id))
+        .filter(build::Column::CheckCommand.is_not_null())
+        .filter(build::Column::State.is_not_in([
+            crate::states::BuildState::Failed,
+            crate::states::BuildState::Cancelled,
+        ]))
+        .order_by_desc(build::Column::CreatedAt)
+        .limit(3)
+        .into_tuple::<Option<String>>()
+        .all(db)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
+/// Recomputes one project's search text (after a build: its smoke check is new); true if it
+/// changed.
+pub async fn reindex_one(db: &impl ConnectionTrait, id: i32) -> Result<bool, DbErr> {
+    let Some(p) = Project::find_by_id(id).one(db).await? else {
+        return Ok(false);
+    };
+    let text = index_text(&p, &check_commands(db, id).await?);
+    if text == p.search_text {
+        return Ok(false);
+    }
+    Project::update_many()
+        .col_expr(project::Column::SearchText, Expr::value(text))
+        .filter(project::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(true)
+}
+
+/// Recomputes every project's search text (at start-up: what is indexed may have grown since the
+/// rows were written); bumps the catalogue version when any changed. Returns how many changed.
+pub async fn reindex(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let ids: Vec<i32> = Project::find()
+        .select_only()
+        .column(project::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut changed = 0;
+    for id in ids {
+        if reindex_one(db, id).await? {
+            changed += 1;
+        }
+    }
+    if changed > 0 {
+        crate::settings::bump_catalog_version(db).await?;
+    }
+    Ok(changed)
+}
+
 /// How search results are ordered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SearchSort {
@@ -211,10 +354,14 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
     am.egress = Set(p.egress);
     am.search_text = Set(text);
     am.updated_at = Set(now);
-    let saved = match existing {
+    let mut saved = match existing {
         Some(_) => am.update(db).await?,
         None => am.insert(db).await?,
     };
+    // The description's commands (and the smoke checks of earlier builds) are searchable too.
+    if reindex_one(db, saved.id).await? {
+        saved = by_slug(db, &p.slug).await?.unwrap_or(saved);
+    }
     crate::settings::bump_catalog_version(db).await?;
     Ok(saved)
 }
@@ -263,6 +410,8 @@ pub async fn set_image(
         .filter(project::Column::Status.is_in([ProjectStatus::Building, ProjectStatus::Failed]))
         .exec(&txn)
         .await?;
+    // The build that made this image ran a smoke check: its commands become searchable.
+    reindex_one(&txn, id).await?;
     txn.commit().await?;
     crate::settings::bump_catalog_version(db).await
 }
@@ -459,4 +608,29 @@ pub async fn serving(
         .filter(project::Column::Status.eq(ProjectStatus::Live))
         .one(db)
         .await
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::{commands_in, commands_of};
+
+    #[test]
+    fn the_first_word_of_each_command() {
+        assert_eq!(
+            commands_of("$ sudo apt-get update && FOO=1 env BAR=2 jq . x.json | less -R; ./run.sh\n# a comment"),
+            ["apt-get", "jq", "less", "run.sh"]
+        );
+        assert_eq!(
+            commands_of("command -v vim nano redis-cli | wc -l"),
+            ["vim", "nano", "redis-cli", "wc"]
+        );
+        assert_eq!(commands_of("/usr/local/bin/greeter --version"), ["greeter"]);
+        assert!(commands_of("\"quoted\" $HOME *.txt 'x'").is_empty());
+    }
+
+    #[test]
+    fn code_blocks_and_spans_of_markdown_only() {
+        let md = "Run `sqlite3` or `redis-cli ping`, not plain words like python.\n\n```\nlua5.4 -e 'print(1)'\n```\nafter the block: node";
+        assert_eq!(commands_in(md), ["sqlite3", "redis-cli", "lua5.4"]);
+    }
 }

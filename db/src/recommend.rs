@@ -112,18 +112,27 @@ async fn live_by_ids(db: &DatabaseConnection, ids: &[i32]) -> Result<Vec<project
 /// "Open source you may like" for one visitor, and whether it follows their own history.
 pub struct Recommendations {
     pub items: Vec<project::Model>,
-    /// False without a try history (then the items are trending).
+    /// False without a try history (then the items are a tour of the categories).
     pub personal: bool,
 }
 
-/// "Open source you may like" for one visitor (owner key), `n` projects.
+/// "Open source you may like" for one visitor (owner key), `n` projects. A newcomer (no history)
+/// gets a tour instead: the most tried project of each category, leaving out `shown` (what the
+/// page already shows, Trending), so the section never repeats it; it may be empty.
 pub async fn for_owner(
     db: &DatabaseConnection,
     owner: &str,
     n: usize,
+    shown: &[i32],
 ) -> Result<Recommendations, DbErr> {
     let counts = crate::sandboxes::tries_by_category(db, owner).await?;
     let personal = counts.iter().any(|(_, c)| *c > 0);
+    if !personal {
+        return Ok(Recommendations {
+            items: tour(db, n, shown).await?,
+            personal,
+        });
+    }
     let slots = allocate_slots(&counts, n);
     let since = chrono::Utc::now() - chrono::Duration::days(1);
     let recent: HashSet<i32> = Sandbox::find()
@@ -168,6 +177,33 @@ pub async fn for_owner(
         items: picked,
         personal,
     })
+}
+
+/// One project per category, each the category's most tried one not in `shown`; the categories
+/// whose pick is tried most first.
+async fn tour(
+    db: &DatabaseConnection,
+    n: usize,
+    shown: &[i32],
+) -> Result<Vec<project::Model>, DbErr> {
+    let mut picked = Vec::new();
+    for category in projects::CATEGORIES {
+        let mut q = Project::find()
+            .filter(project::Column::Status.eq(crate::states::ProjectStatus::Live))
+            .filter(project::Column::Category.eq(*category));
+        if !shown.is_empty() {
+            q = q.filter(project::Column::Id.is_not_in(shown.iter().copied()));
+        }
+        let best = q
+            .order_by_desc(project::Column::Tries)
+            .order_by_asc(project::Column::Name)
+            .one(db)
+            .await?;
+        picked.extend(best);
+    }
+    picked.sort_by(|a, b| b.tries.cmp(&a.tries).then_with(|| a.name.cmp(&b.name)));
+    picked.truncate(n);
+    Ok(picked)
 }
 
 #[cfg(test)]

@@ -127,6 +127,13 @@ impl SearchIndex {
         db: &DatabaseConnection,
         s: &Search,
     ) -> Result<(Vec<Model>, u64), DbErr> {
+        let found = self.find(db, s).await?;
+        Ok((found.items, found.total))
+    }
+
+    /// [`Self::search`], and what was searched for instead when nothing matched the words as
+    /// typed ("helo" → "hello").
+    pub async fn find(&self, db: &DatabaseConnection, s: &Search) -> Result<Found, DbErr> {
         let entries = self.entries(db).await?;
         let q = fold(s.q.trim());
         let terms: Vec<&str> = q
@@ -161,13 +168,23 @@ impl SearchIndex {
         }
         // Nothing matched: a name or slug within two typos of the query ("ripgerp") is likely
         // what was meant.
+        let mut searched_for = None;
         if ranks.iter().all(Vec::is_empty) && q.chars().count() >= 4 {
             let mut typo = TwoEdits::new(&q);
             for (i, e) in entries.iter().enumerate() {
-                if category.is_none_or(|c| c == e.category)
-                    && (typo.matches(&e.slug) || typo.matches(&e.name_fold))
-                {
-                    ranks[3].push(i);
+                if category.is_none_or(|c| c == e.category) {
+                    // The most tried close name is what the results say was searched for.
+                    let close = if typo.matches(&e.slug) {
+                        Some(&e.slug)
+                    } else if typo.matches(&e.name_fold) {
+                        Some(&e.name_fold)
+                    } else {
+                        None
+                    };
+                    if let Some(name) = close {
+                        searched_for.get_or_insert_with(|| name.clone());
+                        ranks[3].push(i);
+                    }
                 }
             }
         }
@@ -193,7 +210,11 @@ impl SearchIndex {
             .map(|&i| entries[i].id)
             .collect();
         if page.is_empty() {
-            return Ok((Vec::new(), total as u64));
+            return Ok(Found {
+                items: Vec::new(),
+                total: total as u64,
+                searched_for,
+            });
         }
         let mut rows = Project::find()
             .filter(project::Column::Id.is_in(page.iter().copied()))
@@ -202,8 +223,20 @@ impl SearchIndex {
             .all(db)
             .await?;
         rows.sort_by_key(|p| page.iter().position(|id| *id == p.id));
-        Ok((rows, total as u64))
+        Ok(Found {
+            items: rows,
+            total: total as u64,
+            searched_for,
+        })
     }
+}
+
+/// One page of search results.
+pub struct Found {
+    pub items: Vec<Model>,
+    pub total: u64,
+    /// Set when nothing matched the query as typed and these are the results for a close name.
+    pub searched_for: Option<String>,
 }
 
 /// Whether a name is within two edits of the query: insertions, deletions, substitutions or

@@ -378,7 +378,7 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
         tried(&db, "v:me", &by_cat["AI & data"][0], 3).await?;
         tried(&db, "v:me", &by_cat["CLI tools"][0], 3).await?;
     }
-    let recs = recommend::for_owner(&db, "v:me", 10).await?.items;
+    let recs = recommend::for_owner(&db, "v:me", 10, &[]).await?.items;
     let count = |cat: &str| recs.iter().filter(|p| p.category == cat).count();
     assert_eq!(recs.len(), 10);
     assert_eq!(
@@ -398,21 +398,135 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
         ["devops-1", "devops-2"],
         "most-tried of the category first"
     );
-    // No history: trending.
-    let fresh = recommend::for_owner(&db, "v:new", 3).await?;
+    // No history: not trending again (that is on the page already) but a tour.
+    let fresh = recommend::for_owner(&db, "v:new", 3, &[]).await?;
     assert!(!fresh.personal);
-    let fresh = fresh.items;
-    assert_eq!(slugs(&fresh), slugs(&recommend::trending(&db, 3).await?));
     // One category with too few projects: the rest comes from trending.
     let games = &by_cat["Games & fun"];
     tried(&db, "v:gamer", &games[0], 2).await?;
-    let recs = recommend::for_owner(&db, "v:gamer", 6).await?.items;
+    let recs = recommend::for_owner(&db, "v:gamer", 6, &[]).await?.items;
     assert_eq!(recs.len(), 6);
     assert_eq!(
         recs.iter().filter(|p| p.category == "Games & fun").count(),
         4,
         "all four games, then trending"
     );
+    Ok(())
+}
+
+/// A newcomer's "you may like" is a tour: the most tried project of each category, leaving out
+/// what Trending shows; empty when Trending shows everything.
+async fn newcomers_get_a_tour_without_trending(db: db::DatabaseConnection) -> Result {
+    project(&db, "db-1", "Db one", "Databases", &[], 90).await?;
+    project(&db, "db-2", "Db two", "Databases", &[], 80).await?;
+    project(&db, "db-3", "Db three", "Databases", &[], 70).await?;
+    project(&db, "ed-1", "Ed one", "Editors", &[], 60).await?;
+    project(&db, "ed-2", "Ed two", "Editors", &[], 10).await?;
+    project(&db, "game-1", "Game one", "Games & fun", &[], 5).await?;
+    let trending = recommend::trending(&db, 2).await?;
+    assert_eq!(slugs(&trending), ["db-1", "db-2"]);
+    let shown: Vec<i32> = trending.iter().map(|p| p.id).collect();
+    let tour = recommend::for_owner(&db, "v:newcomer", 10, &shown).await?;
+    assert!(!tour.personal);
+    assert_eq!(
+        slugs(&tour.items),
+        ["db-3", "ed-1", "game-1"],
+        "one per category, the best not already trending, most tried first"
+    );
+    let two = recommend::for_owner(&db, "v:newcomer", 2, &shown).await?;
+    assert_eq!(slugs(&two.items), ["db-3", "ed-1"], "at most n");
+    let everything: Vec<i32> = recommend::trending(&db, 12)
+        .await?
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let none = recommend::for_owner(&db, "v:newcomer", 10, &everything).await?;
+    assert!(
+        none.items.is_empty(),
+        "Trending shows it all: nothing to add ({:?})",
+        slugs(&none.items)
+    );
+    Ok(())
+}
+
+/// Searching a command finds the project that installs it: the commands of its description's
+/// code blocks and spans and of its smoke check are indexed; rows written before that are
+/// reindexed at start-up; a corrected typo says what it searched for.
+async fn search_finds_the_commands_a_project_runs(db: db::DatabaseConnection) -> Result {
+    let index = db::search::SearchIndex::new();
+    let p = projects::upsert(
+        &db,
+        &projects::NewProject {
+            slug: "kv".into(),
+            name: "Key Value".into(),
+            summary: "A small store.".into(),
+            description: "Start it, then `kv-cli` talks to it:\n\n```sh\n$ sudo kv-server --port 7 &\nKV_MODE=fast kv-bench | tee /tmp/out\n```\n".into(),
+            category: "Databases".into(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::builds::insert_queued(
+        &db,
+        db::builds::NewBuild {
+            id: "b1".into(),
+            project_id: p.id,
+            project_slug: "kv".into(),
+            owner: "v:m".into(),
+            source_kind: "dockerfile".into(),
+            source: String::new(),
+            dockerfile: String::new(),
+            steps: 1,
+            check_command: Some(
+                "command -v kv-dump kv-load >/dev/null && /usr/bin/kv-top -h".into(),
+            ),
+            check_expect: None,
+        },
+    )
+    .await?;
+    projects::set_image(&db, p.id, "r", "sha256:x", 1).await?;
+    let s = |q: &str| projects::Search {
+        q: q.into(),
+        page: 1,
+        per_page: 10,
+        ..Default::default()
+    };
+    for q in [
+        "kv-cli",
+        "kv-server",
+        "kv-bench",
+        "kv-dump",
+        "kv-load",
+        "kv-top",
+        "KV-CLI",
+    ] {
+        let (r, _) = index.search(&db, &s(q)).await?;
+        assert_eq!(slugs(&r), ["kv"], "{q}");
+    }
+    for q in ["sudo", "port", "fast", "out"] {
+        let (r, _) = index.search(&db, &s(q)).await?;
+        assert!(r.is_empty(), "{q} is not a command of it: {:?}", slugs(&r));
+    }
+    // A row indexed before commands were (an older version wrote it): brought up to date.
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    db::entities::project::ActiveModel {
+        id: Set(p.id),
+        search_text: Set("key value a small store. databases".into()),
+        ..Default::default()
+    }
+    .update(&db)
+    .await?;
+    assert_eq!(projects::reindex(&db).await?, 1);
+    assert_eq!(projects::reindex(&db).await?, 0, "nothing left to change");
+    let (r, _) = index.search(&db, &s("kv-bench")).await?;
+    assert_eq!(slugs(&r), ["kv"], "reindexed");
+    // "Nothing matches “kv-benhc”. Showing results for …": said, not guessed.
+    project(&db, "hello", "Hello", "Other", &[], 0).await?;
+    let found = index.find(&db, &s("helo")).await?;
+    assert_eq!(slugs(&found.items), ["hello"]);
+    assert_eq!(found.searched_for.as_deref(), Some("hello"));
+    let found = index.find(&db, &s("hello")).await?;
+    assert_eq!(found.searched_for, None, "nothing corrected");
     Ok(())
 }
 
@@ -433,6 +547,10 @@ async fn featured_banner_round_trips(db: db::DatabaseConnection) -> Result {
 on_both!(trending_counts_the_last_week: sqlite_trending_counts_the_last_week, postgres_trending_counts_the_last_week);
 
 on_both!(recommendations_follow_category_shares: sqlite_recommendations_follow_category_shares, postgres_recommendations_follow_category_shares);
+
+on_both!(newcomers_get_a_tour_without_trending: sqlite_newcomers_get_a_tour_without_trending, postgres_newcomers_get_a_tour_without_trending);
+
+on_both!(search_finds_the_commands_a_project_runs: sqlite_search_finds_the_commands_a_project_runs, postgres_search_finds_the_commands_a_project_runs);
 
 on_both!(featured_banner_round_trips: sqlite_featured_banner_round_trips, postgres_featured_banner_round_trips);
 

@@ -74,7 +74,12 @@ async fn count_requests(State(st): State<AppState>, req: Request, next: Next) ->
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    // `/try/{slug}` is the server's (it starts a Try); the app's route of that path only catches
+    // links clicked inside the site and must not shadow it.
+    let routes: Vec<_> = generate_route_list(App)
+        .into_iter()
+        .filter(|r| !r.path().starts_with(app::pages::try_link::PREFIX))
+        .collect();
     let context = app::api::ServerContext {
         db: state.db.clone(),
         search: Arc::clone(&state.search),

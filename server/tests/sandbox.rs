@@ -519,6 +519,9 @@ async fn the_sweep_removes_unowned_containers_and_keeps_live_ones() -> Result {
     let r = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["state"], "ready", "{:?}", r.body);
+    Ok(())
+}
+
 /// The terminal WebSocket (issue 25, hole 7): CORS and the CSRF guard do not cover a WebSocket,
 /// and SameSite=Lax lets other ports and subdomains of the site send its cookies. On the old code
 /// it opened for `Origin: http://evil.example` and `Origin: null` with the owner's cookie. Now it

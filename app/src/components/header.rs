@@ -30,7 +30,8 @@ pub fn Header() -> impl IntoView {
         });
     };
     view! {
-        <header class="topbar">
+        // The home page has its own big search box (phones hide this one there).
+        <header class="topbar" class:home=move || location.pathname.get() == "/">
             <a class="logo" href="/" aria-label="trythis home">
                 <img src="/logo.svg" alt="" width="28" height="28"/>
                 <span>"try"<b>"this"</b></span>
@@ -40,9 +41,12 @@ pub fn Header() -> impl IntoView {
                     aria-label="Search projects" prop:value=q autocomplete="off"/>
                 <button type="submit">"Search"</button>
             </form>
-            // Phones: the menu folds behind a button (a checkbox: it works without JavaScript).
-            <input type="checkbox" id="menu-toggle" class="menu-toggle" aria-hidden="true" tabindex="-1"/>
-            <label for="menu-toggle" class="menu-button" id="menu-button" aria-label="Menu">"☰"</label>
+            // Phones: the menu folds behind a button (a checkbox: it works without JavaScript, and
+            // Tab reaches it, Space opens it); ☰ becomes ✕ while it is open.
+            <input type="checkbox" id="menu-toggle" class="menu-toggle" aria-label="Menu" aria-controls="nav"/>
+            <label for="menu-toggle" class="menu-button" id="menu-button" aria-hidden="true">
+                <span class="menu-open">"☰"</span><span class="menu-close">"✕"</span>
+            </label>
             <nav class="nav" id="nav">
                 <a href="/search">"Explore"</a>
                 <a href="/containers">"My containers"</a>

@@ -6,6 +6,8 @@ use leptos::prelude::*;
 pub fn ProjectCardView(card: ProjectCard) -> impl IntoView {
     let href = format!("/p/{}", card.slug);
     let tries = match card.tries {
+        // "0 tries" reads as "nobody wants this"; it is only new.
+        0 => "new · be the first".to_string(),
         1 => "1 try".to_string(),
         n => format!("{n} tries"),
     };

@@ -209,7 +209,9 @@ pub fn TryPanel(
             "Your sandbox is running: the terminal has the keyboard. Alt+Shift+Q leaves it."
                 .to_string()
         }
-        Panel::Error(msg) | Panel::Ended(msg) => msg,
+        Panel::Error(msg) => msg,
+        // The reason is said once, by the panel itself (#ended); this only marks the moment.
+        Panel::Ended(_) => "Your sandbox has ended.".to_string(),
     };
     view! {
         <section class="try-panel" class:running=running aria-label="Try it">
@@ -343,8 +345,9 @@ fn ended_because(reason: Option<&str>) -> String {
 
 #[cfg(feature = "hydrate")]
 fn end(panel: RwSignal<Panel>, term_ref: NodeRef<leptos::html::Div>, msg: &str) {
+    // The last screen stays as it was; the reason is said once, under it.
     if let Some(el) = term_ref.get_untracked() {
-        crate::client::detach_terminal(&el, msg);
+        crate::client::detach_terminal(&el, "");
     }
     panel.set(Panel::Ended(msg.to_string()));
 }

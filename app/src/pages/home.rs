@@ -83,15 +83,18 @@ fn HomeSections(data: HomeData) -> impl IntoView {
                         <p class="see-all"><a id="all-in-category" href=format!("/search?category={}", urlencode(&c))>{format!("Every project in {c} →")}</a></p>
                     })}
                 </section>
-                <section class="section" id="for-you">
-                    <h2>"Open source you may like"</h2>
-                    <p class="section-note">{if data.for_you_personal {
-                        "Picked in proportion to the categories you try most."
-                    } else {
-                        "Try a few projects and this list follows your taste. Until then: what everyone is trying."
-                    }}</p>
-                    <CardGrid cards=data.for_you.clone() empty="Nothing to recommend yet."/>
-                </section>
+                // Hidden when there is nothing to add to what the page shows already.
+                {(!data.for_you.is_empty()).then(|| view! {
+                    <section class="section" id="for-you">
+                        <h2>"Open source you may like"</h2>
+                        <p class="section-note">{if data.for_you_personal {
+                            "Picked in proportion to the categories you try most."
+                        } else {
+                            "A tour of the catalogue, one project from each category. Try a few and this list follows your taste."
+                        }}</p>
+                        <CardGrid cards=data.for_you.clone() empty="Nothing to recommend yet."/>
+                    </section>
+                })}
                 <section class="section">
                     <h2>"New in the catalogue"</h2>
                     <CardGrid cards=data.newest.clone() empty="No projects yet."/>

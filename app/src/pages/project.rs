@@ -41,9 +41,9 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
     view! {
         <Title text=p.card.name.clone()/>
         <div class="project-layout">
-            // First in the page, so Try is an early tab stop; the layout shows it on the right.
-            <TryPanel slug=slug.clone() name=p.card.name.clone() tryable=p.tryable initial=page.sandbox autostart/>
-            <article class="project-info">
+            // What it is, then Try right under its name (on a phone the first screen), then the
+            // facts, the description and the badge snippets. On a wide screen Try is on the right.
+            <header class="project-head">
                 <div class="crumbs"><a href="/">"Catalogue"</a>" / "<a href=format!("/search?category={}", crate::url::urlencode(&p.card.category))>{p.card.category.clone()}</a></div>
                 <h1 class="project-name">{p.card.name.clone()}</h1>
                 <p class="lead">{p.card.summary.clone()}</p>
@@ -51,6 +51,9 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                     <span class="chip cat">{p.card.category.clone()}</span>
                     {p.card.tags.iter().map(|t| view! { <a class="tag" href=format!("/search?q={}", crate::url::urlencode(t))>"#"{t.clone()}</a> }).collect_view()}
                 </div>
+            </header>
+            <TryPanel slug=slug.clone() name=p.card.name.clone() tryable=p.tryable initial=page.sandbox autostart/>
+            <article class="project-info">
                 <dl class="facts">
                     <div><dt>"Tries"</dt><dd class="try-count">{tries}</dd></div>
                     {size.map(|s| view! { <div><dt>"Image"</dt><dd>{s}</dd></div> })}

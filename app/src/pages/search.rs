@@ -85,6 +85,9 @@ pub fn SearchPage() -> impl IntoView {
                                     </label>
                                     <button class="btn" type="submit">"Apply"</button>
                                 </form>
+                                {r.searched_for.clone().map(|s| view! {
+                                    <p class="corrected" id="searched-for">{format!("Nothing matches “{q}”. Showing results for ")}<b>{s}</b>"."</p>
+                                })}
                                 <p class="muted results-count">{format!("{} project{}", r.total, if r.total == 1 { "" } else { "s" })}</p>
                                 <CardGrid cards=r.items empty="No project matches. Try a shorter word or another category."/>
                                 {(pages > 1).then(|| view! {

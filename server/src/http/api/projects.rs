@@ -64,12 +64,13 @@ pub async fn list(
                 per_page: PER_PAGE,
                 sort,
             };
-            let (items, total) = st.search.search(&st.db, &search).await?;
+            let found = st.search.find(&st.db, &search).await?;
             let results = SearchResults {
-                items: items.iter().map(card).collect(),
-                total,
+                items: found.items.iter().map(card).collect(),
+                total: found.total,
                 page,
                 per_page: PER_PAGE,
+                searched_for: found.searched_for,
                 categories: Vec::new(),
             };
             let json = bytes::Bytes::from(serde_json::to_vec(&results).unwrap_or_default());
@@ -149,7 +150,13 @@ pub async fn recommendations(
     State(st): State<AppState>,
     Extension(who): Extension<Identity>,
 ) -> ApiResult<Json<Recommendations>> {
-    let recs = db::recommend::for_owner(&st.db, &who.key, 10).await?;
+    // As on the home page: a newcomer's tour leaves out what Trending shows.
+    let shown: Vec<i32> = db::recommend::trending(&st.db, 12)
+        .await?
+        .iter()
+        .map(|p| p.id)
+        .collect();
+    let recs = db::recommend::for_owner(&st.db, &who.key, 10, &shown).await?;
     Ok(Json(Recommendations {
         items: recs.items.iter().map(card).collect(),
         personal: recs.personal,

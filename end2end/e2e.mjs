@@ -1274,10 +1274,11 @@ try {
       await p.goto(BASE + from);
       await hydrated();
       // Every visible link to this site, but for the home page's category chips (they filter
-      // in place) and in-page anchors. One click per (address, text).
+      // in place), the project page's own Try button (it starts the Try in place; its href is
+      // for pages without JavaScript) and in-page anchors. One click per (address, text).
       const links = await p.evaluate(() => [...document.querySelectorAll("a[href]")]
         .filter((a) => a.origin === location.origin && !a.target && !a.getAttribute("href").startsWith("#")
-          && !a.closest(".chips") && a.getClientRects().length > 0)
+          && !a.closest(".chips") && a.id !== "try" && a.getClientRects().length > 0)
         .map((a) => ({ href: a.getAttribute("href"), text: a.innerText.trim() })));
       for (const { href, text } of links) {
         const key = `${href} ${text}`;
@@ -1295,7 +1296,9 @@ try {
         if (slug) {
           // A Try link: through the server's route to the project, its Try under way.
           tries.push(`${from} → ${text}`);
-          await p.waitForURL(new RegExp(`/p/${slug}\\?try=1$`), { timeout: 20000 });
+          await waitFor(async () => new RegExp(`/p/${slug}\\?try=1$`).test(p.url()),
+            `${from}: "${text}" (${href}) leads to /p/${slug}?try=1`, 20000)
+            .catch(async (e) => { throw new Error(`${e.message}; at ${p.url()}: ${(await p.locator("main").innerText().catch(() => "")).slice(0, 300)}`); });
         } else {
           await waitFor(async () => { const u = new URL(p.url()); return u.pathname + u.search === target.pathname + target.search; },
             `${from}: "${text}" leads to ${href} (at ${p.url()})`);

@@ -786,7 +786,7 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
     assert_eq!(slugs(&projects::most_tried(&db, 10).await?), ["listed-one"]);
     assert_eq!(slugs(&recommend::trending(&db, 10).await?), ["listed-one"]);
     tried(&db, "v:c", &listed, 0).await?;
-    let recs = recommend::for_owner(&db, "v:c", 10).await?;
+    let recs = recommend::for_owner(&db, "v:c", 10, &[]).await?;
     assert!(!slugs(&recs.items).contains(&"pending-one"));
     assert_eq!(
         slugs(&projects::awaiting_review(&db, 10).await?),

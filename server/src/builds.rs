@@ -773,6 +773,8 @@ impl BuildService {
         // The engine's chunks are not lines: a line can arrive in two ("E" then ": Unable to…").
         // Lines are taken whole; the rest waits for its end (or the build's).
         let mut partial = String::new();
+        // The platform's own steps share the maintainer's number: one event per number shown.
+        let mut last_shown = None;
         loop {
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -821,7 +823,10 @@ impl BuildService {
                 if let Some(engine_step) = accepted {
                     // Numbered as the maintainer counts (the platform's steps left out).
                     let (step, total) = shown(steps, engine_step);
-                    self.emit(live, BuildEvent::Step { step, steps: total });
+                    if last_shown != Some((step, total)) {
+                        last_shown = Some((step, total));
+                        self.emit(live, BuildEvent::Step { step, steps: total });
+                    }
                     if progress.due() {
                         let _ = db::builds::set_step(&self.db, build_id, step, total).await;
                     }

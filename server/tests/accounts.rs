@@ -319,11 +319,13 @@ async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Resul
         .ok_or("email")?
         .to_string();
     let mut leaver = app.visitor().await?;
-    // A visitor's Try becomes the account's history at sign-up.
+    // A visitor's Try becomes the account's history at sign-up, when they ask for it.
     let r = leaver.try_project("fixture").await?;
     let sandbox = r.body["id"].as_str().ok_or("id")?.to_string();
     let leaver_email = unique_email("leaver");
-    leaver.sign_up(&leaver_email, "leaver password").await?;
+    leaver
+        .sign_up_with(&leaver_email, "leaver password", true)
+        .await?;
     let me = leaver.call("GET", "/api/me", None).await?;
     let uid = me.body["user"]["id"].as_i64().ok_or("id")? as i32;
     let key = db::accounts::key_of(uid);

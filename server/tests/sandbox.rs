@@ -440,9 +440,13 @@ async fn recommendations_follow_the_callers_tries() -> Result {
     let stranger = app.visitor().await?;
     let theirs = stranger.call("GET", "/api/recommendations", None).await?;
     assert_eq!(theirs.body["personal"], false);
+    // No history: a tour of the catalogue without what Trending already shows (the fixture,
+    // tried today, is trending), so nothing is left to suggest here.
     assert_eq!(
-        theirs.body["items"][0]["slug"], "fixture",
-        "no history: trending"
+        theirs.body["items"].as_array().map(Vec::len),
+        Some(0),
+        "{:?}",
+        theirs.body
     );
     v.stop_sandbox(&id).await?;
     Ok(())

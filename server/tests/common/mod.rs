@@ -425,6 +425,11 @@ impl Visitor {
     /// The whole sign-up: the form (202), the mail, its link's page with the password (201,
     /// signed in: this browser asked for the link).
     pub async fn sign_up(&mut self, email: &str, password: &str) -> Result<()> {
+        self.sign_up_with(email, password, false).await
+    }
+
+    /// Signs up as [`Visitor::sign_up`], ticking "Bring my tries into this account" when `bring`.
+    pub async fn sign_up_with(&mut self, email: &str, password: &str, bring: bool) -> Result<()> {
         let r = self.signup_form(email).await?;
         if r.status != 202 {
             return Err(format!("sign-up answered {}: {}", r.status, r.body).into());
@@ -433,7 +438,7 @@ impl Visitor {
         let r = self
             .post_auth(
                 "/api/auth/verify",
-                serde_json::json!({ "token": token, "password": password }),
+                serde_json::json!({ "token": token, "password": password, "bring": bring }),
             )
             .await?;
         if r.status != 201 || r.body["signed_in"] != true {

@@ -114,7 +114,7 @@ mkdirSync(SHOTS, { recursive: true });
 const errors = [];
 function watch(page) {
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`${m.text()} ${m.location()?.url ?? ""}`.trim()); });
 }
 async function termText(page) {
   return page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.innerText ?? "");
@@ -1270,6 +1270,7 @@ try {
       document.body.hasAttribute("data-hydrated") && !document.querySelector("main .loading")), "the page settles", 20000);
     const followed = new Set();
     const tries = [];
+    const before = errors.length;
     for (const from of pages) {
       await p.goto(BASE + from);
       await hydrated();
@@ -1286,10 +1287,14 @@ try {
         followed.add(key);
         await p.goto(BASE + from);
         await settled();
-        await p.evaluate(([h, t]) => {
+        const present = await p.evaluate(([h, t]) => {
           const a = [...document.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === h && a.innerText.trim() === t && a.getClientRects().length > 0);
-          a.setAttribute("data-walk", "");
+          a?.setAttribute("data-walk", "");
+          return Boolean(a);
         }, [href, text]);
+        // A link of the first look that is gone now (a Try link of a sandbox an earlier click
+        // ended, a card of a list that moved): nothing to click.
+        if (!present) { followed.delete(key); continue; }
         await p.locator("a[data-walk]").click();
         const target = new URL(href, BASE);
         const slug = target.pathname.match(/^\/try\/([^/]+)$/)?.[1];
@@ -1310,6 +1315,11 @@ try {
       }
     }
     console.log(`# ${followed.size} links followed; Try links: ${tries.join("; ")}`);
+    // The walk opens the "Nothing here" page on purpose (404), and its Try links meet the
+    // sandbox the admin already runs (409, the page then offers to replace it): those only.
+    const expected = (e) => /status of 404 .*\/nope\/nothing$/.test(e) || /status of 409 .*\/api\/projects\/[^/]+\/try$/.test(e);
+    const walked = errors.splice(before);
+    errors.push(...walked.filter((e) => !expected(e)));
     assert.ok(followed.size >= 20, `only ${followed.size} links`);
     assert.ok(tries.length >= 3, `Try links followed: ${tries}`);
     await ctx.close();

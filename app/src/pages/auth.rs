@@ -291,8 +291,12 @@ pub fn VerifyPage() -> impl IntoView {
                 }
                 Ok(r) if r.status == 200 => verified.set(true),
                 Ok(r) => {
-                    problems.set(crate::pages::publish::problems_of(&r.body));
-                    message.set(r.message());
+                    // Each problem once: under its field, or above the button when no field has it.
+                    let found = crate::pages::publish::problems_of(&r.body);
+                    if found.is_empty() {
+                        message.set(r.message());
+                    }
+                    problems.set(found);
                 }
                 Err(e) => message.set(e),
             }
@@ -417,8 +421,12 @@ pub fn ResetPage() -> impl IntoView {
                             set_elsewhere.set(true);
                         }
                         Ok(r) => {
-                            problems.set(crate::pages::publish::problems_of(&r.body));
-                            message.set(r.message());
+                            // Each problem once: under its field, or above the button when no field has it.
+                            let found = crate::pages::publish::problems_of(&r.body);
+                            if found.is_empty() {
+                                message.set(r.message());
+                            }
+                            problems.set(found);
                         }
                         Err(e) => message.set(e),
                     }

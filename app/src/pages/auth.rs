@@ -183,6 +183,16 @@ fn check_link(token: Memo<String>, kinds: &'static [&'static str]) -> LinkCheck 
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let t = token.get();
+        // No link to check: the reset page asks for an address; any other page needs its link.
+        if t.is_empty() {
+            if !kinds.contains(&"reset") {
+                info.set(Some(Err(
+                    "This page opens from the link in your mail: open it exactly as it was mailed."
+                        .into(),
+                )));
+            }
+            return;
+        }
         leptos::task::spawn_local(async move {
             let url = format!("/api/auth/link?token={}", urlencode(&t));
             let answer = match crate::client::call("GET", &url, None).await {

@@ -693,22 +693,19 @@ async fn main() -> Result {
     }
 
     // Warm pool with the defaults: the same database (so the tries above are its recent demand),
-    // a second server whose reaper loop sizes the pool to demand every 5 s, as `trythis serve` does.
+    // a second server whose warm-pool job sizes the pool to demand every 5 s, as `trythis serve` does.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let paddr = listener.local_addr()?;
     let mut pooled_config = server::config::Config::from_pairs(pairs.clone())?;
     pooled_config.public_url = format!("http://{paddr}");
-    let pooled = server::build_state(pooled_config).await?;
+    let platform = server::compose(pooled_config, None).await?;
+    let pooled = platform.state.clone();
     let router = server::router(pooled.clone());
     tokio::spawn(async move {
         let _ = server::serve(listener, router, std::future::pending()).await;
     });
-    let (stop_reaper, reaper_stop) = tokio::sync::watch::channel(false);
-    let reaper = tokio::spawn(server::sandbox::reaper_loop(
-        pooled.sandboxes.clone(),
-        std::time::Duration::from_secs(5),
-        reaper_stop,
-    ));
+    // The periodic jobs of `trythis serve` (reaper, warm pool, sweep); the first server builds.
+    let periodic = platform.jobs.start_only(&[server::jobs::Kind::Periodic]);
     let pt = std::sync::Arc::new(Target {
         base: format!("http://{paddr}"),
         http: reqwest::Client::new(),
@@ -746,8 +743,7 @@ async fn main() -> Result {
     }
     summary("Try -> first shell byte, warm pool", warm, errors);
     // The reaper first, with any refill it is in: else it launches members after the stops.
-    stop_reaper.send(true)?;
-    reaper.await?;
+    periodic.stop().await;
     for s in db::sandboxes::all_active(&pooled.db).await? {
         pooled.sandboxes.stop(&s.id, "bench over").await?;
     }
@@ -755,7 +751,7 @@ async fn main() -> Result {
     Ok(())
 }
 
-/// Seconds until `n` warm-pool members are ready (the reaper loop refills it).
+/// Seconds until `n` warm-pool members are ready (the warm-pool job refills it).
 async fn pool_filled(db: &db::DatabaseConnection, n: usize) -> Result<f64> {
     let t0 = std::time::Instant::now();
     loop {

@@ -1,6 +1,5 @@
 //! Accounts: password hashing (argon2id), database sessions, API tokens, sign-in rate limits and
 //! the field rules of every account form. HTTP handlers live in `api::auth` and `api::account`.
-pub mod identity;
 pub mod mail;
 pub mod oauth;
 

@@ -263,8 +263,9 @@ impl BuildService {
             .await;
     }
 
-    /// Starts the workers: builds interrupted by a restart are failed, queued ones re-enqueued.
-    pub async fn start(self: &Arc<Self>) -> Result<(), db::DbErr> {
+    /// At start-up: builds a restart interrupted are failed, the build engine is cleaned, queued
+    /// builds are handed to the workers again.
+    pub async fn recover(&self) -> Result<(), db::DbErr> {
         let failed = db::builds::fail_interrupted(&self.db).await?;
         if failed > 0 {
             tracing::warn!(failed, "builds interrupted by a restart were marked failed");
@@ -273,18 +274,18 @@ impl BuildService {
         for b in db::builds::queued(&self.db).await? {
             self.enqueue(&b.id);
         }
-        for _ in 0..self.limits.concurrency {
-            let me = Arc::clone(self);
-            tokio::spawn(async move {
-                loop {
-                    let next = me.queue_rx.lock().await.recv().await;
-                    let Some(id) = next else { break };
-                    me.metrics.builds_queued.dec();
-                    me.run(&id).await;
-                }
-            });
-        }
         Ok(())
+    }
+
+    /// One build worker: runs queued builds one at a time until the queue closes. The job
+    /// runner runs `BuildLimits::concurrency` of them.
+    pub async fn worker(self: Arc<Self>) {
+        loop {
+            let next = self.queue_rx.lock().await.recv().await;
+            let Some(id) = next else { break };
+            self.metrics.builds_queued.dec();
+            self.run(&id).await;
+        }
     }
 
     /// Registers a build for watchers before it runs (the `seed` command runs builds itself).

@@ -7,12 +7,12 @@ pub mod assets;
 pub mod caps;
 pub mod client_ip;
 pub mod error;
+pub mod identity;
+pub mod oauth;
 pub mod page_cache;
+pub mod state;
 
-use crate::{
-    accounts::{identity, oauth},
-    config, state,
-};
+use crate::config;
 use app::{shell, App};
 use axum::{
     extract::{Request, State},

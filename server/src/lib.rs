@@ -6,17 +6,18 @@
 //! - below them: `state` (the services together), `config`, `metrics`, `network` (isolation
 //!   networks); leaves: `secrets` (ids, tokens, hashes, constant-time compare), `tar`, `cidr`.
 //!
-//! `build_state` connects the services (database, engines, registry) into `AppState`.
+//! `compose` is the composition root: it connects the services (database, engines, registry)
+//! into `AppState` and registers every background job (`jobs`).
 pub mod accounts;
 pub mod builds;
 pub mod cidr;
 pub mod config;
 pub mod http;
+pub mod jobs;
 pub mod metrics;
 pub mod network;
 pub mod sandbox;
 pub mod secrets;
-pub mod state;
 pub mod tar;
 
 pub use http::{leptos_options, router, serve};
@@ -35,8 +36,8 @@ mod tests {
         assert_eq!(sqlite_file("postgres://u@h/db"), None);
     }
 }
-use state::AppState;
-use std::sync::Arc;
+use crate::http::state::AppState;
+use std::{sync::Arc, time::Duration};
 
 /// Why the server could not start; each names the part that failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ pub enum StartError {
     Db(#[from] db::DbErr),
     #[error("engine: {0}")]
     Engine(#[from] sandbox::runtime::RuntimeError),
+    #[error("sandboxes: {0}")]
+    Sandbox(#[from] sandbox::SandboxError),
     #[error("networks: {0}")]
     Network(#[from] network::NetworkError),
     #[error("instance secret: {0}")]
@@ -118,17 +121,33 @@ pub fn private_data_dir(config: &config::Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Everything the server needs, connected: database (migrated), engine, registry.
-pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
-    build_state_with(config, None).await
+/// The platform, connected: the services behind `state`, and the background `jobs` that keep
+/// them (registered, not started). The one place services are built, for `serve`, `seed`, the
+/// tests and the benchmarks.
+pub struct Platform {
+    pub state: AppState,
+    pub jobs: jobs::Jobs,
 }
 
-/// `build_state` with the sandbox runtime given (`None`: the engine's, as `build_state`). The
-/// terminal benchmark passes an in-process stand-in to hold 10,000 terminals on one machine.
-pub async fn build_state_with(
+impl Platform {
+    /// What `trythis serve` does before it listens: fail the builds a restart interrupted and
+    /// requeue the queued ones, make the engine and the database agree, then start every job.
+    pub async fn start(self) -> Result<(AppState, jobs::Running), StartError> {
+        self.state.builds.recover().await?;
+        let (removed, ended) = self.state.sandboxes.reconcile().await?;
+        tracing::info!(removed, ended, "reconciled engine and database");
+        Ok((self.state, self.jobs.start()))
+    }
+}
+
+/// Connects the platform: data directory, database (migrated), engines, networks, registry, the
+/// services, and registers the background jobs with their periods. `runtime` replaces the
+/// engine's sandbox runtime (`None`: detected as `sandbox_runtime` does); the terminal benchmark
+/// passes an in-process stand-in to hold 10,000 terminals on one machine.
+pub async fn compose(
     config: config::Config,
     runtime: Option<Arc<dyn sandbox::runtime::Runtime>>,
-) -> Result<AppState, StartError> {
+) -> Result<Platform, StartError> {
     private_data_dir(&config)?;
     let db = db::connect_and_migrate(&config.database_url).await?;
     let docker = sandbox::runtime::connect_docker(&config).await?;
@@ -140,6 +159,7 @@ pub async fn build_state_with(
     };
     tracing::info!(runtime = runtime.isolation().as_str(), build_network = %networks.build.network, "sandbox isolation");
     let metrics = Arc::new(metrics::Metrics::default());
+    let mut jobs = jobs::Jobs::new(metrics.clone());
     let registry = config.registry_client();
     let checks = builds::check::SandboxChecks::new(runtime.clone());
     let builds = builds::BuildService::new(
@@ -154,19 +174,14 @@ pub async fn build_state_with(
         networks.clone(),
         checks,
     );
-    builds.start().await?;
+    for _ in 0..config.builds.concurrency {
+        jobs.worker("build worker", builds.clone().worker());
+    }
     if let Some(command) = config.registry_gc_command.clone() {
         let builds = builds.clone();
-        let every = config.registry_gc_interval;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                tick.tick().await;
-                match builds.collect_registry_garbage(&command).await {
-                    Ok(_) => tracing::info!("registry garbage collected"),
-                    Err(e) => tracing::warn!(error = %e, "registry garbage collection failed"),
-                }
-            }
+        jobs.every("registry gc", config.registry_gc_interval, move || {
+            let (builds, command) = (builds.clone(), command.clone());
+            async move { builds.collect_registry_garbage(&command).await.map(|_| 1) }
         });
     }
     let sandboxes = Arc::new(sandbox::SandboxService::new(
@@ -176,9 +191,28 @@ pub async fn build_state_with(
         metrics.clone(),
         networks,
     ));
-    let signer = secrets::Signer::new(state::load_or_create_secret(&config.data_dir)?);
+    {
+        let every = Duration::from_secs(5);
+        let s = sandboxes.clone();
+        jobs.every("reaper", every, move || {
+            let s = s.clone();
+            async move { s.reap().await }
+        });
+        let s = sandboxes.clone();
+        jobs.every("warm pool", every, move || {
+            let s = s.clone();
+            async move { s.refill_pool().await }
+        });
+        let s = sandboxes.clone();
+        jobs.every("orphan sweep", every, move || {
+            let s = s.clone();
+            async move { s.sweep().await }
+        });
+    }
+    let signer = secrets::Signer::new(secrets::load_or_create_instance_secret(&config.data_dir)?);
     let auth = Arc::new(accounts::Auth::new(config.auth.clone(), &config.public_url));
-    let mail = accounts::mail::Mailer::start(&config.mail, &config.public_url)?;
+    let (mail, outbox) = accounts::mail::Mailer::new(&config.mail, &config.public_url)?;
+    jobs.worker("mail outbox", outbox);
     tracing::info!(to = mail.describe(), "mail");
     if let (Some(email), Some(password)) = (&config.auth.admin_email, &config.auth.admin_password) {
         accounts::ensure_admin(&auth, &db, email, Some(password)).await?;
@@ -186,18 +220,13 @@ pub async fn build_state_with(
     {
         // Expired sessions, abandoned OAuth flows and unused mailed links go hourly.
         let db = db.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
-            loop {
-                tick.tick().await;
-                if let Err(e) = db::accounts::purge_expired(&db).await {
-                    tracing::warn!(error = %e, "could not purge expired sessions");
-                }
-            }
+        jobs.every("session purge", Duration::from_secs(3600), move || {
+            let db = db.clone();
+            async move { db::accounts::purge_expired(&db).await.map(|n| n as usize) }
         });
     }
     let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
-    Ok(AppState::new(state::Shared {
+    let state = AppState::new(http::state::Shared {
         auth,
         mail,
         streams: http::caps::StreamCaps::default(),
@@ -213,5 +242,25 @@ pub async fn build_state_with(
         sandboxes,
         metrics,
         signer,
-    }))
+    });
+    Ok(Platform { state, jobs })
+}
+
+/// The platform for integration tests and benchmarks: composed, builds recovered, and only the
+/// workers (build queue, mail) started — a test runs the periodic passes (reap, sweep, refill)
+/// itself, when it chooses.
+pub async fn build_state(config: config::Config) -> Result<AppState, StartError> {
+    build_state_with(config, None).await
+}
+
+/// `build_state` with the sandbox runtime given (see `compose`).
+pub async fn build_state_with(
+    config: config::Config,
+    runtime: Option<Arc<dyn sandbox::runtime::Runtime>>,
+) -> Result<AppState, StartError> {
+    let platform = compose(config, runtime).await?;
+    platform.state.builds.recover().await?;
+    // The workers run as long as the process; their handle is not needed.
+    let _workers = platform.jobs.start_only(&[jobs::Kind::Worker]);
+    Ok(platform.state)
 }

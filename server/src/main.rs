@@ -1,6 +1,6 @@
 //! `trythis` — serve the site (default), apply migrations, or publish the starter catalogue.
-use server::{config::Config, sandbox};
-use std::{process::ExitCode, sync::Arc, time::Duration};
+use server::config::Config;
+use std::process::ExitCode;
 
 const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear | admin EMAIL | admin --first EMAIL]";
 
@@ -42,27 +42,12 @@ async fn main() -> ExitCode {
 }
 
 async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
-    let db = db::connect_and_migrate(&config.database_url).await?;
-    let docker = sandbox::runtime::connect_docker(&config).await?;
-    let registry = config.registry_client();
-    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
-    let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
-    // Smoke checks run in sandboxes of this installation, as the server's builds do.
-    let runtime = server::sandbox_runtime(&config, &db, &docker).await?;
-    let builds = server::builds::BuildService::new(
-        db.clone(),
-        server::builds::Engines {
-            build: build_engine,
-            serve: docker,
-        },
-        registry,
-        config.builds.clone(),
-        std::sync::Arc::new(server::metrics::Metrics::default()),
-        networks,
-        server::builds::check::SandboxChecks::new(runtime),
-    );
+    // The same services as `serve` (smoke checks run in sandboxes of this installation), with
+    // no job started: a server running meanwhile keeps its builds and its sandboxes.
+    let platform = server::compose(config, None).await?;
+    let st = &platform.state;
     let (published, reused) =
-        server::builds::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;
+        server::builds::seed::seed_catalog(std::path::Path::new(dir), &st.db, &st.builds).await?;
     println!("    catalogue: {published} built, {reused} reused");
     Ok(())
 }
@@ -127,22 +112,12 @@ async fn admin(config: Config, args: &[String]) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let public_url = config.public_url.clone();
-    let state = server::build_state(config).await?;
-    let (removed, ended) = state.sandboxes.reconcile().await?;
-    tracing::info!(removed, ended, "reconciled engine and database");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reaper = tokio::spawn(sandbox::reaper_loop(
-        Arc::clone(&state.sandboxes),
-        Duration::from_secs(5),
-        stop_rx,
-    ));
-
+    let (state, jobs) = server::compose(config, None).await?.start().await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
     server::serve(listener, server::router(state.clone()), shutdown_signal()).await?;
-    let _ = stop_tx.send(true);
-    let _ = reaper.await;
+    jobs.stop().await;
     match state.sandboxes.remove_checks().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "smoke checks stopped"),

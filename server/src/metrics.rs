@@ -25,6 +25,8 @@ pub struct Metrics {
     phase_launches: AtomicU64,
     rate_limited: AtomicU64,
     http: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    /// Background jobs by name: runs, failed runs, seconds spent.
+    jobs: Mutex<std::collections::BTreeMap<&'static str, JobStats>>,
     pub builds_queued: Gauge,
     pub builds_running: Gauge,
     pub builds_succeeded: Gauge,
@@ -47,7 +49,23 @@ impl Gauge {
     }
 }
 
+#[derive(Default, Clone, Copy)]
+struct JobStats {
+    runs: u64,
+    failures: u64,
+    micros: u64,
+}
+
 impl Metrics {
+    /// One run of background job `name` (`jobs::Jobs`).
+    pub fn observe_job(&self, name: &'static str, took: std::time::Duration, ok: bool) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let stats = jobs.entry(name).or_default();
+        stats.runs += 1;
+        stats.failures += u64::from(!ok);
+        stats.micros += took.as_micros() as u64;
+    }
+
     pub fn observe_launch(&self, secs: f64) {
         for (i, le) in LAUNCH_BUCKETS.iter().enumerate() {
             if secs <= *le {
@@ -189,6 +207,39 @@ impl Metrics {
             "trythis_builds{{state=\"running\"}} {}",
             self.builds_running.get().max(0)
         );
+        let jobs: Vec<_> = self
+            .jobs
+            .lock()
+            .map(|j| j.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        for (metric, help, kind) in [
+            (
+                "trythis_job_runs_total",
+                "Runs of each background job.",
+                "counter",
+            ),
+            (
+                "trythis_job_failures_total",
+                "Runs of each background job that failed (each is logged).",
+                "counter",
+            ),
+            (
+                "trythis_job_seconds_total",
+                "Time spent in each background job.",
+                "counter",
+            ),
+        ] {
+            let _ = writeln!(s, "# HELP {metric} {help}");
+            let _ = writeln!(s, "# TYPE {metric} {kind}");
+            for (job, st) in &jobs {
+                let value = match metric {
+                    "trythis_job_runs_total" => st.runs.to_string(),
+                    "trythis_job_failures_total" => st.failures.to_string(),
+                    _ => (st.micros as f64 / 1e6).to_string(),
+                };
+                let _ = writeln!(s, "{metric}{{job=\"{job}\"}} {value}");
+            }
+        }
         let _ = writeln!(
             s,
             "# HELP trythis_http_requests_total HTTP requests by method and status."

@@ -521,7 +521,7 @@ impl SandboxService {
                 }
             }
             Err(e) => {
-                let _ = self.runtime.destroy(id).await;
+                remove_container(&*self.runtime, id).await;
                 db::sandboxes::finish(&self.db, id, SandboxState::Failed, &e.to_string()).await?;
                 Err(BringUpError::Launch(e))
             }
@@ -755,7 +755,7 @@ impl SandboxService {
         };
         let engine = started.elapsed();
         if let Err(e) = self.terminals.open_idle(&spec.sandbox_id).await {
-            let _ = self.runtime.destroy(&spec.sandbox_id).await;
+            remove_container(&*self.runtime, &spec.sandbox_id).await;
             self.revoke_egress(&spec.sandbox_id);
             return Err(RuntimeError::NotReady(e.to_string()));
         }
@@ -800,7 +800,7 @@ impl SandboxService {
         tokio::spawn(async move {
             let exit = runtime.wait_exit(&id).await;
             // The container is dead either way; gone before the row says so.
-            let _ = runtime.destroy(&id).await;
+            remove_container(&*runtime, &id).await;
             match db::sandboxes::end_if_ready(&db, &id, exit.reason()).await {
                 Ok(true) => {
                     grants.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -819,7 +819,7 @@ impl SandboxService {
     /// its container; the row is left as it is.
     async fn close_sandbox(&self, id: &str) {
         self.revoke_egress(id);
-        let _ = self.runtime.destroy(id).await;
+        remove_container(&*self.runtime, id).await;
         self.terminals.close(id);
     }
 
@@ -977,30 +977,12 @@ impl SandboxService {
     }
 }
 
-/// Runs the reaper, the sweep of unowned containers and the warm-pool refill every `every` until
-/// shutdown.
-pub async fn reaper_loop(
-    service: Arc<SandboxService>,
-    every: Duration,
-    shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut shutdown = shutdown;
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-        match service.reap().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(stopped = n, "reaper pass"),
-            Err(e) => tracing::warn!(error = %e, "reaper pass failed"),
-        }
-        if let Err(e) = service.sweep().await {
-            tracing::warn!(error = %e, "sweep of unowned containers failed");
-        }
-        if let Err(e) = service.refill_pool().await {
-            tracing::warn!(error = %e, "warm-pool refill failed");
-        }
+/// Removes a sandbox's container where no caller can act on a failure: the failure is logged,
+/// and the orphan sweep (`SandboxService::sweep`, a periodic job) removes the container on a
+/// later pass, once its row is no longer active.
+async fn remove_container(runtime: &dyn Runtime, id: &str) {
+    if let Err(e) = runtime.destroy(id).await {
+        tracing::warn!(sandbox = %id, error = %e, "could not remove the container; the orphan sweep will retry");
     }
 }
 

@@ -126,8 +126,18 @@ pub struct Mailer {
 const QUEUE: usize = 1000;
 
 impl Mailer {
-    /// Checks the settings and starts the sender task.
-    pub fn start(config: &MailConfig, public_url: &str) -> Result<Arc<Self>, MailError> {
+    /// Checks the settings; returns the mailer and its outbox, the delivery worker the job runner
+    /// runs (mails queue until it does).
+    pub fn new(
+        config: &MailConfig,
+        public_url: &str,
+    ) -> Result<
+        (
+            Arc<Self>,
+            impl std::future::Future<Output = ()> + Send + 'static,
+        ),
+        MailError,
+    > {
         let from: Mailbox = config
             .from
             .parse()
@@ -153,15 +163,15 @@ impl Mailer {
             }
         };
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(deliver(outbox, rx));
         let hourly = NonZeroU32::new(config.per_address_per_hour).unwrap_or(NonZeroU32::MIN);
-        Ok(Arc::new(Self {
+        let mailer = Arc::new(Self {
             from,
             site: public_url.trim_end_matches('/').to_string(),
             queue: tx,
             per_address: RateLimiter::keyed(Quota::per_hour(hourly)),
             describe,
-        }))
+        });
+        Ok((mailer, deliver(outbox, rx)))
     }
 
     /// Where mails go, for the start-up log.

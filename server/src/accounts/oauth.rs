@@ -1,21 +1,9 @@
 //! Sign-in with GitHub and Google: OAuth 2 authorization code with PKCE (S256) and a single-use
-//! `state` bound to the browser by a cookie. Endpoints come from configuration, so tests run the
-//! whole dance against a local provider. An account is found by its provider identity, else
-//! linked by a verified email, else created.
-use crate::{
-    accounts::identity::{cookie_value, Browser},
-    accounts::OAUTH_COOKIE,
-    config::OAuthProvider,
-    http::api::auth::{sign_in, with_cookies},
-    secrets::sha256_hex,
-    state::AppState,
-};
-use axum::{
-    extract::{Path, Query, State},
-    http::HeaderMap,
-    response::{IntoResponse, Redirect, Response},
-};
-use db::accounts;
+//! `state` stored as a flow row (the edge binds it to the browser by a cookie). Endpoints come
+//! from configuration, so tests run the whole dance against a local provider. An account is
+//! found by its provider identity, else linked by a verified email, else created.
+use crate::{config::Config, secrets::sha256_hex};
+use db::{accounts, DatabaseConnection};
 use oauth2::{
     basic::BasicClient, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointNotSet, EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
@@ -55,6 +43,16 @@ pub enum OAuthError {
     Unverified,
     #[error("provider request: {0}")]
     Provider(#[from] reqwest::Error),
+    #[error("the provider refused the code: {0}")]
+    Exchange(String),
+    #[error("the sign-in was not started here, was used, or expired")]
+    State,
+    #[error("no HTTP client: {0}")]
+    Client(String),
+    #[error("the person declined at the provider")]
+    Denied,
+    #[error("the account is suspended")]
+    Suspended,
     #[error("database: {0}")]
     Db(#[from] db::DbErr),
     #[error("account: {0}")]
@@ -65,10 +63,15 @@ impl OAuthError {
     /// The log-in page's `?error=` code.
     pub fn code(&self) -> &'static str {
         match self {
-            OAuthError::BadSubject | OAuthError::Provider(_) => "exchange",
+            OAuthError::BadSubject | OAuthError::Provider(_) | OAuthError::Exchange(_) => {
+                "exchange"
+            }
+            OAuthError::State => "state",
+            OAuthError::Denied => "denied",
+            OAuthError::Suspended => "suspended",
             OAuthError::NoEmail => "no_email",
             OAuthError::Unverified => "unverified",
-            OAuthError::Db(_) | OAuthError::Create(_) => "unavailable",
+            OAuthError::Db(_) | OAuthError::Create(_) | OAuthError::Client(_) => "unavailable",
         }
     }
 }
@@ -100,13 +103,16 @@ impl<'c> oauth2::AsyncHttpClient<'c> for Http {
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// A configured provider: its name, settings and OAuth client (redirecting to our callback).
-fn provider<'a>(st: &'a AppState, name: &str) -> Option<(&'static str, &'a OAuthProvider, Client)> {
+fn provider<'a>(
+    config: &'a Config,
+    name: &str,
+) -> Option<(&'static str, &'a crate::config::OAuthProvider, Client)> {
     let (name, p) = match name {
-        "github" => ("github", st.config.auth.github.as_ref()?),
-        "google" => ("google", st.config.auth.google.as_ref()?),
+        "github" => ("github", config.auth.github.as_ref()?),
+        "google" => ("google", config.auth.google.as_ref()?),
         _ => return None,
     };
-    let redirect = format!("{}/auth/{name}/callback", st.config.public_url);
+    let redirect = format!("{}/auth/{name}/callback", config.public_url);
     let client = BasicClient::new(ClientId::new(p.client_id.clone()))
         .set_client_secret(ClientSecret::new(p.client_secret.clone()))
         .set_auth_uri(AuthUrl::new(p.auth_url.clone()).ok()?)
@@ -123,29 +129,23 @@ fn scopes(name: &str) -> &'static [&'static str] {
     }
 }
 
-fn login_error(code: &str) -> Response {
-    Redirect::to(&format!("/login?error={code}")).into_response()
+/// A started sign-in: where to send the browser, and the `state` its cookie must carry back.
+pub struct Started {
+    pub authorize_url: String,
+    pub state: String,
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct StartQuery {
-    next: Option<String>,
-}
-
-/// `GET /auth/{provider}/start?next=/path` — redirects to the provider.
+/// Starts a sign-in with provider `name` (`None`: not configured here): stores the flow
+/// (state hash, PKCE verifier, the page to return to).
 pub async fn start(
-    State(st): State<AppState>,
-    crate::http::client_ip::ClientIp(ip): crate::http::client_ip::ClientIp,
-    Path(name): Path<String>,
-    Query(q): Query<StartQuery>,
-) -> Response {
-    let Some((name, _, client)) = provider(&st, &name) else {
-        return login_error("provider");
+    db: &DatabaseConnection,
+    config: &Config,
+    name: &str,
+    next: &str,
+) -> Result<Option<Started>, OAuthError> {
+    let Some((name, _, client)) = provider(config, name) else {
+        return Ok(None);
     };
-    // Each start stores a flow row: the same per-client limit as log-ins.
-    if st.auth.check_rate(ip, None).is_err() {
-        return login_error("too_many");
-    }
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut req = client
         .authorize_url(CsrfToken::new_random)
@@ -154,30 +154,66 @@ pub async fn start(
         req = req.add_scope(Scope::new((*s).to_string()));
     }
     let (url, state) = req.url();
-    let next = app::url::safe_next(q.next.as_deref());
-    if let Err(e) = accounts::put_flow(
-        &st.db,
+    accounts::put_flow(
+        db,
         &sha256_hex(state.secret()),
         name,
         verifier.secret(),
-        &next,
+        next,
     )
-    .await
-    {
-        tracing::error!(error = %e, "could not store the OAuth flow");
-        return login_error("unavailable");
-    }
-    with_cookies(
-        Redirect::to(url.as_str()).into_response(),
-        &[st.auth.oauth_cookie(state.secret())],
-    )
+    .await?;
+    Ok(Some(Started {
+        authorize_url: url.to_string(),
+        state: state.secret().clone(),
+    }))
 }
 
-#[derive(serde::Deserialize, Default)]
-pub struct CallbackQuery {
-    code: Option<String>,
-    state: Option<String>,
-    error: Option<String>,
+/// Whether provider `name` is configured here.
+pub fn configured(config: &Config, name: &str) -> bool {
+    provider(config, name).is_some()
+}
+
+/// Completes a sign-in: takes the stored flow of `state` (single use; it must be this
+/// provider's), exchanges `code` with its PKCE verifier, asks the provider who this is, and
+/// finds, links or creates the account. Returns it with the page to return to. The caller
+/// checks first that `state` is the one this browser was sent off with.
+pub async fn complete(
+    db: &DatabaseConnection,
+    config: &Config,
+    name: &str,
+    state: &str,
+    code: Option<&str>,
+    denied: bool,
+) -> Result<(accounts::Account, String), OAuthError> {
+    let (name, p, client) = provider(config, name).ok_or(OAuthError::State)?;
+    let flow = match accounts::take_flow(db, &sha256_hex(state)).await? {
+        Some(f) if f.provider == name => f,
+        _ => return Err(OAuthError::State),
+    };
+    if denied {
+        return Err(OAuthError::Denied);
+    }
+    let code = code
+        .filter(|c| !c.is_empty() && c.len() <= 2000)
+        .ok_or(OAuthError::State)?;
+    let http = Http::new().map_err(|e| OAuthError::Client(e.to_string()))?;
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+        .request_async(&http)
+        .await
+        .map_err(|e| OAuthError::Exchange(e.to_string()))?;
+    let access = token.access_token().secret();
+    let profile = if name == "github" {
+        github_profile(&http.0, &p.profile_url, access).await?
+    } else {
+        google_profile(&http.0, &p.profile_url, access).await?
+    };
+    let account = find_or_create(db, name, &profile).await?;
+    if account.banned {
+        return Err(OAuthError::Suspended);
+    }
+    Ok((account, flow.next))
 }
 
 /// What a provider says about the person.
@@ -263,104 +299,13 @@ async fn google_profile(
     })
 }
 
-/// `GET /auth/{provider}/callback?code&state` — checks the state against the browser's cookie
-/// and the stored flow (single use), exchanges the code with the PKCE verifier, then signs in.
-pub async fn callback(
-    State(st): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<CallbackQuery>,
-    headers: HeaderMap,
-    browser: Browser,
-) -> Response {
-    let clear = st.auth.expired_cookie(OAUTH_COOKIE);
-    let fail = |code: &str| with_cookies(login_error(code), std::slice::from_ref(&clear));
-    let Some((name, p, client)) = provider(&st, &name) else {
-        return fail("provider");
-    };
-    let (Some(state), cookie) = (q.state.as_deref(), cookie_value(&headers, OAUTH_COOKIE)) else {
-        return fail("state");
-    };
-    // The state must be the one this browser was sent off with, and a live, unused flow.
-    if !cookie.is_some_and(|c| crate::secrets::same(c, state)) || state.len() > 200 {
-        return fail("state");
-    }
-    let flow = match accounts::take_flow(&st.db, &sha256_hex(state)).await {
-        Ok(Some(f)) if f.provider == name => f,
-        Ok(_) => return fail("state"),
-        Err(e) => {
-            tracing::error!(error = %e, "could not read the OAuth flow");
-            return fail("unavailable");
-        }
-    };
-    if q.error.is_some() {
-        return fail("denied");
-    }
-    let Some(code) = q.code.filter(|c| !c.is_empty() && c.len() <= 2000) else {
-        return fail("state");
-    };
-    let http = match Http::new() {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "no HTTP client for OAuth");
-            return fail("unavailable");
-        }
-    };
-    let token = match client
-        .exchange_code(AuthorizationCode::new(code))
-        .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
-        .request_async(&http)
-        .await
-    {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(provider = name, error = %e, "OAuth code exchange refused");
-            return fail("exchange");
-        }
-    };
-    let access = token.access_token().secret();
-    let profile = if name == "github" {
-        github_profile(&http.0, &p.profile_url, access).await
-    } else {
-        google_profile(&http.0, &p.profile_url, access).await
-    };
-    let profile = match profile {
-        Ok(pr) => pr,
-        Err(e) => {
-            tracing::warn!(provider = name, error = %e, "OAuth profile request failed");
-            return fail("exchange");
-        }
-    };
-    let account = match find_or_create(&st, name, &profile).await {
-        Ok(a) => a,
-        Err(e) => {
-            if e.code() == "unavailable" {
-                tracing::error!(provider = name, error = %e, "OAuth sign-in failed");
-            } else {
-                tracing::info!(provider = name, error = %e, "OAuth sign-in refused");
-            }
-            return fail(e.code());
-        }
-    };
-    if account.banned {
-        return fail("suspended");
-    }
-    match sign_in(&st, &account, &browser).await {
-        Ok(cookie) => with_cookies(Redirect::to(&flow.next).into_response(), &[cookie, clear]),
-        Err(e) => {
-            tracing::error!(error = %e, "OAuth sign-in failed");
-            fail("unavailable")
-        }
-    }
-}
-
 /// The provider identity's account; else the account with the same verified email, linked now;
 /// else a new account.
 async fn find_or_create(
-    st: &AppState,
+    db: &DatabaseConnection,
     provider: &str,
     profile: &Profile,
 ) -> Result<accounts::Account, OAuthError> {
-    let db = &st.db;
     if profile.subject.is_empty() || profile.subject.len() > 200 {
         return Err(OAuthError::BadSubject);
     }

@@ -176,9 +176,12 @@ async fn fixture(fake: FakeBuilder, config: &[(&str, &str)]) -> Fixture {
         checks.clone(),
     );
     builds
-        .start()
+        .recover()
         .await
-        .unwrap_or_else(|e| panic!("start: {e}"));
+        .unwrap_or_else(|e| panic!("recover: {e}"));
+    for _ in 0..config.builds.concurrency {
+        tokio::spawn(builds.clone().worker());
+    }
     Fixture {
         builds,
         fake,

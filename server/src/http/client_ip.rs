@@ -3,7 +3,7 @@
 //! one of them. A client can prepend anything to that header; only hops our proxies appended
 //! are believed. Rate limits key on this address.
 use crate::cidr::{canonical, Cidr};
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{request::Parts, Extensions, HeaderMap},

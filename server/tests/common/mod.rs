@@ -64,7 +64,7 @@ pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
 
 pub struct TestApp {
     pub addr: SocketAddr,
-    pub state: server::state::AppState,
+    pub state: server::http::state::AppState,
     pub dir: std::path::PathBuf,
     /// This server's installation id: its containers carry it, and go with it.
     instance: String,

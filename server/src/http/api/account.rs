@@ -4,11 +4,11 @@ use super::{auth::with_cookies, body};
 use crate::http::client_ip::ClientIp;
 use crate::{
     accounts as auth,
-    accounts::identity::Browser,
     accounts::mail::Mail,
     http::error::{ApiError, ApiResult},
+    http::identity::Browser,
+    http::state::AppState,
     secrets::{random_secret, sha256_hex},
-    state::AppState,
 };
 use app::model::{ApiToken, ApiTokens, Identity, MailSent, NewToken, NewTokenRequest};
 use axum::{

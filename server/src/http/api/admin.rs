@@ -4,7 +4,7 @@
 use super::body;
 use crate::{
     http::error::{ApiError, ApiResult},
-    state::AppState,
+    http::state::AppState,
 };
 use app::model::{
     AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,

@@ -5,12 +5,12 @@
 use super::body;
 use crate::http::client_ip::ClientIp;
 use crate::{
-    accounts::identity::{user_brief, Browser, SessionHash},
     accounts::mail::Mail,
     accounts::{self as auth, display_name},
     http::error::{ApiError, ApiResult},
+    http::identity::{user_brief, Browser, SessionHash},
+    http::state::AppState,
     secrets::{random_secret, sha256_hex},
-    state::AppState,
 };
 use app::model::{Identity, LinkInfo, MailSent, Me, SignedIn};
 use axum::{

@@ -1,6 +1,6 @@
 //! `GET /badge/{slug}.svg`: the README badge "try this | in your browser" (or `?style=count`:
 //! "try this | N tries"). Unknown projects get a grey "not found" badge, never an error page.
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::{
     extract::{Path, Query, State},
     http::{header, HeaderMap, StatusCode},

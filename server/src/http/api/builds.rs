@@ -4,7 +4,7 @@ use crate::{
     builds::publish::{self, ProjectForm, RecipeForm},
     builds::BuildEvent,
     http::error::{ApiError, ApiResult},
-    state::AppState,
+    http::state::AppState,
 };
 use app::model::{
     BuildAccepted, BuildCancelling, BuildRecord, BuildStateChange, BuildStep, CheckRequest,

@@ -1,4 +1,4 @@
-use crate::state::AppState;
+use crate::http::state::AppState;
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 
 /// How long one probe of the parts answers `/healthz`: a flood of health checks costs the engines

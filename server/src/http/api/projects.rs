@@ -1,6 +1,6 @@
 use crate::{
     http::error::{ApiError, ApiResult},
-    state::AppState,
+    http::state::AppState,
 };
 use app::{
     api::ssr::{card, detail},

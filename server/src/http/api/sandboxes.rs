@@ -1,5 +1,5 @@
 use crate::http::client_ip::ClientIp;
-use crate::{http::error::ApiResult, state::AppState};
+use crate::{http::error::ApiResult, http::state::AppState};
 use app::model::{Identity, SandboxInfo};
 use axum::{
     extract::{Path, State},

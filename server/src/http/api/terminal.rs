@@ -6,8 +6,8 @@
 //! (CSRF-guarded), bound to the identity and the sandbox.
 use crate::{
     http::error::{ApiError, ApiResult},
+    http::state::AppState,
     sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError, TERMINAL_WS_BUFFER},
-    state::AppState,
 };
 use app::model::Identity;
 use axum::{
@@ -64,7 +64,7 @@ pub async fn connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let site = crate::accounts::identity::site_origin(&st.config.public_url);
+    let site = crate::http::identity::site_origin(&st.config.public_url);
     let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
         // Not a browser (browsers always send Origin on a WebSocket): an API client.
         None => me.via_token,

@@ -1,7 +1,7 @@
 //! Who is asking. Visitors get a signed cookie identity on their first request, so a visitor's
 //! Try works from any HTTP client that keeps cookies. Signed-in browsers have a session cookie;
 //! API clients a Bearer token. Also the CSRF guard for state-changing calls.
-use crate::{secrets::random_id, state::AppState};
+use crate::{http::state::AppState, secrets::random_id};
 use app::model::{Identity, UserBrief};
 use axum::{
     extract::{FromRequestParts, Request, State},

@@ -65,19 +65,3 @@ pub struct Shared {
     pub pages: Arc<crate::http::page_cache::PageCache>,
     pub leptos_options: LeptosOptions,
 }
-
-/// Loads the instance secret (cookie signing) from the data dir, creating it on first start.
-pub fn load_or_create_secret(data_dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
-    let path = data_dir.join("secret");
-    match std::fs::read_to_string(&path) {
-        Ok(hex_key) => hex::decode(hex_key.trim())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(data_dir)?;
-            let key: [u8; 32] = rand::random();
-            crate::secrets::write_private(&path, hex::encode(key).as_bytes())?;
-            Ok(key.to_vec())
-        }
-        Err(e) => Err(e),
-    }
-}

@@ -293,6 +293,18 @@ async fn a_reset_link_is_single_use_short_lived_hashed_and_ends_every_session() 
     assert!(!token2.is_empty(), "a second reset mail");
     use db::entities::email_token;
     use db::sea_orm::{sea_query::Expr, ColumnTrait, EntityTrait, QueryFilter};
+    // The link lives 30 minutes from its mailing: not less (the mail promises it), not more.
+    let row = email_token::Entity::find()
+        .filter(email_token::Column::TokenHash.eq(server::secrets::sha256_hex(&token2)))
+        .one(&app.state.db)
+        .await?
+        .ok_or("the second link's row")?;
+    let lifetime = row.expires_at - chrono::Utc::now();
+    assert!(
+        lifetime > chrono::Duration::minutes(29) && lifetime <= chrono::Duration::minutes(30),
+        "the reset link lives {} s",
+        lifetime.num_seconds()
+    );
     let expired = email_token::Entity::update_many()
         .col_expr(
             email_token::Column::ExpiresAt,

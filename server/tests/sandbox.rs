@@ -221,15 +221,30 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
         }
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
-    let owner_containers = app.state.sandboxes.runtime().list().await?;
     let id = ids.into_iter().next().ok_or("id")?;
-    assert_eq!(
-        owner_containers
-            .iter()
-            .filter(|l| l.sandbox_id == id)
-            .count(),
-        1
-    );
+    // Every container the engine holds for this visitor (running or not, whatever its sandbox
+    // id), found by the owner label: one.
+    let owner = db::sandboxes::get(&app.state.db, &id)
+        .await?
+        .ok_or("the winner's row")?
+        .owner;
+    let engine = app
+        .state
+        .builds
+        .engines()
+        .ok_or("engine-backed builds")?
+        .serve;
+    let label = format!("trythis.owner={owner}");
+    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
+    let containers = engine
+        .list_containers(Some(
+            bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    assert_eq!(containers.len(), 1, "{containers:#?}");
     let active = db::sandboxes::all_active(&app.state.db).await?;
     assert_eq!(active.len(), 1);
     v.stop_sandbox(&id).await?;

@@ -94,7 +94,7 @@ pub enum Failure {
     Cancelled,
     #[error("The image is {size_mb} MB; the limit is {limit_mb} MB. Make it smaller (clean apt lists, use slimmer packages).")]
     TooLarge { size_mb: u64, limit_mb: u64 },
-    #[error("The image declares {0} VOLUMEs; at most {max} are allowed (each is a separate bounded directory in every Try). Declare fewer, or none: every path is writable in a Try.", max = crate::sandbox::runtime::MAX_IMAGE_VOLUMES)]
+    #[error("The image declares {0} VOLUMEs; at most {max} are allowed (each is a separate bounded directory in every Try). Declare fewer, or none: every path is writable in a Try.", max = crate::engine::MAX_IMAGE_VOLUMES)]
     TooManyVolumes(usize),
     #[error("The registry could not be reached, so nothing was published. Start the build again when it is back. ({0})")]
     Registry(String),
@@ -639,7 +639,7 @@ impl BuildService {
             _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
         }
         let ImageFacts { size, volumes } = self.builder.inspect(image).await?;
-        if volumes > crate::sandbox::runtime::MAX_IMAGE_VOLUMES {
+        if volumes > crate::engine::MAX_IMAGE_VOLUMES {
             return Err(Failure::TooManyVolumes(volumes));
         }
         let limit = self.limits.max_image_mb * 1024 * 1024;
@@ -712,7 +712,7 @@ impl BuildService {
     ) -> Result<(), Failure> {
         // A proxy credential of this build's own: refusals land in this build's log.
         let (mut grant, proxy_url) = self.networks.build.grant(&format!("build-{build_id}"));
-        let build_args: HashMap<String, String> = crate::sandbox::runtime::proxy_env(&proxy_url)
+        let build_args: HashMap<String, String> = crate::engine::proxy_env(&proxy_url)
             .into_iter()
             .filter_map(|kv| {
                 let (k, v) = kv.split_once('=')?;
@@ -894,7 +894,7 @@ const CA_IN_BUILD: &str = "/usr/local/share/trythis/ca-certificates.crt";
 pub fn trust_platform_ca(dockerfile: &str) -> String {
     // One ARG instruction for all of them: each instruction is a step (a container and a commit)
     // in the classic builder.
-    let vars = crate::sandbox::runtime::ca_env(CA_IN_BUILD).join(" ");
+    let vars = crate::engine::ca_env(CA_IN_BUILD).join(" ");
     after_each_from(
         dockerfile,
         &format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\nARG {vars}\n"),

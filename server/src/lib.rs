@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod builds;
 pub mod cidr;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod network;
@@ -44,7 +45,7 @@ pub enum StartError {
     #[error("database: {0}")]
     Db(#[from] db::DbErr),
     #[error("engine: {0}")]
-    Engine(#[from] sandbox::runtime::RuntimeError),
+    Engine(#[from] engine::EngineError),
     #[error("networks: {0}")]
     Network(#[from] network::NetworkError),
     #[error("instance secret: {0}")]
@@ -66,11 +67,21 @@ pub async fn sandbox_runtime(
     config: &config::Config,
     db: &db::DatabaseConnection,
     docker: &bollard::Docker,
-) -> Result<Arc<sandbox::runtime::DockerRuntime>, StartError> {
+) -> Result<Arc<dyn sandbox::runtime::Runtime>, StartError> {
     let instance = db::instance_id(db, secrets::random_id).await?;
-    let isolation = sandbox::runtime::detect_isolation(docker, config.sandbox_runtime).await?;
-    let version = sandbox::runtime::runtime_version(docker, isolation.0).await;
-    let runtime = sandbox::runtime::DockerRuntime::new(docker.clone(), config, instance, isolation)
+    sandbox_runtime_of(config, docker, instance).await
+}
+
+/// `sandbox_runtime` for the installation `instance` (a test also starts another
+/// installation's sandbox on the same engine).
+pub async fn sandbox_runtime_of(
+    config: &config::Config,
+    docker: &bollard::Docker,
+    instance: String,
+) -> Result<Arc<dyn sandbox::runtime::Runtime>, StartError> {
+    let isolation = engine::detect_isolation(docker, config.sandbox_runtime).await?;
+    let version = engine::runtime_version(docker, isolation.0).await;
+    let runtime = sandbox::docker::DockerRuntime::new(docker.clone(), config, instance, isolation)
         .with_version(version);
     Ok(Arc::new(runtime))
 }
@@ -131,8 +142,8 @@ pub async fn build_state_with(
 ) -> Result<AppState, StartError> {
     private_data_dir(&config)?;
     let db = db::connect_and_migrate(&config.database_url).await?;
-    let docker = sandbox::runtime::connect_docker(&config).await?;
-    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
+    let docker = engine::connect_docker(&config).await?;
+    let build_engine = engine::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
     let runtime: Arc<dyn sandbox::runtime::Runtime> = match runtime {
         Some(r) => r,
@@ -141,7 +152,7 @@ pub async fn build_state_with(
     tracing::info!(runtime = runtime.isolation().as_str(), build_network = %networks.build.network, "sandbox isolation");
     let metrics = Arc::new(metrics::Metrics::default());
     let registry = config.registry_client();
-    let checks = builds::check::SandboxChecks::new(runtime.clone());
+    let checks = sandbox::checks::SandboxChecks::new(runtime.clone());
     let builds = builds::BuildService::new(
         db.clone(),
         builds::Engines {

@@ -43,9 +43,9 @@ async fn main() -> ExitCode {
 
 async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
     let db = db::connect_and_migrate(&config.database_url).await?;
-    let docker = sandbox::runtime::connect_docker(&config).await?;
+    let docker = server::engine::connect_docker(&config).await?;
     let registry = config.registry_client();
-    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
+    let build_engine = server::engine::connect_build_engine(&config).await?;
     let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
     // Smoke checks run in sandboxes of this installation, as the server's builds do.
     let runtime = server::sandbox_runtime(&config, &db, &docker).await?;
@@ -59,7 +59,7 @@ async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
         networks,
-        server::builds::check::SandboxChecks::new(runtime),
+        sandbox::checks::SandboxChecks::new(runtime),
     );
     let (published, reused) =
         server::builds::seed::seed_catalog(std::path::Path::new(dir), &db, &builds).await?;

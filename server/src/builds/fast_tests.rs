@@ -2,6 +2,7 @@
 //! in-memory SQLite — build states, progress, cancel, timeout, limits, registry failures and
 //! retention, in milliseconds. The real-engine tests (`tests/publish.rs`, `build_bounds.rs`) stay.
 use super::check::{CheckError, CheckJob, CheckOutput};
+use super::dockerfile::BUILD_LABEL;
 use super::engine::{BuildSpec, ImageBuilder, ImageFacts, Pushed};
 use super::publish::{self, ProjectForm, RecipeForm};
 use super::*;

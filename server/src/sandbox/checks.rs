@@ -130,7 +130,7 @@ pub async fn run_typed(
         .unwrap_or("");
     let text = output
         .split('\n')
-        .map(crate::builds::readable)
+        .map(crate::builds::log::readable)
         .collect::<Vec<_>>()
         .join("\n");
     let text = text.trim_end().to_string();

@@ -930,7 +930,7 @@ impl TestApp {
 /// Containers and images of build `id` still in the build engine, found by the build's label.
 pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
     let engine = app.build_engine();
-    let label = format!("{}={id}", server::builds::BUILD_LABEL);
+    let label = format!("{}={id}", server::builds::dockerfile::BUILD_LABEL);
     let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
     let containers = engine
         .list_containers(Some(

@@ -73,7 +73,10 @@ mod tests {
             lines[3], "RUN x",
             "one ARG instruction, not one per variable"
         );
-        let second = lines.iter().position(|l| *l == "  AS two").unwrap_or(0);
+        let second = lines
+            .iter()
+            .position(|l| *l == "  AS two")
+            .expect("the second stage's FROM continuation line is kept");
         assert_eq!(
             lines[second + 1],
             format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}")

@@ -1,10 +1,15 @@
 //! trythis server. The tree reads top-down:
 //! - `http` — the edge: router, handlers (`http::api`), the one HTTP error type, page cache;
-//! - `sandbox` — Tries: the service (owner checks, queue, limits, reaper), runtime, terminals;
-//! - `builds` — publishing: submissions, the build queue and worker, seeding the catalogue;
+//! - `sandbox` — Tries: the service (owner checks, queue, limits, reaper), the `Runtime` trait
+//!   and its Docker engine implementation (`sandbox::docker`, runc seeds in `sandbox::seed`),
+//!   terminals, smoke checks in sandboxes (`sandbox::checks`);
+//! - `builds` — publishing: submissions, the build queue and worker, Dockerfile rewrites, build
+//!   logs, seeding the catalogue;
 //! - `accounts` — passwords, sessions, OAuth, visitor identities, mail;
 //! - below them: `state` (the services together), `config`, `metrics`, `network` (isolation
-//!   networks); leaves: `secrets` (ids, tokens, hashes, constant-time compare), `tar`, `cidr`.
+//!   networks), `engine` (engine connections, the isolation probe, proxy and CA variables: what
+//!   sandboxes and builds share); leaves: `secrets` (ids, tokens, hashes, constant-time compare),
+//!   `tar`, `cidr`.
 //!
 //! `build_state` connects the services (database, engines, registry) into `AppState`.
 pub mod accounts;

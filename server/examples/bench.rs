@@ -535,7 +535,7 @@ async fn main() -> Result {
     let config = server::config::Config::from_pairs(pairs.clone())?;
     let base =
         std::env::var("TRYTHIS_BASE_IMAGE").unwrap_or_else(|_| "trythis/base:bookworm".into());
-    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let docker = server::engine::connect_docker(&config).await?;
     let addr = common::serve_bench_project(config, "bench", &base).await?;
     let t = std::sync::Arc::new(Target {
         base: format!("http://{addr}"),

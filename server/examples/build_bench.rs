@@ -39,9 +39,9 @@ async fn main() -> Result {
     ])?;
     let base = config.builds.base_image.clone();
     let db = db::connect_and_migrate(&config.database_url).await?;
-    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let docker = server::engine::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
-    let build_engine = server::sandbox::runtime::connect_build_engine(&config).await?;
+    let build_engine = server::engine::connect_build_engine(&config).await?;
     let networks = server::network::Networks::setup(&config, &docker, &build_engine).await?;
     let builds = server::builds::BuildService::new(
         db.clone(),
@@ -53,7 +53,7 @@ async fn main() -> Result {
         config.builds.clone(),
         std::sync::Arc::new(server::metrics::Metrics::default()),
         networks,
-        server::builds::check::SandboxChecks::new(
+        server::sandbox::checks::SandboxChecks::new(
             server::sandbox_runtime(&config, &db, &docker).await?,
         ),
     );

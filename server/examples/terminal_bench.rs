@@ -10,8 +10,9 @@
 //! nothing.
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use server::engine::Isolation;
 use server::sandbox::runtime::{
-    Isolation, LaunchSpec, Launched, Listed, Runtime, RuntimeError, TerminalUpstream,
+    LaunchSpec, Launched, Listed, Runtime, RuntimeError, TerminalUpstream,
 };
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};

@@ -6,10 +6,12 @@
 //! A project that is already live keeps serving its last good image until a new build has been
 //! pushed and resolved: visitors never wait for, or lose, a build.
 pub mod check;
+pub mod dockerfile;
 pub mod engine;
 #[cfg(test)]
 mod fast_tests;
 pub mod headline;
+pub mod log;
 pub mod publish;
 pub mod seed;
 
@@ -18,14 +20,14 @@ pub use engine::{pull, push, DockerBuilder, Engines, ImageBuilder, TransferError
 use crate::config::BuildLimits;
 use crate::metrics::Metrics;
 use check::{SmokeCheck, SmokeRunner};
+use dockerfile::{mark_build, trust_platform_ca, CA_CONTEXT_FILE};
 use engine::{BuildSpec, ImageFacts};
 use futures::StreamExt;
+use log::{parse_step, readable, LogBuffer, Progress};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use tokio::sync::{broadcast, mpsc, watch, Mutex};
 
-/// Most of a build log kept (the tail; the head of a long apt log says little).
-const MAX_LOG_BYTES: usize = 512 * 1024;
 /// Longest unfinished line held back while its end is awaited.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
 
@@ -53,33 +55,6 @@ struct Live {
     cancel: watch::Sender<bool>,
 }
 
-#[derive(Default)]
-struct LogBuffer {
-    text: String,
-    truncated: bool,
-}
-
-impl LogBuffer {
-    fn push(&mut self, line: &str) {
-        self.text.push_str(line);
-        self.text.push('\n');
-        if self.text.len() > MAX_LOG_BYTES {
-            let cut = self.text.len() - MAX_LOG_BYTES * 3 / 4;
-            let cut = self.text[cut..].find('\n').map_or(cut, |i| cut + i + 1);
-            self.text.drain(..cut);
-            self.truncated = true;
-        }
-    }
-
-    fn stored(&self) -> String {
-        if self.truncated {
-            format!("[… earlier output truncated …]\n{}", self.text)
-        } else {
-            self.text.clone()
-        }
-    }
-}
-
 /// Why a build failed, in words a maintainer can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -94,7 +69,7 @@ pub enum Failure {
     Cancelled,
     #[error("The image is {size_mb} MB; the limit is {limit_mb} MB. Make it smaller (clean apt lists, use slimmer packages).")]
     TooLarge { size_mb: u64, limit_mb: u64 },
-    #[error("The image declares {0} VOLUMEs; at most {max} are allowed (each is a separate bounded directory in every Try). Declare fewer, or none: every path is writable in a Try.", max = crate::sandbox::runtime::MAX_IMAGE_VOLUMES)]
+    #[error("The image declares {0} VOLUMEs; at most {max} are allowed (each is a separate bounded directory in every Try). Declare fewer, or none: every path is writable in a Try.", max = crate::engine::MAX_IMAGE_VOLUMES)]
     TooManyVolumes(usize),
     #[error("The registry could not be reached, so nothing was published. Start the build again when it is back. ({0})")]
     Registry(String),
@@ -640,7 +615,7 @@ impl BuildService {
             _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
         }
         let ImageFacts { size, volumes } = self.builder.inspect(image).await?;
-        if volumes > crate::sandbox::runtime::MAX_IMAGE_VOLUMES {
+        if volumes > crate::engine::MAX_IMAGE_VOLUMES {
             return Err(Failure::TooManyVolumes(volumes));
         }
         let limit = self.limits.max_image_mb * 1024 * 1024;
@@ -713,7 +688,7 @@ impl BuildService {
     ) -> Result<(), Failure> {
         // A proxy credential of this build's own: refusals land in this build's log.
         let (mut grant, proxy_url) = self.networks.build.grant(&format!("build-{build_id}"));
-        let build_args: HashMap<String, String> = crate::sandbox::runtime::proxy_env(&proxy_url)
+        let build_args: HashMap<String, String> = crate::engine::proxy_env(&proxy_url)
             .into_iter()
             .filter_map(|kv| {
                 let (k, v) = kv.split_once('=')?;
@@ -884,53 +859,6 @@ impl BuildService {
     }
 }
 
-/// The platform's CA bundle in the build context.
-const CA_CONTEXT_FILE: &str = "trythis-ca-certificates.crt";
-/// Where build steps find it.
-const CA_IN_BUILD: &str = "/usr/local/share/trythis/ca-certificates.crt";
-
-/// After every `FROM`: the platform's CA bundle, and build-time variables (ARGs: they do not stay
-/// in the image's environment) that point TLS clients at it, so pip, npm, curl and git work on
-/// networks that intercept TLS.
-pub fn trust_platform_ca(dockerfile: &str) -> String {
-    // One ARG instruction for all of them: each instruction is a step (a container and a commit)
-    // in the classic builder.
-    let vars = crate::sandbox::runtime::ca_env(CA_IN_BUILD).join(" ");
-    after_each_from(
-        dockerfile,
-        &format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}\nARG {vars}\n"),
-    )
-}
-
-/// `inject` after every complete `FROM` instruction (continuation lines included).
-fn after_each_from(dockerfile: &str, inject: &str) -> String {
-    let mut out = String::with_capacity(dockerfile.len() + inject.len() * 2);
-    let mut in_from = false;
-    for line in dockerfile.lines() {
-        out.push_str(line);
-        out.push('\n');
-        let first = line.split_whitespace().next().unwrap_or("");
-        if first.eq_ignore_ascii_case("FROM") {
-            in_from = true;
-        }
-        if in_from && !line.trim_end().ends_with('\\') {
-            in_from = false;
-            out.push_str(inject);
-        }
-    }
-    out
-}
-
-/// The label every image and step container of a build carries, for its clean-up.
-pub const BUILD_LABEL: &str = "trythis.build";
-
-/// The Dockerfile as built: `LABEL trythis.build=<id>` right after each `FROM`, so every layer
-/// and step container of the build carries it (the engine's `labels` option marks the final
-/// image only).
-pub fn mark_build(dockerfile: &str, build_id: &str) -> String {
-    after_each_from(dockerfile, &format!("LABEL {BUILD_LABEL}={build_id}\n"))
-}
-
 /// Resolves once the cancel switch is on (the watch guard never lives across an await).
 async fn cancelled(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|c| *c).await;
@@ -941,204 +869,5 @@ fn shown(steps: &headline::StepMap, (step, total): (i32, i32)) -> (i32, i32) {
     match steps.own_step(step, total) {
         Some(own) => (own as i32, steps.total() as i32),
         None => (step, total),
-    }
-}
-
-/// `Step 3/7 : RUN …` → (3, 7).
-pub fn parse_step(line: &str) -> Option<(i32, i32)> {
-    let rest = line.strip_prefix("Step ")?;
-    let (frac, _) = rest.split_once(' ')?;
-    let (n, m) = frac.split_once('/')?;
-    Some((n.parse().ok()?, m.parse().ok()?))
-}
-
-/// A build log line as a person reads it: terminal escape sequences (cursor moves, screen
-/// clears, window titles, hyperlinks, colours) and other control characters are removed, and a
-/// line redrawn with carriage returns (a progress bar) keeps only its last drawing.
-pub fn readable(line: &str) -> String {
-    let line = line
-        .rsplit('\r')
-        .find(|part| !part.trim().is_empty())
-        .unwrap_or("");
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => match chars.next() {
-                // CSI: parameters, then one final byte in @..~.
-                Some('[') => {
-                    for c in chars.by_ref() {
-                        if ('@'..='~').contains(&c) {
-                            break;
-                        }
-                    }
-                }
-                // OSC (titles, hyperlinks), DCS, APC, PM, SOS: until BEL or ESC \.
-                Some(']' | 'P' | '_' | '^' | 'X') => {
-                    while let Some(c) = chars.next() {
-                        if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
-                            break;
-                        }
-                    }
-                }
-                // A two-byte sequence (ESC c resets the terminal, ESC 7 saves the cursor, …).
-                _ => {}
-            },
-            '\u{9b}' => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out.trim_end().to_string()
-}
-
-/// The step counter of a running build, as the engine reports it.
-#[derive(Default)]
-struct Progress {
-    last: Option<(i32, i32)>,
-    written: Option<std::time::Instant>,
-    /// The last accepted step is not in the database yet.
-    unwritten: bool,
-}
-
-impl Progress {
-    /// Only the step after the last one, of the same total (the first: step 1).
-    fn accepts(&mut self, (step, steps): (i32, i32)) -> bool {
-        let next = match self.last {
-            None => step == 1 && steps >= 1,
-            Some((last, total)) => step == last + 1 && steps == total,
-        };
-        if next {
-            self.last = Some((step, steps));
-        }
-        next
-    }
-
-    /// Whether a database write is due (at most one a second); if not, the step waits for
-    /// `take_unwritten`.
-    fn due(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        let due = self
-            .written
-            .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_secs(1));
-        if due {
-            self.written = Some(now);
-        }
-        self.unwritten = !due;
-        due
-    }
-
-    /// How long until an unwritten step may be written.
-    fn flush_in(&self) -> std::time::Duration {
-        self.written.map_or(std::time::Duration::ZERO, |t| {
-            (t + std::time::Duration::from_secs(1))
-                .saturating_duration_since(std::time::Instant::now())
-        })
-    }
-
-    /// The step to write now, if one waits.
-    fn take_unwritten(&mut self) -> Option<(i32, i32)> {
-        if !std::mem::take(&mut self.unwritten) {
-            return None;
-        }
-        self.written = Some(std::time::Instant::now());
-        self.last
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_stage_is_marked_right_after_its_from() {
-        assert_eq!(
-            mark_build("FROM a AS x\nRUN one\nFROM \\\n  b\nCOPY --from=x /o /o\n", "b1"),
-            "FROM a AS x\nLABEL trythis.build=b1\nRUN one\nFROM \\\n  b\nLABEL trythis.build=b1\nCOPY --from=x /o /o\n"
-        );
-    }
-
-    #[test]
-    fn log_lines_lose_terminal_control() {
-        assert_eq!(readable("\u{1b}[2J\u{1b}[Hcleared"), "cleared");
-        assert_eq!(readable("\u{1b}]0;owned title\u{7}text"), "text");
-        assert_eq!(
-            readable("\u{1b}]8;;https://evil.example\u{1b}\\click\u{1b}]8;;\u{1b}\\"),
-            "click"
-        );
-        assert_eq!(readable("\u{1b}[31mred\u{1b}[0m plain"), "red plain");
-        assert_eq!(readable("10%\r50%\r100%"), "100%");
-        assert_eq!(readable("a\u{7}b\u{8}c\tend\u{1b}c"), "abc\tend");
-        assert_eq!(readable("\u{9b}1;1Hx"), "x");
-    }
-
-    #[test]
-    fn steps_are_parsed() {
-        assert_eq!(parse_step("Step 3/7 : RUN apt-get update"), Some((3, 7)));
-        assert_eq!(parse_step("Step 10/10 : WORKDIR /root"), Some((10, 10)));
-        assert_eq!(parse_step(" ---> Running in abc"), None);
-        assert_eq!(parse_step("Step x/7 : RUN"), None);
-    }
-
-    #[test]
-    fn only_the_next_step_counts() {
-        let mut p = Progress::default();
-        assert!(!p.accepts((2, 5)), "the first step is 1");
-        assert!(p.accepts((1, 5)));
-        assert!(!p.accepts((1, 5)), "a repeat");
-        assert!(!p.accepts((2, 9)), "another total");
-        assert!(!p.accepts((4, 5)), "a jump");
-        assert!(p.accepts((2, 5)));
-        assert!(p.due());
-        assert!(p.accepts((3, 5)));
-        assert!(!p.due(), "one write a second");
-        assert!(p.unwritten);
-        assert!(p.flush_in() > std::time::Duration::ZERO);
-        assert_eq!(
-            p.take_unwritten(),
-            Some((3, 5)),
-            "written once the second is over"
-        );
-        assert_eq!(p.take_unwritten(), None);
-    }
-
-    #[test]
-    fn every_stage_trusts_the_platform_ca() {
-        let df = "FROM a AS one\nRUN x\nfrom b \\\n  AS two\nRUN y\n";
-        let out = trust_platform_ca(df);
-        let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines[0], "FROM a AS one");
-        assert_eq!(lines[1], format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}"));
-        assert!(lines[2].starts_with(&format!("ARG SSL_CERT_FILE={CA_IN_BUILD} ")));
-        assert!(lines[2].contains(&format!(" NODE_EXTRA_CA_CERTS={CA_IN_BUILD}")));
-        assert_eq!(
-            lines[3], "RUN x",
-            "one ARG instruction, not one per variable"
-        );
-        let second = lines.iter().position(|l| *l == "  AS two").unwrap_or(0);
-        assert_eq!(
-            lines[second + 1],
-            format!("COPY {CA_CONTEXT_FILE} {CA_IN_BUILD}")
-        );
-        assert_eq!(out.matches("COPY ").count(), 2);
-        assert!(out.contains("\nRUN x\n") && out.ends_with("RUN y\n"));
-    }
-
-    #[test]
-    fn log_keeps_the_tail() {
-        let mut log = LogBuffer::default();
-        for i in 0..100_000 {
-            log.push(&format!("line {i}"));
-        }
-        assert!(log.text.len() <= MAX_LOG_BYTES);
-        assert!(log.stored().starts_with("[… earlier output truncated …]\n"));
-        assert!(log.stored().ends_with("line 99999\n"));
     }
 }

@@ -1,17 +1,24 @@
 //! trythis server. The tree reads top-down:
-//! - `http` — the edge: router, handlers (`http::api`), the one HTTP error type, page cache;
-//! - `sandbox` — Tries: the service (owner checks, queue, limits, reaper), runtime, terminals;
-//! - `builds` — publishing: submissions, the build queue and worker, seeding the catalogue;
+//! - `http` — the edge: router, handlers (`http::api`), the one HTTP error type, identity and
+//!   CSRF middleware, OAuth routes, page cache, `AppState` (the services together);
+//! - `sandbox` — Tries: the service (owner checks, queue, limits, reaper), the `Runtime` trait
+//!   and its Docker engine implementation (`sandbox::docker`, runc seeds in `sandbox::seed`),
+//!   terminals, smoke checks in sandboxes (`sandbox::checks`);
+//! - `builds` — publishing: submissions, the build queue and worker, Dockerfile rewrites, build
+//!   logs, seeding the catalogue;
 //! - `accounts` — passwords, sessions, OAuth, visitor identities, mail;
-//! - below them: `state` (the services together), `config`, `metrics`, `network` (isolation
-//!   networks); leaves: `secrets` (ids, tokens, hashes, constant-time compare), `tar`, `cidr`.
+//! - below them: `config`, `metrics`, `network` (isolation networks), `engine` (engine
+//!   connections, the isolation probe, proxy and CA variables: what sandboxes and builds share);
+//!   leaves: `secrets` (ids, tokens, hashes, constant-time compare), `tar`, `cidr`;
+//! - `jobs` — the one runner of background work.
 //!
 //! `compose` is the composition root: it connects the services (database, engines, registry)
-//! into `AppState` and registers every background job (`jobs`).
+//! into `AppState` and registers every background job with the runner (`jobs`).
 pub mod accounts;
 pub mod builds;
 pub mod cidr;
 pub mod config;
+pub mod engine;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
@@ -45,7 +52,7 @@ pub enum StartError {
     #[error("database: {0}")]
     Db(#[from] db::DbErr),
     #[error("engine: {0}")]
-    Engine(#[from] sandbox::runtime::RuntimeError),
+    Engine(#[from] engine::EngineError),
     #[error("sandboxes: {0}")]
     Sandbox(#[from] sandbox::SandboxError),
     #[error("networks: {0}")]
@@ -69,11 +76,21 @@ pub async fn sandbox_runtime(
     config: &config::Config,
     db: &db::DatabaseConnection,
     docker: &bollard::Docker,
-) -> Result<Arc<sandbox::runtime::DockerRuntime>, StartError> {
+) -> Result<Arc<dyn sandbox::runtime::Runtime>, StartError> {
     let instance = db::instance_id(db, secrets::random_id).await?;
-    let isolation = sandbox::runtime::detect_isolation(docker, config.sandbox_runtime).await?;
-    let version = sandbox::runtime::runtime_version(docker, isolation.0).await;
-    let runtime = sandbox::runtime::DockerRuntime::new(docker.clone(), config, instance, isolation)
+    sandbox_runtime_of(config, docker, instance).await
+}
+
+/// `sandbox_runtime` for the installation `instance` (a test also starts another
+/// installation's sandbox on the same engine).
+pub async fn sandbox_runtime_of(
+    config: &config::Config,
+    docker: &bollard::Docker,
+    instance: String,
+) -> Result<Arc<dyn sandbox::runtime::Runtime>, StartError> {
+    let isolation = engine::detect_isolation(docker, config.sandbox_runtime).await?;
+    let version = engine::runtime_version(docker, isolation.0).await;
+    let runtime = sandbox::docker::DockerRuntime::new(docker.clone(), config, instance, isolation)
         .with_version(version);
     Ok(Arc::new(runtime))
 }
@@ -150,8 +167,8 @@ pub async fn compose(
 ) -> Result<Platform, StartError> {
     private_data_dir(&config)?;
     let db = db::connect_and_migrate(&config.database_url).await?;
-    let docker = sandbox::runtime::connect_docker(&config).await?;
-    let build_engine = sandbox::runtime::connect_build_engine(&config).await?;
+    let docker = engine::connect_docker(&config).await?;
+    let build_engine = engine::connect_build_engine(&config).await?;
     let networks = network::Networks::setup(&config, &docker, &build_engine).await?;
     let runtime: Arc<dyn sandbox::runtime::Runtime> = match runtime {
         Some(r) => r,
@@ -161,7 +178,7 @@ pub async fn compose(
     let metrics = Arc::new(metrics::Metrics::default());
     let mut jobs = jobs::Jobs::new(metrics.clone());
     let registry = config.registry_client();
-    let checks = builds::check::SandboxChecks::new(runtime.clone());
+    let checks = sandbox::checks::SandboxChecks::new(runtime.clone());
     let builds = builds::BuildService::new(
         db.clone(),
         builds::Engines {

@@ -470,6 +470,37 @@ pub fn prepare_ca_bundle(extra: &Path, out: &Path) -> Result<(), NetworkError> {
     Ok(())
 }
 
+/// Proxies on loopback stand in for the isolated networks (no project here opts into egress):
+/// the fast tests of both domains.
+#[cfg(test)]
+pub(crate) async fn loopback_networks() -> Arc<Networks> {
+    let isolated = |name: &str| {
+        let name = name.to_string();
+        async move {
+            let proxy = egress::EgressProxy::start(
+                "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+                egress::Policy {
+                    allow_hosts: vec![],
+                    ports: vec![443],
+                    mirrors: vec![],
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("proxy: {e}"));
+            Isolated {
+                network: name,
+                gateway: std::net::Ipv4Addr::LOCALHOST,
+                proxy,
+            }
+        }
+    };
+    Arc::new(Networks {
+        build: isolated("build").await,
+        sandbox: isolated("egress").await,
+        ca_bundle: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

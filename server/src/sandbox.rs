@@ -2,7 +2,10 @@
 //!
 //! Lifecycle (the `state` column): `starting` → `ready` → `stopping` → `ended`, or `failed` from
 //! any step. The database row is written first and is the truth; the engine is reconciled to it.
+pub mod checks;
+pub mod docker;
 pub mod runtime;
+mod seed;
 pub mod terminal;
 pub mod ttyd_host;
 
@@ -946,10 +949,7 @@ impl SandboxService {
             if active.contains(&l.sandbox_id) {
                 continue;
             }
-            if let Some(build) = l
-                .sandbox_id
-                .strip_prefix(crate::builds::check::CHECK_PREFIX)
-            {
+            if let Some(build) = l.sandbox_id.strip_prefix(checks::CHECK_PREFIX) {
                 let checking = db::builds::get(&self.db, build)
                     .await?
                     .is_some_and(|b| b.state == db::BuildState::Checking);
@@ -968,7 +968,7 @@ impl SandboxService {
     pub async fn remove_checks(&self) -> Result<usize, SandboxError> {
         let mut removed = 0;
         for l in self.runtime.list().await? {
-            if l.sandbox_id.starts_with(crate::builds::check::CHECK_PREFIX) {
+            if l.sandbox_id.starts_with(checks::CHECK_PREFIX) {
                 self.runtime.destroy(&l.sandbox_id).await?;
                 removed += 1;
             }

@@ -487,7 +487,7 @@ async fn build_steps_reach_only_the_egress_proxy() -> Result {
         p.image_repo.ok_or("repo")?,
         p.image_digest.ok_or("digest")?
     );
-    let docker = server::sandbox::runtime::connect_docker(&app.state.config).await?;
+    let docker = server::engine::connect_docker(&app.state.config).await?;
     let env = docker
         .inspect_image(&image)
         .await?

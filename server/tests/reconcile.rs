@@ -78,19 +78,11 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
 
     // A launch cut short: the row says "starting", and a container exists for it.
     let instance = db::instance_id(&db, server::secrets::random_id).await?;
-    let docker = server::sandbox::runtime::connect_docker(&config).await?;
-    let isolation =
-        server::sandbox::runtime::detect_isolation(&docker, config.sandbox_runtime).await?;
-    let runtime =
-        server::sandbox::runtime::DockerRuntime::new(docker.clone(), &config, instance, isolation);
-    use server::sandbox::runtime::Runtime;
+    let docker = server::engine::connect_docker(&config).await?;
+    let runtime = server::sandbox_runtime_of(&config, &docker, instance).await?;
     // Another installation's sandbox on the same engine: never ours to remove.
-    let neighbour = server::sandbox::runtime::DockerRuntime::new(
-        docker,
-        &config,
-        "another-installation".into(),
-        isolation,
-    );
+    let neighbour =
+        server::sandbox_runtime_of(&config, &docker, "another-installation".into()).await?;
     let theirs = server::secrets::random_id();
     neighbour
         .launch(&fixture_spec(&theirs, "v:neighbour", &repo, &digest))

@@ -23,7 +23,7 @@ pub async fn serve_bench_project(
     repo_name: &str,
     base_image: &str,
 ) -> Result<std::net::SocketAddr> {
-    let docker = server::sandbox::runtime::connect_docker(&config).await?;
+    let docker = server::engine::connect_docker(&config).await?;
     let registry = registry::Registry::new(config.registry.clone());
     let repo = registry.config().repository_for(repo_name);
     plain_build::plain_build_and_push(

@@ -1,7 +1,8 @@
 //! What a build does outside this process — the build engine, the registry, the sandbox
 //! engine — behind one trait, `ImageBuilder`, so the queue, the build states and retention are
 //! tested against a fake in milliseconds (`builds/fast_tests.rs`). `DockerBuilder` is the real one.
-use super::{Failure, BUILD_LABEL};
+use super::dockerfile::BUILD_LABEL;
+use super::Failure;
 use bollard::{
     query_parameters::{
         BuildImageOptionsBuilder, CreateImageOptionsBuilder, PruneImagesOptionsBuilder,

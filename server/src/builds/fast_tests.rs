@@ -1,11 +1,11 @@
 //! The fast tier of publishing: `BuildService` and `publish` against a fake `ImageBuilder` and
 //! in-memory SQLite — build states, progress, cancel, timeout, limits, registry failures and
 //! retention, in milliseconds. The real-engine tests (`tests/publish.rs`, `build_bounds.rs`) stay.
-use super::check::CheckJob;
+use super::check::{CheckError, CheckJob, CheckOutput};
+use super::dockerfile::BUILD_LABEL;
 use super::engine::{BuildSpec, ImageBuilder, ImageFacts, Pushed};
 use super::publish::{self, ProjectForm, RecipeForm};
 use super::*;
-use crate::sandbox::runtime::{CommandOutput, RuntimeError};
 use futures::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -129,17 +129,17 @@ struct FakeChecks {
 
 #[async_trait::async_trait]
 impl SmokeRunner for FakeChecks {
-    async fn run(&self, job: &CheckJob<'_>) -> Result<CommandOutput, RuntimeError> {
+    async fn run(&self, job: &CheckJob<'_>) -> Result<CheckOutput, CheckError> {
         let (image, command) = (job.image, job.command);
         locked(&self.ran).push((image.to_string(), command.to_string()));
         match command {
             "hang" => std::future::pending().await,
-            "false" => Ok(CommandOutput {
+            "false" => Ok(CheckOutput {
                 exit_code: Some(1),
                 output: "boom\n".into(),
                 truncated: false,
             }),
-            _ => Ok(CommandOutput {
+            _ => Ok(CheckOutput {
                 exit_code: Some(0),
                 output: format!("ran {command} in {image}\n"),
                 truncated: false,
@@ -171,7 +171,7 @@ async fn fixture(fake: FakeBuilder, config: &[(&str, &str)]) -> Fixture {
         config.registry.clone(),
         config.builds.clone(),
         Arc::new(Metrics::default()),
-        crate::sandbox::fast_tests::loopback_networks().await,
+        crate::network::loopback_networks().await,
         None,
         checks.clone(),
     );

@@ -2,7 +2,8 @@
 //! limits, reaper, reconciliation) against a fake runtime behind the `Runtime` trait and an
 //! in-memory SQLite, in milliseconds. The real engine, registry and ttyd are in `server/tests`.
 use super::*;
-use crate::sandbox::runtime::{Isolation, LaunchSpec, Launched, Listed, TerminalUpstream};
+use crate::engine::Isolation;
+use crate::sandbox::runtime::{LaunchSpec, Launched, Listed, TerminalUpstream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::collections::BTreeSet;
@@ -130,7 +131,7 @@ async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
         runtime.clone(),
         config.limits.clone(),
         metrics.clone(),
-        loopback_networks().await,
+        crate::network::loopback_networks().await,
     );
     Fixture {
         service,
@@ -138,35 +139,6 @@ async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
         db,
         metrics,
     }
-}
-
-/// Proxies on loopback stand in for the isolated networks (no project here opts into egress).
-pub(crate) async fn loopback_networks() -> Arc<crate::network::Networks> {
-    let isolated = |name: &str| {
-        let name = name.to_string();
-        async move {
-            let proxy = egress::EgressProxy::start(
-                "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-                egress::Policy {
-                    allow_hosts: vec![],
-                    ports: vec![443],
-                    mirrors: vec![],
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("proxy: {e}"));
-            crate::network::Isolated {
-                network: name,
-                gateway: std::net::Ipv4Addr::LOCALHOST,
-                proxy,
-            }
-        }
-    };
-    Arc::new(crate::network::Networks {
-        build: isolated("build").await,
-        sandbox: isolated("egress").await,
-        ca_bundle: None,
-    })
 }
 
 fn visitor(n: u32) -> Identity {

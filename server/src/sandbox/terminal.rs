@@ -593,9 +593,8 @@ mod fanout_tests {
 #[allow(clippy::result_large_err)] // the handshake callback's error type is tungstenite's
 mod upstream_tests {
     use super::*;
-    use crate::sandbox::runtime::{
-        Isolation, LaunchSpec, Launched, Listed, RuntimeError, TerminalUpstream,
-    };
+    use crate::engine::Isolation;
+    use crate::sandbox::runtime::{LaunchSpec, Launched, Listed, RuntimeError, TerminalUpstream};
     use tokio::io::DuplexStream;
 
     /// Hands out the client end of a pipe whose other end the test plays as "ttyd".

@@ -38,11 +38,9 @@ pub async fn fixture_image(config: &Config) -> Result<(String, String, i64)> {
         .get_or_try_init(|| async {
             let base = std::env::var("TRYTHIS_TEST_BASE_IMAGE")
                 .unwrap_or_else(|_| "trythis/base:bookworm".into());
-            let docker = server::sandbox::runtime::connect_docker(config)
-                .await
-                .map_err(|e| {
-                    format!("Docker is required for these tests and is not answering: {e}")
-                })?;
+            let docker = server::engine::connect_docker(config).await.map_err(|e| {
+                format!("Docker is required for these tests and is not answering: {e}")
+            })?;
             let registry = registry::Registry::new(config.registry.clone());
             let repo = registry.config().repository_for("test-fixture");
             plain_build::plain_build_and_push(
@@ -932,7 +930,7 @@ impl TestApp {
 /// Containers and images of build `id` still in the build engine, found by the build's label.
 pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
     let engine = app.build_engine();
-    let label = format!("{}={id}", server::builds::BUILD_LABEL);
+    let label = format!("{}={id}", server::builds::dockerfile::BUILD_LABEL);
     let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
     let containers = engine
         .list_containers(Some(

@@ -243,8 +243,31 @@ impl SandboxService {
         }
     }
 
+    /// The runtime itself, for integration tests that inspect the engine; the edge asks the
+    /// service (`usage`, `ping_engine`, `engine_version`), never the runtime.
     pub fn runtime(&self) -> &Arc<dyn Runtime> {
         &self.runtime
+    }
+
+    /// Live CPU and memory use of each sandbox in `ids`, in order (None: not running or not
+    /// measurable). The engine samples each for about a second, so all are asked at once.
+    pub async fn usage(&self, ids: &[&str]) -> Vec<Option<runtime::Usage>> {
+        futures::future::join_all(ids.iter().map(|id| self.runtime.usage(id)))
+            .await
+            .into_iter()
+            .map(|u| u.ok().flatten())
+            .collect()
+    }
+
+    /// Whether the sandbox engine answers.
+    pub async fn ping_engine(&self) -> Result<(), RuntimeError> {
+        self.runtime.ping().await
+    }
+
+    /// The sandboxes' isolation (`gvisor`, `runc`) and its version, as the health check and the
+    /// admin page show them.
+    pub fn engine_facts(&self) -> (&'static str, String) {
+        (self.runtime.isolation().as_str(), self.runtime.version())
     }
 
     pub fn limits(&self) -> &SandboxLimits {

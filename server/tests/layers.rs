@@ -2,7 +2,7 @@
 //! import the edge (`http`, axum), the wiring (the crate root's composition, `jobs`) or the UI
 //! (`app`, leptos); the platform modules below them (`engine`, `network`, `config`, `metrics`,
 //! `secrets`, `tar`, `cidr`) import none of those nor a domain; and no top-level module imports
-//! one that imports it back. docs/ARCHITECTURE.md ("Where a change goes") names the layers.
+//! one that imports it back; the edge asks the sandbox service, never its runtime. docs/ARCHITECTURE.md ("Where a change goes") names the layers.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -162,6 +162,18 @@ fn breaches(src: &Path) -> Vec<String> {
         let shown = file
             .strip_prefix(src.parent().expect("server"))
             .expect("in server");
+        if EDGE.contains(&module.as_str()) {
+            // Handlers ask the services; the runtime is the sandbox service's own.
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("sandboxes.runtime()") {
+                    out.push(format!(
+                        "{}:{}: the edge reaches into the sandbox runtime",
+                        shown.display(),
+                        n + 1
+                    ));
+                }
+            }
+        }
         for (line, named) in references(text) {
             if let Some(why) = forbidden(&module, &named, &modules) {
                 out.push(format!(
@@ -242,7 +254,10 @@ fn the_checker_finds_each_kind_of_breach() {
         "lib.rs",
         "pub mod http; pub mod sandbox; pub mod config; pub mod jobs;",
     );
-    write("http.rs", "use crate::sandbox::Service;\n");
+    write(
+        "http.rs",
+        "use crate::sandbox::Service;\nfn h(st: S) { st.sandboxes.runtime().ping(); }\n",
+    );
     write("jobs.rs", "");
     write(
         "sandbox.rs",
@@ -264,6 +279,7 @@ fn the_checker_finds_each_kind_of_breach() {
         "config.rs:1: config names Module(\"sandbox\"), which is a domain",
         "sandbox imports http, which imports it back",
         "sandbox imports config, which imports it back",
+        "http.rs:2: the edge reaches into the sandbox runtime",
     ];
     for e in expect {
         assert!(

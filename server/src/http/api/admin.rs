@@ -147,32 +147,28 @@ pub async fn sandboxes(
             .map(|s| (s.owner.as_str(), s.client_ip.as_deref())),
     )
     .await;
-    let runtime = st.sandboxes.runtime();
-    // The engine samples each container for about a second: ask for all of them at once.
-    let usage = futures::future::join_all(active.iter().map(|s| runtime.usage(&s.id))).await;
+    let ids: Vec<&str> = active.iter().map(|s| s.id.as_str()).collect();
+    let usage = st.sandboxes.usage(&ids).await;
     let now = chrono::Utc::now();
     let sandboxes = active
         .iter()
         .zip(usage)
-        .map(|(s, u)| {
-            let u = u.ok().flatten();
-            AdminSandbox {
-                id: s.id.clone(),
-                owner: labels.get(&s.owner).cloned().unwrap_or_default(),
-                project: s.project_slug.clone(),
-                state: s.state.to_string(),
-                age_secs: (now - s.created_at).num_seconds().max(0),
-                seconds_left: (s.expires_at - now).num_seconds().max(0),
-                cpu_percent: u.map(|u| u.cpu_percent),
-                memory_bytes: u.map(|u| u.memory_bytes),
-                memory_limit_bytes: u.map(|u| u.memory_limit_bytes),
-            }
+        .map(|(s, u)| AdminSandbox {
+            id: s.id.clone(),
+            owner: labels.get(&s.owner).cloned().unwrap_or_default(),
+            project: s.project_slug.clone(),
+            state: s.state.to_string(),
+            age_secs: (now - s.created_at).num_seconds().max(0),
+            seconds_left: (s.expires_at - now).num_seconds().max(0),
+            cpu_percent: u.map(|u| u.cpu_percent),
+            memory_bytes: u.map(|u| u.memory_bytes),
+            memory_limit_bytes: u.map(|u| u.memory_limit_bytes),
         })
         .collect();
     Ok(Json(AdminSandboxes {
         sandboxes,
         pool,
-        runtime: runtime.version(),
+        runtime: st.sandboxes.engine_facts().1,
     }))
 }
 

@@ -25,11 +25,12 @@ async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
     let timeout = std::time::Duration::from_secs(3);
     let (db, docker, builds, registry) = tokio::join!(
         tokio::time::timeout(timeout, db::ping(&st.db)),
-        tokio::time::timeout(timeout, st.sandboxes.runtime().ping()),
+        tokio::time::timeout(timeout, st.sandboxes.ping_engine()),
         tokio::time::timeout(timeout, st.builds.ping_engine()),
         tokio::time::timeout(timeout, st.registry.ping()),
     );
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let (isolation, version) = st.sandboxes.engine_facts();
     let (db_ok, docker_ok, builds_ok, reg_ok) = (
         matches!(db, Ok(Ok(_))),
         matches!(docker, Ok(Ok(_))),
@@ -48,8 +49,8 @@ async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
             "docker": word(docker_ok),
             "build_engine": word(builds_ok),
             "registry": word(reg_ok),
-            "runtime": st.sandboxes.runtime().isolation().as_str(),
-            "runtime_version": st.sandboxes.runtime().version(),
+            "runtime": isolation,
+            "runtime_version": version,
             "checked_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }),
     )

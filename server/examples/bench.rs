@@ -749,7 +749,10 @@ async fn main() -> Result {
     stop_reaper.send(true)?;
     reaper.await?;
     for s in db::sandboxes::all_active(&pooled.db).await? {
-        pooled.sandboxes.stop(&s.id, "bench over").await?;
+        pooled
+            .sandboxes
+            .stop(&s.id, vocab::EndReason::ServerStopping)
+            .await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -819,6 +819,36 @@ async fn api_tokens_are_admin_only_when_created_as_such() -> Result {
     Ok(())
 }
 
+/// An admin stops a visitor's sandbox: the visitor's status says why in one word
+/// (`stopped_by_admin`), and the page says it as a sentence, not as that word.
+#[tokio::test]
+async fn a_sandbox_an_admin_stops_tells_its_visitor_so() -> Result {
+    let app = app().await?;
+    let visitor = app.visitor().await?;
+    let r = visitor.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().ok_or("id")?.to_string();
+    let admin = admin(&app).await?;
+    let r = admin
+        .call("DELETE", &format!("/api/admin/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = visitor
+        .call("GET", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["end_reason"], "stopped_by_admin", "{}", r.body);
+    let info: app::model::SandboxInfo = serde_json::from_value(r.body.clone())?;
+    let said = info.end_reason.map(vocab::EndReason::sentence);
+    assert_eq!(said, Some("An admin stopped this sandbox."), "{}", r.body);
+    // My containers, rendered by the server, says the same sentence.
+    let (status, _, _, html) = page(&visitor, "/containers").await?;
+    assert_eq!(status, 200);
+    // (The page's hydration data carries the word; only the rendered cell has the sentence.)
+    assert!(html.contains("An admin stopped this sandbox."), "{html}");
+    Ok(())
+}
+
 /// A page as a browser gets it: status, the page-cache and CSP headers, and the HTML.
 async fn page(v: &Visitor, path: &str) -> Result<(u16, Option<String>, String, String)> {
     let resp = v

@@ -64,24 +64,30 @@ pub mod ssr {
             repository: p.repository.clone(),
             license: p.license.clone(),
             image_size: p.image_size,
-            status: p.status.to_string(),
+            status: p.status,
             egress: p.egress,
             tryable: p.status == db::ProjectStatus::Live && p.image_digest.is_some(),
         }
     }
 
-    pub fn sandbox_info(s: &sandbox::Model, max_extensions: i32) -> SandboxInfo {
+    /// A sandbox's row as its owner sees it; `can_extend` and the idle clock are the sandbox
+    /// service's to say.
+    pub fn sandbox_info(
+        s: &sandbox::Model,
+        can_extend: bool,
+        idle_seconds_left: Option<i64>,
+    ) -> SandboxInfo {
         let left = (s.expires_at - chrono::Utc::now()).num_seconds().max(0);
         SandboxInfo {
             id: s.id.clone(),
             project: s.project_slug.clone(),
-            state: s.state.to_string(),
+            state: s.state,
             terminal_ws: format!("/s/{}/ws", s.id),
             expires_at: s.expires_at.to_rfc3339(),
             seconds_left: if s.active { left } else { 0 },
-            can_extend: s.active && s.extensions < max_extensions,
-            end_reason: s.end_reason.clone(),
-            idle_seconds_left: None,
+            can_extend,
+            end_reason: s.end_reason,
+            idle_seconds_left,
         }
     }
 
@@ -89,13 +95,13 @@ pub mod ssr {
         b: &db::builds::Model,
         project_name: &str,
         viewer: &Identity,
-        maintainer: Option<&str>,
+        maintainer: Option<&OwnerKey>,
     ) -> BuildView {
         BuildView {
             id: b.id.clone(),
             project: b.project_slug.clone(),
             project_name: project_name.to_string(),
-            state: b.state.to_string(),
+            state: b.state,
             step: b.step,
             steps: b.steps,
             error: b.error.clone(),
@@ -103,9 +109,7 @@ pub mod ssr {
             source_kind: b.source_kind.clone(),
             dockerfile: b.dockerfile.clone(),
             created_at: b.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            can_cancel: viewer.is_admin
-                || b.owner == viewer.key
-                || maintainer == Some(viewer.key.as_str()),
+            can_cancel: viewer.is_admin || b.owner == viewer.key || maintainer == Some(&viewer.key),
             queue_position: None,
             typical_secs: None,
             check: SmokeCheck::of(b.check_command.as_deref(), b.check_expect.as_deref()),
@@ -119,10 +123,10 @@ pub mod ssr {
         SandboxRow {
             id: s.id.clone(),
             project: s.project_slug.clone(),
-            state: s.state.to_string(),
+            state: s.state,
             started_at: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             duration_secs: (end - s.created_at).num_seconds().max(0),
-            end_reason: s.end_reason.clone(),
+            end_reason: s.end_reason,
             launch_ms: s.launch_ms,
             project_name: s.project_slug.clone(),
             started_ago_secs: (chrono::Utc::now() - s.created_at).num_seconds().max(0),
@@ -254,15 +258,15 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
         .await
         .map_err(ssr::internal)?
         .filter(|s| s.project_id == p.id)
-        .map(|s| ssr::sandbox_info(&s, cx.max_extensions));
-    let can_rebuild = me.is_admin || p.maintainer.as_deref() == Some(me.key.as_str());
+        .map(|s| ssr::sandbox_info(&s, s.active && s.extensions < cx.max_extensions, None));
+    let can_rebuild = me.is_admin || p.maintainer.as_ref() == Some(&me.key);
     let latest_build = db::builds::for_project(&cx.db, p.id, 1)
         .await
         .map_err(ssr::internal)?
         .first()
         .filter(|b| db::builds::visible_to(b, Some(&p), &me.key, me.is_admin))
         .map(|b| {
-            let mut v = ssr::build_view(b, &p.name, &me, p.maintainer.as_deref());
+            let mut v = ssr::build_view(b, &p.name, &me, p.maintainer.as_ref());
             v.log.clear(); // the build page has it
             v.dockerfile.clear();
             v
@@ -320,7 +324,7 @@ pub async fn load_build(id: String) -> Result<Option<BuildView>, ServerFnError> 
         return Ok(None);
     }
     let maintainer = p.as_ref().and_then(|p| p.maintainer.clone());
-    let mut view = ssr::build_view(&b, &name, &me, maintainer.as_deref());
+    let mut view = ssr::build_view(&b, &name, &me, maintainer.as_ref());
     view.queue_position = db::builds::queue_position(&cx.db, &b)
         .await
         .map_err(ssr::internal)?;
@@ -350,11 +354,11 @@ pub async fn my_projects() -> Result<Vec<MyProject>, ServerFnError> {
             .map_err(ssr::internal)?
             .into_iter()
             .next()
-            .map(|b| (b.id, b.state.to_string()));
+            .map(|b| (b.id, b.state));
         out.push(MyProject {
             slug: p.slug,
             name: p.name,
-            status: p.status.to_string(),
+            status: p.status,
             tries: p.tries,
             latest_build: latest,
             listed: p.listed,

@@ -187,10 +187,8 @@ pub fn follow_build_log(url: &str, on: impl Fn(String, String) + 'static) {
         let cb = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
             let data = ev.data().as_string().unwrap_or_default();
             if kind == "state" {
-                let done = serde_json::from_str::<serde_json::Value>(&data)
-                    .ok()
-                    .and_then(|v| v["state"].as_str().map(crate::model::BuildView::finished))
-                    .unwrap_or(false);
+                let done = serde_json::from_str::<crate::model::BuildStateChange>(&data)
+                    .is_ok_and(|c| c.state.is_finished());
                 if done {
                     src.close();
                 }

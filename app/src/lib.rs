@@ -13,7 +13,8 @@ mod keyboard;
 pub mod markdown;
 pub mod model;
 pub mod pages;
-pub mod url;
+/// The link helpers, shared with the server (`vocab::url`).
+pub use vocab::url;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Title};

@@ -1,12 +1,16 @@
 //! Data shared by the server and the browser: what pages and the JSON API exchange.
 use serde::{Deserialize, Serialize};
+pub use vocab::{
+    BuildState, EndReason, FieldProblem, LinkKind, LinkState, OwnerKey, ProjectFate, ProjectStatus,
+    Role, SandboxState,
+};
 
 /// Who is asking: a signed-in user or a visitor with a signed cookie. Set by the server's
 /// identity middleware on every request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
-    /// `v:<visitor id>` or `u:<user id>`: the owner key of sandboxes and tries.
-    pub key: String,
+    /// A visitor's or an account's key: the owner of sandboxes and tries (JSON: `v:…` / `u:…`).
+    pub key: OwnerKey,
     pub signed_in: bool,
     pub is_admin: bool,
     /// The account, when signed in.
@@ -25,7 +29,7 @@ pub struct UserBrief {
     pub id: i32,
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub has_password: bool,
     /// Whether the person proved they read this address (a mailed link, or their provider).
     #[serde(default)]
@@ -44,11 +48,11 @@ pub struct MailSent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkInfo {
     /// `signup`, `reset` or `verify`.
-    pub kind: String,
+    pub kind: LinkKind,
     /// The address the link was mailed to.
     pub email: String,
     /// `valid`, `used` or `expired`.
-    pub state: String,
+    pub state: LinkState,
     /// Whether this browser asked for the link: only then does using it sign this browser in.
     pub this_browser: bool,
     /// This browser's Tries, which it may bring into the account (`bring`); 0 in another browser.
@@ -99,7 +103,7 @@ pub struct ProjectInfo {
     /// `repo@digest` of the image a Try starts.
     pub image: Option<String>,
     pub image_size: Option<i64>,
-    pub status: String,
+    pub status: ProjectStatus,
     pub egress: bool,
     pub created_at: String,
     pub updated_at: String,
@@ -135,7 +139,7 @@ pub struct ProjectDetail {
     pub repository: Option<String>,
     pub license: Option<String>,
     pub image_size: Option<i64>,
-    pub status: String,
+    pub status: ProjectStatus,
     pub egress: bool,
     pub tryable: bool,
 }
@@ -155,15 +159,16 @@ pub struct ProjectPage {
 pub struct SandboxInfo {
     pub id: String,
     pub project: String,
-    pub state: String,
+    pub state: SandboxState,
     pub terminal_ws: String,
     /// RFC 3339.
     pub expires_at: String,
     /// Seconds left, computed by the server (the browser's clock may be off).
     pub seconds_left: i64,
     pub can_extend: bool,
-    /// Why it ended, once it has ("out of memory", "idle", "time limit", …).
-    pub end_reason: Option<String>,
+    /// Why it ended, once it has (`idle`, `expired`, `stopped_by_admin`, …; pages show its
+    /// `sentence()`).
+    pub end_reason: Option<EndReason>,
     /// Seconds until it ends for want of a keystroke (the idle timeout), while it runs.
     pub idle_seconds_left: Option<i64>,
 }
@@ -174,10 +179,10 @@ pub struct MyProject {
     pub slug: String,
     pub name: String,
     /// building | live | failed | hidden
-    pub status: String,
+    pub status: ProjectStatus,
     pub tries: i64,
     /// The newest build: (id, state).
-    pub latest_build: Option<(String, String)>,
+    pub latest_build: Option<(String, BuildState)>,
     /// False while it waits for an admin's review (moderation).
     #[serde(default)]
     pub listed: bool,
@@ -188,10 +193,10 @@ pub struct MyProject {
 pub struct SandboxRow {
     pub id: String,
     pub project: String,
-    pub state: String,
+    pub state: SandboxState,
     pub started_at: String,
     pub duration_secs: i64,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
     pub launch_ms: Option<i64>,
     /// The project's display name (the slug if the project is gone; "deleted project" once its
     /// maintainer or an admin deleted it, and then `project` is empty).
@@ -257,26 +262,6 @@ pub struct ApiErrorBody {
     /// Extra fields of some errors: `sandbox`, `queue_position`, `problems`.
     #[serde(flatten)]
     pub detail: serde_json::Map<String, serde_json::Value>,
-}
-
-/// One thing wrong with a submission: which field, which line (recipes), what to do. The server
-/// sends a list of them as `problems` in an `invalid` error; the forms show each under its field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldProblem {
-    pub field: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl FieldProblem {
-    pub fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldProblem {
-            field: field.to_string(),
-            line: None,
-            message: message.into(),
-        }
-    }
 }
 
 impl ApiErrorBody {
@@ -452,7 +437,7 @@ pub struct BuildView {
     pub project: String,
     pub project_name: String,
     /// queued | running | pushing | checking | succeeded | failed | cancelled
-    pub state: String,
+    pub state: BuildState,
     pub step: i32,
     pub steps: i32,
     pub error: Option<String>,
@@ -481,12 +466,6 @@ impl SmokeCheck {
             command: command.to_string(),
             expect: expect.unwrap_or_default().to_string(),
         })
-    }
-}
-
-impl BuildView {
-    pub fn finished(state: &str) -> bool {
-        matches!(state, "succeeded" | "failed" | "cancelled")
     }
 }
 
@@ -564,7 +543,7 @@ pub struct BuildRecord {
     pub id: String,
     pub project: String,
     /// queued | running | pushing | checking | succeeded | failed | cancelled
-    pub state: String,
+    pub state: BuildState,
     pub step: i32,
     pub steps: i32,
     pub error: Option<String>,
@@ -623,7 +602,7 @@ pub struct BuildStep {
 /// The `state` event of a build's log stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildStateChange {
-    pub state: String,
+    pub state: BuildState,
     pub error: Option<String>,
 }
 
@@ -655,7 +634,7 @@ pub struct AdminSandbox {
     /// address their sandbox came from) or "deleted account".
     pub owner: String,
     pub project: String,
-    pub state: String,
+    pub state: SandboxState,
     pub age_secs: i64,
     pub seconds_left: i64,
     pub cpu_percent: Option<f64>,
@@ -688,7 +667,7 @@ pub struct AdminUser {
     pub id: i32,
     pub email: String,
     pub name: String,
-    pub role: String,
+    pub role: Role,
     pub banned: bool,
     pub created_at: String,
     pub last_login_at: Option<String>,
@@ -707,7 +686,7 @@ pub struct AdminUsers {
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub banned: Option<bool>,
 }
@@ -717,7 +696,7 @@ pub struct UserChange {
 pub struct AdminProject {
     pub slug: String,
     pub name: String,
-    pub status: String,
+    pub status: ProjectStatus,
     pub category: String,
     pub tries: i64,
     /// The maintainer's email; None for the site's own catalogue.
@@ -749,7 +728,7 @@ pub struct ProjectChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectStatusNow {
     pub slug: String,
-    pub status: String,
+    pub status: ProjectStatus,
 }
 
 /// One personal API token as its owner sees it (never the secret, only its last characters).

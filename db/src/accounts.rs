@@ -20,18 +20,7 @@ use sea_orm::{
 
 pub use user::Model as Account;
 
-pub const ROLE_USER: &str = "user";
-pub const ROLE_ADMIN: &str = "admin";
-
-/// The identity key of an account: sandbox owner and project maintainer.
-pub fn key_of(user_id: i32) -> String {
-    format!("u:{user_id}")
-}
-
-/// The account id in an identity key, if it is an account's.
-pub fn user_id_of(key: &str) -> Option<i32> {
-    key.strip_prefix("u:")?.parse().ok()
-}
+pub use vocab::{OwnerKey, Role};
 
 /// Emails compare trimmed and case-insensitively.
 pub fn fold_email(email: &str) -> String {
@@ -54,13 +43,13 @@ pub async fn create(
     email: &str,
     name: &str,
     password_hash: Option<String>,
-    role: &str,
+    role: Role,
 ) -> Result<Account, CreateError> {
     let am = user::ActiveModel {
         email: Set(fold_email(email)),
         name: Set(name.trim().to_string()),
         password_hash: Set(password_hash),
-        role: Set(role.into()),
+        role: Set(role),
         banned: Set(false),
         created_at: Set(Utc::now()),
         last_login_at: Set(None),
@@ -86,7 +75,7 @@ pub async fn by_id(db: &impl ConnectionTrait, id: i32) -> Result<Option<Account>
 
 pub async fn count_admins(db: &DatabaseConnection) -> Result<u64, DbErr> {
     User::find()
-        .filter(user::Column::Role.eq(ROLE_ADMIN))
+        .filter(user::Column::Role.eq(Role::Admin))
         .count(db)
         .await
 }
@@ -111,12 +100,12 @@ pub async fn set_password(db: &DatabaseConnection, id: i32, hash: String) -> Res
     .await
 }
 
-pub async fn set_role(db: &DatabaseConnection, id: i32, role: &str) -> Result<(), DbErr> {
+pub async fn set_role(db: &DatabaseConnection, id: i32, role: Role) -> Result<(), DbErr> {
     update(
         db,
         user::ActiveModel {
             id: Set(id),
-            role: Set(role.into()),
+            role: Set(role),
             ..Default::default()
         },
     )
@@ -440,7 +429,7 @@ pub async fn create_from_signup(
         &link.email,
         link.name.as_deref().unwrap_or_default(),
         Some(password_hash),
-        ROLE_USER,
+        Role::User,
     )
     .await?;
     EmailToken::update_many()
@@ -694,8 +683,8 @@ pub async fn providers_of(db: &DatabaseConnection, user_id: i32) -> Result<Vec<S
 /// visitor's active sandbox moves too, unless the account already has one.
 pub async fn adopt(
     db: &DatabaseConnection,
-    visitor_key: &str,
-    user_key: &str,
+    visitor_key: &OwnerKey,
+    user_key: &OwnerKey,
 ) -> Result<(), DbErr> {
     let tx = db.begin().await?;
     let busy = sandbox::Entity::find()
@@ -740,9 +729,9 @@ pub async fn delete(
     db: &DatabaseConnection,
     user_id: i32,
     fate: &ProjectFate,
-    anonymous_key: &str,
+    anonymous_key: &OwnerKey,
 ) -> Result<u64, DbErr> {
-    let key = key_of(user_id);
+    let key = OwnerKey::User(user_id);
     let tx = db.begin().await?;
     let projects = match fate {
         ProjectFate::Hide => {
@@ -761,7 +750,10 @@ pub async fn delete(
         }
         ProjectFate::HandOver { to_user } => {
             project::Entity::update_many()
-                .col_expr(project::Column::Maintainer, Expr::value(key_of(*to_user)))
+                .col_expr(
+                    project::Column::Maintainer,
+                    Expr::value(OwnerKey::User(*to_user)),
+                )
                 .filter(project::Column::Maintainer.eq(&key))
                 .exec(&tx)
                 .await?

@@ -2,6 +2,7 @@
 use crate::entities::build::{self, Entity as Build};
 use crate::states::BuildState;
 use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect};
+use vocab::OwnerKey;
 
 pub use build::Model;
 
@@ -11,13 +12,13 @@ pub use build::Model;
 pub fn visible_to(
     build: &Model,
     project: Option<&crate::projects::Model>,
-    key: &str,
+    key: &OwnerKey,
     is_admin: bool,
 ) -> bool {
     is_admin
-        || build.owner == key
+        || build.owner == *key
         || project.is_some_and(|p| {
-            p.status == crate::states::ProjectStatus::Live || p.maintainer.as_deref() == Some(key)
+            p.status == crate::states::ProjectStatus::Live || p.maintainer.as_ref() == Some(key)
         })
 }
 
@@ -39,7 +40,7 @@ pub struct NewBuild {
     pub id: String,
     pub project_id: i32,
     pub project_slug: String,
-    pub owner: String,
+    pub owner: OwnerKey,
     pub source_kind: String,
     pub source: String,
     pub dockerfile: String,
@@ -237,7 +238,7 @@ pub async fn for_project(
 /// Builds someone started since `since` (quota).
 pub async fn count_since(
     db: &DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
     since: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, DbErr> {
     Build::find()
@@ -260,7 +261,10 @@ pub async fn active_for_project(
 }
 
 /// Builds someone started that are waiting or running (a ban cancels them).
-pub async fn active_of_owner(db: &DatabaseConnection, owner: &str) -> Result<Vec<Model>, DbErr> {
+pub async fn active_of_owner(
+    db: &DatabaseConnection,
+    owner: &OwnerKey,
+) -> Result<Vec<Model>, DbErr> {
     Build::find()
         .filter(build::Column::Owner.eq(owner))
         .filter(build::Column::State.is_in(ACTIVE))

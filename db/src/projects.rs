@@ -307,7 +307,7 @@ pub struct NewProject {
     pub welcome: Option<String>,
     pub egress: bool,
     /// Set when a maintainer publishes; kept on later updates (ownership never moves silently).
-    pub maintainer: Option<String>,
+    pub maintainer: Option<vocab::OwnerKey>,
     /// Created unlisted (moderation: waiting for an admin's review); later updates keep the
     /// project's listing as it is.
     pub unlisted: bool,
@@ -441,7 +441,11 @@ pub async fn set_status(
 /// Counts one more Try of the project.
 /// Counts a Try of the project by `owner`: once per identity per project per day (its sandbox
 /// row, just written, is the first of the day or the Try is not counted again).
-pub async fn count_try(db: &DatabaseConnection, id: i32, owner: &str) -> Result<(), DbErr> {
+pub async fn count_try(
+    db: &DatabaseConnection,
+    id: i32,
+    owner: &vocab::OwnerKey,
+) -> Result<(), DbErr> {
     use crate::entities::sandbox;
     let today = chrono::Utc::now()
         .date_naive()
@@ -469,7 +473,10 @@ pub async fn count_try(db: &DatabaseConnection, id: i32, owner: &str) -> Result<
 }
 
 /// How many projects an identity maintains (publishing quota).
-pub async fn count_maintained(db: &DatabaseConnection, maintainer: &str) -> Result<u64, DbErr> {
+pub async fn count_maintained(
+    db: &DatabaseConnection,
+    maintainer: &vocab::OwnerKey,
+) -> Result<u64, DbErr> {
     Project::find()
         .filter(project::Column::Maintainer.eq(maintainer))
         .count(db)
@@ -477,7 +484,10 @@ pub async fn count_maintained(db: &DatabaseConnection, maintainer: &str) -> Resu
 }
 
 /// The projects `maintainer` publishes, any status, newest first (their account page).
-pub async fn maintained_by(db: &DatabaseConnection, maintainer: &str) -> Result<Vec<Model>, DbErr> {
+pub async fn maintained_by(
+    db: &DatabaseConnection,
+    maintainer: &vocab::OwnerKey,
+) -> Result<Vec<Model>, DbErr> {
     Project::find()
         .filter(project::Column::Maintainer.eq(maintainer))
         .order_by_desc(project::Column::CreatedAt)
@@ -567,11 +577,11 @@ pub async fn awaiting_review(db: &DatabaseConnection, limit: u64) -> Result<Vec<
 pub async fn set_maintainer(
     db: &DatabaseConnection,
     id: i32,
-    maintainer: Option<&str>,
+    maintainer: Option<&vocab::OwnerKey>,
 ) -> Result<(), DbErr> {
     project::ActiveModel {
         id: Set(id),
-        maintainer: Set(maintainer.map(str::to_string)),
+        maintainer: Set(maintainer.cloned()),
         ..Default::default()
     }
     .update(db)
@@ -580,7 +590,10 @@ pub async fn set_maintainer(
 }
 
 /// Hides every project `maintainer` maintains (a ban); returns how many changed.
-pub async fn hide_maintained_by(db: &DatabaseConnection, maintainer: &str) -> Result<u64, DbErr> {
+pub async fn hide_maintained_by(
+    db: &DatabaseConnection,
+    maintainer: &vocab::OwnerKey,
+) -> Result<u64, DbErr> {
     let hidden = Project::update_many()
         .col_expr(project::Column::Status, Expr::value(ProjectStatus::Hidden))
         .col_expr(project::Column::UpdatedAt, Expr::value(chrono::Utc::now()))

@@ -9,9 +9,10 @@ use crate::entities::{
     project::{self, Entity as Project},
     sandbox::{self, Entity as Sandbox},
 };
-use crate::{projects, sandboxes::POOL_OWNER};
+use crate::projects;
 use sea_orm::{prelude::*, sea_query::Query, QueryOrder, QuerySelect};
 use std::collections::HashSet;
+use vocab::OwnerKey;
 
 /// How many slots each category gets: `(category, slots)`, largest share first.
 ///
@@ -67,7 +68,7 @@ pub async fn trending(db: &DatabaseConnection, limit: u64) -> Result<Vec<project
         .column(sandbox::Column::ProjectId)
         .column_as(Expr::cust(TRIES_PER_IDENTITY_AND_DAY), "n")
         .filter(sandbox::Column::CreatedAt.gte(since))
-        .filter(sandbox::Column::Owner.ne(POOL_OWNER))
+        .filter(sandbox::Column::Owner.ne(OwnerKey::Pool))
         .filter(
             sandbox::Column::ProjectId.in_subquery(
                 Query::select()
@@ -121,7 +122,7 @@ pub struct Recommendations {
 /// page already shows, Trending), so the section never repeats it; it may be empty.
 pub async fn for_owner(
     db: &DatabaseConnection,
-    owner: &str,
+    owner: &vocab::OwnerKey,
     n: usize,
     shown: &[i32],
 ) -> Result<Recommendations, DbErr> {

@@ -3,6 +3,7 @@ use crate::entities::sandbox::{self, Entity as Sandbox};
 use crate::states::SandboxState;
 use chrono::{DateTime, Utc};
 use sea_orm::{prelude::*, ActiveValue::Set, QueryOrder, QuerySelect, SqlErr};
+use vocab::{EndReason, OwnerKey};
 
 pub use sandbox::Model;
 
@@ -18,7 +19,7 @@ pub enum InsertError {
 #[derive(Debug, Clone)]
 pub struct NewSandbox {
     pub id: String,
-    pub owner: String,
+    pub owner: OwnerKey,
     pub project_id: i32,
     pub project_slug: String,
     pub category: String,
@@ -63,7 +64,7 @@ pub async fn get(db: &DatabaseConnection, id: &str) -> Result<Option<Model>, DbE
 /// The owner's active sandbox, if any.
 pub async fn active_for_owner(
     db: &DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
 ) -> Result<Option<Model>, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Owner.eq(owner))
@@ -93,14 +94,14 @@ pub async fn count_active_from(db: &DatabaseConnection, ip: &str) -> Result<u64,
 pub async fn count_active(db: &DatabaseConnection) -> Result<u64, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Active.eq(true))
-        .filter(sandbox::Column::Owner.ne("pool"))
+        .filter(sandbox::Column::Owner.ne(OwnerKey::Pool))
         .count(db)
         .await
 }
 
 /// The owner's history, newest first.
 /// Whether `owner` ever had a sandbox (an indexed lookup): their pages are their own.
-pub async fn owner_has_any(db: &DatabaseConnection, owner: &str) -> Result<bool, DbErr> {
+pub async fn owner_has_any(db: &DatabaseConnection, owner: &OwnerKey) -> Result<bool, DbErr> {
     Ok(Sandbox::find()
         .select_only()
         .column(sandbox::Column::Id)
@@ -113,7 +114,7 @@ pub async fn owner_has_any(db: &DatabaseConnection, owner: &str) -> Result<bool,
 }
 
 /// How many Tries `owner` has had (running ones included): what a sign-in link offers to bring.
-pub async fn count_of_owner(db: &DatabaseConnection, owner: &str) -> Result<u64, DbErr> {
+pub async fn count_of_owner(db: &DatabaseConnection, owner: &OwnerKey) -> Result<u64, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::Owner.eq(owner))
         .count(db)
@@ -122,7 +123,7 @@ pub async fn count_of_owner(db: &DatabaseConnection, owner: &str) -> Result<u64,
 
 pub async fn history(
     db: &DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
     limit: u64,
 ) -> Result<Vec<Model>, DbErr> {
     Sandbox::find()
@@ -180,7 +181,11 @@ pub async fn set_container(
 
 /// Ends a `ready` sandbox whose container stopped by itself (out of memory, its processes
 /// ended); false if it was being stopped or had ended anyway (that path records its own reason).
-pub async fn end_if_ready(db: &DatabaseConnection, id: &str, reason: &str) -> Result<bool, DbErr> {
+pub async fn end_if_ready(
+    db: &DatabaseConnection,
+    id: &str,
+    reason: EndReason,
+) -> Result<bool, DbErr> {
     Ok(Sandbox::update_many()
         .col_expr(sandbox::Column::State, Expr::value(SandboxState::Ended))
         .col_expr(sandbox::Column::Active, Expr::value(false))
@@ -213,7 +218,7 @@ pub async fn release_pool_member(db: &DatabaseConnection, id: &str) -> Result<bo
     Ok(Sandbox::update_many()
         .col_expr(sandbox::Column::State, Expr::value(SandboxState::Stopping))
         .filter(sandbox::Column::Id.eq(id))
-        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Owner.eq(OwnerKey::Pool))
         .filter(may_become(SandboxState::Stopping))
         .exec(db)
         .await?
@@ -226,7 +231,7 @@ pub async fn finish(
     db: &DatabaseConnection,
     id: &str,
     state: SandboxState,
-    reason: &str,
+    reason: EndReason,
 ) -> Result<(), DbErr> {
     debug_assert!(matches!(state, SandboxState::Ended | SandboxState::Failed));
     Sandbox::update_many()
@@ -271,7 +276,7 @@ pub async fn extend(
 /// Tries per category for one owner (recommendations) — (category, count).
 pub async fn tries_by_category(
     db: &DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
 ) -> Result<Vec<(String, i64)>, DbErr> {
     Sandbox::find()
         .select_only()
@@ -295,7 +300,7 @@ pub async fn claim_pool(
     db: &DatabaseConnection,
     project_id: i32,
     image: &str,
-    owner: &str,
+    owner: &OwnerKey,
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
 ) -> Result<Option<Model>, InsertError> {
@@ -304,7 +309,7 @@ pub async fn claim_pool(
     let mut candidates: Vec<String> = Sandbox::find()
         .select_only()
         .column(sandbox::Column::Id)
-        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Owner.eq(OwnerKey::Pool))
         .filter(sandbox::Column::ProjectId.eq(project_id))
         // Members of an image the project has since replaced are never handed out.
         .filter(sandbox::Column::Image.eq(image))
@@ -319,6 +324,7 @@ pub async fn claim_pool(
         return Ok(None);
     }
     let start = owner
+        .to_string()
         .bytes()
         .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize))
         % candidates.len();
@@ -336,7 +342,7 @@ pub async fn claim_pool(
 pub async fn claim_member(
     db: &DatabaseConnection,
     id: &str,
-    owner: &str,
+    owner: &OwnerKey,
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
 ) -> Result<Option<Model>, InsertError> {
@@ -348,7 +354,7 @@ pub async fn claim_member(
         .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
         .col_expr(sandbox::Column::ClientIp, Expr::value(client_ip))
         .filter(sandbox::Column::Id.eq(id))
-        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Owner.eq(OwnerKey::Pool))
         .filter(sandbox::Column::State.eq(SandboxState::Ready))
         .filter(sandbox::Column::Active.eq(true))
         .exec(db)
@@ -363,12 +369,10 @@ pub async fn claim_member(
     })
 }
 
-pub const POOL_OWNER: &str = "pool";
-
 /// Active warm-pool members (starting or ready), oldest first.
 pub async fn pool_members(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
     Sandbox::find()
-        .filter(sandbox::Column::Owner.eq(POOL_OWNER))
+        .filter(sandbox::Column::Owner.eq(OwnerKey::Pool))
         .filter(sandbox::Column::Active.eq(true))
         .order_by_asc(sandbox::Column::CreatedAt)
         .all(db)
@@ -386,7 +390,7 @@ pub async fn tries_by_project_since(
         .column(sandbox::Column::ProjectId)
         .column_as(sandbox::Column::Id.count(), "n")
         .filter(sandbox::Column::CreatedAt.gte(since))
-        .filter(sandbox::Column::Owner.ne(POOL_OWNER))
+        .filter(sandbox::Column::Owner.ne(OwnerKey::Pool))
         .group_by(sandbox::Column::ProjectId)
         .into_tuple()
         .all(db)
@@ -402,7 +406,7 @@ pub async fn count_tries_since(
 ) -> Result<u64, DbErr> {
     Sandbox::find()
         .filter(sandbox::Column::CreatedAt.gte(since))
-        .filter(sandbox::Column::Owner.ne(POOL_OWNER))
+        .filter(sandbox::Column::Owner.ne(OwnerKey::Pool))
         .count(db)
         .await
 }

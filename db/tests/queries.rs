@@ -1,6 +1,7 @@
 //! Database tests, run on SQLite and on PostgreSQL (scripts/test.sh starts it and sets
 //! TRYTHIS_TEST_POSTGRES_URL; without it the PostgreSQL tests fail, they do not skip).
 use db::{accounts, projects, recommend, sandboxes, settings};
+use vocab::{OwnerKey, Role};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -25,6 +26,11 @@ async fn sqlite() -> Result<db::DatabaseConnection> {
 
 /// A fresh PostgreSQL database for this test.
 async fn postgres() -> Result<db::DatabaseConnection> {
+    Ok(db::connect_and_migrate(&fresh_postgres_url().await?).await?)
+}
+
+/// The address of a new, empty PostgreSQL database.
+async fn fresh_postgres_url() -> Result<String> {
     let url = std::env::var("TRYTHIS_TEST_POSTGRES_URL").map_err(|_| {
         "TRYTHIS_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh, which starts PostgreSQL"
     })?;
@@ -35,7 +41,7 @@ async fn postgres() -> Result<db::DatabaseConnection> {
         .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await?;
     let base = url.rsplit_once('/').map(|(b, _)| b).ok_or("bad url")?;
-    Ok(db::connect_and_migrate(&format!("{base}/{name}")).await?)
+    Ok(format!("{base}/{name}"))
 }
 
 fn rand_suffix() -> String {
@@ -48,11 +54,16 @@ fn rand_suffix() -> String {
     format!("{nanos}_{n}")
 }
 
+/// The owner key written `text` (`v:alice`).
+fn key(text: &str) -> OwnerKey {
+    OwnerKey::parse(text).expect("an owner key")
+}
+
 /// A sandbox row of project `p` for `owner` (image "img", expiring now).
 fn sandbox_of(p: &projects::Model, id: &str, owner: &str) -> sandboxes::NewSandbox {
     sandboxes::NewSandbox {
         id: id.into(),
-        owner: owner.into(),
+        owner: key(owner),
         project_id: p.id,
         project_slug: p.slug.clone(),
         category: p.category.clone(),
@@ -84,7 +95,7 @@ async fn project(
     .await?;
     projects::set_image(db, p.id, "r", "sha256:x", 1).await?;
     for _ in 0..tries {
-        projects::count_try(db, p.id, "v:seed").await?;
+        projects::count_try(db, p.id, &key("v:seed")).await?;
     }
     Ok(projects::by_id(db, p.id).await?.ok_or("missing")?)
 }
@@ -98,11 +109,17 @@ async fn one_active_sandbox_per_owner(db: db::DatabaseConnection) -> Result {
         Err(sandboxes::InsertError::OwnerBusy)
     ));
     sandboxes::insert_starting(&db, new("b1", "v:bob")).await?;
-    sandboxes::finish(&db, "a1", db::SandboxState::Ended, "test").await?;
+    sandboxes::finish(
+        &db,
+        "a1",
+        db::SandboxState::Ended,
+        vocab::EndReason::Expired,
+    )
+    .await?;
     sandboxes::insert_starting(&db, new("a3", "v:alice")).await?;
     assert_eq!(sandboxes::count_active(&db).await?, 2);
-    assert_eq!(sandboxes::history(&db, "v:alice", 10).await?.len(), 2);
-    let cats = sandboxes::tries_by_category(&db, "v:alice").await?;
+    assert_eq!(sandboxes::history(&db, &key("v:alice"), 10).await?.len(), 2);
+    let cats = sandboxes::tries_by_category(&db, &key("v:alice")).await?;
     assert_eq!(cats, vec![("CLI tools".to_string(), 2)]);
     Ok(())
 }
@@ -116,7 +133,13 @@ async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Re
     sandboxes::insert_starting(&db, sandbox_of(&p, "s1", "v:alice")).await?;
     assert!(sandboxes::set_stopping(&db, "s1").await?);
     assert!(!sandboxes::mark_ready(&db, "s1", "c1", 5).await?);
-    sandboxes::finish(&db, "s1", SandboxState::Ended, "stopped").await?;
+    sandboxes::finish(
+        &db,
+        "s1",
+        SandboxState::Ended,
+        vocab::EndReason::StoppedByOwner,
+    )
+    .await?;
     assert!(!sandboxes::set_stopping(&db, "s1").await?);
     let s = sandboxes::get(&db, "s1").await?.ok_or("sandbox")?;
     assert_eq!((s.state, s.active), (SandboxState::Ended, false));
@@ -127,7 +150,7 @@ async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Re
             id: "b1".into(),
             project_id: p.id,
             project_slug: "jq".into(),
-            owner: "v:alice".into(),
+            owner: key("v:alice"),
             source_kind: "dockerfile".into(),
             source: "FROM x".into(),
             dockerfile: "FROM x".into(),
@@ -271,7 +294,7 @@ async fn tried(
     use sea_orm::{ActiveModelTrait, ActiveValue::Set};
     let id = format!("t{}", rand_suffix());
     sandboxes::insert_starting(db, sandbox_of(p, &id, owner)).await?;
-    sandboxes::finish(db, &id, db::SandboxState::Ended, "test").await?;
+    sandboxes::finish(db, &id, db::SandboxState::Ended, vocab::EndReason::Expired).await?;
     db::entities::sandbox::ActiveModel {
         id: Set(id),
         created_at: Set(chrono::Utc::now() - chrono::Duration::days(days_ago)),
@@ -305,7 +328,7 @@ async fn trending_counts_each_identity_once_a_day(db: db::DatabaseConnection) ->
     let me = "v:counted";
     for _ in 0..3 {
         tried(&db, me, &b, 0).await?;
-        projects::count_try(&db, b.id, me).await?;
+        projects::count_try(&db, b.id, &key(me)).await?;
     }
     assert_eq!(projects::by_id(&db, b.id).await?.ok_or("b")?.tries, 1);
     Ok(())
@@ -378,7 +401,9 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
         tried(&db, "v:me", &by_cat["AI & data"][0], 3).await?;
         tried(&db, "v:me", &by_cat["CLI tools"][0], 3).await?;
     }
-    let recs = recommend::for_owner(&db, "v:me", 10, &[]).await?.items;
+    let recs = recommend::for_owner(&db, &key("v:me"), 10, &[])
+        .await?
+        .items;
     let count = |cat: &str| recs.iter().filter(|p| p.category == cat).count();
     assert_eq!(recs.len(), 10);
     assert_eq!(
@@ -399,12 +424,14 @@ async fn recommendations_follow_category_shares(db: db::DatabaseConnection) -> R
         "most-tried of the category first"
     );
     // No history: not trending again (that is on the page already) but a tour.
-    let fresh = recommend::for_owner(&db, "v:new", 3, &[]).await?;
+    let fresh = recommend::for_owner(&db, &key("v:new"), 3, &[]).await?;
     assert!(!fresh.personal);
     // One category with too few projects: the rest comes from trending.
     let games = &by_cat["Games & fun"];
     tried(&db, "v:gamer", &games[0], 2).await?;
-    let recs = recommend::for_owner(&db, "v:gamer", 6, &[]).await?.items;
+    let recs = recommend::for_owner(&db, &key("v:gamer"), 6, &[])
+        .await?
+        .items;
     assert_eq!(recs.len(), 6);
     assert_eq!(
         recs.iter().filter(|p| p.category == "Games & fun").count(),
@@ -426,21 +453,21 @@ async fn newcomers_get_a_tour_without_trending(db: db::DatabaseConnection) -> Re
     let trending = recommend::trending(&db, 2).await?;
     assert_eq!(slugs(&trending), ["db-1", "db-2"]);
     let shown: Vec<i32> = trending.iter().map(|p| p.id).collect();
-    let tour = recommend::for_owner(&db, "v:newcomer", 10, &shown).await?;
+    let tour = recommend::for_owner(&db, &key("v:newcomer"), 10, &shown).await?;
     assert!(!tour.personal);
     assert_eq!(
         slugs(&tour.items),
         ["db-3", "ed-1", "game-1"],
         "one per category, the best not already trending, most tried first"
     );
-    let two = recommend::for_owner(&db, "v:newcomer", 2, &shown).await?;
+    let two = recommend::for_owner(&db, &key("v:newcomer"), 2, &shown).await?;
     assert_eq!(slugs(&two.items), ["db-3", "ed-1"], "at most n");
     let everything: Vec<i32> = recommend::trending(&db, 12)
         .await?
         .iter()
         .map(|p| p.id)
         .collect();
-    let none = recommend::for_owner(&db, "v:newcomer", 10, &everything).await?;
+    let none = recommend::for_owner(&db, &key("v:newcomer"), 10, &everything).await?;
     assert!(
         none.items.is_empty(),
         "Trending shows it all: nothing to add ({:?})",
@@ -472,7 +499,7 @@ async fn search_finds_the_commands_a_project_runs(db: db::DatabaseConnection) ->
             id: "b1".into(),
             project_id: p.id,
             project_slug: "kv".into(),
-            owner: "v:m".into(),
+            owner: key("v:m"),
             source_kind: "dockerfile".into(),
             source: String::new(),
             dockerfile: String::new(),
@@ -564,13 +591,20 @@ fn fold_strips_accents_and_case() {
 }
 
 async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Result {
-    let a = accounts::create(&db, " Ann@Example.test ", "Ann", Some("h".into()), "user").await?;
+    let a = accounts::create(
+        &db,
+        " Ann@Example.test ",
+        "Ann",
+        Some("h".into()),
+        Role::User,
+    )
+    .await?;
     assert_eq!(a.email, "ann@example.test");
     assert!(matches!(
-        accounts::create(&db, "ANN@example.test", "x", None, "user").await,
+        accounts::create(&db, "ANN@example.test", "x", None, Role::User).await,
         Err(accounts::CreateError::EmailTaken)
     ));
-    let heir = accounts::create(&db, "heir@example.test", "Heir", None, "user").await?;
+    let heir = accounts::create(&db, "heir@example.test", "Heir", None, Role::User).await?;
     // Sessions: live ones resolve, expired ones do not; bans end them.
     let soon = chrono::Utc::now() + chrono::Duration::hours(1);
     accounts::create_session(&db, "s1", a.id, soon).await?;
@@ -613,10 +647,10 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
     // A visitor's history becomes the account's at sign-in.
     let p = project(&db, "tool", "Tool", "CLI tools", &[], 0).await?;
     tried(&db, "v:visitor", &p, 0).await?;
-    projects::set_maintainer(&db, p.id, Some("v:visitor")).await?;
-    accounts::adopt(&db, "v:visitor", &accounts::key_of(a.id)).await?;
+    projects::set_maintainer(&db, p.id, Some(&key("v:visitor"))).await?;
+    accounts::adopt(&db, &key("v:visitor"), &OwnerKey::User(a.id)).await?;
     assert_eq!(
-        sandboxes::history(&db, &accounts::key_of(a.id), 10)
+        sandboxes::history(&db, &OwnerKey::User(a.id), 10)
             .await?
             .len(),
         1
@@ -626,7 +660,7 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
         &db,
         a.id,
         &accounts::ProjectFate::HandOver { to_user: heir.id },
-        "gone:x",
+        &key("gone:x"),
     )
     .await?;
     assert!(accounts::by_id(&db, a.id).await?.is_none());
@@ -636,11 +670,11 @@ async fn accounts_sessions_tokens_and_deletion(db: db::DatabaseConnection) -> Re
         .await?
         .is_none());
     assert!(!accounts::revoke_token(&db, a.id, t.id).await?);
-    assert_eq!(sandboxes::history(&db, "gone:x", 10).await?.len(), 1);
+    assert_eq!(sandboxes::history(&db, &key("gone:x"), 10).await?.len(), 1);
     let p = projects::by_id(&db, p.id).await?.ok_or("p")?;
-    assert_eq!(p.maintainer, Some(accounts::key_of(heir.id)));
+    assert_eq!(p.maintainer, Some(OwnerKey::User(heir.id)));
     // Hiding instead.
-    accounts::delete(&db, heir.id, &accounts::ProjectFate::Hide, "gone:y").await?;
+    accounts::delete(&db, heir.id, &accounts::ProjectFate::Hide, &key("gone:y")).await?;
     let p = projects::by_id(&db, p.id).await?.ok_or("p")?;
     assert_eq!((p.status.as_str(), p.maintainer), ("hidden", None));
     Ok(())
@@ -663,7 +697,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
             sandboxes::NewSandbox {
                 image: "r@sha256:x".into(),
                 expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
-                ..sandbox_of(&p, &id, sandboxes::POOL_OWNER)
+                ..sandbox_of(&p, &id, "pool")
             },
         )
         .await
@@ -673,7 +707,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
     let claims: Vec<_> = (0..N)
         .map(|i| {
             let db = db.clone();
-            let owner = format!("v:visitor{i}");
+            let owner = OwnerKey::Visitor(format!("visitor{i}"));
             tokio::spawn(async move {
                 sandboxes::claim_pool(
                     &db,
@@ -693,7 +727,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
             .await?
             .map_err(|e| format!("{e:?}"))?
             .ok_or("a visitor got no pool member")?;
-        assert!(row.owner.starts_with("v:visitor"), "{row:?}");
+        assert!(row.owner.to_string().starts_with("v:visitor"), "{row:?}");
         claimed.insert(row.id);
     }
     assert_eq!(claimed.len(), N, "every claim took a different member");
@@ -714,7 +748,7 @@ async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection)
             sandboxes::NewSandbox {
                 image: "r@sha256:x".into(),
                 expires_at: later,
-                ..sandbox_of(&p, id, sandboxes::POOL_OWNER)
+                ..sandbox_of(&p, id, "pool")
             },
         )
         .await
@@ -725,7 +759,7 @@ async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection)
     let claim = |id: &'static str, owner: &'static str| {
         let db = db.clone();
         async move {
-            sandboxes::claim_member(&db, id, owner, later, None)
+            sandboxes::claim_member(&db, id, &key(owner), later, None)
                 .await
                 .map_err(|e| format!("{e:?}"))
         }
@@ -737,7 +771,7 @@ async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection)
     let row = claim("member-ready", "v:first")
         .await?
         .ok_or("ready member")?;
-    assert_eq!(row.owner, "v:first");
+    assert_eq!(row.owner, key("v:first"));
     assert!(claim("member-ready", "v:second").await?.is_none());
     Ok(())
 }
@@ -756,7 +790,7 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
             summary: "Pending One summary".into(),
             category: "CLI tools".into(),
             tags: vec!["mod".into()],
-            maintainer: Some("u:1".into()),
+            maintainer: Some(OwnerKey::User(1)),
             unlisted: true,
             ..Default::default()
         },
@@ -764,7 +798,7 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
     .await?;
     projects::set_image(&db, hidden.id, "r", "sha256:y", 1).await?;
     for _ in 0..5 {
-        projects::count_try(&db, hidden.id, "v:seed").await?;
+        projects::count_try(&db, hidden.id, &key("v:seed")).await?;
     }
     tried(&db, "v:a", &hidden, 0).await?;
     tried(&db, "v:b", &hidden, 0).await?;
@@ -786,7 +820,7 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
     assert_eq!(slugs(&projects::most_tried(&db, 10).await?), ["listed-one"]);
     assert_eq!(slugs(&recommend::trending(&db, 10).await?), ["listed-one"]);
     tried(&db, "v:c", &listed, 0).await?;
-    let recs = recommend::for_owner(&db, "v:c", 10, &[]).await?;
+    let recs = recommend::for_owner(&db, &key("v:c"), 10, &[]).await?;
     assert!(!slugs(&recs.items).contains(&"pending-one"));
     assert_eq!(
         slugs(&projects::awaiting_review(&db, 10).await?),
@@ -798,7 +832,7 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
     let (found, _) = index.search(&db, &all("mod")).await?;
     assert_eq!(slugs(&found), ["pending-one", "listed-one"]);
     assert!(projects::awaiting_review(&db, 10).await?.is_empty());
-    let user = accounts::create(&db, "pub@example.test", "Pub", None, accounts::ROLE_USER).await?;
+    let user = accounts::create(&db, "pub@example.test", "Pub", None, Role::User).await?;
     assert!(!user.approved_publisher);
     accounts::set_approved_publisher(&db, user.id).await?;
     assert!(
@@ -811,17 +845,136 @@ async fn unlisted_projects_stay_out_of_listings(db: db::DatabaseConnection) -> R
     // Deleted: its tries stay, without its id or slug (a new project may take them).
     projects::delete(&db, hidden.id).await?;
     for owner in ["v:a", "v:b"] {
-        let rows = sandboxes::history(&db, owner, 10).await?;
+        let rows = sandboxes::history(&db, &key(owner), 10).await?;
         assert_eq!(rows.len(), 1, "{owner}");
         assert_eq!(rows[0].project_id, projects::DELETED_PROJECT_ID);
         assert_eq!(rows[0].project_slug, "");
         assert_eq!(rows[0].category, "CLI tools", "category statistics stay");
     }
     assert_eq!(
-        sandboxes::history(&db, "v:c", 10).await?[0].project_slug,
+        sandboxes::history(&db, &key("v:c"), 10).await?[0].project_slug,
         "listed-one"
     );
     Ok(())
 }
 
 on_both!(unlisted_projects_stay_out_of_listings: sqlite_unlisted_projects_stay_out_of_listings, postgres_unlisted_projects_stay_out_of_listings);
+
+/// End reasons older servers wrote as free text become one word each: renamed where the text
+/// named an event, `launch_failed` for a failed launch's error text, `other` for anything else;
+/// NULL and the words already right stay.
+async fn old_end_reasons_get_one_spelling(db: db::DatabaseConnection) -> Result {
+    use sea_orm::{sea_query::Query, ConnectionTrait};
+    use sea_orm_migration::MigratorTrait;
+    use vocab::EndReason;
+    db::migrations::Migrator::up(&db, Some(11)).await?;
+    let rows: [(&str, &str, Option<&str>, Option<EndReason>); 10] = [
+        (
+            "a",
+            "ended",
+            Some("stopped by admin"),
+            Some(EndReason::StoppedByAdmin),
+        ),
+        (
+            "b",
+            "ended",
+            Some("admin_stopped"),
+            Some(EndReason::StoppedByAdmin),
+        ),
+        ("c", "ended", Some("time limit"), Some(EndReason::Expired)),
+        (
+            "d",
+            "ended",
+            Some("out of memory"),
+            Some(EndReason::OutOfMemory),
+        ),
+        (
+            "e",
+            "ended",
+            Some("owner_banned"),
+            Some(EndReason::OwnerBanned),
+        ),
+        (
+            "f",
+            "failed",
+            Some("server restarted"),
+            Some(EndReason::ServerRestarted),
+        ),
+        (
+            "g",
+            "failed",
+            Some("Docker responded with 500: no such image"),
+            Some(EndReason::LaunchFailed),
+        ),
+        (
+            "h",
+            "ended",
+            Some("something a newer server wrote"),
+            Some(EndReason::Other),
+        ),
+        ("i", "ready", None, None),
+        ("j", "ended", Some("idle"), Some(EndReason::Idle)),
+    ];
+    let now = chrono::Utc::now();
+    for (id, state, reason, _) in &rows {
+        let col = |c: &str| sea_orm::sea_query::Alias::new(c);
+        let insert = Query::insert()
+            .into_table(col("sandboxes"))
+            .columns(
+                [
+                    "id",
+                    "owner",
+                    "project_id",
+                    "project_slug",
+                    "category",
+                    "state",
+                    "active",
+                    "image",
+                    "created_at",
+                    "expires_at",
+                    "last_activity_at",
+                    "end_reason",
+                    "extensions",
+                ]
+                .map(col),
+            )
+            .values_panic([
+                (*id).into(),
+                "v:old".into(),
+                1.into(),
+                "old".into(),
+                "Other".into(),
+                (*state).into(),
+                (*state == "ready").into(),
+                "img".into(),
+                now.into(),
+                now.into(),
+                now.into(),
+                reason.map(str::to_string).into(),
+                0.into(),
+            ])
+            .to_owned();
+        db.execute(&insert).await?;
+    }
+    db::migrations::Migrator::up(&db, None).await?;
+    for (id, _, old, new) in rows {
+        let row = sandboxes::get(&db, id).await?.ok_or("row")?;
+        assert_eq!(row.end_reason, new, "{old:?}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqlite_old_end_reasons_get_one_spelling() -> Result {
+    let opts = sea_orm::ConnectOptions::new("sqlite::memory:")
+        .max_connections(1)
+        .min_connections(1)
+        .to_owned();
+    old_end_reasons_get_one_spelling(sea_orm::Database::connect(opts).await?).await
+}
+
+#[tokio::test]
+async fn postgres_old_end_reasons_get_one_spelling() -> Result {
+    let url = fresh_postgres_url().await?;
+    old_end_reasons_get_one_spelling(sea_orm::Database::connect(&url).await?).await
+}

@@ -745,7 +745,10 @@ async fn main() -> Result {
     // The reaper first, with any refill it is in: else it launches members after the stops.
     periodic.stop().await;
     for s in db::sandboxes::all_active(&pooled.db).await? {
-        pooled.sandboxes.stop(&s.id, "bench over").await?;
+        pooled
+            .sandboxes
+            .stop(&s.id, vocab::EndReason::ServerStopping)
+            .await?;
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -106,14 +106,20 @@ async fn main() -> Result {
                     "slug": slug, "name": "Build bench", "summary": "Benchmark project.",
                     "category": "Other", "dockerfile": df,
                 }))?;
-            server::builds::publish::submit(&builds, &db, "v:bench", &form, true)
-                .await
-                .map_err(|e| e.to_string())?
+            server::builds::publish::submit(
+                &builds,
+                &db,
+                &vocab::OwnerKey::Visitor("bench".into()),
+                &form,
+                true,
+            )
+            .await
+            .map_err(|e| e.to_string())?
         } else {
             server::builds::publish::rebuild(
                 &builds,
                 &db,
-                "v:bench",
+                &vocab::OwnerKey::Visitor("bench".into()),
                 false,
                 &slug,
                 &server::builds::publish::RecipeForm {

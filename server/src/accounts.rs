@@ -5,7 +5,6 @@ pub mod oauth;
 
 use crate::config::AuthConfig;
 use crate::secrets::{random_secret, sha256_hex};
-use app::model::FieldProblem;
 use argon2::{
     password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Argon2,
@@ -14,6 +13,7 @@ use db::accounts::{self, Account};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 use tokio::sync::Semaphore;
+use vocab::FieldProblem;
 
 pub const SESSION_COOKIE: &str = "trythis_session";
 pub const OAUTH_COOKIE: &str = "trythis_oauth";
@@ -289,11 +289,11 @@ pub async fn ensure_admin(
     }
     if let Some(existing) = accounts::by_email(db, email).await? {
         // Promotion only: an admin stays one (accounts from before verification are unverified).
-        if existing.role != accounts::ROLE_ADMIN && existing.email_verified_at.is_none() {
+        if existing.role != accounts::Role::Admin && existing.email_verified_at.is_none() {
             return Err(AuthError::Unverified(existing.email));
         }
-        if existing.role != accounts::ROLE_ADMIN {
-            accounts::set_role(db, existing.id, accounts::ROLE_ADMIN).await?;
+        if existing.role != accounts::Role::Admin {
+            accounts::set_role(db, existing.id, accounts::Role::Admin).await?;
         }
         return Ok((existing, None));
     }
@@ -313,7 +313,7 @@ pub async fn ensure_admin(
         email,
         &display_name("", email),
         Some(hash),
-        accounts::ROLE_ADMIN,
+        accounts::Role::Admin,
     )
     .await?;
     Ok((account, generated))

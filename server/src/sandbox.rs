@@ -10,7 +10,6 @@ pub mod terminal;
 pub mod ttyd_host;
 
 use crate::{config::SandboxLimits, metrics::Metrics};
-use app::model::{Identity, SandboxInfo};
 use db::DatabaseConnection;
 use db::SandboxState;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -23,6 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 use terminal::{TerminalError, Terminals};
+use vocab::{EndReason, OwnerKey};
 
 /// Why the sandbox service refused or failed: a domain answer, each with the sentence a person
 /// reads. `http::error` maps each to its status; the causes of internal failures are kept.
@@ -82,9 +82,9 @@ pub enum SandboxError {
 /// map operations, the place is counted over the places ahead only.
 #[derive(Default)]
 struct Queue {
-    by_owner: HashMap<String, Place>,
+    by_owner: HashMap<OwnerKey, Place>,
     /// Ticket → owner, in arrival order.
-    line: BTreeMap<u64, String>,
+    line: BTreeMap<u64, OwnerKey>,
     per_ip: HashMap<IpAddr, usize>,
     next_ticket: u64,
     swept: Option<Instant>,
@@ -112,7 +112,7 @@ impl Queue {
     /// share of it, is full).
     fn place(
         &mut self,
-        owner: &str,
+        owner: &OwnerKey,
         ip: IpAddr,
         max_len: usize,
         per_ip: usize,
@@ -124,7 +124,7 @@ impl Queue {
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
         {
             self.swept = Some(now);
-            let stale: Vec<String> = self
+            let stale: Vec<OwnerKey> = self
                 .by_owner
                 .iter()
                 .filter(|(_, p)| now.duration_since(p.seen) >= QUEUE_STALE)
@@ -150,9 +150,9 @@ impl Queue {
                 *held += 1;
                 let ticket = self.next_ticket;
                 self.next_ticket += 1;
-                self.line.insert(ticket, owner.to_string());
+                self.line.insert(ticket, owner.clone());
                 self.by_owner.insert(
-                    owner.to_string(),
+                    owner.clone(),
                     Place {
                         ticket,
                         seen: now,
@@ -165,7 +165,7 @@ impl Queue {
         Ok(self.line.range(..ticket).count() + 1)
     }
 
-    fn leave(&mut self, owner: &str) {
+    fn leave(&mut self, owner: &OwnerKey) {
         if let Some(p) = self.by_owner.remove(owner) {
             self.line.remove(&p.ticket);
             if let Some(n) = self.per_ip.get_mut(&p.ip) {
@@ -191,7 +191,7 @@ pub struct SandboxService {
     state_changed: Arc<tokio::sync::Notify>,
     limits: SandboxLimits,
     metrics: Arc<Metrics>,
-    per_identity: DefaultKeyedRateLimiter<String>,
+    per_identity: DefaultKeyedRateLimiter<OwnerKey>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     queue: Mutex<Queue>,
     networks: Arc<crate::network::Networks>,
@@ -210,10 +210,39 @@ enum BringUpError {
     Db(#[from] db::DbErr),
 }
 
+/// Who asks the sandbox service (the http layer makes it from the request's identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The visitor's or the account's key: the owner of the sandboxes it starts.
+    pub owner: OwnerKey,
+    /// Signed in: an account's sandboxes live longer.
+    pub signed_in: bool,
+    /// May use and stop anyone's sandbox.
+    pub is_admin: bool,
+}
+
+/// A sandbox as the service reports it: its row, and the clock only the service keeps.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub row: db::sandboxes::Model,
+    /// Seconds until the idle timeout ends it, while it runs.
+    pub idle_seconds_left: Option<i64>,
+    /// More time may still be added (`extend`).
+    pub can_extend: bool,
+}
+
 /// The answer to a Try: a new sandbox (201) or the one already running for this project (200).
 pub struct TryOutcome {
     pub created: bool,
-    pub info: SandboxInfo,
+    pub info: Status,
+}
+
+/// Why a sandbox whose container stopped by itself ended.
+fn end_reason_of(exit: runtime::Exit) -> EndReason {
+    match exit {
+        runtime::Exit::OutOfMemory => EndReason::OutOfMemory,
+        runtime::Exit::Ended => EndReason::Exited,
+    }
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -274,14 +303,17 @@ impl SandboxService {
         &self.limits
     }
 
-    pub fn info(&self, s: &db::sandboxes::Model) -> SandboxInfo {
-        let mut info = app::api::ssr::sandbox_info(s, self.limits.max_extensions);
-        if s.active && s.state == SandboxState::Ready {
+    pub fn info(&self, s: &db::sandboxes::Model) -> Status {
+        let idle_seconds_left = (s.active && s.state == SandboxState::Ready).then(|| {
             let idle = chrono::Duration::from_std(self.limits.idle_timeout).unwrap_or_default();
             let quiet = chrono::Utc::now() - self.last_input(s);
-            info.idle_seconds_left = Some((idle - quiet).num_seconds().max(0));
+            (idle - quiet).num_seconds().max(0)
+        });
+        Status {
+            row: s.clone(),
+            idle_seconds_left,
+            can_extend: s.active && s.extensions < self.limits.max_extensions,
         }
-        info
     }
 
     /// The last keystroke into a sandbox (its terminal session's, else the stored one).
@@ -294,7 +326,7 @@ impl SandboxService {
     }
 
     /// "I'm still here" from the sandbox's page: counts as a keystroke for the idle timeout.
-    pub async fn still_here(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, SandboxError> {
+    pub async fn still_here(&self, s: &db::sandboxes::Model) -> Result<Status, SandboxError> {
         if !s.active {
             return Err(SandboxError::Ended);
         }
@@ -314,7 +346,7 @@ impl SandboxService {
     /// The sandbox `id` if `who` may use it: its owner, or an admin.
     pub async fn owned(
         &self,
-        who: &Identity,
+        who: &Caller,
         id: &str,
     ) -> Result<db::sandboxes::Model, SandboxError> {
         if id.len() != 26 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -323,7 +355,7 @@ impl SandboxService {
         let s = db::sandboxes::get(&self.db, id)
             .await?
             .ok_or(SandboxError::NoSuchSandbox)?;
-        if s.owner != who.key && !who.is_admin {
+        if s.owner != who.owner && !who.is_admin {
             return Err(SandboxError::NotYours);
         }
         Ok(s)
@@ -352,7 +384,7 @@ impl SandboxService {
     /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.
     pub async fn try_project(
         &self,
-        who: &Identity,
+        who: &Caller,
         ip: IpAddr,
         slug: &str,
         replace: bool,
@@ -365,7 +397,7 @@ impl SandboxService {
             return Err(SandboxError::NoImageYet(project.name.clone()));
         };
 
-        let replacing = match db::sandboxes::active_for_owner(&self.db, &who.key).await? {
+        let replacing = match db::sandboxes::active_for_owner(&self.db, &who.owner).await? {
             Some(current) if current.project_id == project.id => {
                 return Ok(TryOutcome {
                     created: false,
@@ -383,16 +415,16 @@ impl SandboxService {
 
         // Capacity first: waiting in line must not use up the person's launch allowance. The
         // sandbox being replaced counts as free, and stays until the new one may start.
-        self.wait_for_capacity(&who.key, ip, replacing.is_some())
+        self.wait_for_capacity(&who.owner, ip, replacing.is_some())
             .await?;
-        if let Err(e) = self.check_rate(&who.key, ip) {
+        if let Err(e) = self.check_rate(&who.owner, ip) {
             if let Ok(mut q) = self.queue.lock() {
-                q.leave(&who.key);
+                q.leave(&who.owner);
             }
             return Err(e);
         }
         if let Some(current) = replacing {
-            self.stop(&current.id, "replaced").await?;
+            self.stop(&current.id, EndReason::Replaced).await?;
         }
 
         let lifetime = if who.signed_in {
@@ -409,7 +441,7 @@ impl SandboxService {
                 &self.db,
                 project.id,
                 &image,
-                &who.key,
+                &who.owner,
                 expires_at,
                 Some(ip.to_string()),
             )
@@ -417,9 +449,9 @@ impl SandboxService {
             {
                 Ok(Some(row)) => {
                     if let Ok(mut q) = self.queue.lock() {
-                        q.leave(&who.key);
+                        q.leave(&who.owner);
                     }
-                    db::projects::count_try(&self.db, project.id, &who.key).await?;
+                    db::projects::count_try(&self.db, project.id, &who.owner).await?;
                     self.metrics.observe_launch(started.elapsed().as_secs_f64());
                     tracing::info!(sandbox = %row.id, project = %project.slug, "warm-pool sandbox assigned");
                     return Ok(TryOutcome {
@@ -437,7 +469,7 @@ impl SandboxService {
         let id = crate::secrets::random_id();
         let row = db::sandboxes::NewSandbox {
             id: id.clone(),
-            owner: who.key.clone(),
+            owner: who.owner.clone(),
             project_id: project.id,
             project_slug: project.slug.clone(),
             category: project.category.clone(),
@@ -449,7 +481,7 @@ impl SandboxService {
             Ok(_) => {}
             Err(db::sandboxes::InsertError::OwnerBusy) => {
                 // A concurrent request of the same identity won the slot.
-                let current = db::sandboxes::active_for_owner(&self.db, &who.key).await?;
+                let current = db::sandboxes::active_for_owner(&self.db, &who.owner).await?;
                 return match current {
                     Some(c) if c.project_id == project.id => Ok(TryOutcome {
                         created: false,
@@ -465,15 +497,15 @@ impl SandboxService {
             Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
         }
         if let Ok(mut q) = self.queue.lock() {
-            q.leave(&who.key);
+            q.leave(&who.owner);
         }
 
         match self
-            .bring_up(&id, &who.key, &project, &image, expires_at)
+            .bring_up(&id, &who.owner, &project, &image, expires_at)
             .await
         {
             Ok(elapsed) => {
-                db::projects::count_try(&self.db, project.id, &who.key).await?;
+                db::projects::count_try(&self.db, project.id, &who.owner).await?;
                 self.metrics.observe_launch(elapsed.as_secs_f64());
                 tracing::info!(sandbox = %id, project = %project.slug, ms = elapsed.as_millis() as u64, "sandbox ready");
                 let row = db::sandboxes::get(&self.db, &id)
@@ -504,7 +536,7 @@ impl SandboxService {
     async fn bring_up(
         &self,
         id: &str,
-        owner: &str,
+        owner: &OwnerKey,
         project: &db::projects::Model,
         image: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
@@ -548,7 +580,9 @@ impl SandboxService {
             }
             Err(e) => {
                 remove_container(&*self.runtime, id).await;
-                db::sandboxes::finish(&self.db, id, SandboxState::Failed, &e.to_string()).await?;
+                // The error is the caller's to log (with the project); the row keeps the event.
+                db::sandboxes::finish(&self.db, id, SandboxState::Failed, EndReason::LaunchFailed)
+                    .await?;
                 Err(BringUpError::Launch(e))
             }
         };
@@ -556,7 +590,7 @@ impl SandboxService {
         result
     }
 
-    fn check_rate(&self, key: &str, ip: IpAddr) -> Result<(), SandboxError> {
+    fn check_rate(&self, key: &OwnerKey, ip: IpAddr) -> Result<(), SandboxError> {
         let clock = governor::clock::DefaultClock::default();
         let refuse = |wait: Duration, metrics: &Metrics| {
             metrics.rate_limited();
@@ -566,7 +600,7 @@ impl SandboxService {
             }
         };
         use governor::clock::Clock;
-        if let Err(not_until) = self.per_identity.check_key(&key.to_string()) {
+        if let Err(not_until) = self.per_identity.check_key(key) {
             return Err(refuse(not_until.wait_time_from(clock.now()), &self.metrics));
         }
         if let Err(not_until) = self.per_ip.check_key(&ip) {
@@ -577,7 +611,7 @@ impl SandboxService {
 
     async fn wait_for_capacity(
         &self,
-        owner: &str,
+        owner: &OwnerKey,
         ip: IpAddr,
         replacing: bool,
     ) -> Result<(), SandboxError> {
@@ -676,7 +710,7 @@ impl SandboxService {
             let kept = have.entry(m.project_id).or_default();
             if *kept < target {
                 *kept += 1;
-            } else if let Err(e) = self.give_back(&m.id, "pool member not needed").await {
+            } else if let Err(e) = self.give_back(&m.id, EndReason::PoolNotNeeded).await {
                 tracing::warn!(sandbox = %m.id, error = %e, "could not give back a warm-pool member");
             }
         }
@@ -688,7 +722,7 @@ impl SandboxService {
                 let expires_at = chrono::Utc::now() + chrono::Duration::hours(24);
                 let row = db::sandboxes::NewSandbox {
                     id: id.clone(),
-                    owner: db::sandboxes::POOL_OWNER.into(),
+                    owner: OwnerKey::Pool,
                     project_id: p.id,
                     project_slug: p.slug.clone(),
                     category: p.category.clone(),
@@ -703,7 +737,7 @@ impl SandboxService {
                     Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
                 }
                 match self
-                    .bring_up(&id, db::sandboxes::POOL_OWNER, p, &image, expires_at)
+                    .bring_up(&id, &OwnerKey::Pool, p, &image, expires_at)
                     .await
                 {
                     Ok(_) => started += 1,
@@ -724,7 +758,7 @@ impl SandboxService {
         let members = db::sandboxes::pool_members(&self.db).await?;
         let stops = members
             .iter()
-            .map(|m| self.give_back(&m.id, "server stopping"));
+            .map(|m| self.give_back(&m.id, EndReason::ServerStopping));
         Ok(futures::future::join_all(stops)
             .await
             .into_iter()
@@ -734,7 +768,7 @@ impl SandboxService {
 
     /// Ends warm-pool member `id` unless a visitor claimed it since it was read (then it is
     /// theirs and keeps running: false).
-    async fn give_back(&self, id: &str, reason: &str) -> Result<bool, SandboxError> {
+    async fn give_back(&self, id: &str, reason: EndReason) -> Result<bool, SandboxError> {
         if !db::sandboxes::release_pool_member(&self.db, id).await? {
             return Ok(false);
         }
@@ -827,11 +861,12 @@ impl SandboxService {
             let exit = runtime.wait_exit(&id).await;
             // The container is dead either way; gone before the row says so.
             remove_container(&*runtime, &id).await;
-            match db::sandboxes::end_if_ready(&db, &id, exit.reason()).await {
+            let reason = end_reason_of(exit);
+            match db::sandboxes::end_if_ready(&db, &id, reason).await {
                 Ok(true) => {
                     grants.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                     changed.notify_waiters();
-                    tracing::info!(sandbox = %id, reason = exit.reason(), "sandbox ended by itself");
+                    tracing::info!(sandbox = %id, %reason, "sandbox ended by itself");
                 }
                 Ok(false) => {} // stopped by the platform, which recorded why
                 Err(e) => {
@@ -850,7 +885,7 @@ impl SandboxService {
     }
 
     /// Stops a sandbox and frees its owner's slot. Idempotent.
-    pub async fn stop(&self, id: &str, reason: &str) -> Result<(), SandboxError> {
+    pub async fn stop(&self, id: &str, reason: EndReason) -> Result<(), SandboxError> {
         db::sandboxes::set_stopping(&self.db, id).await?;
         self.revoke_egress(id);
         // The container first, then the terminal: closing the terminal hangs its shell up through
@@ -864,12 +899,12 @@ impl SandboxService {
         }
         db::sandboxes::finish(&self.db, id, SandboxState::Ended, reason).await?;
         self.state_changed.notify_waiters();
-        tracing::info!(sandbox = %id, reason, "sandbox ended");
+        tracing::info!(sandbox = %id, %reason, "sandbox ended");
         Ok(())
     }
 
     /// Adds time to a running sandbox (bounded by `max_extensions`).
-    pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<SandboxInfo, SandboxError> {
+    pub async fn extend(&self, s: &db::sandboxes::Model) -> Result<Status, SandboxError> {
         if !s.active {
             return Err(SandboxError::Ended);
         }
@@ -895,15 +930,15 @@ impl SandboxService {
                 db::sandboxes::touch(&self.db, &s.id, last_input).await?;
             }
             let reason = if s.expires_at <= now {
-                Some("time limit")
+                Some(EndReason::Expired)
             } else if s.state == SandboxState::Ready && now - last_input > idle {
-                Some("idle")
+                Some(EndReason::Idle)
             } else if s.state == SandboxState::Stopping {
-                Some("stopped")
+                Some(EndReason::Stopped)
             } else if s.state == SandboxState::Starting
                 && now - s.created_at > chrono::Duration::seconds(120)
             {
-                Some("start timed out")
+                Some(EndReason::StartTimedOut)
             } else {
                 None
             };
@@ -937,12 +972,22 @@ impl SandboxService {
         let mut ended = 0;
         for s in &active {
             if s.state != SandboxState::Ready {
-                db::sandboxes::finish(&self.db, &s.id, SandboxState::Failed, "server restarted")
-                    .await?;
+                db::sandboxes::finish(
+                    &self.db,
+                    &s.id,
+                    SandboxState::Failed,
+                    EndReason::ServerRestarted,
+                )
+                .await?;
                 ended += 1;
             } else if !alive.contains(s.id.as_str()) {
-                db::sandboxes::finish(&self.db, &s.id, SandboxState::Ended, "container lost")
-                    .await?;
+                db::sandboxes::finish(
+                    &self.db,
+                    &s.id,
+                    SandboxState::Ended,
+                    EndReason::ContainerLost,
+                )
+                .await?;
                 ended += 1;
             } else {
                 self.watch_exit(&s.id);
@@ -1016,17 +1061,21 @@ pub(crate) mod fast_tests;
 mod tests {
     use super::*;
 
+    fn k(visitor: &str) -> OwnerKey {
+        OwnerKey::Visitor(visitor.into())
+    }
+
     const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     #[test]
     fn queue_keeps_places_and_forgets_leavers() {
         let mut q = Queue::default();
-        let place = |q: &mut Queue, o: &str| q.place(o, A, 100, 100).expect("room");
+        let place = |q: &mut Queue, o: &str| q.place(&k(o), A, 100, 100).expect("room");
         assert_eq!(place(&mut q, "a"), 1);
         assert_eq!(place(&mut q, "b"), 2);
         assert_eq!(place(&mut q, "a"), 1);
-        q.leave("a");
+        q.leave(&k("a"));
         assert_eq!(place(&mut q, "b"), 1);
         assert_eq!(place(&mut q, "c"), 2);
         assert_eq!(q.len(), 2);
@@ -1035,27 +1084,27 @@ mod tests {
     #[test]
     fn the_line_is_bounded_in_length_and_per_client() {
         let mut q = Queue::default();
-        assert_eq!(q.place("a", A, 3, 2), Ok(1));
-        assert_eq!(q.place("b", A, 3, 2), Ok(2));
+        assert_eq!(q.place(&k("a"), A, 3, 2), Ok(1));
+        assert_eq!(q.place(&k("b"), A, 3, 2), Ok(2));
         // A third identity from the same client: refused, whatever the line's room.
-        assert_eq!(q.place("c", A, 3, 2), Err(QueueRefusal::ClientShare));
+        assert_eq!(q.place(&k("c"), A, 3, 2), Err(QueueRefusal::ClientShare));
         // Re-asking keeps the place.
-        assert_eq!(q.place("b", A, 3, 2), Ok(2));
-        assert_eq!(q.place("d", B, 3, 2), Ok(3));
-        assert_eq!(q.place("e", B, 3, 2), Err(QueueRefusal::Full));
+        assert_eq!(q.place(&k("b"), A, 3, 2), Ok(2));
+        assert_eq!(q.place(&k("d"), B, 3, 2), Ok(3));
+        assert_eq!(q.place(&k("e"), B, 3, 2), Err(QueueRefusal::Full));
         // A leaver frees both the line's room and the client's share.
-        q.leave("a");
-        assert_eq!(q.place("c", A, 3, 2), Ok(3));
+        q.leave(&k("a"));
+        assert_eq!(q.place(&k("c"), A, 3, 2), Ok(3));
     }
 
     #[test]
     fn places_of_clients_that_stop_asking_are_dropped() {
         let mut q = Queue::default();
-        assert_eq!(q.place("gone", A, 10, 10), Ok(1));
+        assert_eq!(q.place(&k("gone"), A, 10, 10), Ok(1));
         let long_ago = Instant::now() - QUEUE_STALE - Duration::from_secs(1);
-        q.by_owner.get_mut("gone").expect("place").seen = long_ago;
+        q.by_owner.get_mut(&k("gone")).expect("place").seen = long_ago;
         q.swept = Some(long_ago);
-        assert_eq!(q.place("new", B, 10, 10), Ok(1));
+        assert_eq!(q.place(&k("new"), B, 10, 10), Ok(1));
         assert_eq!(q.len(), 1);
         assert!(!q.per_ip.contains_key(&A));
     }

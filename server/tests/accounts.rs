@@ -280,7 +280,7 @@ async fn admin_routes_are_admin_only_and_a_ban_stops_the_sandbox() -> Result {
         .await?
         .ok_or("row")?;
     assert!(!s.active);
-    assert_eq!(s.end_reason.as_deref(), Some("owner_banned"));
+    assert_eq!(s.end_reason, Some(vocab::EndReason::OwnerBanned));
     assert_eq!(app.containers_of(&sandbox).await?, 0);
     // Her build is cancelled and her project leaves the catalogue.
     let b = wait_build(&admin, &build, std::time::Duration::from_secs(30)).await?;
@@ -328,7 +328,7 @@ async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Resul
         .await?;
     let me = leaver.call("GET", "/api/me", None).await?;
     let uid = me.body["user"]["id"].as_i64().ok_or("id")? as i32;
-    let key = db::accounts::key_of(uid);
+    let key = db::accounts::OwnerKey::User(uid);
     assert_eq!(
         db::sandboxes::get(&app.state.db, &sandbox)
             .await?
@@ -363,7 +363,10 @@ async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Resul
         .await?
         .ok_or("row")?;
     assert!(!row.active, "their sandbox stopped");
-    assert!(row.owner.starts_with("gone:"), "tries kept, anonymised");
+    assert!(
+        matches!(row.owner, vocab::OwnerKey::Gone(_)),
+        "tries kept, anonymised"
+    );
     assert_eq!(row.client_ip, None);
     assert_eq!(app.containers_of(&sandbox).await?, 0);
     assert!(db::accounts::by_email(&app.state.db, &leaver_email)
@@ -375,7 +378,7 @@ async fn deleting_an_account_hands_over_projects_and_anonymises_tries() -> Resul
     let p = db::projects::by_slug(&app.state.db, "fixture")
         .await?
         .ok_or("p")?;
-    assert_eq!(p.maintainer, Some(db::accounts::key_of(heir_id)));
+    assert_eq!(p.maintainer, Some(db::accounts::OwnerKey::User(heir_id)));
     assert_eq!(p.status, db::ProjectStatus::Live);
     mail_to(&heir_email, "handed you 1 project").await?;
     assert_eq!(
@@ -816,6 +819,36 @@ async fn api_tokens_are_admin_only_when_created_as_such() -> Result {
     Ok(())
 }
 
+/// An admin stops a visitor's sandbox: the visitor's status says why in one word
+/// (`stopped_by_admin`), and the page says it as a sentence, not as that word.
+#[tokio::test]
+async fn a_sandbox_an_admin_stops_tells_its_visitor_so() -> Result {
+    let app = app().await?;
+    let visitor = app.visitor().await?;
+    let r = visitor.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().ok_or("id")?.to_string();
+    let admin = admin(&app).await?;
+    let r = admin
+        .call("DELETE", &format!("/api/admin/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = visitor
+        .call("GET", &format!("/api/sandboxes/{id}"), None)
+        .await?;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["end_reason"], "stopped_by_admin", "{}", r.body);
+    let info: app::model::SandboxInfo = serde_json::from_value(r.body.clone())?;
+    let said = info.end_reason.map(vocab::EndReason::sentence);
+    assert_eq!(said, Some("An admin stopped this sandbox."), "{}", r.body);
+    // My containers, rendered by the server, says the same sentence.
+    let (status, _, _, html) = page(&visitor, "/containers").await?;
+    assert_eq!(status, 200);
+    // (The page's hydration data carries the word; only the rendered cell has the sentence.)
+    assert!(html.contains("An admin stopped this sandbox."), "{html}");
+    Ok(())
+}
+
 /// A page as a browser gets it: status, the page-cache and CSP headers, and the HTML.
 async fn page(v: &Visitor, path: &str) -> Result<(u16, Option<String>, String, String)> {
     let resp = v
@@ -1000,7 +1033,7 @@ async fn link_info(v: &Visitor, token: &str) -> Result<serde_json::Value> {
 }
 
 /// Who owns sandbox `id`, as the database says.
-async fn owner_of(app: &TestApp, id: &str) -> Result<String> {
+async fn owner_of(app: &TestApp, id: &str) -> Result<vocab::OwnerKey> {
     use db::sea_orm::EntityTrait;
     Ok(db::entities::sandbox::Entity::find_by_id(id.to_string())
         .one(&app.state.db)
@@ -1118,7 +1151,10 @@ async fn a_link_signs_in_only_its_own_browser_and_brings_history_only_when_asked
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().ok_or("no id")?.to_string();
     let visitor_key = owner_of(&app, &id).await?;
-    assert!(visitor_key.starts_with("v:"), "{visitor_key}");
+    assert!(
+        matches!(visitor_key, vocab::OwnerKey::Visitor(_)),
+        "{visitor_key}"
+    );
     // The planted link's page names the attacker's address and offers nothing to bring.
     let info = link_info(&visitor, &planted).await?;
     assert_eq!(
@@ -1211,7 +1247,10 @@ async fn a_link_signs_in_only_its_own_browser_and_brings_history_only_when_asked
     let account = db::accounts::by_email(&app.state.db, &second)
         .await?
         .ok_or("no account")?;
-    assert_eq!(owner_of(&app, &id).await?, db::accounts::key_of(account.id));
+    assert_eq!(
+        owner_of(&app, &id).await?,
+        db::accounts::OwnerKey::User(account.id)
+    );
     assert_eq!(visitor.stop_sandbox(&id).await?.status, 204);
     Ok(())
 }

@@ -170,7 +170,7 @@ async fn gvisor_sandbox_has_a_writable_root_bounded_by_memory() -> Result {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(info["end_reason"], "out of memory", "{info}");
+    assert_eq!(info["end_reason"], "out_of_memory", "{info}");
     assert_eq!(app.containers_of(&id).await?, 0);
     let r = v.try_project("fixture").await?;
     assert_eq!(r.status, 201, "a new Try starts: {:?}", r.body);

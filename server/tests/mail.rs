@@ -404,7 +404,7 @@ async fn unverified_addresses_link_no_provider_login_and_become_no_admin() -> Re
     let account = db::accounts::by_email(&app.state.db, &email)
         .await?
         .ok_or("account")?;
-    assert_eq!(account.role, "user");
+    assert_eq!(account.role, db::accounts::Role::User);
     // The owner verifies by mail; then GitHub links and admin promotion works.
     let r = owner.call("POST", "/api/me/verify-email", None).await?;
     assert_eq!(r.status, 202, "{}", r.body);
@@ -474,7 +474,12 @@ async fn deleting_with_a_hand_over_is_no_oracle_for_other_addresses() -> Result 
         let slug = format!("p{}", &server::secrets::random_id()[..8]);
         let (repo, digest, size) = fixture_image(&app.state.config).await?;
         let p = publish_fixture(&app.state.db, &slug, "Databases", &repo, &digest, size).await?;
-        db::projects::set_maintainer(&app.state.db, p.id, Some(&db::accounts::key_of(uid))).await?;
+        db::projects::set_maintainer(
+            &app.state.db,
+            p.id,
+            Some(&db::accounts::OwnerKey::User(uid)),
+        )
+        .await?;
         let successor = if successor.is_empty() {
             let heir = app.user().await?;
             heir.call("GET", "/api/me", None).await?.body["user"]["email"]
@@ -497,7 +502,7 @@ async fn deleting_with_a_hand_over_is_no_oracle_for_other_addresses() -> Result 
             .ok_or("project")?;
         match db::accounts::by_email(&app.state.db, &successor).await? {
             Some(heir) => {
-                assert_eq!(p.maintainer, Some(db::accounts::key_of(heir.id)));
+                assert_eq!(p.maintainer, Some(db::accounts::OwnerKey::User(heir.id)));
                 mail_to(&successor, "handed you 1 project").await?;
             }
             None => assert_eq!(p.status, db::ProjectStatus::Hidden),

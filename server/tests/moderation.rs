@@ -228,7 +228,7 @@ async fn a_maintainer_deletes_their_project_and_its_tries_stay_anonymised() -> R
 }
 
 /// The owner key of a sandbox (the visitor's cookie identity).
-async fn owner_of(app: &TestApp, sandbox: &str) -> Result<String> {
+async fn owner_of(app: &TestApp, sandbox: &str) -> Result<vocab::OwnerKey> {
     Ok(db::sandboxes::get(&app.state.db, sandbox)
         .await?
         .ok_or("sandbox row")?

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use std::time::Duration;
+use vocab::OwnerKey;
 
 const T: Duration = Duration::from_secs(20);
 
@@ -524,7 +525,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
         &slug,
         serde_json::json!({ "dockerfile": format!("FROM {}\nRUN echo ok > /ok\n", base()) }),
     ))?;
-    let id = server::builds::publish::submit(&builds, &app.state.db, "v:maintainer", &form, true)
+    let id = server::builds::publish::submit(&builds, &app.state.db, &maintainer(), &form, true)
         .await
         .map_err(|e| e.to_string())?;
     builds.run(&id).await;
@@ -557,7 +558,7 @@ async fn registry_down_fails_cleanly_then_a_retry_succeeds() -> Result {
     let retry = server::builds::publish::rebuild(
         &builds,
         &app.state.db,
-        "v:maintainer",
+        &maintainer(),
         false,
         &slug,
         &server::builds::publish::RecipeForm::default(),
@@ -706,7 +707,10 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
         };
         let (a, b) = (form("alice")?, form("bob")?);
         // New accounts each round: an account may have only one build waiting.
-        let (alice, bob) = (format!("u:alice{round}"), format!("u:bob{round}"));
+        let (alice, bob) = (
+            OwnerKey::Visitor(format!("alice{round}")),
+            OwnerKey::Visitor(format!("bob{round}")),
+        );
         let (ra, rb) = tokio::join!(
             server::builds::publish::submit(&app.state.builds, &app.state.db, &alice, &a, true),
             server::builds::publish::submit(&app.state.builds, &app.state.db, &bob, &b, true),
@@ -715,9 +719,9 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
             (Ok(_), Err(e)) | (Err(e), Ok(_)) => {
                 assert!(e.to_string().contains("already exists"), "{e}");
                 if ra.is_ok() {
-                    alice.as_str()
+                    &alice
                 } else {
-                    bob.as_str()
+                    &bob
                 }
             }
             _ => panic!("round {round}: {:?} / {:?}", ra.map(|_| ()), rb.map(|_| ())),
@@ -725,10 +729,10 @@ async fn concurrent_submissions_of_one_slug_leave_one_project_with_one_build() -
         let p = db::projects::by_slug(&app.state.db, &slug)
             .await?
             .ok_or("project")?;
-        assert_eq!(p.maintainer.as_deref(), Some(winner));
+        assert_eq!(p.maintainer.as_ref(), Some(winner));
         let builds = db::builds::for_project(&app.state.db, p.id, 10).await?;
         assert_eq!(builds.len(), 1);
-        assert_eq!(builds[0].owner, winner);
+        assert_eq!(&builds[0].owner, winner);
     }
     Ok(())
 }
@@ -1198,9 +1202,16 @@ async fn copy_from_reads_only_images_that_live_projects_serve() -> Result {
         )),
         ..Default::default()
     };
-    let id = server::builds::publish::rebuild(&idle, &app.state.db, "", true, &reader, &form)
-        .await
-        .map_err(|e| e.to_string())?;
+    let id = server::builds::publish::rebuild(
+        &idle,
+        &app.state.db,
+        &OwnerKey::Catalogue,
+        true,
+        &reader,
+        &form,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let owner = db::projects::by_slug(&app.state.db, &slug)
         .await?
         .ok_or("project")?;
@@ -1265,4 +1276,9 @@ async fn cancelling_a_build_during_its_smoke_check_removes_its_sandbox() -> Resu
     }
     assert_eq!(wait_build(&v, &id, T).await?["state"], "cancelled");
     Ok(())
+}
+
+/// The maintainer of the projects these tests publish without an account.
+fn maintainer() -> OwnerKey {
+    OwnerKey::Visitor("maintainer".into())
 }

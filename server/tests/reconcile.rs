@@ -92,7 +92,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         &db,
         db::sandboxes::NewSandbox {
             id: stray.clone(),
-            owner: "v:crashed".into(),
+            owner: vocab::OwnerKey::Visitor("crashed".into()),
             project_id: 1,
             project_slug: "fixture".into(),
             category: "Databases".into(),

@@ -430,7 +430,10 @@ async fn warm_pool_assigns_a_prestarted_sandbox() -> Result {
     let r = v.stop_sandbox(&id).await?;
     assert_eq!(r.status, 204);
     for s in db::sandboxes::all_active(&app.state.db).await? {
-        app.state.sandboxes.stop(&s.id, "test over").await?;
+        app.state
+            .sandboxes
+            .stop(&s.id, vocab::EndReason::ServerStopping)
+            .await?;
     }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The Try panel: start/queue/replace a sandbox, the terminal, countdown, extend, stop, restart.
-use crate::model::{clock, SandboxInfo};
+use crate::model::{clock, EndReason, SandboxInfo};
 use leptos::prelude::*;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -330,16 +330,11 @@ fn confirmed(question: &str) -> bool {
 
 /// Why a sandbox ended, as the panel says it.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-fn ended_because(reason: Option<&str>) -> String {
+fn ended_because(reason: Option<EndReason>) -> String {
     match reason {
-        Some("idle") => "This sandbox ended because nobody typed in it for a while (idle). Its last screen is above.".into(),
-        Some("time limit") => "Time is up: this sandbox has ended.".into(),
-        Some("out of memory") => "This sandbox ran out of memory and has ended (everything in it, files included, lives in its memory).".into(),
-        Some("replaced") => "This sandbox was replaced by a newer one.".into(),
-        Some("stopped by owner") => "You stopped this sandbox.".into(),
-        Some("stopped by admin") | Some("owner_banned") => "An admin stopped this sandbox.".into(),
-        Some(other) => format!("This sandbox has ended ({other})."),
-        None => "This sandbox has ended.".into(),
+        Some(r @ EndReason::Idle) => format!("{} Its last screen is above.", r.sentence()),
+        Some(r) => r.sentence().into(),
+        None => EndReason::Other.sentence().into(),
     }
 }
 
@@ -413,8 +408,8 @@ async fn resync(
         return;
     };
     match serde_json::from_value::<SandboxInfo>(r.body.clone()) {
-        Ok(info) if info.state == "ready" || info.state == "starting" => clocks.update(&info),
-        Ok(info) => end(panel, term_ref, &ended_because(info.end_reason.as_deref())),
+        Ok(info) if info.state.is_running() => clocks.update(&info),
+        Ok(info) => end(panel, term_ref, &ended_because(info.end_reason)),
         Err(_) if r.status == 404 => end(panel, term_ref, &ended_because(None)),
         Err(_) => {}
     }

@@ -1,6 +1,6 @@
 //! The account page: who you are, password, personal API tokens, and deleting the account.
 use crate::api::load_me;
-use crate::model::UserBrief;
+use crate::model::{ProjectFate, UserBrief};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -62,7 +62,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
     // Deletion
     let del_password = RwSignal::new(String::new());
     let del_confirm = RwSignal::new(String::new());
-    let fate = RwSignal::new("hide".to_string());
+    let fate = RwSignal::new(ProjectFate::Hide);
     let successor = RwSignal::new(String::new());
     let del_msg = RwSignal::new(String::new());
 
@@ -180,7 +180,7 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
                             view! { <span class="badge warn" id="email-unverified">"not verified"</span> }.into_any()
                         }}
                     </dd>
-                    <dt>"Role"</dt><dd>{user.role.clone()}</dd>
+                    <dt>"Role"</dt><dd>{user.role.as_str()}</dd>
                 </dl>
                 {(!verified).then(|| view! {
                     <p class="muted">"Verify your address to sign in with GitHub or Google under this email."</p>
@@ -247,9 +247,9 @@ fn Account(user: UserBrief, site: String) -> impl IntoView {
             <p class="muted">"Your running sandbox stops and your email, password, sessions, tokens and sign-in links are deleted. Try counts stay, anonymised."</p>
             <fieldset class="choice">
                 <legend>"Your projects"</legend>
-                <label><input type="radio" name="fate" value="hide" checked on:change=move |_| fate.set("hide".into())/>" Hide them from the catalogue"</label>
-                <label><input type="radio" name="fate" value="hand_over" id="fate-hand-over" on:change=move |_| fate.set("hand_over".into())/>" Hand them over to another account"</label>
-                <Show when=move || fate.get() == "hand_over">
+                <label><input type="radio" name="fate" value=ProjectFate::Hide.as_str() checked on:change=move |_| fate.set(ProjectFate::Hide)/>" Hide them from the catalogue"</label>
+                <label><input type="radio" name="fate" value=ProjectFate::HandOver.as_str() id="fate-hand-over" on:change=move |_| fate.set(ProjectFate::HandOver)/>" Hand them over to another account"</label>
+                <Show when=move || fate.get() == ProjectFate::HandOver>
                     <input id="successor" type="email" placeholder="their email" bind:value=successor/>
                     <p class="hint">"If this email belongs to a trythis account, its owner becomes the maintainer and gets a mail; otherwise your projects are hidden."</p>
                 </Show>
@@ -318,12 +318,12 @@ fn MyProjects() -> impl IntoView {
                                 <tbody>
                                     {list.into_iter().map(|p| {
                                         let build = p.latest_build.clone().map(|(id, state)| view! {
-                                            <a href=format!("/builds/{id}")><span class=format!("state-badge {state}")>{state.clone()}</span></a>
+                                            <a href=format!("/builds/{id}")><span class=format!("state-badge {state}")>{state.as_str()}</span></a>
                                         });
                                         view! {
                                             <tr data-project=p.slug.clone()>
                                                 <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
-                                                <td><span class=format!("status-badge {}", p.status)>{p.status.clone()}</span>
+                                                <td><span class=format!("status-badge {}", p.status)>{p.status.as_str()}</span>
                                                     {(!p.listed).then(|| view! { " "<span class="status-badge review" title="Reachable by its link, and Try and its badge work; Explore and search list it once an admin has reviewed it.">"waiting for review"</span> })}
                                                 </td>
                                                 <td>{p.tries}</td>

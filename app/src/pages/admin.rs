@@ -4,7 +4,7 @@
 use crate::api::load_me;
 use crate::model::{
     AdminOverview, AdminProjects, AdminSandbox, AdminUsers, FeaturedSetting, ProjectChange,
-    UserChange,
+    ProjectStatus, Role, UserChange,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -307,17 +307,17 @@ fn Admin() -> impl IntoView {
                 <thead><tr><th>"Email"</th><th>"Name"</th><th>"Role"</th><th>"Status"</th><th>"Joined"</th><th></th></tr></thead>
                 <tbody>
                     {move || users.get().users.into_iter().map(|u| {
-                        let is_admin = u.role == "admin";
+                        let is_admin = u.role == Role::Admin;
                         let banned = u.banned;
                         let (id, id2) = (u.id, u.id);
                         view! {
                             <tr data-user=u.email.clone()>
-                                <td>{u.email.clone()}</td><td>{u.name.clone()}</td><td>{u.role.clone()}</td>
+                                <td>{u.email.clone()}</td><td>{u.name.clone()}</td><td>{u.role.as_str()}</td>
                                 <td>{if banned { "banned" } else { "active" }}</td>
                                 <td>{u.created_at.chars().take(10).collect::<String>()}</td>
                                 <td class="actions">
                                     <button class="btn small" on:click=move |_| {
-                                        let change = UserChange { role: Some(if is_admin { "user" } else { "admin" }.into()), banned: None };
+                                        let change = UserChange { role: Some(if is_admin { Role::User } else { Role::Admin }), banned: None };
                                         act("PATCH", format!("/api/admin/users/{id}"), to_json(&change), "users")
                                     }>{if is_admin { "Make user" } else { "Make admin" }}</button>
                                     <button class="btn small danger" data-action="ban" on:click=move |_| {
@@ -351,7 +351,7 @@ fn Admin() -> impl IntoView {
                             view! {
                                 <tr data-project=p.slug.clone()>
                                     <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
-                                    <td>{p.status.clone()}</td>
+                                    <td>{p.status.as_str()}</td>
                                     <td>{p.maintainer.clone().unwrap_or_else(|| "site".into())}</td>
                                     <td>{p.updated_at.chars().take(10).collect::<String>()}</td>
                                     <td class="actions">
@@ -381,14 +381,14 @@ fn Admin() -> impl IntoView {
                 <thead><tr><th>"Project"</th><th>"Status"</th><th>"Maintainer"</th><th>"Tries"</th><th>"Image"</th><th></th></tr></thead>
                 <tbody>
                     {move || projects.get().projects.into_iter().map(|p| {
-                        let hidden = p.status == "hidden";
+                        let hidden = p.status == ProjectStatus::Hidden;
                         let (a, b, c) = (p.slug.clone(), p.slug.clone(), p.slug.clone());
                         let image = p.image.clone().unwrap_or_default();
                         let short = image.rsplit_once('@').map(|(_, d)| d.chars().take(19).collect::<String>()).unwrap_or_default();
                         view! {
                             <tr data-project=p.slug.clone()>
                                 <td><a href=format!("/p/{}", p.slug)>{p.name.clone()}</a></td>
-                                <td>{p.status.clone()}{(!p.listed).then_some(" · unlisted")}</td>
+                                <td>{p.status.as_str()}{(!p.listed).then_some(" · unlisted")}</td>
                                 <td>{p.maintainer.clone().unwrap_or_else(|| "site".into())}</td>
                                 <td>{p.tries}</td>
                                 <td title=image><code>{short}</code>" "{p.image_size.map(crate::model::human_size).unwrap_or_else(|| "–".into())}</td>

@@ -2,6 +2,9 @@
 //! the mailed links that finish a sign-up or verify an address, and password reset.
 use crate::api::load_me;
 use crate::components::field_problems::FieldProblems;
+use crate::model::LinkKind;
+#[cfg(feature = "hydrate")]
+use crate::model::LinkState;
 use crate::url::{safe_next, urlencode};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -178,14 +181,14 @@ type LinkCheck = RwSignal<Option<Result<crate::model::LinkInfo, String>>>;
 
 /// Asks the server what the link `token` is, so a used or expired link is refused as soon as its
 /// page opens, and the page can name the address.
-fn check_link(token: Memo<String>, kinds: &'static [&'static str]) -> LinkCheck {
+fn check_link(token: Memo<String>, kinds: &'static [LinkKind]) -> LinkCheck {
     let info: LinkCheck = RwSignal::new(None);
     #[cfg(feature = "hydrate")]
     Effect::new(move |_| {
         let t = token.get();
         // No link to check: the reset page asks for an address; any other page needs its link.
         if t.is_empty() {
-            if !kinds.contains(&"reset") {
+            if !kinds.contains(&LinkKind::Reset) {
                 info.set(Some(Err(
                     "This page opens from the link in your mail: open it exactly as it was mailed."
                         .into(),
@@ -197,15 +200,15 @@ fn check_link(token: Memo<String>, kinds: &'static [&'static str]) -> LinkCheck 
             let url = format!("/api/auth/link?token={}", urlencode(&t));
             let answer = match crate::client::call("GET", &url, None).await {
                 Ok(r) if r.status == 200 => match r.json::<crate::model::LinkInfo>() {
-                    Some(i) if !kinds.contains(&i.kind.as_str()) => Err(
+                    Some(i) if !kinds.contains(&i.kind) => Err(
                         "This link is not for this page. Open the link exactly as it was mailed."
                             .into(),
                     ),
-                    Some(i) if i.state == "used" => Err(
+                    Some(i) if i.state == LinkState::Used => Err(
                         "This link was used already. Each link works once: ask for a new one."
                             .into(),
                     ),
-                    Some(i) if i.state == "expired" => {
+                    Some(i) if i.state == LinkState::Expired => {
                         Err("This link has expired. Ask for a new one.".into())
                     }
                     Some(i) => Ok(i),
@@ -259,7 +262,7 @@ pub fn VerifyPage() -> impl IntoView {
     let query = use_query_map();
     let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
     let next = Memo::new(move |_| safe_next(query.read().get("next").as_deref()));
-    let info = check_link(token, &["signup", "verify"]);
+    let info = check_link(token, &[LinkKind::Signup, LinkKind::Verify]);
     let password = RwSignal::new(String::new());
     let bring = RwSignal::new(false);
     let message = RwSignal::new(String::new());
@@ -268,7 +271,7 @@ pub fn VerifyPage() -> impl IntoView {
     // Created, but this browser did not ask for the link: log in here.
     let created_elsewhere = RwSignal::new(false);
     let busy = RwSignal::new(false);
-    let is_signup = move || matches!(info.get(), Some(Ok(i)) if i.kind == "signup");
+    let is_signup = move || matches!(info.get(), Some(Ok(i)) if i.kind == LinkKind::Signup);
     let email = move || match info.get() {
         Some(Ok(i)) => i.email,
         _ => String::new(),
@@ -361,7 +364,7 @@ pub fn VerifyPage() -> impl IntoView {
                             <p class="form-message error" id="link-refused" role="alert">{m}</p>
                             <p class="switch"><a href="/signup">"Sign up again"</a>" · "<a href="/reset">"Reset a password"</a>" · "<a href="/login">"Log in"</a></p>
                         }.into_any(),
-                        Some(Ok(i)) if i.kind == "signup" => view! {
+                        Some(Ok(i)) if i.kind == LinkKind::Signup => view! {
                             <p id="link-email">"This link creates the account of "<strong>{i.email.clone()}</strong>". Choose its password."</p>
                             {(!i.this_browser).then(|| view! {
                                 <p class="muted" id="other-browser">"This link was asked for in another browser: it creates the account but does not sign this browser in."</p>
@@ -384,7 +387,7 @@ pub fn VerifyPage() -> impl IntoView {
 pub fn ResetPage() -> impl IntoView {
     let query = use_query_map();
     let token = Memo::new(move |_| query.read().get("token").unwrap_or_default());
-    let info = check_link(token, &["reset"]);
+    let info = check_link(token, &[LinkKind::Reset]);
     let email = RwSignal::new(String::new());
     let password = RwSignal::new(String::new());
     let bring = RwSignal::new(false);

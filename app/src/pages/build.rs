@@ -1,5 +1,5 @@
 use crate::api::load_build;
-use crate::model::{failure_parts, queue_line, BuildView};
+use crate::model::{failure_parts, queue_line, BuildState, BuildView};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -26,22 +26,21 @@ pub fn BuildPage() -> impl IntoView {
     }
 }
 
-fn state_label(state: &str) -> &'static str {
+fn state_label(state: BuildState) -> &'static str {
     match state {
-        "queued" => "Waiting for a builder",
-        "running" => "Building",
-        "pushing" => "Pushing to the registry",
-        "checking" => "Running the smoke check",
-        "succeeded" => "Live",
-        "failed" => "Failed",
-        "cancelled" => "Cancelled",
-        _ => "Unknown",
+        BuildState::Queued => "Waiting for a builder",
+        BuildState::Running => "Building",
+        BuildState::Pushing => "Pushing to the registry",
+        BuildState::Checking => "Running the smoke check",
+        BuildState::Succeeded => "Live",
+        BuildState::Failed => "Failed",
+        BuildState::Cancelled => "Cancelled",
     }
 }
 
 #[component]
 fn BuildDetail(data: BuildView) -> impl IntoView {
-    let state = RwSignal::new(data.state.clone());
+    let state = RwSignal::new(data.state);
     let step = RwSignal::new(data.step);
     let steps = RwSignal::new(data.steps);
     let error = RwSignal::new(data.error.clone());
@@ -59,7 +58,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     {
         let log_id = id.clone();
         Effect::new(move |started: Option<bool>| {
-            if started.unwrap_or(false) || BuildView::finished(&state.get_untracked()) {
+            if started.unwrap_or(false) || state.get_untracked().is_finished() {
                 return true;
             }
             // The stream replays the log so far, then follows.
@@ -94,7 +93,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             let id = id.clone();
             let poll = set_interval_with_handle(
                 move || {
-                    if state.get_untracked() != "queued" {
+                    if state.get_untracked() != BuildState::Queued {
                         return;
                     }
                     let id = id.clone();
@@ -122,7 +121,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
         {
             let tick = set_interval_with_handle(
                 move || {
-                    if state.get_untracked() == "queued" {
+                    if state.get_untracked() == BuildState::Queued {
                         waited.update(|w| *w += 1);
                     }
                 },
@@ -143,8 +142,8 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
 
     let percent = move || {
         let (n, m) = (step.get(), steps.get());
-        match state.get().as_str() {
-            "succeeded" | "pushing" | "checking" => 100,
+        match state.get() {
+            BuildState::Succeeded | BuildState::Pushing | BuildState::Checking => 100,
             _ if m > 0 => (n.max(0) * 100 / m).min(100),
             _ => 0,
         }
@@ -176,21 +175,21 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
             <p class="crumbs"><a href=project_href.clone()>{data.project_name.clone()}</a>" › build "<code>{id.clone()}</code></p>
             <div class="build-head">
                 <h1>"Build of "{data.project_name.clone()}</h1>
-                <span id="build-state" class=move || format!("state-badge {}", state.get())>{move || state_label(&state.get())}</span>
+                <span id="build-state" class=move || format!("state-badge {}", state.get())>{move || state_label(state.get())}</span>
             </div>
             <div class="progress" role="progressbar" aria-label="Build progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent>
                 <div class="progress-bar" style=move || format!("width: {}%", percent())></div>
             </div>
             <p class="progress-text" id="build-step" aria-live="polite">{move || {
                 let (n, m) = (step.get(), steps.get());
-                match state.get().as_str() {
-                    "queued" => queue_line(queue_position.get(), waited.get(), estimate.get()),
-                    "pushing" => "All steps done; pushing the image…".to_string(),
-                    "checking" => match &check_command {
+                match state.get() {
+                    BuildState::Queued => queue_line(queue_position.get(), waited.get(), estimate.get()),
+                    BuildState::Pushing => "All steps done; pushing the image…".to_string(),
+                    BuildState::Checking => match &check_command {
                         Some(c) => format!("Built and pushed; running the smoke check in a sandbox: {c}"),
                         None => "Built and pushed; running the smoke check in a sandbox…".to_string(),
                     },
-                    "succeeded" => format!("Done: {m} steps built and pushed."),
+                    BuildState::Succeeded => format!("Done: {m} steps built and pushed."),
                     _ if n > 0 => format!("Step {n} of {m}"),
                     _ => "Starting…".to_string(),
                 }
@@ -209,17 +208,17 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 }}</div>
             </Show>
             <div class="build-actions">
-                <Show when=move || state.get() == "succeeded">
+                <Show when=move || state.get() == BuildState::Succeeded>
                     <a class="btn primary" id="open-project" href=project_href.clone()>"Open the project"</a>
                     <a class="btn" href=try_href.clone()>"Try it now"</a>
                 </Show>
-                <Show when=move || can_cancel && !BuildView::finished(&state.get())>
+                <Show when=move || can_cancel && !state.get().is_finished()>
                     <button class="btn danger" id="cancel" on:click=cancel.clone()>"Cancel build"</button>
                 </Show>
                 <span class="muted">{move || cancel_msg.get()}</span>
             </div>
             <pre class="build-log" id="build-log" tabindex="0" aria-label="Build log" node_ref=log_ref>{move || log.get()}</pre>
-            <Show when=move || can_cancel && state.get() == "failed">
+            <Show when=move || can_cancel && state.get() == BuildState::Failed>
                 <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone() check=retry_check.clone()/>
             </Show>
             {data.check.clone().map(|c| view! {

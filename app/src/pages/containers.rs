@@ -1,5 +1,5 @@
 use crate::api::my_containers;
-use crate::model::{clock, human_duration};
+use crate::model::{clock, human_duration, EndReason, SandboxState};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -24,12 +24,12 @@ pub fn ContainersPage() -> impl IntoView {
                                 <thead><tr><th>"Project"</th><th>"Started"</th><th>"Duration"</th><th>"Status"</th><th>"Time left"</th><th></th></tr></thead>
                                 <tbody>
                                 {rows.into_iter().map(|r| {
-                                    let status = match (&r.state[..], &r.end_reason) {
-                                        ("ready", _) => "running".to_string(),
-                                        (s, Some(reason)) => format!("{s} ({reason})"),
-                                        (s, None) => s.to_string(),
+                                    let status = match r.state {
+                                        SandboxState::Ready => "running",
+                                        s => s.as_str(),
                                     };
-                                    let running = r.state == "ready" || r.state == "starting";
+                                    let why = r.end_reason.map(EndReason::sentence);
+                                    let running = r.state.is_running();
                                     let id = r.id.clone();
                                     view! {
                                         <tr data-sandbox=r.id.clone()>
@@ -40,7 +40,9 @@ pub fn ContainersPage() -> impl IntoView {
                                             }}</td>
                                             <td title=r.started_at.clone()>{format!("{} ago", human_duration(r.started_ago_secs))}</td>
                                             <td>{human_duration(r.duration_secs)}</td>
-                                            <td><span class="status" class:live=running>{status}</span></td>
+                                            <td><span class="status" class:live=running>{status}</span>
+                                                {why.map(|w| view! { " "<span class="muted end-reason">{w}</span> })}
+                                            </td>
                                             <td>{r.seconds_left.map(clock).unwrap_or_default()}</td>
                                             <td class="row-actions">
                                                 {(!r.project.is_empty()).then(|| view! {

@@ -1,6 +1,6 @@
 use crate::api::load_project;
 use crate::components::try_panel::TryPanel;
-use crate::model::{BuildView, ProjectPage as PageData};
+use crate::model::{BuildState, ProjectPage as PageData, ProjectStatus};
 use crate::pages::not_found::NotFoundPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -64,13 +64,13 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                     {p.homepage.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Homepage ↗"</a> })}
                     {p.repository.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Source ↗"</a> })}
                 </div>
-                {page.latest_build.clone().filter(|b| page.can_rebuild || !BuildView::finished(&b.state) || p.status != "live").map(|b| {
+                {page.latest_build.clone().filter(|b| page.can_rebuild || !b.state.is_finished() || p.status != ProjectStatus::Live).map(|b| {
                     let href = format!("/builds/{}", b.id);
-                    let label = match b.state.as_str() {
-                        "queued" | "running" | "pushing" | "checking" => "A new image is being built",
-                        "failed" => "The latest build failed",
-                        "cancelled" => "The latest build was cancelled",
-                        _ => "Latest build succeeded",
+                    let label = match b.state {
+                        BuildState::Queued | BuildState::Running | BuildState::Pushing | BuildState::Checking => "A new image is being built",
+                        BuildState::Failed => "The latest build failed",
+                        BuildState::Cancelled => "The latest build was cancelled",
+                        BuildState::Succeeded => "Latest build succeeded",
                     };
                     view! {
                         <div class=format!("build-note {}", b.state) id="latest-build">

@@ -11,7 +11,7 @@ pub struct Model {
     pub project_id: i32,
     pub project_slug: String,
     /// Identity key of whoever asked for the build.
-    pub owner: String,
+    pub owner: vocab::OwnerKey,
     /// `dockerfile` or `script` (then `source` is the install script it was converted from).
     pub source_kind: String,
     #[sea_orm(column_type = "Text")]
@@ -20,7 +20,7 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub dockerfile: String,
     /// See `states::BuildState` (stored as its text).
-    pub state: crate::states::BuildState,
+    pub state: vocab::BuildState,
     pub step: i32,
     pub steps: i32,
     #[sea_orm(column_type = "Text", nullable)]

@@ -30,11 +30,11 @@ pub struct Model {
     /// Opt-in network egress for sandboxes (default: network none).
     pub egress: bool,
     /// See `states::ProjectStatus` (stored as its text).
-    pub status: crate::states::ProjectStatus,
+    pub status: vocab::ProjectStatus,
     pub owner_id: Option<i32>,
     /// Identity key (`v:…` / `u:…`) of who published the project and may rebuild it; None for the
     /// starter catalogue.
-    pub maintainer: Option<String>,
+    pub maintainer: Option<vocab::OwnerKey>,
     pub tries: i64,
     /// Shown in Explore, search, trending and the home page. An unlisted project (waiting for an
     /// admin's review under moderation) is reachable by its link, and Try and its badge work.

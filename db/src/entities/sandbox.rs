@@ -8,14 +8,15 @@ pub struct Model {
     /// Unguessable id (128 random bits, base32).
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// `v:<visitor id>` or `u:<user id>`; `pool` for an unassigned warm-pool member.
-    pub owner: String,
+    /// `v:<visitor id>` or `u:<user id>`; `pool` for an unassigned warm-pool member (stored as
+    /// its text).
+    pub owner: vocab::OwnerKey,
     pub project_id: i32,
     pub project_slug: String,
     /// Category at launch time, so statistics survive a project's re-categorisation.
     pub category: String,
     /// See `states::SandboxState` (stored as its text).
-    pub state: crate::states::SandboxState,
+    pub state: vocab::SandboxState,
     /// True while the sandbox holds its owner's single slot; a partial unique index enforces one per owner.
     pub active: bool,
     pub container_id: Option<String>,
@@ -25,7 +26,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     pub last_activity_at: DateTimeUtc,
     pub ended_at: Option<DateTimeUtc>,
-    pub end_reason: Option<String>,
+    /// Stored as its spelling (`EndReason::as_str`).
+    pub end_reason: Option<vocab::EndReason>,
     pub launch_ms: Option<i64>,
     pub extensions: i32,
     pub client_ip: Option<String>,

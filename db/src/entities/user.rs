@@ -12,8 +12,8 @@ pub struct Model {
     pub name: String,
     /// PHC-format argon2id hash; None for accounts that only sign in through OAuth.
     pub password_hash: Option<String>,
-    /// user | admin
-    pub role: String,
+    /// Stored as its text (`user` | `admin`).
+    pub role: vocab::Role,
     pub banned: bool,
     pub created_at: DateTimeUtc,
     pub last_login_at: Option<DateTimeUtc>,

@@ -61,9 +61,9 @@ impl Mail {
         let ignore = "If this was not you, ignore this mail: nothing changes.";
         match self {
             Self::ConfirmSignup { token, next } => {
-                let then = match app::url::safe_next(Some(next)).as_str() {
+                let then = match vocab::url::safe_next(Some(next)).as_str() {
                     "/" => String::new(),
-                    local => format!("&next={}", app::url::urlencode(local)),
+                    local => format!("&next={}", vocab::url::urlencode(local)),
                 };
                 (
                     "Confirm your email to finish signing up".into(),

@@ -330,7 +330,7 @@ async fn find_or_create(
                 .filter(|c| !c.is_control())
                 .take(crate::accounts::MAX_NAME)
                 .collect();
-            accounts::create(db, email, &name, None, accounts::ROLE_USER).await?
+            accounts::create(db, email, &name, None, accounts::Role::User).await?
         }
     };
     accounts::link(db, account.id, provider, &profile.subject).await?;

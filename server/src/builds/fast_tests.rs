@@ -9,6 +9,7 @@ use super::*;
 use futures::stream::BoxStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use vocab::OwnerKey;
 
 /// A Dockerfile's `RUN fail` makes its build fail, `RUN hang` makes it print one step and then
 /// nothing until it is dropped; any other build prints two steps (and, in its second step's
@@ -155,7 +156,7 @@ struct Fixture {
     db: db::DatabaseConnection,
 }
 
-const OWNER: &str = "u:1";
+const OWNER: &OwnerKey = &OwnerKey::User(1);
 
 async fn fixture(fake: FakeBuilder, config: &[(&str, &str)]) -> Fixture {
     let config = crate::config::Config::from_pairs(config.iter().copied())
@@ -319,7 +320,7 @@ async fn a_cancelled_queued_build_never_runs_and_a_cancelled_running_one_stops()
     let queued = publish::submit(
         &fx.builds,
         &fx.db,
-        "u:2",
+        &OwnerKey::User(2),
         &form("waiting", "RUN echo hi"),
         true,
     )

@@ -3,10 +3,10 @@
 //! written in one transaction, so a refused or failed submission leaves nothing behind.
 use crate::builds::check::{SmokeCheck, MAX_CHECK_COMMAND, MAX_CHECK_EXPECT};
 use crate::builds::BuildService;
-use app::model::FieldProblem;
 use db::projects::{fold, CATEGORIES};
 use db::TransactionTrait;
 use serde::Deserialize;
+use vocab::{BuildState, FieldProblem, OwnerKey};
 
 /// Why a submission or rebuild was refused; `http::error` maps each to its status.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum PublishError {
     #[error("Only the project's maintainer can rebuild it.")]
     NotMaintainer,
     #[error("A build of this project is already {state} ({build}). Wait for it or cancel it.")]
-    BuildActive { state: String, build: String },
+    BuildActive { state: BuildState, build: String },
     #[error("This project has no earlier build to repeat: send a Dockerfile or a script.")]
     NoRecipe,
     #[error("database: {0}")]
@@ -538,7 +538,7 @@ pub(crate) async fn recheck_images(builds: &BuildService, dockerfile: &str) -> R
 pub async fn submit(
     builds: &BuildService,
     db: &db::DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
     form: &ProjectForm,
     listed: bool,
 ) -> Result<String, PublishError> {
@@ -553,7 +553,7 @@ pub async fn submit(
         return Err(PublishError::TooManyProjects(limits.projects_per_owner));
     }
     check_build_quota(db, owner, &limits).await?;
-    project.maintainer = Some(owner.to_string());
+    project.maintainer = Some(owner.clone());
     project.unlisted = !listed;
     let id = crate::secrets::random_id();
     let txn = db.begin().await?;
@@ -573,13 +573,13 @@ pub async fn submit(
 pub async fn listed_at_once(
     db: &db::DatabaseConnection,
     moderation: bool,
-    owner: &str,
+    owner: &OwnerKey,
     is_admin: bool,
 ) -> Result<bool, db::DbErr> {
     if !moderation || is_admin {
         return Ok(true);
     }
-    Ok(match db::accounts::user_id_of(owner) {
+    Ok(match owner.user_id() {
         Some(id) => db::accounts::by_id(db, id)
             .await?
             .is_some_and(|u| u.approved_publisher),
@@ -587,12 +587,17 @@ pub async fn listed_at_once(
     })
 }
 
-fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::builds::NewBuild {
+fn new_build(
+    id: &str,
+    p: &db::projects::Model,
+    owner: &OwnerKey,
+    r: Recipe,
+) -> db::builds::NewBuild {
     db::builds::NewBuild {
         id: id.to_string(),
         project_id: p.id,
         project_slug: p.slug.clone(),
-        owner: owner.to_string(),
+        owner: owner.clone(),
         source_kind: r.kind.into(),
         source: r.source,
         dockerfile: r.dockerfile,
@@ -606,7 +611,7 @@ fn new_build(id: &str, p: &db::projects::Model, owner: &str, r: Recipe) -> db::b
 /// be running), and a bounded queue for everyone together.
 async fn check_build_quota(
     db: &db::DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
     limits: &crate::config::BuildLimits,
 ) -> Result<(), PublishError> {
     let per_hour = limits.per_hour;
@@ -615,7 +620,7 @@ async fn check_build_quota(
         return Err(PublishError::HourlyBuilds(per_hour));
     }
     let waiting = db::builds::queued(db).await?;
-    if let Some(place) = waiting.iter().position(|b| b.owner == owner) {
+    if let Some(place) = waiting.iter().position(|b| b.owner == *owner) {
         return Err(PublishError::AlreadyWaiting {
             place: place + 1,
             build: waiting[place].id.clone(),
@@ -632,7 +637,7 @@ async fn check_build_quota(
 pub async fn rebuild(
     builds: &BuildService,
     db: &db::DatabaseConnection,
-    owner: &str,
+    owner: &OwnerKey,
     is_admin: bool,
     slug: &str,
     form: &RecipeForm,
@@ -640,12 +645,12 @@ pub async fn rebuild(
     let project = db::projects::by_slug(db, slug)
         .await?
         .ok_or_else(|| PublishError::NoSuchProject(slug.to_string()))?;
-    if !is_admin && project.maintainer.as_deref() != Some(owner) {
+    if !is_admin && project.maintainer.as_ref() != Some(owner) {
         return Err(PublishError::NotMaintainer);
     }
     if let Some(active) = db::builds::active_for_project(db, project.id).await? {
         return Err(PublishError::BuildActive {
-            state: active.state.to_string(),
+            state: active.state,
             build: active.id,
         });
     }

@@ -161,7 +161,7 @@ pub async fn seed_catalog(
                 id: id.clone(),
                 project_id: project.id,
                 project_slug: slug.clone(),
-                owner: "catalogue".into(),
+                owner: vocab::OwnerKey::Catalogue,
                 source_kind: "dockerfile".into(),
                 source: source.clone(),
                 dockerfile: recipe.dockerfile,

@@ -336,7 +336,7 @@ mod tests {
         let (s, code, _, _) = answer(PublishError::QueueFull(9)).await;
         assert_eq!((s, code.as_str()), (429, "quota_exceeded"));
         let (s, code, _, _) = answer(PublishError::BuildActive {
-            state: "running".into(),
+            state: db::BuildState::Running,
             build: "b1".into(),
         })
         .await;

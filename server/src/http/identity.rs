@@ -2,7 +2,7 @@
 //! Try works from any HTTP client that keeps cookies. Signed-in browsers have a session cookie;
 //! API clients a Bearer token. Also the CSRF guard for state-changing calls.
 use crate::{http::state::AppState, secrets::random_id};
-use app::model::{Identity, UserBrief};
+use app::model::{Identity, OwnerKey, UserBrief};
 use axum::{
     extract::{FromRequestParts, Request, State},
     http::{header, request::Parts, HeaderValue, Method},
@@ -24,7 +24,7 @@ pub fn cookie_value<'a>(req: &'a axum::http::HeaderMap, name: &str) -> Option<&'
 
 /// The visitor key of this browser (kept when it signs in, so its history can be adopted).
 #[derive(Debug, Clone)]
-pub struct VisitorKey(pub String);
+pub struct VisitorKey(pub OwnerKey);
 
 /// The hash of the session this request came with, if it is live (logout, password change).
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
         id: u.id,
         email: u.email.clone(),
         name: u.name.clone(),
-        role: u.role.clone(),
+        role: u.role,
         has_password: u.password_hash.is_some(),
         email_verified: u.email_verified_at.is_some(),
     }
@@ -62,9 +62,9 @@ pub fn user_brief(u: &db::accounts::Account) -> UserBrief {
 
 fn account_identity(u: &db::accounts::Account, csrf: String, via_token: bool) -> Identity {
     Identity {
-        key: db::accounts::key_of(u.id),
+        key: OwnerKey::User(u.id),
         signed_in: true,
-        is_admin: u.role == db::accounts::ROLE_ADMIN,
+        is_admin: u.role == db::accounts::Role::Admin,
         user: Some(user_brief(u)),
         csrf,
         via_token,
@@ -142,7 +142,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         }
     }
     let identity = identity.unwrap_or_else(|| Identity {
-        key: format!("v:{visitor}"),
+        key: OwnerKey::Visitor(visitor.clone()),
         signed_in: false,
         is_admin: false,
         user: None,
@@ -151,7 +151,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     });
     req.extensions_mut().insert(identity);
     req.extensions_mut()
-        .insert(VisitorKey(format!("v:{visitor}")));
+        .insert(VisitorKey(OwnerKey::Visitor(visitor.clone())));
     if fresh {
         req.extensions_mut()
             .insert(crate::http::page_cache::NewVisitor);

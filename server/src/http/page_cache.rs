@@ -36,8 +36,10 @@ const MAX_BODY: usize = 1024 * 1024;
 pub fn csrf_marker() -> String {
     format!("csrf-slot-{}", crate::secrets::random_secret())
 }
-/// The identity a shared page is rendered for: no account, no history.
-const SHARED_KEY: &str = "v:page-cache";
+/// The identity a shared page is rendered for: no account, no history (`v:page-cache`).
+fn shared_key() -> app::model::OwnerKey {
+    app::model::OwnerKey::Visitor("page-cache".into())
+}
 
 #[derive(Clone)]
 enum Part {
@@ -271,7 +273,7 @@ pub async fn serve(
     }
     let generation = pages.generation.load(Ordering::SeqCst);
     let mut shared = identity.clone();
-    shared.key = SHARED_KEY.into();
+    shared.key = shared_key();
     let marker = csrf_marker();
     shared.csrf = marker.clone();
     req.extensions_mut().insert(shared);

@@ -141,14 +141,11 @@ async fn fixture(runtime: FakeRuntime, config: &[(&str, &str)]) -> Fixture {
     }
 }
 
-fn visitor(n: u32) -> Identity {
-    Identity {
-        key: format!("v:visitor{n}"),
+fn visitor(n: u32) -> Caller {
+    Caller {
+        owner: OwnerKey::Visitor(format!("visitor{n}")),
         signed_in: false,
         is_admin: false,
-        user: None,
-        csrf: String::new(),
-        via_token: false,
     }
 }
 
@@ -178,13 +175,13 @@ async fn a_sandbox_stopped_while_it_starts_is_not_left_running() {
         _ = &mut trying => panic!("the launch did not wait at the gate"),
         _ = &mut started => {}
     }
-    let row = db::sandboxes::active_for_owner(&fx.db, &me.key)
+    let row = db::sandboxes::active_for_owner(&fx.db, &me.owner)
         .await
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("no starting row"));
     assert_eq!(row.state, SandboxState::Starting);
-    svc.stop(&row.id, "stopped by owner")
+    svc.stop(&row.id, EndReason::StoppedByOwner)
         .await
         .unwrap_or_else(|e| panic!("stop: {e}"));
     fx.runtime
@@ -196,7 +193,7 @@ async fn a_sandbox_stopped_while_it_starts_is_not_left_running() {
     assert!(
         matches!(out, Err(SandboxError::StoppedMeanwhile)),
         "{:?}",
-        out.map(|o| o.info.id)
+        out.map(|o| o.info.row.id)
     );
     assert!(
         fx.runtime.running().is_empty(),
@@ -226,7 +223,7 @@ async fn replace_swaps_the_sandbox_and_a_second_try_reuses_it() {
         .await
         .unwrap_or_else(|e| panic!("try: {e}"));
     assert!(!again.created);
-    assert_eq!(again.info.id, first.info.id);
+    assert_eq!(again.info.row.id, first.info.row.id);
     assert!(matches!(
         fx.service.try_project(&me, ip(1), "redis", false).await,
         Err(SandboxError::OtherRunning { .. })
@@ -236,7 +233,7 @@ async fn replace_swaps_the_sandbox_and_a_second_try_reuses_it() {
         .try_project(&me, ip(1), "redis", true)
         .await
         .unwrap_or_else(|e| panic!("replace: {e}"));
-    assert_eq!(fx.runtime.running(), vec![second.info.id.clone()]);
+    assert_eq!(fx.runtime.running(), vec![second.info.row.id.clone()]);
     assert_eq!(
         fx.runtime
             .launches
@@ -269,10 +266,10 @@ async fn capacity_queues_in_order_and_rate_limits_hold() {
     for (n, place) in [(2, 1), (3, 2), (2, 1)] {
         match svc.try_project(&visitor(n), ip(n as u8), "jq", false).await {
             Err(SandboxError::Queued { position }) => assert_eq!(position, place, "visitor {n}"),
-            other => panic!("visitor {n}: {:?}", other.map(|o| o.info.id)),
+            other => panic!("visitor {n}: {:?}", other.map(|o| o.info.row.id)),
         }
     }
-    svc.stop(&a.info.id, "stopped by owner")
+    svc.stop(&a.info.row.id, EndReason::StoppedByOwner)
         .await
         .unwrap_or_else(|e| panic!("stop: {e}"));
     // The head of the line gets the freed place; the one behind still waits.
@@ -298,7 +295,7 @@ async fn capacity_queues_in_order_and_rate_limits_hold() {
             .await
             .unwrap_or_else(|e| panic!("try {slug}: {e}"));
     }
-    let current = db::sandboxes::active_for_owner(&fx.db, &me.key)
+    let current = db::sandboxes::active_for_owner(&fx.db, &me.owner)
         .await
         .ok()
         .flatten();
@@ -307,7 +304,7 @@ async fn capacity_queues_in_order_and_rate_limits_hold() {
         Err(SandboxError::TooFast { retry_after_secs }) if retry_after_secs >= 1
     ));
     // A refused replace keeps the sandbox the person has.
-    let still = db::sandboxes::active_for_owner(&fx.db, &me.key)
+    let still = db::sandboxes::active_for_owner(&fx.db, &me.owner)
         .await
         .ok()
         .flatten();
@@ -328,15 +325,18 @@ async fn the_reaper_ends_expired_sandboxes_and_reconcile_makes_engine_and_rows_a
         .try_project(&visitor(2), ip(2), "jq", false)
         .await
         .unwrap_or_else(|e| panic!("try: {e}"));
-    db::sandboxes::extend(&fx.db, &a.info.id, chrono::Utc::now(), 0)
+    db::sandboxes::extend(&fx.db, &a.info.row.id, chrono::Utc::now(), 0)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fx.service.reap().await.ok(), Some(1));
-    assert_eq!(fx.runtime.running(), vec![b.info.id.clone()]);
-    let ended = db::sandboxes::get(&fx.db, &a.info.id).await.ok().flatten();
+    assert_eq!(fx.runtime.running(), vec![b.info.row.id.clone()]);
+    let ended = db::sandboxes::get(&fx.db, &a.info.row.id)
+        .await
+        .ok()
+        .flatten();
     assert_eq!(
         ended.map(|s| (s.state, s.end_reason)),
-        Some((SandboxState::Ended, Some("time limit".into())))
+        Some((SandboxState::Ended, Some(EndReason::Expired)))
     );
 
     // A container without a row goes; a ready row whose container is gone ends.
@@ -346,15 +346,18 @@ async fn the_reaper_ends_expired_sandboxes_and_reconcile_makes_engine_and_rows_a
         .unwrap_or_else(|p| p.into_inner())
         .insert("orphan".into());
     fx.runtime
-        .destroy(&b.info.id)
+        .destroy(&b.info.row.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(fx.service.reconcile().await.ok(), Some((1, 1)));
     assert!(fx.runtime.running().is_empty());
-    let lost = db::sandboxes::get(&fx.db, &b.info.id).await.ok().flatten();
+    let lost = db::sandboxes::get(&fx.db, &b.info.row.id)
+        .await
+        .ok()
+        .flatten();
     assert_eq!(
         lost.map(|s| (s.state, s.end_reason)),
-        Some((SandboxState::Ended, Some("container lost".into())))
+        Some((SandboxState::Ended, Some(EndReason::ContainerLost)))
     );
 }
 
@@ -401,7 +404,7 @@ async fn the_idle_clock_is_shown_reset_by_im_here_and_ends_with_its_reason() {
         .try_project(&visitor(1), ip(1), "jq", false)
         .await
         .unwrap_or_else(|e| panic!("try: {e}"));
-    let id = t.info.id.clone();
+    let id = t.info.row.id.clone();
     let left = t.info.idle_seconds_left.unwrap_or(-1);
     assert!((55..=60).contains(&left), "{left}");
     // Nobody typed for 50 s.
@@ -431,7 +434,7 @@ async fn the_idle_clock_is_shown_reset_by_im_here_and_ends_with_its_reason() {
         .ok()
         .flatten()
         .unwrap_or_else(|| panic!("row"));
-    assert_eq!(row.end_reason.as_deref(), Some("idle"));
+    assert_eq!(row.end_reason, Some(EndReason::Idle));
     assert_eq!(svc.info(&row).idle_seconds_left, None);
 }
 
@@ -444,7 +447,7 @@ async fn tries_then_stop(fx: &Fixture, slug: &str, first: u32, n: u32) {
             .await
             .unwrap_or_else(|e| panic!("try {i}: {e}"));
         fx.service
-            .stop(&t.info.id, "stopped by owner")
+            .stop(&t.info.row.id, EndReason::StoppedByOwner)
             .await
             .unwrap_or_else(|e| panic!("stop: {e}"));
     }
@@ -521,8 +524,8 @@ async fn the_warm_pool_follows_demand_within_free_capacity_and_gives_back_what_i
     assert_eq!(fx.runtime.running().len(), 6);
 
     // Five minutes without a try: the pool goes (no fixed floor is set).
-    for id in [&warm.info.id, &other.info.id] {
-        svc.stop(id, "stopped by owner")
+    for id in [&warm.info.row.id, &other.info.row.id] {
+        svc.stop(id, EndReason::StoppedByOwner)
             .await
             .unwrap_or_else(|e| panic!("stop: {e}"));
     }
@@ -559,10 +562,10 @@ async fn a_republished_image_is_never_served_from_the_pool_of_the_old_one() {
         .await
         .unwrap_or_else(|e| panic!("try: {e}"));
     assert!(
-        !stale.contains(&t.info.id),
+        !stale.contains(&t.info.row.id),
         "a member of the old image was handed out"
     );
-    let row = db::sandboxes::get(&fx.db, &t.info.id)
+    let row = db::sandboxes::get(&fx.db, &t.info.row.id)
         .await
         .ok()
         .flatten()
@@ -591,15 +594,15 @@ async fn a_member_claimed_after_the_refill_read_it_is_never_given_back() {
         .try_project(&visitor(1), ip(1), "jq", false)
         .await
         .unwrap_or_else(|e| panic!("try: {e}"));
-    assert_eq!(t.info.id, read[0].id, "the visitor got the member");
+    assert_eq!(t.info.row.id, read[0].id, "the visitor got the member");
     assert_eq!(
-        svc.give_back(&read[0].id, "pool member not needed")
+        svc.give_back(&read[0].id, EndReason::PoolNotNeeded)
             .await
             .ok(),
         Some(false)
     );
-    assert!(fx.runtime.running().contains(&t.info.id));
-    let row = db::sandboxes::get(&fx.db, &t.info.id)
+    assert!(fx.runtime.running().contains(&t.info.row.id));
+    let row = db::sandboxes::get(&fx.db, &t.info.row.id)
         .await
         .ok()
         .flatten()

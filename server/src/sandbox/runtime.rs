@@ -124,16 +124,6 @@ pub enum Exit {
     Ended,
 }
 
-impl Exit {
-    /// The end reason stored on the sandbox and shown to its owner.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Exit::OutOfMemory => "out of memory",
-            Exit::Ended => "its processes ended",
-        }
-    }
-}
-
 /// A running sandbox's resource use, for the admin page.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct Usage {

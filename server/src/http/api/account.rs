@@ -10,7 +10,10 @@ use crate::{
     http::state::AppState,
     secrets::{random_secret, sha256_hex},
 };
-use app::model::{ApiToken, ApiTokens, Identity, MailSent, NewToken, NewTokenRequest};
+use app::model::{
+    ApiToken, ApiTokens, EndReason, Identity, MailSent, NewToken, NewTokenRequest, OwnerKey,
+    ProjectFate,
+};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
@@ -143,8 +146,9 @@ pub struct DeleteForm {
     /// The account's email typed again, for accounts without a password (OAuth only).
     #[serde(default)]
     confirm_email: String,
-    /// `hide` or `hand_over`.
-    projects: String,
+    /// `hide` or `hand_over` (missing: the form's field problem).
+    #[serde(default)]
+    projects: Option<ProjectFate>,
     #[serde(default)]
     successor_email: String,
 }
@@ -177,9 +181,9 @@ pub async fn delete_account(
         ));
     }
     let mut successor = None;
-    let fate = match f.projects.as_str() {
-        "hide" => accounts::ProjectFate::Hide,
-        "hand_over" => {
+    let fate = match f.projects {
+        Some(ProjectFate::Hide) => accounts::ProjectFate::Hide,
+        Some(ProjectFate::HandOver) => {
             if let Some(m) = auth::email_problem(&f.successor_email) {
                 return Err(ApiError::field("successor_email", m));
             }
@@ -197,15 +201,15 @@ pub async fn delete_account(
                 _ => accounts::ProjectFate::Hide,
             }
         }
-        _ => {
+        None => {
             return Err(ApiError::field(
                 "projects",
                 "Choose whether to hide your projects or hand them over.",
             ))
         }
     };
-    crate::http::api::admin::stop_sandboxes_of(&st, &me.key, "account_deleted").await?;
-    let anonymous = format!("gone:{}", crate::secrets::random_id());
+    crate::http::api::admin::stop_sandboxes_of(&st, &me.key, EndReason::AccountDeleted).await?;
+    let anonymous = OwnerKey::Gone(crate::secrets::random_id());
     let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
     tracing::info!(user = account.id, projects = moved, "account deleted");
     if let (Some(to), true) = (successor, moved > 0) {

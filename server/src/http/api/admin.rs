@@ -8,7 +8,8 @@ use crate::{
 };
 use app::model::{
     AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
-    AdminUsers, FeaturedSetting, Identity, PoolShare, ProjectChange, ProjectStatusNow, UserChange,
+    AdminUsers, EndReason, FeaturedSetting, Identity, OwnerKey, PoolShare, ProjectChange,
+    ProjectStatusNow, UserChange,
 };
 use axum::{
     extract::{rejection::JsonRejection, Path, Query, State},
@@ -29,7 +30,11 @@ pub fn require_admin(me: &Identity) -> ApiResult<()> {
 }
 
 /// Stops the owner's active sandbox, if any (ban, account deletion).
-pub async fn stop_sandboxes_of(st: &AppState, owner: &str, reason: &str) -> ApiResult<()> {
+pub async fn stop_sandboxes_of(
+    st: &AppState,
+    owner: &OwnerKey,
+    reason: EndReason,
+) -> ApiResult<()> {
     if let Some(s) = db::sandboxes::active_for_owner(&st.db, owner).await? {
         st.sandboxes.stop(&s.id, reason).await?;
     }
@@ -64,28 +69,31 @@ impl ListQuery {
 /// the address their sandbox came from, when known).
 async fn owner_labels<'a>(
     st: &AppState,
-    owners: impl Iterator<Item = (&'a str, Option<&'a str>)>,
-) -> HashMap<String, String> {
+    owners: impl Iterator<Item = (&'a OwnerKey, Option<&'a str>)>,
+) -> HashMap<OwnerKey, String> {
     let mut out = HashMap::new();
     for (key, ip) in owners {
         if out.contains_key(key) {
             continue;
         }
-        let label = match accounts::user_id_of(key) {
+        let label = match key.user_id() {
             Some(id) => match accounts::by_id(&st.db, id).await {
                 Ok(Some(u)) => u.email,
                 _ => "deleted account".into(),
             },
             None => visitor_label(key, ip),
         };
-        out.insert(key.to_string(), label);
+        out.insert(key.clone(), label);
     }
     out
 }
 
 /// "visitor #1a2b3c", and " · <ip>" when the client address is known.
-pub fn visitor_label(key: &str, ip: Option<&str>) -> String {
-    let short: String = crate::secrets::sha256_hex(key).chars().take(6).collect();
+pub fn visitor_label(key: &OwnerKey, ip: Option<&str>) -> String {
+    let short: String = crate::secrets::sha256_hex(&key.to_string())
+        .chars()
+        .take(6)
+        .collect();
     match ip.filter(|ip| !ip.is_empty()) {
         Some(ip) => format!("visitor #{short} · {ip}"),
         None => format!("visitor #{short}"),
@@ -128,7 +136,7 @@ pub async fn sandboxes(
     let (pooled, active): (Vec<_>, Vec<_>) = db::sandboxes::all_active(&st.db)
         .await?
         .into_iter()
-        .partition(|s| s.owner == db::sandboxes::POOL_OWNER);
+        .partition(|s| s.owner == OwnerKey::Pool);
     let mut pool: Vec<PoolShare> = Vec::new();
     for m in &pooled {
         match pool.iter_mut().find(|p| p.project == m.project_slug) {
@@ -142,9 +150,7 @@ pub async fn sandboxes(
     pool.sort_by(|a, b| b.members.cmp(&a.members).then(a.project.cmp(&b.project)));
     let labels = owner_labels(
         &st,
-        active
-            .iter()
-            .map(|s| (s.owner.as_str(), s.client_ip.as_deref())),
+        active.iter().map(|s| (&s.owner, s.client_ip.as_deref())),
     )
     .await;
     let ids: Vec<&str> = active.iter().map(|s| s.id.as_str()).collect();
@@ -157,7 +163,7 @@ pub async fn sandboxes(
             id: s.id.clone(),
             owner: labels.get(&s.owner).cloned().unwrap_or_default(),
             project: s.project_slug.clone(),
-            state: s.state.to_string(),
+            state: s.state,
             age_secs: (now - s.created_at).num_seconds().max(0),
             seconds_left: (s.expires_at - now).num_seconds().max(0),
             cpu_percent: u.map(|u| u.cpu_percent),
@@ -183,7 +189,7 @@ pub async fn stop_sandbox(
         Some(s) if s.active => s,
         _ => return Err(ApiError::NotFound("No running sandbox has this id.".into())),
     };
-    st.sandboxes.stop(&s.id, "admin_stopped").await?;
+    st.sandboxes.stop(&s.id, EndReason::StoppedByAdmin).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -192,7 +198,7 @@ fn admin_user(u: &accounts::Account) -> AdminUser {
         id: u.id,
         email: u.email.clone(),
         name: u.name.clone(),
-        role: u.role.clone(),
+        role: u.role,
         banned: u.banned,
         created_at: u.created_at.to_rfc3339(),
         last_login_at: u.last_login_at.map(|d| d.to_rfc3339()),
@@ -234,10 +240,7 @@ pub async fn change_user(
             "You cannot change your own role or ban yourself; ask another admin.",
         ));
     }
-    if let Some(role) = &change.role {
-        if role != accounts::ROLE_USER && role != accounts::ROLE_ADMIN {
-            return Err(ApiError::field("role", "A role is \"user\" or \"admin\"."));
-        }
+    if let Some(role) = change.role {
         accounts::set_role(&st.db, id, role).await?;
     }
     if let Some(banned) = change.banned {
@@ -245,8 +248,8 @@ pub async fn change_user(
         if banned {
             // Nothing of theirs keeps running or stays listed: sandbox, builds, projects. (An
             // unban does not bring the projects back: an admin shows them one by one.)
-            let key = accounts::key_of(id);
-            stop_sandboxes_of(&st, &key, "owner_banned").await?;
+            let key = OwnerKey::User(id);
+            stop_sandboxes_of(&st, &key, EndReason::OwnerBanned).await?;
             for b in db::builds::active_of_owner(&st.db, &key).await? {
                 st.builds.cancel(&b.id).await?;
             }
@@ -281,7 +284,7 @@ async fn admin_projects(st: &AppState, rows: &[db::projects::Model]) -> Vec<Admi
     let labels = owner_labels(
         st,
         rows.iter()
-            .filter_map(|p| p.maintainer.as_deref())
+            .filter_map(|p| p.maintainer.as_ref())
             .map(|k| (k, None)),
     )
     .await;
@@ -289,7 +292,7 @@ async fn admin_projects(st: &AppState, rows: &[db::projects::Model]) -> Vec<Admi
         .map(|p| AdminProject {
             slug: p.slug.clone(),
             name: p.name.clone(),
-            status: p.status.to_string(),
+            status: p.status,
             category: p.category.clone(),
             tries: p.tries,
             maintainer: p.maintainer.as_ref().and_then(|m| labels.get(m)).cloned(),
@@ -334,7 +337,7 @@ pub async fn change_project(
     };
     Ok(Json(ProjectStatusNow {
         slug: p.slug,
-        status: now.to_string(),
+        status: now,
     }))
 }
 
@@ -348,13 +351,18 @@ pub async fn delete_project(
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
-    remove_project(&st, &p, "admin").await?;
+    remove_project(&st, &p, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Deletes a project: stops its sandboxes, deletes its images from the registry and the project
 /// with its builds; its tries stay, anonymised. Refused while a build runs.
-pub async fn remove_project(st: &AppState, p: &db::projects::Model, by: &str) -> ApiResult<()> {
+/// `by_admin`: an admin deleted it (else its maintainer), for the log.
+pub async fn remove_project(
+    st: &AppState,
+    p: &db::projects::Model,
+    by_admin: bool,
+) -> ApiResult<()> {
     if db::builds::active_for_project(&st.db, p.id)
         .await?
         .is_some()
@@ -368,7 +376,7 @@ pub async fn remove_project(st: &AppState, p: &db::projects::Model, by: &str) ->
     db::projects::set_status(&st.db, p.id, db::ProjectStatus::Hidden).await?;
     for s in db::sandboxes::all_active(&st.db).await? {
         if s.project_id == p.id {
-            st.sandboxes.stop(&s.id, "project_deleted").await?;
+            st.sandboxes.stop(&s.id, EndReason::ProjectDeleted).await?;
         }
     }
     if let Some(repo) = &p.image_repo {
@@ -377,7 +385,7 @@ pub async fn remove_project(st: &AppState, p: &db::projects::Model, by: &str) ->
         }
     }
     db::projects::delete(&st.db, p.id).await?;
-    tracing::info!(project = %p.slug, by, "project deleted");
+    tracing::info!(project = %p.slug, by_admin, "project deleted");
     Ok(())
 }
 
@@ -408,13 +416,13 @@ pub async fn approve_project(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
     db::projects::set_listed(&st.db, p.id, true).await?;
-    if let Some(id) = p.maintainer.as_deref().and_then(accounts::user_id_of) {
+    if let Some(id) = p.maintainer.as_ref().and_then(OwnerKey::user_id) {
         accounts::set_approved_publisher(&st.db, id).await?;
     }
     tracing::info!(project = %slug, "project approved");
     Ok(Json(ProjectStatusNow {
         slug: p.slug,
-        status: p.status.to_string(),
+        status: p.status,
     }))
 }
 
@@ -455,11 +463,16 @@ pub async fn clear_featured(
 #[cfg(test)]
 mod tests {
     use super::visitor_label;
+    use app::model::OwnerKey;
+
+    fn v(id: &str) -> OwnerKey {
+        OwnerKey::Visitor(id.into())
+    }
 
     #[test]
     fn visitors_are_told_apart_without_their_key() {
-        let a = visitor_label("v:alpha-secret", Some("192.0.2.7"));
-        let b = visitor_label("v:beta-secret", None);
+        let a = visitor_label(&v("alpha-secret"), Some("192.0.2.7"));
+        let b = visitor_label(&v("beta-secret"), None);
         assert!(
             a.starts_with("visitor #") && a.ends_with(" · 192.0.2.7"),
             "{a}"
@@ -470,6 +483,6 @@ mod tests {
             !a.contains("alpha") && !b.contains("beta"),
             "the key stays secret"
         );
-        assert_eq!(visitor_label("v:alpha-secret", Some("")), &a[..15]);
+        assert_eq!(visitor_label(&v("alpha-secret"), Some("")), &a[..15]);
     }
 }

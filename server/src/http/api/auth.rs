@@ -12,7 +12,7 @@ use crate::{
     http::state::AppState,
     secrets::{random_secret, sha256_hex},
 };
-use app::model::{Identity, LinkInfo, MailSent, Me, SignedIn};
+use app::model::{Identity, LinkInfo, LinkKind, LinkState, MailSent, Me, SignedIn};
 use axum::{
     extract::{rejection::JsonRejection, Query, State},
     http::{header, HeaderValue, StatusCode},
@@ -122,7 +122,10 @@ pub fn providers(st: &AppState) -> Vec<String> {
 
 /// How a link remembers the browser that asked for it: SHA-256 of its visitor key.
 pub fn browser_hash(browser: &Browser) -> Option<String> {
-    browser.visitor.as_ref().map(|v| sha256_hex(&v.0))
+    browser
+        .visitor
+        .as_ref()
+        .map(|v| sha256_hex(&v.0.to_string()))
 }
 
 /// Whether `browser` is the one that asked for `link` (links from before migration 10 have no
@@ -164,7 +167,7 @@ pub async fn sign_in(
         accounts::delete_session(&st.db, &old.0).await?;
     }
     if let Some(v) = &browser.visitor {
-        accounts::adopt(&st.db, &v.0, &accounts::key_of(account.id)).await?;
+        accounts::adopt(&st.db, &v.0, &accounts::OwnerKey::User(account.id)).await?;
     }
     let token = st.auth.start_session(&st.db, account.id).await?;
     Ok(st.auth.session_cookie(&token))
@@ -174,7 +177,7 @@ fn signed_in(account: &accounts::Account) -> SignedIn {
     SignedIn {
         signed_in: true,
         user: user_brief(account),
-        is_admin: account.role == accounts::ROLE_ADMIN,
+        is_admin: account.role == accounts::Role::Admin,
     }
 }
 
@@ -226,22 +229,23 @@ pub async fn link_info(
     let Some(link) = accounts::link_by_hash(&st.db, &hash).await? else {
         return Err(link_invalid());
     };
+    let kind = LinkKind::parse(&link.purpose).ok_or_else(link_invalid)?;
     let state = if link.used_at.is_some() {
-        "used"
+        LinkState::Used
     } else if link.expires_at <= chrono::Utc::now() {
-        "expired"
+        LinkState::Expired
     } else {
-        "valid"
+        LinkState::Valid
     };
     let this_browser = asked_here(&link, &browser);
-    let tries = match (&browser.visitor, this_browser && link.purpose != "verify") {
+    let tries = match (&browser.visitor, this_browser && kind != LinkKind::Verify) {
         (Some(v), true) => db::sandboxes::count_of_owner(&st.db, &v.0).await?,
         _ => 0,
     };
     Ok(Json(LinkInfo {
-        kind: link.purpose,
+        kind,
         email: link.email,
-        state: state.into(),
+        state,
         this_browser,
         tries,
     }))

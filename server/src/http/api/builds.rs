@@ -67,7 +67,7 @@ fn record(b: &db::builds::Model) -> BuildRecord {
     BuildRecord {
         id: b.id.clone(),
         project: b.project_slug.clone(),
-        state: b.state.to_string(),
+        state: b.state,
         step: b.step,
         steps: b.steps,
         error: b.error.clone(),
@@ -157,7 +157,7 @@ pub async fn cancel(
     let maintainer = db::projects::by_id(&st.db, b.project_id)
         .await?
         .and_then(|p| p.maintainer);
-    if !(me.is_admin || b.owner == me.key || maintainer.as_deref() == Some(me.key.as_str())) {
+    if !(me.is_admin || b.owner == me.key || maintainer.as_ref() == Some(&me.key)) {
         return Err(ApiError::Forbidden(
             "Only the project's maintainer can cancel its builds.".into(),
         ));
@@ -185,7 +185,7 @@ fn sse_event(ev: &BuildEvent) -> Event {
         BuildEvent::Step { step, steps } => step_event(*step, *steps),
         BuildEvent::State { state, error } => {
             let change = BuildStateChange {
-                state: state.to_string(),
+                state: *state,
                 error: error.clone(),
             };
             let data = serde_json::to_string(&change).unwrap_or_default();
@@ -203,7 +203,7 @@ pub async fn log(
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let b = find(&st, &me, &id).await?;
     let (Some(mine), Some(this_build)) = (
-        st.streams.logs_per_identity.hold(&me.key),
+        st.streams.logs_per_identity.hold(&me.key.to_string()),
         st.streams.logs_per_build.hold(&id),
     ) else {
         return Err(super::terminal::too_many_open("build logs"));

@@ -106,7 +106,7 @@ pub async fn get(
         image,
         description_html: d.description_html,
         tags: d.card.tags,
-        status: p.status.to_string(),
+        status: p.status,
         created_at: p.created_at.to_rfc3339(),
         updated_at: p.updated_at.to_rfc3339(),
         slug: p.slug,
@@ -135,13 +135,13 @@ pub async fn delete(
         .await?
         .filter(|p| p.status != db::ProjectStatus::Hidden || me.is_admin)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
-    let mine = p.maintainer.as_deref() == Some(me.key.as_str());
+    let mine = p.maintainer.as_ref() == Some(&me.key);
     if !(mine || me.is_admin) {
         return Err(ApiError::Forbidden(
             "Only the project's maintainer (or an admin) can delete it.".into(),
         ));
     }
-    super::admin::remove_project(&st, &p, if mine { "maintainer" } else { "admin" }).await?;
+    super::admin::remove_project(&st, &p, !mine).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -1,12 +1,27 @@
 use crate::http::client_ip::ClientIp;
+use crate::sandbox::{Caller, Status};
 use crate::{http::error::ApiResult, http::state::AppState};
-use app::model::{Identity, SandboxInfo};
+use app::model::{EndReason, Identity, SandboxInfo};
 use axum::{
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Redirect, Response},
     Extension, Json,
 };
+
+/// The sandbox service's caller for this request's identity.
+pub fn caller(me: &Identity) -> Caller {
+    Caller {
+        owner: me.key.clone(),
+        signed_in: me.signed_in,
+        is_admin: me.is_admin,
+    }
+}
+
+/// A sandbox as the API answers it.
+pub fn info(s: Status) -> SandboxInfo {
+    app::api::ssr::sandbox_info(&s.row, s.can_extend, s.idle_seconds_left)
+}
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -25,13 +40,16 @@ pub async fn start(
     body: Option<Json<TryBody>>,
 ) -> ApiResult<Response> {
     let replace = body.map(|b| b.0.replace).unwrap_or(false);
-    let out = st.sandboxes.try_project(&me, ip, &slug, replace).await?;
+    let out = st
+        .sandboxes
+        .try_project(&caller(&me), ip, &slug, replace)
+        .await?;
     let status = if out.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(out.info)).into_response())
+    Ok((status, Json(info(out.info))).into_response())
 }
 
 /// `GET /api/sandboxes/{id}` (owner or admin).
@@ -40,8 +58,8 @@ pub async fn status(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let s = st.sandboxes.owned(&me, &id).await?;
-    Ok(Json(st.sandboxes.info(&s)))
+    let s = st.sandboxes.owned(&caller(&me), &id).await?;
+    Ok(Json(info(st.sandboxes.info(&s))))
 }
 
 /// `DELETE /api/sandboxes/{id}` (owner or admin): stop it now.
@@ -50,15 +68,15 @@ pub async fn stop(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let s = st.sandboxes.owned(&me, &id).await?;
+    let s = st.sandboxes.owned(&caller(&me), &id).await?;
     if s.active {
         st.sandboxes
             .stop(
                 &s.id,
                 if s.owner == me.key {
-                    "stopped by owner"
+                    EndReason::StoppedByOwner
                 } else {
-                    "stopped by admin"
+                    EndReason::StoppedByAdmin
                 },
             )
             .await?;
@@ -72,8 +90,8 @@ pub async fn extend(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let s = st.sandboxes.owned(&me, &id).await?;
-    Ok(Json(st.sandboxes.extend(&s).await?))
+    let s = st.sandboxes.owned(&caller(&me), &id).await?;
+    Ok(Json(info(st.sandboxes.extend(&s).await?)))
 }
 
 /// `POST /api/sandboxes/{id}/active` (owner): "I'm still here" — resets the idle clock.
@@ -82,8 +100,8 @@ pub async fn still_here(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
-    let s = st.sandboxes.owned(&me, &id).await?;
-    Ok(Json(st.sandboxes.still_here(&s).await?))
+    let s = st.sandboxes.owned(&caller(&me), &id).await?;
+    Ok(Json(info(st.sandboxes.still_here(&s).await?)))
 }
 
 /// `GET /try/{slug}`: the README badge's target — opens the project page, which starts the Try

@@ -45,12 +45,17 @@ pub async fn ticket(
     Extension(me): Extension<Identity>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let s = st.sandboxes.owned(&me, &id).await?;
+    let s = st
+        .sandboxes
+        .owned(&super::sandboxes::caller(&me), &id)
+        .await?;
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
     }
     let expires = chrono::Utc::now().timestamp() + TICKET_SECONDS;
-    let ticket = st.signer.ticket(TICKET_PURPOSE, &me.key, &id, expires);
+    let ticket = st
+        .signer
+        .ticket(TICKET_PURPOSE, &me.key.to_string(), &id, expires);
     Ok(Json(
         serde_json::json!({ "ticket": ticket, "expires_in": TICKET_SECONDS }),
     ))
@@ -77,11 +82,14 @@ pub async fn connect(
         )));
     }
     // Unknown (404) and someone else's (403) sandboxes first, so the answer says which.
-    let s = st.sandboxes.owned(&me, &id).await?;
+    let s = st
+        .sandboxes
+        .owned(&super::sandboxes::caller(&me), &id)
+        .await?;
     let now = chrono::Utc::now().timestamp();
     if !st
         .signer
-        .check_ticket(&q.ticket, TICKET_PURPOSE, &me.key, &id, now)
+        .check_ticket(&q.ticket, TICKET_PURPOSE, &me.key.to_string(), &id, now)
     {
         return Err(ApiError::Forbidden(
             "This terminal needs a fresh ticket: reload the page (API clients: POST /api/sandboxes/{id}/ticket, then connect with ?ticket=)."
@@ -91,7 +99,7 @@ pub async fn connect(
     if !s.active {
         return Err(ApiError::bad("sandbox_ended", "This sandbox has ended."));
     }
-    let Some(held) = st.streams.terminals_per_identity.hold(&me.key) else {
+    let Some(held) = st.streams.terminals_per_identity.hold(&me.key.to_string()) else {
         return Err(too_many_open("terminals"));
     };
     Ok(ws

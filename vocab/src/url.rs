@@ -1,4 +1,4 @@
-//! Leaf helper: building links.
+//! Building links: the pure URL helpers the pages and the server share.
 
 /// Percent-encodes a query value: unreserved characters and `/` (local paths in `next=`) stay,
 /// everything else (spaces and `&` in categories, non-ASCII) becomes `%XX`.

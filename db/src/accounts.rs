@@ -125,11 +125,18 @@ pub async fn set_approved_publisher(db: &DatabaseConnection, id: i32) -> Result<
     .await
 }
 
-/// Bans or unbans. A ban also ends every session and revokes every API token.
+/// Lifts a ban (`ban` sets it).
 pub async fn set_banned(db: &DatabaseConnection, id: i32, banned: bool) -> Result<(), DbErr> {
     let tx = db.begin().await?;
+    write_banned(&tx, id, banned).await?;
+    tx.commit().await
+}
+
+/// Bans or unbans inside the caller's transaction. A ban also ends every session and revokes
+/// every API token.
+async fn write_banned(tx: &impl ConnectionTrait, id: i32, banned: bool) -> Result<(), DbErr> {
     update(
-        &tx,
+        tx,
         user::ActiveModel {
             id: Set(id),
             banned: Set(banned),
@@ -140,14 +147,47 @@ pub async fn set_banned(db: &DatabaseConnection, id: i32, banned: bool) -> Resul
     if banned {
         Session::delete_many()
             .filter(session::Column::UserId.eq(id))
-            .exec(&tx)
+            .exec(tx)
             .await?;
         ApiToken::delete_many()
             .filter(api_token::Column::UserId.eq(id))
-            .exec(&tx)
+            .exec(tx)
             .await?;
     }
-    tx.commit().await
+    Ok(())
+}
+
+/// What a ban wrote, for the engine work after it.
+#[derive(Debug, Default)]
+pub struct BanWritten {
+    /// Sandboxes now stopping, whose containers go next.
+    pub sandboxes: Vec<String>,
+    /// Builds that were active: the queued ones are cancelled, the running ones must be told.
+    pub builds: Vec<String>,
+    pub projects_hidden: u64,
+}
+
+/// A ban's writes, in one transaction: the account banned (sessions and tokens gone), its active
+/// sandboxes marked stopping, its queued builds cancelled (`cancel_note` as their error), its
+/// projects hidden. All or nothing. `None`: no such account.
+pub async fn ban(
+    db: &DatabaseConnection,
+    id: i32,
+    cancel_note: &str,
+) -> Result<Option<BanWritten>, DbErr> {
+    let tx = db.begin().await?;
+    if User::find_by_id(id).one(&tx).await?.is_none() {
+        return Ok(None);
+    }
+    write_banned(&tx, id, true).await?;
+    let key = OwnerKey::User(id);
+    let written = BanWritten {
+        sandboxes: crate::sandboxes::mark_stopping_of(&tx, &key).await?,
+        builds: crate::builds::cancel_queued_of(&tx, &key, cancel_note).await?,
+        projects_hidden: crate::projects::hide_maintained_by(&tx, &key).await?,
+    };
+    tx.commit().await?;
+    Ok(Some(written))
 }
 
 pub async fn touch_login(db: &DatabaseConnection, id: i32) -> Result<(), DbErr> {
@@ -722,17 +762,27 @@ pub enum ProjectFate {
     HandOver { to_user: i32 },
 }
 
-/// Deletes an account and its personal data (sessions, tokens, OAuth links cascade). Try and
-/// build statistics stay, under an anonymous key that nothing links back to the person.
-/// Sandboxes must be stopped before (the caller owns the engine).
+/// What an account's deletion wrote.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    pub projects_moved: u64,
+    /// Sandboxes now stopping (re-keyed to the anonymous key), whose containers go next.
+    pub sandboxes: Vec<String>,
+}
+
+/// Deletes an account and its personal data (sessions, tokens, OAuth links cascade), in one
+/// transaction. Try and build statistics stay, under an anonymous key that nothing links back
+/// to the person; its active sandboxes are marked stopping (the caller removes the containers
+/// after the commit).
 pub async fn delete(
     db: &DatabaseConnection,
     user_id: i32,
     fate: &ProjectFate,
     anonymous_key: &OwnerKey,
-) -> Result<u64, DbErr> {
+) -> Result<Deleted, DbErr> {
     let key = OwnerKey::User(user_id);
     let tx = db.begin().await?;
+    let sandboxes = crate::sandboxes::mark_stopping_of(&tx, &key).await?;
     let projects = match fate {
         ProjectFate::Hide => {
             project::Entity::update_many()
@@ -794,5 +844,8 @@ pub async fn delete(
     User::delete_by_id(user_id).exec(&tx).await?;
     crate::settings::bump_catalog_version(&tx).await?;
     tx.commit().await?;
-    Ok(projects)
+    Ok(Deleted {
+        projects_moved: projects,
+        sandboxes,
+    })
 }

@@ -157,6 +157,38 @@ pub async fn finish(
     Ok(q.exec(db).await?.rows_affected == 1)
 }
 
+/// Cancels `owner`'s queued builds inside the caller's transaction (a ban: none of them may run
+/// after the commit, even across a restart) and returns the ids of all their active builds, so
+/// the running ones can be told to stop after the commit.
+pub async fn cancel_queued_of(
+    db: &impl ConnectionTrait,
+    owner: &OwnerKey,
+    note: &str,
+) -> Result<Vec<String>, DbErr> {
+    let ids: Vec<String> = Build::find()
+        .select_only()
+        .column(build::Column::Id)
+        .filter(build::Column::Owner.eq(owner))
+        .filter(build::Column::State.is_in(ACTIVE))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if !ids.is_empty() {
+        Build::update_many()
+            .col_expr(build::Column::State, Expr::value(BuildState::Cancelled))
+            .col_expr(build::Column::Error, Expr::value(Some(note.to_string())))
+            .col_expr(
+                build::Column::FinishedAt,
+                Expr::value(Some(chrono::Utc::now())),
+            )
+            .filter(build::Column::Id.is_in(ids.iter().cloned()))
+            .filter(build::Column::State.eq(BuildState::Queued))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
+}
+
 /// Builds waiting to run, oldest first (re-queued at start-up).
 pub async fn queued(db: &DatabaseConnection) -> Result<Vec<Model>, DbErr> {
     Build::find()

@@ -591,7 +591,7 @@ pub async fn set_maintainer(
 
 /// Hides every project `maintainer` maintains (a ban); returns how many changed.
 pub async fn hide_maintained_by(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     maintainer: &vocab::OwnerKey,
 ) -> Result<u64, DbErr> {
     let hidden = Project::update_many()

@@ -212,6 +212,31 @@ pub async fn set_stopping(db: &DatabaseConnection, id: &str) -> Result<bool, DbE
         == 1)
 }
 
+/// Marks `owner`'s active sandboxes stopping, inside the caller's transaction (a ban, an
+/// account's deletion); returns their ids for the engine work after the commit.
+pub async fn mark_stopping_of(
+    db: &impl ConnectionTrait,
+    owner: &OwnerKey,
+) -> Result<Vec<String>, DbErr> {
+    let ids: Vec<String> = Sandbox::find()
+        .select_only()
+        .column(sandbox::Column::Id)
+        .filter(sandbox::Column::Owner.eq(owner))
+        .filter(sandbox::Column::Active.eq(true))
+        .into_tuple()
+        .all(db)
+        .await?;
+    if !ids.is_empty() {
+        Sandbox::update_many()
+            .col_expr(sandbox::Column::State, Expr::value(SandboxState::Stopping))
+            .filter(sandbox::Column::Id.is_in(ids.iter().cloned()))
+            .filter(may_become(SandboxState::Stopping))
+            .exec(db)
+            .await?;
+    }
+    Ok(ids)
+}
+
 /// Starts ending an unassigned warm-pool member, only while nobody has claimed it: the same
 /// `owner = 'pool'` condition a claim needs, so a member is either handed out or given back.
 pub async fn release_pool_member(db: &DatabaseConnection, id: &str) -> Result<bool, DbErr> {

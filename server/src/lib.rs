@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod jobs;
+pub mod lifecycle;
 pub mod metrics;
 pub mod network;
 pub mod sandbox;
@@ -242,8 +243,16 @@ pub async fn compose(
             async move { db::accounts::purge_expired(&db).await.map(|n| n as usize) }
         });
     }
+    let lifecycle = Arc::new(lifecycle::Lifecycle::new(
+        db.clone(),
+        sandboxes.clone(),
+        builds.clone(),
+        registry.clone(),
+        mail.clone(),
+    ));
     let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
     let state = AppState::new(http::state::Shared {
+        lifecycle,
         auth,
         mail,
         streams: http::caps::StreamCaps::default(),

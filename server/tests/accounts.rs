@@ -1379,3 +1379,93 @@ async fn recovery_ends_every_credential() -> Result {
     );
     Ok(())
 }
+
+/// A ban is one transaction: when one of its writes fails (here a trigger refuses to hide the
+/// project), nothing of it stays — the account is not banned, its session and its sandbox go on —
+/// and once the writes can go through, all of them happen.
+#[tokio::test]
+async fn a_ban_is_all_or_nothing() -> Result {
+    use db::sea_orm::ConnectionTrait;
+    let app = app().await?;
+    let eve = app.user().await?;
+    let me = eve.call("GET", "/api/me", None).await?;
+    let uid = me.body["user"]["id"].as_i64().ok_or("id")? as i32;
+    let r = eve.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let sandbox = r.body["id"].as_str().ok_or("id")?.to_string();
+    let slug = format!("eves-{}", &server::secrets::random_id()[..8]).to_lowercase();
+    db::projects::create(
+        &app.state.db,
+        &db::projects::NewProject {
+            slug: slug.clone(),
+            name: "Eve's tool".into(),
+            summary: "a project of hers".into(),
+            description: String::new(),
+            category: "tools".into(),
+            tags: vec![],
+            homepage: None,
+            repository: None,
+            license: None,
+            welcome: None,
+            egress: false,
+            maintainer: Some(vocab::OwnerKey::User(uid)),
+            unlisted: false,
+        },
+    )
+    .await?
+    .ok_or("slug taken")?;
+    app.state
+        .db
+        .execute_unprepared(&format!(
+            "CREATE TRIGGER refuse_hiding BEFORE UPDATE OF status ON projects \
+             WHEN OLD.slug = '{slug}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ))
+        .await?;
+    let failed = app.state.lifecycle.ban(uid).await;
+    assert!(failed.is_err(), "the ban went through: {failed:?}");
+    let account = db::accounts::by_id(&app.state.db, uid)
+        .await?
+        .ok_or("account")?;
+    assert!(!account.banned, "banned although the ban failed");
+    assert_eq!(
+        eve.call("GET", "/api/me", None).await?.body["signed_in"],
+        true,
+        "the session ended although the ban failed"
+    );
+    let s = db::sandboxes::get(&app.state.db, &sandbox)
+        .await?
+        .ok_or("row")?;
+    assert_eq!(
+        (s.active, s.state),
+        (true, db::SandboxState::Ready),
+        "the sandbox was touched although the ban failed"
+    );
+    assert_eq!(app.containers_of(&sandbox).await?, 1);
+
+    app.state
+        .db
+        .execute_unprepared("DROP TRIGGER refuse_hiding")
+        .await?;
+    let banned = app.state.lifecycle.ban(uid).await?;
+    assert_eq!(
+        (banned.sandboxes_stopped, banned.projects_hidden),
+        (1, 1),
+        "{banned:?}"
+    );
+    assert!(
+        db::accounts::by_id(&app.state.db, uid)
+            .await?
+            .ok_or("account")?
+            .banned
+    );
+    let s = db::sandboxes::get(&app.state.db, &sandbox)
+        .await?
+        .ok_or("row")?;
+    assert_eq!(s.end_reason, Some(vocab::EndReason::OwnerBanned));
+    assert_eq!(app.containers_of(&sandbox).await?, 0);
+    assert_eq!(
+        eve.call("GET", "/api/me", None).await?.body["signed_in"],
+        false
+    );
+    Ok(())
+}

@@ -1,12 +1,13 @@
-//! The layering rule, checked on the source: domains (`sandbox`, `builds`, `accounts`) never
-//! import the edge (`http`, axum), the wiring (the crate root's composition, `jobs`) or the UI
-//! (`app`, leptos); the platform modules below them (`engine`, `network`, `config`, `metrics`,
-//! `secrets`, `tar`, `cidr`) import none of those nor a domain; and no top-level module imports
-//! one that imports it back; the edge asks the sandbox service, never its runtime. docs/ARCHITECTURE.md ("Where a change goes") names the layers.
+//! The layering rule, checked on the source: domains (`sandbox`, `builds`, `accounts`, and
+//! `lifecycle` across them) never import the edge (`http`, axum), the wiring (the crate root's
+//! composition, `jobs`) or the UI (`app`, leptos); the platform modules below them (`engine`,
+//! `network`, `config`, `metrics`, `secrets`, `tar`, `cidr`) import none of those nor a domain;
+//! no top-level module imports one that imports it back; and the edge asks the sandbox service,
+//! never its runtime. docs/ARCHITECTURE.md ("Where things are") names the layers.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const DOMAINS: &[&str] = &["sandbox", "builds", "accounts"];
+const DOMAINS: &[&str] = &["sandbox", "builds", "accounts", "lifecycle"];
 const PLATFORM: &[&str] = &[
     "engine", "network", "config", "metrics", "secrets", "tar", "cidr",
 ];

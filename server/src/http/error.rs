@@ -1,6 +1,9 @@
 //! The one error type of the HTTP boundary: every failure becomes JSON
 //! `{"error": code, "message": sentence}` with the right status. Internals are logged, not shown.
-use crate::{accounts::AuthError, builds::publish::PublishError, sandbox::SandboxError};
+use crate::{
+    accounts::AuthError, builds::publish::PublishError, lifecycle::LifecycleError,
+    sandbox::SandboxError,
+};
 use app::model::FieldProblem;
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -129,6 +132,20 @@ impl From<PublishError> for ApiError {
             E::NoSuchProject(_) => ApiError::NotFound(message),
             E::NotMaintainer => ApiError::Forbidden(message),
             E::NoRecipe => ApiError::bad("no_recipe", message),
+            E::Db(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Each refusal of a ban, an account's deletion or a project's removal as the API answers it.
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        use LifecycleError as E;
+        match e {
+            E::Invalid(problem) => invalid(vec![problem]),
+            E::NoAccount => ApiError::NotFound(e.to_string()),
+            E::BuildRunning => ApiError::Conflict("build_running", e.to_string()),
+            E::Sandbox(s) => s.into(),
             E::Db(_) => ApiError::Internal(e.into()),
         }
     }

@@ -51,6 +51,8 @@ pub struct Shared {
     pub registry: registry::Registry,
     pub sandboxes: Arc<SandboxService>,
     pub builds: Arc<crate::builds::BuildService>,
+    /// Bans, account deletions, project removals (across the domains).
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     pub metrics: Arc<Metrics>,
     pub signer: Signer,
     pub auth: Arc<crate::accounts::Auth>,

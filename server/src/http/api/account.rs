@@ -2,6 +2,7 @@
 //! token cannot manage the account it belongs to.
 use super::{auth::with_cookies, body};
 use crate::http::client_ip::ClientIp;
+use crate::lifecycle::Leaving;
 use crate::{
     accounts as auth,
     accounts::mail::Mail,
@@ -10,10 +11,7 @@ use crate::{
     http::state::AppState,
     secrets::{random_secret, sha256_hex},
 };
-use app::model::{
-    ApiToken, ApiTokens, EndReason, Identity, MailSent, NewToken, NewTokenRequest, OwnerKey,
-    ProjectFate,
-};
+use app::model::{ApiToken, ApiTokens, Identity, MailSent, NewToken, NewTokenRequest, ProjectFate};
 use axum::{
     extract::{rejection::JsonRejection, Path, State},
     http::StatusCode,
@@ -180,41 +178,17 @@ pub async fn delete_account(
             "Type your account's email address to confirm.",
         ));
     }
-    let mut successor = None;
-    let fate = match f.projects {
-        Some(ProjectFate::Hide) => accounts::ProjectFate::Hide,
-        Some(ProjectFate::HandOver) => {
-            if let Some(m) = auth::email_problem(&f.successor_email) {
-                return Err(ApiError::field("successor_email", m));
-            }
-            if accounts::fold_email(&f.successor_email) == account.email {
-                return Err(ApiError::field(
-                    "successor_email",
-                    "Name another person's email: this account is the one leaving.",
-                ));
-            }
-            match accounts::by_email(&st.db, &f.successor_email).await? {
-                Some(s) if !s.banned => {
-                    successor = Some(s.email.clone());
-                    accounts::ProjectFate::HandOver { to_user: s.id }
-                }
-                _ => accounts::ProjectFate::Hide,
-            }
-        }
-        None => {
-            return Err(ApiError::field(
-                "projects",
-                "Choose whether to hide your projects or hand them over.",
-            ))
-        }
+    let Some(projects) = f.projects else {
+        return Err(ApiError::field(
+            "projects",
+            "Choose whether to hide your projects or hand them over.",
+        ));
     };
-    crate::http::api::admin::stop_sandboxes_of(&st, &me.key, EndReason::AccountDeleted).await?;
-    let anonymous = OwnerKey::Gone(crate::secrets::random_id());
-    let moved = accounts::delete(&st.db, account.id, &fate, &anonymous).await?;
-    tracing::info!(user = account.id, projects = moved, "account deleted");
-    if let (Some(to), true) = (successor, moved > 0) {
-        st.mail.send(&to, Mail::ProjectsHandedOver { count: moved });
-    }
+    let leaving = Leaving {
+        projects,
+        successor_email: f.successor_email,
+    };
+    st.lifecycle.delete_account(&account, &leaving).await?;
     Ok(with_cookies(
         StatusCode::NO_CONTENT.into_response(),
         &[st.auth.expired_cookie(auth::SESSION_COOKIE)],

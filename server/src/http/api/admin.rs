@@ -29,18 +29,6 @@ pub fn require_admin(me: &Identity) -> ApiResult<()> {
     }
 }
 
-/// Stops the owner's active sandbox, if any (ban, account deletion).
-pub async fn stop_sandboxes_of(
-    st: &AppState,
-    owner: &OwnerKey,
-    reason: EndReason,
-) -> ApiResult<()> {
-    if let Some(s) = db::sandboxes::active_for_owner(&st.db, owner).await? {
-        st.sandboxes.stop(&s.id, reason).await?;
-    }
-    Ok(())
-}
-
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
     #[serde(default)]
@@ -243,19 +231,12 @@ pub async fn change_user(
     if let Some(role) = change.role {
         accounts::set_role(&st.db, id, role).await?;
     }
-    if let Some(banned) = change.banned {
-        accounts::set_banned(&st.db, id, banned).await?;
-        if banned {
-            // Nothing of theirs keeps running or stays listed: sandbox, builds, projects. (An
-            // unban does not bring the projects back: an admin shows them one by one.)
-            let key = OwnerKey::User(id);
-            stop_sandboxes_of(&st, &key, EndReason::OwnerBanned).await?;
-            for b in db::builds::active_of_owner(&st.db, &key).await? {
-                st.builds.cancel(&b.id).await?;
-            }
-            let hidden = db::projects::hide_maintained_by(&st.db, &key).await?;
-            tracing::info!(user = id, projects_hidden = hidden, "account banned");
+    match change.banned {
+        Some(true) => {
+            st.lifecycle.ban(id).await?;
         }
+        Some(false) => st.lifecycle.unban(id).await?,
+        None => {}
     }
     let user = accounts::by_id(&st.db, user.id)
         .await?
@@ -341,7 +322,7 @@ pub async fn change_project(
     }))
 }
 
-/// `DELETE /api/admin/projects/{slug}` — see `remove_project`. Try statistics stay.
+/// `DELETE /api/admin/projects/{slug}` — see `Lifecycle::remove_project`. Try statistics stay.
 pub async fn delete_project(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -351,42 +332,8 @@ pub async fn delete_project(
     let p = db::projects::by_slug(&st.db, &slug)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("There is no project '{slug}'.")))?;
-    remove_project(&st, &p, true).await?;
+    st.lifecycle.remove_project(&p, true).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes a project: stops its sandboxes, deletes its images from the registry and the project
-/// with its builds; its tries stay, anonymised. Refused while a build runs.
-/// `by_admin`: an admin deleted it (else its maintainer), for the log.
-pub async fn remove_project(
-    st: &AppState,
-    p: &db::projects::Model,
-    by_admin: bool,
-) -> ApiResult<()> {
-    if db::builds::active_for_project(&st.db, p.id)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::Conflict(
-            "build_running",
-            "A build of this project is running: cancel it first.".into(),
-        ));
-    }
-    // Hidden first, so nobody starts a new Try while it goes.
-    db::projects::set_status(&st.db, p.id, db::ProjectStatus::Hidden).await?;
-    for s in db::sandboxes::all_active(&st.db).await? {
-        if s.project_id == p.id {
-            st.sandboxes.stop(&s.id, EndReason::ProjectDeleted).await?;
-        }
-    }
-    if let Some(repo) = &p.image_repo {
-        if let Err(e) = st.registry.retain(repo, &[], &[]).await {
-            tracing::warn!(project = %p.slug, error = %e, "could not delete the project's images");
-        }
-    }
-    db::projects::delete(&st.db, p.id).await?;
-    tracing::info!(project = %p.slug, by_admin, "project deleted");
-    Ok(())
 }
 
 /// `GET /api/admin/review` — projects waiting for an admin's review (moderation), oldest first.

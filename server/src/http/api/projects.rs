@@ -141,7 +141,7 @@ pub async fn delete(
             "Only the project's maintainer (or an admin) can delete it.".into(),
         ));
     }
-    super::admin::remove_project(&st, &p, !mine).await?;
+    st.lifecycle.remove_project(&p, !mine).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

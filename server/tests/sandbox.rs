@@ -234,16 +234,7 @@ async fn twenty_parallel_tries_give_one_container() -> Result {
         .engines()
         .ok_or("engine-backed builds")?
         .serve;
-    let label = format!("trythis.owner={owner}");
-    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
-    let containers = engine
-        .list_containers(Some(
-            bollard::query_parameters::ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await?;
+    let containers = containers_labelled(&engine, &format!("trythis.owner={owner}")).await?;
     assert_eq!(containers.len(), 1, "{containers:#?}");
     let active = db::sandboxes::all_active(&app.state.db).await?;
     assert_eq!(active.len(), 1);

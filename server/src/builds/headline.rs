@@ -206,12 +206,22 @@ fn is_engine_chatter(line: &str) -> bool {
         || l.starts_with("Platform step :")
 }
 
+/// A line whose progress text was cut short by an error on the other stream: apt prints
+/// `Building dependency tree...` and appends ` Done` only on success, so its `E: …` on stderr
+/// can land on the same line. The error is what follows the last `...`.
+fn after_unfinished_progress(line: &str) -> &str {
+    match line.rfind("...") {
+        Some(i) if looks_like_error(&line[i + 3..]) => line[i + 3..].trim_start(),
+        _ => line,
+    }
+}
+
 /// The step's last error lines: the last run of error-looking lines (at most three), or, when
 /// nothing looks like an error, its last two lines.
 pub fn error_lines(output: &[String]) -> Vec<String> {
     let lines: Vec<&str> = output
         .iter()
-        .map(|l| l.trim_end())
+        .map(|l| after_unfinished_progress(l.trim_end()))
         .filter(|l| !l.trim().is_empty() && !is_engine_chatter(l))
         .collect();
     let picked: Vec<&str> = match lines.iter().rposition(|l| looks_like_error(l)) {
@@ -333,6 +343,23 @@ mod tests {
         assert_eq!(
             h.instruction.as_deref(),
             Some("sudo apt install no-such-package-xyz")
+        );
+    }
+
+    #[test]
+    fn an_error_that_lands_on_an_unfinished_progress_line_stands_alone() {
+        // Seen in CI: stdout's unfinished line and stderr's error merged by the engine.
+        assert_eq!(
+            error_lines(&out(&[
+                "Reading package lists...",
+                "Building dependency tree...E: Unable to locate package no-such-package-xyz",
+            ])),
+            ["E: Unable to locate package no-such-package-xyz"]
+        );
+        // A line that merely contains an ellipsis is left whole.
+        assert_eq!(
+            error_lines(&out(&["Fetching... done", "error: the fetch failed"])),
+            ["error: the fetch failed"]
         );
     }
 

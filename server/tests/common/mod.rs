@@ -927,19 +927,28 @@ impl TestApp {
     }
 }
 
-/// Containers and images of build `id` still in the build engine, found by the build's label.
-pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
-    let engine = app.build_engine();
-    let label = format!("{}={id}", server::builds::dockerfile::BUILD_LABEL);
-    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
-    let containers = engine
+/// Every container of `engine` (running or not) carrying `label` (`key=value`).
+pub async fn containers_labelled(
+    engine: &bollard::Docker,
+    label: &str,
+) -> Result<Vec<bollard::models::ContainerSummary>> {
+    let filters = std::collections::HashMap::from([("label", vec![label])]);
+    Ok(engine
         .list_containers(Some(
             bollard::query_parameters::ListContainersOptionsBuilder::default()
                 .all(true)
                 .filters(&filters)
                 .build(),
         ))
-        .await?;
+        .await?)
+}
+
+/// Containers and images of build `id` still in the build engine, found by the build's label.
+pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> {
+    let engine = app.build_engine();
+    let label = format!("{}={id}", server::builds::dockerfile::BUILD_LABEL);
+    let filters = std::collections::HashMap::from([("label", vec![label.as_str()])]);
+    let containers = containers_labelled(&engine, &label).await?;
     let images = engine
         .list_images(Some(
             bollard::query_parameters::ListImagesOptionsBuilder::default()

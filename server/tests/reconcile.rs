@@ -150,3 +150,74 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// Background work runs from the one job runner `compose` fills: every job is registered with
+/// its period, and the orphan sweep, started by the runner alone (no test calls it), removes a
+/// labelled container that has no live owner and counts its runs.
+#[tokio::test]
+async fn the_job_runner_sweeps_orphans_on_its_own() -> Result {
+    let dir = std::env::temp_dir().join(format!("trythis-jobs-{}", server::secrets::random_id()));
+    std::fs::create_dir_all(&dir)?;
+    let config = test_config(&dir, &[])?;
+    let (repo, digest, _) = fixture_image(&config).await?;
+    let platform = server::compose(config, None).await?;
+    let mut registered: Vec<(String, Option<Duration>)> = platform
+        .jobs
+        .list()
+        .into_iter()
+        .map(|(name, _, every)| (name.to_string(), every))
+        .collect();
+    registered.dedup();
+    let five = Some(Duration::from_secs(5));
+    assert_eq!(
+        registered,
+        [
+            ("build worker".to_string(), None),
+            ("reaper".into(), five),
+            ("warm pool".into(), five),
+            ("orphan sweep".into(), five),
+            ("mail outbox".into(), None),
+            ("session purge".into(), Some(Duration::from_secs(3600))),
+        ]
+    );
+    let state = platform.state.clone();
+    let runtime = state.sandboxes.runtime().clone();
+    let orphan = format!("orphan-{}", server::secrets::random_id());
+    runtime
+        .launch(&server::sandbox::runtime::LaunchSpec {
+            sandbox_id: orphan.clone(),
+            owner: "nobody".into(),
+            project: "fixture".into(),
+            image: format!("{repo}@{digest}"),
+            expires_unix: 0,
+            egress: None,
+            welcome: None,
+        })
+        .await?;
+    let jobs = platform.jobs.start_only(&[server::jobs::Kind::Periodic]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let gone = loop {
+        let listed = runtime.list().await?;
+        if !listed.iter().any(|l| l.sandbox_id == orphan) {
+            break true;
+        }
+        if tokio::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    jobs.stop().await;
+    if !gone {
+        let _ = runtime.destroy(&orphan).await;
+    }
+    assert!(gone, "the orphan sweep did not remove {orphan} within 30 s");
+    let metrics = state.metrics.render(0, 0);
+    let runs = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("trythis_job_runs_total{job=\"orphan sweep\"} "))
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or(format!("no orphan sweep runs in:\n{metrics}"))?;
+    assert!(runs >= 1, "{runs}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -1,5 +1,6 @@
-//! Crash safety: SIGKILL the real `trythis` binary mid-session, add a stray labelled container
-//! (a crash between "create" and "record"), restart — nothing is leaked.
+//! Crash safety and the background jobs: SIGKILL the real `trythis` binary mid-session, add a
+//! stray labelled container (a crash between "create" and "record"), restart — nothing is
+//! leaked; and the job runner's orphan sweep removes such a container on its own.
 mod common;
 use common::*;
 use std::{process::Stdio, time::Duration};

@@ -838,6 +838,18 @@ try {
       await prompt();
     });
 
+    await check("a reload after vim replays the screen without answering vim's old terminal queries", async () => {
+      // The replayed output holds vim's queries (device attributes, colours, modes): answered
+      // again, the answers were typed onto the prompt (`2RR0;276;0c10;rgb:…: command not found`).
+      await tp.reload();
+      await waitTerm(tp, /root@[^\n]*#\s*$/);
+      await sleep(1000);
+      await typeLine(tp, "echo clean-$((2+3))");
+      const t = await waitTerm(tp, /\nclean-5\s*\n/);
+      assert.match(t, /#\s*echo clean-\$\(\(2\+3\)\)/, t);
+      assert.doesNotMatch(t, /rgb:|command not found/, t);
+    });
+
     await check("less: fills the new height after a resize, G goes to the end, q quits", async () => {
       await typeLine(tp, "seq 1 500 | less");
       await waitTerm(tp, /\n:\s*$/);

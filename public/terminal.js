@@ -79,6 +79,10 @@
     s.ws = ws;
     ws.onopen = function () {
       s.retries = 0;
+      // The server sends the recent output first. Full-screen programs in it asked the terminal
+      // questions (device attributes, colours, modes) that were answered when they ran; answered
+      // again now, the answers would land on the shell's prompt as typed text.
+      s.replayPending = true;
       s.el.dataset.state = "open";
       ws.send(enc.encode(JSON.stringify({ AuthToken: "", columns: s.term.cols, rows: s.term.rows })));
       flush(s);
@@ -88,7 +92,16 @@
       const data = new Uint8Array(ev.data);
       if (data.length === 0) return;
       const cmd = String.fromCharCode(data[0]);
-      if (cmd === "0") { s.term.write(data.subarray(1)); s.lastOutput = Date.now(); }
+      if (cmd === "0") {
+        if (s.replayPending) {
+          s.replayPending = false;
+          s.replaying = true;
+          s.term.write(data.subarray(1), function () { s.replaying = false; });
+        } else {
+          s.term.write(data.subarray(1));
+        }
+        s.lastOutput = Date.now();
+      }
       // "1" is ttyd's window title: its command line and the container's hostname. The page
       // keeps its own title (the project's name).
       // "2" (ttyd preferences) is ignored: the platform sets the terminal's look itself.
@@ -167,6 +180,8 @@
     function send(d) { sendFrame(frame("0", d)); }
     s.send = send;
     term.onData(function (d) {
+      // The terminal's own answers to queries in the replayed output (see onopen).
+      if (s.replaying) return;
       if (s.exited) {
         if (d.indexOf("\r") >= 0) { s.exited = false; s.retries = 0; connect(s); }
         return;
@@ -181,7 +196,7 @@
     });
     if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) keysBar(s);
     term.onBinary(function (d) {
-      if (!s.exited) sendFrame(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
+      if (!s.exited && !s.replaying) sendFrame(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
     });
     term.onResize(function (size) {
       if (s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));

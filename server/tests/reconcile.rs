@@ -43,24 +43,6 @@ async fn spawn_server(dir: &std::path::Path, port: u16) -> Result<tokio::process
     Err("server did not come up".into())
 }
 
-/// A sandbox of the fixture image, started straight through a runtime (no server involved).
-fn fixture_spec(
-    id: &str,
-    owner: &str,
-    repo: &str,
-    digest: &str,
-) -> server::sandbox::runtime::LaunchSpec {
-    server::sandbox::runtime::LaunchSpec {
-        sandbox_id: id.into(),
-        owner: owner.into(),
-        project: "fixture".into(),
-        image: format!("{repo}@{digest}"),
-        expires_unix: 0,
-        egress: None,
-        welcome: None,
-    }
-}
-
 #[tokio::test]
 async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     let dir = std::env::temp_dir().join(format!("trythis-crash-{}", server::secrets::random_id()));
@@ -185,15 +167,7 @@ async fn the_job_runner_sweeps_orphans_on_its_own() -> Result {
     let runtime = state.sandboxes.runtime().clone();
     let orphan = format!("orphan-{}", server::secrets::random_id());
     runtime
-        .launch(&server::sandbox::runtime::LaunchSpec {
-            sandbox_id: orphan.clone(),
-            owner: "nobody".into(),
-            project: "fixture".into(),
-            image: format!("{repo}@{digest}"),
-            expires_unix: 0,
-            egress: None,
-            welcome: None,
-        })
+        .launch(&fixture_spec(&orphan, "nobody", &repo, &digest))
         .await?;
     let jobs = platform.jobs.start_only(&[server::jobs::Kind::Periodic]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -506,15 +506,7 @@ async fn the_sweep_removes_unowned_containers_and_keeps_live_ones() -> Result {
     ];
     for orphan in &orphans {
         runtime
-            .launch(&server::sandbox::runtime::LaunchSpec {
-                sandbox_id: orphan.clone(),
-                owner: "nobody".into(),
-                project: "fixture".into(),
-                image: format!("{repo}@{digest}"),
-                expires_unix: 0,
-                egress: None,
-                welcome: None,
-            })
+            .launch(&fixture_spec(orphan, "nobody", &repo, &digest))
             .await?;
     }
     let ids = |l: Vec<server::sandbox::runtime::Listed>| -> Vec<String> {

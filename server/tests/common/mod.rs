@@ -927,6 +927,24 @@ impl TestApp {
     }
 }
 
+/// A sandbox of the fixture image, started straight through a runtime (no server involved).
+pub fn fixture_spec(
+    id: &str,
+    owner: &str,
+    repo: &str,
+    digest: &str,
+) -> server::sandbox::runtime::LaunchSpec {
+    server::sandbox::runtime::LaunchSpec {
+        sandbox_id: id.into(),
+        owner: owner.into(),
+        project: "fixture".into(),
+        image: format!("{repo}@{digest}"),
+        expires_unix: 0,
+        egress: None,
+        welcome: None,
+    }
+}
+
 /// Every container of `engine` (running or not) carrying `label` (`key=value`).
 pub async fn containers_labelled(
     engine: &bollard::Docker,

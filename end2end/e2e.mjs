@@ -960,6 +960,105 @@ try {
       await waitTerm(tp, /\nsame-sandbox\s*\n/);
       await tp.screenshot({ path: join(SHOTS, "tui-new-shell.png") });
     });
+
+    await check("files: a file chosen with Upload… lands in the shell's directory; Download brings one back", async () => {
+      await typeLine(tp, "mkdir -p /tmp/up && cd /tmp/up && echo in-$((6*7))-up");
+      await waitTerm(tp, /\nin-42-up\s*\n/);
+      const csv = "name,qty\npear,3\n".repeat(20000);
+      await tp.setInputFiles("#upload-input", { name: "fruit.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+      await tp.waitForSelector("#files-note", { timeout: 20000 });
+      const note = await tp.textContent("#files-note");
+      assert.match(note, /^Uploaded fruit\.csv \(\d+ KB\) to \/tmp\/up\/fruit\.csv$/);
+      assert.equal(await tp.locator("#files-note.error").count(), 0);
+      await typeLine(tp, "wc -l < fruit.csv | sed s/^/rows=/");
+      await waitTerm(tp, /\nrows=40000\s*\n/);
+      await typeLine(tp, "seq 1 5 > out.txt && echo made-$((2+3))");
+      await waitTerm(tp, /\nmade-5\s*\n/);
+      await tp.fill("#download-path", "/tmp/up/out.txt");
+      const [dl] = await Promise.all([tp.waitForEvent("download"), tp.click("#download")]);
+      assert.equal(dl.suggestedFilename(), "out.txt");
+      assert.equal(readFileSync(await dl.path(), "utf8"), "1\n2\n3\n4\n5\n");
+      await tp.screenshot({ path: join(SHOTS, "tools-files.png") });
+    });
+
+    await check("web preview: python3 -m http.server and a WebSocket echo open in new tabs under their own host", async () => {
+      await typeLine(tp, "cd /tmp/up && echo '<h1>hello-preview</h1>' > index.html && (python3 -m http.server 8000 >/dev/null 2>&1 &) ; echo started-$((1+1))");
+      await waitTerm(tp, /\nstarted-2\s*\n/);
+      const link = tp.locator('#ports a.preview[data-port="8000"]');
+      await link.waitFor({ timeout: 20000 });
+      const [pv] = await Promise.all([tctx.waitForEvent("page"), link.click()]);
+      await pv.waitForLoadState();
+      await waitFor(async () => (await pv.locator("h1").count()) > 0, "the preview page", 20000);
+      assert.match(pv.url(), new RegExp(`^http://[a-z0-9]{26}-8000\\.preview\\.localhost:${port}/$`));
+      assert.equal(await pv.textContent("h1"), "hello-preview");
+      // The preview's own cookie is HttpOnly; the site's cookies are not there at all.
+      assert.equal(await pv.evaluate(() => document.cookie), "");
+      await pv.screenshot({ path: join(SHOTS, "preview-page.png") });
+      await pv.close();
+
+      // A WebSocket echo server (standard library only), uploaded and started in the shell.
+      const echo = [
+        "import socket, hashlib, base64, threading",
+        "PAGE = b'<!doctype html><title>echo</title><h1>ws-echo</h1>'",
+        "def serve(c):",
+        "    data = b''",
+        "    while b'\\r\\n\\r\\n' not in data:",
+        "        d = c.recv(4096)",
+        "        if not d: return",
+        "        data += d",
+        "    keys = [l.split(b':', 1)[1].strip() for l in data.split(b'\\r\\n') if l.lower().startswith(b'sec-websocket-key:')]",
+        "    if not keys:",
+        "        c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Type: text/html\\r\\nConnection: close\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(PAGE) + PAGE)",
+        "        return",
+        "    acc = base64.b64encode(hashlib.sha1(keys[0] + b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest())",
+        "    c.sendall(b'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\nConnection: Upgrade\\r\\nSec-WebSocket-Accept: ' + acc + b'\\r\\n\\r\\n')",
+        "    buf = b''",
+        "    def need(n):",
+        "        nonlocal buf",
+        "        while len(buf) < n:",
+        "            d = c.recv(4096)",
+        "            if not d: raise EOFError",
+        "            buf += d",
+        "        out, buf = buf[:n], buf[n:]",
+        "        return out",
+        "    while True:",
+        "        h = need(2); op = h[0] & 15; n = h[1] & 127",
+        "        if n == 126: n = int.from_bytes(need(2), 'big')",
+        "        mask = need(4); p = bytes(b ^ mask[i % 4] for i, b in enumerate(need(n)))",
+        "        if op == 8: return",
+        "        r = b'echo:' + p",
+        "        c.sendall(bytes([0x81, len(r)]) + r)",
+        "def run(c):",
+        "    try: serve(c)",
+        "    except Exception: pass",
+        "    finally: c.close()",
+        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)",
+        "s.bind(('0.0.0.0', 8765)); s.listen(8)",
+        "while True:",
+        "    c, _ = s.accept(); threading.Thread(target=run, args=(c,), daemon=True).start()",
+      ].join("\n") + "\n";
+      await tp.setInputFiles("#upload-input", { name: "echo.py", mimeType: "text/x-python", buffer: Buffer.from(echo) });
+      await waitFor(async () => /Uploaded echo\.py/.test((await tp.textContent("#files-note")) ?? ""), "the upload of echo.py", 20000);
+      await typeLine(tp, "(python3 echo.py >/tmp/echo.log 2>&1 &) ; echo echo-$((3+4))");
+      await waitTerm(tp, /\necho-7\s*\n/);
+      const wsLink = tp.locator('#ports a.preview[data-port="8765"]');
+      await wsLink.waitFor({ timeout: 20000 });
+      const [wp] = await Promise.all([tctx.waitForEvent("page"), wsLink.click()]);
+      await wp.waitForLoadState();
+      await waitFor(async () => (await wp.locator("h1").count()) > 0, "the echo server's page", 20000);
+      assert.equal(await wp.textContent("h1"), "ws-echo");
+      const answers = await wp.evaluate(() => new Promise((resolve, reject) => {
+        const ws = new WebSocket(`ws://${location.host}/echo`);
+        const got = [];
+        ws.onopen = () => { ws.send("hello"); ws.send("again"); };
+        ws.onmessage = (m) => { got.push(m.data); if (got.length === 2) { ws.close(); resolve(got); } };
+        ws.onerror = () => reject(new Error("websocket failed"));
+        setTimeout(() => reject(new Error(`no echo: ${JSON.stringify(got)}`)), 10000);
+      }));
+      assert.deepEqual(answers, ["echo:hello", "echo:again"]);
+      await wp.close();
+      await tp.screenshot({ path: join(SHOTS, "tools-preview.png") });
+    });
     await tctx.close();
   }
 

@@ -298,4 +298,59 @@
   });
 
   window.trythisTerminal = { attach: attach, detach: detach };
+
+  // Files in and out of the sandbox (the Try panel's tools): XHR for the upload's progress
+  // events, fetch + a blob for a download that reports its errors on the page.
+  function upload(url, file, csrf, onProgress) {
+    return new Promise(function (resolve) {
+      const x = new XMLHttpRequest();
+      x.open("PUT", url);
+      x.setRequestHeader("x-csrf-token", csrf);
+      x.setRequestHeader("content-type", "application/octet-stream");
+      x.upload.onprogress = function (e) { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+      x.onload = function () { resolve({ status: x.status, body: x.responseText }); };
+      x.onerror = function () { resolve({ status: 0, body: "" }); };
+      x.send(file);
+    });
+  }
+  function nameFrom(disposition, fallback) {
+    const exact = /filename\*=UTF-8''([^;]+)/i.exec(disposition || "");
+    if (exact) { try { return decodeURIComponent(exact[1]); } catch (e) { /* plain below */ } }
+    const plain = /filename="([^"]*)"/i.exec(disposition || "");
+    return plain ? plain[1] : fallback;
+  }
+  async function download(url, fallback) {
+    let r;
+    try { r = await fetch(url, { credentials: "same-origin" }); } catch (e) { return { status: 0, message: "" }; }
+    if (!r.ok) {
+      let message = "";
+      try { message = (await r.json()).message || ""; } catch (e) { /* no JSON */ }
+      return { status: r.status, message: message };
+    }
+    const blob = await r.blob();
+    const name = nameFrom(r.headers.get("content-disposition"), fallback);
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = name;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(a.href); }, 30000);
+    return { status: r.status, message: "", name: name };
+  }
+  // Files dropped on `el` go to `onFile(file)`; the element shows it takes them while dragged over.
+  function onDrop(el, onFile) {
+    let depth = 0;
+    el.addEventListener("dragenter", function (e) { if (e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files")) { depth++; el.classList.add("dropping"); e.preventDefault(); } });
+    el.addEventListener("dragover", function (e) { if (e.dataTransfer && Array.from(e.dataTransfer.types).includes("Files")) { e.preventDefault(); e.dataTransfer.dropEffect = "copy"; } });
+    el.addEventListener("dragleave", function () { depth = Math.max(0, depth - 1); if (!depth) el.classList.remove("dropping"); });
+    el.addEventListener("drop", function (e) {
+      depth = 0;
+      el.classList.remove("dropping");
+      if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+      e.preventDefault();
+      for (const f of e.dataTransfer.files) onFile(f);
+    });
+  }
+  window.trythisFiles = { upload: upload, download: download, onDrop: onDrop };
 })();

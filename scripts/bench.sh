@@ -19,6 +19,9 @@ TRYTHIS_LOG=warn cargo run -q --release -p server --example terminal_bench
 step "The same for the fallback runtime, runc in a user namespace (the build engine), against its own floor"
 TRYTHIS_BENCH_RUNTIME=runc+userns TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
   cargo run -q --release -p server --example bench
+step "Web previews: a request through the preview vs the same server on the host (server/examples/preview_bench.rs, release build)"
+TRYTHIS_TTYD_PATH="$DATA/bin/ttyd" TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay" TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn \
+  cargo run -q --release -p server --example preview_bench
 step "Search at 10,000 projects (db/examples/search_bench.rs, release build)"
 cargo run -q --release -p db --example search_bench
 step "Publishing overhead: engine build+push vs trythis (server/examples/build_bench.rs)"

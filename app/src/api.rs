@@ -88,6 +88,7 @@ pub mod ssr {
             can_extend,
             end_reason: s.end_reason,
             idle_seconds_left,
+            ports: Vec::new(),
         }
     }
 

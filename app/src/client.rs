@@ -211,3 +211,96 @@ pub fn follow_build_log(url: &str, on: impl Fn(String, String) + 'static) {
     source.set_onerror(Some(on_err.as_ref().unchecked_ref()));
     on_err.forget();
 }
+
+fn files_fn(name: &str) -> Option<(JsValue, js_sys::Function)> {
+    let window = web_sys::window()?;
+    let obj = js_sys::Reflect::get(&window, &"trythisFiles".into()).ok()?;
+    let f = js_sys::Reflect::get(&obj, &name.into())
+        .ok()?
+        .dyn_into::<js_sys::Function>()
+        .ok()?;
+    Some((obj, f))
+}
+
+fn field(v: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(v, &name.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// PUTs `file` to `url` with the page's CSRF token; `on_progress(sent, total)` as it goes.
+/// Returns the status and the JSON answer.
+pub async fn upload_file(
+    url: &str,
+    file: &web_sys::File,
+    on_progress: impl Fn(f64, f64) + 'static,
+) -> Reply {
+    let failed = Reply {
+        status: 0,
+        retry_after: None,
+        body: serde_json::Value::Null,
+    };
+    let Some((obj, f)) = files_fn("upload") else {
+        return failed;
+    };
+    let progress = Closure::<dyn Fn(f64, f64)>::new(on_progress);
+    let args = js_sys::Array::of4(
+        &JsValue::from_str(url),
+        file,
+        &JsValue::from_str(&csrf_token()),
+        progress.as_ref(),
+    );
+    let Ok(promise) = f.apply(&obj, &args) else {
+        return failed;
+    };
+    let Ok(answer) = JsFuture::from(js_sys::Promise::from(promise)).await else {
+        return failed;
+    };
+    drop(progress);
+    Reply {
+        status: field(&answer, "status").as_f64().unwrap_or(0.0) as u16,
+        retry_after: None,
+        body: field(&answer, "body")
+            .as_string()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null),
+    }
+}
+
+/// Downloads `url` as a file named by the server; Err(message) when it answered an error.
+pub async fn download_file(url: &str, fallback_name: &str) -> Result<String, (u16, String)> {
+    let Some((obj, f)) = files_fn("download") else {
+        return Err((0, String::new()));
+    };
+    let Ok(promise) = f.call2(
+        &obj,
+        &JsValue::from_str(url),
+        &JsValue::from_str(fallback_name),
+    ) else {
+        return Err((0, String::new()));
+    };
+    let answer = JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map_err(|_| (0, String::new()))?;
+    let status = field(&answer, "status").as_f64().unwrap_or(0.0) as u16;
+    if (200..300).contains(&status) {
+        Ok(field(&answer, "name").as_string().unwrap_or_default())
+    } else {
+        Err((
+            status,
+            field(&answer, "message").as_string().unwrap_or_default(),
+        ))
+    }
+}
+
+/// Files dropped on `el` go to `on_file`.
+pub fn on_file_drop(el: &web_sys::Element, on_file: impl Fn(web_sys::File) + 'static) {
+    if let Some((obj, f)) = files_fn("onDrop") {
+        let cb = Closure::<dyn Fn(web_sys::File)>::new(on_file);
+        let _ = f.call2(&obj, el, cb.as_ref());
+        // Lives as long as the element's listeners (the page).
+        cb.forget();
+    }
+}
+
+pub fn encode_component(s: &str) -> String {
+    String::from(js_sys::encode_uri_component(s))
+}

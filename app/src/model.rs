@@ -171,6 +171,25 @@ pub struct SandboxInfo {
     pub end_reason: Option<EndReason>,
     /// Seconds until it ends for want of a keystroke (the idle timeout), while it runs.
     pub idle_seconds_left: Option<i64>,
+    /// TCP ports listening in it, each with its web preview (empty when previews are off).
+    #[serde(default)]
+    pub ports: Vec<OpenPort>,
+}
+
+/// A port listening in a sandbox and the address that opens its web preview in a new tab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenPort {
+    pub port: u16,
+    pub preview_url: String,
+}
+
+/// `GET /api/sandboxes/{id}/ports`: the open ports, and the largest upload the sandbox takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxPorts {
+    pub ports: Vec<OpenPort>,
+    pub upload_max_bytes: u64,
+    /// Previews are served by this installation.
+    pub previews: bool,
 }
 
 /// A project on its maintainer's account page.

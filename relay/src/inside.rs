@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 /// Debian puts games in /usr/games, which root's PATH leaves out: a visitor's shell gets it, so
 /// `fortune | cowsay` works as a project page says. Then the welcome text, then bash if the
-/// image has it, else sh.
+/// image has it, else sh. bash writes its working directory at every prompt (`files::CWD_FILE`):
+/// an upload lands where the visitor is.
 pub const SHELL_SCRIPT: &str = concat!(
     r#"for d in /usr/local/games /usr/games; do [ -d "$d" ] && case ":$PATH:" in *":$d:"*) ;; *) PATH="$PATH:$d" ;; esac; done; export PATH; "#,
     r#"[ -n "$TRYTHIS_WELCOME" ] && printf '%s\n\n' "$TRYTHIS_WELCOME"; unset TRYTHIS_WELCOME; "#,
+    r#"PROMPT_COMMAND='pwd 2>/dev/null >/tmp/.trythis-cwd'; export PROMPT_COMMAND; "#,
     r#"if command -v bash >/dev/null 2>&1; then exec bash; else exec sh; fi"#
 );
 

@@ -6,8 +6,12 @@
 //! - `with-parent PROGRAM ARGS…` (host): runs PROGRAM so that it dies with its parent (the app
 //!   server starts ttyd this way: a killed server leaves no terminals behind).
 //! - `shell COLS ROWS TOKEN`, `hangup TOKEN`, `idle` (in the sandbox, `inside.rs`).
+//! - `forward PORT`, `ports [watch]` (in the sandbox, `forward.rs`): web previews.
+//! - `put PATH SIZE`, `get PATH` (in the sandbox, `files.rs`): files in and out.
 mod attach;
 mod engine;
+mod files;
+mod forward;
 mod inside;
 
 /// Where the server mounts this binary in every sandbox.
@@ -22,9 +26,14 @@ fn main() {
         ["shell", cols, rows, token] => inside::shell(cols, rows, token),
         ["hangup", token] => inside::hangup(token),
         ["idle"] => inside::idle(),
+        ["forward", port] => forward::forward(port),
+        ["ports"] => forward::ports(false),
+        ["ports", "watch"] => forward::ports(true),
+        ["put", path, size] => files::put(path, size),
+        ["get", path] => files::get(path),
         _ => {
             eprintln!(
-                "usage: trythis-relay attach ENGINE CONTAINER | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle"
+                "usage: trythis-relay attach ENGINE CONTAINER | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle | forward PORT | ports [watch] | put PATH SIZE | get PATH"
             );
             2
         }

@@ -181,9 +181,144 @@ pub struct Config {
     pub mail: MailConfig,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
+    /// `TRYTHIS_PREVIEW_BASE`: the host name under which a sandbox's servers are reached
+    /// (`{sandbox}-{port}.{base}`), never the site's own; None: no web previews.
+    pub preview: Option<PreviewBase>,
+    /// `TRYTHIS_UPLOAD_MAX_MB`: the largest file one upload may put into a sandbox.
+    pub upload_max_bytes: u64,
     /// `TRYTHIS_MODERATION`: a new maintainer's projects stay unlisted (reachable by link, Try and
     /// badge work) until an admin approves one; then that maintainer publishes directly.
     pub moderation: bool,
+}
+
+/// Where web previews live: `{scheme}://{sandbox}-{port}.{host}[:{port}]/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviewBase {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The base host name, lowercase (`preview.localhost`).
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl PreviewBase {
+    /// The origin of one sandbox port's preview.
+    pub fn origin(&self, sandbox_id: &str, port: u16) -> String {
+        let authority = match self.port {
+            Some(p) => format!("{}:{p}", self.target(sandbox_id, port)),
+            None => self.target(sandbox_id, port),
+        };
+        format!("{}://{authority}", self.scheme)
+    }
+
+    /// The host name of one sandbox port's preview.
+    pub fn target(&self, sandbox_id: &str, port: u16) -> String {
+        format!("{sandbox_id}-{port}.{}", self.host)
+    }
+
+    /// The (sandbox, port) a request's `Host` names, if it is under this base: `Some(None)` for a
+    /// host under the base that names no sandbox port.
+    pub fn parse_host(&self, host: &str) -> Option<Option<(String, u16)>> {
+        let host = host.to_ascii_lowercase();
+        let name = match host.rsplit_once(':') {
+            Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) && !n.ends_with(']') => {
+                n.to_string()
+            }
+            _ => host,
+        };
+        let label = name.strip_suffix(&format!(".{}", self.host))?;
+        let parsed = label.rsplit_once('-').and_then(|(id, port)| {
+            let valid_id = id.len() == 26
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            let port = port
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0 && !port.starts_with('0'))?;
+            valid_id.then(|| (id.to_string(), port))
+        });
+        Some(parsed)
+    }
+}
+
+/// The last two labels of a host name (a stand-in for its registrable domain).
+fn domain_of(host: &str) -> String {
+    let labels: Vec<&str> = host.split('.').collect();
+    labels[labels.len().saturating_sub(2)..].join(".")
+}
+
+fn preview_base(
+    value: Option<String>,
+    public_url: &str,
+) -> Result<Option<PreviewBase>, ConfigError> {
+    let (site_scheme, rest) = public_url.split_once("://").unwrap_or(("http", public_url));
+    let site_authority = rest.split('/').next().unwrap_or("");
+    let (site_host, site_port) = match site_authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse::<u16>().ok()),
+        _ => (site_authority, None),
+    };
+    let site_host = site_host.to_ascii_lowercase();
+    let err = |value: &str, reason: &str| ConfigError {
+        key: "TRYTHIS_PREVIEW_BASE".into(),
+        value: value.into(),
+        reason: reason.into(),
+    };
+    let Some(value) = value else {
+        // On a loopback site, `*.localhost` (browsers resolve it to loopback themselves).
+        let loopback = matches!(site_host.as_str(), "127.0.0.1" | "[::1]");
+        return Ok(loopback.then(|| PreviewBase {
+            scheme: site_scheme.to_string(),
+            host: "preview.localhost".into(),
+            port: site_port,
+        }));
+    };
+    if value == "off" {
+        return Ok(None);
+    }
+    let (scheme, rest) = value
+        .split_once("://")
+        .filter(|(s, _)| *s == "http" || *s == "https")
+        .ok_or_else(|| {
+            err(
+                &value,
+                "must be off or a URL like https://preview.example.net",
+            )
+        })?;
+    let authority = rest.trim_end_matches('/');
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (
+            h,
+            Some(
+                p.parse::<u16>()
+                    .map_err(|_| err(&value, "the port is not a number"))?,
+            ),
+        ),
+        None => (authority, None),
+    };
+    let host = host.to_ascii_lowercase();
+    let plain = !host.is_empty()
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+    if !plain || authority.contains('/') {
+        return Err(err(&value, "must be a host name (no path, no IP address)"));
+    }
+    if host == site_host
+        || host.ends_with(&format!(".{site_host}"))
+        || site_host.ends_with(&format!(".{host}"))
+        || domain_of(&host) == domain_of(&site_host)
+    {
+        return Err(err(
+            &value,
+            "must not be the site's host or share its domain: a preview would read and set the site's cookies",
+        ));
+    }
+    Ok(Some(PreviewBase {
+        scheme: scheme.to_string(),
+        host,
+        port,
+    }))
 }
 
 struct Source(HashMap<String, String>);
@@ -623,7 +758,9 @@ impl Config {
                 })
             }
         };
+        let preview = preview_base(s.opt("TRYTHIS_PREVIEW_BASE"), &public_url)?;
         Ok(Self {
+            preview,
             harbor,
             builds,
             auth,
@@ -651,6 +788,7 @@ impl Config {
             limits,
             log: s.str("TRYTHIS_LOG", "info,sqlx=warn,bollard=warn,tower_http=info"),
             moderation: s.flag("TRYTHIS_MODERATION", false)?,
+            upload_max_bytes: s.positive("TRYTHIS_UPLOAD_MAX_MB", 64)? * 1024 * 1024,
             data_dir,
         })
     }
@@ -704,6 +842,60 @@ mod tests {
             .err()
             .map(|e| e.to_string());
         assert!(err.unwrap_or_default().contains("TRYTHIS_LISTEN"));
+    }
+
+    #[test]
+    fn previews_live_under_another_domain_than_the_site() -> Result<(), ConfigError> {
+        let local = Config::from_pairs([])?;
+        let base = local.preview.clone().ok_or_else(|| ConfigError {
+            key: "preview".into(),
+            value: String::new(),
+            reason: "a loopback site has previews by default".into(),
+        })?;
+        assert_eq!(
+            base.origin("abc", 8000),
+            "http://abc-8000.preview.localhost:3000"
+        );
+        let id = "a".repeat(26);
+        assert_eq!(
+            base.parse_host(&format!("{id}-8000.Preview.localhost:3000")),
+            Some(Some((id.clone(), 8000)))
+        );
+        assert_eq!(
+            base.parse_host(&format!("{id}-08000.preview.localhost")),
+            Some(None)
+        );
+        assert_eq!(base.parse_host("x.preview.localhost"), Some(None));
+        assert_eq!(base.parse_host("127.0.0.1:3000"), None);
+        for bad in [
+            "https://trythis.dev",
+            "https://preview.trythis.dev",
+            "https://WWW.trythis.dev",
+            "https://a.b/path",
+            "ftp://x.net",
+        ] {
+            let e = Config::from_pairs([
+                ("TRYTHIS_PUBLIC_URL", "https://www.trythis.dev"),
+                ("TRYTHIS_PREVIEW_BASE", bad),
+            ]);
+            assert!(e.is_err(), "{bad} accepted");
+        }
+        let public = Config::from_pairs([("TRYTHIS_PUBLIC_URL", "https://www.trythis.dev")])?;
+        assert_eq!(
+            public.preview, None,
+            "a public site has previews only when configured"
+        );
+        let set = Config::from_pairs([
+            ("TRYTHIS_PUBLIC_URL", "https://www.trythis.dev"),
+            ("TRYTHIS_PREVIEW_BASE", "https://trythis-preview.net"),
+        ])?;
+        assert_eq!(
+            set.preview.map(|p| p.origin("abc", 80)),
+            Some("https://abc-80.trythis-preview.net".to_string())
+        );
+        let off = Config::from_pairs([("TRYTHIS_PREVIEW_BASE", "off")])?;
+        assert_eq!(off.preview, None);
+        Ok(())
     }
 
     #[test]

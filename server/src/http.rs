@@ -10,6 +10,7 @@ pub mod error;
 pub mod identity;
 pub mod oauth;
 pub mod page_cache;
+pub mod preview;
 pub mod state;
 
 use crate::config;
@@ -104,6 +105,11 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
         .route("/sandboxes/{id}/active", post(api::sandboxes::still_here))
         .route("/sandboxes/{id}/ticket", post(api::terminal::ticket))
+        .route("/sandboxes/{id}/ports", get(api::files::ports))
+        .route(
+            "/sandboxes/{id}/files",
+            get(api::files::download).put(api::files::upload),
+        )
         .route("/projects", post(api::builds::create))
         .route(
             "/projects/{slug}/builds",
@@ -173,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .route("/badge/{file}", get(api::badge::badge))
         .route("/v/{version}/{*file}", get(assets::versioned))
         .route("/s/{id}/ws", get(api::terminal::connect))
+        .route("/preview/{id}/{port}", get(preview::entry))
         .route("/auth/{provider}/start", get(oauth::start))
         .route("/auth/{provider}/callback", get(oauth::callback))
         .route(
@@ -221,5 +228,8 @@ pub fn router(state: AppState) -> Router {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(HeaderName::from_static("x-request-id"), MakeRequestUuid))
+        // Outermost: a preview host's request never reaches the site (pages, API, identity,
+        // the site's headers).
+        .layer(middleware::from_fn_with_state(state.clone(), preview::dispatch))
         .with_state(state)
 }

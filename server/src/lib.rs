@@ -251,7 +251,12 @@ pub async fn compose(
         mail.clone(),
     ));
     let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
+    let previews = config
+        .preview
+        .clone()
+        .map(|base| http::preview::Previews::new(base, sandboxes.clone()));
     let state = AppState::new(http::state::Shared {
+        previews,
         lifecycle,
         auth,
         mail,

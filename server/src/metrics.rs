@@ -24,6 +24,9 @@ pub struct Metrics {
     phase_micros: [AtomicU64; LAUNCH_PHASES.len()],
     phase_launches: AtomicU64,
     rate_limited: AtomicU64,
+    /// Web preview requests (until the response head) and their time.
+    preview_micros: AtomicU64,
+    preview_requests: AtomicU64,
     http: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
     /// Background jobs by name: runs, failed runs, seconds spent.
     jobs: Mutex<std::collections::BTreeMap<&'static str, JobStats>>,
@@ -89,6 +92,13 @@ impl Metrics {
         self.launch_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One web preview request, from arrival to the response head (the body streams after).
+    pub fn preview(&self, took: std::time::Duration) {
+        self.preview_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.preview_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn rate_limited(&self) {
         self.rate_limited.fetch_add(1, Ordering::Relaxed);
     }
@@ -151,6 +161,21 @@ impl Metrics {
                 "trythis_sandbox_launch_phase_seconds_count{{phase=\"{phase}\"}} {launches}"
             );
         }
+        let _ = writeln!(
+            s,
+            "# HELP trythis_preview_request_seconds Web preview requests, from arrival to the response head."
+        );
+        let _ = writeln!(s, "# TYPE trythis_preview_request_seconds summary");
+        let _ = writeln!(
+            s,
+            "trythis_preview_request_seconds_sum {}",
+            self.preview_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            s,
+            "trythis_preview_request_seconds_count {}",
+            self.preview_requests.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             s,
             "# HELP trythis_sandbox_launch_failures_total Try launches that failed."

@@ -4,6 +4,9 @@
 //! any step. The database row is written first and is the truth; the engine is reconciled to it.
 pub mod checks;
 pub mod docker;
+pub mod exec_io;
+pub mod files;
+pub mod ports;
 pub mod runtime;
 mod seed;
 pub mod terminal;
@@ -186,6 +189,7 @@ pub struct SandboxService {
     db: DatabaseConnection,
     runtime: Arc<dyn Runtime>,
     terminals: Terminals,
+    ports: ports::PortWatches,
     /// Woken whenever a sandbox of this server becomes ready or ends (terminals waiting for a
     /// concurrent Try's sandbox re-read its row then, instead of polling).
     state_changed: Arc<tokio::sync::Notify>,
@@ -264,6 +268,7 @@ impl SandboxService {
             per_ip: RateLimiter::keyed(per_minute(limits.rate_per_ip)),
             db,
             terminals: Terminals::new(runtime.clone()),
+            ports: ports::PortWatches::new(runtime.clone()),
             state_changed: Arc::new(tokio::sync::Notify::new()),
             runtime,
             limits,
@@ -373,6 +378,18 @@ impl SandboxService {
             return Err(TerminalError::NotRunning);
         }
         self.terminals.attach(id, cols, rows).await
+    }
+
+    /// The TCP ports listening in the running sandbox `id` (web previews).
+    pub async fn open_ports(&self, id: &str) -> Vec<u16> {
+        self.ports.ports(id).await
+    }
+
+    /// A byte stream to `port` on the sandbox's own loopback, through an engine exec of the relay
+    /// (the sandbox has no network). When nothing listens it ends at once without a byte.
+    pub async fn open_port(&self, id: &str, port: u16) -> Result<exec_io::ExecIo, RuntimeError> {
+        let port = port.to_string();
+        self.runtime.relay(id, &["forward", &port]).await
     }
 
     /// Ends the sandbox's shell as a closing terminal would (its session gets SIGHUP) and keeps

@@ -1,4 +1,5 @@
 //! The Try panel: start/queue/replace a sandbox, the terminal, countdown, extend, stop, restart.
+use crate::components::sandbox_tools::SandboxTools;
 use crate::model::{clock, EndReason, SandboxInfo};
 use leptos::prelude::*;
 
@@ -41,6 +42,11 @@ pub fn TryPanel(
     });
     let term_ref = NodeRef::<leptos::html::Div>::new();
     let running = move || matches!(panel.get(), Panel::Running(_));
+    // The tools below the terminal live as long as one sandbox runs (not per status refresh).
+    let running_id = Memo::new(move |_| match panel.get() {
+        Panel::Running(info) => Some(info.id),
+        _ => None,
+    });
 
     let start = {
         let slug = slug.clone();
@@ -257,6 +263,7 @@ pub fn TryPanel(
             <div class="terminal-wrap" class:hidden=move || !(running() || matches!(panel.get(), Panel::Ended(_)))>
                 <div class="terminal" id="terminal" node_ref=term_ref></div>
             </div>
+            {move || running_id.get().map(|id| view! { <SandboxTools id=id/> }.into_any())}
             {move || match panel.get() {
                 Panel::Running(_) => ().into_any(),
                 Panel::Idle if !tryable => view! {

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod badge;
 pub mod builds;
+pub mod files;
 pub mod health;
 pub mod projects;
 pub mod sandboxes;

@@ -49,6 +49,15 @@ pub enum ApiError {
     /// A publishing quota (projects per account, builds per hour).
     #[error("{0}")]
     Quota(String),
+    /// An upload without a `Content-Length` (411).
+    #[error("{0}")]
+    LengthRequired(String),
+    /// An upload over the limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The sandbox has no room left (507).
+    #[error("{0}")]
+    NoSpace(String),
     /// A failure of ours: logged with its causes, answered with a generic sentence.
     #[error("internal error: {0}")]
     Internal(Box<dyn std::error::Error + Send + Sync>),
@@ -111,6 +120,24 @@ impl From<SandboxError> for ApiError {
             E::Ended => ApiError::bad("sandbox_ended", message),
             E::ExtendLimit => ApiError::bad("extend_limit", message),
             E::RowVanished(_) | E::Runtime(_) | E::Db(_) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+/// Each refusal of a file transfer as the API answers it.
+impl From<crate::sandbox::files::FilesError> for ApiError {
+    fn from(e: crate::sandbox::files::FilesError) -> Self {
+        use crate::sandbox::files::FilesError as E;
+        let message = e.to_string();
+        match e {
+            E::BadPath(_) => ApiError::bad("bad_path", message),
+            E::NotFound(_) => ApiError::NotFound(message),
+            E::Denied(_) => ApiError::Forbidden(message),
+            E::NoSpace(_) => ApiError::NoSpace(message),
+            E::IsDirectory(_) => ApiError::bad("is_directory", message),
+            E::Incomplete => ApiError::bad("incomplete", message),
+            E::NotRunning => ApiError::bad("sandbox_ended", message),
+            E::Failed(_) => ApiError::Internal(e.into()),
         }
     }
 }
@@ -211,6 +238,9 @@ impl IntoResponse for ApiError {
                 Some(("site", serde_json::Value::String(site.clone()))),
             ),
             ApiError::Quota(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", None),
+            ApiError::LengthRequired(_) => (StatusCode::LENGTH_REQUIRED, "length_required", None),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large", None),
+            ApiError::NoSpace(_) => (StatusCode::INSUFFICIENT_STORAGE, "no_space", None),
             ApiError::Internal(e) => {
                 tracing::error!(error = %chain(e.as_ref()), "internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)

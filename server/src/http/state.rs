@@ -66,4 +66,6 @@ pub struct Shared {
     /// Shared pages for visitors without history.
     pub pages: Arc<crate::http::page_cache::PageCache>,
     pub leptos_options: LeptosOptions,
+    /// Web previews (None: `TRYTHIS_PREVIEW_BASE=off`, or a public site without one).
+    pub previews: Option<crate::http::preview::Previews>,
 }

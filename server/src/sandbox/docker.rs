@@ -609,6 +609,55 @@ impl Runtime for DockerRuntime {
         })
     }
 
+    async fn relay(
+        &self,
+        sandbox_id: &str,
+        args: &[&str],
+    ) -> Result<super::exec_io::ExecIo, RuntimeError> {
+        let name = container_name(sandbox_id);
+        let cmd = std::iter::once(RELAY_IN_CONTAINER)
+            .chain(args.iter().copied())
+            .map(String::from)
+            .collect();
+        // No `User`: the image's own, the shell's (an upload belongs to the visitor's user).
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            cmd: Some(cmd),
+            ..Default::default()
+        };
+        let exec = match self.docker.create_exec(&name, config).await {
+            Ok(e) => e,
+            // 404: gone; 409: not running.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409,
+                message,
+            }) => return Err(RuntimeError::NotReady(message)),
+            Err(e) => return Err(e.into()),
+        };
+        let started = self
+            .docker
+            .start_exec(
+                &exec.id,
+                Some(bollard::exec::StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: None,
+                }),
+            )
+            .await?;
+        match started {
+            bollard::exec::StartExecResults::Attached { output, input } => {
+                Ok(super::exec_io::ExecIo::new(output, input))
+            }
+            bollard::exec::StartExecResults::Detached => {
+                Err(RuntimeError::Engine("the engine detached the relay".into()))
+            }
+        }
+    }
+
     fn isolation(&self) -> Isolation {
         self.isolation
     }

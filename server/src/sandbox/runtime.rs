@@ -109,6 +109,17 @@ pub trait Runtime: Send + Sync {
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
     async fn ping(&self) -> Result<(), RuntimeError>;
+    /// Runs the platform's relay in the running sandbox with `args` (`forward PORT`, `ports
+    /// watch`, `put PATH SIZE`, `get PATH`): its stdin and stdout as one byte stream, no TTY.
+    async fn relay(
+        &self,
+        _sandbox_id: &str,
+        _args: &[&str],
+    ) -> Result<super::exec_io::ExecIo, RuntimeError> {
+        Err(RuntimeError::Engine(
+            "this runtime cannot run the relay in a sandbox".into(),
+        ))
+    }
     /// Live CPU and memory use of a running sandbox (None: not running, or not measurable).
     async fn usage(&self, _sandbox_id: &str) -> Result<Option<Usage>, RuntimeError> {
         Ok(None)

@@ -59,7 +59,11 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SandboxInfo>> {
     let s = st.sandboxes.owned(&caller(&me), &id).await?;
-    Ok(Json(info(st.sandboxes.info(&s))))
+    let mut answer = info(st.sandboxes.info(&s));
+    if s.active {
+        answer.ports = super::files::open_ports(&st, &id).await;
+    }
+    Ok(Json(answer))
 }
 
 /// `DELETE /api/sandboxes/{id}` (owner or admin): stop it now.

@@ -117,7 +117,7 @@ pub fn SandboxTools(id: String) -> impl IntoView {
                     .and_then(|d| d.query_selector(".terminal-wrap").ok().flatten());
                 if let Some(el) = wrap {
                     let upload = upload.clone();
-                    crate::client::on_file_drop(&el, move |f| upload(f));
+                    crate::client::on_file_drop(&el, upload);
                 }
             }
             true

@@ -1297,6 +1297,16 @@ try {
     await waitTerm(p, /root@[^\n]*#\s*$/);
     const started = await at(".try-panel");
     assert.ok(Math.abs(started.top - panel.top) < 2, `the panel moved from ${panel.top} to ${started.top} as the sandbox started`);
+    // The preview and file tools fit under the terminal, inside the panel and the screen.
+    await p.waitForSelector("#sandbox-tools #no-ports");
+    const tools = await p.evaluate(() => {
+      const t = document.querySelector("#sandbox-tools"), r = t.getBoundingClientRect();
+      const panel = document.querySelector(".try-panel").getBoundingClientRect();
+      return { scroll: t.scrollWidth, width: t.clientWidth, right: r.right, bottom: r.bottom, panelBottom: panel.bottom, page: document.documentElement.scrollWidth };
+    });
+    assert.ok(tools.scroll <= tools.width + 1 && tools.right <= 390 && tools.page <= 390, `the tools fit the screen: ${JSON.stringify(tools)}`);
+    assert.ok(tools.bottom <= tools.panelBottom + 1, `the tools are inside the panel: ${JSON.stringify(tools)}`);
+    await p.screenshot({ path: join(SHOTS, "phone-tools.png") });
     // The on-screen keyboard leaves 450 px of the screen visible.
     await p.setViewportSize({ width: 390, height: 450 });
     await p.waitForSelector(".try-panel.keyboard");
@@ -1318,6 +1328,7 @@ try {
     const v = await view();
     assert.ok(v.panel >= v.bar - 1 && v.panel - v.bar < 2, `the panel starts under the top bar: ${JSON.stringify(v)}`);
     assert.ok(v.prompt && v.prompt <= v.keysTop + 1 && v.prompt > v.panel, `the prompt is in view, above the keys: ${JSON.stringify(v)}`);
+    assert.equal(await p.locator("#sandbox-tools").isVisible(), false, "with the keyboard up every row goes to the terminal");
     await p.screenshot({ path: join(SHOTS, "phone-keyboard.png") });
     // The keyboard closes: the panel is back in the page.
     await p.setViewportSize({ width: 390, height: 844 });

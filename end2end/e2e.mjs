@@ -613,39 +613,40 @@ try {
   });
 
   await check("the project page shows its recipe; the maintainer edits the summary on the Edit page and search finds it at once", async () => {
-    // The recipe of the live image: the Dockerfile built (the form sent the converted script's).
-    await page.goto(BASE + "/p/greeter");
+    // Broken Tool: Mia's, fixed by Edit and retry, approved and listed above.
+    await page.goto(BASE + "/p/broken-tool");
     await page.waitForSelector("body[data-hydrated]");
-    assert.match(await page.locator("#recipe-dockerfile pre").innerText(), /FROM trythis\/base:bookworm[\s\S]*WORKDIR \/opt\/greeter/);
+    // The recipe of the live image: the Dockerfile of the build that fixed it, not the failed one.
+    assert.match(await page.locator("#recipe-dockerfile pre").innerText(), /^FROM trythis\/base:bookworm\nRUN printf /);
     assert.equal(await page.locator("#recipe-dockerfile").getAttribute("open"), "", "a short block is open");
     // A long line scrolls inside its block: the page does not widen.
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no page wider than the window");
     await page.locator("#recipe").screenshot({ path: join(SHOTS, "project-recipe.png") });
     await page.click("#edit-project");
-    await page.waitForURL(BASE + "/p/greeter/edit");
+    await page.waitForURL(BASE + "/p/broken-tool/edit");
     await page.locator("#summary").waitFor();
-    assert.equal(await page.inputValue("#summary"), "Greets you from a converted install script.");
+    assert.equal(await page.inputValue("#summary"), "Fails at first, works after an edit.");
     assert.equal(await page.inputValue("#category"), "CLI tools");
-    assert.equal(await page.inputValue("#tags"), "greeting, e2e");
-    await page.fill("#summary", "Greets sailors bound for Zanzibar.");
-    await page.fill("#welcome", "Ahoy! Try:  greeter --version");
+    await page.fill("#summary", "Now it sails to Zanzibar.");
+    await page.fill("#tags", "boats, e2e");
+    await page.fill("#welcome", "Ahoy! Try:  broken-tool --help");
     await page.screenshot({ path: join(SHOTS, "edit.png"), fullPage: true });
     await page.click("#save");
-    await page.waitForURL(BASE + "/p/greeter");
+    await page.waitForURL(BASE + "/p/broken-tool");
     await page.waitForSelector("#flash");
-    assert.equal(await page.locator(".project-head .lead").innerText(), "Greets sailors bound for Zanzibar.");
+    assert.equal(await page.locator(".project-head .lead").innerText(), "Now it sails to Zanzibar.");
     // At once, without waiting: the search API, the search page, and an anonymous visitor's
     // (shared, cached) project page.
     const found = (await (await fetch(`${BASE}/api/projects?q=zanzibar`)).json()).items.map((i) => i.slug);
-    assert.deepEqual(found, ["greeter"]);
-    assert.match(await (await fetch(BASE + "/p/greeter")).text(), /Greets sailors bound for Zanzibar\./);
-    await page.goto(BASE + "/search?q=sailors");
-    await page.locator('.card[data-slug="greeter"]').waitFor({ timeout: 2000 });
+    assert.deepEqual(found, ["broken-tool"]);
+    assert.match(await (await fetch(BASE + "/p/broken-tool")).text(), /Now it sails to Zanzibar\./);
+    await page.goto(BASE + "/search?q=boats");
+    await page.locator('.card[data-slug="broken-tool"]').waitFor({ timeout: 2000 });
     // The same page on a phone: the recipe fits the screen, its long lines scroll inside.
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     watch(p);
-    await p.goto(BASE + "/p/greeter");
+    await p.goto(BASE + "/p/broken-tool");
     await p.locator("#recipe").scrollIntoViewIfNeeded();
     assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no page wider than the phone");
     await p.locator("#recipe").screenshot({ path: join(SHOTS, "project-recipe-phone.png") });

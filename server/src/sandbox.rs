@@ -785,7 +785,8 @@ impl SandboxService {
             match result {
                 Ok(true) => renewed += 1,
                 Ok(false) => {}
-                // Released already (never handed out); the reaper finishes a stuck stop.
+                // Mostly a stop that failed after the release (no Try gets the member any more):
+                // the reaper finishes it.
                 Err(e) => {
                     tracing::warn!(project = project_id, error = %e, "a warm-pool member of an edited project did not stop yet")
                 }

@@ -612,6 +612,47 @@ try {
     await ctx.close();
   });
 
+  await check("the project page shows its recipe; the maintainer edits the summary on the Edit page and search finds it at once", async () => {
+    // Broken Tool: Mia's, fixed by Edit and retry, approved and listed above.
+    await page.goto(BASE + "/p/broken-tool");
+    await page.waitForSelector("body[data-hydrated]");
+    // The recipe of the live image: the Dockerfile of the build that fixed it, not the failed one.
+    assert.match(await page.locator("#recipe-dockerfile pre").innerText(), /^FROM trythis\/base:bookworm\nRUN printf /);
+    assert.equal(await page.locator("#recipe-dockerfile").getAttribute("open"), "", "a short block is open");
+    // A long line scrolls inside its block: the page does not widen.
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no page wider than the window");
+    await page.locator("#recipe").screenshot({ path: join(SHOTS, "project-recipe.png") });
+    await page.click("#edit-project");
+    await page.waitForURL(BASE + "/p/broken-tool/edit");
+    await page.locator("#summary").waitFor();
+    assert.equal(await page.inputValue("#summary"), "Fails at first, works after an edit.");
+    assert.equal(await page.inputValue("#category"), "CLI tools");
+    await page.fill("#summary", "Now it sails to Zanzibar.");
+    await page.fill("#tags", "boats, e2e");
+    await page.fill("#welcome", "Ahoy! Try:  broken-tool --help");
+    await page.screenshot({ path: join(SHOTS, "edit.png"), fullPage: true });
+    await page.click("#save");
+    await page.waitForURL(BASE + "/p/broken-tool");
+    await page.waitForSelector("#flash");
+    assert.equal(await page.locator(".project-head .lead").innerText(), "Now it sails to Zanzibar.");
+    // At once, without waiting: the search API, the search page, and an anonymous visitor's
+    // (shared, cached) project page.
+    const found = (await (await fetch(`${BASE}/api/projects?q=zanzibar`)).json()).items.map((i) => i.slug);
+    assert.deepEqual(found, ["broken-tool"]);
+    assert.match(await (await fetch(BASE + "/p/broken-tool")).text(), /Now it sails to Zanzibar\./);
+    await page.goto(BASE + "/search?q=boats");
+    await page.locator('.card[data-slug="broken-tool"]').waitFor({ timeout: 2000 });
+    // The same page on a phone: the recipe fits the screen, its long lines scroll inside.
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    watch(p);
+    await p.goto(BASE + "/p/broken-tool");
+    await p.locator("#recipe").scrollIntoViewIfNeeded();
+    assert.ok(await p.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), "no page wider than the phone");
+    await p.locator("#recipe").screenshot({ path: join(SHOTS, "project-recipe-phone.png") });
+    await phone.close();
+  });
+
   await check("a maintainer deletes their own project after a confirmation naming it; tries stay as 'deleted project'", async () => {
     await page.goto(BASE + "/account");
     const row = page.locator('#my-projects tr[data-project="greeter"]');
@@ -1491,7 +1532,7 @@ try {
       await p.click("#submit");
       await p.waitForURL(BASE + "/account");
     };
-    assert.deepEqual(await axeAudit(["/account", "/containers", "/new", `/builds/${buildId}`, "/p/hello", "/admin"], signIn), []);
+    assert.deepEqual(await axeAudit(["/account", "/containers", "/new", `/builds/${buildId}`, "/p/hello", "/p/hello/edit", "/admin"], signIn), []);
   });
 
   await check("no errors in the browser console", async () => {

@@ -40,6 +40,11 @@ pub mod ssr {
         ServerFnError::new("Something went wrong on our side. Please try again.")
     }
 
+    /// Whether `me` may rebuild, edit or delete project `p`: its maintainer or an admin.
+    pub fn may_maintain(p: &project::Model, me: &Identity) -> bool {
+        me.is_admin || p.maintainer.as_ref() == Some(&me.key)
+    }
+
     pub fn card(p: &project::Model) -> ProjectCard {
         ProjectCard {
             slug: p.slug.clone(),
@@ -260,7 +265,7 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
         .map_err(ssr::internal)?
         .filter(|s| s.project_id == p.id)
         .map(|s| ssr::sandbox_info(&s, s.active && s.extensions < cx.max_extensions, None));
-    let can_rebuild = me.is_admin || p.maintainer.as_ref() == Some(&me.key);
+    let can_maintain = ssr::may_maintain(&p, &me);
     let latest_build = db::builds::for_project(&cx.db, p.id, 1)
         .await
         .map_err(ssr::internal)?
@@ -272,12 +277,27 @@ pub async fn load_project(slug: String) -> Result<Option<(ProjectPage, String)>,
             v.dockerfile.clear();
             v
         });
+    let recipe = db::builds::served(&cx.db, &p)
+        .await
+        .map_err(ssr::internal)?
+        .filter(|b| db::builds::visible_to(b, Some(&p), &me.key, me.is_admin))
+        .map(|b| RecipeView {
+            source: match b.source_kind.as_str() {
+                "script" | "image" => Some(b.source),
+                _ => None,
+            },
+            kind: b.source_kind,
+            dockerfile: b.dockerfile,
+            build_id: b.id,
+            built_at: b.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        });
     Ok(Some((
         ProjectPage {
             project: ssr::detail(&p),
             sandbox,
             latest_build,
-            can_rebuild,
+            can_maintain,
+            recipe,
         },
         cx.public_url.clone(),
     )))
@@ -378,6 +398,43 @@ pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
             .collect(),
         base_image: cx.base_image.clone(),
     })
+}
+
+/// The edit page: the project's metadata for its maintainer or an admin (None: no such project,
+/// or a hidden one and the viewer is no admin).
+#[server(prefix = "/sfn", endpoint = "project_edit", input = GetUrl)]
+pub async fn load_project_edit(slug: String) -> Result<Option<ProjectEditInfo>, ServerFnError> {
+    let cx = ssr::context()?;
+    let me = ssr::identity().await?;
+    let Some(p) = db::projects::by_slug(&cx.db, &slug)
+        .await
+        .map_err(ssr::internal)?
+        .filter(|p| p.status != db::ProjectStatus::Hidden || me.is_admin)
+    else {
+        return Ok(None);
+    };
+    let may_edit = ssr::may_maintain(&p, &me);
+    Ok(Some(ProjectEditInfo {
+        metadata: may_edit.then(|| ProjectMetadata {
+            name: p.name.clone(),
+            summary: p.summary.clone(),
+            description: p.description.clone(),
+            category: p.category.clone(),
+            tags: ssr::card(&p).tags,
+            homepage: p.homepage.clone(),
+            repository: p.repository.clone(),
+            license: p.license.clone(),
+            welcome: p.welcome.clone(),
+        }),
+        slug: p.slug,
+        name: p.name,
+        signed_in: me.signed_in,
+        may_edit,
+        categories: db::projects::CATEGORIES
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+    }))
 }
 
 /// Who is asking, for the header and the account pages.

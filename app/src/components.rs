@@ -4,5 +4,6 @@ pub mod flash;
 pub mod footer;
 pub mod header;
 pub mod project_card;
+pub mod project_fields;
 pub mod sandbox_tools;
 pub mod try_panel;

@@ -108,6 +108,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=pages::home::HomePage ssr=SsrMode::Async/>
                     <Route path=path!("/search") view=pages::search::SearchPage ssr=SsrMode::Async/>
                     <Route path=path!("/p/:slug") view=pages::project::ProjectPage ssr=SsrMode::Async/>
+                    <Route path=path!("/p/:slug/edit") view=pages::edit::EditPage ssr=SsrMode::Async/>
                     <Route path=path!("/containers") view=pages::containers::ContainersPage ssr=SsrMode::Async/>
                     <Route path=path!("/new") view=pages::publish::PublishPage ssr=SsrMode::Async/>
                     <Route path=path!("/builds/:id") view=pages::build::BuildPage ssr=SsrMode::Async/>

@@ -110,6 +110,9 @@ pub struct ProjectInfo {
     /// In the catalogue (Explore, search, trending); false while it waits for an admin's review.
     #[serde(default)]
     pub listed: bool,
+    /// Printed in the terminal before a Try's first prompt.
+    #[serde(default)]
+    pub welcome: Option<String>,
 }
 
 /// `GET /api/recommendations`.
@@ -149,9 +152,53 @@ pub struct ProjectPage {
     pub project: ProjectDetail,
     /// The newest build, when there is one (maintainers' projects).
     pub latest_build: Option<BuildView>,
-    pub can_rebuild: bool,
+    /// The viewer maintains the project (or is an admin): Rebuild and Edit are theirs.
+    pub can_maintain: bool,
+    /// How the image a Try starts was made (the build that is live), when a build made it.
+    pub recipe: Option<RecipeView>,
     /// The visitor's running sandbox for this project, so a reload re-attaches to it.
     pub sandbox: Option<SandboxInfo>,
+}
+
+/// The recipe of the image a project serves, as its page shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipeView {
+    /// `dockerfile`, `script` (converted from an install script) or `image` (imported as it is).
+    pub kind: String,
+    /// The Dockerfile built (empty for an imported image).
+    pub dockerfile: String,
+    /// The install script the Dockerfile was converted from (`script`), or the reference of the
+    /// imported image (`image`).
+    pub source: Option<String>,
+    pub build_id: String,
+    /// When the build was made (UTC, to the minute).
+    pub built_at: String,
+}
+
+/// A project's metadata as the publish and edit forms hold it (all but the slug).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProjectMetadata {
+    pub name: String,
+    pub summary: String,
+    pub description: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    pub license: Option<String>,
+    pub welcome: Option<String>,
+}
+
+/// The edit page of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectEditInfo {
+    pub slug: String,
+    pub name: String,
+    pub signed_in: bool,
+    /// The viewer maintains the project or is an admin; only then is `metadata` there.
+    pub may_edit: bool,
+    pub metadata: Option<ProjectMetadata>,
+    pub categories: Vec<String>,
 }
 
 /// A sandbox as the owner sees it (`GET /api/sandboxes/{id}` and the 201 of a Try).

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod auth;
 pub mod build;
 pub mod containers;
+pub mod edit;
 pub mod home;
 pub mod not_found;
 pub mod project;

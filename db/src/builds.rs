@@ -267,6 +267,25 @@ pub async fn for_project(
         .await
 }
 
+/// The build that made the image `project` serves now (its recipe is what a Try runs), if the
+/// project serves one a build pushed.
+pub async fn served(
+    db: &DatabaseConnection,
+    project: &crate::projects::Model,
+) -> Result<Option<Model>, DbErr> {
+    let (Some(repo), Some(digest)) = (&project.image_repo, &project.image_digest) else {
+        return Ok(None);
+    };
+    Build::find()
+        .filter(build::Column::ProjectId.eq(project.id))
+        .filter(build::Column::State.eq(BuildState::Succeeded))
+        .filter(build::Column::ImageRepo.eq(repo.as_str()))
+        .filter(build::Column::ImageDigest.eq(digest.as_str()))
+        .order_by_desc(build::Column::CreatedAt)
+        .one(db)
+        .await
+}
+
 /// Builds someone started since `since` (quota).
 pub async fn count_since(
     db: &DatabaseConnection,

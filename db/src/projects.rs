@@ -313,15 +313,18 @@ pub struct NewProject {
     pub unlisted: bool,
 }
 
+/// Tags as the row stores them: folded, comma-separated.
+fn tags_column(tags: &[String]) -> String {
+    tags.iter()
+        .map(|t| fold(t.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Creates the project or updates its metadata (keeping image, tries and status).
 pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, DbErr> {
     let now = chrono::Utc::now();
-    let tags = p
-        .tags
-        .iter()
-        .map(|t| fold(t.trim()))
-        .collect::<Vec<_>>()
-        .join(",");
+    let tags = tags_column(&p.tags);
     let text = search_text(&p.name, &p.summary, &tags, &p.category);
     let existing = by_slug(db, &p.slug).await?;
     let mut am = match &existing {
@@ -362,6 +365,73 @@ pub async fn upsert(db: &impl ConnectionTrait, p: &NewProject) -> Result<Model, 
     if reindex_one(db, saved.id).await? {
         saved = by_slug(db, &p.slug).await?.unwrap_or(saved);
     }
+    crate::settings::bump_catalog_version(db).await?;
+    Ok(saved)
+}
+
+/// A maintainer's change of a published project's metadata: each field given replaces the
+/// stored one (`Some(None)` clears an optional one); the others stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataChange {
+    pub name: Option<String>,
+    pub summary: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub homepage: Option<Option<String>>,
+    pub repository: Option<Option<String>>,
+    pub license: Option<Option<String>>,
+    pub welcome: Option<Option<String>>,
+}
+
+/// Applies `change` to project `id` (only the columns it names are written, so a build going
+/// live meanwhile keeps its image) and brings the project's search text up to date in the same
+/// transaction; then bumps the catalogue version, so this process's searches see the change at
+/// once (other processes within a second). `None` if there is no such project.
+pub async fn edit(
+    db: &DatabaseConnection,
+    id: i32,
+    change: &MetadataChange,
+) -> Result<Option<Model>, DbErr> {
+    let txn = db.begin().await?;
+    let Some(current) = Project::find_by_id(id).one(&txn).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let mut am = project::ActiveModel::from(current);
+    if let Some(name) = &change.name {
+        am.name = Set(name.clone());
+        am.name_fold = Set(fold(name));
+    }
+    if let Some(v) = &change.summary {
+        am.summary = Set(v.clone());
+    }
+    if let Some(v) = &change.description {
+        am.description = Set(v.clone());
+    }
+    if let Some(v) = &change.category {
+        am.category = Set(v.clone());
+    }
+    if let Some(v) = &change.tags {
+        am.tags = Set(tags_column(v));
+    }
+    if let Some(v) = &change.homepage {
+        am.homepage = Set(v.clone());
+    }
+    if let Some(v) = &change.repository {
+        am.repository = Set(v.clone());
+    }
+    if let Some(v) = &change.license {
+        am.license = Set(v.clone());
+    }
+    if let Some(v) = &change.welcome {
+        am.welcome = Set(v.clone());
+    }
+    am.updated_at = Set(chrono::Utc::now());
+    am.update(&txn).await?;
+    reindex_one(&txn, id).await?;
+    let saved = Project::find_by_id(id).one(&txn).await?;
+    txn.commit().await?;
     crate::settings::bump_catalog_version(db).await?;
     Ok(saved)
 }

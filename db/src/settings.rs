@@ -120,7 +120,11 @@ pub async fn bump_catalog_version(db: &impl ConnectionTrait) -> Result<(), DbErr
         chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
         std::process::id()
     );
-    put(db, CATALOG_VERSION, token).await
+    put(db, CATALOG_VERSION, token).await?;
+    // Once more after the write: a search that read the old version between the first count
+    // and the write would otherwise trust it for `VERSION_TTL` after this change returned.
+    LOCAL_WRITES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
 }
 
 pub async fn catalog_version(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {

@@ -978,3 +978,123 @@ async fn postgres_old_end_reasons_get_one_spelling() -> Result {
     let url = fresh_postgres_url().await?;
     old_end_reasons_get_one_spelling(sea_orm::Database::connect(&url).await?).await
 }
+
+/// A maintainer's edit: the fields given change, the others (and the image a build set
+/// meanwhile) stay; a search for a word of the new summary finds the project at once, and the
+/// old words no longer do; optional fields clear with `Some(None)`.
+async fn an_edit_changes_only_its_fields_and_search_sees_it_at_once(
+    db: db::DatabaseConnection,
+) -> Result {
+    let index = db::search::SearchIndex::new();
+    let p = project(&db, "ed", "Editable", "CLI tools", &["one"], 0).await?;
+    projects::edit(
+        &db,
+        p.id,
+        &projects::MetadataChange {
+            license: Some(Some("MIT".into())),
+            welcome: Some(Some("Hi".into())),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let s = |q: &str| projects::Search {
+        q: q.into(),
+        page: 1,
+        per_page: 10,
+        ..Default::default()
+    };
+    // The index is loaded (and trusted) before the edit.
+    assert!(index.search(&db, &s("zanzibar")).await?.0.is_empty());
+    let edited = projects::edit(
+        &db,
+        p.id,
+        &projects::MetadataChange {
+            name: Some("Édité".into()),
+            summary: Some("Sails to Zanzibar.".into()),
+            tags: Some(vec!["Boat".into(), "sea".into()]),
+            license: Some(None),
+            ..Default::default()
+        },
+    )
+    .await?
+    .ok_or("edited")?;
+    assert_eq!(
+        (
+            edited.name.as_str(),
+            edited.name_fold.as_str(),
+            edited.tags.as_str()
+        ),
+        ("Édité", "edite", "boat,sea")
+    );
+    assert_eq!(edited.license, None, "cleared");
+    assert_eq!(edited.welcome.as_deref(), Some("Hi"), "not named, kept");
+    assert_eq!(
+        (edited.category.as_str(), edited.image_digest.as_deref()),
+        ("CLI tools", Some("sha256:x"))
+    );
+    for q in ["zanzibar", "boat", "edite", "Édité"] {
+        assert_eq!(slugs(&index.search(&db, &s(q)).await?.0), ["ed"], "{q}");
+    }
+    assert!(index.search(&db, &s("one")).await?.0.is_empty(), "old tag");
+    assert!(
+        projects::edit(&db, 9999, &projects::MetadataChange::default())
+            .await?
+            .is_none(),
+        "no such project"
+    );
+    Ok(())
+}
+
+on_both!(an_edit_changes_only_its_fields_and_search_sees_it_at_once: sqlite_an_edit_changes_only_its_fields_and_search_sees_it_at_once, postgres_an_edit_changes_only_its_fields_and_search_sees_it_at_once);
+
+/// The build a project serves is the succeeded one whose image it points at, not its newest.
+async fn the_served_build_is_the_one_whose_image_is_live(db: db::DatabaseConnection) -> Result {
+    let p = project(&db, "srv", "Served", "Other", &[], 0).await?;
+    let build = |id: &str| db::builds::NewBuild {
+        id: id.into(),
+        project_id: p.id,
+        project_slug: "srv".into(),
+        owner: key("v:m"),
+        source_kind: "dockerfile".into(),
+        source: format!("FROM base\nRUN echo {id}\n"),
+        dockerfile: format!("FROM base\nRUN echo {id}\n"),
+        steps: 2,
+        check_command: None,
+        check_expect: None,
+    };
+    let pushed = |digest: &str| db::builds::Pushed {
+        repo: "r".into(),
+        tag: "t".into(),
+        digest: digest.into(),
+        size: 1,
+    };
+    let run = |id: &'static str, end: db::BuildState, digest: Option<&'static str>| {
+        let db = db.clone();
+        let b = build(id);
+        async move {
+            db::builds::insert_queued(&db, b).await?;
+            db::builds::set_state(&db, id, db::BuildState::Running).await?;
+            db::builds::set_state(&db, id, db::BuildState::Pushing).await?;
+            let image = digest.map(pushed);
+            assert!(db::builds::finish(&db, id, end, None, "", image.as_ref()).await?);
+            Ok::<_, Box<dyn std::error::Error>>(())
+        }
+    };
+    // `project` pointed it at r@sha256:x, which no build made yet.
+    assert!(db::builds::served(&db, &p).await?.is_none());
+    run("old", db::BuildState::Succeeded, Some("sha256:x")).await?;
+    // A newer build that failed, and one that succeeded but is not (yet) served.
+    run("bad", db::BuildState::Failed, None).await?;
+    run("new", db::BuildState::Succeeded, Some("sha256:y")).await?;
+    let served = db::builds::served(&db, &p).await?.ok_or("served")?;
+    assert_eq!(served.id, "old");
+    projects::set_image(&db, p.id, "r", "sha256:y", 1).await?;
+    let p = projects::by_id(&db, p.id).await?.ok_or("project")?;
+    assert_eq!(
+        db::builds::served(&db, &p).await?.ok_or("served")?.id,
+        "new"
+    );
+    Ok(())
+}
+
+on_both!(the_served_build_is_the_one_whose_image_is_live: sqlite_the_served_build_is_the_one_whose_image_is_live, postgres_the_served_build_is_the_one_whose_image_is_live);

@@ -7,6 +7,7 @@
 //! pushed and resolved: visitors never wait for, or lose, a build.
 pub mod check;
 pub mod dockerfile;
+pub mod edit;
 pub mod engine;
 #[cfg(test)]
 mod fast_tests;

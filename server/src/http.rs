@@ -94,7 +94,9 @@ pub fn router(state: AppState) -> Router {
         .route("/projects", get(api::projects::list))
         .route(
             "/projects/{slug}",
-            get(api::projects::get).delete(api::projects::delete),
+            get(api::projects::get)
+                .patch(api::projects::edit)
+                .delete(api::projects::delete),
         )
         .route("/recommendations", get(api::projects::recommendations))
         .route("/projects/{slug}/try", post(api::sandboxes::start))

@@ -753,6 +753,11 @@ impl SandboxService {
                     Err(db::sandboxes::InsertError::OwnerBusy) => continue,
                     Err(db::sandboxes::InsertError::Db(e)) => return Err(e.into()),
                 }
+                // The project as it is now, read after the row exists: an edit of its welcome
+                // text committed before this read shows in this member, and one committed after
+                // it finds the row and gives the member back (`renew_pool`).
+                let now = db::projects::by_id(&self.db, p.id).await?;
+                let p = now.as_ref().unwrap_or(p);
                 match self
                     .bring_up(&id, &OwnerKey::Pool, p, &image, expires_at)
                     .await
@@ -781,6 +786,30 @@ impl SandboxService {
             .into_iter()
             .filter(|r| matches!(r, Ok(true)))
             .count())
+    }
+
+    /// After a change of what project `project_id`'s sandboxes print as they start (its welcome
+    /// text): its warm-pool members, started with the old text, are given back at once (no Try
+    /// is handed one from here on) and the next refill starts new ones. Returns how many went.
+    pub async fn renew_pool(&self, project_id: i32) -> Result<usize, SandboxError> {
+        let members = db::sandboxes::pool_members(&self.db).await?;
+        let stops = members
+            .iter()
+            .filter(|m| m.project_id == project_id)
+            .map(|m| self.give_back(&m.id, EndReason::PoolNotNeeded));
+        let mut renewed = 0;
+        for result in futures::future::join_all(stops).await {
+            match result {
+                Ok(true) => renewed += 1,
+                Ok(false) => {}
+                // Mostly a stop that failed after the release (no Try gets the member any more):
+                // the reaper finishes it.
+                Err(e) => {
+                    tracing::warn!(project = project_id, error = %e, "a warm-pool member of an edited project did not stop yet")
+                }
+            }
+        }
+        Ok(renewed)
     }
 
     /// Ends warm-pool member `id` unless a visitor claimed it since it was read (then it is

@@ -1,6 +1,6 @@
 use crate::api::load_project;
 use crate::components::try_panel::TryPanel;
-use crate::model::{BuildState, ProjectPage as PageData, ProjectStatus};
+use crate::model::{BuildState, ProjectPage as PageData, ProjectStatus, RecipeView};
 use crate::pages::not_found::NotFoundPage;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -63,8 +63,9 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                 <div class="links">
                     {p.homepage.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Homepage ↗"</a> })}
                     {p.repository.clone().map(|u| view! { <a href=u.clone() rel="nofollow noopener" target="_blank">"Source ↗"</a> })}
+                    {page.can_maintain.then(|| view! { <a id="edit-project" href=format!("/p/{slug}/edit")>"Edit project"</a> })}
                 </div>
-                {page.latest_build.clone().filter(|b| page.can_rebuild || !b.state.is_finished() || p.status != ProjectStatus::Live).map(|b| {
+                {page.latest_build.clone().filter(|b| page.can_maintain || !b.state.is_finished() || p.status != ProjectStatus::Live).map(|b| {
                     let href = format!("/builds/{}", b.id);
                     let label = match b.state {
                         BuildState::Queued | BuildState::Running | BuildState::Pushing | BuildState::Checking => "A new image is being built",
@@ -76,11 +77,12 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                         <div class=format!("build-note {}", b.state) id="latest-build">
                             <span>{label}" · "{b.created_at.clone()}</span>
                             <a href=href>"View the build log"</a>
-                            {page.can_rebuild.then(|| view! { <RebuildButton slug=slug.clone()/> })}
+                            {page.can_maintain.then(|| view! { <RebuildButton slug=slug.clone()/> })}
                         </div>
                     }
                 })}
                 <div class="description" inner_html=p.description_html.clone()></div>
+                {page.recipe.clone().map(|recipe| view! { <Recipe recipe/> })}
                 // A badge only for a project people can try: one that never went live would
                 // send README readers to a dead end.
                 {p.tryable.then(|| view! {
@@ -93,6 +95,61 @@ fn ProjectView(page: PageData, base: String, autostart: bool) -> impl IntoView {
                 })}
             </article>
         </div>
+    }
+}
+
+/// Blocks longer than this many lines start folded.
+const LONG_CODE_LINES: usize = 20;
+
+/// How the image a Try starts was made: the Dockerfile of the build that is live, and the install
+/// script it was converted from; or the image it was imported from as it is.
+#[component]
+fn Recipe(recipe: RecipeView) -> impl IntoView {
+    let RecipeView {
+        kind,
+        dockerfile,
+        source,
+        build_id,
+        built_at,
+    } = recipe;
+    let how = match (kind.as_str(), source) {
+        ("image", reference) => view! {
+            <p id="recipe-image">"Imported as it is from the image "<code>{reference.unwrap_or_default()}</code></p>
+        }
+        .into_any(),
+        (kind, script) => view! {
+            <p class="recipe-note">"Built from this Dockerfile ("<a href=format!("/builds/{build_id}")>"build " {build_id.clone()}</a>", "{built_at}")."</p>
+            <CodeBlock id="recipe-dockerfile" label="Dockerfile" text=dockerfile/>
+            {script.filter(|_| kind == "script").map(|s| view! {
+                <CodeBlock id="recipe-script" label="The install script it was converted from" text=s/>
+            })}
+        }
+        .into_any(),
+    };
+    view! {
+        <section class="recipe" id="recipe" aria-labelledby="recipe-title">
+            <h2 id="recipe-title">"Recipe"</h2>
+            {how}
+        </section>
+    }
+}
+
+/// A block of code to read (never run: only the description's blocks run in the terminal): long
+/// lines scroll inside it, and a long block starts folded.
+#[component]
+fn CodeBlock(id: &'static str, label: &'static str, text: String) -> impl IntoView {
+    let lines = text.lines().count();
+    let summary = format!(
+        "{label} · {lines} line{}",
+        if lines == 1 { "" } else { "s" }
+    );
+    let short = lines <= LONG_CODE_LINES;
+    view! {
+        <details class="code-block" id=id open=short>
+            <summary>{summary}</summary>
+            // Focusable, so a keyboard can scroll a long line sideways.
+            <pre tabindex="0"><code>{text}</code></pre>
+        </details>
     }
 }
 

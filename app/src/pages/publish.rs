@@ -1,5 +1,6 @@
 use crate::api::load_publish_form;
 use crate::components::field_problems::FieldProblems;
+use crate::components::project_fields::{ProblemList, ProjectFields, ProjectValues};
 use crate::model::{FieldProblem, PublishInfo};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -47,17 +48,8 @@ pub fn PublishPage() -> impl IntoView {
 #[component]
 fn PublishForm(info: PublishInfo) -> impl IntoView {
     let slug = RwSignal::new(String::new());
-    let name = RwSignal::new(String::new());
-    let summary = RwSignal::new(String::new());
-    let description = RwSignal::new(String::new());
     // No category is preselected: the maintainer picks one (the server requires it).
-    let category = RwSignal::new(String::new());
-    // The slug follows the name until it is edited by hand.
-    let slug_edited = RwSignal::new(false);
-    let tags = RwSignal::new(String::new());
-    let homepage = RwSignal::new(String::new());
-    let repository = RwSignal::new(String::new());
-    let license = RwSignal::new(String::new());
+    let values = ProjectValues::new(Default::default());
     let script = RwSignal::new(String::new());
     let dockerfile = RwSignal::new(String::new());
     let check_command = RwSignal::new(String::new());
@@ -124,19 +116,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                         serde_json::Value::String(s)
                     }
                 };
-                let mut body = serde_json::json!({
-                    "slug": slug.get_untracked(),
-                    "name": name.get_untracked(),
-                    "summary": summary.get_untracked(),
-                    "description": description.get_untracked(),
-                    "category": category.get_untracked(),
-                    "tags": tags.get_untracked().split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect::<Vec<_>>(),
-                    "homepage": opt(homepage.get_untracked()),
-                    "repository": opt(repository.get_untracked()),
-                    "license": opt(license.get_untracked()),
-                    "check_command": opt(check_command.get_untracked()),
-                    "check_expect": opt(check_expect.get_untracked()),
-                });
+                let mut body = values.body();
+                body["slug"] = slug.get_untracked().into();
+                body["check_command"] = opt(check_command.get_untracked());
+                body["check_expect"] = opt(check_expect.get_untracked());
                 if tab.get_untracked() == "script" {
                     body["script"] = script.get_untracked().into();
                 } else {
@@ -191,53 +174,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     #[cfg(not(feature = "hydrate"))]
     let load_file = move |_ev: leptos::ev::Event| {};
 
-    let on_name = move |ev: leptos::ev::Event| {
-        let value = event_target_value(&ev);
-        if !slug_edited.get_untracked() {
-            slug.set(slug_from(&value));
-        }
-        name.set(value);
-    };
     let categories = info.categories.clone();
     view! {
         <form class="publish-form" on:submit=submit novalidate>
-            <div class="form-grid">
-                <label class=problems.class_of("name")>"Name"
-                    <input id="name" required maxlength="60" placeholder="Hello Tool" prop:value=move || name.get() on:input=on_name/>
-                    <small class="field-problem">{problems.message_of("name")}</small>
-                </label>
-                <label class=problems.class_of("slug")>"Slug (the address: /p/slug)"
-                    <input id="slug" required maxlength="40" placeholder="hello-tool" prop:value=move || slug.get()
-                        on:input=move |ev| { slug_edited.set(true); slug.set(event_target_value(&ev)); }/>
-                    <small class="field-problem">{problems.message_of("slug")}</small>
-                </label>
-                <label class=problems.class_of("summary")>"One-line summary"
-                    <input id="summary" required maxlength="160" placeholder="What it does, in one line." bind:value=summary/>
-                    <small class="field-problem">{problems.message_of("summary")}</small>
-                </label>
-                <label class=problems.class_of("category")>"Category"
-                    <select id="category" on:change=move |ev| category.set(event_target_value(&ev)) prop:value=move || category.get()>
-                        <option value="" disabled=true>"Choose a category"</option>
-                        {categories.into_iter().map(|c| view! { <option value=c.clone()>{c.clone()}</option> }).collect_view()}
-                    </select>
-                    <small class="field-problem">{problems.message_of("category")}</small>
-                </label>
-                <label class=problems.class_of("tags")>"Tags (comma-separated)"
-                    <input id="tags" placeholder="json, cli" bind:value=tags/>
-                </label>
-                <label class=problems.class_of("license")>"License"
-                    <input id="license" maxlength="40" placeholder="MIT" bind:value=license/>
-                </label>
-                <label class=problems.class_of("homepage")>"Homepage"
-                    <input id="homepage" type="url" placeholder="https://…" bind:value=homepage/>
-                </label>
-                <label class=problems.class_of("repository")>"Repository"
-                    <input id="repository" type="url" placeholder="https://github.com/…" bind:value=repository/>
-                </label>
-            </div>
-            <label class=problems.class_of("description")>"Description (Markdown: what to try first)"
-                <textarea id="description" rows="5" bind:value=description></textarea>
-            </label>
+            <ProjectFields values problems categories slug/>
             <div class="tabs" role="tablist">
                 <button type="button" role="tab" id="tab-script" class:active=move || tab.get() == "script"
                     on:click=move |_| tab.set("script".into())>"Install script"</button>
@@ -286,78 +226,8 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
             <Show when=move || !message.read().is_empty()>
                 <p class="form-message" id="form-message">{move || message.get()}</p>
             </Show>
-            <Show when=move || !problems.is_empty()>
-                <ul class="problems" id="problems">
-                    {move || problems.all().into_iter().map(|p| {
-                        let label = field_label(&p.field);
-                        let where_ = match p.line { Some(l) => format!("{label}, line {l}"), None => label.to_string() };
-                        view! { <li data-field=p.field.clone()><b>{where_}</b>": "{p.message}</li> }
-                    }).collect_view()}
-                </ul>
-            </Show>
+            <ProblemList problems/>
             <button type="submit" class="btn primary big" id="publish" disabled=move || busy.get()>"Build and publish"</button>
         </form>
-    }
-}
-
-/// A field's name as the form shows it.
-fn field_label(field: &str) -> &str {
-    match field {
-        "name" => "Name",
-        "slug" => "Slug",
-        "summary" => "Summary",
-        "category" => "Category",
-        "tags" => "Tags",
-        "license" => "License",
-        "homepage" => "Homepage",
-        "repository" => "Repository",
-        "description" => "Description",
-        "script" => "Install script",
-        "dockerfile" => "Dockerfile",
-        "check_command" => "Smoke check command",
-        "check_expect" => "Smoke check output",
-        other => other,
-    }
-}
-
-/// The address a name suggests: lower case, words joined by `-` (`Hello Tool` → `hello-tool`).
-fn slug_from(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
-            'ç' => 'c',
-            'è' | 'é' | 'ê' | 'ë' => 'e',
-            'ì' | 'í' | 'î' | 'ï' => 'i',
-            'ñ' => 'n',
-            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
-            'ù' | 'ú' | 'û' | 'ü' => 'u',
-            'ý' | 'ÿ' => 'y',
-            c => c,
-        };
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-')
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .trim_end_matches('-')
-        .to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::slug_from;
-
-    #[test]
-    fn slugs_follow_names() {
-        assert_eq!(slug_from("Hello Tool"), "hello-tool");
-        assert_eq!(slug_from("  cowsay & fortune!! "), "cowsay-fortune");
-        assert_eq!(slug_from("Café Crème"), "cafe-creme");
-        assert_eq!(slug_from(&"x".repeat(50)).len(), 40);
     }
 }

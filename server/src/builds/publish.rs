@@ -27,12 +27,16 @@ pub enum PublishError {
     QueueFull(usize),
     #[error("There is no project called {0:?}.")]
     NoSuchProject(String),
-    #[error("Only the project's maintainer can rebuild it.")]
-    NotMaintainer,
+    /// Someone else's project: what they may not do to it ("rebuild", "edit").
+    #[error("Only the project's maintainer (or an admin) can {0} it.")]
+    NotMaintainer(&'static str),
     #[error("A build of this project is already {state} ({build}). Wait for it or cancel it.")]
     BuildActive { state: BuildState, build: String },
     #[error("This project has no earlier build to repeat: send a Dockerfile or a script.")]
     NoRecipe,
+    /// A request body that is not what the call takes (not an object, a value of the wrong type).
+    #[error("The request body is not what this call expects: {0}")]
+    BadJson(String),
     #[error("database: {0}")]
     Db(#[from] db::DbErr),
 }
@@ -111,49 +115,171 @@ pub struct Recipe {
     pub check: Option<SmokeCheck>,
 }
 
+/// A text field's value as stored (trimmed), or what is wrong with it.
 fn text_field(
-    out: &mut Vec<FieldProblem>,
     field: &str,
     value: &str,
     label: &str,
     required: bool,
     max: usize,
     multiline: bool,
-) {
+) -> Result<String, FieldProblem> {
     let v = value.trim();
+    let problem = |message: String| Err(FieldProblem::new(field, message));
     if required && v.is_empty() {
-        out.push(FieldProblem::new(field, format!("{label} is required.")));
+        problem(format!("{label} is required."))
     } else if v.chars().count() > max {
-        out.push(FieldProblem::new(
-            field,
-            format!("{label} is too long: at most {max} characters."),
-        ));
+        problem(format!("{label} is too long: at most {max} characters."))
     } else if v
         .chars()
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))
     {
-        out.push(FieldProblem::new(
-            field,
-            format!("{label} contains control characters."),
-        ));
+        problem(format!("{label} contains control characters."))
+    } else {
+        Ok(v.to_string())
     }
 }
 
-fn url_field(out: &mut Vec<FieldProblem>, field: &str, value: Option<&str>, label: &str) {
-    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-        return;
-    };
-    let ok = (v.starts_with("https://") || v.starts_with("http://"))
-        && v.len() <= 300
-        && v.len() > "https://".len()
-        && !v
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
-    if !ok {
-        out.push(FieldProblem::new(
-            field,
-            format!("{label} must be an http(s) address of at most 300 characters."),
-        ));
+/// An optional field: empty (or absent) is `None`.
+fn optional(
+    value: Option<&str>,
+    check: impl FnOnce(&str) -> Result<String, FieldProblem>,
+) -> Result<Option<String>, FieldProblem> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => check(v).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn url_field(
+    field: &str,
+    value: Option<&str>,
+    label: &str,
+) -> Result<Option<String>, FieldProblem> {
+    optional(value, |v| {
+        let ok = (v.starts_with("https://") || v.starts_with("http://"))
+            && v.len() <= 300
+            && v.len() > "https://".len()
+            && !v
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '<' || c == '>');
+        if ok {
+            Ok(v.to_string())
+        } else {
+            Err(FieldProblem::new(
+                field,
+                format!("{label} must be an http(s) address of at most 300 characters."),
+            ))
+        }
+    })
+}
+
+// One check per metadata field, each giving the value as stored or the field's problem:
+// publishing (`check_form`) and a maintainer's later edit (`builds::edit`) both use them, so a
+// field is refused with the same answer either way.
+
+pub fn check_slug(slug: &str) -> Result<String, FieldProblem> {
+    let slug = slug.trim();
+    match slug_problem(slug) {
+        Some(p) => Err(FieldProblem::new("slug", p)),
+        None => Ok(slug.to_string()),
+    }
+}
+
+pub fn check_name(name: &str) -> Result<String, FieldProblem> {
+    text_field("name", name, "The name", true, 60, false)
+}
+
+pub fn check_summary(summary: &str) -> Result<String, FieldProblem> {
+    text_field("summary", summary, "The summary", true, 160, false)
+}
+
+pub fn check_description(description: &str) -> Result<String, FieldProblem> {
+    text_field(
+        "description",
+        description,
+        "The description",
+        false,
+        20_000,
+        true,
+    )
+}
+
+pub fn check_category(category: &str) -> Result<String, FieldProblem> {
+    if CATEGORIES.contains(&category) {
+        Ok(category.to_string())
+    } else {
+        Err(FieldProblem::new(
+            "category",
+            format!("Choose one of the categories: {}.", CATEGORIES.join(", ")),
+        ))
+    }
+}
+
+/// Tags folded (lower case, no accents), empty ones dropped, duplicates once.
+pub fn check_tags(tags: &[String]) -> Result<Vec<String>, Vec<FieldProblem>> {
+    let mut out = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
+    if tags.len() > 8 {
+        out.push(FieldProblem::new("tags", "At most 8 tags."));
+    }
+    for t in tags.iter().take(8) {
+        let t = fold(t.trim());
+        if t.is_empty() {
+            continue;
+        }
+        if t.len() > 24
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
+        {
+            out.push(FieldProblem::new(
+                "tags",
+                format!("Tag '{t}': at most 24 letters, digits, '-', '+' or '.'."),
+            ));
+        } else if !kept.contains(&t) {
+            kept.push(t);
+        }
+    }
+    if out.is_empty() {
+        Ok(kept)
+    } else {
+        Err(out)
+    }
+}
+
+pub fn check_homepage(homepage: Option<&str>) -> Result<Option<String>, FieldProblem> {
+    url_field("homepage", homepage, "The homepage")
+}
+
+pub fn check_repository(repository: Option<&str>) -> Result<Option<String>, FieldProblem> {
+    url_field("repository", repository, "The repository")
+}
+
+pub fn check_license(license: Option<&str>) -> Result<Option<String>, FieldProblem> {
+    optional(license, |v| {
+        text_field("license", v, "The license", false, 40, false)
+    })
+}
+
+/// The text printed in the terminal before a Try's first prompt.
+pub fn check_welcome(welcome: Option<&str>) -> Result<Option<String>, FieldProblem> {
+    optional(welcome, |v| {
+        text_field("welcome", v, "The welcome text", false, 300, true)
+    })
+}
+
+/// Gathers every field's problems while keeping the values that passed.
+#[derive(Default)]
+pub(crate) struct Problems(pub Vec<FieldProblem>);
+
+impl Problems {
+    pub fn one<T>(&mut self, checked: Result<T, FieldProblem>) -> Option<T> {
+        checked.map_err(|p| self.0.push(p)).ok()
+    }
+
+    pub fn many<T>(&mut self, checked: Result<T, Vec<FieldProblem>>) -> Option<T> {
+        checked.map_err(|ps| self.0.extend(ps)).ok()
     }
 }
 
@@ -184,24 +310,25 @@ pub fn check_smoke(
     let command = command.map(str::trim).filter(|c| !c.is_empty());
     let expect = expect.map(str::trim).filter(|e| !e.is_empty());
     let mut out = Vec::new();
-    text_field(
-        &mut out,
-        "check_command",
-        command.unwrap_or(""),
-        "The check command",
-        false,
-        MAX_CHECK_COMMAND,
-        true,
-    );
-    text_field(
-        &mut out,
-        "check_expect",
-        expect.unwrap_or(""),
-        "The expected output",
-        false,
-        MAX_CHECK_EXPECT,
-        false,
-    );
+    let fields = [
+        text_field(
+            "check_command",
+            command.unwrap_or(""),
+            "The check command",
+            false,
+            MAX_CHECK_COMMAND,
+            true,
+        ),
+        text_field(
+            "check_expect",
+            expect.unwrap_or(""),
+            "The expected output",
+            false,
+            MAX_CHECK_EXPECT,
+            false,
+        ),
+    ];
+    out.extend(fields.into_iter().filter_map(Result::err));
     if command.is_none() && expect.is_some() {
         out.push(FieldProblem::new(
             "check_command",
@@ -290,88 +417,18 @@ pub fn check_form(
     form: &ProjectForm,
     base_image: &str,
 ) -> Result<(db::projects::NewProject, Recipe), Vec<FieldProblem>> {
-    let mut out = Vec::new();
-    if let Some(p) = slug_problem(form.slug.trim()) {
-        out.push(FieldProblem::new("slug", p));
-    }
-    text_field(&mut out, "name", &form.name, "The name", true, 60, false);
-    text_field(
-        &mut out,
-        "summary",
-        &form.summary,
-        "The summary",
-        true,
-        160,
-        false,
-    );
-    text_field(
-        &mut out,
-        "description",
-        &form.description,
-        "The description",
-        false,
-        20_000,
-        true,
-    );
-    if !CATEGORIES.contains(&form.category.as_str()) {
-        out.push(FieldProblem::new(
-            "category",
-            format!("Choose one of the categories: {}.", CATEGORIES.join(", ")),
-        ));
-    }
-    let mut tags: Vec<String> = Vec::new();
-    if form.tags.len() > 8 {
-        out.push(FieldProblem::new("tags", "At most 8 tags."));
-    }
-    for t in form.tags.iter().take(8) {
-        let t = fold(t.trim());
-        if t.is_empty() {
-            continue;
-        }
-        if t.len() > 24
-            || !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '+' | '.'))
-        {
-            out.push(FieldProblem::new(
-                "tags",
-                format!("Tag '{t}': at most 24 letters, digits, '-', '+' or '.'."),
-            ));
-        } else if !tags.contains(&t) {
-            tags.push(t);
-        }
-    }
-    url_field(
-        &mut out,
-        "homepage",
-        form.homepage.as_deref(),
-        "The homepage",
-    );
-    url_field(
-        &mut out,
-        "repository",
-        form.repository.as_deref(),
-        "The repository",
-    );
-    text_field(
-        &mut out,
-        "license",
-        form.license.as_deref().unwrap_or(""),
-        "The license",
-        false,
-        40,
-        false,
-    );
-    text_field(
-        &mut out,
-        "welcome",
-        form.welcome.as_deref().unwrap_or(""),
-        "The welcome text",
-        false,
-        300,
-        true,
-    );
-    let recipe = check_recipe(
+    let mut p = Problems::default();
+    let slug = p.one(check_slug(&form.slug));
+    let name = p.one(check_name(&form.name));
+    let summary = p.one(check_summary(&form.summary));
+    let description = p.one(check_description(&form.description));
+    let category = p.one(check_category(&form.category));
+    let tags = p.many(check_tags(&form.tags));
+    let homepage = p.one(check_homepage(form.homepage.as_deref()));
+    let repository = p.one(check_repository(form.repository.as_deref()));
+    let license = p.one(check_license(form.license.as_deref()));
+    let welcome = p.one(check_welcome(form.welcome.as_deref()));
+    let recipe = p.many(check_recipe(
         &RecipeForm {
             dockerfile: form.dockerfile.clone(),
             script: form.script.clone(),
@@ -379,42 +436,28 @@ pub fn check_form(
             check_expect: form.check_expect.clone(),
         },
         base_image,
-    );
-    let recipe = match recipe {
-        Ok(r) => Some(r),
-        Err(ps) => {
-            out.extend(ps);
-            None
-        }
-    };
+    ));
+    // Every check passed exactly when no problem was gathered: each value is then there.
     match recipe {
-        Some(recipe) if out.is_empty() => {
-            let opt = |v: &Option<String>| {
-                v.as_deref()
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .map(String::from)
-            };
-            Ok((
-                db::projects::NewProject {
-                    slug: form.slug.trim().to_string(),
-                    name: form.name.trim().to_string(),
-                    summary: form.summary.trim().to_string(),
-                    description: form.description.trim().to_string(),
-                    category: form.category.clone(),
-                    tags,
-                    homepage: opt(&form.homepage),
-                    repository: opt(&form.repository),
-                    license: opt(&form.license),
-                    welcome: opt(&form.welcome),
-                    egress: false,
-                    maintainer: None,
-                    unlisted: false,
-                },
-                recipe,
-            ))
-        }
-        _ => Err(out),
+        Some(recipe) if p.0.is_empty() => Ok((
+            db::projects::NewProject {
+                slug: slug.unwrap_or_default(),
+                name: name.unwrap_or_default(),
+                summary: summary.unwrap_or_default(),
+                description: description.unwrap_or_default(),
+                category: category.unwrap_or_default(),
+                tags: tags.unwrap_or_default(),
+                homepage: homepage.flatten(),
+                repository: repository.flatten(),
+                license: license.flatten(),
+                welcome: welcome.flatten(),
+                egress: false,
+                maintainer: None,
+                unlisted: false,
+            },
+            recipe,
+        )),
+        _ => Err(p.0),
     }
 }
 
@@ -646,7 +689,7 @@ pub async fn rebuild(
         .await?
         .ok_or_else(|| PublishError::NoSuchProject(slug.to_string()))?;
     if !is_admin && project.maintainer.as_ref() != Some(owner) {
-        return Err(PublishError::NotMaintainer);
+        return Err(PublishError::NotMaintainer("rebuild"));
     }
     if let Some(active) = db::builds::active_for_project(db, project.id).await? {
         return Err(PublishError::BuildActive {

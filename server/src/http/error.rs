@@ -157,8 +157,9 @@ impl From<PublishError> for ApiError {
             | E::AlreadyWaiting { .. }
             | E::QueueFull(_) => ApiError::Quota(message),
             E::NoSuchProject(_) => ApiError::NotFound(message),
-            E::NotMaintainer => ApiError::Forbidden(message),
+            E::NotMaintainer(_) => ApiError::Forbidden(message),
             E::NoRecipe => ApiError::bad("no_recipe", message),
+            E::BadJson(_) => ApiError::bad("bad_json", message),
             E::Db(_) => ApiError::Internal(e.into()),
         }
     }
@@ -388,7 +389,7 @@ mod tests {
         })
         .await;
         assert_eq!((s, code.as_str()), (409, "build_running"));
-        assert_eq!(answer(PublishError::NotMaintainer).await.0, 403);
+        assert_eq!(answer(PublishError::NotMaintainer("rebuild")).await.0, 403);
         let (s, code, retry, _) = answer(AuthError::TooManyAttempts {
             retry_after_secs: 12,
         })

@@ -8,7 +8,7 @@ use app::{
 };
 use axum::response::IntoResponse;
 use axum::{
-    extract::{Path, Query, State},
+    extract::{rejection::JsonRejection, Path, Query, State},
     Extension, Json,
 };
 use serde::Deserialize;
@@ -96,13 +96,39 @@ pub async fn get(
         .await?
         .filter(|p| p.status != db::ProjectStatus::Hidden)
         .ok_or_else(|| ApiError::NotFound(format!("There is no project called {slug:?}.")))?;
+    Ok(Json(info(p)))
+}
+
+/// `PATCH /api/projects/{slug}` — 200 with the project as `GET` gives it: its maintainer (or an
+/// admin) changes its metadata (any subset of `builds::edit::FIELDS`, each checked as publishing
+/// checks it; nothing changes unless all pass), without a rebuild. Search and every page show
+/// the change at once (the catalogue version and the page cache follow every successful write).
+pub async fn edit(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path(slug): Path<String>,
+    form: Result<Json<serde_json::Value>, JsonRejection>,
+) -> ApiResult<Json<ProjectInfo>> {
+    let form = crate::builds::edit::parse(super::body(form)?)?;
+    let edited = crate::builds::edit::edit(&st.db, &me.key, me.is_admin, &slug, &form).await?;
+    if edited.welcome_changed {
+        // Pre-started sandboxes print the welcome text they started with.
+        if let Err(e) = st.sandboxes.renew_pool(edited.project.id).await {
+            tracing::warn!(project = %slug, error = %e, "could not renew the warm pool after an edit");
+        }
+    }
+    Ok(Json(info(edited.project)))
+}
+
+/// A project as the API gives it.
+fn info(p: db::projects::Model) -> ProjectInfo {
     let d = detail(&p);
     let image = p
         .image_repo
         .as_ref()
         .zip(p.image_digest.as_ref())
         .map(|(r, dg)| format!("{r}@{dg}"));
-    Ok(Json(ProjectInfo {
+    ProjectInfo {
         image,
         description_html: d.description_html,
         tags: d.card.tags,
@@ -121,7 +147,8 @@ pub async fn get(
         image_size: p.image_size,
         egress: p.egress,
         listed: p.listed,
-    }))
+        welcome: p.welcome,
+    }
 }
 
 /// `DELETE /api/projects/{slug}` — 204: its maintainer (or an admin) deletes it: sandboxes

@@ -14,6 +14,10 @@ pub struct ServerContext {
     pub public_url: String,
     pub max_extensions: i32,
     pub base_image: String,
+    /// Registries images may be imported from (`TRYTHIS_IMPORT_REGISTRIES`), as the form lists them.
+    pub import_registries: Vec<String>,
+    /// The largest image an import copies, MB compressed.
+    pub import_max_mb: u64,
     /// Builds that run at once (the queue's estimate).
     pub build_concurrency: u64,
     /// OAuth providers configured (`github`, `google`): their buttons show only then.
@@ -114,6 +118,7 @@ pub mod ssr {
             log: b.log.clone(),
             source_kind: b.source_kind.clone(),
             dockerfile: b.dockerfile.clone(),
+            image_source: (b.source_kind == "image").then(|| b.source.clone()),
             created_at: b.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             can_cancel: viewer.is_admin || b.owner == viewer.key || maintainer == Some(&viewer.key),
             queue_position: None,
@@ -397,6 +402,8 @@ pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
             .map(|c| c.to_string())
             .collect(),
         base_image: cx.base_image.clone(),
+        import_registries: cx.import_registries.clone(),
+        import_max_mb: cx.import_max_mb,
     })
 }
 

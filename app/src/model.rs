@@ -510,6 +510,9 @@ pub struct BuildView {
     pub log: String,
     pub source_kind: String,
     pub dockerfile: String,
+    /// An import's image reference (`source_kind` "image"), which it has instead of a Dockerfile.
+    #[serde(default)]
+    pub image_source: Option<String>,
     pub created_at: String,
     /// The viewer may cancel it (they started it, maintain the project, or are an admin).
     pub can_cancel: bool,
@@ -616,6 +619,9 @@ pub struct BuildRecord {
     pub source_kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// An import's image reference (`source_kind` "image").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_source: Option<String>,
     /// `repo@digest` once pushed.
     pub image: Option<String>,
     pub image_tag: Option<String>,
@@ -839,4 +845,9 @@ pub struct NewToken {
 pub struct PublishInfo {
     pub categories: Vec<String>,
     pub base_image: String,
+    /// Where images may be imported from; empty: importing is off.
+    #[serde(default)]
+    pub import_registries: Vec<String>,
+    #[serde(default)]
+    pub import_max_mb: u64,
 }

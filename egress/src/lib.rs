@@ -33,6 +33,13 @@ use tokio::sync::{mpsc, watch, Semaphore};
 
 pub use policy::Policy;
 
+/// Why the proxy would never connect to `ip`, as a noun phrase ("a loopback address", "a private
+/// address", "this host's own address"), or `None` if it may: for callers that refuse an address
+/// written as such before any connection is tried (the image import's form check).
+pub fn address_refusal(ip: std::net::IpAddr) -> Option<&'static str> {
+    addr::forbidden(ip)
+}
+
 /// Connections one grant may hold open at once; more would let one build starve the others.
 const MAX_CONNS_PER_GRANT: usize = 64;
 /// Connections overall, including ones that have not authenticated yet.

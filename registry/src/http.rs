@@ -21,6 +21,52 @@ pub(crate) fn build_client() -> Result<Client, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The client for an import's source (a registry users choose): every connection through
+/// `proxy` (the platform's egress proxy, which resolves names and refuses private, loopback and
+/// link-local addresses, again for every redirect), redirects only to HTTPS (or, for a registry
+/// the operator listed for plain HTTP, to the same `plain_origin`), at most five.
+pub(crate) fn build_source_client(
+    proxy: Option<&str>,
+    plain_origin: Option<&str>,
+) -> Result<Client, String> {
+    crate::install_crypto_provider();
+    let plain_origin = plain_origin.map(str::to_ascii_lowercase);
+    let mut builder = Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(120))
+        // Never the machine's own proxy settings: only the one given, or none (tests).
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else if source_url_allowed(attempt.url(), plain_origin.as_deref()) {
+                attempt.follow()
+            } else {
+                attempt.error("a redirect to plain HTTP was refused (only HTTPS is followed)")
+            }
+        }));
+    if let Some(proxy) = proxy {
+        builder = builder.proxy(reqwest::Proxy::all(proxy).map_err(|e| e.to_string())?);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// HTTPS anywhere; plain HTTP only to `plain_origin` (`host:port` of a registry an operator
+/// listed for plain HTTP).
+pub(crate) fn source_url_allowed(url: &Url, plain_origin: Option<&str>) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => plain_origin.is_some_and(|o| {
+            let here = match (url.host_str(), url.port_or_known_default()) {
+                (Some(h), Some(p)) => format!("{h}:{p}").to_ascii_lowercase(),
+                _ => return false,
+            };
+            here == o || here == format!("{o}:80")
+        }),
+        _ => false,
+    }
+}
+
 /// One registry: where it is, how to log in, and the bearer tokens it handed out (per scope).
 pub(crate) struct Endpoint {
     client: Result<Client, String>,
@@ -29,6 +75,9 @@ pub(crate) struct Endpoint {
     /// `http(s)://host:port`, no trailing slash.
     pub base: String,
     basic: Option<(String, String)>,
+    /// An import's source (chosen by a user): token realms must pass [`source_url_allowed`], and
+    /// "access denied" means the image is private (only public images are imported).
+    source: Option<Option<String>>,
     tokens: Mutex<HashMap<String, String>>,
 }
 
@@ -45,8 +94,24 @@ impl Endpoint {
             base: format!("{scheme}://{host}"),
             host: host.to_string(),
             basic,
+            source: None,
             tokens: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An import's source, anonymous: see [`build_source_client`].
+    pub fn source(client: Result<Client, String>, plain_http: bool, host: &str) -> Self {
+        let mut ep = Self::new(client, plain_http, host, None);
+        ep.source = Some(plain_http.then(|| host.to_ascii_lowercase()));
+        ep
+    }
+
+    /// Like [`response_error`]; from an import's source, 401 and 403 mean a private image.
+    pub async fn error(&self, res: Response, what: &str) -> RegistryError {
+        if self.source.is_some() && matches!(res.status().as_u16(), 401 | 403) {
+            return RegistryError::Private(what.to_string());
+        }
+        response_error(res, what).await
     }
 
     pub fn client(&self) -> Result<&Client, RegistryError> {
@@ -127,6 +192,13 @@ impl Endpoint {
         let mut url = Url::parse(&challenge.realm).map_err(|e| {
             RegistryError::Protocol(format!("bad token realm {:?}: {e}", challenge.realm))
         })?;
+        if let Some(plain) = &self.source {
+            if !source_url_allowed(&url, plain.as_deref()) {
+                return Err(RegistryError::Protocol(format!(
+                    "the registry sent us to {url} for a token: only HTTPS is used"
+                )));
+            }
+        }
         {
             let mut q = url.query_pairs_mut();
             if let Some(service) = &challenge.service {
@@ -142,6 +214,9 @@ impl Endpoint {
         let status = res.status();
         if !status.is_success() {
             return Err(match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if self.source.is_some() => {
+                    RegistryError::Private(format!("a token for {scope}"))
+                }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => RegistryError::Protocol(
                     format!("the registry's token service refused access ({status})"),
                 ),
@@ -317,6 +392,25 @@ mod tests {
         assert_eq!(c.map(|c| c.realm), Some("https://h/t".into()));
         assert_eq!(parse_bearer_challenge(r#"Basic realm="x""#), None);
         assert_eq!(parse_bearer_challenge(r#"Bearer service="x""#), None);
+    }
+
+    #[test]
+    fn sources_follow_only_https_or_their_listed_plain_origin() {
+        let ok = |u: &str, plain: Option<&str>| {
+            Url::parse(u).is_ok_and(|u| source_url_allowed(&u, plain))
+        };
+        assert!(ok("https://production.cloudflare.docker.com/x", None));
+        assert!(
+            ok("https://10.0.0.1/x", None),
+            "addresses are the proxy's to check"
+        );
+        assert!(!ok("http://example.com/x", None));
+        assert!(!ok("http://127.0.0.1:5000/x", None));
+        assert!(ok("http://127.0.0.1:5000/v2/", Some("127.0.0.1:5000")));
+        assert!(!ok("http://127.0.0.1:5001/v2/", Some("127.0.0.1:5000")));
+        assert!(!ok("http://10.0.0.1:5000/v2/", Some("127.0.0.1:5000")));
+        assert!(ok("http://localhost/v2/", Some("localhost")));
+        assert!(!ok("ftp://127.0.0.1:5000/x", Some("127.0.0.1:5000")));
     }
 
     #[test]

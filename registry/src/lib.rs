@@ -3,19 +3,23 @@
 //! The platform pushes every built image to its own registry (CNCF distribution locally, Harbor in
 //! production) and always starts sandboxes from a *digest*, resolved here.
 //!
-//! Beyond resolving, the crate lists tags, inspects manifests and blobs, and prunes (`delete`,
-//! `retain`). `oci-client` resolves and lists tags; what it does not offer (manifest and blob
-//! checks, delete) speaks the registry API directly (module `http`, with the distribution token
-//! flow).
+//! Beyond resolving, the crate lists tags, inspects manifests and blobs, prunes (`delete`,
+//! `retain`) and imports public images from other registries (`import`, through the platform's
+//! egress proxy). `oci-client` lists tags; what it does not offer (manifest and blob checks,
+//! delete, a verified streaming copy through a proxy) speaks the registry API directly (module
+//! `http`, with the distribution token flow).
 
 mod http;
+mod import;
 mod manifest;
 mod names;
 
+pub use import::{ImportFrom, ImportLog};
 pub use manifest::{ImageManifestInfo, LayerInfo};
+pub use names::{ImageSource, DOCKER_HUB, DOCKER_HUB_API};
 
 use http::{read_limited, response_error, transport, Endpoint};
-use names::{valid_digest, valid_reference, valid_repository};
+use names::{valid_digest, valid_reference, valid_repository, valid_tag};
 use oci_client::{
     client::{ClientConfig, ClientProtocol},
     errors::{OciDistributionError, OciErrorCode},
@@ -34,9 +38,12 @@ pub enum RegistryError {
     /// nothing is wrong with the request, retrying later may work.
     #[error("registry unreachable: {0}")]
     Unreachable(String),
-    /// The repository, tag, manifest or blob does not exist (for an import source: or is private).
+    /// The repository, tag, manifest or blob does not exist.
     #[error("image not found: {0}")]
     NotFound(String),
+    /// An import's source refused anonymous access (401/403): the image is private.
+    #[error("this image is private: {0}")]
+    Private(String),
     /// The image is bigger than the caller's limit (bytes, compressed); nothing was copied.
     #[error("image is {}, the limit is {}", human_size(*size), human_size(*limit))]
     TooLarge { size: u64, limit: u64 },
@@ -459,6 +466,29 @@ impl Registry {
         report.kept.sort();
         report.deleted.sort();
         Ok(report)
+    }
+
+    /// Copies the linux/amd64 image `from` names into `dest_repo:dest_tag` of our registry. The
+    /// size (config and layers, as the manifest declares them) is checked against `max_bytes`
+    /// before anything is copied; every blob is streamed through in chunks and must hash to its
+    /// declared digest and size; the manifest is pushed unchanged, so the digest is the source's
+    /// (and, when the reference pinned one, the pinned digest or the index it names). Blobs the
+    /// destination already has are not copied again. `log` receives one line per step.
+    pub async fn import(
+        &self,
+        from: &ImportFrom<'_>,
+        dest_repo: &str,
+        dest_tag: &str,
+        max_bytes: u64,
+        log: &ImportLog<'_>,
+    ) -> Result<ResolvedImage, RegistryError> {
+        let dest = self.repo_path(dest_repo)?;
+        if !valid_tag(dest_tag) {
+            return Err(RegistryError::InvalidReference(format!(
+                "{dest_tag:?} (tags use letters, digits, '.', '_' and '-')"
+            )));
+        }
+        import::copy_image(from, &self.own, dest, dest_tag, max_bytes, log).await
     }
 
     /// Makes sure the namespace's Harbor project exists (private) before the first push:

@@ -1,7 +1,7 @@
 //! Manifests: fetching (with platform selection from an index), digest checks and the summary
 //! trythis uses for sizes and retention.
 
-use crate::http::{read_limited, response_error, Endpoint, MANIFEST_LIMIT};
+use crate::http::{read_limited, Endpoint, MANIFEST_LIMIT};
 use crate::names::valid_digest;
 use crate::RegistryError;
 use reqwest::header;
@@ -74,6 +74,14 @@ struct Platform {
     architecture: String,
 }
 
+/// An image manifest with its bytes (an import pushes them unchanged, keeping the digest).
+pub(crate) struct Fetched {
+    pub info: ImageManifestInfo,
+    pub raw: RawFetched,
+    /// Config first, then layers, without repeats: the blobs the image needs.
+    pub blobs: Vec<Descriptor>,
+}
+
 /// A manifest exactly as the registry stored it.
 pub(crate) struct RawFetched {
     pub body: Vec<u8>,
@@ -103,8 +111,9 @@ pub(crate) async fn fetch_raw(
         })
         .await?;
     if !res.status().is_success() {
-        let what = format!("{}:{reference}", ep.name(repo));
-        return Err(response_error(res, &what).await);
+        let sep = if valid_digest(reference) { '@' } else { ':' };
+        let what = format!("{}{sep}{reference}", ep.name(repo));
+        return Err(ep.error(res, &what).await);
     }
     let header_type = res
         .headers()
@@ -154,6 +163,15 @@ pub(crate) async fn fetch(
     repo: &str,
     reference: &str,
 ) -> Result<ImageManifestInfo, RegistryError> {
+    Ok(fetch_full(ep, repo, reference).await?.info)
+}
+
+/// [`fetch`], with the manifest's bytes and the blobs it needs.
+pub(crate) async fn fetch_full(
+    ep: &Endpoint,
+    repo: &str,
+    reference: &str,
+) -> Result<Fetched, RegistryError> {
     let top = fetch_raw(ep, repo, reference).await?;
     let parsed = parse(&top, repo, reference)?;
     if parsed.manifests.is_none() && !is_index(&top.media_type) {
@@ -215,12 +233,16 @@ fn summarize(
     index_digest: Option<String>,
     repo: &str,
     reference: &str,
-) -> Result<ImageManifestInfo, RegistryError> {
+) -> Result<Fetched, RegistryError> {
     let bad = |why: &str| RegistryError::Protocol(format!("{repo}:{reference}: {why}"));
     let config = m.config.ok_or_else(|| bad("the manifest has no config"))?;
+    let mut blobs: Vec<Descriptor> = Vec::with_capacity(m.layers.len() + 1);
     for d in std::iter::once(&config).chain(&m.layers) {
         if !valid_digest(&d.digest) {
             return Err(bad(&format!("unsupported blob digest {:?}", d.digest)));
+        }
+        if !blobs.iter().any(|b| b.digest == d.digest) {
+            blobs.push(d.clone());
         }
     }
     let total_size = m
@@ -228,9 +250,9 @@ fn summarize(
         .iter()
         .try_fold(config.size, |acc, l| acc.checked_add(l.size))
         .ok_or_else(|| bad("layer sizes overflow"))?;
-    Ok(ImageManifestInfo {
-        digest: raw.digest,
-        media_type: raw.media_type,
+    let info = ImageManifestInfo {
+        digest: raw.digest.clone(),
+        media_type: raw.media_type.clone(),
         index_digest,
         config_digest: config.digest,
         config_size: config.size,
@@ -244,7 +266,8 @@ fn summarize(
             })
             .collect(),
         total_size,
-    })
+    };
+    Ok(Fetched { info, raw, blobs })
 }
 
 /// For retention: the digest `tag` points at (what a delete removes) and, if that is an index,

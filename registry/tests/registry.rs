@@ -15,11 +15,15 @@ use oci_client::{
     secrets::RegistryAuth,
     Client, Reference,
 };
-use registry::{HarborConfig, Registry, RegistryConfig, RegistryError, RetentionReport};
+use registry::{
+    HarborConfig, ImageSource, ImportFrom, Registry, RegistryConfig, RegistryError, RetentionReport,
+};
 use sha2::{Digest as _, Sha256};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -590,5 +594,396 @@ async fn token_auth_protocol_follows_the_challenge_and_reuses_the_token() -> Tes
     // call reuses it without a new challenge).
     assert_eq!(seen[0].header("authorization"), Some("Basic dXNlcjpwdw=="));
     assert_eq!(seen[3].header("authorization"), Some("Bearer t0k"));
+    Ok(())
+}
+
+// --- Import by reference: a second registry (or a fake one) as the source, ours as the target ---
+
+/// A second registry (`docker-registry serve`) on a free loopback port; killed on drop.
+struct SecondRegistry {
+    child: Child,
+    dir: PathBuf,
+    address: String,
+}
+
+impl SecondRegistry {
+    async fn start() -> Self {
+        let address = format!("127.0.0.1:{}", free_port());
+        let dir = std::env::temp_dir().join(format!("trythis-registry-test-{}", unique()));
+        std::fs::create_dir_all(dir.join("storage")).expect("create temp registry dir");
+        let log = std::fs::File::create(dir.join("registry.log")).expect("create registry log");
+        let child = Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yml"))
+            .env("REGISTRY_HTTP_ADDR", &address)
+            .env(
+                "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY",
+                dir.join("storage"),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start /usr/bin/docker-registry ({e}): install the Debian package \
+                     docker-registry (scripts/test.sh does)"
+                )
+            });
+        let mut second = Self {
+            child,
+            dir,
+            address,
+        };
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(&second.address)
+                .await
+                .is_ok()
+            {
+                return second;
+            }
+            if let Ok(Some(status)) = second.child.try_wait() {
+                let log =
+                    std::fs::read_to_string(second.dir.join("registry.log")).unwrap_or_default();
+                panic!("second registry exited ({status}): {log}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("second registry did not listen on {}", second.address);
+    }
+}
+
+impl Drop for SecondRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Imports `reference` (a loopback registry, plain HTTP, no proxy) into `dest:tag` of `to`;
+/// returns the outcome and the lines logged.
+async fn import(
+    to: &Registry,
+    reference: &str,
+    dest: &str,
+    tag: &str,
+    max_bytes: u64,
+) -> (Result<registry::ResolvedImage, RegistryError>, Vec<String>) {
+    let source = match ImageSource::parse(reference) {
+        Ok(s) => s,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let from = ImportFrom {
+        source: &source,
+        plain_http: true,
+        proxy: None,
+    };
+    let lines = Mutex::new(Vec::new());
+    let log = |l: &str| {
+        lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(l.to_string())
+    };
+    let r = to.import(&from, dest, tag, max_bytes, &log).await;
+    (r, lines.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
+#[tokio::test]
+async fn import_copies_an_image_verified_and_unchanged() -> TestResult {
+    let main = main_registry().await;
+    let second = SecondRegistry::start().await;
+    let src_repo = "library/foo";
+    let img = push_image(&second.address, src_repo, "1.0", "amd64").await?;
+    let dest = format!("{MAIN}/{}", unique_repo("import"));
+
+    let source = format!("{}/{src_repo}:1.0", second.address);
+    let (imported, log) = import(&main, &source, &dest, "v1", 10 << 20).await;
+    let imported = imported?;
+    assert_eq!(
+        imported.digest, img.digest,
+        "the manifest is pushed unchanged"
+    );
+    assert_eq!(imported.size, img.total as i64);
+    assert_eq!(main.resolve(&dest, "v1").await?, imported);
+    assert!(main.blob_exists(&dest, &img.config_digest).await?);
+    assert!(main.blob_exists(&dest, &img.layer_digest).await?);
+    let said = log.join("\n");
+    for line in [
+        format!("Resolving {source}…"),
+        format!("Resolved to {}", img.digest),
+        "copying layer 1/1 (".to_string(),
+        format!("verified {}", img.layer_digest),
+        format!("verified {}", img.config_digest),
+        format!("verified manifest {}", img.digest),
+    ] {
+        assert!(said.contains(&line), "{line:?} missing from:\n{said}");
+    }
+
+    // Again, pinned by digest, with every blob already there: nothing is copied twice.
+    let pinned = format!("{}/{src_repo}@{}", second.address, img.digest);
+    let (again, log) = import(&main, &pinned, &dest, "v2", img.total).await;
+    assert_eq!(again?, imported);
+    assert!(!log.iter().any(|l| l.starts_with("copying")), "{log:?}");
+
+    // An index: its linux/amd64 image is what is imported; pinning the index's digest works.
+    let arm = push_image(&second.address, src_repo, "arm", "arm64").await?;
+    let index = push_index(&second.address, src_repo, "multi", &img.digest, &arm.digest).await?;
+    for reference in [
+        format!("{}/{src_repo}:multi", second.address),
+        format!("{}/{src_repo}@{index}", second.address),
+    ] {
+        let (r, log) = import(&main, &reference, &dest, "v3", 10 << 20).await;
+        assert_eq!(r?.digest, img.digest, "{reference}");
+        assert!(
+            log.iter()
+                .any(|l| l.contains("(an index) to its linux/amd64 image")),
+            "{log:?}"
+        );
+    }
+    let mut tags = main.tags(&dest).await?;
+    tags.sort();
+    assert_eq!(tags, ["v1", "v2", "v3"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn import_refuses_too_large_images_before_copying() -> TestResult {
+    let main = main_registry().await;
+    let second = SecondRegistry::start().await;
+    let img = push_image(&second.address, "big/image", "1", "amd64").await?;
+    let dest = unique_repo("too-large");
+    let source = format!("{}/big/image:1", second.address);
+    match import(&main, &source, &dest, "v1", img.total - 1).await {
+        (Err(e @ RegistryError::TooLarge { size, limit }), log) => {
+            assert_eq!((size, limit), (img.total, img.total - 1));
+            assert!(e.to_string().contains(", the limit is "), "{e}");
+            assert!(!log.iter().any(|l| l.starts_with("copying")), "{log:?}");
+        }
+        (other, _) => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert!(
+        matches!(main.tags(&dest).await, Err(RegistryError::NotFound(_))),
+        "nothing may be pushed"
+    );
+    assert!(!main.blob_exists(&dest, &img.layer_digest).await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn import_of_a_missing_image_is_not_found() -> TestResult {
+    let main = main_registry().await;
+    let second = SecondRegistry::start().await;
+    push_image(&second.address, "library/foo", "1.0", "amd64").await?;
+    for missing in ["library/foo:nope", "library/absent:1.0"] {
+        let source = format!("{}/{missing}", second.address);
+        match import(&main, &source, &unique_repo("missing"), "v1", 1 << 30).await {
+            (Err(RegistryError::NotFound(m)), _) => assert!(m.contains(missing), "{m}"),
+            (other, _) => panic!("{missing}: expected NotFound, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+/// A fake source registry whose content does not match what it declares: a tampered blob (other
+/// bytes, or more of them), a manifest whose digest header lies, a manifest other than the pinned
+/// digest. Every one is refused, and nothing gets tagged in the destination.
+#[tokio::test]
+async fn import_refuses_tampered_blobs_and_manifests() -> TestResult {
+    let main = main_registry().await;
+    let config =
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    // (tag, layer the manifest declares, what the fake serves for it)
+    let cases = [
+        ("honest", "declared layer H", "declared layer H"),
+        (
+            "longer",
+            "declared layer A",
+            "declared layer A, and then some more",
+        ),
+        ("altered", "declared layer B", "declared layer X"),
+    ];
+    let manifest_for = |declared: &str| {
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                        "digest": sha256(config.as_bytes()), "size": config.len() },
+            "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                         "digest": sha256(declared.as_bytes()), "size": declared.len() }],
+        })
+        .to_string()
+    };
+    let ok = |headers: Vec<(&'static str, String)>, body: String| Reply {
+        status: 200,
+        headers,
+        body,
+    };
+    let typed = || vec![("Content-Type", OCI_MANIFEST.to_string())];
+    let mut routes: Vec<(String, Reply)> = vec![(
+        format!("/v2/x/blobs/{}", sha256(config.as_bytes())),
+        ok(vec![], config.to_string()),
+    )];
+    for (tag, declared, served) in cases {
+        routes.push((
+            format!("/v2/x/manifests/{tag}"),
+            ok(typed(), manifest_for(declared)),
+        ));
+        routes.push((
+            format!("/v2/x/blobs/{}", sha256(declared.as_bytes())),
+            ok(vec![], served.to_string()),
+        ));
+    }
+    let mut lying = typed();
+    lying.push(("Docker-Content-Digest", sha256(b"something else")));
+    routes.push((
+        "/v2/x/manifests/lying".into(),
+        ok(lying, manifest_for("declared layer H")),
+    ));
+    let wrong = sha256(b"not that manifest");
+    routes.push((
+        format!("/v2/x/manifests/{wrong}"),
+        ok(typed(), manifest_for("declared layer H")),
+    ));
+    let (address, _) = fake_server(Box::new(move |req| {
+        routes
+            .iter()
+            .find(|(path, _)| *path == req.target)
+            .map_or_else(|| reply(404, ""), |(_, r)| r.clone())
+    }))
+    .await;
+
+    // The honest one goes through: the fake serves what it declares.
+    let honest = unique_repo("honest");
+    let (r, _) = import(
+        &main,
+        &format!("{address}/x:honest"),
+        &honest,
+        "v1",
+        1 << 20,
+    )
+    .await;
+    r?;
+    let dest = unique_repo("tampered");
+    for (source, expect) in [
+        ("x:longer", "larger than"),
+        ("x:altered", "arrived as"),
+        ("x:lying", "expected"),
+        (&*format!("x@{wrong}"), "expected"),
+    ] {
+        match import(&main, &format!("{address}/{source}"), &dest, "v1", 1 << 20).await {
+            (Err(RegistryError::Protocol(m)), _) => assert!(m.contains(expect), "{source}: {m}"),
+            (other, _) => panic!("{source}: expected Protocol, got {other:?}"),
+        }
+    }
+    assert!(
+        matches!(main.tags(&dest).await, Err(RegistryError::NotFound(_))),
+        "nothing may be tagged"
+    );
+    assert!(
+        !main
+            .blob_exists(&dest, &sha256(b"declared layer X"))
+            .await?
+            && !main
+                .blob_exists(&dest, &sha256(b"declared layer B"))
+                .await?,
+        "a tampered blob is never stored"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_private_image_is_refused_as_private() -> TestResult {
+    let main = main_registry().await;
+    let address = Arc::new(Mutex::new(String::new()));
+    let addr = address.clone();
+    // Anonymous tokens are handed out, but the repository still answers 401 (Docker Hub's way
+    // for a private repository), or the token service itself refuses.
+    let (bound, _) = fake_server(Box::new(move |req| {
+        let me = addr.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match req.target.as_str() {
+            t if t.starts_with("/token?") && t.contains("refused") => reply(403, ""),
+            t if t.starts_with("/token?") => reply(200, r#"{"token":"anon"}"#),
+            _ => Reply {
+                status: 401,
+                headers: vec![(
+                    "WWW-Authenticate",
+                    format!(r#"Bearer realm="http://{me}/token",service="fake""#),
+                )],
+                body: String::new(),
+            },
+        }
+    }))
+    .await;
+    *address.lock().unwrap_or_else(|e| e.into_inner()) = bound.clone();
+    for repo in ["owner/secret:1", "refused/secret:1"] {
+        match import(
+            &main,
+            &format!("{bound}/{repo}"),
+            &unique_repo("private"),
+            "v1",
+            1 << 20,
+        )
+        .await
+        {
+            (Err(e @ RegistryError::Private(_)), _) => {
+                assert!(e.to_string().starts_with("this image is private"), "{e}")
+            }
+            (other, _) => panic!("{repo}: expected Private, got {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_imports_redirects_never_go_to_plain_http() -> TestResult {
+    let main = main_registry().await;
+    let config = r#"{"architecture":"amd64","os":"linux"}"#;
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(config.as_bytes()), "size": config.len() },
+        "layers": [],
+    })
+    .to_string();
+    let (other, seen_elsewhere) = fake_server(Box::new(|_| reply(200, ""))).await;
+    let (address, _) = fake_server(Box::new(move |req| {
+        if req.target.contains("/manifests/") {
+            Reply {
+                status: 200,
+                headers: vec![("Content-Type", OCI_MANIFEST.to_string())],
+                body: manifest.clone(),
+            }
+        } else {
+            // A "blob CDN" on plain HTTP elsewhere.
+            Reply {
+                status: 307,
+                headers: vec![("Location", format!("http://{other}/blob"))],
+                body: String::new(),
+            }
+        }
+    }))
+    .await;
+    match import(
+        &main,
+        &format!("{address}/x:1"),
+        &unique_repo("redirect"),
+        "v1",
+        1 << 20,
+    )
+    .await
+    {
+        (Err(RegistryError::Protocol(m)), _) => assert!(m.contains("redirect"), "{m}"),
+        (other, _) => panic!("expected Protocol, got {other:?}"),
+    }
+    assert!(
+        seen_elsewhere
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty(),
+        "the redirect was not followed"
+    );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Publishing: a maintainer's Dockerfile (or converted install script) built through the engine,
-//! pushed to the platform's registry as `{namespace}/{slug}:{build-id}`, and made live.
+//! pushed to the platform's registry as `{namespace}/{slug}:{build-id}`, and made live; or a
+//! public image imported by reference (`import`), copied there under the same name.
 //!
 //! The queue is the `builds` table (it survives restarts) fed to a bounded number of workers.
 //! Every build streams its log live to any number of watchers (SSE) and stores it at the end.
@@ -12,6 +13,7 @@ pub mod engine;
 #[cfg(test)]
 mod fast_tests;
 pub mod headline;
+pub mod import;
 pub mod log;
 pub mod publish;
 pub mod seed;
@@ -84,6 +86,9 @@ pub enum Failure {
     SmokeCheck(String),
     #[error("The smoke check could not run, so nothing was published. Start the build again in a moment. ({0})")]
     CheckNotRun(String),
+    /// An import by reference that did not complete (see `import::headline`).
+    #[error("{0}")]
+    Import(String),
 }
 
 /// Why a registry garbage collection did not complete.
@@ -476,6 +481,18 @@ impl BuildService {
     ) -> Result<db::builds::Pushed, Failure> {
         let repo = self.registry.repository_for(&project.slug);
         let tag = build.id.clone();
+        if build.source_kind == "image" {
+            let pushed = self.import_push_pull(build, &repo, live).await;
+            return match pushed {
+                Ok(pushed) => self.checked(build, project, pushed, live).await,
+                Err(f) => {
+                    // Copied but not published (e.g. too many VOLUMEs): its tag goes.
+                    self.retain(project, &repo, project.image_digest.as_deref())
+                        .await;
+                    Err(f)
+                }
+            };
+        }
         let image = format!("{repo}:{tag}");
         let steps = self.step_map(build);
         // The image policy once more: what the recipe reads may have stopped being served while
@@ -493,6 +510,17 @@ impl BuildService {
         self.builder.remove_leftovers(&image, &build.id).await;
         self.builder.remove_pulled(&pulled).await;
         let pushed = result?;
+        self.checked(build, project, pushed, live).await
+    }
+
+    /// A pushed image's smoke check, if the build has one; a failure unpublishes it.
+    async fn checked(
+        &self,
+        build: &db::builds::Model,
+        project: &db::projects::Model,
+        pushed: db::builds::Pushed,
+        live: &Arc<Live>,
+    ) -> Result<db::builds::Pushed, Failure> {
         let check = build.check_command.clone().map(|command| SmokeCheck {
             command,
             expect: build.check_expect.clone(),
@@ -647,6 +675,77 @@ impl BuildService {
             tag: tag.to_string(),
             digest: resolved.digest,
             size: resolved.size,
+        })
+    }
+
+    /// An import by reference: the reference checked again (the policy may have changed while
+    /// the build waited), the image copied into `repo:{build id}` through the import's egress
+    /// proxy (this build's own credential: its refusals land in this build's log), then pulled
+    /// into the sandbox engine and held to the VOLUME limit like a built image.
+    async fn import_push_pull(
+        &self,
+        build: &db::builds::Model,
+        repo: &str,
+        live: &Arc<Live>,
+    ) -> Result<db::builds::Pushed, Failure> {
+        let tag = build.id.as_str();
+        let accepted = import::check_reference(
+            &build.source,
+            &self.limits.import_registries,
+            &self.registry.address,
+            &self.registry.namespace,
+        )
+        .map_err(Failure::Import)?;
+        let source = &accepted.source;
+        let mut grant = self.networks.import.grant(&format!("import-{tag}"));
+        let proxy = grant.proxy_url("127.0.0.1");
+        let from = registry::ImportFrom {
+            source,
+            plain_http: accepted.plain_http,
+            proxy: Some(&proxy),
+        };
+        let max_bytes = self.limits.import_max_mb.saturating_mul(1024 * 1024);
+        let log = |line: &str| self.log(live, line);
+        let mut cancel = live.cancel.subscribe();
+        let importing = async {
+            let _no_gc_meanwhile = self.push_gate.read().await;
+            self.builder.import(&from, repo, tag, max_bytes, &log).await
+        };
+        let timeout = self.limits.timeout;
+        let result = tokio::select! {
+            r = importing => r,
+            _ = tokio::time::sleep(timeout) => {
+                return Err(Failure::Timeout(timeout.as_secs().div_ceil(60)));
+            }
+            _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
+        };
+        let mut refused = Vec::new();
+        while let Ok(refusal) = grant.refusals().try_recv() {
+            self.log(live, &format!("trythis egress proxy: {refusal}"));
+            refused.push(refusal);
+        }
+        drop(grant);
+        let imported =
+            result.map_err(|e| Failure::Import(import::headline(source, &e, &refused)))?;
+        self.advance(tag, live, db::BuildState::Pushing).await?;
+        let image = format!("{repo}@{}", imported.digest);
+        self.log(live, "Pulling into the sandbox engine");
+        let pulling = async {
+            self.builder.pull_for_sandboxes(&image).await?;
+            self.builder.served_volumes(&image).await
+        };
+        let volumes = tokio::select! {
+            r = pulling => r?,
+            _ = cancelled(&mut cancel) => return Err(Failure::Cancelled),
+        };
+        if volumes > crate::engine::MAX_IMAGE_VOLUMES {
+            return Err(Failure::TooManyVolumes(volumes));
+        }
+        Ok(db::builds::Pushed {
+            repo: repo.to_string(),
+            tag: tag.to_string(),
+            digest: imported.digest,
+            size: imported.size,
         })
     }
 

@@ -98,6 +98,63 @@ pub struct BuildLimits {
     pub projects_per_owner: u64,
     /// The base image of converted install scripts (`# trythis: base=` overrides it).
     pub base_image: String,
+    /// `TRYTHIS_IMPORT_REGISTRIES`: the registries images may be imported from.
+    pub import_registries: Vec<ImportRegistry>,
+    /// `TRYTHIS_IMPORT_MAX_MB`: the largest image an import copies (config and layers as the
+    /// manifest declares them, compressed), checked before anything is copied.
+    pub import_max_mb: u64,
+}
+
+/// One entry of `TRYTHIS_IMPORT_REGISTRIES`: `host[:port]` (HTTPS, public addresses only, as
+/// everything the egress proxy reaches), or `http://host:port`, an operator's explicit choice of
+/// a registry spoken to over plain HTTP that may be on a private or loopback address (a local
+/// mirror; the tests' registry on 127.0.0.1:5000).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRegistry {
+    /// `host[:port]`, lowercase; `docker.io` stands for Docker Hub under all its names.
+    pub host: String,
+    pub plain_http: bool,
+}
+
+impl ImportRegistry {
+    /// Public registries images are commonly published to.
+    pub const DEFAULTS: &'static [&'static str] = &[
+        "docker.io",
+        "ghcr.io",
+        "quay.io",
+        "gcr.io",
+        "registry.gitlab.com",
+        "public.ecr.aws",
+        "mcr.microsoft.com",
+    ];
+
+    /// `ghcr.io`, `registry.example.com:8443`, `http://127.0.0.1:5000`.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let lower = entry.to_ascii_lowercase();
+        let (plain_http, hostport) = match lower.strip_prefix("http://") {
+            Some(rest) => (true, rest.trim_end_matches('/')),
+            None if lower.contains("://") => {
+                return Err(format!(
+                    "{entry:?}: write host[:port] (HTTPS), or http://host:port for plain HTTP"
+                ))
+            }
+            None => (false, lower.as_str()),
+        };
+        let not_a_host = || format!("{entry:?} is not a registry host[:port]");
+        if hostport.is_empty() || hostport.contains(['/', '@']) {
+            return Err(not_a_host());
+        }
+        // The reference grammar decides what a registry host is (and folds Docker Hub's names).
+        let parsed =
+            registry::ImageSource::parse(&format!("{hostport}/x")).map_err(|_| not_a_host())?;
+        let hub = ["docker.io", "index.docker.io", registry::DOCKER_HUB_API].contains(&hostport);
+        if parsed.registry != hostport && !hub {
+            return Err(not_a_host());
+        }
+        let host = parsed.registry;
+        Ok(Self { host, plain_http })
+    }
 }
 
 /// One OAuth provider's app credentials and endpoints (endpoints default to the real provider;
@@ -640,6 +697,30 @@ impl Config {
             queue_max: s.positive("TRYTHIS_BUILD_QUEUE_MAX", 50)?,
             projects_per_owner: s.positive("TRYTHIS_PROJECTS_PER_OWNER", 10)?,
             base_image: s.str("TRYTHIS_BASE_IMAGE", "trythis/base:bookworm"),
+            import_registries: match s.opt("TRYTHIS_IMPORT_REGISTRIES") {
+                Some(v) if v.trim() == "none" => Vec::new(),
+                v => v
+                    .as_deref()
+                    .map_or_else(
+                        || ImportRegistry::DEFAULTS.to_vec(),
+                        |v| {
+                            v.split(',')
+                                .map(str::trim)
+                                .filter(|x| !x.is_empty())
+                                .collect()
+                        },
+                    )
+                    .into_iter()
+                    .map(|e| {
+                        ImportRegistry::parse(e).map_err(|reason| ConfigError {
+                            key: "TRYTHIS_IMPORT_REGISTRIES".into(),
+                            value: e.to_string(),
+                            reason,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            },
+            import_max_mb: s.positive("TRYTHIS_IMPORT_MAX_MB", 1024)?,
         };
         let auth = AuthConfig {
             session_lifetime: Duration::from_secs(s.positive("TRYTHIS_SESSION_DAYS", 30)? * 86_400),
@@ -895,6 +976,56 @@ mod tests {
         );
         let off = Config::from_pairs([("TRYTHIS_PREVIEW_BASE", "off")])?;
         assert_eq!(off.preview, None);
+        Ok(())
+    }
+
+    #[test]
+    fn import_registries_are_public_https_unless_listed_as_plain_http() -> Result<(), ConfigError> {
+        let c = Config::from_pairs([])?;
+        let hosts: Vec<&str> = c
+            .builds
+            .import_registries
+            .iter()
+            .map(|r| r.host.as_str())
+            .collect();
+        assert!(
+            hosts.contains(&"docker.io") && hosts.contains(&"ghcr.io"),
+            "{hosts:?}"
+        );
+        assert!(c.builds.import_registries.iter().all(|r| !r.plain_http));
+        assert_eq!(c.builds.import_max_mb, 1024);
+        let c = Config::from_pairs([(
+            "TRYTHIS_IMPORT_REGISTRIES",
+            "Registry-1.Docker.io, registry.example.com:8443 ,http://127.0.0.1:5000",
+        )])?;
+        assert_eq!(
+            c.builds.import_registries,
+            vec![
+                ImportRegistry {
+                    host: "docker.io".into(),
+                    plain_http: false
+                },
+                ImportRegistry {
+                    host: "registry.example.com:8443".into(),
+                    plain_http: false
+                },
+                ImportRegistry {
+                    host: "127.0.0.1:5000".into(),
+                    plain_http: true
+                },
+            ]
+        );
+        let none = Config::from_pairs([("TRYTHIS_IMPORT_REGISTRIES", "none")])?;
+        assert!(none.builds.import_registries.is_empty());
+        for bad in [
+            "https://ghcr.io",
+            "ghcr.io/owner",
+            "exa mple.com",
+            "ftp://x",
+        ] {
+            let err = Config::from_pairs([("TRYTHIS_IMPORT_REGISTRIES", bad)]).expect_err(bad);
+            assert_eq!(err.key, "TRYTHIS_IMPORT_REGISTRIES");
+        }
         Ok(())
     }
 

@@ -87,6 +87,14 @@ pub fn router(state: AppState) -> Router {
         public_url: state.config.public_url.clone(),
         max_extensions: state.config.limits.max_extensions,
         base_image: state.config.builds.base_image.clone(),
+        import_registries: state
+            .config
+            .builds
+            .import_registries
+            .iter()
+            .map(|r| r.host.clone())
+            .collect(),
+        import_max_mb: state.config.builds.import_max_mb,
         build_concurrency: state.config.builds.concurrency,
         providers: api::auth::providers(&state),
     };

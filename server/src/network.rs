@@ -53,6 +53,9 @@ impl Isolated {
 pub struct Networks {
     pub build: Isolated,
     pub sandbox: Isolated,
+    /// The image import's way out (the server itself copies from other registries): a proxy on
+    /// loopback with its own policy, see [`import_policy`].
+    pub import: Arc<egress::EgressProxy>,
     /// The CA bundle builds and egress sandboxes trust, when an extra CA is configured.
     pub ca_bundle: Option<PathBuf>,
 }
@@ -80,9 +83,11 @@ impl Networks {
         }
         let build = isolate(build_engine, e, &e.build_network, &e.build_subnet).await?;
         let sandbox = isolate(docker, e, &e.sandbox_network, &e.sandbox_subnet).await?;
+        let import = start_import_proxy(&config.builds.import_registries).await?;
         Ok(Arc::new(Self {
             build,
             sandbox,
+            import,
             ca_bundle,
         }))
     }
@@ -416,6 +421,49 @@ impl Drop for RegistryWay {
     }
 }
 
+/// What an image import may reach: any public host over HTTPS (registries answer with token
+/// services and blob CDNs elsewhere; the allow list of registries is checked on the reference),
+/// on 443 or a port a listed registry names; never a private, loopback or link-local address,
+/// checked on every resolved address of every connection, redirects included. The one exception
+/// is a registry the operator listed as `http://host:port`, reached exactly as written.
+pub fn import_policy(registries: &[crate::config::ImportRegistry]) -> egress::Policy {
+    let mut ports = vec![443];
+    let mut mirrors = Vec::new();
+    for r in registries {
+        let port = r
+            .host
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.contains(':') || h.ends_with(']'))
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        if r.plain_http {
+            mirrors.push(match port {
+                Some(_) => r.host.clone(),
+                None => format!("{}:80", r.host),
+            });
+        } else if let Some(p) = port.filter(|p| !ports.contains(p)) {
+            ports.push(p);
+        }
+    }
+    egress::Policy {
+        allow_hosts: vec!["*".into()],
+        ports,
+        mirrors,
+    }
+}
+
+/// The import's proxy, on loopback: only this process uses it.
+async fn start_import_proxy(
+    registries: &[crate::config::ImportRegistry],
+) -> Result<Arc<egress::EgressProxy>, NetworkError> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    egress::EgressProxy::start(addr, import_policy(registries))
+        .await
+        .map_err(|e| NetworkError::Proxy {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 async fn start_proxy(
     gateway: Ipv4Addr,
     port: u16,
@@ -497,6 +545,9 @@ pub(crate) async fn loopback_networks() -> Arc<Networks> {
     Arc::new(Networks {
         build: isolated("build").await,
         sandbox: isolated("egress").await,
+        import: start_import_proxy(&[])
+            .await
+            .unwrap_or_else(|e| panic!("import proxy: {e}")),
         ca_bundle: None,
     })
 }
@@ -510,6 +561,29 @@ mod tests {
         assert_eq!(bridge_name("trythis-build"), "tt-build");
         assert_eq!(bridge_name("trythis-egress"), "tt-egress");
         assert!(bridge_name("a-very-long-network-name-indeed").len() <= 15);
+    }
+
+    #[test]
+    fn imports_reach_https_and_only_plain_http_registries_listed_as_such() {
+        let r = |host: &str, plain_http| crate::config::ImportRegistry {
+            host: host.into(),
+            plain_http,
+        };
+        let p = import_policy(&[
+            r("docker.io", false),
+            r("registry.example.com:8443", false),
+            r("127.0.0.1:5000", true),
+            r("localhost", true),
+            r("[::1]:5001", true),
+        ]);
+        assert_eq!(p.allow_hosts, vec!["*".to_string()]);
+        assert_eq!(p.ports, vec![443, 8443]);
+        assert_eq!(
+            p.mirrors,
+            vec!["127.0.0.1:5000", "localhost:80", "[::1]:5001"]
+        );
+        let default = import_policy(&[r("ghcr.io", false)]);
+        assert_eq!((default.ports, default.mirrors.len()), (vec![443], 0));
     }
 
     #[test]

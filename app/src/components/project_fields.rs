@@ -20,6 +20,7 @@ pub fn field_label(field: &str) -> &str {
         "welcome" => "Welcome text",
         "script" => "Install script",
         "dockerfile" => "Dockerfile",
+        "image" => "Image reference",
         "check_command" => "Smoke check command",
         "check_expect" => "Smoke check output",
         other => other,

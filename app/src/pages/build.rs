@@ -167,6 +167,9 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
     let project_href = format!("/p/{slug}");
     let (retry_slug, retry_dockerfile) = (slug.clone(), data.dockerfile.clone());
     let retry_check = data.check.clone();
+    let imported = data.image_source.clone();
+    let importing = imported.clone();
+    let is_import = imported.is_some();
     let check_command = data.check.as_ref().map(|c| c.command.clone());
     let try_href = format!("/try/{slug}");
     let can_cancel = data.can_cancel;
@@ -184,12 +187,15 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 let (n, m) = (step.get(), steps.get());
                 match state.get() {
                     BuildState::Queued => queue_line(queue_position.get(), waited.get(), estimate.get()),
+                    BuildState::Pushing if importing.is_some() => "Imported and verified; pulling it into the sandbox engine…".to_string(),
                     BuildState::Pushing => "All steps done; pushing the image…".to_string(),
                     BuildState::Checking => match &check_command {
                         Some(c) => format!("Built and pushed; running the smoke check in a sandbox: {c}"),
                         None => "Built and pushed; running the smoke check in a sandbox…".to_string(),
                     },
+                    BuildState::Succeeded if importing.is_some() => "Done: imported, verified and pushed.".to_string(),
                     BuildState::Succeeded => format!("Done: {m} steps built and pushed."),
+                    BuildState::Running if importing.is_some() => format!("Importing {}…", importing.clone().unwrap_or_default()),
                     _ if n > 0 => format!("Step {n} of {m}"),
                     _ => "Starting…".to_string(),
                 }
@@ -218,7 +224,7 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                 <span class="muted">{move || cancel_msg.get()}</span>
             </div>
             <pre class="build-log" id="build-log" tabindex="0" aria-label="Build log" node_ref=log_ref>{move || log.get()}</pre>
-            <Show when=move || can_cancel && state.get() == BuildState::Failed>
+            <Show when=move || can_cancel && state.get() == BuildState::Failed && !is_import>
                 <RetryEditor slug=retry_slug.clone() dockerfile=retry_dockerfile.clone() check=retry_check.clone()/>
             </Show>
             {data.check.clone().map(|c| view! {
@@ -226,10 +232,17 @@ fn BuildDetail(data: BuildView) -> impl IntoView {
                     {(!c.expect.is_empty()).then(|| view! { " must print "<code>{c.expect.clone()}</code> })}
                 </p>
             })}
-            <details class="dockerfile-used">
-                <summary>{format!("The Dockerfile built ({})", if data.source_kind == "script" { "converted from an install script" } else { "as submitted" })}</summary>
-                <pre class="code">{data.dockerfile.clone()}</pre>
-            </details>
+            {match imported {
+                Some(reference) => view! {
+                    <p class="image-used" id="build-source">"Imported from "<code>{reference}</code>" (linux/amd64, every blob checked against its sha256 digest)"</p>
+                }.into_any(),
+                None => view! {
+                    <details class="dockerfile-used">
+                        <summary>{format!("The Dockerfile built ({})", if data.source_kind == "script" { "converted from an install script" } else { "as submitted" })}</summary>
+                        <pre class="code">{data.dockerfile.clone()}</pre>
+                    </details>
+                }.into_any(),
+            }}
         </section>
     }
 }

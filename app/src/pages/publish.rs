@@ -13,8 +13,9 @@ pub fn problems_of(body: &serde_json::Value) -> Vec<FieldProblem> {
         .unwrap_or_default()
 }
 
-/// New project: metadata, then a Dockerfile (upload or paste) or an install script (paste, then
-/// convert: the generated Dockerfile is shown and editable before the build).
+/// New project: metadata, then a Dockerfile (upload or paste), an install script (paste, then
+/// convert: the generated Dockerfile is shown and editable before the build), or a public image
+/// to import by reference.
 #[component]
 pub fn PublishPage() -> impl IntoView {
     let info = Resource::new(|| (), |_| load_publish_form());
@@ -52,9 +53,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let values = ProjectValues::new(Default::default());
     let script = RwSignal::new(String::new());
     let dockerfile = RwSignal::new(String::new());
+    let image = RwSignal::new(String::new());
     let check_command = RwSignal::new(String::new());
     let check_expect = RwSignal::new(String::new());
-    // "script" or "dockerfile": which recipe is sent.
+    // "script", "dockerfile" or "image": which recipe is sent.
     let tab = RwSignal::new("script".to_string());
     let problems = FieldProblems::default();
     let notes = RwSignal::new(Vec::<String>::new());
@@ -120,10 +122,10 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                 body["slug"] = slug.get_untracked().into();
                 body["check_command"] = opt(check_command.get_untracked());
                 body["check_expect"] = opt(check_expect.get_untracked());
-                if tab.get_untracked() == "script" {
-                    body["script"] = script.get_untracked().into();
-                } else {
-                    body["dockerfile"] = dockerfile.get_untracked().into();
+                match tab.get_untracked().as_str() {
+                    "script" => body["script"] = script.get_untracked().into(),
+                    "image" => body["image"] = image.get_untracked().trim().into(),
+                    _ => body["dockerfile"] = dockerfile.get_untracked().into(),
                 }
                 match crate::client::call("POST", "/api/projects", Some(body)).await {
                     Ok(r) if r.status == 202 => {
@@ -175,6 +177,9 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
     let load_file = move |_ev: leptos::ev::Event| {};
 
     let categories = info.categories.clone();
+    let registries = info.import_registries.join(", ");
+    let can_import = !info.import_registries.is_empty();
+    let import_max_mb = info.import_max_mb;
     view! {
         <form class="publish-form" on:submit=submit novalidate>
             <ProjectFields values problems categories slug/>
@@ -183,6 +188,18 @@ fn PublishForm(info: PublishInfo) -> impl IntoView {
                     on:click=move |_| tab.set("script".into())>"Install script"</button>
                 <button type="button" role="tab" id="tab-dockerfile" class:active=move || tab.get() == "dockerfile"
                     on:click=move |_| tab.set("dockerfile".into())>"Dockerfile"</button>
+                <Show when=move || can_import>
+                    <button type="button" role="tab" id="tab-image" class:active=move || tab.get() == "image"
+                        on:click=move |_| tab.set("image".into())>"Import an image"</button>
+                </Show>
+            </div>
+            <div class="tab-panel" class:hidden=move || tab.get() != "image">
+                <label class=problems.class_of("image")>"Image reference"
+                    <input id="image" class="code" maxlength="512" spellcheck="false" autocomplete="off"
+                        placeholder="ghcr.io/owner/app:1.0" bind:value=image/>
+                    <small class="field-problem" id="image-problems">{problems.message_of("image")}</small>
+                </label>
+                <p class="hint">"A public image, "<code>"host/repo:tag"</code>" or "<code>"host/repo@sha256:…"</code>", is copied into the platform's registry (its linux/amd64 image, every layer checked against its digest) and goes live like a built one. Registries: "{registries.clone()}"; at most "{import_max_mb}" MB compressed."</p>
             </div>
             <div class="tab-panel" class:hidden=move || tab.get() != "script">
                 <p class="hint">"Paste the install steps from your README. Each command becomes a build step on "<code>{info.base_image.clone()}</code>" ("<code>"# trythis: base=image"</code>" picks another base); "<code>"cd"</code>" becomes WORKDIR, "<code>"export"</code>" becomes ENV, "<code>"sudo"</code>" is dropped."</p>

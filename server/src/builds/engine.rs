@@ -71,6 +71,24 @@ pub trait ImageBuilder: Send + Sync {
     }
     /// Removes images a build pulled, once it is over (one still in use by another build stays).
     async fn remove_pulled(&self, _images: &[String]) {}
+    /// Copies the image `from` names into the platform's registry as `repo:tag` (import by
+    /// reference; see `registry::Registry::import`), one log line per step.
+    async fn import(
+        &self,
+        _from: &registry::ImportFrom<'_>,
+        _repo: &str,
+        _tag: &str,
+        _max_bytes: u64,
+        _log: &registry::ImportLog<'_>,
+    ) -> Result<Pushed, registry::RegistryError> {
+        Err(registry::RegistryError::Protocol(
+            "this build service cannot import images".into(),
+        ))
+    }
+    /// The VOLUMEs the image (pulled into the sandbox engine) declares.
+    async fn served_volumes(&self, _image: &str) -> Result<usize, Failure> {
+        Ok(0)
+    }
     async fn ping(&self) -> Result<(), String>;
 }
 
@@ -376,6 +394,38 @@ impl ImageBuilder for DockerBuilder {
                 }
             }
         }
+    }
+
+    async fn import(
+        &self,
+        from: &registry::ImportFrom<'_>,
+        repo: &str,
+        tag: &str,
+        max_bytes: u64,
+        log: &registry::ImportLog<'_>,
+    ) -> Result<Pushed, registry::RegistryError> {
+        self.registry.ensure_namespace().await?;
+        let imported = self
+            .registry
+            .import(from, repo, tag, max_bytes, log)
+            .await?;
+        Ok(Pushed {
+            digest: imported.digest,
+            size: imported.size,
+        })
+    }
+
+    async fn served_volumes(&self, image: &str) -> Result<usize, Failure> {
+        let served = self
+            .serve
+            .inspect_image(image)
+            .await
+            .map_err(|e| Failure::Engine(e.to_string()))?;
+        Ok(served
+            .config
+            .as_ref()
+            .and_then(|c| c.volumes.as_ref())
+            .map_or(0, |v| v.len()))
     }
 
     async fn ping(&self) -> Result<(), String> {

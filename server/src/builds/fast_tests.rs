@@ -119,6 +119,39 @@ impl ImageBuilder for FakeBuilder {
     async fn ping(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// A repository named `private` answers like a private image, `missing` like an unknown
+    /// one, `volumes` copies an image with too many VOLUMEs; any other is copied.
+    async fn import(
+        &self,
+        from: &registry::ImportFrom<'_>,
+        repo: &str,
+        tag: &str,
+        _max_bytes: u64,
+        log: &registry::ImportLog<'_>,
+    ) -> Result<Pushed, registry::RegistryError> {
+        let source = from.source;
+        assert!(
+            from.proxy.is_some_and(|p| p.starts_with("http://import-")),
+            "an import goes through the import's egress proxy with its own credential"
+        );
+        log(&format!("copying {source}"));
+        match source.repository.rsplit('/').next() {
+            Some("private") => Err(registry::RegistryError::Private(source.to_string())),
+            Some("missing") => Err(registry::RegistryError::NotFound(source.to_string())),
+            _ => {
+                locked(&self.pushed).push((repo.to_string(), tag.to_string()));
+                Ok(Pushed {
+                    digest: format!("sha256:{tag}"),
+                    size: 1234,
+                })
+            }
+        }
+    }
+
+    async fn served_volumes(&self, image: &str) -> Result<usize, Failure> {
+        Ok(if image.contains("/volumes@") { 9 } else { 0 })
+    }
 }
 
 /// Smoke checks: `false` exits 1 ("boom"), `hang` never ends, anything else exits 0 and prints
@@ -589,4 +622,63 @@ async fn a_check_is_validated_with_the_rest_of_the_form() {
         .await
         .unwrap_or_else(|e| panic!("db: {e}"))
         .is_none());
+}
+
+fn imported(slug: &str, image: &str) -> ProjectForm {
+    ProjectForm {
+        dockerfile: None,
+        image: Some(image.into()),
+        check_command: Some("cat /etc/os-release".into()),
+        ..form(slug, "")
+    }
+}
+
+#[tokio::test]
+async fn an_import_is_a_build_that_copies_instead_of_building() {
+    let fx = fixture(FakeBuilder::default(), &[]).await;
+    let submit = |slug: &'static str, image: &'static str| {
+        let fx = &fx;
+        async move {
+            publish::submit(&fx.builds, &fx.db, OWNER, &imported(slug, image), true)
+                .await
+                .unwrap_or_else(|e| panic!("submit: {e}"))
+        }
+    };
+    let id = submit("tool", "ghcr.io/owner/tool:1.0").await;
+    let b = fx.reaches(&id, db::BuildState::Succeeded).await;
+    assert_eq!(
+        (b.source_kind.as_str(), b.source.as_str()),
+        ("image", "ghcr.io/owner/tool:1.0")
+    );
+    assert!(
+        b.log.contains("copying ghcr.io/owner/tool:1.0"),
+        "{}",
+        b.log
+    );
+    assert!(locked(&fx.fake.built).is_empty(), "nothing is built");
+    assert_eq!(fx.project("tool").await.status, db::ProjectStatus::Live);
+    // The smoke check ran in a sandbox of the imported image.
+    assert!(locked(&fx.checks.ran)
+        .iter()
+        .any(|(image, _)| image.ends_with(&format!("/tool@sha256:{id}"))));
+
+    for (slug, image, says) in [
+        (
+            "secret",
+            "ghcr.io/owner/private:1",
+            "This image is private; trythis imports public images only",
+        ),
+        (
+            "absent",
+            "ghcr.io/owner/missing:1",
+            "The image ghcr.io/owner/missing:1 was not found",
+        ),
+        ("volumes", "ghcr.io/owner/volumes:1", "VOLUMEs"),
+    ] {
+        let id = submit(slug, image).await;
+        let b = fx.reaches(&id, db::BuildState::Failed).await;
+        let error = b.error.unwrap_or_default();
+        assert!(error.contains(says), "{image}: {error}");
+        assert_eq!(fx.project(slug).await.status, db::ProjectStatus::Failed);
+    }
 }

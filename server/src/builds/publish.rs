@@ -84,6 +84,9 @@ pub struct ProjectForm {
     pub welcome: Option<String>,
     pub dockerfile: Option<String>,
     pub script: Option<String>,
+    /// Import by reference: a public image (`host/repo:tag`, `host/repo@sha256:…`) copied into
+    /// the platform's registry instead of a build.
+    pub image: Option<String>,
     /// The smoke check: a command run in a sandbox of each new image before it goes live…
     pub check_command: Option<String>,
     /// …and text its output must contain (optional: without it, exit status 0 passes).
@@ -97,11 +100,13 @@ pub struct ProjectForm {
 pub struct RecipeForm {
     pub dockerfile: Option<String>,
     pub script: Option<String>,
+    pub image: Option<String>,
     pub check_command: Option<String>,
     pub check_expect: Option<String>,
 }
 
-/// A recipe ready to build.
+/// A recipe ready to build: `kind` "dockerfile", "script" or "image" (an import, whose `source`
+/// is the reference as parsed and whose Dockerfile is empty).
 pub struct Recipe {
     pub kind: &'static str,
     pub source: String,
@@ -362,6 +367,7 @@ pub fn check_recipe(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<F
 fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<FieldProblem>> {
     let dockerfile = form.dockerfile.as_deref().filter(|s| !s.trim().is_empty());
     let script = form.script.as_deref().filter(|s| !s.trim().is_empty());
+    let image = form.image.as_deref().filter(|s| !s.trim().is_empty());
     let lines = |field: &str, ps: Vec<recipe::Problem>| -> Vec<FieldProblem> {
         ps.into_iter()
             .map(|p| FieldProblem {
@@ -371,6 +377,26 @@ fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<
             })
             .collect()
     };
+    if let Some(image) = image {
+        if dockerfile.is_some() || script.is_some() {
+            return Err(vec![FieldProblem::new(
+                "image",
+                "Give an image reference, a Dockerfile or an install script: only one of them.",
+            )]);
+        }
+        // The grammar only: which registries may be read is `check_import`'s (configuration).
+        let source = registry::ImageSource::parse(image).map_err(|e| {
+            let m = match e {
+                registry::RegistryError::InvalidReference(m) => m,
+                other => other.to_string(),
+            };
+            vec![FieldProblem::new(
+                "image",
+                format!("This is not an image reference ({m}). Write it like ghcr.io/owner/app:1.0 or ghcr.io/owner/app@sha256:…"),
+            )]
+        })?;
+        return Ok(image_recipe(source.to_string()));
+    }
     match (dockerfile, script) {
         (Some(_), Some(_)) => Err(vec![FieldProblem::new(
             "dockerfile",
@@ -378,7 +404,7 @@ fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<
         )]),
         (None, None) => Err(vec![FieldProblem::new(
             "dockerfile",
-            "Give a Dockerfile (upload or paste) or paste an install script.",
+            "Give a Dockerfile (upload or paste), paste an install script, or name an image to import.",
         )]),
         (Some(d), None) => {
             let v = recipe::validate_dockerfile(d).map_err(|ps| lines("dockerfile", ps))?;
@@ -412,6 +438,36 @@ fn check_recipe_text(form: &RecipeForm, base_image: &str) -> Result<Recipe, Vec<
     }
 }
 
+/// An import's recipe: the reference (as parsed) is the whole of it.
+fn image_recipe(reference: String) -> Recipe {
+    Recipe {
+        kind: "image",
+        source: reference,
+        dockerfile: String::new(),
+        steps: 0,
+        images: Vec::new(),
+        copied: Vec::new(),
+        check: None,
+    }
+}
+
+/// An import's reference must pass the platform's import policy (`builds::import`): a listed
+/// registry, no private address written as the host. Other recipes pass.
+fn check_import(builds: &BuildService, recipe: &Recipe) -> Result<(), PublishError> {
+    if recipe.kind != "image" {
+        return Ok(());
+    }
+    let limits = builds.limits();
+    crate::builds::import::check_reference(
+        &recipe.source,
+        &limits.import_registries,
+        &builds.registry_address(),
+        builds.registry_namespace(),
+    )
+    .map(|_| ())
+    .map_err(|m| PublishError::Invalid(vec![FieldProblem::new("image", m)]))
+}
+
 /// Validates every field of a new project; all problems at once.
 pub fn check_form(
     form: &ProjectForm,
@@ -432,6 +488,7 @@ pub fn check_form(
         &RecipeForm {
             dockerfile: form.dockerfile.clone(),
             script: form.script.clone(),
+            image: form.image.clone(),
             check_command: form.check_command.clone(),
             check_expect: form.check_expect.clone(),
         },
@@ -588,6 +645,7 @@ pub async fn submit(
     let limits = builds.limits().clone();
     let (mut project, recipe) =
         check_form(form, &limits.base_image).map_err(PublishError::Invalid)?;
+    check_import(builds, &recipe)?;
     check_images(builds, &recipe).await?;
     if db::projects::by_slug(db, &project.slug).await?.is_some() {
         return Err(PublishError::SlugTaken(project.slug));
@@ -697,7 +755,7 @@ pub async fn rebuild(
             build: active.id,
         });
     }
-    let recipe = if form.dockerfile.is_none() && form.script.is_none() {
+    let recipe = if form.dockerfile.is_none() && form.script.is_none() && form.image.is_none() {
         let last = db::builds::for_project(db, project.id, 1)
             .await?
             .into_iter()
@@ -714,36 +772,45 @@ pub async fn rebuild(
                 expect: last.check_expect.clone(),
             })
         };
-        let (images, copied) = images_of(&last.dockerfile).map_err(|ps| {
-            PublishError::Invalid(
-                ps.into_iter()
-                    .map(|p| FieldProblem {
-                        field: "dockerfile".into(),
-                        line: p.line,
-                        message: p.message,
-                    })
-                    .collect(),
-            )
-        })?;
-        Recipe {
-            check,
-            kind: if last.source_kind == "script" {
-                "script"
-            } else {
-                "dockerfile"
-            },
-            steps: recipe::validate_dockerfile(&last.dockerfile)
-                .map(|v| v.steps)
-                .unwrap_or(last.steps as usize),
-            // Checked again: an image it read may no longer be served.
-            images,
-            copied,
-            source: last.source,
-            dockerfile: last.dockerfile,
+        if last.source_kind == "image" {
+            // The same reference again (a tag may have moved on); the policy is checked again.
+            Recipe {
+                check,
+                ..image_recipe(last.source)
+            }
+        } else {
+            let (images, copied) = images_of(&last.dockerfile).map_err(|ps| {
+                PublishError::Invalid(
+                    ps.into_iter()
+                        .map(|p| FieldProblem {
+                            field: "dockerfile".into(),
+                            line: p.line,
+                            message: p.message,
+                        })
+                        .collect(),
+                )
+            })?;
+            Recipe {
+                check,
+                kind: if last.source_kind == "script" {
+                    "script"
+                } else {
+                    "dockerfile"
+                },
+                steps: recipe::validate_dockerfile(&last.dockerfile)
+                    .map(|v| v.steps)
+                    .unwrap_or(last.steps as usize),
+                // Checked again: an image it read may no longer be served.
+                images,
+                copied,
+                source: last.source,
+                dockerfile: last.dockerfile,
+            }
         }
     } else {
         check_recipe(form, &builds.limits().base_image).map_err(PublishError::Invalid)?
     };
+    check_import(builds, &recipe)?;
     check_images(builds, &recipe).await?;
     check_build_quota(db, owner, builds.limits()).await?;
     let id = crate::secrets::random_id();
@@ -853,6 +920,45 @@ mod tests {
         };
         assert_eq!(ps[0].field, "dockerfile");
         assert_eq!(ps[0].line, Some(2));
+    }
+
+    #[test]
+    fn an_image_reference_is_a_recipe_of_its_own() {
+        let image = |r: &str| RecipeForm {
+            image: Some(r.into()),
+            ..Default::default()
+        };
+        let r =
+            check_recipe(&image("ghcr.io/owner/app:1.0"), "b").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            (r.kind, r.source.as_str()),
+            ("image", "ghcr.io/owner/app:1.0")
+        );
+        assert!(r.dockerfile.is_empty() && r.images.is_empty());
+        // Docker Hub's short names are stored as what they stand for.
+        let hub = check_recipe(&image("nginx"), "b").unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(hub.source, "docker.io/library/nginx:latest");
+        for bad in [
+            "https://ghcr.io/x",
+            "ghcr.io/Owner/App",
+            "ghcr.io/x@sha256:12",
+        ] {
+            let ps = match check_recipe(&image(bad), "b") {
+                Ok(_) => panic!("{bad} accepted"),
+                Err(ps) => ps,
+            };
+            assert_eq!(ps[0].field, "image", "{bad}");
+            assert!(
+                ps[0].message.starts_with("This is not an image reference"),
+                "{ps:?}"
+            );
+        }
+        let both = RecipeForm {
+            image: Some("ghcr.io/x:1".into()),
+            script: Some("ls\n".into()),
+            ..Default::default()
+        };
+        assert!(check_recipe(&both, "b").is_err());
     }
 
     #[test]

@@ -72,7 +72,8 @@ fn record(b: &db::builds::Model) -> BuildRecord {
         steps: b.steps,
         error: b.error.clone(),
         source_kind: b.source_kind.clone(),
-        dockerfile: Some(b.dockerfile.clone()),
+        dockerfile: (b.source_kind != "image").then(|| b.dockerfile.clone()),
+        image_source: (b.source_kind == "image").then(|| b.source.clone()),
         image: b
             .image_repo
             .as_ref()

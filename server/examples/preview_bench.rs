@@ -32,6 +32,17 @@ while (my $c = $s->accept) {
 
 const N: usize = 300;
 
+/// The reference server ends with the bench, whatever happens.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // Its forked connection handlers go with their process group's leader's socket.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -123,10 +134,12 @@ async fn main() -> Result {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let host_port = listener.local_addr()?.port();
     drop(listener);
-    let mut reference = std::process::Command::new("perl")
-        .arg(&script)
-        .arg(host_port.to_string())
-        .spawn()?;
+    let _reference = KillOnDrop(
+        std::process::Command::new("perl")
+            .arg(&script)
+            .arg(host_port.to_string())
+            .spawn()?,
+    );
 
     // The preview's cookie, as the owner's browser gets it.
     let host = format!("{id}-8000.preview.localhost");
@@ -204,8 +217,6 @@ async fn main() -> Result {
         p_open - r_open,
         p_first - r_first
     );
-    let _ = reference.kill();
-    let _ = reference.wait();
     common::stop(&http, &base, &id, &cookie).await?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -38,6 +38,10 @@ pub async fn serve_bench_project(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     config.public_url = format!("http://{addr}");
+    // Previews of a loopback site are served on its own port.
+    if let Some(p) = config.preview.as_mut() {
+        p.port = Some(addr.port());
+    }
     let state = server::build_state(config).await?;
     publish_bench_project(&state.db, &repo, &img.digest, img.size).await?;
     let router = server::router(state);

@@ -18,6 +18,18 @@ pub struct ServerContext {
     pub build_concurrency: u64,
     /// OAuth providers configured (`github`, `google`): their buttons show only then.
     pub providers: Vec<String>,
+    /// Share links, as the sandbox service reads them (the `/watch/{token}` page).
+    pub shares: std::sync::Arc<dyn ShareDirectory>,
+}
+
+/// What a share link opens, answered by the server's sandbox service (its rules live there).
+#[cfg(feature = "ssr")]
+pub trait ShareDirectory: Send + Sync {
+    /// The share link with `token` as a viewer finds it now; Err: a failure of ours.
+    fn look_up(
+        &self,
+        token: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ShareLookup, String>> + Send>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -377,6 +389,13 @@ pub async fn load_publish_form() -> Result<PublishInfo, ServerFnError> {
             .collect(),
         base_image: cx.base_image.clone(),
     })
+}
+
+/// A share link's session, for its `/watch/{token}` page.
+#[server(prefix = "/sfn", endpoint = "share", input = GetUrl)]
+pub async fn load_share(token: String) -> Result<ShareLookup, ServerFnError> {
+    let cx = ssr::context()?;
+    cx.shares.look_up(token).await.map_err(ssr::internal)
 }
 
 /// Who is asking, for the header and the account pages.

@@ -4,4 +4,5 @@ pub mod flash;
 pub mod footer;
 pub mod header;
 pub mod project_card;
+pub mod share_panel;
 pub mod try_panel;

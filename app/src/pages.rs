@@ -10,3 +10,4 @@ pub mod project;
 pub mod publish;
 pub mod search;
 pub mod try_link;
+pub mod watch;

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
         base_image: state.config.builds.base_image.clone(),
         build_concurrency: state.config.builds.concurrency,
         providers: api::auth::providers(&state),
+        shares: Arc::new(api::shares::SharePages(Arc::clone(&state.sandboxes))),
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
@@ -104,6 +105,16 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxes/{id}/extend", post(api::sandboxes::extend))
         .route("/sandboxes/{id}/active", post(api::sandboxes::still_here))
         .route("/sandboxes/{id}/ticket", post(api::terminal::ticket))
+        .route(
+            "/sandboxes/{id}/shares",
+            post(api::shares::create).get(api::shares::list),
+        )
+        .route(
+            "/sandboxes/{id}/shares/{share_id}",
+            delete(api::shares::revoke),
+        )
+        .route("/shares/{token}", get(api::shares::describe))
+        .route("/shares/{token}/ticket", post(api::shares::ticket))
         .route("/projects", post(api::builds::create))
         .route(
             "/projects/{slug}/builds",
@@ -173,6 +184,7 @@ pub fn router(state: AppState) -> Router {
         .route("/badge/{file}", get(api::badge::badge))
         .route("/v/{version}/{*file}", get(assets::versioned))
         .route("/s/{id}/ws", get(api::terminal::connect))
+        .route("/shares/{share_id}/ws", get(api::shares::connect))
         .route("/auth/{provider}/start", get(oauth::start))
         .route("/auth/{provider}/callback", get(oauth::callback))
         .route(

@@ -7,6 +7,7 @@ pub mod builds;
 pub mod health;
 pub mod projects;
 pub mod sandboxes;
+pub mod shares;
 pub mod terminal;
 
 use crate::http::error::{ApiError, ApiResult};

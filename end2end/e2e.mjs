@@ -301,6 +301,11 @@ try {
     await viewer.screenshot({ path: join(SHOTS, "watch-phone.png"), fullPage: true });
     const wide = await viewer.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
     assert.ok(!wide, "the viewer's page is no wider than a phone");
+    // The owner's drawer on a phone.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    await page.locator(".try-panel").screenshot({ path: join(SHOTS, "share-panel-phone.png") });
+    await page.setViewportSize({ width: 1360, height: 900 });
 
     // Revoke: the viewer is told at once, and the link is dead.
     const t0 = Date.now();

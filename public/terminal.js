@@ -68,15 +68,16 @@
   }
 
   // The owner's terminal size, from the server's "9" frame: a viewer's screen takes it, the font
-  // made smaller (down to 6 px) when the columns would not fit the element's width.
+  // made smaller (down to 8 px) when the columns would not fit the element's width.
   function takeSize(s, data) {
     let size;
     try { size = JSON.parse(dec.decode(data.subarray(1))); } catch (e) { return; }
     const cols = size.columns | 0, rows = size.rows | 0;
     if (cols < 1 || rows < 1) return;
     const width = s.el.clientWidth || 640;
-    // A monospace glyph is about 0.6 em wide.
-    const font = Math.max(6, Math.min(14, Math.floor(width / (cols * 0.61))));
+    // A monospace glyph is about 0.6 em wide; below 8 px the screen scrolls sideways instead.
+    const font = Math.max(8, Math.min(14, Math.floor(width / (cols * 0.61))));
+    s.lastSize = data;
     if (s.term.options.fontSize !== font) s.term.options.fontSize = font;
     if (s.term.cols !== cols || s.term.rows !== rows) s.term.resize(cols, rows);
     s.el.dataset.size = cols + "x" + rows;
@@ -258,7 +259,10 @@
     term.onResize(function (size) {
       if (!s.watch && s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));
     });
-    s.onWindowResize = function () { if (s.fit) s.fit.fit(); };
+    s.onWindowResize = function () {
+      if (s.fit) s.fit.fit();
+      else if (s.lastSize) takeSize(s, s.lastSize);
+    };
     window.addEventListener("resize", s.onWindowResize);
     // The element also changes size without the window (a panel opening above it).
     if (s.fit && typeof ResizeObserver !== "undefined") {

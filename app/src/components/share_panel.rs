@@ -157,8 +157,8 @@ pub fn SharePanel(
                 <button class="btn small share-close" title="Close" aria-label="Close the share panel" on:click=move |_| open.set(false)>"✕"</button>
             </div>
             <div class="share-actions">
-                <button class="btn small" id="share-view" disabled=move || busy.get() on:click=on_view>"👁 View-only link"</button>
-                <button class="btn small" id="share-control" disabled=move || busy.get() on:click=on_control>"⌨ Link that can type"</button>
+                <button class="btn small" id="share-view" disabled=move || busy.get() on:click=on_view>"View-only link"</button>
+                <button class="btn small" id="share-control" disabled=move || busy.get() on:click=on_control>"Link that can type"</button>
             </div>
             {move || error.get().map(|e| view! { <p class="share-error" role="alert">{e}</p> })}
             <ul class="share-list" aria-live="polite">

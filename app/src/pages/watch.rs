@@ -3,7 +3,7 @@
 //! sentence. (Web previews of the shared sandbox are for later: `SharedSession::sandbox_id` is
 //! what they will hang off.)
 use crate::api::load_share;
-use crate::model::{clock, ShareLookup, ShareMode, SharedSession};
+use crate::model::{clock, ShareLookup, SharedSession};
 use crate::pages::not_found::NotFoundPage;
 use leptos::prelude::*;
 use leptos_meta::{Meta, Title};
@@ -122,7 +122,7 @@ fn WatchView(session: SharedSession, token: String) -> impl IntoView {
                 <div class="watch-title">
                     <h1 class="project-name" id="watch-project">{session.project_name.clone()}</h1>
                     <span class=format!("mode-badge {}", mode.as_str()) id="watch-mode">
-                        {match mode { ShareMode::View => "👁 ", ShareMode::Control => "⌨ " }}{mode.badge()}
+                        {mode.badge()}
                     </span>
                 </div>
                 <p class="lead">{lead}</p>

@@ -260,6 +260,71 @@ try {
     await waitTerm(page, /kept:still-here/);
   });
 
+  await check("share: the owner makes a view link in the Try panel; a second browser watches live and its keys do nothing; revoke tells it at once", async () => {
+    await page.locator("#share").click();
+    await page.waitForSelector("#share-panel:not(.hidden)");
+    await page.locator("#share-view").click();
+    const row = page.locator(".share-row").first();
+    await row.locator("input.share-url").waitFor();
+    const url = await row.locator("input.share-url").inputValue();
+    assert.match(url, new RegExp(`^${BASE}/watch/[0-9a-f]{64}$`));
+    assert.match(await row.locator(".share-mode").innerText(), /view only/i);
+    await row.locator(".copy-share").click();
+    await waitFor(async () => /Copied/.test(await row.locator(".copy-share").innerText()), "the Copy button says Copied");
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), url);
+
+    // Someone else opens the link in their own browser.
+    const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const viewer = await vctx.newPage();
+    viewer.on("pageerror", (e) => errors.push(`viewer: ${e}`));
+    await viewer.goto(url);
+    assert.match(await viewer.locator("#watch-project").innerText(), /Hello Shell/);
+    assert.match(await viewer.locator("#watch-mode").innerText(), /View only/);
+    await viewer.waitForSelector("body[data-hydrated]");
+    await waitTerm(viewer, /kept:still-here/); // the owner's screen so far
+    await typeLine(page, "echo shared-$((6*7))");
+    await waitTerm(viewer, /shared-42/);
+    // Typing on the viewer's page does nothing (its keys are dropped by the server too:
+    // server/tests/shares.rs sends them past the page).
+    await viewer.locator("#terminal").click();
+    await viewer.keyboard.type("echo viewer-typed");
+    await viewer.keyboard.press("Enter");
+    await sleep(800);
+    await typeLine(page, "echo owner-after");
+    await waitTerm(viewer, /owner-after/);
+    assert.doesNotMatch(await termText(page), /viewer-typed/);
+    assert.doesNotMatch(await termText(viewer), /viewer-typed/);
+    // The owner sees who is watching.
+    await waitFor(async () => /1 watching: anonymous/.test(await row.innerText()), "the owner's list shows the viewer", 12000);
+    assert.match(await page.locator("#share").innerText(), /1 watching/);
+    await page.screenshot({ path: join(SHOTS, "share-panel.png") });
+    await viewer.screenshot({ path: join(SHOTS, "watch.png") });
+    await viewer.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    await viewer.screenshot({ path: join(SHOTS, "watch-phone.png"), fullPage: true });
+    const wide = await viewer.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1);
+    assert.ok(!wide, "the viewer's page is no wider than a phone");
+    // The owner's drawer on a phone.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    await page.locator(".try-panel").screenshot({ path: join(SHOTS, "share-panel-phone.png") });
+    await page.setViewportSize({ width: 1360, height: 900 });
+
+    // Revoke: the viewer is told at once, and the link is dead.
+    const t0 = Date.now();
+    await row.locator(".revoke-share").click();
+    await viewer.waitForSelector("#watch-ended", { timeout: 3000 });
+    assert.ok(Date.now() - t0 < 3000);
+    assert.match(await viewer.locator("#watch-ended").innerText(), /stopped sharing/);
+    await waitFor(async () => (await page.locator(".share-row").count()) === 0, "the link leaves the owner's list");
+    const again = await viewer.goto(url);
+    assert.equal(again.status(), 410);
+    assert.match(await viewer.locator("#watch-gone").innerText(), /This session has ended/);
+    await vctx.close();
+    await page.locator("#share").click();
+    await page.waitForSelector("#share-panel.hidden", { state: "attached" });
+  });
+
   await check("the README badge link /try/{slug} opens the project with its terminal", async () => {
     await page.goto(BASE + "/try/hello");
     await page.waitForURL(/\/p\/hello\?try=1/);

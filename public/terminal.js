@@ -1,6 +1,11 @@
 // trythis terminal: xterm.js speaking ttyd's WebSocket protocol to the platform's own proxy
 // (/s/{id}/ws, subprotocol "tty"). Loaded as a classic script; the Leptos page calls
-// window.trythisTerminal.attach(element, wsPath) and .detach(element, message).
+// window.trythisTerminal.attach(element, wsPath, options) and .detach(element, message).
+// Options (all optional): ticketUrl (where the socket's ticket comes from; default the sandbox's),
+// watch (a share link's viewer: the screen takes the owner's size, never sends one) and
+// readOnly (a view-only link: no keys are sent; the server drops them anyway). Every close of
+// the socket is told to the page as a "trythis-terminal" event on the element
+// ({detail: {code, reason}}).
 (function () {
   "use strict";
   const enc = new TextEncoder();
@@ -25,7 +30,7 @@
   function ticket(s) {
     const m = /^\/s\/([^/]+)\/ws$/.exec(s.path);
     const meta = document.querySelector("meta[name=csrf-token]");
-    return fetch("/api/sandboxes/" + (m ? m[1] : "-") + "/ticket", {
+    return fetch(s.ticketUrl || "/api/sandboxes/" + (m ? m[1] : "-") + "/ticket", {
       method: "POST",
       credentials: "same-origin",
       headers: { "content-type": "application/json", "x-csrf-token": meta ? meta.content : "" },
@@ -48,6 +53,38 @@
     }
     s.retries += 1;
     setTimeout(function () { if (!s.disposed) connect(s); }, 500 * s.retries);
+  }
+
+  // A viewer waits for the owner's shell (it exited, or is not open yet): it asks again every
+  // few seconds for a few minutes, and never opens one itself.
+  function waitForShell(s, reason) {
+    if (s.waits >= 100) {
+      s.term.write("\r\n\x1b[90m[" + reason + "]\x1b[0m\r\n");
+      return;
+    }
+    if (!s.waits) s.term.write("\r\n\x1b[90m[" + reason + " \u00b7 waiting for the owner]\x1b[0m\r\n");
+    s.waits = (s.waits || 0) + 1;
+    setTimeout(function () { if (!s.disposed) connect(s); }, 3000);
+  }
+
+  // The owner's terminal size, from the server's "9" frame: a viewer's screen takes it, the font
+  // made smaller (down to 8 px) when the columns would not fit the element's width.
+  function takeSize(s, data) {
+    let size;
+    try { size = JSON.parse(dec.decode(data.subarray(1))); } catch (e) { return; }
+    const cols = size.columns | 0, rows = size.rows | 0;
+    if (cols < 1 || rows < 1) return;
+    const width = s.el.clientWidth || 640;
+    // A monospace glyph is about 0.6 em wide; below 8 px the screen scrolls sideways instead.
+    const font = Math.max(8, Math.min(14, Math.floor(width / (cols * 0.61))));
+    s.lastSize = data;
+    if (s.term.options.fontSize !== font) s.term.options.fontSize = font;
+    if (s.term.cols !== cols || s.term.rows !== rows) s.term.resize(cols, rows);
+    s.el.dataset.size = cols + "x" + rows;
+  }
+
+  function tell(s, code, reason) {
+    s.el.dispatchEvent(new CustomEvent("trythis-terminal", { detail: { code: code, reason: reason } }));
   }
 
   // Keys typed before the shell is there (connecting, reconnecting) wait here, up to 64 KiB,
@@ -79,6 +116,7 @@
     s.ws = ws;
     ws.onopen = function () {
       s.retries = 0;
+      s.waits = 0;
       // The server sends the recent output first. Full-screen programs in it asked the terminal
       // questions (device attributes, colours, modes) that were answered when they ran; answered
       // again now, the answers would land on the shell's prompt as typed text.
@@ -86,7 +124,8 @@
       s.el.dataset.state = "open";
       ws.send(enc.encode(JSON.stringify({ AuthToken: "", columns: s.term.cols, rows: s.term.rows })));
       flush(s);
-      s.term.focus();
+      // A view-only viewer's page keeps the keyboard for itself.
+      if (!s.readOnly) s.term.focus();
     };
     ws.onmessage = function (ev) {
       const data = new Uint8Array(ev.data);
@@ -101,6 +140,8 @@
           s.term.write(data.subarray(1));
         }
         s.lastOutput = Date.now();
+      } else if (cmd === "9" && s.watch) {
+        takeSize(s, data);
       }
       // "1" is ttyd's window title: its command line and the container's hostname. The page
       // keeps its own title (the project's name).
@@ -109,6 +150,16 @@
     ws.onclose = function (ev) {
       s.el.dataset.state = "closed";
       if (s.disposed) return;
+      tell(s, ev.code, ev.reason);
+      if (ev.code === 4003) {
+        // The share link was revoked: nothing to reconnect to.
+        s.term.write("\r\n\x1b[90m[" + (ev.reason || "the owner stopped sharing this session") + "]\x1b[0m\r\n");
+        return;
+      }
+      if (s.watch && (ev.code === 4002 || ev.code === 1013)) {
+        waitForShell(s, ev.code === 4002 ? "the owner's shell exited" : (ev.reason || "the terminal is busy"));
+        return;
+      }
       if (ev.code === 4002) {
         // `exit` or Ctrl+D: the sandbox runs on; Enter opens a new shell in it.
         s.exited = true;
@@ -126,7 +177,8 @@
     };
   }
 
-  function attach(el, path) {
+  function attach(el, path, options) {
+    const opts = options || {};
     const existing = sessions.get(el);
     if (existing && existing.path === path && !existing.disposed) return;
     if (existing) detach(el);
@@ -136,7 +188,9 @@
     }
     el.textContent = "";
     const term = new Terminal({
-      cursorBlink: true,
+      cursorBlink: !opts.readOnly,
+      // A view-only viewer's keys go nowhere: the terminal takes none.
+      disableStdin: !!opts.readOnly,
       fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
       fontSize: 14,
       // At 1.0 the glyph's descender row is cut: underscores were invisible.
@@ -144,11 +198,14 @@
       scrollback: 5000,
       theme: { background: "#0d1117", foreground: "#e6edf3", cursor: "#7ee787" },
     });
-    const fit = typeof FitAddon !== "undefined" ? new FitAddon.FitAddon() : null;
+    // A viewer's screen takes the owner's size (the "9" frames), never the element's.
+    const fit = typeof FitAddon !== "undefined" && !opts.watch ? new FitAddon.FitAddon() : null;
     if (fit) term.loadAddon(fit);
     term.open(el);
     if (fit) fit.fit();
-    const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false, queue: [], queued: 0 };
+    const s = { el: el, path: path, term: term, fit: fit, ws: null, retries: 0, disposed: false, queue: [], queued: 0,
+                ticketUrl: opts.ticketUrl, watch: !!opts.watch, readOnly: !!opts.readOnly };
+    el.dataset.mode = s.readOnly ? "view" : (s.watch ? "control" : "owner");
     // Copy and paste like a desktop terminal: Ctrl+C copies when text is selected (it interrupts
     // otherwise), Ctrl+Shift+C always copies; Ctrl+V and Ctrl+Shift+V paste (the browser's paste
     // event, which xterm turns into input) instead of sending ^V. Alt+Shift+Q leaves the
@@ -180,8 +237,9 @@
     function send(d) { sendFrame(frame("0", d)); }
     s.send = send;
     term.onData(function (d) {
-      // The terminal's own answers to queries in the replayed output (see onopen).
-      if (s.replaying) return;
+      // The terminal's own answers to queries in the replayed output (see onopen); a view-only
+      // viewer's keys.
+      if (s.replaying || s.readOnly) return;
       if (s.exited) {
         if (d.indexOf("\r") >= 0) { s.exited = false; s.retries = 0; connect(s); }
         return;
@@ -194,15 +252,23 @@
       }
       send(d);
     });
-    if (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) keysBar(s);
+    if (!s.readOnly && window.matchMedia && window.matchMedia("(pointer: coarse)").matches) keysBar(s);
     term.onBinary(function (d) {
-      if (!s.exited && !s.replaying) sendFrame(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
+      if (!s.exited && !s.replaying && !s.readOnly) sendFrame(frame("0", Uint8Array.from(d, function (c) { return c.charCodeAt(0); })));
     });
     term.onResize(function (size) {
-      if (s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));
+      if (!s.watch && s.ws && s.ws.readyState === 1) s.ws.send(frame("1", JSON.stringify({ columns: size.cols, rows: size.rows })));
     });
-    s.onWindowResize = function () { if (s.fit) s.fit.fit(); };
+    s.onWindowResize = function () {
+      if (s.fit) s.fit.fit();
+      else if (s.lastSize) takeSize(s, s.lastSize);
+    };
     window.addEventListener("resize", s.onWindowResize);
+    // The element also changes size without the window (a panel opening above it).
+    if (s.fit && typeof ResizeObserver !== "undefined") {
+      s.observer = new ResizeObserver(function () { if (!s.disposed) s.fit.fit(); });
+      s.observer.observe(el);
+    }
     connect(s);
   }
 
@@ -244,6 +310,7 @@
     if (!s) return;
     s.disposed = true;
     if (s.bar) s.bar.remove();
+    if (s.observer) s.observer.disconnect();
     window.removeEventListener("resize", s.onWindowResize);
     if (s.ws) s.ws.close(1000);
     if (message) s.term.write("\r\n\x1b[90m[" + message + "]\x1b[0m\r\n");

@@ -22,6 +22,18 @@ pub struct ServerContext {
     pub build_concurrency: u64,
     /// OAuth providers configured (`github`, `google`): their buttons show only then.
     pub providers: Vec<String>,
+    /// Share links, as the sandbox service reads them (the `/watch/{token}` page).
+    pub shares: std::sync::Arc<dyn ShareDirectory>,
+}
+
+/// What a share link opens, answered by the server's sandbox service (its rules live there).
+#[cfg(feature = "ssr")]
+pub trait ShareDirectory: Send + Sync {
+    /// The share link with `token` as a viewer finds it now; Err: a failure of ours.
+    fn look_up(
+        &self,
+        token: String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ShareLookup, String>> + Send>>;
 }
 
 #[cfg(feature = "ssr")]
@@ -442,6 +454,13 @@ pub async fn load_project_edit(slug: String) -> Result<Option<ProjectEditInfo>, 
             .map(|c| c.to_string())
             .collect(),
     }))
+}
+
+/// A share link's session, for its `/watch/{token}` page.
+#[server(prefix = "/sfn", endpoint = "share", input = GetUrl)]
+pub async fn load_share(token: String) -> Result<ShareLookup, ServerFnError> {
+    let cx = ssr::context()?;
+    cx.shares.look_up(token).await.map_err(ssr::internal)
 }
 
 /// Who is asking, for the header and the account pages.

@@ -161,6 +161,37 @@ pub fn attach_terminal(el: &web_sys::HtmlElement, ws_path: &str) {
     }
 }
 
+/// Opens the terminal of a share link in `el`: its socket's ticket comes from `ticket_url`, the
+/// screen takes the owner's size, and with `read_only` no key is sent.
+pub fn watch_terminal(el: &web_sys::HtmlElement, ws_path: &str, ticket_url: &str, read_only: bool) {
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"ticketUrl".into(), &ticket_url.into());
+    let _ = js_sys::Reflect::set(&opts, &"watch".into(), &JsValue::TRUE);
+    let _ = js_sys::Reflect::set(&opts, &"readOnly".into(), &read_only.into());
+    match terminal_fn("attach") {
+        Some((obj, f)) => {
+            let _ = f.call3(&obj, el, &JsValue::from_str(ws_path), &opts);
+        }
+        None => leptos::logging::error!("terminal script not loaded"),
+    }
+}
+
+/// Calls `on(code, reason)` each time the terminal in `el` loses its socket (terminal.js's
+/// `trythis-terminal` event), for as long as the page lives.
+pub fn on_terminal_closed(el: &web_sys::HtmlElement, on: impl Fn(u16, String) + 'static) {
+    let cb = Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |ev: web_sys::CustomEvent| {
+        let detail = ev.detail();
+        let get = |k: &str| js_sys::Reflect::get(&detail, &k.into()).ok();
+        let code = get("code").and_then(|v| v.as_f64()).unwrap_or(0.0) as u16;
+        let reason = get("reason")
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
+        on(code, reason);
+    });
+    let _ = el.add_event_listener_with_callback("trythis-terminal", cb.as_ref().unchecked_ref());
+    cb.forget();
+}
+
 pub fn detach_terminal(el: &web_sys::HtmlElement, message: &str) {
     if let Some((obj, f)) = terminal_fn("detach") {
         let _ = f.call2(&obj, el, &JsValue::from_str(message));

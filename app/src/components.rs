@@ -6,4 +6,5 @@ pub mod header;
 pub mod project_card;
 pub mod project_fields;
 pub mod sandbox_tools;
+pub mod share_panel;
 pub mod try_panel;

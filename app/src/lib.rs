@@ -118,6 +118,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/reset") view=pages::auth::ResetPage ssr=SsrMode::Async/>
                     <Route path=path!("/account") view=pages::account::AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("/admin") view=pages::admin::AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("/watch/:token") view=pages::watch::WatchPage ssr=SsrMode::Async/>
                     // Browser only (the server's own /try/{slug} answers page loads).
                     <Route path=path!("/try/:slug") view=pages::try_link::TryLinkPage/>
                 </Routes>

@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 pub use vocab::{
     BuildState, EndReason, FieldProblem, LinkKind, LinkState, OwnerKey, ProjectFate, ProjectStatus,
-    Role, SandboxState,
+    Role, SandboxState, ShareMode,
 };
 
 /// Who is asking: a signed-in user or a visitor with a signed cookie. Set by the server's
@@ -237,6 +237,67 @@ pub struct SandboxPorts {
     pub upload_max_bytes: u64,
     /// Previews are served by this installation.
     pub previews: bool,
+}
+
+/// `POST /api/sandboxes/{id}/shares`: a new share link of the sandbox's terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    pub mode: ShareMode,
+}
+
+/// A share link as its owner sees it (the 201 of `POST /api/sandboxes/{id}/shares` and the
+/// items of `GET /api/sandboxes/{id}/shares`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareInfo {
+    pub id: String,
+    /// The link, `{site}/watch/{token}`: only in the answer that made it (the site keeps the
+    /// token's hash, never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub mode: ShareMode,
+    /// RFC 3339.
+    pub created_at: String,
+    /// People watching through it now.
+    pub watching: usize,
+    /// Their names, "anonymous" for visitors without an account.
+    pub viewers: Vec<String>,
+}
+
+/// `GET /api/sandboxes/{id}/shares`: the live share links, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareList {
+    pub items: Vec<ShareInfo>,
+}
+
+/// `GET /api/shares/{token}`: a shared session as its viewers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedSession {
+    /// The share link's id (its terminal socket is `terminal_ws`).
+    pub id: String,
+    /// The project's slug and name.
+    pub project: String,
+    pub project_name: String,
+    pub mode: ShareMode,
+    /// The sandbox's state (`starting` or `ready` while the share lives).
+    pub state: SandboxState,
+    /// The shared sandbox: what its web previews, once viewers get them, hang off.
+    pub sandbox_id: String,
+    /// RFC 3339: the share ends with the sandbox.
+    pub expires_at: String,
+    pub seconds_left: i64,
+    /// The viewer's terminal WebSocket (`/shares/{id}/ws`), opened with a ticket from
+    /// `POST /api/shares/{token}/ticket`.
+    pub terminal_ws: String,
+}
+
+/// What the `/watch/{token}` page found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareLookup {
+    Live(SharedSession),
+    /// Ended or revoked: the sentence to show.
+    Gone(String),
+    NotFound,
 }
 
 /// A project on its maintainer's account page.

@@ -11,3 +11,4 @@ pub mod project;
 pub mod publish;
 pub mod search;
 pub mod try_link;
+pub mod watch;

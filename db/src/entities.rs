@@ -8,4 +8,5 @@ pub mod project;
 pub mod sandbox;
 pub mod session;
 pub mod setting;
+pub mod share;
 pub mod user;

@@ -11,6 +11,7 @@ pub mod recommend;
 pub mod sandboxes;
 pub mod search;
 pub mod settings;
+pub mod shares;
 pub mod states;
 
 pub use states::{BuildState, ProjectStatus, SandboxState};

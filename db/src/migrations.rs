@@ -12,6 +12,7 @@ mod m20261202_000008_email_tokens;
 mod m20261203_000009_build_checks;
 mod m20261206_000010_link_browsers;
 mod m20261206_000011_moderation;
+mod m20261207_000013_shares;
 mod m20261208_000012_end_reason_spellings;
 
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_link_browsers::Migration),
             Box::new(m20261206_000011_moderation::Migration),
             Box::new(m20261208_000012_end_reason_spellings::Migration),
+            Box::new(m20261207_000013_shares::Migration),
         ]
     }
 }

@@ -1098,3 +1098,49 @@ async fn the_served_build_is_the_one_whose_image_is_live(db: db::DatabaseConnect
 }
 
 on_both!(the_served_build_is_the_one_whose_image_is_live: sqlite_the_served_build_is_the_one_whose_image_is_live, postgres_the_served_build_is_the_one_whose_image_is_live);
+
+/// Share links: stored by their token's hash (unique), listed while unrevoked, revoked once and
+/// only by naming their own sandbox; the mode reads back as written.
+async fn shares_are_found_by_hash_and_revoked_once(db: db::DatabaseConnection) -> Result {
+    use db::shares;
+    let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
+    sandboxes::insert_starting(&db, sandbox_of(&p, "s1", "v:alice")).await?;
+    sandboxes::insert_starting(&db, sandbox_of(&p, "s2", "v:bob")).await?;
+    let new = |id: &str, sandbox: &str, hash: &str, mode| shares::NewShare {
+        id: id.into(),
+        sandbox_id: sandbox.into(),
+        token_hash: hash.into(),
+        mode,
+    };
+    shares::create(&db, new("a", "s1", "h-a", vocab::ShareMode::View)).await?;
+    shares::create(&db, new("b", "s1", "h-b", vocab::ShareMode::Control)).await?;
+    assert!(
+        shares::create(&db, new("c", "s2", "h-a", vocab::ShareMode::View))
+            .await
+            .is_err(),
+        "a token hash names one share"
+    );
+    let found = shares::by_token_hash(&db, "h-b").await?.ok_or("no share")?;
+    assert_eq!(
+        (found.id.as_str(), found.mode),
+        ("b", vocab::ShareMode::Control)
+    );
+    assert_eq!(shares::count_unrevoked(&db, "s1").await?, 2);
+    assert!(
+        !shares::revoke(&db, "s2", "a").await?,
+        "only through its own sandbox"
+    );
+    assert!(shares::revoke(&db, "s1", "a").await?);
+    assert!(!shares::revoke(&db, "s1", "a").await?, "revoked once");
+    let left: Vec<String> = shares::unrevoked_of(&db, "s1")
+        .await?
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, vec!["b".to_string()]);
+    let revoked = shares::by_token_hash(&db, "h-a").await?.ok_or("no share")?;
+    assert!(revoked.revoked_at.is_some());
+    Ok(())
+}
+
+on_both!(shares_are_found_by_hash_and_revoked_once: sqlite_shares_are_found_by_hash_and_revoked_once, postgres_shares_are_found_by_hash_and_revoked_once);

@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         import_max_mb: state.config.builds.import_max_mb,
         build_concurrency: state.config.builds.concurrency,
         providers: api::auth::providers(&state),
+        shares: Arc::new(api::shares::SharePages(Arc::clone(&state.sandboxes))),
     };
     let api = Router::new()
         .route("/projects", get(api::projects::list))
@@ -120,6 +121,16 @@ pub fn router(state: AppState) -> Router {
             "/sandboxes/{id}/files",
             get(api::files::download).put(api::files::upload),
         )
+        .route(
+            "/sandboxes/{id}/shares",
+            post(api::shares::create).get(api::shares::list),
+        )
+        .route(
+            "/sandboxes/{id}/shares/{share_id}",
+            delete(api::shares::revoke),
+        )
+        .route("/shares/{token}", get(api::shares::describe))
+        .route("/shares/{token}/ticket", post(api::shares::ticket))
         .route("/projects", post(api::builds::create))
         .route(
             "/projects/{slug}/builds",
@@ -190,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v/{version}/{*file}", get(assets::versioned))
         .route("/s/{id}/ws", get(api::terminal::connect))
         .route("/preview/{id}/{port}", get(preview::entry))
+        .route("/shares/{share_id}/ws", get(api::shares::connect))
         .route("/auth/{provider}/start", get(oauth::start))
         .route("/auth/{provider}/callback", get(oauth::callback))
         .route(

@@ -9,6 +9,7 @@ pub mod files;
 pub mod ports;
 pub mod runtime;
 mod seed;
+pub mod shares;
 pub mod terminal;
 pub mod ttyd_host;
 
@@ -65,6 +66,14 @@ pub enum SandboxError {
     Ended,
     #[error("This sandbox can't be extended any further.")]
     ExtendLimit,
+    #[error("There is no such share link.")]
+    NoSuchShare,
+    #[error("The owner stopped sharing this session.")]
+    ShareRevoked,
+    #[error("This session has ended.")]
+    ShareEnded,
+    #[error("This sandbox already has {0} share links. Revoke one before making another.")]
+    TooManyShares(u64),
     #[error("The image of {0} is missing from the registry, so it can't start. Its maintainer needs to rebuild it.")]
     ImageMissing(String),
     #[error("The sandbox engine is not answering right now. Please try again in a minute.")]

@@ -1,5 +1,7 @@
-//! The Try panel: start/queue/replace a sandbox, the terminal, countdown, extend, stop, restart.
+//! The Try panel: start/queue/replace a sandbox, the terminal, countdown, extend, stop, restart,
+//! sharing the session (`share_panel`), and web previews and files (`sandbox_tools`).
 use crate::components::sandbox_tools::SandboxTools;
+use crate::components::share_panel::SharePanel;
 use crate::model::{clock, EndReason, SandboxInfo};
 use leptos::prelude::*;
 
@@ -42,11 +44,14 @@ pub fn TryPanel(
     });
     let term_ref = NodeRef::<leptos::html::Div>::new();
     let running = move || matches!(panel.get(), Panel::Running(_));
-    // The tools below the terminal live as long as one sandbox runs (not per status refresh).
+    // The running sandbox's id: the Share drawer and the tools below the terminal live as long
+    // as it does (not per status refresh).
     let running_id = Memo::new(move |_| match panel.get() {
         Panel::Running(info) => Some(info.id),
         _ => None,
     });
+    let share_open = RwSignal::new(false);
+    let watching = RwSignal::new(0usize);
 
     let start = {
         let slug = slug.clone();
@@ -233,6 +238,14 @@ pub fn TryPanel(
                         {move || can_extend.get().then(|| view! {
                             <button class="btn small" id="extend" title="More time" on:click=on_extend>"Extend"</button>
                         })}
+                        <button class="btn small" id="share" class:on=move || share_open.get() class:watched=move || watching.get() != 0
+                            aria-expanded=move || share_open.get().to_string() aria-controls="share-panel"
+                            title="Let others watch this terminal live" on:click=move |_| share_open.update(|o| *o = !*o)>
+                            {move || match watching.get() {
+                                0 => "Share".to_string(),
+                                n => format!("Share · {n} watching"),
+                            }}
+                        </button>
                         <button class="btn small" id="copy-term" title="Copy the selection, or the whole terminal">"Copy"</button>
                         <button class="btn small" id="restart" on:click=on_restart.clone()>"Restart"</button>
                         <button class="btn small danger" id="stop" on:click=on_stop>"Stop"</button>
@@ -259,6 +272,7 @@ pub fn TryPanel(
                     </div>
                 })
             }}
+            {move || running_id.get().map(|id| view! { <SharePanel sandbox_id=id open=share_open watching/> })}
             // After the end the last screen stays readable (scrollback included).
             <div class="terminal-wrap" class:hidden=move || !(running() || matches!(panel.get(), Panel::Ended(_)))>
                 <div class="terminal" id="terminal" node_ref=term_ref></div>
@@ -298,6 +312,8 @@ pub fn TryPanel(
             }}
         </section>
     }
+    // Type-erased: the project page's view type stays within the compiler's depth limit.
+    .into_any()
 }
 
 /// The warning before an idle end starts this many seconds ahead.

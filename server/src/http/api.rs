@@ -8,6 +8,7 @@ pub mod files;
 pub mod health;
 pub mod projects;
 pub mod sandboxes;
+pub mod shares;
 pub mod terminal;
 
 use crate::http::error::{ApiError, ApiResult};

@@ -40,6 +40,11 @@ impl Caps {
         })
     }
 
+    /// Connections one key may hold at once.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn open(&self, key: &str) -> usize {
         self.open
             .lock()

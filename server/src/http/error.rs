@@ -43,6 +43,9 @@ pub enum ApiError {
     },
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// Something that was there and is no more (an ended or revoked share link): 410.
+    #[error("{1}")]
+    Gone(&'static str, String),
     /// A change sent to another host name than the site's (a DNS-rebinding page): 421.
     #[error("This request was sent to another address than the site's: use {site}")]
     WrongHost { site: String },
@@ -91,7 +94,7 @@ impl From<SandboxError> for ApiError {
         use SandboxError as E;
         let message = e.to_string();
         match e {
-            E::NoSuchSandbox | E::NoSuchProject(_) => ApiError::NotFound(message),
+            E::NoSuchSandbox | E::NoSuchProject(_) | E::NoSuchShare => ApiError::NotFound(message),
             E::NotYours => ApiError::Forbidden(message),
             E::OtherRunning { id, project } => {
                 ApiError::SandboxActive(json!({ "id": id, "project": project }))
@@ -119,6 +122,9 @@ impl From<SandboxError> for ApiError {
             E::StoppedMeanwhile => ApiError::Conflict("sandbox_ended", message),
             E::Ended => ApiError::bad("sandbox_ended", message),
             E::ExtendLimit => ApiError::bad("extend_limit", message),
+            E::ShareRevoked => ApiError::Gone("share_revoked", message),
+            E::ShareEnded => ApiError::Gone("share_ended", message),
+            E::TooManyShares(_) => ApiError::Conflict("share_limit", message),
             E::RowVanished(_) | E::Runtime(_) | E::Db(_) => ApiError::Internal(e.into()),
         }
     }
@@ -233,6 +239,7 @@ impl IntoResponse for ApiError {
                 Some(("problems", problems.clone())),
             ),
             ApiError::Conflict(code, _) => (StatusCode::CONFLICT, *code, None),
+            ApiError::Gone(code, _) => (StatusCode::GONE, *code, None),
             ApiError::WrongHost { site } => (
                 StatusCode::MISDIRECTED_REQUEST,
                 "wrong_host",
@@ -357,6 +364,15 @@ mod tests {
         let (s, code, _, _) = answer(SandboxError::StoppedMeanwhile).await;
         assert_eq!((s, code.as_str()), (409, "sandbox_ended"));
         assert_eq!(answer(SandboxError::ExtendLimit).await.1, "extend_limit");
+        // Share links: unknown 404; ended or revoked 410 with a sentence for the viewer's page.
+        assert_eq!(answer(SandboxError::NoSuchShare).await.0, 404);
+        let (s, code, _, body) = answer(SandboxError::ShareEnded).await;
+        assert_eq!((s, code.as_str()), (410, "share_ended"));
+        assert_eq!(body.message, "This session has ended.");
+        let (s, code, _, _) = answer(SandboxError::ShareRevoked).await;
+        assert_eq!((s, code.as_str()), (410, "share_revoked"));
+        let (s, code, _, _) = answer(SandboxError::TooManyShares(10)).await;
+        assert_eq!((s, code.as_str()), (409, "share_limit"));
         // Our own failures say nothing of their cause to the visitor.
         let (s, code, _, body) = answer(SandboxError::Runtime(RuntimeError::EngineDown(
             "socket /secret/path refused".into(),

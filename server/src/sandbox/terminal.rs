@@ -9,6 +9,12 @@
 //! bounds its size), and
 //! per-browser queues bounded in bytes (a browser that falls behind is disconnected and
 //! re-attaches from the replay; the upstream never waits for it).
+//!
+//! Besides its owner's browsers, a session has **watchers**: browsers that opened a share link
+//! of the sandbox. They get the same output (and the shell's size, so their screen matches), are
+//! capped apart from the owner's browsers (watchers can never lock the owner out), never open a
+//! shell or resize it, and are cut off at once when their share is revoked. What a watcher may
+//! send is the proxy's decision (`http/api/terminal.rs`).
 use super::runtime::{Runtime, TerminalUpstream};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -34,8 +40,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const SHELL_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Output queued for one browser; beyond it that browser is cut off (it re-attaches).
 pub const MAX_QUEUED_PER_VIEWER: usize = 1024 * 1024;
-/// Browsers attached to one shell at once.
+/// The owner's (or an admin's) browsers attached to one shell at once.
 pub const MAX_VIEWERS: usize = 8;
+/// Watchers (share links) attached to one shell at once, besides the owner's browsers.
+pub const MAX_WATCHERS: usize = 16;
 
 /// ttyd protocol command bytes (1.7.x), checked against the real binary in the tests.
 pub mod proto {
@@ -46,6 +54,9 @@ pub mod proto {
     pub const OUTPUT: u8 = b'0';
     pub const SET_TITLE: u8 = b'1';
     pub const SET_PREFERENCES: u8 = b'2';
+    /// The platform's own server frame (ttyd has no such command): the shared shell's size,
+    /// `{"columns":C,"rows":R}`, sent to watchers only, so their screen takes the owner's size.
+    pub const WATCH_SIZE: u8 = b'9';
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,31 @@ pub enum TerminalError {
     Upstream(String),
     #[error("{MAX_VIEWERS} browsers are already attached to this terminal")]
     TooManyViewers,
+    #[error("{MAX_WATCHERS} people are already watching this terminal")]
+    TooManyWatchers,
+    /// No shell is open (it exited, or the server restarted): a watcher waits for the owner's
+    /// browser to open one, it never starts one itself.
+    #[error("the owner's shell is not open right now")]
+    NoShell,
+}
+
+/// Someone watching a sandbox's terminal through a share link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watcher {
+    pub share_id: String,
+    /// Their identity (an owner key's text): the owner's list counts people, not tabs.
+    pub identity: String,
+    /// Their display name; None for a visitor without an account (shown as "anonymous").
+    pub name: Option<String>,
+}
+
+/// Who an attached browser is.
+#[derive(Debug, Clone)]
+pub enum Seat {
+    /// The sandbox's owner (or an admin): its keys and size go to the shell.
+    Owner,
+    /// Through a share link.
+    Watcher(Arc<Watcher>),
 }
 
 #[derive(Default)]
@@ -70,6 +106,29 @@ struct Viewer {
     tx: mpsc::UnboundedSender<Bytes>,
     queued: Arc<AtomicUsize>,
     cut_off: Arc<AtomicBool>,
+    seat: Seat,
+    /// Set when its share is revoked: its stream ends at once, queued frames unsent.
+    revoked: Arc<AtomicBool>,
+}
+
+impl Viewer {
+    fn watcher(&self) -> Option<&Arc<Watcher>> {
+        match &self.seat {
+            Seat::Watcher(w) => Some(w),
+            Seat::Owner => None,
+        }
+    }
+
+    /// Queues `frame` unless this browser is too far behind (then it is cut off: false).
+    fn offer(&self, frame: &Bytes) -> bool {
+        let queued = self.queued.load(Ordering::Relaxed);
+        if queued + frame.len() > MAX_QUEUED_PER_VIEWER {
+            self.cut_off.store(true, Ordering::Relaxed);
+            return false; // dropping the sender ends that browser's stream
+        }
+        self.queued.fetch_add(frame.len(), Ordering::Relaxed);
+        self.tx.send(frame.clone()).is_ok()
+    }
 }
 
 /// One sandbox's shell, shared by every browser attached to it.
@@ -85,6 +144,8 @@ pub struct Session {
     /// The shell ended by itself (`exit`, Ctrl+D) while its sandbox runs on: a browser may open
     /// a new one.
     shell_exited: AtomicBool,
+    /// The shell's size (columns, rows): the last the owner's browsers asked for.
+    size: Mutex<(u16, u16)>,
 }
 
 /// What a browser gets when it attaches: frames to send first, then the live stream.
@@ -100,11 +161,16 @@ pub struct Live {
     rx: mpsc::UnboundedReceiver<Bytes>,
     queued: Arc<AtomicUsize>,
     cut_off: Arc<AtomicBool>,
+    revoked: Arc<AtomicBool>,
 }
 
 impl Live {
     pub async fn next(&mut self) -> Option<Bytes> {
-        let f = self.rx.recv().await?;
+        let f = self.rx.recv().await;
+        if self.revoked() {
+            return None; // nothing more, not even what was queued before the revocation
+        }
+        let f = f?;
         self.queued.fetch_sub(f.len(), Ordering::Relaxed);
         Some(f)
     }
@@ -112,10 +178,15 @@ impl Live {
     pub fn cut_off(&self) -> bool {
         self.cut_off.load(Ordering::Relaxed)
     }
+
+    /// The share this browser watched through was revoked.
+    pub fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Relaxed)
+    }
 }
 
 impl Session {
-    fn new(input: mpsc::Sender<Bytes>) -> Self {
+    fn new(input: mpsc::Sender<Bytes>, cols: u16, rows: u16) -> Self {
         Self {
             input,
             replay: Mutex::new(Replay::default()),
@@ -124,6 +195,7 @@ impl Session {
             closed: AtomicBool::new(false),
             closing: tokio::sync::Notify::new(),
             shell_exited: AtomicBool::new(false),
+            size: Mutex::new((cols, rows)),
         }
     }
 
@@ -144,24 +216,54 @@ impl Session {
         self.input.send(frame).await.is_ok()
     }
 
-    fn attach(self: &Arc<Self>) -> Result<Attachment, TerminalError> {
+    /// Resizes the shell (the owner's browsers only) and tells the watchers its new size.
+    pub async fn resize(&self, cols: u16, rows: u16) -> bool {
+        *self.size.lock().unwrap_or_else(|p| p.into_inner()) = (cols, rows);
+        let frame = watch_size_frame(cols, rows);
+        self.viewers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|v| v.watcher().is_none() || v.offer(&frame));
+        self.send(resize_frame(cols, rows)).await
+    }
+
+    /// The shell's size (columns, rows).
+    pub fn size(&self) -> (u16, u16) {
+        *self.size.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn attach(self: &Arc<Self>, seat: Seat) -> Result<Attachment, TerminalError> {
         let guard = self.replay.lock().unwrap_or_else(|p| p.into_inner());
         // Joining under the replay lock: no frame is lost or repeated between snapshot and stream.
         let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
         viewers.retain(|v| !v.tx.is_closed());
-        if viewers.len() >= MAX_VIEWERS {
-            return Err(TerminalError::TooManyViewers);
+        let watching = matches!(seat, Seat::Watcher(_));
+        let seated = viewers
+            .iter()
+            .filter(|v| v.watcher().is_some() == watching)
+            .count();
+        match (watching, seated) {
+            (false, n) if n >= MAX_VIEWERS => return Err(TerminalError::TooManyViewers),
+            (true, n) if n >= MAX_WATCHERS => return Err(TerminalError::TooManyWatchers),
+            _ => {}
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let cut_off = Arc::new(AtomicBool::new(false));
+        let revoked = Arc::new(AtomicBool::new(false));
         viewers.push(Viewer {
             tx,
             queued: queued.clone(),
             cut_off: cut_off.clone(),
+            seat,
+            revoked: revoked.clone(),
         });
         drop(viewers);
         let mut first_frames = Vec::new();
+        if watching {
+            let (cols, rows) = self.size();
+            first_frames.push(watch_size_frame(cols, rows));
+        }
         first_frames.extend(guard.prefs.clone());
         first_frames.extend(guard.title.clone());
         if !guard.scrollback.is_empty() {
@@ -177,8 +279,33 @@ impl Session {
                 rx,
                 queued,
                 cut_off,
+                revoked,
             },
         })
+    }
+
+    /// Cuts off every watcher of share `share_id` at once; how many browsers that was.
+    fn revoke(&self, share_id: &str) -> usize {
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        let before = viewers.len();
+        viewers.retain(|v| match v.watcher() {
+            Some(w) if w.share_id == share_id => {
+                v.revoked.store(true, Ordering::Relaxed);
+                false // dropping the sender wakes its stream, which ends
+            }
+            _ => true,
+        });
+        before - viewers.len()
+    }
+
+    /// The watchers attached now (one entry per browser).
+    fn watchers(&self) -> Vec<Arc<Watcher>> {
+        let viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers
+            .iter()
+            .filter(|v| !v.tx.is_closed())
+            .filter_map(|v| v.watcher().cloned())
+            .collect()
     }
 
     fn record(&self, frame: &Bytes) {
@@ -194,15 +321,7 @@ impl Session {
             _ => {}
         }
         let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
-        viewers.retain(|v| {
-            let queued = v.queued.load(Ordering::Relaxed);
-            if queued + frame.len() > MAX_QUEUED_PER_VIEWER {
-                v.cut_off.store(true, Ordering::Relaxed);
-                return false; // dropping the sender ends that browser's stream
-            }
-            v.queued.fetch_add(frame.len(), Ordering::Relaxed);
-            v.tx.send(frame.clone()).is_ok()
-        });
+        viewers.retain(|v| v.offer(frame));
     }
 
     fn end(&self) {
@@ -239,8 +358,8 @@ impl Terminals {
         rows: u16,
     ) -> Result<Attachment, TerminalError> {
         if let Some(s) = self.get(sandbox_id) {
-            s.send(resize_frame(cols, rows)).await;
-            return s.attach();
+            s.resize(cols, rows).await;
+            return s.attach(Seat::Owner);
         }
         let session = self.open(sandbox_id, cols, rows).await?;
         let session = {
@@ -255,7 +374,27 @@ impl Terminals {
             }
             kept
         };
-        session.attach()
+        session.attach(Seat::Owner)
+    }
+
+    /// Attaches a watcher to the sandbox's open shell: its output from now on (after the recent
+    /// screen), never its size; no shell open is `NoShell` (a watcher never starts one).
+    pub fn watch(&self, sandbox_id: &str, watcher: Watcher) -> Result<Attachment, TerminalError> {
+        self.get(sandbox_id)
+            .ok_or(TerminalError::NoShell)?
+            .attach(Seat::Watcher(Arc::new(watcher)))
+    }
+
+    /// Cuts off the watchers of share `share_id` of the sandbox at once; how many there were.
+    pub fn revoke_share(&self, sandbox_id: &str, share_id: &str) -> usize {
+        self.get(sandbox_id).map_or(0, |s| s.revoke(share_id))
+    }
+
+    /// Who watches the sandbox's shell now (one entry per browser).
+    pub fn watchers(&self, sandbox_id: &str) -> Vec<Arc<Watcher>> {
+        self.get(sandbox_id)
+            .map(|s| s.watchers())
+            .unwrap_or_default()
     }
 
     /// Starts the shell without a browser (launch readiness, warm pool) and waits for its first
@@ -347,7 +486,16 @@ impl Terminals {
 }
 
 pub fn resize_frame(cols: u16, rows: u16) -> Bytes {
-    let mut f = vec![proto::RESIZE];
+    size_frame(proto::RESIZE, cols, rows)
+}
+
+/// What watchers are told of the shell's size.
+pub fn watch_size_frame(cols: u16, rows: u16) -> Bytes {
+    size_frame(proto::WATCH_SIZE, cols, rows)
+}
+
+fn size_frame(command: u8, cols: u16, rows: u16) -> Bytes {
+    let mut f = vec![command];
     f.extend(
         serde_json::json!({ "columns": cols, "rows": rows })
             .to_string()
@@ -395,7 +543,7 @@ async fn open_session(
         .map_err(|e| TerminalError::Upstream(e.to_string()))?;
 
     let (input, mut input_rx) = mpsc::channel::<Bytes>(64);
-    let session = Arc::new(Session::new(input));
+    let session = Arc::new(Session::new(input, cols, rows));
     let s = session.clone();
     tokio::spawn(async move {
         loop {
@@ -444,15 +592,17 @@ async fn open_session(
     Ok(session)
 }
 
-/// A browser's frame, validated: what may be forwarded to ttyd.
+/// A browser's frame, validated: what it asks of the shell.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ClientFrame {
-    Forward(Bytes),
+    /// Keys (the whole ttyd frame, command byte included).
+    Input(Bytes),
+    /// A new terminal size.
+    Resize { cols: u16, rows: u16 },
+    /// ttyd's pause or resume of the shell's output (the whole frame).
+    Flow(Bytes),
     /// The ttyd hello (`{"AuthToken":…,"columns":…,"rows":…}`), answered by the proxy itself.
-    Hello {
-        cols: u16,
-        rows: u16,
-    },
+    Hello { cols: u16, rows: u16 },
 }
 
 #[derive(serde::Deserialize)]
@@ -478,14 +628,14 @@ pub fn parse_client_frame(frame: &[u8]) -> Result<ClientFrame, &'static str> {
             let (cols, rows) = valid_size(&s).ok_or("terminal size out of range")?;
             Ok(ClientFrame::Hello { cols, rows })
         }
-        Some(&proto::INPUT) => Ok(ClientFrame::Forward(Bytes::copy_from_slice(frame))),
+        Some(&proto::INPUT) => Ok(ClientFrame::Input(Bytes::copy_from_slice(frame))),
         Some(&proto::RESIZE) => {
             let s: Size = serde_json::from_slice(&frame[1..]).map_err(|_| "malformed resize")?;
             let (cols, rows) = valid_size(&s).ok_or("terminal size out of range")?;
-            Ok(ClientFrame::Forward(resize_frame(cols, rows)))
+            Ok(ClientFrame::Resize { cols, rows })
         }
         Some(&proto::PAUSE) | Some(&proto::RESUME) if frame.len() == 1 => {
-            Ok(ClientFrame::Forward(Bytes::copy_from_slice(frame)))
+            Ok(ClientFrame::Flow(Bytes::copy_from_slice(frame)))
         }
         Some(_) => Err("unknown frame type"),
     }
@@ -505,7 +655,10 @@ mod tests {
         assert!(parse_client_frame(br#"{"columns":80,"rows":99999}"#).is_err());
         assert_eq!(
             parse_client_frame(br#"1{"columns":100,"rows":30,"junk":"x"}"#),
-            Ok(ClientFrame::Forward(resize_frame(100, 30)))
+            Ok(ClientFrame::Resize {
+                cols: 100,
+                rows: 30
+            })
         );
         assert!(parse_client_frame(b"1not json").is_err());
     }
@@ -514,7 +667,11 @@ mod tests {
     fn input_passes_and_unknown_commands_are_refused() {
         assert_eq!(
             parse_client_frame(b"0ls\r"),
-            Ok(ClientFrame::Forward(Bytes::from_static(b"0ls\r")))
+            Ok(ClientFrame::Input(Bytes::from_static(b"0ls\r")))
+        );
+        assert_eq!(
+            parse_client_frame(b"2"),
+            Ok(ClientFrame::Flow(Bytes::from_static(b"2")))
         );
         assert!(parse_client_frame(b"9boom").is_err());
         assert!(parse_client_frame(b"").is_err());
@@ -524,13 +681,13 @@ mod tests {
     #[test]
     fn scrollback_is_bounded_and_replayed() {
         let (input, _rx) = mpsc::channel(1);
-        let s = Arc::new(Session::new(input));
+        let s = Arc::new(Session::new(input, 80, 24));
         let mut big = vec![proto::OUTPUT];
         big.extend(std::iter::repeat_n(b'x', SCROLLBACK_BYTES + 10));
         s.record(&Bytes::from(big));
         s.record(&Bytes::from_static(b"0tail"));
         s.record(&Bytes::from_static(b"1title"));
-        let Ok(a) = s.attach() else {
+        let Ok(a) = s.attach(Seat::Owner) else {
             panic!("attach refused")
         };
         assert_eq!(a.first_frames[0], Bytes::from_static(b"1title"));
@@ -546,16 +703,16 @@ mod fanout_tests {
 
     fn session() -> Arc<Session> {
         let (input, _rx) = mpsc::channel(1);
-        Arc::new(Session::new(input))
+        Arc::new(Session::new(input, 80, 24))
     }
 
     #[tokio::test]
     async fn a_browser_that_stops_reading_is_cut_off_by_bytes_not_slots() {
         let s = session();
-        let Ok(mut slow) = s.attach() else {
+        let Ok(mut slow) = s.attach(Seat::Owner) else {
             panic!("attach refused")
         };
-        let Ok(mut fast) = s.attach() else {
+        let Ok(mut fast) = s.attach(Seat::Owner) else {
             panic!("attach refused")
         };
         // 4 KiB frames: the slow browser's queue reaches its byte bound after 256 frames.
@@ -578,12 +735,75 @@ mod fanout_tests {
         let s = session();
         let mut kept = Vec::new();
         for _ in 0..MAX_VIEWERS {
-            kept.push(s.attach().map_err(|e| e.to_string()));
+            kept.push(s.attach(Seat::Owner).map_err(|e| e.to_string()));
         }
         assert!(kept.iter().all(Result::is_ok));
-        assert!(matches!(s.attach(), Err(TerminalError::TooManyViewers)));
+        assert!(matches!(
+            s.attach(Seat::Owner),
+            Err(TerminalError::TooManyViewers)
+        ));
         kept.pop();
-        assert!(s.attach().is_ok(), "a detached browser frees its place");
+        assert!(
+            s.attach(Seat::Owner).is_ok(),
+            "a detached browser frees its place"
+        );
+    }
+
+    fn watcher(share: &str, who: &str) -> Seat {
+        Seat::Watcher(Arc::new(Watcher {
+            share_id: share.into(),
+            identity: who.into(),
+            name: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn watchers_are_capped_apart_and_never_lock_the_owner_out() {
+        let s = session();
+        let mut kept = Vec::new();
+        for i in 0..MAX_WATCHERS {
+            kept.push(
+                s.attach(watcher("sh", &format!("v:{i}")))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        assert!(kept.iter().all(Result::is_ok));
+        assert!(matches!(
+            s.attach(watcher("sh", "v:late")),
+            Err(TerminalError::TooManyWatchers)
+        ));
+        assert!(s.attach(Seat::Owner).is_ok(), "the owner still gets in");
+        assert_eq!(s.watchers().len(), MAX_WATCHERS);
+    }
+
+    #[tokio::test]
+    async fn watchers_get_the_size_and_a_revocation_cuts_only_their_share_at_once() {
+        let s = session();
+        let Ok(mut owner) = s.attach(Seat::Owner) else {
+            panic!("attach refused")
+        };
+        let Ok(mut a) = s.attach(watcher("a", "v:1")) else {
+            panic!("attach refused")
+        };
+        let Ok(mut b) = s.attach(watcher("b", "v:2")) else {
+            panic!("attach refused")
+        };
+        // A watcher learns the shell's size first, and every change of it; the owner does not.
+        assert_eq!(a.first_frames[0], watch_size_frame(80, 24));
+        assert!(owner.first_frames.is_empty());
+        s.resize(100, 30).await;
+        assert_eq!(a.live.next().await, Some(watch_size_frame(100, 30)));
+        assert_eq!(b.live.next().await, Some(watch_size_frame(100, 30)));
+        // Output reaches everyone; queued output of a revoked watcher is never delivered.
+        s.record(&Bytes::from_static(b"0hello"));
+        assert_eq!(owner.live.next().await, Some(Bytes::from_static(b"0hello")));
+        assert_eq!(s.revoke("a"), 1);
+        assert_eq!(a.live.next().await, None);
+        assert!(a.live.revoked() && !a.live.cut_off());
+        assert_eq!(b.live.next().await, Some(Bytes::from_static(b"0hello")));
+        assert!(!b.live.revoked());
+        let left: Vec<String> = s.watchers().iter().map(|w| w.share_id.clone()).collect();
+        assert_eq!(left, vec!["b".to_string()]);
     }
 }
 

@@ -529,7 +529,18 @@ impl Visitor {
         ticket: Option<&str>,
         origin: Option<&str>,
     ) -> std::result::Result<Ws, u16> {
-        let mut url = format!("{}/s/{id}/ws", self.base.replacen("http://", "ws://", 1));
+        self.socket_at(&format!("/s/{id}/ws"), ticket, origin).await
+    }
+
+    /// Opens a terminal WebSocket at `path` (`/s/{id}/ws`, a share's `/shares/{id}/ws`) with the
+    /// given ticket and `Origin` (None: not sent); Err carries the HTTP status of a refusal.
+    pub async fn socket_at(
+        &self,
+        path: &str,
+        ticket: Option<&str>,
+        origin: Option<&str>,
+    ) -> std::result::Result<Ws, u16> {
+        let mut url = format!("{}{path}", self.base.replacen("http://", "ws://", 1));
         if let Some(t) = ticket {
             url.push_str(&format!("?ticket={t}"));
         }
@@ -563,24 +574,7 @@ impl Visitor {
         cols: u16,
         rows: u16,
     ) -> std::result::Result<Shell, u16> {
-        match self.terminal_socket(id).await {
-            Ok(ws) => {
-                let mut shell = Shell {
-                    ws,
-                    screen: String::new(),
-                    frames: Vec::new(),
-                };
-                let hello = serde_json::json!({ "AuthToken": "", "columns": cols, "rows": rows })
-                    .to_string();
-                shell
-                    .ws
-                    .send(Message::Binary(Bytes::from(hello)))
-                    .await
-                    .map_err(|_| 0u16)?;
-                Ok(shell)
-            }
-            Err(status) => Err(status),
-        }
+        Shell::hello(self.terminal_socket(id).await?, cols, rows).await
     }
 }
 
@@ -597,6 +591,23 @@ pub struct Shell {
 }
 
 impl Shell {
+    /// The terminal on an open socket, after the browser's hello (its size).
+    pub async fn hello(ws: Ws, cols: u16, rows: u16) -> std::result::Result<Shell, u16> {
+        let mut shell = Shell {
+            ws,
+            screen: String::new(),
+            frames: Vec::new(),
+        };
+        let hello =
+            serde_json::json!({ "AuthToken": "", "columns": cols, "rows": rows }).to_string();
+        shell
+            .ws
+            .send(Message::Binary(Bytes::from(hello)))
+            .await
+            .map_err(|_| 0u16)?;
+        Ok(shell)
+    }
+
     pub async fn type_line(&mut self, line: &str) -> Result {
         let mut f = vec![b'0'];
         f.extend_from_slice(line.as_bytes());

@@ -4,12 +4,17 @@
 //! subdomains of the site send its cookies: so the upgrade needs `Origin` equal to the site's
 //! (none only with an API token) and a 60-second ticket from `POST /api/sandboxes/{id}/ticket`
 //! (CSRF-guarded), bound to the identity and the sandbox.
+//!
+//! The same proxy carries the sockets of share links (`http/api/shares.rs`): what each frame of
+//! a browser may do is its seat's rule ([`Keys`]), applied here, on the server.
 use crate::{
     http::error::{ApiError, ApiResult},
     http::state::AppState,
-    sandbox::terminal::{parse_client_frame, ClientFrame, TerminalError, TERMINAL_WS_BUFFER},
+    sandbox::terminal::{
+        parse_client_frame, Attachment, ClientFrame, TerminalError, TERMINAL_WS_BUFFER,
+    },
 };
-use app::model::Identity;
+use app::model::{Identity, ShareMode};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade},
@@ -24,6 +29,8 @@ use std::time::Duration;
 
 /// Close code when the shell ended by itself and the sandbox still runs (public/terminal.js).
 pub const CLOSE_SHELL_EXITED: u16 = 4002;
+/// Close code when the share link a watcher came through was revoked (public/terminal.js).
+pub const CLOSE_SHARE_REVOKED: u16 = 4003;
 
 /// Largest frame a browser may send (a paste is split by xterm.js well below this).
 pub const MAX_FRAME: usize = 64 * 1024;
@@ -36,6 +43,12 @@ const TICKET_PURPOSE: &str = "terminal";
 pub struct TicketQuery {
     #[serde(default)]
     ticket: String,
+}
+
+impl TicketQuery {
+    pub fn ticket(&self) -> &str {
+        &self.ticket
+    }
 }
 
 /// `POST /api/sandboxes/{id}/ticket` — 200 `{ticket, expires_in}`: opens the sandbox's terminal
@@ -61,6 +74,74 @@ pub async fn ticket(
     ))
 }
 
+/// The upgrade must come from the site's own pages: browsers always send `Origin` on a
+/// WebSocket, so none means an API client, which must have come with a token.
+pub fn check_origin(st: &AppState, me: &Identity, headers: &HeaderMap) -> ApiResult<()> {
+    let site = crate::http::identity::site_origin(&st.config.public_url);
+    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
+        None => me.via_token,
+        Some(Ok(origin)) => origin.eq_ignore_ascii_case(&site),
+        Some(Err(_)) => false,
+    };
+    if origin_ok {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "The terminal opens only from the site's own pages ({site})."
+        )))
+    }
+}
+
+/// What a browser's frames may do to the shell it is attached to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// The sandbox's owner (or an admin): keys, size and flow control.
+    Owner,
+    /// A watcher through a share link: keys only in `control` mode; never the size (the screen is
+    /// the owner's) nor flow control (a pause would stop the owner's output).
+    Watcher(ShareMode),
+}
+
+impl Keys {
+    /// Whether `frame` may reach the shell; what may not is dropped, the socket stays open.
+    pub fn allow(self, frame: &ClientFrame) -> bool {
+        match (self, frame) {
+            (Keys::Owner, _) => true,
+            (Keys::Watcher(mode), ClientFrame::Input(_)) => mode.can_type(),
+            (Keys::Watcher(_), _) => false,
+        }
+    }
+}
+
+/// Upgrades to the terminal protocol with the terminal's limits, then runs the proxy: `attach`
+/// joins the shell once the browser's hello gave its size; `held` (its identity's socket slot)
+/// is given back when the socket ends.
+pub fn upgrade<A, F>(
+    ws: WebSocketUpgrade,
+    label: String,
+    keys: Keys,
+    held: crate::http::caps::Held,
+    attach: A,
+) -> Response
+where
+    A: FnOnce(u16, u16) -> F + Send + 'static,
+    F: std::future::Future<Output = Result<Attachment, TerminalError>> + Send,
+{
+    ws.protocols(["tty"])
+        .max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        // Keystrokes and screenfuls, not bulk data: tungstenite's 128 KiB buffers made an open
+        // terminal cost 135 KB here (server/examples/terminal_bench.rs).
+        .read_buffer_size(TERMINAL_WS_BUFFER)
+        .write_buffer_size(TERMINAL_WS_BUFFER)
+        .on_upgrade(move |socket| async move {
+            let _held = held;
+            if let Err(reason) = proxy(socket, keys, attach).await {
+                tracing::debug!(terminal = %label, reason, "terminal closed");
+            }
+        })
+}
+
 pub async fn connect(
     State(st): State<AppState>,
     Extension(me): Extension<Identity>,
@@ -69,18 +150,7 @@ pub async fn connect(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    let site = crate::http::identity::site_origin(&st.config.public_url);
-    let origin_ok = match headers.get(header::ORIGIN).map(|v| v.to_str()) {
-        // Not a browser (browsers always send Origin on a WebSocket): an API client.
-        None => me.via_token,
-        Some(Ok(origin)) => origin.eq_ignore_ascii_case(&site),
-        Some(Err(_)) => false,
-    };
-    if !origin_ok {
-        return Err(ApiError::Forbidden(format!(
-            "The terminal opens only from the site's own pages ({site})."
-        )));
-    }
+    check_origin(&st, &me, &headers)?;
     // Unknown (404) and someone else's (403) sandboxes first, so the answer says which.
     let s = st
         .sandboxes
@@ -102,20 +172,14 @@ pub async fn connect(
     let Some(held) = st.streams.terminals_per_identity.hold(&me.key.to_string()) else {
         return Err(too_many_open("terminals"));
     };
-    Ok(ws
-        .protocols(["tty"])
-        .max_message_size(MAX_FRAME)
-        .max_frame_size(MAX_FRAME)
-        // Keystrokes and screenfuls, not bulk data: tungstenite's 128 KiB buffers made an open
-        // terminal cost 135 KB here (server/examples/terminal_bench.rs).
-        .read_buffer_size(TERMINAL_WS_BUFFER)
-        .write_buffer_size(TERMINAL_WS_BUFFER)
-        .on_upgrade(move |socket| async move {
-            let _held = held;
-            if let Err(reason) = proxy(st, id.clone(), socket).await {
-                tracing::debug!(sandbox = %id, reason, "terminal closed");
-            }
-        }))
+    let label = id.clone();
+    Ok(upgrade(
+        ws,
+        label,
+        Keys::Owner,
+        held,
+        move |cols, rows| async move { st.sandboxes.attach(&id, cols, rows).await },
+    ))
 }
 
 /// Too many connections of one kind open from one identity.
@@ -146,7 +210,11 @@ fn payload(msg: Message) -> Option<Bytes> {
     }
 }
 
-async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'static str> {
+async fn proxy<A, F>(mut socket: WebSocket, keys: Keys, attach: A) -> Result<(), &'static str>
+where
+    A: FnOnce(u16, u16) -> F,
+    F: std::future::Future<Output = Result<Attachment, TerminalError>>,
+{
     // 1. The client's hello gives the terminal size.
     let first = tokio::time::timeout(Duration::from_secs(10), socket.recv()).await;
     let (cols, rows) = match first {
@@ -157,7 +225,7 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
         _ => return Err("no hello"),
     };
     // 2. A sandbox still starting (a concurrent Try) becomes ready within seconds.
-    let attachment = match st.sandboxes.attach(&id, cols, rows).await {
+    let attachment = match attach(cols, rows).await {
         Ok(a) => a,
         Err(TerminalError::NotRunning) => {
             return close(socket, 1011, "sandbox is not running").await;
@@ -165,8 +233,14 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
         Err(TerminalError::TooManyViewers) => {
             return close(socket, 1013, "too many browsers on this terminal").await;
         }
+        Err(TerminalError::TooManyWatchers) => {
+            return close(socket, 1013, "too many people are watching this terminal").await;
+        }
+        Err(TerminalError::NoShell) => {
+            return close(socket, 1013, "the owner's shell is not open right now").await;
+        }
         Err(e) => {
-            tracing::warn!(sandbox = %id, error = %e, "terminal attach failed");
+            tracing::warn!(error = %e, "terminal attach failed");
             return close(socket, 1011, "terminal unavailable").await;
         }
     };
@@ -185,21 +259,57 @@ async fn proxy(st: AppState, id: String, mut socket: WebSocket) -> Result<(), &'
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(m)) => {
                     let Some(data) = payload(m) else { continue };
-                    match parse_client_frame(&data) {
-                        Ok(ClientFrame::Forward(f)) => { if !session.send(f).await { return close(socket, 1011, "session ended").await; } }
-                        Ok(ClientFrame::Hello { cols, rows }) => { session.send(crate::sandbox::terminal::resize_frame(cols, rows)).await; }
+                    let frame = match parse_client_frame(&data) {
+                        Ok(f) => f,
                         Err(reason) => return close(socket, 1008, reason).await,
+                    };
+                    // A watcher's keys in view mode, any watcher's size or pause: dropped here,
+                    // whatever its page does.
+                    if !keys.allow(&frame) {
+                        continue;
+                    }
+                    let sent = match frame {
+                        ClientFrame::Input(f) | ClientFrame::Flow(f) => session.send(f).await,
+                        ClientFrame::Resize { cols, rows } | ClientFrame::Hello { cols, rows } => session.resize(cols, rows).await,
+                    };
+                    if !sent {
+                        return close(socket, 1011, "session ended").await;
                     }
                 }
             },
             out = live.next() => match out {
                 Some(f) => socket.send(Message::Binary(f)).await.map_err(|_| "send failed")?,
+                // The share link was revoked: its watchers are told so, and do not reconnect.
+                None if live.revoked() => return close(socket, CLOSE_SHARE_REVOKED, "the owner stopped sharing this session").await,
                 // Fell too far behind: the page reconnects and gets the screen from the replay.
                 None if live.cut_off() => return close(socket, 4000, "too slow: reconnecting").await,
                 // `exit` or Ctrl+D: the page offers a new shell in the same sandbox.
                 None if session.shell_exited() => return close(socket, CLOSE_SHELL_EXITED, "the shell exited").await,
                 None => return close(socket, 1000, "sandbox ended").await,
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    /// The server's rule for what each seat's frames may do (the real sockets: tests/shares.rs).
+    #[test]
+    fn watchers_type_only_in_control_mode_and_never_size_or_pause_the_shell() {
+        let keys = ClientFrame::Input(Bytes::from_static(b"0ls\r"));
+        let size = ClientFrame::Resize { cols: 20, rows: 5 };
+        let hello = ClientFrame::Hello { cols: 20, rows: 5 };
+        let pause = ClientFrame::Flow(Bytes::from_static(b"2"));
+        for f in [&keys, &size, &hello, &pause] {
+            assert!(Keys::Owner.allow(f), "{f:?}");
+            assert!(!Keys::Watcher(ShareMode::View).allow(f), "{f:?}");
+        }
+        assert!(Keys::Watcher(ShareMode::Control).allow(&keys));
+        for f in [&size, &hello, &pause] {
+            assert!(!Keys::Watcher(ShareMode::Control).allow(f), "{f:?}");
         }
     }
 }

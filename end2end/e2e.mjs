@@ -297,6 +297,15 @@ try {
     // The owner sees who is watching.
     await waitFor(async () => /1 watching: anonymous/.test(await row.innerText()), "the owner's list shows the viewer", 12000);
     assert.match(await page.locator("#share").innerText(), /1 watching/);
+    // A server the owner starts shows on the viewer's page as a preview this link opens.
+    await typeLine(page, `perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>5,ReuseAddr=>1);while($c=$s->accept){while(<$c>){last if /^\\r?$/}print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\n\\r\\n<h1>shared-preview</h1>";close $c}' >/dev/null 2>&1 &`);
+    const shared = viewer.locator('#watch-tools a.preview[data-port="8080"]');
+    await shared.waitFor({ timeout: 20000 });
+    const [vp] = await Promise.all([vctx.waitForEvent("page"), shared.click()]);
+    await waitFor(async () => (await vp.locator("h1").count()) > 0, "the shared preview's page", 20000);
+    assert.equal(await vp.textContent("h1"), "shared-preview");
+    assert.match(vp.url(), new RegExp(`^http://[a-z0-9]{26}-8080\\.preview\\.localhost:${port}/$`));
+    await vp.close();
     await page.screenshot({ path: join(SHOTS, "share-panel.png") });
     await viewer.screenshot({ path: join(SHOTS, "watch.png") });
     await viewer.setViewportSize({ width: 390, height: 844 });

@@ -289,6 +289,9 @@ pub struct SharedSession {
     /// The viewer's terminal WebSocket (`/shares/{id}/ws`), opened with a ticket from
     /// `POST /api/shares/{token}/ticket`.
     pub terminal_ws: String,
+    /// Ports listening in the sandbox, each with a preview address that opens for this link.
+    #[serde(default)]
+    pub ports: Vec<OpenPort>,
 }
 
 /// What the `/watch/{token}` page found.

@@ -446,3 +446,119 @@ async fn a_server_in_the_sandbox_is_reached_under_its_own_host_by_its_owner_only
     assert_eq!(after.status().as_u16(), 410);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_share_links_viewer_opens_the_previews_until_the_link_is_revoked() -> Result {
+    let app = TestApp::start().await?;
+    let (v, id) = started(&app).await?;
+    assert_eq!(
+        put(&v, &id, "/root/srv.pl", SERVER.as_bytes().to_vec())
+            .await?
+            .0,
+        201
+    );
+    let mut shell = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("terminal: {s}"))?;
+    shell.type_line("perl /root/srv.pl 8000 &").await?;
+    shell
+        .expect_literal("listening", Duration::from_secs(20))
+        .await?;
+    let made = v
+        .call(
+            "POST",
+            &format!("/api/sandboxes/{id}/shares"),
+            Some(serde_json::json!({ "mode": "view" })),
+        )
+        .await?;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let url = made.body["url"].as_str().ok_or("no share url")?;
+    let token = url.rsplit('/').next().ok_or("no token")?.to_string();
+    let share_id = made.body["id"].as_str().ok_or("no share id")?.to_string();
+
+    // The viewer (another identity) finds the port with an address that opens for the link.
+    let viewer = app.visitor().await?;
+    let mut ports = serde_json::Value::Null;
+    for _ in 0..40 {
+        ports = viewer
+            .call("GET", &format!("/api/shares/{token}"), None)
+            .await?
+            .body["ports"]
+            .clone();
+        if ports.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let entry = format!("{}/preview/{id}/8000?share={token}", v.base);
+    assert_eq!(
+        ports,
+        serde_json::json!([{ "port": 8000, "preview_url": entry }])
+    );
+
+    let (client, origin) = preview_client(&app, &id, 8000)?;
+    // Without the link the viewer is no one to the preview; a made-up token opens nothing.
+    let bare = client
+        .get(format!("{}/preview/{id}/8000", v.base))
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await?;
+    assert_eq!(bare.status().as_u16(), 403);
+    let made_up = client
+        .get(format!(
+            "{}/preview/{id}/8000?share={}",
+            v.base,
+            "ab".repeat(32)
+        ))
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await?;
+    assert_eq!(made_up.status().as_u16(), 404);
+
+    let to = client
+        .get(&entry)
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await?;
+    assert_eq!(to.status().as_u16(), 303);
+    let entered = client.get(location(&to)).send().await?;
+    assert_eq!(entered.status().as_u16(), 303);
+    let cookie = entered
+        .headers()
+        .get("set-cookie")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .ok_or("no preview cookie")?
+        .to_string();
+    let page = client
+        .get(format!("{origin}/shared"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await?.starts_with("saw GET /shared HTTP/1.1"));
+
+    // Revoked: the viewer's preview ends at once.
+    let revoked = v
+        .call(
+            "DELETE",
+            &format!("/api/sandboxes/{id}/shares/{share_id}"),
+            None,
+        )
+        .await?;
+    assert_eq!(revoked.status, 204, "{}", revoked.body);
+    let after = client
+        .get(format!("{origin}/shared"))
+        .header("cookie", &cookie)
+        .send()
+        .await?;
+    assert_eq!(after.status().as_u16(), 410);
+    let again = client
+        .get(&entry)
+        .header("cookie", &viewer.cookie)
+        .send()
+        .await?;
+    assert_eq!(again.status().as_u16(), 410);
+    Ok(())
+}

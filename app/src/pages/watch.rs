@@ -1,7 +1,7 @@
 //! `/watch/{token}`: a shared session. The owner's live terminal, the project's name and what the
 //! link allows ("View only" or "You can type"). An ended or revoked link answers 410 with a
-//! sentence. (Web previews of the shared sandbox are for later: `SharedSession::sandbox_id` is
-//! what they will hang off.)
+//! sentence. Under the terminal, "Open preview :P" for each server listening in the sandbox,
+//! entered through this link (`/preview/{id}/{port}?share=TOKEN`).
 use crate::api::load_share;
 use crate::model::{clock, ShareLookup, SharedSession};
 use crate::pages::not_found::NotFoundPage;
@@ -50,6 +50,7 @@ fn SessionEnded(why: String) -> impl IntoView {
 #[component]
 fn WatchView(session: SharedSession, token: String) -> impl IntoView {
     let seconds_left = RwSignal::new(session.seconds_left);
+    let ports = RwSignal::new(session.ports.clone());
     // Set once the session can no longer be watched: the sentence to show.
     let ended = RwSignal::new(None::<String>);
     let term_ref = NodeRef::<leptos::html::Div>::new();
@@ -74,9 +75,13 @@ fn WatchView(session: SharedSession, token: String) -> impl IntoView {
             crate::client::on_terminal_closed(&el, move |code, _reason| match code {
                 4003 => stop(ended, term_ref, "The owner stopped sharing this session."),
                 // The sandbox or its shell ended: the server says which.
-                1000 | 4002 => {
-                    leptos::task::spawn_local(resync(token.clone(), seconds_left, ended, term_ref))
-                }
+                1000 | 4002 => leptos::task::spawn_local(resync(
+                    token.clone(),
+                    seconds_left,
+                    ports,
+                    ended,
+                    term_ref,
+                )),
                 _ => {}
             });
             crate::client::watch_terminal(&el, &ws, &ticket_url, !can_type);
@@ -90,10 +95,12 @@ fn WatchView(session: SharedSession, token: String) -> impl IntoView {
                 }
                 let left = (seconds_left.get_untracked() - 1).max(0);
                 seconds_left.set(left);
-                if left == 0 || left % 15 == 0 {
+                // Often enough for a server the owner starts to show its preview soon.
+                if left == 0 || left % 3 == 0 {
                     leptos::task::spawn_local(resync(
                         poll_token.clone(),
                         seconds_left,
+                        ports,
                         ended,
                         term_ref,
                     ));
@@ -146,6 +153,19 @@ fn WatchView(session: SharedSession, token: String) -> impl IntoView {
                 <div class="terminal-wrap">
                     <div class="terminal" id="terminal" class:view-only=!can_type node_ref=term_ref></div>
                 </div>
+                {move || (ended.get().is_none() && !ports.get().is_empty()).then(|| view! {
+                    <div class="sandbox-tools" id="watch-tools">
+                        <div class="tool-row" id="ports">
+                            <span class="tool-label">"Web preview"</span>
+                            {ports.get().into_iter().map(|p| view! {
+                                <a class="btn small preview" href=p.preview_url.clone() target="_blank" rel="noopener noreferrer"
+                                   data-port=p.port.to_string() title=format!("Open port {} in a new tab", p.port)>
+                                    {format!("Open preview :{}", p.port)}
+                                </a>
+                            }).collect_view()}
+                        </div>
+                    </div>
+                })}
             </section>
         </div>
     }
@@ -168,6 +188,7 @@ fn stop(ended: RwSignal<Option<String>>, term_ref: NodeRef<leptos::html::Div>, w
 async fn resync(
     token: String,
     seconds_left: RwSignal<i64>,
+    ports: RwSignal<Vec<crate::model::OpenPort>>,
     ended: RwSignal<Option<String>>,
     term_ref: NodeRef<leptos::html::Div>,
 ) {
@@ -175,7 +196,12 @@ async fn resync(
         return;
     };
     match r.json::<SharedSession>() {
-        Some(s) => seconds_left.set(s.seconds_left),
+        Some(s) => {
+            seconds_left.set(s.seconds_left);
+            if ports.get_untracked() != s.ports {
+                ports.set(s.ports);
+            }
+        }
         None if r.status == 410 || r.status == 404 => stop(ended, term_ref, &r.message()),
         None => {}
     }

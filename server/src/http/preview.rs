@@ -4,7 +4,8 @@
 //!
 //! - `dispatch` is the router's outermost layer: a request whose `Host` is under the preview base
 //!   never reaches the site's pages, API, identity or headers.
-//! - Entry: `GET /preview/{id}/{port}` on the site (owner or admin) sends the browser to the
+//! - Entry: `GET /preview/{id}/{port}` on the site (owner or admin; a share link's viewer with
+//!   `?share=TOKEN`, for as long as the share lives) sends the browser to the
 //!   preview host's `/__trythis/enter` with a 60-second signed ticket, which sets a host-only
 //!   HttpOnly cookie bound to the sandbox, the port and its owner, checked against the sandbox's
 //!   row on every request (it ends with the sandbox: 410).
@@ -266,6 +267,21 @@ pub async fn entry(
             "A preview is of a TCP port from 1 to 65535.",
         );
     };
+    // A viewer of a share link enters with its token: the grant is the share's, and ends with it.
+    if let Some(token) = query_param(&uri, "share") {
+        let grant = match st.sandboxes.shared(&token).await {
+            Ok(shared) if shared.sandbox.id == id => format!("s~{}", shared.share.id),
+            Ok(_) => {
+                return page(
+                    StatusCode::FORBIDDEN,
+                    "Not this session's",
+                    "This share link is for another sandbox.",
+                )
+            }
+            Err(e) => return share_refusal(&e),
+        };
+        return ticket_redirect(&st, previews, &id, port, &grant, &uri);
+    }
     let s = match st
         .sandboxes
         .owned(&crate::http::api::sandboxes::caller(&me), &id)
@@ -291,20 +307,48 @@ pub async fn entry(
     if !s.active {
         return ended();
     }
-    let grant = owner_grant(&s.owner);
+    ticket_redirect(&st, previews, &id, port, &owner_grant(&s.owner), &uri)
+}
+
+/// To the preview host's entry with a 60-second ticket for `grant`.
+fn ticket_redirect(
+    st: &AppState,
+    previews: &Previews,
+    id: &str,
+    port: u16,
+    grant: &str,
+    uri: &Uri,
+) -> Response {
     let expires = chrono::Utc::now().timestamp() + ENTER_SECONDS;
     let ticket = st
         .signer
-        .ticket(ENTER_PURPOSE, &grant, &object(&id, port), expires);
-    let next = safe_next(query_param(&uri, "next").as_deref());
+        .ticket(ENTER_PURPOSE, grant, &object(id, port), expires);
+    let next = safe_next(query_param(uri, "next").as_deref());
     let location = format!(
         "{}{ENTER_PATH}?g={}&t={}&next={}",
-        previews.base.origin(&id, port),
+        previews.base.origin(id, port),
         hex::encode(grant.as_bytes()),
         ticket,
         percent_encode(&next)
     );
     redirect(&location)
+}
+
+/// A share link that no longer opens anything, as a page.
+fn share_refusal(e: &crate::sandbox::SandboxError) -> Response {
+    use crate::sandbox::SandboxError as E;
+    match e {
+        E::ShareRevoked | E::ShareEnded => page(
+            StatusCode::GONE,
+            "This shared session has ended",
+            "Its owner stopped sharing it, or the sandbox ended, and its previews went with it.",
+        ),
+        _ => page(
+            StatusCode::NOT_FOUND,
+            "No such share link",
+            "This link does not open a shared session.",
+        ),
+    }
 }
 
 fn redirect(location: &str) -> Response {
@@ -392,6 +436,18 @@ async fn serve(st: &AppState, previews: &Previews, id: &str, port: u16, req: Req
             )
         };
     };
+    // A share's grant holds while the share does (revoked or ended: 410 at once).
+    if let Some(share_id) = grant.strip_prefix("s~") {
+        return match st.sandboxes.shared_by_id(share_id).await {
+            Ok(shared) if shared.sandbox.id == id => proxy(previews, id, port, req).await,
+            Ok(_) => page(
+                StatusCode::FORBIDDEN,
+                "Not this session's",
+                "This share link is for another sandbox.",
+            ),
+            Err(e) => share_refusal(&e),
+        };
+    }
     match db::sandboxes::get(&st.db, id).await {
         Ok(Some(s)) if s.active && owner_grant(&s.owner) == grant => {}
         Ok(Some(s)) if !s.active => return ended(),

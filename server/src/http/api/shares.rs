@@ -112,6 +112,7 @@ pub fn session(shared: &Shared) -> SharedSession {
         expires_at: s.expires_at.to_rfc3339(),
         seconds_left: (s.expires_at - chrono::Utc::now()).num_seconds().max(0),
         terminal_ws: format!("/shares/{}/ws", shared.share.id),
+        ports: Vec::new(),
     }
 }
 
@@ -121,7 +122,18 @@ pub async fn describe(
     State(st): State<AppState>,
     Path(token): Path<String>,
 ) -> ApiResult<Json<SharedSession>> {
-    Ok(Json(session(&st.sandboxes.shared(&token).await?)))
+    let shared = st.sandboxes.shared(&token).await?;
+    let mut answer = session(&shared);
+    // The viewer's previews: the owner's ports, entered through this link.
+    answer.ports = super::files::open_ports(&st, &shared.sandbox.id)
+        .await
+        .into_iter()
+        .map(|mut p| {
+            p.preview_url = format!("{}?share={}", p.preview_url, token.to_ascii_lowercase());
+            p
+        })
+        .collect();
+    Ok(Json(answer))
 }
 
 /// `POST /api/shares/{token}/ticket` — 200 `{ticket, expires_in, terminal_ws}`: opens the

@@ -285,11 +285,7 @@ async fn a_new_welcome_text_renews_the_warm_pool() -> Result {
     let r = v.try_project("fixture").await?;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().ok_or("no id")?.to_string();
-    assert_eq!(
-        [id.clone()],
-        [fresh[0].id.clone()],
-        "the Try got the new member"
-    );
+    assert_eq!(id, fresh[0].id, "the Try got the new member");
     let mut sh = v
         .terminal(&id)
         .await

@@ -11,8 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Answers every request on a connection (keep-alive) with a short body; `close` as the first
-/// request line's path closes after the answer.
+/// Answers every request on a connection (keep-alive) with a short body; `GET /close` answers
+/// with `Connection: close` and closes, so the next request needs a new connection (through the
+/// preview: a new exec of the relay).
 const SERVER: &str = r#"use IO::Socket::INET;
 my $s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => $ARGV[0], Listen => 64, ReuseAddr => 1) or die "listen: $!";
 $SIG{CHLD} = "IGNORE";
@@ -23,8 +24,10 @@ while (my $c = $s->accept) {
     while (my $line = <$c>) { $req .= $line; last if $line eq "\r\n"; }
     last if $req eq "";
     my $body = "hello from port $ARGV[0]\n";
-    print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " . length($body) . "\r\n\r\n" . $body;
+    my $close = $req =~ m{^GET /close} ? "Connection: close\r\n" : "";
+    print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n${close}Content-Length: " . length($body) . "\r\n\r\n" . $body;
     $c->flush;
+    last if $close;
   }
   exit 0;
 }
@@ -206,11 +209,17 @@ async fn main() -> Result {
     );
     let r_first = line(
         "reference, first request (new connection)",
-        measure(plain, &reference_url, "", true).await?,
+        measure(plain, &format!("{reference_url}close"), "", true).await?,
     );
     let p_first = line(
         "preview, first request (new connection + exec)",
-        measure(&preview_client, &preview_url, &preview_cookie, true).await?,
+        measure(
+            &preview_client,
+            &format!("{preview_url}close"),
+            &preview_cookie,
+            true,
+        )
+        .await?,
     );
     println!(
         "  added by the preview (p50): {:+.2} ms on an open connection, {:+.2} ms for a first request",

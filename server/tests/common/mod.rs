@@ -743,8 +743,17 @@ impl Shell {
             if let Some(m) = re.find(&self.screen[start..]) {
                 return Ok(m.as_str().trim_end_matches('\r').to_string());
             }
+            // The status line may arrive in pieces: read on (a "\r" already on the screen would
+            // satisfy a wait for one at once, and the search would spin without reading).
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            self.expect_literal("\r", left).await?;
+            if left.is_zero() {
+                return Err(format!(
+                    "timed out waiting for the end of {cmd:?}; screen (its end):\n{}",
+                    tail_of(&self.screen, 4000)
+                )
+                .into());
+            }
+            self.read_frame(left).await?;
         }
     }
 }

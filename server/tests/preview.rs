@@ -65,6 +65,27 @@ async fn started(app: &TestApp) -> Result<(Visitor, String)> {
     Ok((v, id))
 }
 
+/// A Try of the fixture with `SERVER` uploaded and listening on port 8000: (owner, sandbox id,
+/// the shell it runs in).
+async fn serving(app: &TestApp) -> Result<(Visitor, String, common::Shell)> {
+    let (v, id) = started(app).await?;
+    assert_eq!(
+        put(&v, &id, "/root/srv.pl", SERVER.as_bytes().to_vec())
+            .await?
+            .0,
+        201
+    );
+    let mut shell = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("terminal: {s}"))?;
+    shell.type_line("perl /root/srv.pl 8000 &").await?;
+    shell
+        .expect_literal("listening", Duration::from_secs(20))
+        .await?;
+    Ok((v, id, shell))
+}
+
 #[tokio::test]
 async fn files_go_in_where_the_shell_is_and_come_out_and_strangers_and_bad_paths_are_refused(
 ) -> Result {
@@ -271,21 +292,7 @@ async fn enter(app: &TestApp, v: &Visitor, id: &str, port: u16, next: &str) -> R
 #[tokio::test]
 async fn a_server_in_the_sandbox_is_reached_under_its_own_host_by_its_owner_only() -> Result {
     let app = TestApp::start().await?;
-    let (v, id) = started(&app).await?;
-    assert_eq!(
-        put(&v, &id, "/root/srv.pl", SERVER.as_bytes().to_vec())
-            .await?
-            .0,
-        201
-    );
-    let mut shell = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("terminal: {s}"))?;
-    shell.type_line("perl /root/srv.pl 8000 &").await?;
-    shell
-        .expect_literal("listening", Duration::from_secs(20))
-        .await?;
+    let (v, id, _shell) = serving(&app).await?;
 
     // The port shows, with its preview address on the site.
     let mut listed = serde_json::Value::Null;
@@ -450,21 +457,7 @@ async fn a_server_in_the_sandbox_is_reached_under_its_own_host_by_its_owner_only
 #[tokio::test]
 async fn a_share_links_viewer_opens_the_previews_until_the_link_is_revoked() -> Result {
     let app = TestApp::start().await?;
-    let (v, id) = started(&app).await?;
-    assert_eq!(
-        put(&v, &id, "/root/srv.pl", SERVER.as_bytes().to_vec())
-            .await?
-            .0,
-        201
-    );
-    let mut shell = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("terminal: {s}"))?;
-    shell.type_line("perl /root/srv.pl 8000 &").await?;
-    shell
-        .expect_literal("listening", Duration::from_secs(20))
-        .await?;
+    let (v, id, _shell) = serving(&app).await?;
     let made = v
         .call(
             "POST",

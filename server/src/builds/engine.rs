@@ -157,7 +157,8 @@ impl ImageBuilder for DockerBuilder {
         let docker = self.build.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
-            let mut output = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+            let output = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));
+            let mut output = std::pin::pin!(crate::engine::until_stray_terminator(output));
             loop {
                 let item = tokio::select! {
                     _ = tx.closed() => break,
@@ -477,19 +478,23 @@ pub async fn pull(docker: &Docker, image: &str) -> Result<(), TransferError> {
     let opts = CreateImageOptionsBuilder::default()
         .from_image(image)
         .build();
-    let mut stream = docker.create_image(Some(opts), None, None);
+    let stream = docker.create_image(Some(opts), None, None);
+    let mut stream = std::pin::pin!(crate::engine::until_stray_terminator(stream));
     while let Some(item) = stream.next().await {
         if let Some(err) = item?.error_detail.and_then(|d| d.message) {
             return Err(TransferError::Refused(format!("pull of {image}: {err}")));
         }
     }
+    // The stream may have ended early without a word (see `until_stray_terminator`).
+    docker.inspect_image(image).await?;
     Ok(())
 }
 
 /// Pushes `repo:tag` to the registry the repo names.
 pub async fn push(docker: &Docker, repo: &str, tag: &str) -> Result<(), TransferError> {
     let opts = PushImageOptionsBuilder::default().tag(tag).build();
-    let mut stream = docker.push_image(repo, Some(opts), None);
+    let stream = docker.push_image(repo, Some(opts), None);
+    let mut stream = std::pin::pin!(crate::engine::until_stray_terminator(stream));
     while let Some(item) = stream.next().await {
         if let Some(err) = item?.error_detail.and_then(|d| d.message) {
             return Err(TransferError::Refused(format!(

@@ -287,7 +287,8 @@ impl DockerRuntime {
         let opts = CreateImageOptionsBuilder::default()
             .from_image(image)
             .build();
-        let mut pull = self.docker.create_image(Some(opts), None, None);
+        let pull = self.docker.create_image(Some(opts), None, None);
+        let mut pull = std::pin::pin!(crate::engine::until_stray_terminator(pull));
         while let Some(step) = pull.next().await {
             step.map_err(|e| RuntimeError::ImageMissing(format!("{image}: {e}")))?;
         }

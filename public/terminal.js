@@ -46,13 +46,16 @@
     });
   }
 
+  // About 20 s of tries: long enough for a restarting app server (the shell outlives it).
   function retry(s, reason) {
-    if (s.retries >= 5) {
+    if (s.retries >= 10) {
       s.term.write("\r\n\x1b[90m[" + reason + "]\x1b[0m\r\n");
       return;
     }
     s.retries += 1;
-    setTimeout(function () { if (!s.disposed) connect(s); }, 500 * s.retries);
+    // The server replays the shell's recent output: the screen is redrawn from it, not doubled.
+    s.reconnecting = true;
+    setTimeout(function () { if (!s.disposed) connect(s); }, Math.min(500 * s.retries, 3000));
   }
 
   // A viewer waits for the owner's shell (it exited, or is not open yet): it asks again every
@@ -135,6 +138,8 @@
         if (s.replayPending) {
           s.replayPending = false;
           s.replaying = true;
+          if (s.reconnecting) s.term.reset();
+          s.reconnecting = false;
           s.term.write(data.subarray(1), function () { s.replaying = false; });
         } else {
           s.term.write(data.subarray(1));

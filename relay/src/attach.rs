@@ -1,45 +1,40 @@
-//! `trythis-relay attach ENGINE CONTAINER`, on the host, one per terminal: ttyd runs it on a pty
-//! of its own. It opens the visitor's shell through the engine's exec API **with a TTY**, so the
-//! shell's terminal is the engine's console and its line discipline the host kernel's: ^C, ^Z and
-//! ^\ become signals and a resize reaches the foreground program as SIGWINCH, under gVisor and
-//! runc alike. ttyd's pty is put in raw mode: every byte passes through untouched.
-use crate::engine::{Conn, Engine};
-use crate::RELAY_IN_CONTAINER;
+//! `trythis-relay attach ENGINE DIR CONTAINER`, on the host, one per terminal: ttyd runs it on a
+//! pty of its own. It joins the sandbox's shell through the shell's session holder (`session.rs`,
+//! started here when none runs): the holder owns the engine exec **with a TTY**, so the shell's
+//! terminal is the engine's console and its line discipline the host kernel's: ^C, ^Z and ^\
+//! become signals and a resize reaches the foreground program as SIGWINCH, under gVisor and runc
+//! alike. ttyd's pty is put in raw mode: every byte passes through untouched. When this process
+//! ends (the visitor's page, the app server or its ttyd went away), the shell runs on.
+use crate::session;
 use rustix::termios::{tcgetattr, tcgetwinsize, tcsetattr, OptionalActions};
 use signal_hook::consts::{SIGHUP, SIGTERM, SIGWINCH};
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Mutex};
 
-/// Sends ttyd's pty size to the exec when it changed. Called before forwarding input too: ttyd
-/// applies a resize to its pty and then writes the keys that followed it, and a program must
-/// see the new size before those keys (`stty size` typed right after a resize).
-/// Resizes wait until the shell has printed (or a second passed): `relay shell` sets the size it
-/// was started with, and a resize sent before that would be overwritten by it.
-struct SizeSync {
-    engine: Engine,
-    exec: String,
-    last: Mutex<(u16, u16)>,
-    started: std::sync::atomic::AtomicBool,
+/// The holder's end of this terminal: frames go out whole, a resize before the keys that
+/// followed it (ttyd applies a resize to its pty, then writes the keys typed after it; a program
+/// must see the new size before those keys, as `stty size` typed right after a resize).
+struct Holder {
+    stream: Mutex<(UnixStream, (u16, u16))>,
 }
 
-impl SizeSync {
-    /// The shell runs (its first output, or time): from now on resizes go through.
-    fn shell_started(&self) {
-        if !self.started.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            self.sync();
-        }
-    }
-
-    fn sync(&self) {
-        if !self.started.load(std::sync::atomic::Ordering::SeqCst) {
-            return;
-        }
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+impl Holder {
+    /// Sends ttyd's pty size when it changed, then `keys` (if any), in one frame sequence.
+    fn send(&self, keys: Option<&[u8]>) -> bool {
+        let mut guard = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        let (stream, last) = &mut *guard;
+        let mut bytes = Vec::new();
         if let Some(now) = pty_size() {
-            if now != *last && self.engine.resize_exec(&self.exec, now.0, now.1).is_ok() {
+            if now != *last {
+                bytes.extend(session::resize_frame(now.0, now.1));
                 *last = now;
             }
         }
+        for chunk in keys.unwrap_or_default().chunks(session::MAX_FRAME) {
+            bytes.extend(session::frame(session::INPUT, chunk));
+        }
+        bytes.is_empty() || stream.write_all(&bytes).is_ok()
     }
 }
 
@@ -61,7 +56,7 @@ pub fn valid_container(name: &str) -> bool {
     })
 }
 
-fn token() -> String {
+pub fn token() -> String {
     let mut bytes = [0u8; 12];
     let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
     if read.is_err() {
@@ -75,26 +70,13 @@ fn token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run(endpoint: &str, container: &str) -> i32 {
-    if !valid_container(container) {
+pub fn run(endpoint: &str, dir: &str, container: &str) -> i32 {
+    if !valid_container(container) || !session::valid_dir(dir) {
         eprintln!("trythis-relay: not a sandbox: {container:?}");
         return 2;
     }
-    let engine = match Engine::new(endpoint) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("trythis-relay: {e}");
-            return 2;
-        }
-    };
     let (cols, rows) = pty_size().unwrap_or((80, 24));
-    let token = token();
-    let (cols_s, rows_s) = (cols.to_string(), rows.to_string());
-    let cmd = [RELAY_IN_CONTAINER, "shell", &cols_s, &rows_s, &token];
-    let started = engine
-        .create_exec(container, &cmd, true, None)
-        .and_then(|id| Ok((engine.start_exec(&id, true)?, id)));
-    let (conn, exec) = match started {
+    let stream = match session::join(endpoint, std::path::Path::new(dir), container, cols, rows) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("\r\ntrythis: the sandbox's shell could not start: {e}\r");
@@ -107,55 +89,33 @@ pub fn run(endpoint: &str, container: &str) -> i32 {
         raw.make_raw();
         let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &raw);
     }
-    let size = Arc::new(SizeSync {
-        engine: engine.clone(),
-        exec,
-        last: Mutex::new((cols, rows)),
-        started: std::sync::atomic::AtomicBool::new(false),
-    });
-    {
-        let size = size.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_secs(1));
-            size.shell_started();
-        });
-    }
-    let hang_up = {
-        let engine = engine.clone();
-        let container = container.to_string();
-        move || {
-            // The engine keeps an exec running when its client leaves: end the shell's session.
-            let _ = engine.run(
-                &container,
-                &[RELAY_IN_CONTAINER, "hangup", &token],
-                Some("0"),
-            );
-        }
+    let Ok(output) = stream.try_clone() else {
+        return 1;
     };
-    let hang_up = Arc::new(hang_up);
+    // The holder's size may be another terminal's: this one's goes first.
+    let holder = Arc::new(Holder {
+        stream: Mutex::new((stream, (0, 0))),
+    });
+    if !holder.send(None) {
+        return 1;
+    }
     match signal_hook::iterator::Signals::new([SIGWINCH, SIGHUP, SIGTERM]) {
         Ok(mut signals) => {
-            let size = size.clone();
-            let hang_up = hang_up.clone();
+            let holder = holder.clone();
             std::thread::spawn(move || {
                 for sig in signals.forever() {
-                    if sig == SIGWINCH {
-                        size.sync();
-                    } else {
-                        hang_up();
+                    if sig != SIGWINCH {
+                        // The terminal went away, not the shell: it stays with its holder.
                         std::process::exit(0);
                     }
+                    holder.send(None);
                 }
             });
         }
         Err(e) => eprintln!("trythis-relay: signals: {e}"),
     }
-    let Ok(mut upstream) = conn.try_clone() else {
-        return 1;
-    };
     {
-        let size = size.clone();
-        let hang_up = hang_up.clone();
+        let holder = holder.clone();
         std::thread::spawn(move || {
             let mut stdin = std::io::stdin().lock();
             let mut buf = [0u8; 16 * 1024];
@@ -163,35 +123,30 @@ pub fn run(endpoint: &str, container: &str) -> i32 {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        size.sync();
-                        if upstream.write_all(&buf[..n]).is_err() {
+                        if !holder.send(Some(&buf[..n])) {
                             break;
                         }
                     }
                 }
             }
-            // ttyd's pty is gone: the visitor left.
-            hang_up();
-            upstream.shutdown_write();
             std::process::exit(0);
         });
     }
-    let status = pump_out(conn, &size);
+    let status = pump_out(output);
     if let Some(saved) = saved {
         let _ = tcsetattr(std::io::stdin(), OptionalActions::Now, &saved);
     }
     status
 }
 
-/// The shell's output to ttyd until the shell ends (its exec stream closes).
-fn pump_out(mut conn: Conn, size: &SizeSync) -> i32 {
+/// The shell's output to ttyd until the shell ends (the holder closes the stream).
+fn pump_out(mut from: UnixStream) -> i32 {
     let mut stdout = std::io::stdout().lock();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        match conn.read(&mut buf) {
+        match from.read(&mut buf) {
             Ok(0) | Err(_) => return 0,
             Ok(n) => {
-                size.shell_started();
                 if stdout
                     .write_all(&buf[..n])
                     .and_then(|_| stdout.flush())

@@ -18,13 +18,6 @@ impl Conn {
             Conn::Tcp(s) => Conn::Tcp(s.try_clone()?),
         })
     }
-
-    pub fn shutdown_write(&self) {
-        let _ = match self {
-            Conn::Unix(s) => s.shutdown(std::net::Shutdown::Write),
-            Conn::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
-        };
-    }
 }
 
 impl Read for Conn {

@@ -1,8 +1,10 @@
 //! `trythis-relay`: the two ends of a visitor's terminal, one static binary (musl) that runs on
 //! the host and, mounted read-only, in any image.
 //!
-//! - `attach ENGINE CONTAINER` (host, run by ttyd per terminal): the shell through the engine's
-//!   exec API with a TTY (`attach.rs`).
+//! - `attach ENGINE DIR CONTAINER` (host, run by ttyd per terminal): joins the shell's session
+//!   holder, starting it first when none runs (`attach.rs`).
+//! - `hold ENGINE DIR CONTAINER COLS ROWS` (host, started by `attach`): owns the shell's engine
+//!   exec with a TTY and its recent output, outliving the app server (`session.rs`).
 //! - `with-parent PROGRAM ARGS…` (host): runs PROGRAM so that it dies with its parent (the app
 //!   server starts ttyd this way: a killed server leaves no terminals behind).
 //! - `shell COLS ROWS TOKEN`, `hangup TOKEN`, `idle` (in the sandbox, `inside.rs`).
@@ -13,6 +15,7 @@ mod engine;
 mod files;
 mod forward;
 mod inside;
+mod session;
 
 /// Where the server mounts this binary in every sandbox.
 pub const RELAY_IN_CONTAINER: &str = "/opt/trythis/relay";
@@ -21,7 +24,10 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match args.as_slice() {
-        ["attach", engine, container] => attach::run(engine, container),
+        ["attach", engine, dir, container] => attach::run(engine, dir, container),
+        ["hold", engine, dir, container, cols, rows] => {
+            session::hold(engine, dir, container, cols, rows)
+        }
         ["with-parent", program, rest @ ..] => with_parent(program, rest),
         ["shell", cols, rows, token] => inside::shell(cols, rows, token),
         ["hangup", token] => inside::hangup(token),
@@ -33,7 +39,7 @@ fn main() {
         ["get", path] => files::get(path),
         _ => {
             eprintln!(
-                "usage: trythis-relay attach ENGINE CONTAINER | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle | forward PORT | ports [watch] | put PATH SIZE | get PATH"
+                "usage: trythis-relay attach ENGINE DIR CONTAINER | hold ENGINE DIR CONTAINER COLS ROWS | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle | forward PORT | ports [watch] | put PATH SIZE | get PATH"
             );
             2
         }

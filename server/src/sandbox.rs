@@ -403,8 +403,8 @@ impl SandboxService {
 
     /// Ends the sandbox's shell as a closing terminal would (its session gets SIGHUP) and keeps
     /// the sandbox: the next browser to attach gets a new shell.
-    pub fn hang_up_terminal(&self, id: &str) {
-        self.terminals.close(id);
+    pub async fn hang_up_terminal(&self, id: &str) {
+        self.terminals.close(id).await;
     }
 
     /// Starts (or reuses, or — with `replace` — swaps to) the identity's sandbox for `slug`.
@@ -936,7 +936,7 @@ impl SandboxService {
     async fn close_sandbox(&self, id: &str) {
         self.revoke_egress(id);
         remove_container(&*self.runtime, id).await;
-        self.terminals.close(id);
+        self.terminals.close(id).await;
     }
 
     /// Stops a sandbox and frees its owner's slot. Idempotent.
@@ -947,7 +947,7 @@ impl SandboxService {
         // an exec, which a sandbox being killed need not serve (gVisor with 256 processes took
         // minutes to die while one ran).
         let destroyed = self.runtime.destroy(id).await;
-        self.terminals.close(id);
+        self.terminals.close(id).await;
         if let Err(e) = destroyed {
             tracing::warn!(sandbox = %id, error = %e, "destroy failed; the reaper will retry");
             return Err(SandboxError::NotRemovedYet(e));

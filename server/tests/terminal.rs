@@ -159,7 +159,7 @@ async fn sighup_on_close(rt: &str) -> Result {
     ))
     .await?;
     sh.expect(r"[\r\n]armed\r\n", T).await?;
-    t.app.state.sandboxes.hang_up_terminal(&t.id);
+    t.app.state.sandboxes.hang_up_terminal(&t.id).await;
     sh.wait_closed(T).await?;
     let mut again = t.shell().await?;
     // The hang-up runs through the engine: give it a few seconds.
@@ -171,6 +171,71 @@ async fn sighup_on_close(rt: &str) -> Result {
         .await?;
     assert!(out.contains("\nhup"), "{out}");
     Ok(())
+}
+
+/// The shell outlives the app server's side of the terminal: ttyd and every relay it ran are
+/// killed (SIGKILL, as when the server dies), the page's socket is told to reconnect, and the
+/// reconnected page finds the same shell still running its program, with its earlier output.
+async fn the_shell_outlives_the_servers_terminal_host(rt: &str) -> Result {
+    let t = start(rt).await?;
+    let mut sh = t.shell().await?;
+    let tag = rand_u32();
+    sh.type_line(&format!(
+        "export MARK=m{tag}; i=0; while :; do i=$((i+1)); echo tick$i; sleep 0.2; done"
+    ))
+    .await?;
+    sh.expect(r"[\r\n]tick3\r\n", T).await?;
+    let socket = server::sandbox::ttyd_host::socket_dir(&t.app.dir).join("ttyd.sock");
+    kill_ttyd_serving(&socket.to_string_lossy())?;
+    let closed = sh.wait_closed(T).await?;
+    assert!(closed.starts_with("1012"), "closed with {closed:?}");
+    let mut again = t
+        .visitor
+        .terminal(&t.id)
+        .await
+        .map_err(|s| format!("upgrade: {s}"))?;
+    // The replay holds the earlier output, and the loop counts on past where it was.
+    again.expect(r"[\r\n]tick1\r\n", T).await?;
+    let last = last_tick(&sh.screen).ok_or("no tick before the kill")?;
+    again
+        .expect(&format!(r"[\r\n]tick{}\r\n", last + 5), T)
+        .await?;
+    again.send_keys(b"\x03").await?;
+    again.expect(r"[#$] $", T).await?;
+    let out = again.run("echo $MARK", T).await?;
+    assert!(out.contains(&format!("\nm{tag}")), "{out}");
+    Ok(())
+}
+
+fn last_tick(screen: &str) -> Option<u64> {
+    screen
+        .rsplit("tick")
+        .find_map(|s| s.split("\r\n").next()?.parse().ok())
+}
+
+/// SIGKILL to the ttyd listening on `socket` (its command line names it).
+fn kill_ttyd_serving(socket: &str) -> Result {
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("ttyd")) && args.iter().any(|a| a == socket) {
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("kill {pid}: {status}").into())
+            };
+        }
+    }
+    Err(format!("no ttyd serves {socket}").into())
 }
 
 /// Ctrl+D ends `cat`, then the shell; the browser hears why and a new shell starts on demand.
@@ -301,6 +366,7 @@ conformance!(
     ctrl_backslash_quits,
     resize_sends_winch,
     sighup_on_close,
+    the_shell_outlives_the_servers_terminal_host,
     ctrl_d_ends_cat_and_the_shell,
     utf8_in_and_out,
     tab_completion,

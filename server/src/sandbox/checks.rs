@@ -113,7 +113,7 @@ pub async fn run_typed(
         status
     };
     let ended = tokio::time::timeout(timeout, reading).await;
-    terminals.close(sandbox_id);
+    terminals.close(sandbox_id).await;
     let screen = String::from_utf8_lossy(&screen);
     let exit_code = ended.ok().flatten().flatten();
     // Ended in time: the output stops at the status line (if the screen kept it); cut off or still

@@ -569,6 +569,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError> {
+        self.terminals.forget(&container_name(sandbox_id));
         let opts = RemoveContainerOptionsBuilder::default()
             .force(true)
             .v(true)
@@ -608,6 +609,16 @@ impl Runtime for DockerRuntime {
             io: Box::pin(io),
             path: super::ttyd_host::ws_path(&name),
         })
+    }
+
+    async fn hang_up_shell(&self, sandbox_id: &str) {
+        self.terminals.hang_up(&container_name(sandbox_id)).await;
+    }
+
+    async fn shell_held(&self, sandbox_id: &str) -> bool {
+        self.terminals
+            .holds_shell(&container_name(sandbox_id))
+            .await
     }
 
     async fn relay(

@@ -95,6 +95,14 @@ pub trait Runtime: Send + Sync {
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
     /// A connection to a ttyd that starts a new shell in the running sandbox per WebSocket.
     async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError>;
+    /// Ends the sandbox's shell as a closing terminal would (its session gets SIGHUP); the
+    /// shell outlives the terminal connections otherwise.
+    async fn hang_up_shell(&self, _sandbox_id: &str) {}
+    /// Whether the sandbox's shell is still open although this server's terminal connection to
+    /// it ended (its holder outlives the server's ttyd): then a browser reconnects to it.
+    async fn shell_held(&self, _sandbox_id: &str) -> bool {
+        false
+    }
     /// How sandboxes are isolated (`/healthz` reports it).
     fn isolation(&self) -> Isolation;
     /// The runtime's version line (`/healthz` and the admin page).

@@ -144,6 +144,9 @@ pub struct Session {
     /// The shell ended by itself (`exit`, Ctrl+D) while its sandbox runs on: a browser may open
     /// a new one.
     shell_exited: AtomicBool,
+    /// This server's connection to the shell ended but the shell did not (its holder outlives
+    /// the server's ttyd): browsers reconnect and get it again.
+    upstream_lost: AtomicBool,
     /// The shell's size (columns, rows): the last the owner's browsers asked for.
     size: Mutex<(u16, u16)>,
 }
@@ -195,6 +198,7 @@ impl Session {
             closed: AtomicBool::new(false),
             closing: tokio::sync::Notify::new(),
             shell_exited: AtomicBool::new(false),
+            upstream_lost: AtomicBool::new(false),
             size: Mutex::new((cols, rows)),
         }
     }
@@ -205,6 +209,10 @@ impl Session {
 
     pub fn shell_exited(&self) -> bool {
         self.shell_exited.load(Ordering::Relaxed)
+    }
+
+    pub fn upstream_lost(&self) -> bool {
+        self.upstream_lost.load(Ordering::Relaxed)
     }
 
     /// Sends a client frame (already validated) to ttyd.
@@ -434,8 +442,10 @@ impl Terminals {
         map.get(sandbox_id).filter(|s| !s.is_closed()).cloned()
     }
 
-    /// Closes the upstream (the shell ends); attached browsers see the session end.
-    pub fn close(&self, sandbox_id: &str) {
+    /// Ends the shell (its session gets SIGHUP, through its holder) and closes this server's
+    /// connection to it; attached browsers see the session end. Once this returns, the next
+    /// attach opens a new shell.
+    pub async fn close(&self, sandbox_id: &str) {
         let removed = self
             .sessions
             .lock()
@@ -444,6 +454,8 @@ impl Terminals {
         if let Some(s) = removed {
             s.end();
         }
+        // The shell outlives connections to it (another server's too): it is told to end.
+        self.runtime.hang_up_shell(sandbox_id).await;
     }
 
     /// Records input at `at_ms` (unix ms) for a sandbox with an open session.
@@ -473,13 +485,17 @@ impl Terminals {
         let exited = Box::pin(async move {
             runtime.wait_exit(&sandbox).await;
         });
+        let runtime = self.runtime.clone();
+        let sandbox = id.to_string();
+        let held: ShellHeld =
+            Box::new(move || Box::pin(async move { runtime.shell_held(&sandbox).await }));
         open_session(
             id.to_string(),
             stream,
-            cols,
-            rows,
+            (cols, rows),
             self.sessions.clone(),
             exited,
+            held,
         )
         .await
     }
@@ -518,13 +534,17 @@ pub fn upstream_ws_config() -> WebSocketConfig {
         .write_buffer_size(TERMINAL_WS_BUFFER)
 }
 
+/// Asks whether the shell still runs after this server's connection to it ended.
+type ShellHeld =
+    Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send>;
+
 async fn open_session(
     id: String,
     upstream: TerminalUpstream,
-    cols: u16,
-    rows: u16,
+    (cols, rows): (u16, u16),
     map: Map,
     mut exited: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    held: ShellHeld,
 ) -> Result<Arc<Session>, TerminalError> {
     let mut req = format!("ws://localhost{}", upstream.path)
         .into_client_request()
@@ -546,17 +566,32 @@ async fn open_session(
     let session = Arc::new(Session::new(input, cols, rows));
     let s = session.clone();
     tokio::spawn(async move {
+        let mut held = Some(held);
         loop {
             tokio::select! {
                 msg = ws.next() => match msg {
                     Some(Ok(Message::Binary(b))) if !b.is_empty() => s.record(&b),
                     Some(Ok(Message::Text(t))) if !t.is_empty() => s.record(&Bytes::copy_from_slice(t.as_bytes())),
-                    Some(Ok(Message::Close(_))) | None => {
+                    // ttyd going away (killed, restarted) resets the connection.
+                    Some(Ok(Message::Close(_))) | None | Some(Err(
+                        tokio_tungstenite::tungstenite::Error::Io(_)
+                        | tokio_tungstenite::tungstenite::Error::ConnectionClosed
+                        | tokio_tungstenite::tungstenite::Error::AlreadyClosed
+                        | tokio_tungstenite::tungstenite::Error::Protocol(
+                            tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                        ),
+                    )) => {
                         // ttyd closes when the shell's exec ends: the shell exited, or the
                         // sandbox is going away (then its container stops at the same moment).
+                        // Or ttyd itself went (restarted): then the shell's holder still has it.
                         let stopping = tokio::time::timeout(Duration::from_millis(300), &mut exited).await.is_ok();
                         if !stopping && !s.is_closed() {
-                            s.shell_exited.store(true, Ordering::Relaxed);
+                            let still_held = match held.take() {
+                                Some(held) => held().await,
+                                None => false,
+                            };
+                            let flag = if still_held { &s.upstream_lost } else { &s.shell_exited };
+                            flag.store(true, Ordering::Relaxed);
                         }
                         break;
                     }

@@ -66,6 +66,8 @@ pub struct TestApp {
     pub dir: std::path::PathBuf,
     /// This server's installation id: its containers carry it, and go with it.
     instance: String,
+    /// The engine its sandboxes run on, when not the default one (`docker -H`).
+    engine: Option<String>,
 }
 
 /// An address no other test (or earlier run) uses: the SMTP server's mailboxes are shared.
@@ -213,11 +215,16 @@ impl TestApp {
         tokio::spawn(async move {
             let _ = server::serve(listener, router, std::future::pending()).await;
         });
+        let engine = extra
+            .iter()
+            .find(|(k, _)| *k == "TRYTHIS_DOCKER_ENDPOINT")
+            .map(|(_, v)| v.to_string());
         Ok(Self {
             addr,
             state,
             dir,
             instance,
+            engine,
         })
     }
 
@@ -269,19 +276,21 @@ impl Drop for TestApp {
             server::sandbox::runtime::LABEL_INSTANCE,
             self.instance
         );
-        let listed = std::process::Command::new("docker")
-            .args(["ps", "-aq", "--filter", &label])
-            .output();
+        let docker = || {
+            let mut cmd = std::process::Command::new("docker");
+            if let Some(engine) = &self.engine {
+                cmd.args(["-H", engine]);
+            }
+            cmd
+        };
+        let listed = docker().args(["ps", "-aq", "--filter", &label]).output();
         if let Ok(out) = listed {
             let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .split_whitespace()
                 .map(String::from)
                 .collect();
             if !ids.is_empty() {
-                let _ = std::process::Command::new("docker")
-                    .args(["rm", "-fv"])
-                    .args(&ids)
-                    .output();
+                let _ = docker().args(["rm", "-fv"]).args(&ids).output();
             }
         }
     }

@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// Close code when the shell ended by itself and the sandbox still runs (public/terminal.js).
 pub const CLOSE_SHELL_EXITED: u16 = 4002;
+/// "Service restart": the page reconnects to the same shell.
+pub const CLOSE_RECONNECT: u16 = 1012;
 /// Close code when the share link a watcher came through was revoked (public/terminal.js).
 pub const CLOSE_SHARE_REVOKED: u16 = 4003;
 
@@ -285,6 +287,8 @@ where
                 None if live.cut_off() => return close(socket, 4000, "too slow: reconnecting").await,
                 // `exit` or Ctrl+D: the page offers a new shell in the same sandbox.
                 None if session.shell_exited() => return close(socket, CLOSE_SHELL_EXITED, "the shell exited").await,
+                // The server's connection to the shell broke, the shell did not: the page reconnects.
+                None if session.upstream_lost() => return close(socket, CLOSE_RECONNECT, "the terminal is reconnecting").await,
                 None => return close(socket, 1000, "sandbox ended").await,
             },
         }

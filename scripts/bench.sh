@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks (numbers, no assertions): pages against nginx serving the same bytes, Try latency
-# and memory, 10,000 proxied terminals, search at 10k projects, publishing overhead and sign-up +
-# log-in throughput, against the real engine and registry. Everything printed is also written to docs/bench-results.txt.
+# and memory, 10,000 proxied terminals, search at 10k projects, publishing overhead, sign-up +
+# log-in throughput and the load balancer in front of two replicas, against the real engine and registry. Everything printed is also written to docs/bench-results.txt.
 source "$(dirname "$0")/lib.sh"
 exec > >(tee "$ROOT/docs/bench-results.txt") 2>&1
 echo "trythis benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, commit $(git -C "$ROOT" rev-parse --short HEAD)"
@@ -28,3 +28,5 @@ step "Publishing overhead: engine build+push vs trythis (server/examples/build_b
 TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn cargo run -q -p server --example build_bench
 step "Accounts: 1,000 sign-up + log-in flows (server/examples/auth_bench.rs)"
 TRYTHIS_LOG=warn cargo run -q -p server --example auth_bench
+step "Several app servers: HAProxy's cost on the home page and on a Try (direct vs through it, same run), and a replica's kill -9 to its terminal answering again (end2end/replicas.mjs --bench, release build)"
+TRYTHIS_PROFILE=release node end2end/replicas.mjs --bench

@@ -416,6 +416,17 @@ ensure_chromium() {
   ok "$(chromium --version 2>/dev/null | head -1)"
 }
 
+# HAProxy from Debian: the load balancer in front of several replicas (scripts/replicas.sh).
+# The package's own service (if the machine runs one) is stopped: ours runs with its own config.
+ensure_haproxy() {
+  step "HAProxy (load balancer for the replicas)"
+  command -v haproxy >/dev/null || apt_install haproxy
+  if command -v systemctl >/dev/null && systemctl is-active -q haproxy 2>/dev/null; then
+    systemctl stop haproxy; systemctl disable -q haproxy || true
+  fi
+  ok "$(haproxy -v | head -1)"
+}
+
 ensure_postgres() {
   step "PostgreSQL for the database tests"
   apt_install postgresql

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine or a warm one: formatting and lints, unit tests,
 # integration tests against the real engine, registry, ttyd, SQLite and PostgreSQL, then the
-# browser tests in headless Chromium against the real server. Idempotent.
+# browser tests in headless Chromium against the real server, then the same server as two replicas
+# behind HAProxy. Idempotent.
 source "$(dirname "$0")/lib.sh"
 T0=$(date +%s)
 ensure_platform
@@ -9,6 +10,7 @@ ensure_postgres
 ensure_chromium
 ensure_smtp_sink
 ensure_e2e_tui_image
+ensure_haproxy
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -31,5 +33,8 @@ node end2end/oauth-provider.test.mjs
 
 step "End-to-end tests in headless Chromium"
 node end2end/e2e.mjs
+
+step "Cluster tests: two replicas behind HAProxy on one PostgreSQL (end2end/replicas.mjs, one cluster start)"
+node end2end/replicas.mjs
 
 step "All tests passed in $(( $(date +%s) - T0 )) s"

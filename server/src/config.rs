@@ -220,6 +220,11 @@ pub struct Config {
     pub registry_gc_interval: std::time::Duration,
     /// The platform's own reverse proxies: from these peers `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<crate::cidr::Cidr>,
+    /// On SIGTERM (or Ctrl-C), how long `/healthz` answers 503 "draining" while everything is
+    /// still served, so the load balancer stops sending new requests first; then the listener
+    /// closes, open terminals and log streams are ended (browsers reconnect through the load
+    /// balancer) and requests in flight get as long again to finish.
+    pub drain: std::time::Duration,
     pub registry: registry::RegistryConfig,
     /// Harbor's API, when the registry is a Harbor (its project is created on first push).
     pub harbor: Option<registry::HarborConfig>,
@@ -641,6 +646,14 @@ impl Config {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let drain_seconds: u64 = s.parse("TRYTHIS_DRAIN_SECONDS", 5, "a number of seconds")?;
+        if drain_seconds > 600 {
+            return Err(ConfigError {
+                key: "TRYTHIS_DRAIN_SECONDS".into(),
+                value: drain_seconds.to_string(),
+                reason: "must be at most 600".into(),
+            });
+        }
         let registry_gc_interval =
             std::time::Duration::from_secs(3600 * s.positive("TRYTHIS_REGISTRY_GC_HOURS", 24)?);
         let cpus: f64 = s.parse("TRYTHIS_SANDBOX_CPUS", 0.5, "a number of CPUs like 0.5")?;
@@ -854,6 +867,7 @@ impl Config {
             registry_gc_command,
             registry_gc_interval,
             trusted_proxies,
+            drain: std::time::Duration::from_secs(drain_seconds),
             registry,
             site_root: PathBuf::from(s.str("TRYTHIS_SITE_ROOT", "target/site")),
             ttyd_path: PathBuf::from(s.str(
@@ -893,6 +907,18 @@ mod tests {
         assert_eq!(c.limits.lifetime_visitor, Duration::from_secs(30 * 60));
         assert_eq!(c.limits.lifetime_user, Duration::from_secs(120 * 60));
         assert!(c.database_url.starts_with("sqlite://"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_drain_is_a_few_seconds_or_none_and_bounded() -> Result<(), ConfigError> {
+        assert_eq!(Config::from_pairs([])?.drain, Duration::from_secs(5));
+        let none = Config::from_pairs([("TRYTHIS_DRAIN_SECONDS", "0")])?;
+        assert_eq!(none.drain, Duration::ZERO);
+        for bad in ["601", "-1", "soon"] {
+            let err = Config::from_pairs([("TRYTHIS_DRAIN_SECONDS", bad)]).expect_err(bad);
+            assert_eq!(err.key, "TRYTHIS_DRAIN_SECONDS");
+        }
         Ok(())
     }
 

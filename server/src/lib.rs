@@ -262,6 +262,7 @@ pub async fn compose(
         mail,
         streams: http::caps::StreamCaps::default(),
         health: Arc::default(),
+        draining: Default::default(),
         pages: Arc::default(),
         leptos_options: http::leptos_options(&config, &static_files.version),
         static_files,

@@ -1,6 +1,7 @@
 //! `trythis` — serve the site (default), apply migrations, or publish the starter catalogue.
-use server::config::Config;
-use std::process::ExitCode;
+use server::{config::Config, http::state::AppState};
+use std::{process::ExitCode, sync::atomic::Ordering, time::Duration};
+use tokio_util::sync::CancellationToken;
 
 const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear | admin EMAIL | admin --first EMAIL]";
 
@@ -112,11 +113,28 @@ async fn admin(config: Config, args: &[String]) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let public_url = config.public_url.clone();
+    let drain = config.drain;
     let (state, jobs) = server::compose(config, None).await?.start().await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!("trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
-    server::serve(listener, server::router(state.clone()), shutdown_signal()).await?;
+    let closed = CancellationToken::new();
+    let serving = server::serve(
+        listener,
+        server::router(state.clone()),
+        drain_then_close(state.clone(), drain, closed.clone()),
+    );
+    // Once the listener is closed, requests in flight get as long as the drain to finish.
+    let grace = async {
+        closed.cancelled().await;
+        tokio::time::sleep(drain.max(Duration::from_secs(1))).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        () = grace => tracing::warn!("requests still open after the drain: ending them"),
+    }
+    // The jobs handed back: a running build's worker stops, the reaper and the refill run on in
+    // the other replicas.
     jobs.stop().await;
     match state.sandboxes.remove_checks().await {
         Ok(0) => {}
@@ -132,7 +150,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM or Ctrl-C: stop accepting, finish in-flight requests, stop the background tasks.
+/// On SIGTERM or Ctrl-C the server drains: `/healthz` answers 503 for `drain` while everything
+/// is still served (the load balancer's checks take this replica out, and it sends no new
+/// request here); a second signal cuts that short. Then open terminal sockets and log streams
+/// are ended (browsers reconnect, through the load balancer, to another replica) and the
+/// listener closes.
+async fn drain_then_close(state: AppState, drain: Duration, closed: CancellationToken) {
+    shutdown_signal().await;
+    state.draining.store(true, Ordering::Relaxed);
+    tracing::info!(
+        seconds = drain.as_secs(),
+        "draining: /healthz answers 503 while open requests, terminals and log streams go on (a second signal stops now)"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(drain) => {}
+        () = shutdown_signal() => {}
+    }
+    state.streams.close_all();
+    tracing::info!("drained: terminals and log streams ended, no new connections");
+    closed.cancel();
+}
+
+/// SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

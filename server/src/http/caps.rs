@@ -1,28 +1,45 @@
 //! Caps on long-lived connections (build-log streams, terminal sockets) per key: one page that
 //! opens hundreds of them cannot hold the server's sockets, tasks and memory. A held slot is
-//! given back when its guard drops, that is when the connection ends.
+//! given back when its guard drops, that is when the connection ends. A server that drains
+//! (SIGTERM) ends them all through their guards: `Held::closed` completes.
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
 };
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]
 pub struct Caps {
     limit: usize,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    closing: CancellationToken,
 }
 
 /// One open connection under a key; dropping it frees the slot.
 pub struct Held {
     key: String,
     open: Arc<Mutex<HashMap<String, usize>>>,
+    closing: CancellationToken,
+}
+
+impl Held {
+    /// Completes when the server ends every open connection (it is draining).
+    pub async fn closed(&self) {
+        self.closing.cancelled().await
+    }
 }
 
 impl Caps {
     pub fn new(limit: usize) -> Self {
+        Self::closed_by(limit, CancellationToken::new())
+    }
+
+    /// Caps whose connections all end when `closing` is cancelled.
+    pub fn closed_by(limit: usize, closing: CancellationToken) -> Self {
         Self {
             limit,
             open: Arc::default(),
+            closing,
         }
     }
 
@@ -37,6 +54,7 @@ impl Caps {
         Some(Held {
             key: key.to_string(),
             open: self.open.clone(),
+            closing: self.closing.clone(),
         })
     }
 
@@ -74,14 +92,25 @@ pub struct StreamCaps {
     /// Build-log event streams per identity and per build.
     pub logs_per_identity: Caps,
     pub logs_per_build: Caps,
+    closing: CancellationToken,
+}
+
+impl StreamCaps {
+    /// Ends every open terminal socket and log stream (the server drains); new ones still open
+    /// until the listener closes, and end at once.
+    pub fn close_all(&self) {
+        self.closing.cancel();
+    }
 }
 
 impl Default for StreamCaps {
     fn default() -> Self {
+        let closing = CancellationToken::new();
         Self {
-            terminals_per_identity: Caps::new(8),
-            logs_per_identity: Caps::new(8),
-            logs_per_build: Caps::new(64),
+            terminals_per_identity: Caps::closed_by(8, closing.clone()),
+            logs_per_identity: Caps::closed_by(8, closing.clone()),
+            logs_per_build: Caps::closed_by(64, closing.clone()),
+            closing,
         }
     }
 }
@@ -101,5 +130,17 @@ mod tests {
         let _c = caps.hold("k").expect("freed");
         drop(b);
         assert_eq!(caps.open("k"), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_held_connection() {
+        let caps = StreamCaps::default();
+        let terminal = caps.terminals_per_identity.hold("k").expect("terminal");
+        let log = caps.logs_per_build.hold("b").expect("log");
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(50), terminal.closed());
+        assert!(pending.await.is_err(), "open before the drain");
+        caps.close_all();
+        terminal.closed().await;
+        log.closed().await;
     }
 }

@@ -61,6 +61,8 @@ pub struct Shared {
     pub streams: crate::http::caps::StreamCaps,
     /// The last `/healthz` probe.
     pub health: Arc<HealthCache>,
+    /// Set on SIGTERM: `/healthz` answers 503 "draining" from then on (`main.rs` serve).
+    pub draining: std::sync::atomic::AtomicBool,
     /// The site's files, in memory.
     pub static_files: Arc<crate::http::assets::Memory>,
     /// Shared pages for visitors without history.

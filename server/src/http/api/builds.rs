@@ -260,11 +260,18 @@ pub async fn log(
             stream::iter(evs).map(Ok).boxed()
         }
     };
-    // The slots are given back when the stream ends or the browser goes.
-    let stream = stream.map(move |e| {
-        let _held = (&mine, &this_build);
-        e
+    // The slots are given back when the stream ends or the browser goes. A draining server
+    // ends the stream; the browser's EventSource reconnects, through the load balancer.
+    let closing = Box::pin(async move {
+        this_build.closed().await;
+        drop(this_build);
     });
+    let stream = stream
+        .map(move |e| {
+            let _held = &mine;
+            e
+        })
+        .take_until(closing);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

@@ -8,8 +8,18 @@ pub const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 /// `GET /healthz`: 200 when the database, both engines (sandboxes, builds) and the registry all
 /// answer; 503 naming the failing part. `runtime` says how sandboxes are isolated (`runsc` = gVisor, or `runc`).
 /// Answered from a probe at most `HEALTH_CACHE` old (`checked_at` says when it ran); concurrent
-/// requests wait for one probe instead of starting their own.
+/// requests wait for one probe instead of starting their own. A draining server (SIGTERM)
+/// answers 503 `{"status": "draining"}` at once, so the load balancer takes it out first.
 pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
+    if st.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "status": "draining",
+                "message": "This server is shutting down: new requests go to another one.",
+            })),
+        );
+    }
     let mut cached = st.health.lock().await;
     if let Some((at, status, body)) = cached.as_ref() {
         if at.elapsed() < HEALTH_CACHE {

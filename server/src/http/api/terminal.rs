@@ -137,8 +137,7 @@ where
         .read_buffer_size(TERMINAL_WS_BUFFER)
         .write_buffer_size(TERMINAL_WS_BUFFER)
         .on_upgrade(move |socket| async move {
-            let _held = held;
-            if let Err(reason) = proxy(socket, keys, attach).await {
+            if let Err(reason) = proxy(socket, keys, &held, attach).await {
                 tracing::debug!(terminal = %label, reason, "terminal closed");
             }
         })
@@ -212,7 +211,16 @@ fn payload(msg: Message) -> Option<Bytes> {
     }
 }
 
-async fn proxy<A, F>(mut socket: WebSocket, keys: Keys, attach: A) -> Result<(), &'static str>
+/// Close code when the server drains (SIGTERM): the page reconnects, through the load balancer
+/// to another replica.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+
+async fn proxy<A, F>(
+    mut socket: WebSocket,
+    keys: Keys,
+    held: &crate::http::caps::Held,
+    attach: A,
+) -> Result<(), &'static str>
 where
     A: FnOnce(u16, u16) -> F,
     F: std::future::Future<Output = Result<Attachment, TerminalError>>,
@@ -257,6 +265,7 @@ where
     // 3. Pump both ways until either side ends.
     loop {
         tokio::select! {
+            () = held.closed() => return close(socket, CLOSE_GOING_AWAY, "the server is restarting").await,
             msg = socket.recv() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(()),
                 Some(Ok(m)) => {

@@ -53,6 +53,8 @@ const env = {
   TRYTHIS_SITE_ROOT: join(ROOT, "target/site"),
   TRYTHIS_LOG: "warn",
   TRYTHIS_SMTP_URL: SMTP,
+  // Its end needs no drain (no load balancer sends it anything).
+  TRYTHIS_DRAIN_SECONDS: "0",
   // Every browser here is 127.0.0.1.
   TRYTHIS_SANDBOXES_PER_IP: "1000",
   // As scripts/run.sh runs the site: a new maintainer's projects wait for an admin's review.
@@ -1704,6 +1706,15 @@ try {
   await provider.close();
   server.kill("SIGTERM");
   await new Promise((r) => server.on("exit", r));
+  // The warm pool outlives the server (its shells are held beside the engine): everything of
+  // this run's installation goes.
+  const instance = spawnSync(BIN, ["instance"], { env, encoding: "utf8" }).stdout.trim();
+  if (instance) {
+    const ids = spawnSync("docker", ["ps", "-aq", "--filter", `label=trythis.instance=${instance}`], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+    leftovers.push(...ids);
+  } else {
+    console.error("the run's installation id is unknown: its warm pool may be left running");
+  }
   if (leftovers.length) spawnSync("docker", ["rm", "-fv", ...leftovers], { stdio: "ignore" });
   rmSync(data, { recursive: true, force: true });
 }

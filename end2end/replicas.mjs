@@ -175,6 +175,10 @@ async function checks() {
     const id = await v.try(LB, "hello");
     const open = await v.terminal(R1, id);
     await open.waitFor(/[#$] $/m);
+    // Pre-started shells outlive a replica (their holders run beside the engine): a graceful
+    // stop leaves the cluster's warm pool to the replicas that stay.
+    await waitFor(() => poolMembers().length > 0, "a warm-pool member", 30000);
+    const pool = poolMembers();
     const pid = cluster.pid("replica-1");
     process.kill(pid, "SIGTERM");
     await waitFor(async () => (await status(R1 + "/healthz")) === 503, "replica 1's /healthz answers 503", 5000);
@@ -195,6 +199,8 @@ async function checks() {
     await waitFor(() => !alive(pid), "replica 1 exits", (2 * DRAIN_SECONDS + 5) * 1000);
     assert.match(readFileSync(join(cluster.state, "logs/replica-1.log"), "utf8"), /shut down cleanly/);
     assert.equal(await status(LB + "/"), 200);
+    const still = poolMembers();
+    assert.ok(pool.every((id) => still.includes(id)), `warm-pool members ended with the replica: ${pool} → ${still}`);
   });
 
   await check("down stops every process and removes the cluster's state", async () => {
@@ -215,6 +221,13 @@ async function launchBrowser() {
   });
 }
 // (Function declarations: the checks run at the top of the module, before its later lines.)
+/** The ids of the warm pool's running members, from the cluster's database. */
+function poolMembers() {
+  const db = `postgres://trythis:trythis@127.0.0.1:5432/${cluster.env.TRYTHIS_REPLICAS_DB}`;
+  const r = spawnSync("psql", [db, "-tAc", "SELECT id FROM sandboxes WHERE owner = 'pool' AND active ORDER BY id"], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout.split("\n").filter(Boolean);
+}
 function termText(page) {
   return page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.innerText ?? "");
 }

@@ -183,6 +183,18 @@ down() {
   if alive lb; then kill "$(pid_of lb)"; while alive lb; do sleep 0.1; done; ok stopped; else ok "not running"; fi
   rm -f "$STATE"/*.pid "$STATE/haproxy.cfg" "$STATE/haproxy.sock"
   if [ "${1:-}" = --purge ]; then
+    # The warm pool outlives the replicas (its shells are held beside the engine): every
+    # container of this installation goes with its database.
+    step "Removing the cluster's sandboxes"
+    local instance="" ids=()
+    [ -x "$BIN" ] && instance=$(env $(replica_env 1) "$BIN" instance 2>/dev/null || true)
+    if [ -n "$instance" ]; then
+      mapfile -t ids < <(docker ps -aq --filter "label=trythis.instance=$instance")
+      [ ${#ids[@]} -gt 0 ] && docker rm -fv "${ids[@]}" >/dev/null
+      ok "${#ids[@]} removed"
+    else
+      ok "none (no installation id)"
+    fi
     step "Removing the cluster's database $DB_NAME and $STATE"
     if [ -z "${TRYTHIS_REPLICAS_DATABASE_URL:-}" ] && psql "$(pg_admin_url postgres)" -qtAc 'SELECT 1' >/dev/null 2>&1; then
       psql "$(pg_admin_url postgres)" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"

@@ -3,7 +3,7 @@ use server::{config::Config, http::state::AppState};
 use std::{process::ExitCode, sync::atomic::Ordering, time::Duration};
 use tokio_util::sync::CancellationToken;
 
-const USAGE: &str = "usage: trythis [serve | migrate | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear | admin EMAIL | admin --first EMAIL]";
+const USAGE: &str = "usage: trythis [serve | migrate | instance | seed [CATALOG_DIR] | feature SLUG LINE | feature --clear | admin EMAIL | admin --first EMAIL]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,6 +25,9 @@ async fn main() -> ExitCode {
             .await
             .map(|_| ())
             .map_err(Into::into),
+        // The installation's id: every container it starts carries it (label `trythis.instance`),
+        // so a script can find them all, warm-pool members included, which outlive the server.
+        Some("instance") => instance(config).await,
         Some("feature") => feature(config, &args[1..]).await,
         Some("admin") => admin(config, &args[1..]).await,
         Some("seed") => seed(config, args.get(1).map(String::as_str).unwrap_or("catalog")).await,
@@ -40,6 +43,15 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn instance(config: Config) -> anyhow::Result<()> {
+    let db = db::connect_and_migrate(&config.database_url).await?;
+    println!(
+        "{}",
+        db::instance_id(&db, server::secrets::random_id).await?
+    );
+    Ok(())
 }
 
 async fn seed(config: Config, dir: &str) -> anyhow::Result<()> {
@@ -141,11 +153,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(n) => tracing::info!(removed = n, "smoke checks stopped"),
         Err(e) => tracing::warn!(error = %e, "could not remove the smoke checks"),
     }
-    match state.sandboxes.drain_pool().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(stopped = n, "warm pool given back"),
-        Err(e) => tracing::warn!(error = %e, "could not give back the warm pool"),
-    }
+    // The warm pool stays: its shells outlive this process (their holders run beside the
+    // engine), and the other replicas, or this one restarted, hand them out.
     tracing::info!("shut down cleanly");
     Ok(())
 }

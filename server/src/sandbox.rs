@@ -784,19 +784,6 @@ impl SandboxService {
         Ok(started)
     }
 
-    /// At shutdown: unassigned members are of no use to anyone once this server is gone.
-    pub async fn drain_pool(&self) -> Result<usize, SandboxError> {
-        let members = db::sandboxes::pool_members(&self.db).await?;
-        let stops = members
-            .iter()
-            .map(|m| self.give_back(&m.id, EndReason::ServerStopping));
-        Ok(futures::future::join_all(stops)
-            .await
-            .into_iter()
-            .filter(|r| matches!(r, Ok(true)))
-            .count())
-    }
-
     /// After a change of what project `project_id`'s sandboxes print as they start (its welcome
     /// text): its warm-pool members, started with the old text, are given back at once (no Try
     /// is handed one from here on) and the next refill starts new ones. Returns how many went.

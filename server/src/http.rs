@@ -195,6 +195,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api", api)
         .route("/healthz", get(api::health::healthz))
+        .route("/readyz", get(api::health::readyz))
         .route("/metrics", get(api::health::metrics))
         .route("/try/{slug}", get(api::sandboxes::try_redirect))
         .route("/badge/{file}", get(api::badge::badge))

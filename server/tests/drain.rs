@@ -53,3 +53,22 @@ async fn a_draining_server_ends_open_build_log_streams() -> Result {
     app.state.builds.cancel(&build).await?;
     Ok(())
 }
+
+/// The load balancer's check: ready while serving, 503 "draining" from the moment a drain
+/// starts (so HAProxy takes the replica out before its sockets close).
+#[tokio::test]
+async fn readyz_answers_ready_until_the_drain() -> Result {
+    let app = TestApp::start().await?;
+    let ready = reqwest::get(app.url("/readyz")).await?;
+    assert_eq!(ready.status().as_u16(), 200);
+    let body: serde_json::Value = ready.json().await?;
+    assert_eq!(body["status"], "ready", "{body}");
+    app.state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let draining = reqwest::get(app.url("/readyz")).await?;
+    assert_eq!(draining.status().as_u16(), 503);
+    let body: serde_json::Value = draining.json().await?;
+    assert_eq!(body["status"], "draining", "{body}");
+    Ok(())
+}

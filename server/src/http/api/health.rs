@@ -31,6 +31,31 @@ pub async fn healthz(State(st): State<AppState>) -> impl IntoResponse {
     (status, Json(body))
 }
 
+/// `GET /readyz`: whether the load balancer should send this replica requests. 200 unless it
+/// drains (SIGTERM) or its own database connection fails. The engines and the registry are not
+/// asked: they are shared, so when one is down every replica is, and taking them all out would
+/// turn a degraded site (pages, accounts, running Tries) into none.
+pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    if st.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "draining" })),
+        );
+    }
+    let db = tokio::time::timeout(std::time::Duration::from_secs(2), db::ping(&st.db)).await;
+    if matches!(db, Ok(Ok(_))) {
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "db": "unavailable" })),
+        )
+    }
+}
+
 async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
     let timeout = std::time::Duration::from_secs(3);
     let (db, docker, builds, registry) = tokio::join!(

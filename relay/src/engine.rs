@@ -160,6 +160,19 @@ impl Engine {
         }
     }
 
+    /// Whether the exec still runs (false once it ended or its container is gone).
+    pub fn exec_running(&self, id: &str) -> io::Result<bool> {
+        let (status, reply) = self.call("GET", &format!("/exec/{id}/json"), None)?;
+        match status {
+            200 => Ok(!reply.contains("\"Running\":false")),
+            404 => Ok(false),
+            s => Err(io::Error::other(format!(
+                "exec inspect refused ({s}): {}",
+                message_of(&reply)
+            ))),
+        }
+    }
+
     /// Runs `cmd` in `container` to its end (no TTY, output discarded).
     pub fn run(&self, container: &str, cmd: &[&str], user: Option<&str>) -> io::Result<()> {
         let id = self.create_exec(container, cmd, false, user)?;

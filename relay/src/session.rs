@@ -30,6 +30,9 @@ pub const MAX_FRAME: usize = 16 * 1024;
 const SCROLLBACK_BYTES: usize = 256 * 1024;
 /// A joiner that takes longer than this to take output is dropped (it rejoins from the replay).
 const JOINER_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the holder asks the engine whether the shell's exec still runs: a sandbox killed
+/// under gVisor (out of memory) can leave its exec stream open, and the holder must not outlive it.
+const EXEC_CHECK_EVERY: Duration = Duration::from_secs(15);
 
 pub fn socket_path(dir: &Path, container: &str) -> PathBuf {
     dir.join(format!("{container}.sock"))
@@ -204,6 +207,18 @@ impl Hub {
         let _ = std::fs::remove_file(socket_path(&self.dir, &self.container));
     }
 
+    /// The shell ended. The socket goes first, so a terminal that sees its stream close finds
+    /// no holder (the shell is gone) rather than this one, still listening. The lock file stays
+    /// (a terminal may wait on it); the server removes it with the sandbox.
+    fn end(&self) -> ! {
+        self.unlink();
+        let out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        for j in &out.joiners {
+            let _ = j.shutdown(std::net::Shutdown::Both);
+        }
+        std::process::exit(0)
+    }
+
     fn broadcast(&self, bytes: &[u8]) {
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         out.scrollback.extend(bytes);
@@ -358,15 +373,16 @@ pub fn hold(endpoint: &str, dir: &str, container: &str, cols: &str, rows: &str) 
                     }
                 }
             }
-            // The shell ended. The socket goes first, so a terminal that sees its stream close
-            // finds no holder (the shell is gone) rather than this one, still listening. The
-            // lock file stays (a terminal may wait on it); the server removes it with the sandbox.
-            hub.unlink();
-            let out = hub.out.lock().unwrap_or_else(|p| p.into_inner());
-            for j in &out.joiners {
-                let _ = j.shutdown(std::net::Shutdown::Both);
+            hub.end()
+        });
+    }
+    {
+        let hub = hub.clone();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(EXEC_CHECK_EVERY);
+            if let Ok(false) = hub.engine.exec_running(&hub.size.exec) {
+                hub.end();
             }
-            std::process::exit(0)
         });
     }
     for joiner in listener.incoming().flatten() {

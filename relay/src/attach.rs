@@ -1,4 +1,4 @@
-//! `trythis-relay attach ENGINE DIR CONTAINER`, on the host, one per terminal: ttyd runs it on a
+//! `trythis-relay attach ENGINE DIR CONTAINER [watch]`, on the host, one per terminal: ttyd runs it on a
 //! pty of its own. It joins the sandbox's shell through the shell's session holder (`session.rs`,
 //! started here when none runs): the holder owns the engine exec **with a TTY**, so the shell's
 //! terminal is the engine's console and its line discipline the host kernel's: ^C, ^Z and ^\
@@ -70,14 +70,27 @@ pub fn token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run(endpoint: &str, dir: &str, container: &str) -> i32 {
+/// `watch`: join the open shell only (for share viewers): never start one, and never send
+/// this terminal's first size (the owner's browsers size the shell; later resizes, which the
+/// server makes for the owner, still go through).
+pub fn run(endpoint: &str, dir: &str, container: &str, watch: bool) -> i32 {
     if !valid_container(container) || !session::valid_dir(dir) {
         eprintln!("trythis-relay: not a sandbox: {container:?}");
         return 2;
     }
     let (cols, rows) = pty_size().unwrap_or((80, 24));
-    let stream = match session::join(endpoint, std::path::Path::new(dir), container, cols, rows) {
+    let dir = std::path::Path::new(dir);
+    let joined = if watch {
+        UnixStream::connect(session::socket_path(dir, container))
+    } else {
+        session::join(endpoint, dir, container, cols, rows)
+    };
+    let stream = match joined {
         Ok(s) => s,
+        Err(_) if watch => {
+            eprintln!("\r\ntrythis: the owner's shell is not open\r");
+            return 1;
+        }
         Err(e) => {
             eprintln!("\r\ntrythis: the sandbox's shell could not start: {e}\r");
             return 1;
@@ -92,9 +105,14 @@ pub fn run(endpoint: &str, dir: &str, container: &str) -> i32 {
     let Ok(output) = stream.try_clone() else {
         return 1;
     };
-    // The holder's size may be another terminal's: this one's goes first.
+    // The holder's size may be another terminal's: this one's goes first (a watcher's never).
+    let first = if watch {
+        pty_size().unwrap_or((0, 0))
+    } else {
+        (0, 0)
+    };
     let holder = Arc::new(Holder {
-        stream: Mutex::new((stream, (0, 0))),
+        stream: Mutex::new((stream, first)),
     });
     if !holder.send(None) {
         return 1;

@@ -1,8 +1,8 @@
 //! `trythis-relay`: the two ends of a visitor's terminal, one static binary (musl) that runs on
 //! the host and, mounted read-only, in any image.
 //!
-//! - `attach ENGINE DIR CONTAINER` (host, run by ttyd per terminal): joins the shell's session
-//!   holder, starting it first when none runs (`attach.rs`).
+//! - `attach ENGINE DIR CONTAINER [watch]` (host, run by ttyd per terminal): joins the shell's
+//!   session holder, starting it first when none runs (`watch`: only joins, never sizes).
 //! - `hold ENGINE DIR CONTAINER COLS ROWS` (host, started by `attach`): owns the shell's engine
 //!   exec with a TTY and its recent output, outliving the app server (`session.rs`).
 //! - `with-parent PROGRAM ARGS…` (host): runs PROGRAM so that it dies with its parent (the app
@@ -24,7 +24,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let code = match args.as_slice() {
-        ["attach", engine, dir, container] => attach::run(engine, dir, container),
+        ["attach", engine, dir, container] => attach::run(engine, dir, container, false),
+        ["attach", engine, dir, container, "watch"] => attach::run(engine, dir, container, true),
         ["hold", engine, dir, container, cols, rows] => {
             session::hold(engine, dir, container, cols, rows)
         }
@@ -39,7 +40,7 @@ fn main() {
         ["get", path] => files::get(path),
         _ => {
             eprintln!(
-                "usage: trythis-relay attach ENGINE DIR CONTAINER | hold ENGINE DIR CONTAINER COLS ROWS | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle | forward PORT | ports [watch] | put PATH SIZE | get PATH"
+                "usage: trythis-relay attach ENGINE DIR CONTAINER [watch] | hold ENGINE DIR CONTAINER COLS ROWS | with-parent PROGRAM ARGS… | shell COLS ROWS TOKEN | hangup TOKEN | idle | forward PORT | ports [watch] | put PATH SIZE | get PATH"
             );
             2
         }

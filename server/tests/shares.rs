@@ -190,6 +190,28 @@ async fn a_control_link_lets_the_viewer_type_but_never_resize() -> Result {
     Ok(())
 }
 
+/// A server that holds no connection to the owner's shell (another app server opened it, or
+/// this one lost it: here its ttyd is killed) joins it for a viewer, without resizing it.
+#[tokio::test]
+async fn a_viewer_watches_a_shell_this_server_holds_no_session_for() -> Result {
+    let app = TestApp::start().await?;
+    let (owner, id, mut sh) = owner_with_terminal(&app).await?;
+    sh.run("echo before-$((6*7))", T).await?;
+    let (share_id, token) = share(&owner, &id, "control").await?;
+    app.kill_ttyd()?;
+    let closed = sh.wait_closed(T).await?;
+    assert!(closed.starts_with("1012"), "{closed:?}");
+    let viewer = app.visitor().await?;
+    let mut w = watch(&viewer, &share_id, &token)
+        .await
+        .map_err(|s| format!("the viewer's socket was refused: {s}"))?;
+    w.expect("before-42", T).await?;
+    let out = w.run("stty size", T).await?;
+    assert!(out.contains("\n40 120\r"), "the owner's size stays: {out}");
+    owner.stop_sandbox(&id).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn revoking_closes_the_viewers_socket_at_once_and_the_link_stops_working() -> Result {
     let app = TestApp::start().await?;

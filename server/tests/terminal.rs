@@ -185,8 +185,7 @@ async fn the_shell_outlives_the_servers_terminal_host(rt: &str) -> Result {
     ))
     .await?;
     sh.expect(r"[\r\n]tick3\r\n", T).await?;
-    let socket = server::sandbox::ttyd_host::socket_dir(&t.app.dir).join("ttyd.sock");
-    kill_ttyd_serving(&socket.to_string_lossy())?;
+    t.app.kill_ttyd()?;
     let closed = sh.wait_closed(T).await?;
     assert!(closed.starts_with("1012"), "closed with {closed:?}");
     let mut again = t
@@ -211,31 +210,6 @@ fn last_tick(screen: &str) -> Option<u64> {
     screen
         .rsplit("tick")
         .find_map(|s| s.split("\r\n").next()?.parse().ok())
-}
-
-/// SIGKILL to the ttyd listening on `socket` (its command line names it).
-fn kill_ttyd_serving(socket: &str) -> Result {
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if args.first().is_some_and(|a| a.ends_with("ttyd")) && args.iter().any(|a| a == socket) {
-            let status = std::process::Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()?;
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(format!("kill {pid}: {status}").into())
-            };
-        }
-    }
-    Err(format!("no ttyd serves {socket}").into())
 }
 
 /// Ctrl+D ends `cat`, then the shell; the browser hears why and a new shell starts on demand.

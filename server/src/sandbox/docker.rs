@@ -171,6 +171,32 @@ impl DockerRuntime {
         }
     }
 
+    /// A connection to this server's ttyd for `sandbox_id`'s terminal (`watch`: joining the open
+    /// shell only, see `Runtime::join_terminal`).
+    async fn terminal(
+        &self,
+        sandbox_id: &str,
+        watch: bool,
+    ) -> Result<TerminalUpstream, RuntimeError> {
+        let name = container_name(sandbox_id);
+        // ttyd would start the relay and it would fail inside the terminal: say it here instead.
+        let running = match self.docker.inspect_container(&name, None).await {
+            Ok(c) => c.state.and_then(|s| s.running) == Some(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if !running {
+            return Err(RuntimeError::ImageMissing(format!("{name} is not running")));
+        }
+        let io = self.terminals.connect().await?;
+        Ok(TerminalUpstream {
+            io: Box::pin(io),
+            path: super::ttyd_host::ws_path(&name, watch),
+        })
+    }
+
     /// The runtime's version line (`runtime_version`).
     pub fn with_version(mut self, version: String) -> Self {
         self.version = version;
@@ -592,23 +618,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError> {
-        let name = container_name(sandbox_id);
-        // ttyd would start the relay and it would fail inside the terminal: say it here instead.
-        let running = match self.docker.inspect_container(&name, None).await {
-            Ok(c) => c.state.and_then(|s| s.running) == Some(true),
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => false,
-            Err(e) => return Err(e.into()),
-        };
-        if !running {
-            return Err(RuntimeError::ImageMissing(format!("{name} is not running")));
-        }
-        let io = self.terminals.connect().await?;
-        Ok(TerminalUpstream {
-            io: Box::pin(io),
-            path: super::ttyd_host::ws_path(&name),
-        })
+        self.terminal(sandbox_id, false).await
+    }
+
+    async fn join_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError> {
+        self.terminal(sandbox_id, true).await
     }
 
     async fn hang_up_shell(&self, sandbox_id: &str) {

@@ -95,6 +95,11 @@ pub trait Runtime: Send + Sync {
     async fn destroy(&self, sandbox_id: &str) -> Result<(), RuntimeError>;
     /// A connection to a ttyd that starts a new shell in the running sandbox per WebSocket.
     async fn open_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError>;
+    /// A connection that joins the sandbox's open shell for watchers: it never starts a shell and
+    /// never sets the shell's size (the owner's browsers do).
+    async fn join_terminal(&self, sandbox_id: &str) -> Result<TerminalUpstream, RuntimeError> {
+        self.open_terminal(sandbox_id).await
+    }
     /// Ends the sandbox's shell as a closing terminal would (its session gets SIGHUP); the
     /// shell outlives the terminal connections otherwise.
     async fn hang_up_shell(&self, _sandbox_id: &str) {}

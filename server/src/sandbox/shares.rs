@@ -151,7 +151,7 @@ impl SandboxService {
         watcher: Watcher,
     ) -> Result<Attachment, TerminalError> {
         let (sandbox, share) = (&shared.sandbox.id, &shared.share.id);
-        let attachment = self.terminals.watch(sandbox, watcher)?;
+        let attachment = self.terminals.watch(sandbox, watcher).await?;
         let still_live = matches!(
             db::shares::get(&self.db, share).await,
             Ok(Some(s)) if s.revoked_at.is_none()

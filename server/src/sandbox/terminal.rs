@@ -269,8 +269,12 @@ impl Session {
         drop(viewers);
         let mut first_frames = Vec::new();
         if watching {
+            // Unknown (0×0) when this server joined the shell for watchers only: the page keeps
+            // its own size until the owner's next resize through here.
             let (cols, rows) = self.size();
-            first_frames.push(watch_size_frame(cols, rows));
+            if cols > 0 && rows > 0 {
+                first_frames.push(watch_size_frame(cols, rows));
+            }
         }
         first_frames.extend(guard.prefs.clone());
         first_frames.extend(guard.title.clone());
@@ -369,7 +373,7 @@ impl Terminals {
             s.resize(cols, rows).await;
             return s.attach(Seat::Owner);
         }
-        let session = self.open(sandbox_id, cols, rows).await?;
+        let session = self.open(sandbox_id, Opening::Sized(cols, rows)).await?;
         let session = {
             let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
             // Two browsers may race to open; keep the first, the second one's upstream closes.
@@ -387,10 +391,30 @@ impl Terminals {
 
     /// Attaches a watcher to the sandbox's open shell: its output from now on (after the recent
     /// screen), never its size; no shell open is `NoShell` (a watcher never starts one).
-    pub fn watch(&self, sandbox_id: &str, watcher: Watcher) -> Result<Attachment, TerminalError> {
-        self.get(sandbox_id)
-            .ok_or(TerminalError::NoShell)?
-            .attach(Seat::Watcher(Arc::new(watcher)))
+    /// The owner's shell may be open through another app server: then this one joins it without
+    /// sizing it (0×0: the relay sends no size for an unsized terminal), never starting one.
+    pub async fn watch(
+        &self,
+        sandbox_id: &str,
+        watcher: Watcher,
+    ) -> Result<Attachment, TerminalError> {
+        let session = match self.get(sandbox_id) {
+            Some(s) => s,
+            None if self.runtime.shell_held(sandbox_id).await => {
+                let opened = self.open(sandbox_id, Opening::Watch).await?;
+                let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+                let kept = map
+                    .entry(sandbox_id.to_string())
+                    .or_insert(opened.clone())
+                    .clone();
+                if !Arc::ptr_eq(&kept, &opened) {
+                    opened.end();
+                }
+                kept
+            }
+            None => return Err(TerminalError::NoShell),
+        };
+        session.attach(Seat::Watcher(Arc::new(watcher)))
     }
 
     /// Cuts off the watchers of share `share_id` of the sandbox at once; how many there were.
@@ -475,8 +499,13 @@ impl Terminals {
         self.sessions.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    async fn open(&self, id: &str, cols: u16, rows: u16) -> Result<Arc<Session>, TerminalError> {
-        let stream = self.runtime.open_terminal(id).await.map_err(|e| match e {
+    async fn open(&self, id: &str, how: Opening) -> Result<Arc<Session>, TerminalError> {
+        let (opened, (cols, rows)) = match how {
+            Opening::Sized(cols, rows) => (self.runtime.open_terminal(id).await, (cols, rows)),
+            // Unknown (0×0) until the owner's browser attaches here and resizes it.
+            Opening::Watch => (self.runtime.join_terminal(id).await, (0, 0)),
+        };
+        let stream = opened.map_err(|e| match e {
             super::runtime::RuntimeError::ImageMissing(_) => TerminalError::NotRunning,
             other => TerminalError::Upstream(other.to_string()),
         })?;
@@ -532,6 +561,14 @@ pub fn upstream_ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_UPSTREAM_FRAME))
         .read_buffer_size(TERMINAL_WS_BUFFER)
         .write_buffer_size(TERMINAL_WS_BUFFER)
+}
+
+/// How this server opens its connection to a shell.
+enum Opening {
+    /// For the owner's browser (or the warm pool): starts the shell if none runs, at this size.
+    Sized(u16, u16),
+    /// For watchers: joins the open shell, never starting it or sizing it.
+    Watch,
 }
 
 /// Asks whether the shell still runs after this server's connection to it ended.

@@ -163,7 +163,12 @@ impl Drop for TtydHost {
     }
 }
 
-/// The WebSocket path that has ttyd attach to `container`.
-pub fn ws_path(container: &str) -> String {
-    format!("/ws?arg={container}")
+/// The WebSocket path that has ttyd attach to `container` (`watch`: join its open shell only,
+/// never start one or set its size).
+pub fn ws_path(container: &str, watch: bool) -> String {
+    if watch {
+        format!("/ws?arg={container}&arg=watch")
+    } else {
+        format!("/ws?arg={container}")
+    }
 }

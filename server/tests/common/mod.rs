@@ -228,6 +228,13 @@ impl TestApp {
         })
     }
 
+    /// Kills (SIGKILL) this server's ttyd and with it every terminal connection it held, as the
+    /// server's own death would; the shells live on in their holders.
+    pub fn kill_ttyd(&self) -> Result {
+        let socket = server::sandbox::ttyd_host::socket_dir(&self.dir).join("ttyd.sock");
+        kill_ttyd_serving(&socket.to_string_lossy())
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -1005,4 +1012,29 @@ pub async fn build_leftovers(app: &TestApp, id: &str) -> Result<(usize, usize)> 
         ))
         .await?;
     Ok((containers.len(), images.len()))
+}
+
+/// SIGKILL to the ttyd listening on `socket` (its command line names it).
+pub fn kill_ttyd_serving(socket: &str) -> Result {
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("ttyd")) && args.iter().any(|a| a == socket) {
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(format!("kill {pid}: {status}").into())
+            };
+        }
+    }
+    Err(format!("no ttyd serves {socket}").into())
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod builds;
+pub mod cluster;
 pub mod entities;
 pub mod migrations;
 pub mod projects;

@@ -114,7 +114,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public_url = config.public_url.clone();
     let (state, jobs) = server::compose(config, None).await?.start().await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!("trythis listening on {public_url}");
+    tracing::info!(replica = %state.config.replica_id, "trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
     server::serve(listener, server::router(state.clone()), shutdown_signal()).await?;
     jobs.stop().await;

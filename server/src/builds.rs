@@ -42,6 +42,10 @@ pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How often an idle worker looks in the database for queued builds its own replica was not
 /// told about (queued through another replica, or left by one that died).
 pub const QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(3);
+/// A queued build is adopted from the database by a replica it was not submitted to only once it
+/// has waited this long: the replica that queued it starts it at once when it has a free worker
+/// (and a test's second build service runs its own builds).
+pub const ADOPT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What watchers of a build receive.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -332,9 +336,12 @@ impl BuildService {
         }
     }
 
-    /// The oldest queued build this replica has not been handed (registered for its watchers
-    /// here, so no other worker of this replica adopts it too).
+    /// The oldest queued build, waiting for `ADOPT_AFTER` at least, that this replica has not
+    /// been handed (registered for its watchers here, so no other worker of this replica adopts
+    /// it too).
     async fn adopt_queued(&self) -> Option<String> {
+        let waited = chrono::Utc::now()
+            - chrono::Duration::from_std(ADOPT_AFTER).unwrap_or(chrono::Duration::seconds(10));
         let queued = match db::builds::queued(&self.db).await {
             Ok(q) => q,
             Err(e) => {
@@ -343,7 +350,9 @@ impl BuildService {
             }
         };
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        let b = queued.into_iter().find(|b| !live.contains_key(&b.id))?;
+        let b = queued
+            .into_iter()
+            .find(|b| b.created_at <= waited && !live.contains_key(&b.id))?;
         live.insert(b.id.clone(), Arc::new(Live::default()));
         Some(b.id)
     }

@@ -53,12 +53,11 @@ async fn a_build_running_on_one_replica_survives_another_starting() -> Result {
     Ok(())
 }
 
-/// A build whose replica stopped renewing its claim (died mid-build) is taken over by one
-/// replica, once, says so in its log, and runs to the end.
-#[tokio::test]
-async fn a_build_whose_replica_stopped_is_taken_over_once_and_says_so() -> Result {
-    let (a, b) = two_replicas(&[]).await?;
-    let db = &a.state.db;
+/// A build left as a replica that died leaves it, which no live replica was told about: in
+/// `state` (`running`: its claim never renewed; `queued`: waiting since a minute ago). Written in
+/// one transaction, so no worker sees it half-made.
+async fn orphan_build(app: &TestApp, state: &str) -> Result<(db::projects::Model, String)> {
+    let db = &app.state.db;
     let p = db::projects::upsert(
         db,
         &db::projects::NewProject {
@@ -73,8 +72,6 @@ async fn a_build_whose_replica_stopped_is_taken_over_once_and_says_so() -> Resul
     .await?;
     let id = server::secrets::random_id();
     let dockerfile = format!("FROM {}\nRUN echo taken-over > /taken\n", base_image());
-    // Written as a dead replica leaves it: running, its claim never renewed (in one transaction,
-    // so no worker sees it queued).
     let txn = db.begin().await?;
     db::builds::insert_queued(
         &txn,
@@ -92,13 +89,46 @@ async fn a_build_whose_replica_stopped_is_taken_over_once_and_says_so() -> Resul
         },
     )
     .await?;
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
     txn.execute_raw(Statement::from_sql_and_values(
         txn.get_database_backend(),
-        "UPDATE builds SET state = 'running' WHERE id = $1",
-        [id.clone().into()],
+        "UPDATE builds SET state = $1, created_at = $2 WHERE id = $3",
+        [state.into(), since.into(), id.clone().into()],
     ))
     .await?;
     txn.commit().await?;
+    Ok((p, id))
+}
+
+/// A queued build no live replica was told about (its replica died before starting it) is
+/// found in the database and run by one of them.
+#[tokio::test]
+async fn a_queued_build_of_a_dead_replica_runs_on_another() -> Result {
+    let (a, _b) = two_replicas(&[]).await?;
+    let (_, id) = orphan_build(&a, "queued").await?;
+    let done = wait_state(
+        &a,
+        &id,
+        &["succeeded", "failed", "cancelled"],
+        Duration::from_secs(120),
+    )
+    .await?;
+    let row = build_row(&a, &id).await?;
+    assert_eq!(done, "succeeded", "{:?}\n{}", row.error, row.log);
+    assert!(
+        matches!(row.runner.as_deref(), Some("replica-a" | "replica-b")),
+        "{:?}",
+        row.runner
+    );
+    Ok(())
+}
+
+/// A build whose replica stopped renewing its claim (died mid-build) is taken over by one
+/// replica, once, says so in its log, and runs to the end.
+#[tokio::test]
+async fn a_build_whose_replica_stopped_is_taken_over_once_and_says_so() -> Result {
+    let (a, b) = two_replicas(&[]).await?;
+    let (p, id) = orphan_build(&a, "running").await?;
     // Both replicas look for stale builds at once.
     let (ra, rb) = tokio::join!(a.state.builds.recover(), b.state.builds.recover());
     ra?;
@@ -122,7 +152,9 @@ async fn a_build_whose_replica_stopped_is_taken_over_once_and_says_so() -> Resul
         row.log
     );
     assert_eq!(row.log.matches("Published ").count(), 1, "{}", row.log);
-    let p = db::projects::by_id(db, p.id).await?.ok_or("project gone")?;
+    let p = db::projects::by_id(&a.state.db, p.id)
+        .await?
+        .ok_or("project gone")?;
     assert_eq!(p.image_digest, row.image_digest);
     Ok(())
 }
@@ -242,3 +274,4 @@ async fn one_identity_cannot_hold_two_sandboxes_via_two_replicas() -> Result {
     winner.stop_sandbox(&id).await?;
     Ok(())
 }
+

@@ -277,6 +277,20 @@ pub async fn compose(
         registry.clone(),
         mail.clone(),
     ));
+    let pages: Arc<http::page_cache::PageCache> = Arc::default();
+    {
+        // Per replica: each empties its own page cache when a change was made through another.
+        let (pages, db) = (pages.clone(), db.clone());
+        jobs.every_here(
+            "page cache follow",
+            http::page_cache::FOLLOW_EVERY,
+            move || {
+                let (pages, db) = (pages.clone(), db.clone());
+                // Not counted as work done: it would log every second on a busy site.
+                async move { pages.follow(&db).await.map(|_| 0) }
+            },
+        );
+    }
     let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
     let previews = config
         .preview
@@ -289,7 +303,7 @@ pub async fn compose(
         mail,
         streams: http::caps::StreamCaps::default(),
         health: Arc::default(),
-        pages: Arc::default(),
+        pages,
         leptos_options: http::leptos_options(&config, &static_files.version),
         static_files,
         registry,

@@ -275,3 +275,41 @@ async fn one_identity_cannot_hold_two_sandboxes_via_two_replicas() -> Result {
     Ok(())
 }
 
+/// The fixture's page as a new anonymous visitor of `app` gets it: the page cache's verdict and
+/// whether it is the cached copy.
+async fn shared_page(app: &TestApp) -> Result<String> {
+    let v = app.visitor().await?;
+    let resp = v
+        .http
+        .get(app.url("/p/fixture"))
+        .header("cookie", &v.cookie)
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    Ok(resp
+        .headers()
+        .get("x-page-cache")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string())
+}
+
+/// A change through A empties B's page cache at B's next look at the site generation (each
+/// second in `serve`; here the test looks, at the moment it chooses).
+#[tokio::test]
+async fn a_change_through_one_replica_empties_the_others_page_cache() -> Result {
+    let (a, b) = two_replicas(&[]).await?;
+    b.state.pages.follow(&b.state.db).await?;
+    shared_page(&b).await?;
+    assert_eq!(shared_page(&b).await?, "hit");
+    // Nothing changed: B keeps its pages.
+    assert!(!b.state.pages.follow(&b.state.db).await?);
+    assert_eq!(shared_page(&b).await?, "hit");
+    // A change through A (any successful POST empties the cache).
+    let v = a.visitor().await?;
+    let r = v.call("POST", "/api/auth/logout", None).await?;
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    assert!(b.state.pages.follow(&b.state.db).await?);
+    assert_eq!(shared_page(&b).await?, "miss");
+    Ok(())
+}

@@ -299,6 +299,11 @@ async fn shared_page(app: &TestApp) -> Result<String> {
 #[tokio::test]
 async fn a_change_through_one_replica_empties_the_others_page_cache() -> Result {
     let (a, b) = two_replicas(&[]).await?;
+    // Each names itself in `/healthz` (the load balancer's view of which one answered).
+    for (app, name) in [(&a, "replica-a"), (&b, "replica-b")] {
+        let health: serde_json::Value = reqwest::get(app.url("/healthz")).await?.json().await?;
+        assert_eq!(health["replica"], name, "{health}");
+    }
     b.state.pages.follow(&b.state.db).await?;
     shared_page(&b).await?;
     assert_eq!(shared_page(&b).await?, "hit");
@@ -311,5 +316,34 @@ async fn a_change_through_one_replica_empties_the_others_page_cache() -> Result 
     assert!(r.status < 300, "{} {}", r.status, r.body);
     assert!(b.state.pages.follow(&b.state.db).await?);
     assert_eq!(shared_page(&b).await?, "miss");
+    Ok(())
+}
+
+/// Replicas starting at once over a new database: one migrates it while the other waits (the
+/// migrator takes no lock of its own); both start.
+#[tokio::test]
+async fn replicas_starting_at_once_over_a_new_database_both_start() -> Result {
+    let url = fresh_postgres_url().await?;
+    let mut configs = Vec::new();
+    for name in ["replica-a", "replica-b"] {
+        let dir =
+            std::env::temp_dir().join(format!("trythis-test-{}", server::secrets::random_id()));
+        std::fs::create_dir_all(&dir)?;
+        configs.push(test_config(
+            &dir,
+            &[("TRYTHIS_DATABASE_URL", &url), ("TRYTHIS_REPLICA_ID", name)],
+        )?);
+    }
+    let b = configs.pop().ok_or("config")?;
+    let a = configs.pop().ok_or("config")?;
+    let (a, b) = tokio::join!(server::build_state(a), server::build_state(b));
+    let (a, b) = (a?, b?);
+    assert_eq!(
+        (a.config.replica_id.as_str(), b.config.replica_id.as_str()),
+        ("replica-a", "replica-b")
+    );
+    for dir in [&a.config.data_dir, &b.config.data_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     Ok(())
 }

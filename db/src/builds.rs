@@ -72,6 +72,8 @@ pub async fn insert_queued(db: &impl ConnectionTrait, b: NewBuild) -> Result<Mod
         finished_at: Set(None),
         check_command: Set(b.check_command),
         check_expect: Set(b.check_expect),
+        runner: Set(None),
+        heartbeat_at: Set(None),
     }
     .insert(db)
     .await
@@ -134,6 +136,20 @@ pub async fn finish(
     log: &str,
     image: Option<&Pushed>,
 ) -> Result<bool, DbErr> {
+    finish_as(db, id, None, state, error, log, image).await
+}
+
+/// `finish` by the replica `runner` that claimed the build: false once it is no longer that
+/// replica's (another took it over after this one stopped renewing its claim).
+pub async fn finish_as(
+    db: &impl ConnectionTrait,
+    id: &str,
+    runner: Option<&str>,
+    state: BuildState,
+    error: Option<&str>,
+    log: &str,
+    image: Option<&Pushed>,
+) -> Result<bool, DbErr> {
     let mut q = Build::update_many()
         .col_expr(build::Column::State, Expr::value(state))
         .col_expr(build::Column::Error, Expr::value(error.map(str::to_string)))
@@ -144,6 +160,9 @@ pub async fn finish(
         )
         .filter(build::Column::Id.eq(id))
         .filter(may_become(state));
+    if let Some(r) = runner {
+        q = q.filter(build::Column::Runner.eq(r));
+    }
     if let Some(p) = image {
         q = q
             .col_expr(build::Column::ImageRepo, Expr::value(Some(p.repo.clone())))
@@ -229,28 +248,118 @@ pub async fn typical_seconds(db: &DatabaseConnection) -> Result<Option<i64>, DbE
     Ok(secs.get(secs.len() / 2).copied())
 }
 
-/// Builds a crash or restart interrupted mid-way: they are failed, never silently resumed.
-pub async fn fail_interrupted(db: &DatabaseConnection) -> Result<u64, DbErr> {
-    Ok(Build::update_many()
-        .col_expr(build::Column::State, Expr::value(BuildState::Failed))
+/// A build's running states: a replica holds its claim through all of them.
+const RUNNING: [BuildState; 3] = [
+    BuildState::Running,
+    BuildState::Pushing,
+    BuildState::Checking,
+];
+
+/// Replica `runner` claims queued build `id` and starts running it: one atomic compare-and-set,
+/// so of any number of replicas (and workers) asking, exactly one gets true.
+pub async fn claim(db: &DatabaseConnection, id: &str, runner: &str) -> Result<bool, DbErr> {
+    let now = chrono::Utc::now();
+    let q = Build::update_many()
+        .col_expr(build::Column::State, Expr::value(BuildState::Running))
+        .col_expr(build::Column::StartedAt, Expr::value(Some(now)))
+        .col_expr(build::Column::Runner, Expr::value(Some(runner.to_string())))
+        .col_expr(build::Column::HeartbeatAt, Expr::value(Some(now)))
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::State.eq(BuildState::Queued));
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// Replica `runner` says it still runs build `id`; false once the build is no longer its own
+/// (finished, cancelled from another replica, or taken over).
+pub async fn renew(db: &DatabaseConnection, id: &str, runner: &str) -> Result<bool, DbErr> {
+    let q = Build::update_many()
         .col_expr(
-            build::Column::Error,
-            Expr::value(Some(
-                "The build was interrupted by a server restart. Start it again.".to_string(),
-            )),
-        )
-        .col_expr(
-            build::Column::FinishedAt,
+            build::Column::HeartbeatAt,
             Expr::value(Some(chrono::Utc::now())),
         )
-        .filter(build::Column::State.is_in([
-            BuildState::Running,
-            BuildState::Pushing,
-            BuildState::Checking,
-        ]))
-        .exec(db)
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::Runner.eq(runner))
+        .filter(build::Column::State.is_in(RUNNING));
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// `set_state` to `pushing` or `checking` by the replica that claimed the build.
+pub async fn advance_as(
+    db: &DatabaseConnection,
+    id: &str,
+    runner: &str,
+    state: BuildState,
+) -> Result<bool, DbErr> {
+    let q = Build::update_many()
+        .col_expr(build::Column::State, Expr::value(state))
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::Runner.eq(runner))
+        .filter(may_become(state));
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// Whether any build is running (on any replica).
+pub async fn any_running(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    Ok(Build::find()
+        .filter(build::Column::State.is_in(RUNNING))
+        .count(db)
         .await?
-        .rows_affected)
+        > 0)
+}
+
+/// Running builds whose runner has not renewed its claim since `cutoff` (or never did: rows of
+/// a server from before claims), oldest first.
+pub async fn stale(
+    db: &DatabaseConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Model>, DbErr> {
+    Build::find()
+        .filter(build::Column::State.is_in(RUNNING))
+        .filter(
+            sea_orm::Condition::any()
+                .add(build::Column::HeartbeatAt.is_null())
+                .add(build::Column::HeartbeatAt.lt(cutoff)),
+        )
+        .order_by_asc(build::Column::CreatedAt)
+        .all(db)
+        .await
+}
+
+/// Puts a stale build (`b`, as `stale` read it) back in the queue with `note` appended to its
+/// log, if it is still stale and still `b.runner`'s: one atomic compare-and-set, so one replica
+/// of any number takes it over, once. It runs again from the start.
+pub async fn take_over(
+    db: &DatabaseConnection,
+    b: &Model,
+    cutoff: chrono::DateTime<chrono::Utc>,
+    note: &str,
+) -> Result<bool, DbErr> {
+    let log = if b.log.is_empty() {
+        format!("{note}\n")
+    } else {
+        format!("{}\n{note}\n", b.log.trim_end_matches('\n'))
+    };
+    let q = Build::update_many()
+        .col_expr(build::Column::State, Expr::value(BuildState::Queued))
+        .col_expr(build::Column::Runner, Expr::value(None::<String>))
+        .col_expr(
+            build::Column::HeartbeatAt,
+            Expr::value(None::<chrono::DateTime<chrono::Utc>>),
+        )
+        .col_expr(build::Column::Step, Expr::value(0))
+        .col_expr(build::Column::Log, Expr::value(log))
+        .filter(build::Column::Id.eq(b.id.as_str()))
+        .filter(build::Column::State.is_in(RUNNING))
+        .filter(
+            sea_orm::Condition::any()
+                .add(build::Column::HeartbeatAt.is_null())
+                .add(build::Column::HeartbeatAt.lt(cutoff)),
+        )
+        .filter(match &b.runner {
+            Some(r) => build::Column::Runner.eq(r.as_str()),
+            None => build::Column::Runner.is_null(),
+        });
+    Ok(q.exec(db).await?.rows_affected == 1)
 }
 
 /// A project's builds, newest first.

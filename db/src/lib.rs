@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod builds;
+pub mod cluster;
 pub mod entities;
 pub mod migrations;
 pub mod projects;
@@ -48,7 +49,18 @@ pub async fn connect_and_migrate(url: &str) -> Result<DatabaseConnection, DbErr>
         opts.max_connections(1).min_connections(1);
     }
     let db = Database::connect(opts).await?;
-    migrations::Migrator::up(&db, None).await?;
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        // Several app servers may start at once over one database: one migrates while the
+        // others wait on this lock (released at the commit), then find nothing left to do.
+        use sea_orm::ConnectionTrait;
+        let txn = db.begin().await?;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(7310431001)")
+            .await?;
+        migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await?;
+    } else {
+        migrations::Migrator::up(&db, None).await?;
+    }
     // What search indexes may have grown since the rows were written (commands, for one).
     projects::reindex(&db).await?;
     Ok(db)

@@ -14,6 +14,7 @@ mod m20261206_000010_link_browsers;
 mod m20261206_000011_moderation;
 mod m20261207_000013_shares;
 mod m20261208_000012_end_reason_spellings;
+mod m20261209_000014_replicas;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_moderation::Migration),
             Box::new(m20261208_000012_end_reason_spellings::Migration),
             Box::new(m20261207_000013_shares::Migration),
+            Box::new(m20261209_000014_replicas::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 const FEATURED: &str = "featured";
 const CATALOG_VERSION: &str = "catalog_version";
+const SITE_GENERATION: &str = "site_generation";
 
 /// The home page's featured banner: one project and a line of text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,4 +130,22 @@ pub async fn bump_catalog_version(db: &impl ConnectionTrait) -> Result<(), DbErr
 
 pub async fn catalog_version(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
     get(db, CATALOG_VERSION).await
+}
+
+/// Changes on every change made through the API, on any replica: each replica's page cache
+/// empties when it sees a new one (`PageCache::follow`). A fresh unique token, as the catalogue
+/// version.
+pub async fn bump_site_generation(db: &DatabaseConnection) -> Result<(), DbErr> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let token = format!(
+        "{}-{}-{n}",
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id()
+    );
+    put(db, SITE_GENERATION, token).await
+}
+
+pub async fn site_generation(db: &DatabaseConnection) -> Result<Option<String>, DbErr> {
+    get(db, SITE_GENERATION).await
 }

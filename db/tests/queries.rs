@@ -1144,3 +1144,65 @@ async fn shares_are_found_by_hash_and_revoked_once(db: db::DatabaseConnection) -
 }
 
 on_both!(shares_are_found_by_hash_and_revoked_once: sqlite_shares_are_found_by_hash_and_revoked_once, postgres_shares_are_found_by_hash_and_revoked_once);
+
+/// Several replicas over one database: a queued build is claimed by one of them; a running
+/// build whose claim went stale is taken over by one of any number that saw it stale, once; the
+/// old runner's later writes are refused; the shared rate limit and the job leases hold.
+async fn builds_are_claimed_and_taken_over_once(db: db::DatabaseConnection) -> Result {
+    use db::{builds, cluster, BuildState};
+    let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
+    builds::insert_queued(
+        &db,
+        builds::NewBuild {
+            id: "b1".into(),
+            project_id: p.id,
+            project_slug: "jq".into(),
+            owner: key("v:alice"),
+            source_kind: "dockerfile".into(),
+            source: "FROM x".into(),
+            dockerfile: "FROM x".into(),
+            steps: 1,
+            check_command: None,
+            check_expect: None,
+        },
+    )
+    .await?;
+    assert!(builds::claim(&db, "b1", "a").await?);
+    assert!(!builds::claim(&db, "b1", "b").await?);
+    assert!(builds::renew(&db, "b1", "a").await?);
+    assert!(!builds::renew(&db, "b1", "b").await?);
+    // Fresh: not stale yet.
+    let cutoff = chrono::Utc::now() - chrono::Duration::seconds(30);
+    assert!(builds::stale(&db, cutoff).await?.is_empty());
+    // A's claim is old by the time B and C look (a cutoff in the future stands for the TTL).
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let seen_by_b = builds::stale(&db, later).await?;
+    let seen_by_c = builds::stale(&db, later).await?;
+    assert_eq!(seen_by_b.len(), 1);
+    assert!(builds::take_over(&db, &seen_by_b[0], later, "a stopped; b starts it again").await?);
+    assert!(!builds::take_over(&db, &seen_by_c[0], later, "a stopped; c starts it again").await?);
+    let b = builds::get(&db, "b1").await?.ok_or("build")?;
+    assert_eq!((b.state, b.runner.as_deref()), (BuildState::Queued, None));
+    assert_eq!(b.log, "a stopped; b starts it again\n");
+    // A, back from a stall, finds the build no longer its own.
+    assert!(!builds::renew(&db, "b1", "a").await?);
+    assert!(!builds::advance_as(&db, "b1", "a", BuildState::Pushing).await?);
+    assert!(!builds::finish_as(&db, "b1", Some("a"), BuildState::Failed, None, "", None).await?);
+    assert!(builds::claim(&db, "b1", "b").await?);
+    assert!(!builds::finish_as(&db, "b1", Some("a"), BuildState::Failed, None, "", None).await?);
+    assert!(builds::advance_as(&db, "b1", "b", BuildState::Pushing).await?);
+
+    // The shared limit: 3 a minute for one key, whichever replica asks.
+    let minute = std::time::Duration::from_secs(60);
+    for _ in 0..3 {
+        assert_eq!(cluster::check_rate(&db, "k", 3, minute).await?, None);
+    }
+    assert!(cluster::check_rate(&db, "k", 3, minute).await?.is_some());
+    // One lease holder at a time.
+    assert!(cluster::acquire_lease(&db, "reaper", "a", minute).await?);
+    assert!(!cluster::acquire_lease(&db, "reaper", "b", minute).await?);
+    assert!(cluster::acquire_lease(&db, "reaper", "a", minute).await?);
+    Ok(())
+}
+
+on_both!(builds_are_claimed_and_taken_over_once: sqlite_builds_are_claimed_and_taken_over_once, postgres_builds_are_claimed_and_taken_over_once);

@@ -75,6 +75,16 @@ fn per_minute(n: u32) -> Quota {
     Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
 }
 
+/// `n` a minute for `key`, counted by every replica (`db::cluster::check_rate`): the wait
+/// when refused.
+pub async fn shared_limit(
+    db: &db::DatabaseConnection,
+    key: &str,
+    n: u32,
+) -> Result<Option<Duration>, db::DbErr> {
+    db::cluster::check_rate(db, key, n, Duration::from_secs(60)).await
+}
+
 fn too_many(wait: Duration) -> AuthError {
     AuthError::TooManyAttempts {
         retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
@@ -97,23 +107,51 @@ impl Auth {
     }
 
     /// One sign-up, log-in or password attempt from client `ip` (and for `account`, when known).
-    pub fn check_rate(&self, ip: IpAddr, account: Option<&str>) -> Result<(), AuthError> {
+    /// This process's limiter answers first (no database work for a flood); then the same limits
+    /// counted in the database, which every replica shares.
+    pub async fn check_rate(
+        &self,
+        db: &db::DatabaseConnection,
+        ip: IpAddr,
+        account: Option<&str>,
+    ) -> Result<(), AuthError> {
         use governor::clock::{Clock, DefaultClock};
         let now = DefaultClock::default().now();
         if let Err(n) = self.per_ip.check_key(&ip) {
             return Err(too_many(n.wait_time_from(now)));
         }
-        if let Some(a) = account {
-            if let Err(n) = self.per_account.check_key(&(accounts::fold_email(a), ip)) {
+        let account = account.map(accounts::fold_email);
+        if let Some(a) = &account {
+            if let Err(n) = self.per_account.check_key(&(a.clone(), ip)) {
                 return Err(too_many(n.wait_time_from(now)));
+            }
+        }
+        let per_ip = self.config.per_ip_per_minute;
+        if let Some(wait) = shared_limit(db, &format!("signin-ip:{ip}"), per_ip).await? {
+            return Err(too_many(wait));
+        }
+        if let Some(a) = &account {
+            // Hashed: the table holds no email addresses.
+            let key = format!("signin-account:{}", sha256_hex(&format!("{ip}|{a}")));
+            let n = self.config.per_account_per_minute;
+            if let Some(wait) = shared_limit(db, &key, n).await? {
+                return Err(too_many(wait));
             }
         }
         Ok(())
     }
 
-    /// Whether client `ip` may get another new visitor identity now.
-    pub fn may_mint_visitor(&self, ip: IpAddr) -> bool {
-        self.visitors_per_ip.check_key(&ip).is_ok()
+    /// Whether client `ip` may get another new visitor identity now (this process's limiter,
+    /// then the one every replica shares; a database that does not answer says no).
+    pub async fn may_mint_visitor(&self, db: &db::DatabaseConnection, ip: IpAddr) -> bool {
+        if self.visitors_per_ip.check_key(&ip).is_err() {
+            return false;
+        }
+        let n = self.config.visitors_per_ip_per_minute;
+        matches!(
+            shared_limit(db, &format!("visitors-ip:{ip}"), n).await,
+            Ok(None)
+        )
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, AuthError> {

@@ -33,6 +33,19 @@ use tokio::sync::{broadcast, mpsc, watch, Mutex};
 
 /// Longest unfinished line held back while its end is awaited.
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
+/// How often a replica running a build renews its claim (`builds.heartbeat_at`).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A claim not renewed for this long is its replica's death (or a partition from the database):
+/// another replica takes the build over. Six missed heartbeats, so a slow database or a busy
+/// process is not mistaken for one.
+pub const CLAIM_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often an idle worker looks in the database for queued builds its own replica was not
+/// told about (queued through another replica, or left by one that died).
+pub const QUEUE_POLL: std::time::Duration = std::time::Duration::from_secs(3);
+/// A queued build is adopted from the database by a replica it was not submitted to only once it
+/// has waited this long: the replica that queued it starts it at once when it has a free worker
+/// (and a test's second build service runs its own builds).
+pub const ADOPT_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What watchers of a build receive.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,6 +69,16 @@ struct Live {
     log: StdMutex<LogBuffer>,
     events: broadcast::Sender<BuildEvent>,
     cancel: watch::Sender<bool>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            log: StdMutex::new(LogBuffer::default()),
+            events: broadcast::channel(1024).0,
+            cancel: watch::channel(false).0,
+        }
+    }
 }
 
 /// Why a build failed, in words a maintainer can act on.
@@ -244,13 +267,16 @@ impl BuildService {
             .await;
     }
 
-    /// At start-up: builds a restart interrupted are failed, the build engine is cleaned, queued
-    /// builds are handed to the workers again.
+    /// This app server's replica id: the builds it runs carry it.
+    pub fn replica(&self) -> &str {
+        &self.limits.replica
+    }
+
+    /// At start-up: builds whose runner stopped renewing its claim are taken over (never the
+    /// builds another live replica runs), the build engine is cleaned, queued builds are handed
+    /// to the workers again.
     pub async fn recover(&self) -> Result<(), db::DbErr> {
-        let failed = db::builds::fail_interrupted(&self.db).await?;
-        if failed > 0 {
-            tracing::warn!(failed, "builds interrupted by a restart were marked failed");
-        }
+        self.take_over_stale().await?;
         self.clean_build_engine().await;
         for b in db::builds::queued(&self.db).await? {
             self.enqueue(&b.id);
@@ -258,15 +284,77 @@ impl BuildService {
         Ok(())
     }
 
+    /// Puts back in the queue, with a line in their log saying so, the running builds whose
+    /// replica has not renewed its claim for `CLAIM_TTL` (it died, or lost the database), and
+    /// hands them to this replica's workers. Each is taken over by one replica, once (an atomic
+    /// compare-and-set on the stale claim); the run starts again from the beginning. Returns how
+    /// many this replica took over.
+    pub async fn take_over_stale(&self) -> Result<usize, db::DbErr> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(CLAIM_TTL).unwrap_or(chrono::Duration::seconds(30));
+        let mut taken = 0;
+        for b in db::builds::stale(&self.db, cutoff).await? {
+            let was = b.runner.as_deref().unwrap_or("an earlier server process");
+            let note = format!(
+                "The app server running this build ({was}) stopped; {} starts it again.",
+                self.replica()
+            );
+            if db::builds::take_over(&self.db, &b, cutoff, &note).await? {
+                tracing::warn!(build = %b.id, from = was, "took over a build whose app server stopped");
+                self.enqueue(&b.id);
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Whether a build runs on any replica now (registry garbage collection waits for none).
+    pub async fn any_running(&self) -> Result<bool, db::DbErr> {
+        db::builds::any_running(&self.db).await
+    }
+
     /// One build worker: runs queued builds one at a time until the queue closes. The job
-    /// runner runs `BuildLimits::concurrency` of them.
+    /// runner runs `BuildLimits::concurrency` of them. Builds come from this replica's channel,
+    /// and, when it is quiet for `QUEUE_POLL`, from the database (queued through another replica,
+    /// or left by one that died); a claim in the database decides which replica runs each.
     pub async fn worker(self: Arc<Self>) {
         loop {
-            let next = self.queue_rx.lock().await.recv().await;
-            let Some(id) = next else { break };
-            self.metrics.builds_queued.dec();
-            self.run(&id).await;
+            let next = tokio::select! {
+                next = async { self.queue_rx.lock().await.recv().await } => match next {
+                    Some(id) => {
+                        self.metrics.builds_queued.dec();
+                        id
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep(QUEUE_POLL) => match self.adopt_queued().await {
+                    Some(id) => id,
+                    None => continue,
+                },
+            };
+            self.run(&next).await;
         }
+    }
+
+    /// The oldest queued build, waiting for `ADOPT_AFTER` at least, that this replica has not
+    /// been handed (registered for its watchers here, so no other worker of this replica adopts
+    /// it too).
+    async fn adopt_queued(&self) -> Option<String> {
+        let waited = chrono::Utc::now()
+            - chrono::Duration::from_std(ADOPT_AFTER).unwrap_or(chrono::Duration::seconds(10));
+        let queued = match db::builds::queued(&self.db).await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "build queue not read");
+                return None;
+            }
+        };
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let b = queued
+            .into_iter()
+            .find(|b| b.created_at <= waited && !live.contains_key(&b.id))?;
+        live.insert(b.id.clone(), Arc::new(Live::default()));
+        Some(b.id)
     }
 
     /// Registers a build for watchers before it runs (the `seed` command runs builds itself).
@@ -283,13 +371,7 @@ impl BuildService {
 
     fn live_entry(&self, id: &str) -> Arc<Live> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(live.entry(id.to_string()).or_insert_with(|| {
-            Arc::new(Live {
-                log: StdMutex::new(LogBuffer::default()),
-                events: broadcast::channel(1024).0,
-                cancel: watch::channel(false).0,
-            })
-        }))
+        Arc::clone(live.entry(id.to_string()).or_default())
     }
 
     /// For a watcher: the log so far and a receiver of what follows; None once the build is over
@@ -324,12 +406,25 @@ impl BuildService {
                     .as_ref()
                     .is_some_and(|b| b.state == db::BuildState::Queued)
                 {
-                    self.finish(id, &live, Err(Failure::Cancelled), None)
+                    self.finish(id, &live, Err(Failure::Cancelled), None, None)
                         .await?;
                 }
                 Ok(true)
             }
-            None => Ok(false),
+            None => {
+                // Queued or running through another replica: cancelled in the database; the
+                // replica running it sees that at its next heartbeat and stops.
+                let active = db::builds::get(&self.db, id)
+                    .await?
+                    .is_some_and(|b| !b.state.is_finished());
+                if !active {
+                    return Ok(false);
+                }
+                let live = Arc::new(Live::default());
+                self.finish(id, &live, Err(Failure::Cancelled), None, None)
+                    .await?;
+                Ok(true)
+            }
         }
     }
 
@@ -353,10 +448,27 @@ impl BuildService {
             return Ok(()); // cancelled while waiting
         }
         let Some(project) = db::projects::by_id(&self.db, build.project_id).await? else {
+            // Ended, so that it does not wait in the queue (and head the database's) for ever.
+            db::builds::finish(
+                &self.db,
+                id,
+                db::BuildState::Failed,
+                Some("The project was removed."),
+                "",
+                None,
+            )
+            .await?;
             return Ok(());
         };
-        if !db::builds::set_state(&self.db, id, db::BuildState::Running).await? {
-            return Ok(()); // cancelled (or failed by a restart) between the check and now
+        if !db::builds::claim(&self.db, id, self.replica()).await? {
+            return Ok(()); // cancelled, or claimed by another replica, between the check and now
+        }
+        if !build.log.is_empty() {
+            // What the row's log says already (a take-over's note) stays at its top.
+            let mut log = live.log.lock().unwrap_or_else(|e| e.into_inner());
+            for line in build.log.lines() {
+                log.push(line);
+            }
         }
         self.emit(
             live,
@@ -367,17 +479,32 @@ impl BuildService {
         );
         self.metrics.builds_running.inc();
         let started = std::time::Instant::now();
-        let result = self.build_and_push(&build, &project, live).await;
+        // The claim is renewed while the build runs; once it is no longer this replica's
+        // (cancelled through another replica, or taken over after this one stalled past
+        // `CLAIM_TTL`) the build stops here and writes nothing more.
+        let result = tokio::select! {
+            r = self.build_and_push(&build, &project, live) => Some(r),
+            () = self.hold_claim(id) => None,
+        };
         self.metrics.builds_running.dec();
+        let Some(result) = result else {
+            return self.claim_lost(id, live).await;
+        };
         let pushed = match result {
             Ok(p) => p,
             Err(f) => {
                 for line in f.to_string().lines() {
                     self.log(live, &format!("error: {line}"));
                 }
-                return self.finish(id, live, Err(f), Some(&project)).await;
+                return self
+                    .finish(id, live, Err(f), Some(&project), Some(self.replica()))
+                    .await;
             }
         };
+        // Publish only while the build is still this replica's.
+        if !db::builds::renew(&self.db, id, self.replica()).await? {
+            return self.claim_lost(id, live).await;
+        }
         db::projects::set_image(
             &self.db,
             project.id,
@@ -396,29 +523,68 @@ impl BuildService {
             ),
         );
         let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
-        db::builds::finish(
+        db::builds::finish_as(
             &self.db,
             id,
+            Some(self.replica()),
             db::BuildState::Succeeded,
             None,
             &log,
             Some(&pushed),
         )
         .await?;
-        self.finish(id, live, Ok(()), Some(&project)).await?;
+        self.finish(id, live, Ok(()), Some(&project), Some(self.replica()))
+            .await?;
         self.retain(&project, &pushed.repo, Some(&pushed.digest))
             .await;
         Ok(())
     }
 
+    /// Renews this replica's claim on build `id` every `HEARTBEAT`; returns once the claim is
+    /// no longer its own. A database error is not a lost claim: renewing goes on.
+    async fn hold_claim(&self, id: &str) {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            match db::builds::renew(&self.db, id, self.replica()).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => tracing::warn!(build = id, error = %e, "build claim not renewed"),
+            }
+        }
+    }
+
+    /// This replica's build stopped because its claim went elsewhere: the watchers here learn
+    /// what the row says now; nothing is written.
+    async fn claim_lost(&self, id: &str, live: &Live) -> Result<(), db::DbErr> {
+        let row = db::builds::get(&self.db, id).await?;
+        tracing::warn!(
+            build = id,
+            now = ?row.as_ref().map(|b| b.state),
+            "build no longer this replica's (cancelled elsewhere or taken over); stopped it"
+        );
+        if let Some(b) = row {
+            self.emit(
+                live,
+                BuildEvent::State {
+                    state: b.state,
+                    error: b.error,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// Records the end of a build and tells the watchers. A project that never went live is
-    /// marked failed; a live one keeps its image.
+    /// marked failed; a live one keeps its image. `runner`: the replica whose claim the end is
+    /// written under (None: a queued build, nobody's yet); a build no longer its own is left
+    /// as it is.
     async fn finish(
         &self,
         id: &str,
         live: &Arc<Live>,
         outcome: Result<(), Failure>,
         project: Option<&db::projects::Model>,
+        runner: Option<&str>,
     ) -> Result<(), db::DbErr> {
         let (state, error) = match &outcome {
             Ok(()) => (db::BuildState::Succeeded, None),
@@ -430,7 +596,12 @@ impl BuildService {
         };
         if outcome.is_err() {
             let log = live.log.lock().unwrap_or_else(|e| e.into_inner()).stored();
-            db::builds::finish(&self.db, id, state, error.as_deref(), &log, None).await?;
+            let ended =
+                db::builds::finish_as(&self.db, id, runner, state, error.as_deref(), &log, None)
+                    .await?;
+            if !ended && runner.is_some() {
+                return self.claim_lost(id, live).await;
+            }
             let project = match project {
                 Some(p) => Some(p.clone()),
                 None => match db::builds::get(&self.db, id).await? {
@@ -452,7 +623,7 @@ impl BuildService {
     /// Moves a running build on to `state` and tells the watchers; a build cancelled meanwhile
     /// (the transition table refuses the move) stops here.
     async fn advance(&self, id: &str, live: &Live, state: db::BuildState) -> Result<(), Failure> {
-        if !db::builds::set_state(&self.db, id, state)
+        if !db::builds::advance_as(&self.db, id, self.replica(), state)
             .await
             .map_err(|e| Failure::Engine(e.to_string()))?
         {

@@ -103,6 +103,9 @@ pub struct BuildLimits {
     /// `TRYTHIS_IMPORT_MAX_MB`: the largest image an import copies (config and layers as the
     /// manifest declares them, compressed), checked before anything is copied.
     pub import_max_mb: u64,
+    /// `TRYTHIS_REPLICA_ID`: this app server's name among the replicas over one database (see
+    /// `Config::replica_id`); the builds it runs carry it.
+    pub replica: String,
 }
 
 /// One entry of `TRYTHIS_IMPORT_REGISTRIES`: `host[:port]` (HTTPS, public addresses only, as
@@ -251,6 +254,49 @@ pub struct Config {
     /// `TRYTHIS_MODERATION`: a new maintainer's projects stay unlisted (reachable by link, Try and
     /// badge work) until an admin approves one; then that maintainer publishes directly.
     pub moderation: bool,
+    /// `TRYTHIS_REPLICA_ID`: this app server's name among the replicas (`trythis serve`
+    /// processes) over one database: the builds it runs and the job leases it holds carry it.
+    /// Default: host name, process id and a random suffix (unique per start).
+    pub replica_id: String,
+}
+
+/// A replica id of this process: host name, process id and a random suffix, so two starts on
+/// one host (or a restart reusing a pid) never share one.
+pub fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        .take(40)
+        .collect();
+    let host = if host.is_empty() { "host".into() } else { host };
+    let suffix: String = crate::secrets::random_id().chars().take(6).collect();
+    format!("{host}-{}-{suffix}", std::process::id())
+}
+
+/// `TRYTHIS_REPLICA_ID` as given: 1 to 64 letters, digits, `.`, `-` or `_` (it is written into
+/// build logs and `/healthz`).
+fn replica_id(given: Option<String>) -> Result<String, ConfigError> {
+    let Some(id) = given.map(|v| v.trim().to_string()) else {
+        return Ok(default_replica_id());
+    };
+    let fine = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if fine {
+        Ok(id)
+    } else {
+        Err(ConfigError {
+            key: "TRYTHIS_REPLICA_ID".into(),
+            value: id,
+            reason: "must be 1 to 64 letters, digits, '.', '-' or '_'".into(),
+        })
+    }
 }
 
 /// Where web previews live: `{scheme}://{sandbox}-{port}.{host}[:{port}]/`.
@@ -699,7 +745,9 @@ impl Config {
                 reason: "must be between 0.1 and 64".into(),
             });
         }
+        let replica_id = replica_id(s.opt("TRYTHIS_REPLICA_ID"))?;
         let builds = BuildLimits {
+            replica: replica_id.clone(),
             concurrency: s.positive("TRYTHIS_BUILD_CONCURRENCY", 1)?,
             timeout: Duration::from_secs(s.positive("TRYTHIS_BUILD_TIMEOUT_SECS", 20 * 60)?),
             memory_mb: s.positive("TRYTHIS_BUILD_MEMORY_MB", 1536)?.min(2047),
@@ -885,6 +933,7 @@ impl Config {
             moderation: s.flag("TRYTHIS_MODERATION", false)?,
             upload_max_bytes: s.positive("TRYTHIS_UPLOAD_MAX_MB", 64)? * 1024 * 1024,
             data_dir,
+            replica_id,
         })
     }
 }
@@ -892,6 +941,25 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replica_ids_are_unique_by_default_and_checked_when_given() -> Result<(), ConfigError> {
+        let (a, b) = (Config::from_pairs([])?, Config::from_pairs([])?);
+        assert_ne!(a.replica_id, b.replica_id);
+        assert!(a.replica_id.contains(&format!("-{}-", std::process::id())));
+        assert_eq!(a.builds.replica, a.replica_id);
+        let named = Config::from_pairs([("TRYTHIS_REPLICA_ID", "web-2")])?;
+        assert_eq!(named.replica_id, "web-2");
+        for bad in ["has space", "a/b", &"x".repeat(65)] {
+            let e = Config::from_pairs([("TRYTHIS_REPLICA_ID", bad)]).err();
+            assert_eq!(
+                e.map(|e| e.key),
+                Some("TRYTHIS_REPLICA_ID".to_string()),
+                "{bad}"
+            );
+        }
+        Ok(())
+    }
 
     #[test]
     fn defaults_are_safe() -> Result<(), ConfigError> {

@@ -230,7 +230,7 @@ pub fn router(state: AppState) -> Router {
         .fallback_service(assets::dir(site_root).fallback(not_found))
         .layer(middleware::from_fn_with_state(state.clone(), identity::csrf_guard))
         .layer(middleware::from_fn_with_state(state.clone(), identity::identify))
-        .layer(middleware::from_fn_with_state(Arc::clone(&state.pages), page_cache::invalidate_on_change))
+        .layer(middleware::from_fn_with_state((Arc::clone(&state.pages), state.db.clone()), page_cache::invalidate_on_change))
         .layer(middleware::from_fn(assets::revalidate))
         .layer(CompressionLayer::new().gzip(true).quality(CompressionLevel::Fastest))
         .layer(middleware::from_fn_with_state(Arc::clone(&state.static_files), assets::from_memory))

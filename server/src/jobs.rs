@@ -4,6 +4,12 @@
 //! job has a name and a period; every run is counted, timed and, when it fails, logged and
 //! counted as a failure (`trythis_job_*` metrics). Nothing else in the server spawns background
 //! work; per-request and per-sandbox tasks belong to what they serve.
+//!
+//! Several replicas over one database: a periodic job is cluster-wide (`every`) or per replica
+//! (`every_here`). A cluster-wide job runs only on the replica holding its lease (`leases` table,
+//! `db::cluster::acquire_lease`, taken or renewed in one atomic statement before each run, for
+//! two periods): once per period in the whole cluster, and a dead holder's job resumes on
+//! another replica within two periods. Workers (build queue, mail outbox) run on every replica.
 use crate::metrics::Metrics;
 use futures::future::BoxFuture;
 use std::{fmt::Display, future::Future, sync::Arc, time::Duration};
@@ -23,8 +29,20 @@ pub enum Kind {
 }
 
 enum Work {
-    Periodic { every: Duration, run: Periodic },
+    Periodic {
+        every: Duration,
+        run: Periodic,
+        /// Runs on the lease holder only (when the runner has a database to hold leases in).
+        cluster_wide: bool,
+    },
     Worker(BoxFuture<'static, ()>),
+}
+
+/// Where cluster-wide jobs take their leases, and under which holder name.
+#[derive(Clone)]
+struct Leases {
+    db: db::DatabaseConnection,
+    holder: String,
 }
 
 struct Job {
@@ -36,6 +54,7 @@ struct Job {
 pub struct Jobs {
     jobs: Vec<Job>,
     metrics: Arc<Metrics>,
+    leases: Option<Leases>,
 }
 
 impl Jobs {
@@ -43,11 +62,43 @@ impl Jobs {
         Self {
             jobs: Vec::new(),
             metrics,
+            leases: None,
         }
     }
 
-    /// Runs `run` every `every`, the first run one period after start.
+    /// Cluster-wide jobs run only on the replica `holder` while it holds their lease in `db`
+    /// (without this, every job runs here: one process, or a test).
+    pub fn in_cluster(mut self, db: db::DatabaseConnection, holder: &str) -> Self {
+        self.leases = Some(Leases {
+            db,
+            holder: holder.to_string(),
+        });
+        self
+    }
+
+    /// Runs `run` every `every`, the first run one period after start, on one replica of the
+    /// cluster at a time (the holder of the job's lease).
     pub fn every<F, Fut, E>(&mut self, name: &'static str, every: Duration, run: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<usize, E>> + Send + 'static,
+        E: Display,
+    {
+        self.periodic(name, every, run, true);
+    }
+
+    /// Runs `run` every `every` on every replica (work that is this replica's own, or safe to
+    /// do from several at once).
+    pub fn every_here<F, Fut, E>(&mut self, name: &'static str, every: Duration, run: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<usize, E>> + Send + 'static,
+        E: Display,
+    {
+        self.periodic(name, every, run, false);
+    }
+
+    fn periodic<F, Fut, E>(&mut self, name: &'static str, every: Duration, run: F, cluster: bool)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<usize, E>> + Send + 'static,
@@ -59,7 +110,11 @@ impl Jobs {
         });
         self.jobs.push(Job {
             name,
-            work: Work::Periodic { every, run },
+            work: Work::Periodic {
+                every,
+                run,
+                cluster_wide: cluster,
+            },
         });
     }
 
@@ -102,6 +157,7 @@ impl Jobs {
             }
             let stop = stop.clone();
             let metrics = self.metrics.clone();
+            let leases = self.leases.clone();
             handles.push(tokio::spawn(async move {
                 match job.work {
                     Work::Worker(work) => {
@@ -110,8 +166,13 @@ impl Jobs {
                             _ = stop.cancelled() => {}
                         }
                     }
-                    Work::Periodic { every, run } => {
-                        periodic(job.name, every, run, &metrics, &stop).await
+                    Work::Periodic {
+                        every,
+                        run,
+                        cluster_wide,
+                    } => {
+                        let leases = leases.filter(|_| cluster_wide);
+                        periodic(job.name, every, run, leases, &metrics, &stop).await
                     }
                 }
             }));
@@ -124,6 +185,7 @@ async fn periodic(
     name: &'static str,
     every: Duration,
     run: Periodic,
+    leases: Option<Leases>,
     metrics: &Metrics,
     stop: &CancellationToken,
 ) {
@@ -131,6 +193,18 @@ async fn periodic(
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
+        }
+        if let Some(l) = &leases {
+            // Two periods: the holder renews every period (plus its run's length), so it keeps
+            // the lease while it lives; another replica takes over within two periods of its end.
+            match db::cluster::acquire_lease(&l.db, name, &l.holder, every * 2).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(job = name, error = %e, "job lease not taken; run skipped");
+                    continue;
+                }
+            }
         }
         let started = std::time::Instant::now();
         let result = tokio::select! {
@@ -202,6 +276,44 @@ mod tests {
                 "trythis_job_failures_total{{job=\"flaky\"}} {failed}\n"
             )),
             "{failed} failures: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cluster_wide_job_runs_on_one_replica_and_a_per_replica_job_on_each() {
+        let db = db::connect_and_migrate("sqlite::memory:")
+            .await
+            .unwrap_or_else(|e| panic!("db: {e}"));
+        let cluster = Arc::new(AtomicUsize::new(0));
+        let here = Arc::new(AtomicUsize::new(0));
+        let mut replicas = Vec::new();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            let mut jobs = Jobs::new(Arc::new(Metrics::default())).in_cluster(db.clone(), name);
+            let c = cluster.clone();
+            // Each replica counts in its own bits: which replicas ran shows in the total.
+            let bit = 1 << (8 * i);
+            jobs.every("purge", Duration::from_millis(200), move || {
+                c.fetch_add(bit, Ordering::SeqCst);
+                async { Ok::<_, String>(0) }
+            });
+            let h = here.clone();
+            jobs.every_here("takeover", Duration::from_millis(200), move || {
+                h.fetch_add(bit, Ordering::SeqCst);
+                async { Ok::<_, String>(0) }
+            });
+            replicas.push(jobs.start());
+        }
+        while here.load(Ordering::SeqCst) & 0xff < 3 || here.load(Ordering::SeqCst) >> 8 < 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for r in replicas {
+            r.stop().await;
+        }
+        let ran = cluster.load(Ordering::SeqCst);
+        let (a, b) = (ran & 0xff, ran >> 8);
+        assert!(
+            (a > 0) != (b > 0),
+            "the cluster-wide job ran {a} times on a and {b} on b"
         );
     }
 

@@ -177,7 +177,10 @@ pub async fn compose(
     };
     tracing::info!(runtime = runtime.isolation().as_str(), build_network = %networks.build.network, "sandbox isolation");
     let metrics = Arc::new(metrics::Metrics::default());
-    let mut jobs = jobs::Jobs::new(metrics.clone());
+    tracing::info!(replica = %config.replica_id, "this app server's replica id");
+    // Which periodic jobs are cluster-wide (one lease holder runs them) and which run on every
+    // replica: docs/ARCHITECTURE.md, "Several app servers".
+    let mut jobs = jobs::Jobs::new(metrics.clone()).in_cluster(db.clone(), &config.replica_id);
     let registry = config.registry_client();
     let checks = sandbox::checks::SandboxChecks::new(runtime.clone());
     let builds = builds::BuildService::new(
@@ -195,11 +198,31 @@ pub async fn compose(
     for _ in 0..config.builds.concurrency {
         jobs.worker("build worker", builds.clone().worker());
     }
+    {
+        // Per replica: every replica looks for builds whose runner stopped renewing its claim
+        // (the take-over itself is an atomic compare-and-set, so one replica gets each).
+        let builds = builds.clone();
+        jobs.every_here("build takeover", builds::HEARTBEAT * 2, move || {
+            let builds = builds.clone();
+            async move { builds.take_over_stale().await }
+        });
+    }
     if let Some(command) = config.registry_gc_command.clone() {
         let builds = builds.clone();
         jobs.every("registry gc", config.registry_gc_interval, move || {
             let (builds, command) = (builds.clone(), command.clone());
-            async move { builds.collect_registry_garbage(&command).await.map(|_| 1) }
+            async move {
+                // The push lock is this replica's own: while a build runs on any replica (its
+                // push may come), the collection waits for the next period.
+                if builds.any_running().await.map_err(|e| e.to_string())? {
+                    return Ok(0);
+                }
+                builds
+                    .collect_registry_garbage(&command)
+                    .await
+                    .map(|_| 1)
+                    .map_err(|e| e.to_string())
+            }
         });
     }
     let sandboxes = Arc::new(sandbox::SandboxService::new(
@@ -236,11 +259,15 @@ pub async fn compose(
         accounts::ensure_admin(&auth, &db, email, Some(password)).await?;
     }
     {
-        // Expired sessions, abandoned OAuth flows and unused mailed links go hourly.
+        // Expired sessions, abandoned OAuth flows, unused mailed links and rate-limit keys
+        // whose events aged out go hourly.
         let db = db.clone();
         jobs.every("session purge", Duration::from_secs(3600), move || {
             let db = db.clone();
-            async move { db::accounts::purge_expired(&db).await.map(|n| n as usize) }
+            async move {
+                let n = db::accounts::purge_expired(&db).await?;
+                Ok::<_, db::DbErr>((n + db::cluster::purge_rate_limits(&db).await?) as usize)
+            }
         });
     }
     let lifecycle = Arc::new(lifecycle::Lifecycle::new(
@@ -250,6 +277,20 @@ pub async fn compose(
         registry.clone(),
         mail.clone(),
     ));
+    let pages: Arc<http::page_cache::PageCache> = Arc::default();
+    {
+        // Per replica: each empties its own page cache when a change was made through another.
+        let (pages, db) = (pages.clone(), db.clone());
+        jobs.every_here(
+            "page cache follow",
+            http::page_cache::FOLLOW_EVERY,
+            move || {
+                let (pages, db) = (pages.clone(), db.clone());
+                // Not counted as work done: it would log every second on a busy site.
+                async move { pages.follow(&db).await.map(|_| 0) }
+            },
+        );
+    }
     let static_files = Arc::new(http::assets::Memory::load(&config.site_root));
     let previews = config
         .preview
@@ -263,7 +304,7 @@ pub async fn compose(
         streams: http::caps::StreamCaps::default(),
         health: Arc::default(),
         draining: Default::default(),
-        pages: Arc::default(),
+        pages,
         leptos_options: http::leptos_options(&config, &static_files.version),
         static_files,
         registry,

@@ -128,7 +128,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let drain = config.drain;
     let (state, jobs) = server::compose(config, None).await?.start().await?;
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!("trythis listening on {public_url}");
+    tracing::info!(replica = %state.config.replica_id, "trythis listening on {public_url}");
     println!("trythis is up: {public_url}");
     let closed = CancellationToken::new();
     let serving = server::serve(

@@ -443,7 +443,7 @@ impl SandboxService {
         // sandbox being replaced counts as free, and stays until the new one may start.
         self.wait_for_capacity(&who.owner, ip, replacing.is_some())
             .await?;
-        if let Err(e) = self.check_rate(&who.owner, ip) {
+        if let Err(e) = self.check_rate(&who.owner, ip).await {
             if let Ok(mut q) = self.queue.lock() {
                 q.leave(&who.owner);
             }
@@ -616,7 +616,9 @@ impl SandboxService {
         result
     }
 
-    fn check_rate(&self, key: &OwnerKey, ip: IpAddr) -> Result<(), SandboxError> {
+    /// The launch rate per identity and per client: this process's limiter first (no database
+    /// work for a flood), then the same limits counted in the database, shared by every replica.
+    async fn check_rate(&self, key: &OwnerKey, ip: IpAddr) -> Result<(), SandboxError> {
         let clock = governor::clock::DefaultClock::default();
         let refuse = |wait: Duration, metrics: &Metrics| {
             metrics.rate_limited();
@@ -631,6 +633,15 @@ impl SandboxService {
         }
         if let Err(not_until) = self.per_ip.check_key(&ip) {
             return Err(refuse(not_until.wait_time_from(clock.now()), &self.metrics));
+        }
+        let shared = [
+            (format!("try-identity:{key}"), self.limits.rate_per_identity),
+            (format!("try-ip:{ip}"), self.limits.rate_per_ip),
+        ];
+        for (key, n) in shared {
+            if let Some(wait) = crate::accounts::shared_limit(&self.db, &key, n).await? {
+                return Err(refuse(wait, &self.metrics));
+            }
         }
         Ok(())
     }

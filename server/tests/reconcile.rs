@@ -156,11 +156,13 @@ async fn the_job_runner_sweeps_orphans_on_its_own() -> Result {
         registered,
         [
             ("build worker".to_string(), None),
+            ("build takeover".into(), Some(Duration::from_secs(10))),
             ("reaper".into(), five),
             ("warm pool".into(), five),
             ("orphan sweep".into(), five),
             ("mail outbox".into(), None),
             ("session purge".into(), Some(Duration::from_secs(3600))),
+            ("page cache follow".into(), Some(Duration::from_secs(1))),
         ]
     );
     let state = platform.state.clone();

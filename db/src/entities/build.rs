@@ -41,6 +41,11 @@ pub struct Model {
     /// Text the check's output must contain (None: its exit status alone decides).
     #[sea_orm(column_type = "Text", nullable)]
     pub check_expect: Option<String>,
+    /// The replica (app server) running the build, while it runs.
+    pub runner: Option<String>,
+    /// When the runner last said it still runs the build; a build whose runner stopped renewing
+    /// is taken over by another replica (`builds::take_over`).
+    pub heartbeat_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -122,11 +122,15 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let keep = fresh
         && state
             .auth
-            .may_mint_visitor(crate::http::client_ip::of_request(
-                req.extensions(),
-                req.headers(),
-                &state.config.trusted_proxies,
-            ));
+            .may_mint_visitor(
+                &state.db,
+                crate::http::client_ip::of_request(
+                    req.extensions(),
+                    req.headers(),
+                    &state.config.trusted_proxies,
+                ),
+            )
+            .await;
     let mut stale_session = false;
     let mut identity = None;
     if let Some(token) = cookie_value(req.headers(), crate::accounts::SESSION_COOKIE) {

@@ -34,7 +34,7 @@ pub async fn start(
         return login_error("provider");
     }
     // Each start stores a flow row: the same per-client limit as log-ins.
-    if st.auth.check_rate(ip, None).is_err() {
+    if st.auth.check_rate(&st.db, ip, None).await.is_err() {
         return login_error("too_many");
     }
     let next = app::url::safe_next(q.next.as_deref());

@@ -2,7 +2,9 @@
 //! badge's crowd). Such a page is rendered once per catalogue change or `TTL`, then served from
 //! memory with this visitor's CSRF token and a fresh CSP nonce put in; everyone else gets a
 //! render of their own. A change through the API (any successful POST/PUT/PATCH/DELETE) empties
-//! the cache; background changes (a build going live) show within `TTL`.
+//! the cache; background changes (a build going live) show within `TTL`. Several replicas: a
+//! change through one bumps the site generation in the database, and every replica empties its
+//! cache when it sees a new one (`follow`, each second): within `FOLLOW_EVERY` plus one query.
 use app::model::Identity;
 use axum::{
     body::Body,
@@ -24,6 +26,8 @@ use std::{
 
 /// How long a page may show a background change late.
 const TTL: Duration = Duration::from_secs(2);
+/// How often each replica looks for a change made through another (`follow`).
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// Distinct URLs kept (search queries vary without bound).
 const MAX_ENTRIES: usize = 512;
 /// Longest path and query cached.
@@ -68,6 +72,8 @@ pub struct PageCache {
     pub badges: Memo<(String, String)>,
     /// Search API answers by (catalogue version, query): the JSON.
     pub searches: Memo<Bytes>,
+    /// The site generation `follow` read last (None: not read yet).
+    followed: Mutex<Option<Option<String>>>,
 }
 
 /// Small values shared by every visitor, kept for `TTL` or until the catalogue changes (the
@@ -124,6 +130,22 @@ impl PageCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
+    }
+
+    /// Empties the cache if a change was made through any replica (this one included) since the
+    /// last look: the site generation in the database moved. Returns whether it did.
+    pub async fn follow(&self, db: &db::DatabaseConnection) -> Result<bool, db::DbErr> {
+        let now = db::settings::site_generation(db).await?;
+        let changed = {
+            let mut seen = self.followed.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = seen.as_ref().is_some_and(|s| *s != now);
+            *seen = Some(now);
+            changed
+        };
+        if changed {
+            self.invalidate();
+        }
+        Ok(changed)
     }
 
     pub fn generation(&self) -> u64 {
@@ -323,9 +345,10 @@ pub async fn serve(
     resp
 }
 
-/// Middleware on the whole router: a successful change through the API empties the cache.
+/// Middleware on the whole router: a successful change through the API empties the cache, here
+/// at once and on the other replicas at their next `follow`.
 pub async fn invalidate_on_change(
-    State(pages): State<Arc<PageCache>>,
+    State((pages, db)): State<(Arc<PageCache>, db::DatabaseConnection)>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -333,6 +356,10 @@ pub async fn invalidate_on_change(
     let resp = next.run(req).await;
     if changes && resp.status().is_success() {
         pages.invalidate();
+        if let Err(e) = db::settings::bump_site_generation(&db).await {
+            // The others then show the change within `TTL`, as a background change.
+            tracing::warn!(error = %e, "site generation not bumped");
+        }
     }
     resp
 }

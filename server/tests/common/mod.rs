@@ -1038,3 +1038,65 @@ pub fn kill_ttyd_serving(socket: &str) -> Result {
     }
     Err(format!("no ttyd serves {socket}").into())
 }
+
+/// The address of a new, empty PostgreSQL database on the server `scripts/lib.sh
+/// ensure_postgres` starts (`TRYTHIS_TEST_POSTGRES_URL`); without it the test fails, it does not
+/// skip.
+pub async fn fresh_postgres_url() -> Result<String> {
+    use db::sea_orm::ConnectionTrait;
+    let url = std::env::var("TRYTHIS_TEST_POSTGRES_URL").map_err(|_| {
+        "TRYTHIS_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh, which starts PostgreSQL"
+    })?;
+    let admin = db::sea_orm::Database::connect(&url).await?;
+    let name = format!(
+        "trythis_test_{}_{}_{}",
+        std::process::id(),
+        rand_u32(),
+        server::secrets::random_id()[..8].to_lowercase()
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    admin.close().await?;
+    let base = url.rsplit_once('/').map(|(b, _)| b).ok_or("bad url")?;
+    Ok(format!("{base}/{name}"))
+}
+
+/// Two replicas (app servers) of one installation over one new PostgreSQL database, named
+/// `replica-a` and `replica-b`; B starts after A, in A's data directory (the instance secret:
+/// a visitor's cookie is good on both, as behind a load balancer).
+pub async fn two_replicas(extra: &[(&str, &str)]) -> Result<(TestApp, TestApp)> {
+    let url = fresh_postgres_url().await?;
+    let a = replica(&url, "replica-a", None, extra).await?;
+    let b = replica(&url, "replica-b", Some(&a), extra).await?;
+    Ok((a, b))
+}
+
+/// One replica over database `url`, sharing `beside`'s data directory when given.
+pub async fn replica(
+    url: &str,
+    name: &str,
+    beside: Option<&TestApp>,
+    extra: &[(&str, &str)],
+) -> Result<TestApp> {
+    let dir = beside.map(|a| a.dir.display().to_string());
+    let mut pairs = vec![("TRYTHIS_DATABASE_URL", url), ("TRYTHIS_REPLICA_ID", name)];
+    if let Some(dir) = &dir {
+        pairs.push(("TRYTHIS_DATA_DIR", dir));
+    }
+    pairs.extend_from_slice(extra);
+    TestApp::start_with(&pairs).await
+}
+
+impl Visitor {
+    /// The same browser talking to another replica (`base`: its address), as a load balancer
+    /// would send it.
+    pub fn through(&self, base: &str) -> Visitor {
+        Visitor {
+            http: self.http.clone(),
+            cookie: self.cookie.clone(),
+            csrf: self.csrf.clone(),
+            base: base.to_string(),
+        }
+    }
+}

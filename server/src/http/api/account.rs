@@ -62,7 +62,7 @@ pub async fn change_password(
     if let Some(m) = auth::password_problem(&f.new, &account.email) {
         return Err(ApiError::field("new", m));
     }
-    st.auth.check_rate(ip, Some(&account.email))?;
+    st.auth.check_rate(&st.db, ip, Some(&account.email)).await?;
     if account.password_hash.is_some()
         && !st
             .auth
@@ -115,7 +115,7 @@ pub async fn send_verification(
         })
         .into_response());
     }
-    st.auth.check_rate(ip, Some(&account.email))?;
+    st.auth.check_rate(&st.db, ip, Some(&account.email)).await?;
     let token = random_secret();
     accounts::put_account_link(
         &st.db,
@@ -163,7 +163,7 @@ pub async fn delete_account(
 ) -> ApiResult<Response> {
     let f = body(form)?;
     let account = account_of(&st, &me).await?;
-    st.auth.check_rate(ip, Some(&account.email))?;
+    st.auth.check_rate(&st.db, ip, Some(&account.email)).await?;
     if account.password_hash.is_some() {
         if !st
             .auth

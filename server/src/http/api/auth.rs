@@ -193,7 +193,7 @@ pub async fn signup(
 ) -> ApiResult<Response> {
     let f = body(form)?;
     auth::check_signup(&f.email, &f.name)?;
-    st.auth.check_rate(ip, None)?;
+    st.auth.check_rate(&st.db, ip, None).await?;
     if accounts::by_email(&st.db, &f.email).await?.is_some() {
         st.mail.send(&f.email, Mail::AlreadyRegistered);
     } else {
@@ -262,7 +262,7 @@ pub async fn verify(
     form: Result<Json<LinkForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
-    st.auth.check_rate(ip, None)?;
+    st.auth.check_rate(&st.db, ip, None).await?;
     let hash = link_hash(&f.token)?;
     if let Some(pending) = accounts::find_link(&st.db, &hash, LinkPurpose::Signup).await? {
         // A password the rules refuse must not use the link up.
@@ -313,7 +313,7 @@ pub async fn reset_request(
     if let Some(m) = auth::email_problem(&f.email) {
         return Err(ApiError::field("email", m));
     }
-    st.auth.check_rate(ip, None)?;
+    st.auth.check_rate(&st.db, ip, None).await?;
     if let Some(account) = accounts::by_email(&st.db, &f.email).await? {
         if !account.banned {
             let token = random_secret();
@@ -341,7 +341,7 @@ pub async fn reset_confirm(
     form: Result<Json<ResetForm>, JsonRejection>,
 ) -> ApiResult<Response> {
     let f = body(form)?;
-    st.auth.check_rate(ip, None)?;
+    st.auth.check_rate(&st.db, ip, None).await?;
     let hash = link_hash(&f.token)?;
     // A password the rules refuse must not use the link up.
     let Some(pending) = accounts::find_link(&st.db, &hash, LinkPurpose::Reset).await? else {
@@ -394,7 +394,7 @@ pub async fn login(
     if f.email.len() > auth::MAX_EMAIL || f.password.chars().count() > auth::MAX_PASSWORD {
         return Err(wrong());
     }
-    st.auth.check_rate(ip, Some(&f.email))?;
+    st.auth.check_rate(&st.db, ip, Some(&f.email)).await?;
     let account = accounts::by_email(&st.db, &f.email).await?;
     let hash = account.as_ref().and_then(|a| a.password_hash.as_deref());
     if !st.auth.verify(hash, &f.password).await {

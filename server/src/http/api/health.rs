@@ -86,6 +86,8 @@ async fn probe(st: &AppState) -> (StatusCode, serde_json::Value) {
             "registry": word(reg_ok),
             "runtime": isolation,
             "runtime_version": version,
+            // Which replica answered (several app servers behind a load balancer).
+            "replica": st.config.replica_id,
             "checked_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         }),
     )

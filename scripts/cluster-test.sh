@@ -41,11 +41,22 @@ rm_service() {  # rm_service NAME: removed, and its containers gone from every n
   fail "$1's containers still on the nodes 30 s after service rm"
 }
 # The host's engines are not ours: the count of dockerd before must be the count after.
-DOCKERD_BEFORE=$(pgrep -cx dockerd || true)
+# Live ones only: an engine just stopped may linger a moment as a zombie of its reaper.
+live_dockerd() { ps -C dockerd -o stat= | grep -vc '^Z' || true; }
+DOCKERD_BEFORE=$(live_dockerd)
 
+# The probe image out of the host engine and its tag out of the platform registry (its layers
+# are the base image's, kept by the platform's own manifests).
+remove_probe_image() {
+  docker image rm "$PUSH_REF" >/dev/null 2>&1 || true
+  local digest
+  digest=$(curl -fsSI -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REGISTRY_ADDR/v2/trythis-c/probe/manifests/1" 2>/dev/null | tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" {print $2}')
+  [ -z "$digest" ] || curl -fsS -o /dev/null -X DELETE "http://$REGISTRY_ADDR/v2/trythis-c/probe/manifests/$digest" || true
+}
 cleanup() {
   "$CLUSTER" down >/dev/null 2>&1 || true
-  docker image rm "$PUSH_REF" >/dev/null 2>&1 || true
+  remove_probe_image
 }
 trap cleanup EXIT
 
@@ -56,7 +67,10 @@ ENDPOINT=$(tail -1 "$DATA/logs/cluster-up.log")
 [ "$ENDPOINT" = "unix://$STATE/n1/docker.sock" ] || fail "last line of up is '$ENDPOINT', not the manager's endpoint"
 READY=$(dk 1 node ls --format '{{.Hostname}} {{.Status}}' | awk '$2 == "Ready"' | wc -l)
 [ "$READY" = 3 ] || fail "$READY nodes Ready, 3 expected"
-pass "3 nodes Ready; manager endpoint $ENDPOINT"
+ROLES=$(dk 1 node ls -q | xargs docker -H "$ENDPOINT" node inspect -f '{{.Description.Hostname}}:{{.Spec.Role}}:{{.Spec.Availability}}:{{index .Spec.Labels "trythis.sandbox"}}' | sort | tr '\n' ' ')
+[ "$ROLES" = "trythis-c1:manager:drain: trythis-c2:worker:active:true trythis-c3:worker:active:true " ] \
+  || fail "nodes (hostname:role:availability:trythis.sandbox): $ROLES"
+pass "3 nodes Ready: $ROLES; manager endpoint $ENDPOINT"
 # Idempotent: a second up keeps the same swarm.
 SWARM_ID=$(dk 1 info -f '{{.Swarm.Cluster.ID}}')
 "$CLUSTER" up 3 >/dev/null 2>&1 || fail "a second cluster.sh up 3"
@@ -81,17 +95,17 @@ pass "task on $NODE (container ${CID:0:12} on that node's engine)"
 dk "$I" image inspect "$NODE_REF" >/dev/null 2>&1 || fail "$NODE has no $NODE_REF (pulled from elsewhere?)"
 pass "$NODE pulled $NODE_REF"
 RUNTIME=$(dk "$I" inspect -f '{{.HostConfig.Runtime}}' "$CID")
-FIRST=$(dk "$I" exec "$CID" dmesg | head -1)
+FIRST=$(dk "$I" exec "$CID" dmesg 2>&1 | head -1 || true)
 [[ "$FIRST" == *"Starting gVisor"* ]] || fail "dmesg in the sandbox starts with '$FIRST' (runtime $RUNTIME), not gVisor"
 pass "gVisor: runtime $RUNTIME, dmesg: $FIRST"
-IFACES=$(dk "$I" exec "$CID" cat /proc/net/dev | awk -F: 'NR > 2 {gsub(/ /, "", $1); print $1}' | tr '\n' ' ')
+IFACES=$(dk "$I" exec "$CID" cat /proc/net/dev 2>&1 | awk -F: 'NR > 2 {gsub(/ /, "", $1); print $1}' | tr '\n' ' ')
 [ "$IFACES" = "lo " ] || fail "interfaces in the sandbox: $IFACES (only lo expected)"
 pass "no network: interfaces '$IFACES'"
 # Read-only root, no capabilities, the PID limit: the engine's record and the sandbox's behaviour.
 dk "$I" exec "$CID" sh -c 'echo x >/probe' 2>/dev/null && fail "the sandbox wrote to its read-only root"
 [ "$(dk "$I" inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}}' "$CID")" = "true 64 [ALL]" ] \
   || fail "limits on the node's container: $(dk "$I" inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}}' "$CID")"
-CAPS=$(dk "$I" exec "$CID" awk '/^CapEff/ {print $2}' /proc/self/status)
+CAPS=$(dk "$I" exec "$CID" awk '/^CapEff/ {print $2}' /proc/self/status 2>&1 || true)
 [ "$CAPS" = 0000000000000000 ] || fail "effective capabilities in the sandbox: $CAPS"
 pass "read-only root, CapEff $CAPS, pids limit 64"
 rm_service trythis-c-probe
@@ -163,18 +177,21 @@ pass "trythis-c3 Down after ${DOWN} ms (MEASURED, not asserted)"
 step "down leaves nothing"
 "$CLUSTER" down >"$DATA/logs/cluster-down.log" 2>&1 || { tail -20 "$DATA/logs/cluster-down.log"; fail "cluster.sh down"; }
 LEFT=""
-ip netns list | grep -q trythis-c && LEFT+="netns: $(ip netns list | grep trythis-c | tr '\n' ' '); "
-ip -br link | grep -q trythis-c && LEFT+="links: $(ip -br link | awk '/trythis-c/ {print $1}' | tr '\n' ' '); "
-iptables -w -S | grep -q trythis-c && LEFT+="iptables: $(iptables -w -S | grep trythis-c | tr '\n' ';'); "
-[ "$(pgrep -cx dockerd || true)" = "$DOCKERD_BEFORE" ] || LEFT+="dockerd: $(pgrep -cx dockerd) running, $DOCKERD_BEFORE before; "
+# Captured first: with pipefail, `cmd | grep -q` can fail on a match (cmd killed by SIGPIPE).
+NETNS=$(ip netns list | grep trythis-c || true); LINKS=$(ip -br link | awk '/trythis-c/ {print $1}')
+RULES=$(iptables -w -S | grep trythis-c || true); CGROUPS=$(ls -d /sys/fs/cgroup/*/trythis-c* /sys/fs/cgroup/trythis-c* 2>/dev/null || true)
+[ -n "$NETNS" ] && LEFT+="netns: $(echo $NETNS); "
+[ -n "$LINKS" ] && LEFT+="links: $(echo $LINKS); "
+[ -n "$RULES" ] && LEFT+="iptables: $(tr '\n' ';' <<<"$RULES"); "
+[ "$(live_dockerd)" = "$DOCKERD_BEFORE" ] || LEFT+="dockerd: $(live_dockerd) running, $DOCKERD_BEFORE before; "
 for p in /proc/[0-9]*; do grep -qa "$STATE" "$p/cmdline" 2>/dev/null && LEFT+="process ${p#/proc/}: $(tr '\0' ' ' <"$p/cmdline" | cut -c1-80); "; done
 grep -q " $STATE" /proc/self/mountinfo && LEFT+="mounts under $STATE; "
 [ -e "$STATE" ] && LEFT+="$STATE exists; "
-ls -d /sys/fs/cgroup/*/trythis-c* /sys/fs/cgroup/trythis-c* 2>/dev/null | grep -q . && LEFT+="cgroups: $(ls -d /sys/fs/cgroup/*/trythis-c* 2>/dev/null | tr '\n' ' '); "
+[ -n "$CGROUPS" ] && LEFT+="cgroups: $(echo $CGROUPS); "
 curl -fsS -m 1 "http://$NET.1:5000/v2/" >/dev/null 2>&1 && LEFT+="the cluster registry answers; "
 [ -z "$LEFT" ] || fail "left after down: $LEFT"
 pass "no netns, link, firewall rule, dockerd, process, mount, cgroup or state directory of the cluster left"
 
 trap - EXIT
-docker image rm "$PUSH_REF" >/dev/null 2>&1 || true
+remove_probe_image
 step "cluster-test passed in $(awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}') s"

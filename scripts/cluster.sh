@@ -109,7 +109,8 @@ up() {
   if ! ip link show "$BR" >/dev/null 2>&1; then
     ip link add "$BR" type bridge || die "could not create the bridge $BR"
   fi
-  ip addr show dev "$BR" | grep -q "inet $BR_IP/24" || ip addr add "$BR_IP/24" dev "$BR"
+  # grep reads a captured output: with pipefail, `ip … | grep -q` fails when grep stops reading early.
+  grep -q "inet $BR_IP/24" <<<"$(ip addr show dev "$BR")" || ip addr add "$BR_IP/24" dev "$BR"
   ip link set "$BR" up
   local rule
   for rule in "${FW_RULES[@]}"; do
@@ -144,9 +145,9 @@ up() {
     fi
     ip link set "$netns" master "$BR" up
     ip -n "$netns" link set lo up
-    ip -n "$netns" addr show dev eth0 | grep -q "inet $(node_ip "$i")/24" || ip -n "$netns" addr add "$(node_ip "$i")/24" dev eth0
+    grep -q "inet $(node_ip "$i")/24" <<<"$(ip -n "$netns" addr show dev eth0)" || ip -n "$netns" addr add "$(node_ip "$i")/24" dev eth0
     ip -n "$netns" link set eth0 up
-    ip -n "$netns" route show default | grep -q . || ip -n "$netns" route add default via "$BR_IP"
+    [ -n "$(ip -n "$netns" route show default)" ] || ip -n "$netns" route add default via "$BR_IP"
     if engine_pid "$i" >/dev/null && dk "$i" info >/dev/null 2>&1; then
       ok "engine running (pid $(engine_pid "$i"))"; continue
     fi
@@ -241,7 +242,7 @@ down() {
     done
   fi
   for i in $(seq 1 $MAX_NODES); do
-    ip netns list | grep -qw "$(ns "$i")" && ip netns del "$(ns "$i")"
+    grep -qw "$(ns "$i")" <<<"$(ip netns list)" && ip netns del "$(ns "$i")"
     ip link show "$(ns "$i")" >/dev/null 2>&1 && ip link del "$(ns "$i")"
     local cg
     for cg in /sys/fs/cgroup/*/"$(ns "$i")" /sys/fs/cgroup/"$(ns "$i")"; do

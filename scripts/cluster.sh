@@ -12,6 +12,8 @@
 # Everything it creates is named trythis-c*. Settings (environment): TRYTHIS_CLUSTER_NET (first
 # three octets of the /24 the script owns, 192.168.231), TRYTHIS_CLUSTER_DIR (/run/trythis-c, a
 # tmpfs of TRYTHIS_CLUSTER_TMPFS_SIZE, 4g: engines' data roots live in memory),
+# TRYTHIS_CLUSTER_HEARTBEAT (Swarm's dispatcher heartbeat, 5s: a node is Down a few periods after
+# its last report),
 # TRYTHIS_CLUSTER_REGISTRY_STORAGE (the platform registry's storage; default: the one the registry
 # on TRYTHIS_REGISTRY_ADDR serves, else $DATA/registry).
 # Serving the site on the cluster is the cluster runtime's job (issue 30, next step): for now `up`
@@ -169,6 +171,9 @@ up() {
     dk 1 swarm init --advertise-addr "$(node_ip 1)" --listen-addr "$(node_ip 1):2377" >/dev/null \
       || die "swarm init failed on node 1"
   fi
+  # How often nodes report to the manager: a node that stops reporting is Down after a few periods.
+  dk 1 swarm update --dispatcher-heartbeat "${TRYTHIS_CLUSTER_HEARTBEAT:-5s}" >/dev/null \
+    || die "TRYTHIS_CLUSTER_HEARTBEAT=${TRYTHIS_CLUSTER_HEARTBEAT:-} is not a duration Swarm takes (e.g. 5s)"
   local token; token=$(dk 1 swarm join-token -q worker)
   for i in $(seq 2 "$n"); do
     if [ "$(dk "$i" info -f '{{.Swarm.LocalNodeState}}')" != active ]; then

@@ -30,3 +30,5 @@ step "Accounts: 1,000 sign-up + log-in flows (server/examples/auth_bench.rs)"
 TRYTHIS_LOG=warn cargo run -q -p server --example auth_bench
 step "Several app servers: HAProxy's cost on the home page and on a Try (direct vs through it, same run), and a replica's kill -9 to its terminal answering again (end2end/replicas.mjs --bench, release build)"
 TRYTHIS_PROFILE=release node end2end/replicas.mjs --bench
+step "Sandbox hosts: a sandbox as a one-task Swarm service vs a container on a Ready node, 10 each, and a node's loss to Down (scripts/cluster-test.sh --bench)"
+scripts/cluster-test.sh --bench

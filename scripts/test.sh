@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh machine or a warm one: formatting and lints, unit tests,
 # integration tests against the real engine, registry, ttyd, SQLite and PostgreSQL, then the
 # browser tests in headless Chromium against the real server, then the same server as two replicas
-# behind HAProxy. Idempotent.
+# behind HAProxy, then a local three-node Swarm (sandbox hosts). Idempotent.
 source "$(dirname "$0")/lib.sh"
 T0=$(date +%s)
 ensure_platform
@@ -36,5 +36,8 @@ node end2end/e2e.mjs
 
 step "Cluster tests: two replicas behind HAProxy on one PostgreSQL (end2end/replicas.mjs, one cluster start)"
 node end2end/replicas.mjs
+
+step "Sandbox hosts: a three-node Swarm of engines in network namespaces (scripts/cluster-test.sh, ≈40 s)"
+scripts/cluster-test.sh
 
 step "All tests passed in $(( $(date +%s) - T0 )) s"

@@ -249,6 +249,12 @@ pub async fn compose(
             let s = s.clone();
             async move { s.sweep().await }
         });
+        // Per replica: the keystrokes of the shells it carries reach the rows the reaper reads.
+        let s = sandboxes.clone();
+        jobs.every_here("terminal activity", every, move || {
+            let s = s.clone();
+            async move { s.record_input().await }
+        });
     }
     let signer = secrets::Signer::new(secrets::load_or_create_instance_secret(&config.data_dir)?);
     let auth = Arc::new(accounts::Auth::new(config.auth.clone(), &config.public_url));

@@ -109,6 +109,10 @@ struct Place {
 }
 
 const QUEUE_STALE: Duration = Duration::from_secs(12);
+/// A launch takes seconds; one whose row still says `starting` after this was cut short.
+const LAUNCH_BOUND: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
+/// Keystrokes move a row's `last_activity_at` in steps of this (a write per step, not per key).
+const ACTIVITY_STEP: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
 /// How far back the warm pool looks for demand; a quiet window gives the pool back.
 const POOL_DEMAND_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
@@ -972,6 +976,30 @@ impl SandboxService {
         Ok(self.info(&row))
     }
 
+    /// Writes the last keystroke of each shell this server carries to its row (when it moved on
+    /// by `ACTIVITY_STEP` or more): the reaper runs on one replica of the cluster and sees only
+    /// its own sessions, the rows of the others. A per-replica job, every few seconds.
+    pub async fn record_input(&self) -> Result<usize, SandboxError> {
+        if self.terminals.open_count() == 0 {
+            return Ok(0);
+        }
+        let mut written = 0;
+        for s in db::sandboxes::all_active(&self.db).await? {
+            let Some(last) = self
+                .terminals
+                .last_input_ms(&s.id)
+                .and_then(chrono::DateTime::from_timestamp_millis)
+            else {
+                continue;
+            };
+            if last > s.last_activity_at + ACTIVITY_STEP {
+                db::sandboxes::touch(&self.db, &s.id, last).await?;
+                written += 1;
+            }
+        }
+        Ok(written)
+    }
+
     /// One reaper pass: ends expired and idle sandboxes, and retries stuck stops.
     pub async fn reap(&self) -> Result<usize, SandboxError> {
         let now = chrono::Utc::now();
@@ -979,7 +1007,7 @@ impl SandboxService {
         let mut stopped = 0;
         for s in db::sandboxes::all_active(&self.db).await? {
             let last_input = self.last_input(&s);
-            if last_input > s.last_activity_at + chrono::Duration::seconds(30) {
+            if last_input > s.last_activity_at + ACTIVITY_STEP {
                 db::sandboxes::touch(&self.db, &s.id, last_input).await?;
             }
             let reason = if s.expires_at <= now {
@@ -988,9 +1016,7 @@ impl SandboxService {
                 Some(EndReason::Idle)
             } else if s.state == SandboxState::Stopping {
                 Some(EndReason::Stopped)
-            } else if s.state == SandboxState::Starting
-                && now - s.created_at > chrono::Duration::seconds(120)
-            {
+            } else if s.state == SandboxState::Starting && now - s.created_at > LAUNCH_BOUND {
                 Some(EndReason::StartTimedOut)
             } else {
                 None
@@ -1010,20 +1036,31 @@ impl SandboxService {
         let active = db::sandboxes::all_active(&self.db).await?;
         let listed = self.runtime.list().await?;
         let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
+        // Another app server of the cluster may be launching a sandbox right now (its row says
+        // `starting`, young), or running a build's smoke check: neither is this start's to end.
+        let started_since = chrono::Utc::now() - LAUNCH_BOUND;
+        let launching = |s: &db::sandboxes::Model| {
+            s.state == SandboxState::Starting && s.created_at > started_since
+        };
         let keep: HashSet<&str> = active
             .iter()
-            .filter(|s| s.state == SandboxState::Ready)
+            .filter(|s| s.state == SandboxState::Ready || launching(s))
             .map(|s| s.id.as_str())
             .collect();
         let mut removed = 0;
         for l in &listed {
-            if !keep.contains(l.sandbox_id.as_str()) {
-                self.runtime.destroy(&l.sandbox_id).await?;
-                removed += 1;
+            if keep.contains(l.sandbox_id.as_str()) || self.checking(&l.sandbox_id).await? {
+                continue;
             }
+            self.runtime.destroy(&l.sandbox_id).await?;
+            removed += 1;
         }
         let mut ended = 0;
         for s in &active {
+            if launching(s) {
+                // Cut short by a crash, the reaper ends it once it is older than the bound.
+                continue;
+            }
             if s.state != SandboxState::Ready {
                 db::sandboxes::finish(
                     &self.db,
@@ -1070,13 +1107,8 @@ impl SandboxService {
             if active.contains(&l.sandbox_id) {
                 continue;
             }
-            if let Some(build) = l.sandbox_id.strip_prefix(checks::CHECK_PREFIX) {
-                let checking = db::builds::get(&self.db, build)
-                    .await?
-                    .is_some_and(|b| b.state == db::BuildState::Checking);
-                if checking {
-                    continue;
-                }
+            if self.checking(&l.sandbox_id).await? {
+                continue;
             }
             tracing::warn!(sandbox = %l.sandbox_id, container = %l.container_id, "removing a container without a live owner");
             self.runtime.destroy(&l.sandbox_id).await?;
@@ -1085,11 +1117,30 @@ impl SandboxService {
         Ok(removed)
     }
 
-    /// At shutdown: smoke checks cannot finish once this server is gone.
-    pub async fn remove_checks(&self) -> Result<usize, SandboxError> {
+    /// Whether `sandbox_id` is the smoke check of a build in its checking step (it has no row;
+    /// its build's runner, this server or another, removes it).
+    async fn checking(&self, sandbox_id: &str) -> Result<bool, SandboxError> {
+        let Some(build) = sandbox_id.strip_prefix(checks::CHECK_PREFIX) else {
+            return Ok(false);
+        };
+        Ok(db::builds::get(&self.db, build)
+            .await?
+            .is_some_and(|b| b.state == db::BuildState::Checking))
+    }
+
+    /// At shutdown: the smoke checks of this server's builds cannot finish once it is gone;
+    /// another replica's are its own.
+    pub async fn remove_checks(&self, replica: &str) -> Result<usize, SandboxError> {
         let mut removed = 0;
         for l in self.runtime.list().await? {
-            if l.sandbox_id.starts_with(checks::CHECK_PREFIX) {
+            let Some(build) = l.sandbox_id.strip_prefix(checks::CHECK_PREFIX) else {
+                continue;
+            };
+            let elsewhere = db::builds::get(&self.db, build).await?.is_some_and(|b| {
+                b.state == db::BuildState::Checking
+                    && b.runner.as_deref().is_some_and(|r| r != replica)
+            });
+            if !elsewhere {
                 self.runtime.destroy(&l.sandbox_id).await?;
                 removed += 1;
             }

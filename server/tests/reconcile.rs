@@ -70,23 +70,37 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
     neighbour
         .launch(&fixture_spec(&theirs, "v:neighbour", &repo, &digest))
         .await?;
+    let starting = |id: &str, owner: &str| db::sandboxes::NewSandbox {
+        id: id.to_string(),
+        owner: vocab::OwnerKey::Visitor(owner.into()),
+        project_id: 1,
+        project_slug: "fixture".into(),
+        category: "Databases".into(),
+        image: format!("{repo}@{digest}"),
+        expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
+        client_ip: None,
+    };
+    // Started three minutes ago and never finished: longer than any launch takes.
     let stray = server::secrets::random_id();
-    db::sandboxes::insert_starting(
-        &db,
-        db::sandboxes::NewSandbox {
-            id: stray.clone(),
-            owner: vocab::OwnerKey::Visitor("crashed".into()),
-            project_id: 1,
-            project_slug: "fixture".into(),
-            category: "Databases".into(),
-            image: format!("{repo}@{digest}"),
-            expires_at: chrono::Utc::now() + chrono::Duration::minutes(5),
-            client_ip: None,
-        },
-    )
-    .await?;
+    db::sandboxes::insert_starting(&db, starting(&stray, "crashed")).await?;
+    {
+        use db::sea_orm::{ActiveModelTrait, ActiveValue::Set};
+        db::entities::sandbox::ActiveModel {
+            id: Set(stray.clone()),
+            created_at: Set(chrono::Utc::now() - chrono::Duration::minutes(3)),
+            ..Default::default()
+        }
+        .update(&db)
+        .await?;
+    }
     runtime
         .launch(&fixture_spec(&stray, "v:crashed", &repo, &digest))
+        .await?;
+    // Another app server of the cluster launching one right now: not this start's to end.
+    let launching = server::secrets::random_id();
+    db::sandboxes::insert_starting(&db, starting(&launching, "launching")).await?;
+    runtime
+        .launch(&fixture_spec(&launching, "v:launching", &repo, &digest))
         .await?;
     server.kill().await?; // SIGKILL
     let _ = server.wait().await;
@@ -102,6 +116,18 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         (stray_row.state.as_str(), stray_row.active),
         ("failed", false)
     );
+    assert!(
+        listed.iter().any(|l| l.sandbox_id == launching),
+        "a launch in progress lost its container to another server's start"
+    );
+    let launching_row = db::sandboxes::get(&db, &launching)
+        .await?
+        .ok_or("row")?;
+    assert_eq!(
+        (launching_row.state.as_str(), launching_row.active),
+        ("starting", true)
+    );
+    runtime.destroy(&launching).await?;
     // The healthy session survives the restart and still works.
     assert!(listed.iter().any(|l| l.sandbox_id == kept));
     let mut v = Visitor {
@@ -160,6 +186,7 @@ async fn the_job_runner_sweeps_orphans_on_its_own() -> Result {
             ("reaper".into(), five),
             ("warm pool".into(), five),
             ("orphan sweep".into(), five),
+            ("terminal activity".into(), five),
             ("mail outbox".into(), None),
             ("session purge".into(), Some(Duration::from_secs(3600))),
             ("page cache follow".into(), Some(Duration::from_secs(1))),

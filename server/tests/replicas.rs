@@ -347,3 +347,33 @@ async fn replicas_starting_at_once_over_a_new_database_both_start() -> Result {
     }
     Ok(())
 }
+
+/// Keystrokes typed through one replica keep the sandbox alive for the reaper on another: the
+/// reaper runs on one replica of the cluster (its lease) and reads the others' activity from
+/// the rows, which each replica writes for the shells it carries.
+#[tokio::test]
+async fn keystrokes_through_one_replica_keep_the_reaper_on_another_away() -> Result {
+    let (a, b) = two_replicas(&[]).await?;
+    let v = a.visitor().await?;
+    let r = v.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    // The row last saw activity 20 minutes ago, past the 10-minute idle timeout...
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(20);
+    db::sandboxes::touch(&a.state.db, &id, long_ago).await?;
+    // ...but the visitor types now, through A.
+    sh.run("echo typing-$((3*3))", Duration::from_secs(20))
+        .await?;
+    a.state.sandboxes.record_input().await?;
+    b.state.sandboxes.reap().await?;
+    let row = db::sandboxes::get(&b.state.db, &id)
+        .await?
+        .ok_or("no row")?;
+    assert!(row.active, "reaped as idle: {:?}", row.end_reason);
+    v.stop_sandbox(&id).await?;
+    Ok(())
+}

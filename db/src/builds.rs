@@ -283,6 +283,22 @@ pub async fn renew(db: &DatabaseConnection, id: &str, runner: &str) -> Result<bo
     Ok(q.exec(db).await?.rows_affected == 1)
 }
 
+/// The running build's log so far (its stored tail), written by the replica that claimed it, so
+/// that another replica's watchers can follow it. False: the claim is no longer `runner`'s.
+pub async fn save_log(
+    db: &DatabaseConnection,
+    id: &str,
+    runner: &str,
+    log: &str,
+) -> Result<bool, DbErr> {
+    let q = Build::update_many()
+        .col_expr(build::Column::Log, Expr::value(log))
+        .filter(build::Column::Id.eq(id))
+        .filter(build::Column::Runner.eq(runner))
+        .filter(build::Column::State.is_in(RUNNING));
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
 /// `set_state` to `pushing` or `checking` by the replica that claimed the build.
 pub async fn advance_as(
     db: &DatabaseConnection,

@@ -35,6 +35,9 @@ use tokio::sync::{broadcast, mpsc, watch, Mutex};
 const MAX_PARTIAL_LINE: usize = 64 * 1024;
 /// How often a replica running a build renews its claim (`builds.heartbeat_at`).
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a running build's log is written to its row when it grew: watchers on other
+/// replicas follow it from there (`http/api/builds.rs`), this far behind at most.
+pub const LOG_FLUSH: std::time::Duration = std::time::Duration::from_secs(1);
 /// A claim not renewed for this long is its replica's death (or a partition from the database):
 /// another replica takes the build over. Six missed heartbeats, so a slow database or a busy
 /// process is not mistaken for one.
@@ -484,7 +487,7 @@ impl BuildService {
         // `CLAIM_TTL`) the build stops here and writes nothing more.
         let result = tokio::select! {
             r = self.build_and_push(&build, &project, live) => Some(r),
-            () = self.hold_claim(id) => None,
+            () = self.hold_claim(id, live) => None,
         };
         self.metrics.builds_running.dec();
         let Some(result) = result else {
@@ -540,11 +543,29 @@ impl BuildService {
         Ok(())
     }
 
-    /// Renews this replica's claim on build `id` every `HEARTBEAT`; returns once the claim is
-    /// no longer its own. A database error is not a lost claim: renewing goes on.
-    async fn hold_claim(&self, id: &str) {
+    /// Renews this replica's claim on build `id` every `HEARTBEAT`, and writes its log out every
+    /// `LOG_FLUSH` when it grew (other replicas' watchers follow the row); returns once the claim
+    /// is no longer its own. A database error is not a lost claim: renewing goes on.
+    async fn hold_claim(&self, id: &str, live: &Live) {
+        let mut written = 0;
+        let mut renewed = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(HEARTBEAT).await;
+            tokio::time::sleep(LOG_FLUSH).await;
+            let (lines, log) = {
+                let log = live.log.lock().unwrap_or_else(|e| e.into_inner());
+                (log.lines(), (log.lines() != written).then(|| log.stored()))
+            };
+            if let Some(log) = log {
+                match db::builds::save_log(&self.db, id, self.replica(), &log).await {
+                    Ok(true) => written = lines,
+                    Ok(false) => return,
+                    Err(e) => tracing::warn!(build = id, error = %e, "build log not written out"),
+                }
+            }
+            if renewed.elapsed() < HEARTBEAT {
+                continue;
+            }
+            renewed = tokio::time::Instant::now();
             match db::builds::renew(&self.db, id, self.replica()).await {
                 Ok(true) => {}
                 Ok(false) => return,

@@ -377,3 +377,41 @@ async fn keystrokes_through_one_replica_keep_the_reaper_on_another_away() -> Res
     v.stop_sandbox(&id).await?;
     Ok(())
 }
+
+/// A build's log streams live through a replica that does not run the build: the runner writes
+/// its log out every second and the other replica follows the row, to the build's end.
+#[tokio::test]
+async fn a_builds_log_streams_live_through_another_replica() -> Result {
+    let (a, b) = two_replicas(&[]).await?;
+    let v = a.user().await?;
+    let slug = unique("follow");
+    let df = format!(
+        "FROM {}\nRUN for i in 1 2 3 4 5 6 7 8; do echo line-$i; sleep 1; done\n",
+        base_image()
+    );
+    let id = submit_dockerfile(&v, &slug, &df).await?;
+    wait_state(&a, &id, &["running"], Duration::from_secs(60)).await?;
+    let on_b = v.through(&format!("http://{}", b.addr));
+    let mut stream = on_b
+        .http
+        .get(b.url(&format!("/api/builds/{id}/log")))
+        .header("cookie", &on_b.cookie)
+        .send()
+        .await?;
+    assert_eq!(stream.status().as_u16(), 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let mut text = String::new();
+    let mut live = false;
+    while let Some(chunk) = tokio::time::timeout_at(deadline, stream.chunk()).await?? {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        if !live && text.contains("data: line-2\n") {
+            // Seen while the build still runs (on A): followed, not replayed at the end.
+            live = !build_row(&a, &id).await?.state.is_finished();
+        }
+    }
+    assert!(live, "no line arrived while the build ran:\n{text}");
+    assert!(text.contains("data: line-8\n"), "{text}");
+    assert!(text.contains(r#""state":"succeeded""#), "{text}");
+    assert_eq!(build_row(&a, &id).await?.runner.as_deref(), Some("replica-a"));
+    Ok(())
+}

@@ -8,10 +8,17 @@ const MAX_LOG_BYTES: usize = 512 * 1024;
 pub(super) struct LogBuffer {
     text: String,
     truncated: bool,
+    /// Lines pushed so far: whether the log changed since it was last written out.
+    lines: u64,
 }
 
 impl LogBuffer {
+    pub(super) fn lines(&self) -> u64 {
+        self.lines
+    }
+
     pub(super) fn push(&mut self, line: &str) {
+        self.lines += 1;
         self.text.push_str(line);
         self.text.push('\n');
         if self.text.len() > MAX_LOG_BYTES {
@@ -197,5 +204,41 @@ mod tests {
         assert!(log.text.len() <= MAX_LOG_BYTES);
         assert!(log.stored().starts_with("[… earlier output truncated …]\n"));
         assert!(log.stored().ends_with("line 99999\n"));
+    }
+}
+
+/// The lines of `now` (a build's stored log) that follow `before` (the same log read earlier):
+/// the stored log is a tail, so when its head was cut meanwhile, the lines after the last one
+/// seen, or a note that some were skipped.
+pub fn new_lines<'a>(before: &str, now: &'a str) -> (bool, Vec<&'a str>) {
+    if let Some(rest) = now.strip_prefix(before) {
+        return (false, rest.lines().collect());
+    }
+    let last = before.lines().last().unwrap_or_default();
+    match now.rfind(&format!("\n{last}\n")) {
+        Some(at) if !last.is_empty() => (false, now[at + last.len() + 2..].lines().collect()),
+        _ => {
+            let lines: Vec<&str> = now.lines().collect();
+            let from = lines.len().saturating_sub(50);
+            (true, lines[from..].to_vec())
+        }
+    }
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::new_lines;
+
+    #[test]
+    fn lines_after_the_ones_seen_whether_or_not_the_head_was_cut() {
+        assert_eq!(new_lines("a\nb\n", "a\nb\nc\nd\n"), (false, vec!["c", "d"]));
+        assert_eq!(new_lines("a\nb\n", "a\nb\n"), (false, vec![]));
+        // The head was cut: what follows the last line seen.
+        assert_eq!(
+            new_lines("a\nb\nc\n", "[… earlier output truncated …]\nb\nc\nd\n"),
+            (false, vec!["d"])
+        );
+        // Nothing seen is left: the tail, marked as skipping.
+        assert_eq!(new_lines("a\nzz\n", "x\ny\n"), (true, vec!["x", "y"]));
     }
 }

@@ -250,14 +250,23 @@ pub async fn log(
             stream::iter(first).chain(follow).map(Ok).boxed()
         }
         None => {
-            // Finished (or finished between the two reads): the stored row is complete.
             let b = find(&st, &me, &id).await?;
             let mut evs = head(&b, &b.log);
             evs.push(sse_event(&BuildEvent::State {
                 state: b.state,
                 error: b.error.clone(),
             }));
-            stream::iter(evs).map(Ok).boxed()
+            if b.state.is_finished() {
+                // Finished (or finished between the two reads): the stored row is complete.
+                stream::iter(evs).map(Ok).boxed()
+            } else {
+                // Queued, or running on another replica: its row, which the runner writes out
+                // every second, is followed.
+                stream::iter(evs)
+                    .chain(follow_row(st.db.clone(), b))
+                    .map(Ok)
+                    .boxed()
+            }
         }
     };
     // The slots are given back when the stream ends or the browser goes. A draining server
@@ -273,6 +282,48 @@ pub async fn log(
         })
         .take_until(closing);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// What changes in a build's row from `b` on, as events: new log lines, steps, states; ends
+/// once the build is finished (or its row is gone).
+fn follow_row(
+    db: db::DatabaseConnection,
+    b: db::builds::Model,
+) -> impl Stream<Item = Event> + Send {
+    stream::unfold(Some(b), move |seen| {
+        let db = db.clone();
+        async move {
+            let seen = seen?;
+            loop {
+                tokio::time::sleep(crate::builds::LOG_FLUSH).await;
+                let now = match db::builds::get(&db, &seen.id).await {
+                    Ok(Some(now)) => now,
+                    Ok(None) => return None,
+                    Err(_) => continue,
+                };
+                let mut evs = Vec::new();
+                let (skipped, lines) = crate::builds::log::new_lines(&seen.log, &now.log);
+                if skipped {
+                    evs.push(Event::default().event("log").data("[… lines skipped …]"));
+                }
+                evs.extend(lines.iter().map(|l| Event::default().event("log").data(*l)));
+                if (now.step, now.steps) != (seen.step, seen.steps) {
+                    evs.push(step_event(now.step, now.steps));
+                }
+                if now.state != seen.state {
+                    evs.push(sse_event(&BuildEvent::State {
+                        state: now.state,
+                        error: now.error.clone(),
+                    }));
+                }
+                let done = now.state.is_finished();
+                if !evs.is_empty() || done {
+                    return Some((stream::iter(evs), (!done).then_some(now)));
+                }
+            }
+        }
+    })
+    .flatten()
 }
 
 fn notes(problems: Vec<recipe::Problem>) -> Vec<RecipeNote> {

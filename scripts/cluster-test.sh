@@ -3,7 +3,7 @@
 # network namespaces joined by Swarm, sandboxes placed by Swarm on the sandbox nodes under gVisor
 # without network, pulled from the platform registry at the cluster address; drain honoured; a
 # node whose engine dies marked Down (the time is printed, not asserted); `down` leaves nothing.
-# Needs root, the host engine, runsc and the platform registry (scripts/setup.sh). With --bench it
+# Needs root, the host engine, runsc and the platform registry (set up by scripts/run.sh or scripts/test.sh). With --bench it
 # also measures a sandbox launched as a one-task service against a container started on a node
 # Swarm reports Ready (docs/SCALING.md), TRYTHIS_CLUSTER_BENCH_RUNS (10) of each.
 source "$(dirname "$0")/lib.sh"

@@ -97,7 +97,7 @@ up() {
   local n=${1:-3}
   [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 2 ] && [ "$n" -le $MAX_NODES ] || die "N must be 2 to $MAX_NODES (one manager, the rest sandbox nodes)"
   [ "$(id -u)" = 0 ] || die "cluster.sh needs root (namespaces, links, firewall rules, engines)"
-  command -v runsc >/dev/null || die "runsc not found: run scripts/setup.sh first (scripts/lib.sh ensure_gvisor)"
+  command -v runsc >/dev/null || die "runsc not found: run scripts/run.sh or scripts/test.sh first (scripts/lib.sh ensure_gvisor)"
   command -v docker-registry >/dev/null || apt_install docker-registry
   apt_install iproute2 iptables util-linux
 

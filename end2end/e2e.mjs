@@ -119,7 +119,8 @@ mkdirSync(SHOTS, { recursive: true });
 const errors = [];
 function watch(page) {
   page.on("pageerror", (e) => errors.push(String(e)));
-  page.on("console", (m) => { if (m.type() === "error") errors.push(`${m.text()} ${m.location()?.url ?? ""}`.trim()); });
+  // The page's own address too: which page saw it (a poll's URL alone does not say).
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`${m.text()} ${m.location()?.url ?? ""} (on ${page.url()})`.trim()); });
 }
 async function termText(page) {
   return page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.innerText ?? "");

@@ -942,8 +942,8 @@ try {
       await a.getByRole("button", { name: "Set banner" }).click();
       await waitFor(async () => (await banner())?.line === previous.line, "banner restored");
     }
-    // The banned user's open project page may poll its sandbox once more before it notices
-    // the ban (403): that one is expected, as is the visitor's 403 below.
+    // The banned user's open project page may poll its sandbox (and its ports) once more
+    // before it notices the ban (403): those are expected, as is the visitor's 403 below.
     const beforeBan = errors.length;
     await a.locator('#admin-users tr[data-user="octo@example.test"] button[data-action="ban"]').click();
     await a.locator('#admin-users tr[data-user="octo@example.test"]', { hasText: "banned" }).waitFor();
@@ -961,7 +961,8 @@ try {
     await ctx.close();
     await github.ctx.close();
     const afterBan = errors.splice(beforeBan);
-    errors.push(...afterBan.filter((e) => !/status of 403 .*\/api\/sandboxes\/[a-z0-9]+$/.test(e)));
+    // (Its sandbox's status and its preview ports are both polled.)
+    errors.push(...afterBan.filter((e) => !/status of 403 .*\/api\/sandboxes\/[a-z0-9]+(\/ports)? \(on /.test(e)));
   });
 
   await check("the maintainer deletes their account; logging in again fails", async () => {
@@ -1633,7 +1634,7 @@ try {
     console.log(`# ${followed.size} links followed; Try links: ${tries.join("; ")}`);
     // The walk opens the "Nothing here" page on purpose (404), and its Try links meet the
     // sandbox the admin already runs (409, the page then offers to replace it): those only.
-    const expected = (e) => /status of 404 .*\/nope\/nothing$/.test(e) || /status of 409 .*\/api\/projects\/[^/]+\/try$/.test(e);
+    const expected = (e) => /status of 404 .*\/nope\/nothing \(on /.test(e) || /status of 409 .*\/api\/projects\/[^/]+\/try \(on /.test(e);
     const walked = errors.splice(before);
     errors.push(...walked.filter((e) => !expected(e)));
     assert.ok(followed.size >= 20, `only ${followed.size} links`);

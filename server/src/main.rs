@@ -148,7 +148,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // The jobs handed back: a running build's worker stops, the reaper and the refill run on in
     // the other replicas.
     jobs.stop().await;
-    match state.sandboxes.remove_checks(&state.config.replica_id).await {
+    match state
+        .sandboxes
+        .remove_checks(&state.config.replica_id)
+        .await
+    {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "smoke checks stopped"),
         Err(e) => tracing::warn!(error = %e, "could not remove the smoke checks"),

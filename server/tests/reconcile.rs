@@ -120,9 +120,7 @@ async fn sigkill_mid_session_then_restart_leaks_nothing() -> Result {
         listed.iter().any(|l| l.sandbox_id == launching),
         "a launch in progress lost its container to another server's start"
     );
-    let launching_row = db::sandboxes::get(&db, &launching)
-        .await?
-        .ok_or("row")?;
+    let launching_row = db::sandboxes::get(&db, &launching).await?.ok_or("row")?;
     assert_eq!(
         (launching_row.state.as_str(), launching_row.active),
         ("starting", true)

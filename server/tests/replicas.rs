@@ -412,6 +412,9 @@ async fn a_builds_log_streams_live_through_another_replica() -> Result {
     assert!(live, "no line arrived while the build ran:\n{text}");
     assert!(text.contains("data: line-8\n"), "{text}");
     assert!(text.contains(r#""state":"succeeded""#), "{text}");
-    assert_eq!(build_row(&a, &id).await?.runner.as_deref(), Some("replica-a"));
+    assert_eq!(
+        build_row(&a, &id).await?.runner.as_deref(),
+        Some("replica-a")
+    );
     Ok(())
 }

@@ -206,6 +206,37 @@ async fn the_shell_outlives_the_servers_terminal_host(rt: &str) -> Result {
     Ok(())
 }
 
+/// The shell's holder (a host process beside the engine) ends with its sandbox: a stopped
+/// sandbox leaves no process behind, even where the engine keeps the exec stream open.
+async fn the_holder_ends_with_its_sandbox(rt: &str) -> Result {
+    let t = start(rt).await?;
+    let mut sh = t.shell().await?;
+    sh.run("echo held", T).await?;
+    let container = format!("trythis-{}", t.id);
+    let holder = holder_of(&container).ok_or("no holder runs for the shell")?;
+    let r = t.visitor.stop_sandbox(&t.id).await?;
+    assert_eq!(r.status, 204);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while std::path::Path::new(&format!("/proc/{holder}")).exists() {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("the holder {holder} of {container} outlived its sandbox").into());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}
+
+/// The pid of `relay hold … CONTAINER …`.
+fn holder_of(container: &str) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        (args.get(1) == Some(&b"hold".as_slice()) && args.get(4) == Some(&container.as_bytes()))
+            .then_some(pid)
+    })
+}
+
 fn last_tick(screen: &str) -> Option<u64> {
     screen
         .rsplit("tick")
@@ -341,6 +372,7 @@ conformance!(
     resize_sends_winch,
     sighup_on_close,
     the_shell_outlives_the_servers_terminal_host,
+    the_holder_ends_with_its_sandbox,
     ctrl_d_ends_cat_and_the_shell,
     utf8_in_and_out,
     tab_completion,

@@ -249,6 +249,12 @@ pub async fn compose(
             let s = s.clone();
             async move { s.sweep().await }
         });
+        // Per replica: its watchers of a link revoked through another replica are cut off.
+        let s = sandboxes.clone();
+        jobs.every_here("share revocations", sandbox::REVOCATION_FOLLOW, move || {
+            let s = s.clone();
+            async move { s.follow_revocations().await }
+        });
         // Per replica: the keystrokes of the shells it carries reach the rows the reaper reads.
         let s = sandboxes.clone();
         jobs.every_here("terminal activity", every, move || {

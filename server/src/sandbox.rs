@@ -109,6 +109,9 @@ struct Place {
 }
 
 const QUEUE_STALE: Duration = Duration::from_secs(12);
+/// How often a replica looks for revocations of the links its watchers use (made through
+/// another replica): a revoked viewer is cut off within this anywhere.
+pub const REVOCATION_FOLLOW: Duration = Duration::from_secs(2);
 /// A launch takes seconds; one whose row still says `starting` after this was cut short.
 const LAUNCH_BOUND: chrono::TimeDelta = chrono::TimeDelta::seconds(120);
 /// Keystrokes move a row's `last_activity_at` in steps of this (a write per step, not per key).

@@ -184,6 +184,7 @@ async fn the_job_runner_sweeps_orphans_on_its_own() -> Result {
             ("reaper".into(), five),
             ("warm pool".into(), five),
             ("orphan sweep".into(), five),
+            ("share revocations".into(), Some(Duration::from_secs(2))),
             ("terminal activity".into(), five),
             ("mail outbox".into(), None),
             ("session purge".into(), Some(Duration::from_secs(3600))),

@@ -418,3 +418,61 @@ async fn a_builds_log_streams_live_through_another_replica() -> Result {
     );
     Ok(())
 }
+
+/// A link revoked through one replica cuts off its viewers on another: each replica looks for
+/// revocations of the links its watchers use (`follow_revocations`, every 2 s).
+#[tokio::test]
+async fn a_revocation_through_one_replica_cuts_off_viewers_on_another() -> Result {
+    let (a, b) = two_replicas(&[]).await?;
+    let owner = a.visitor().await?;
+    let r = owner.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
+    let mut sh = owner
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.run("echo shared-$((5*5))", Duration::from_secs(20))
+        .await?;
+    let made = owner
+        .call(
+            "POST",
+            &format!("/api/sandboxes/{id}/shares"),
+            Some(serde_json::json!({ "mode": "view" })),
+        )
+        .await?;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let share_id = made.body["id"].as_str().ok_or("no share id")?.to_string();
+    let url = made.body["url"].as_str().ok_or("no url")?;
+    let token = url.rsplit('/').next().ok_or("no token")?.to_string();
+    // The viewer watches through B, which holds no connection to the owner's shell.
+    let viewer = b.visitor().await?;
+    let ticket = viewer
+        .call("POST", &format!("/api/shares/{token}/ticket"), None)
+        .await?;
+    let ticket = ticket.body["ticket"]
+        .as_str()
+        .ok_or("no ticket")?
+        .to_string();
+    let ws = viewer
+        .socket_at(
+            &format!("/shares/{share_id}/ws"),
+            Some(&ticket),
+            Some(&viewer.base.clone()),
+        )
+        .await
+        .map_err(|s| format!("the viewer's socket was refused: {s}"))?;
+    let mut w = Shell::hello(ws, 33, 11)
+        .await
+        .map_err(|s| format!("hello: {s}"))?;
+    w.expect("shared-25", Duration::from_secs(20)).await?;
+    let revoked = owner
+        .status_of("DELETE", &format!("/api/sandboxes/{id}/shares/{share_id}"))
+        .await?;
+    assert_eq!(revoked, 204);
+    assert_eq!(b.state.sandboxes.follow_revocations().await?, 1);
+    let closed = w.wait_closed(Duration::from_secs(10)).await?;
+    assert!(closed.starts_with("4003"), "{closed:?}");
+    owner.stop_sandbox(&id).await?;
+    Ok(())
+}

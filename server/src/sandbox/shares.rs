@@ -142,6 +142,22 @@ impl SandboxService {
         })
     }
 
+    /// Cuts off this server's watchers of links revoked through another app server (a
+    /// revocation cuts off the revoking server's own at once); a per-replica job, every
+    /// `REVOCATION_FOLLOW`, so a revoked viewer anywhere is gone within that.
+    pub async fn follow_revocations(&self) -> Result<usize, db::DbErr> {
+        let mut cut = 0;
+        for (sandbox, share) in self.terminals.watched_shares() {
+            let live = db::shares::get(&self.db, &share)
+                .await?
+                .is_some_and(|s| s.revoked_at.is_none());
+            if !live {
+                cut += self.terminals.revoke_share(&sandbox, &share);
+            }
+        }
+        Ok(cut)
+    }
+
     /// Attaches `watcher` to the shell of the shared sandbox. A revocation that landed between
     /// the caller's check and this attach is caught here: the attachment then ends at once, as
     /// if it had been cut off (revocations write the row before they cut watchers off).

@@ -422,6 +422,28 @@ impl Terminals {
         self.get(sandbox_id).map_or(0, |s| s.revoke(share_id))
     }
 
+    /// Every (sandbox, share) watched through this server now.
+    pub fn watched_shares(&self) -> Vec<(String, String)> {
+        let sessions: Vec<(String, Arc<Session>)> = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(id, s)| (id.clone(), s.clone()))
+            .collect();
+        let mut watched: Vec<(String, String)> = sessions
+            .iter()
+            .flat_map(|(id, s)| {
+                s.watchers()
+                    .into_iter()
+                    .map(|w| (id.clone(), w.share_id.clone()))
+            })
+            .collect();
+        watched.sort();
+        watched.dedup();
+        watched
+    }
+
     /// Who watches the sandbox's shell now (one entry per browser).
     pub fn watchers(&self, sandbox_id: &str) -> Vec<Arc<Watcher>> {
         self.get(sandbox_id)

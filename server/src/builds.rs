@@ -555,10 +555,20 @@ impl BuildService {
                 let log = live.log.lock().unwrap_or_else(|e| e.into_inner());
                 (log.lines(), (log.lines() != written).then(|| log.stored()))
             };
+            // Each write runs as a task of its own: this loop is dropped when the build ends,
+            // and a query dropped midway would cost its pooled connection.
+            let (db, build, runner) = (self.db.clone(), id.to_string(), self.replica().to_string());
             if let Some(log) = log {
-                match db::builds::save_log(&self.db, id, self.replica(), &log).await {
-                    Ok(true) => written = lines,
-                    Ok(false) => return,
+                let saved =
+                    tokio::spawn(
+                        async move { db::builds::save_log(&db, &build, &runner, &log).await },
+                    );
+                match saved.await {
+                    Ok(Ok(true)) => written = lines,
+                    Ok(Ok(false)) => return,
+                    Ok(Err(e)) => {
+                        tracing::warn!(build = id, error = %e, "build log not written out")
+                    }
                     Err(e) => tracing::warn!(build = id, error = %e, "build log not written out"),
                 }
             }
@@ -566,9 +576,13 @@ impl BuildService {
                 continue;
             }
             renewed = tokio::time::Instant::now();
-            match db::builds::renew(&self.db, id, self.replica()).await {
-                Ok(true) => {}
-                Ok(false) => return,
+            let (db, build, runner) = (self.db.clone(), id.to_string(), self.replica().to_string());
+            let renewing =
+                tokio::spawn(async move { db::builds::renew(&db, &build, &runner).await });
+            match renewing.await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return,
+                Ok(Err(e)) => tracing::warn!(build = id, error = %e, "build claim not renewed"),
                 Err(e) => tracing::warn!(build = id, error = %e, "build claim not renewed"),
             }
         }

@@ -12,14 +12,7 @@ const T: Duration = Duration::from_secs(20);
 #[tokio::test]
 async fn a_draining_server_closes_open_terminals_with_going_away() -> Result {
     let app = TestApp::start().await?;
-    let v = app.visitor().await?;
-    let r = v.try_project("fixture").await?;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
-    let mut sh = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let (v, id, mut sh) = owner_with_terminal(&app).await?;
     sh.run("echo open-$((40+2))", T).await?;
     app.state.streams.close_all();
     let reason = sh.wait_closed(T).await?;

@@ -354,14 +354,7 @@ async fn replicas_starting_at_once_over_a_new_database_both_start() -> Result {
 #[tokio::test]
 async fn keystrokes_through_one_replica_keep_the_reaper_on_another_away() -> Result {
     let (a, b) = two_replicas(&[]).await?;
-    let v = a.visitor().await?;
-    let r = v.try_project("fixture").await?;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
-    let mut sh = v
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let (v, id, mut sh) = owner_with_terminal(&a).await?;
     // The row last saw activity 20 minutes ago, past the 10-minute idle timeout...
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(20);
     db::sandboxes::touch(&a.state.db, &id, long_ago).await?;
@@ -424,47 +417,15 @@ async fn a_builds_log_streams_live_through_another_replica() -> Result {
 #[tokio::test]
 async fn a_revocation_through_one_replica_cuts_off_viewers_on_another() -> Result {
     let (a, b) = two_replicas(&[]).await?;
-    let owner = a.visitor().await?;
-    let r = owner.try_project("fixture").await?;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
-    let mut sh = owner
-        .terminal(&id)
-        .await
-        .map_err(|s| format!("upgrade refused: {s}"))?;
+    let (owner, id, mut sh) = owner_with_terminal(&a).await?;
     sh.run("echo shared-$((5*5))", Duration::from_secs(20))
         .await?;
-    let made = owner
-        .call(
-            "POST",
-            &format!("/api/sandboxes/{id}/shares"),
-            Some(serde_json::json!({ "mode": "view" })),
-        )
-        .await?;
-    assert_eq!(made.status, 201, "{}", made.body);
-    let share_id = made.body["id"].as_str().ok_or("no share id")?.to_string();
-    let url = made.body["url"].as_str().ok_or("no url")?;
-    let token = url.rsplit('/').next().ok_or("no token")?.to_string();
+    let (share_id, token) = share(&owner, &id, "view").await?;
     // The viewer watches through B, which holds no connection to the owner's shell.
     let viewer = b.visitor().await?;
-    let ticket = viewer
-        .call("POST", &format!("/api/shares/{token}/ticket"), None)
-        .await?;
-    let ticket = ticket.body["ticket"]
-        .as_str()
-        .ok_or("no ticket")?
-        .to_string();
-    let ws = viewer
-        .socket_at(
-            &format!("/shares/{share_id}/ws"),
-            Some(&ticket),
-            Some(&viewer.base.clone()),
-        )
+    let mut w = watch(&viewer, &share_id, &token)
         .await
         .map_err(|s| format!("the viewer's socket was refused: {s}"))?;
-    let mut w = Shell::hello(ws, 33, 11)
-        .await
-        .map_err(|s| format!("hello: {s}"))?;
     w.expect("shared-25", Duration::from_secs(20)).await?;
     let revoked = owner
         .status_of("DELETE", &format!("/api/sandboxes/{id}/shares/{share_id}"))

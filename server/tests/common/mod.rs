@@ -1100,3 +1100,73 @@ impl Visitor {
         }
     }
 }
+
+/// A new visitor's Try of the fixture with its terminal open (120 × 40).
+pub async fn owner_with_terminal(app: &TestApp) -> Result<(Visitor, String, Shell)> {
+    let v = app.visitor().await?;
+    let r = v.try_project("fixture").await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let id = r.body["id"].as_str().ok_or("no id")?.to_string();
+    let mut sh = v
+        .terminal(&id)
+        .await
+        .map_err(|s| format!("upgrade refused: {s}"))?;
+    sh.expect("Welcome to the fixture", Duration::from_secs(20))
+        .await?;
+    Ok((v, id, sh))
+}
+
+/// A share link made by `owner`: (share id, token).
+pub async fn share(owner: &Visitor, sandbox: &str, mode: &str) -> Result<(String, String)> {
+    let r = owner
+        .call(
+            "POST",
+            &format!("/api/sandboxes/{sandbox}/shares"),
+            Some(serde_json::json!({ "mode": mode })),
+        )
+        .await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["mode"], mode);
+    let url = r.body["url"].as_str().ok_or("no url")?;
+    let token = url
+        .strip_prefix(&format!("{}/watch/", owner.base))
+        .ok_or_else(|| format!("not a watch link: {url}"))?;
+    assert!(
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a 256-bit hex token: {url}"
+    );
+    Ok((
+        r.body["id"].as_str().ok_or("no id")?.to_string(),
+        token.to_string(),
+    ))
+}
+
+/// The viewer's ticket for a link (`POST /api/shares/{token}/ticket`); Err: the status.
+pub async fn watch_ticket(viewer: &Visitor, token: &str) -> std::result::Result<String, u16> {
+    let r = viewer
+        .call("POST", &format!("/api/shares/{token}/ticket"), None)
+        .await
+        .map_err(|_| 0u16)?;
+    match r.body["ticket"].as_str() {
+        Some(t) if r.status == 200 => Ok(t.to_string()),
+        _ => Err(r.status),
+    }
+}
+
+/// Opens the link's terminal as its page does (a fresh ticket, the site's `Origin`, a hello of
+/// 33 × 11, which must change nothing); Err: the HTTP status of a refusal.
+pub async fn watch(
+    viewer: &Visitor,
+    share_id: &str,
+    token: &str,
+) -> std::result::Result<Shell, u16> {
+    let ticket = watch_ticket(viewer, token).await?;
+    let ws = viewer
+        .socket_at(
+            &format!("/shares/{share_id}/ws"),
+            Some(&ticket),
+            Some(&viewer.base.clone()),
+        )
+        .await?;
+    Shell::hello(ws, 33, 11).await
+}

@@ -9,6 +9,7 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import net from "node:net";
 import { startProvider } from "./oauth-provider.mjs";
+import { termText, waitTerm, typeLine } from "./terminal-page.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const BIN = process.env.TRYTHIS_BIN ?? join(ROOT, "target/debug/trythis");
@@ -121,23 +122,6 @@ function watch(page) {
   page.on("pageerror", (e) => errors.push(String(e)));
   // The page's own address too: which page saw it (a poll's URL alone does not say).
   page.on("console", (m) => { if (m.type() === "error") errors.push(`${m.text()} ${m.location()?.url ?? ""} (on ${page.url()})`.trim()); });
-}
-async function termText(page) {
-  return page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.innerText ?? "");
-}
-async function waitTerm(page, re, timeout = 20000) {
-  const t0 = Date.now();
-  while (Date.now() - t0 < timeout) {
-    const t = await termText(page);
-    if (re.test(t)) return t;
-    await sleep(100);
-  }
-  throw new Error(`terminal never showed ${re}; it shows:\n${await termText(page)}`);
-}
-async function typeLine(page, text) {
-  await page.locator("#terminal .xterm-helper-textarea").focus();
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
 }
 
 try {

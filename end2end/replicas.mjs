@@ -12,6 +12,7 @@ import { mkdtempSync, existsSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster, Visitor, freePorts, sleep, ROOT } from "./cluster.mjs";
+import { termText, waitTerm, typeLine } from "./terminal-page.mjs";
 
 const BENCH = process.argv.includes("--bench");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -227,23 +228,6 @@ function poolMembers() {
   const r = spawnSync("psql", [db, "-tAc", "SELECT id FROM sandboxes WHERE owner = 'pool' AND active ORDER BY id"], { encoding: "utf8" });
   if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
   return r.stdout.split("\n").filter(Boolean);
-}
-function termText(page) {
-  return page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.innerText ?? "");
-}
-async function waitTerm(page, re, timeout = 20000) {
-  const end = Date.now() + timeout;
-  while (Date.now() < end) {
-    const t = await termText(page);
-    if (re.test(t)) return t;
-    await sleep(100);
-  }
-  throw new Error(`terminal never showed ${re}; it shows:\n${await termText(page)}`);
-}
-async function typeLine(page, text) {
-  await page.locator("#terminal .xterm-helper-textarea").focus();
-  await page.keyboard.type(text);
-  await page.keyboard.press("Enter");
 }
 function lastTick(text) {
   return Math.max(0, ...[...text.matchAll(/tick-(\d+)/g)].map((m) => Number(m[1])));

@@ -374,19 +374,7 @@ impl Terminals {
             return s.attach(Seat::Owner);
         }
         let session = self.open(sandbox_id, Opening::Sized(cols, rows)).await?;
-        let session = {
-            let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            // Two browsers may race to open; keep the first, the second one's upstream closes.
-            let kept = map
-                .entry(sandbox_id.to_string())
-                .or_insert(session.clone())
-                .clone();
-            if !Arc::ptr_eq(&kept, &session) {
-                session.end();
-            }
-            kept
-        };
-        session.attach(Seat::Owner)
+        self.keep_first(sandbox_id, session).attach(Seat::Owner)
     }
 
     /// Attaches a watcher to the sandbox's open shell: its output from now on (after the recent
@@ -402,19 +390,25 @@ impl Terminals {
             Some(s) => s,
             None if self.runtime.shell_held(sandbox_id).await => {
                 let opened = self.open(sandbox_id, Opening::Watch).await?;
-                let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-                let kept = map
-                    .entry(sandbox_id.to_string())
-                    .or_insert(opened.clone())
-                    .clone();
-                if !Arc::ptr_eq(&kept, &opened) {
-                    opened.end();
-                }
-                kept
+                self.keep_first(sandbox_id, opened)
             }
             None => return Err(TerminalError::NoShell),
         };
         session.attach(Seat::Watcher(Arc::new(watcher)))
+    }
+
+    /// The sandbox's session once `opened` is in the map: two browsers may race to open, and
+    /// the first one's is kept (the other's upstream closes).
+    fn keep_first(&self, sandbox_id: &str, opened: Arc<Session>) -> Arc<Session> {
+        let mut map = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = map
+            .entry(sandbox_id.to_string())
+            .or_insert(opened.clone())
+            .clone();
+        if !Arc::ptr_eq(&kept, &opened) {
+            opened.end();
+        }
+        kept
     }
 
     /// Cuts off the watchers of share `share_id` of the sandbox at once; how many there were.

@@ -776,6 +776,29 @@ pub struct AdminSandbox {
     pub cpu_percent: Option<f64>,
     pub memory_bytes: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    /// The sandbox node it runs on (cluster runtime; `platform` for the platform host's own
+    /// engine); None on a single engine.
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// One sandbox node of the cluster runtime, as the admin page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AdminNode {
+    pub name: String,
+    pub address: String,
+    /// Swarm's: `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    /// The operator's: `active`, `drain` or `pause`.
+    pub availability: String,
+    /// New sandboxes may land on it now.
+    pub placeable: bool,
+    /// Sandbox containers on it (Tries, warm-pool members, smoke checks).
+    pub sandboxes: u64,
+    /// How many sandboxes fit on it.
+    pub slots: u64,
+    pub memory_bytes: i64,
+    pub cpus: f64,
 }
 
 /// `GET /api/admin/sandboxes`.
@@ -788,6 +811,9 @@ pub struct AdminSandboxes {
     /// What isolates the sandboxes, with its version (`runsc version 0.0~20240729.0`).
     #[serde(default)]
     pub runtime: String,
+    /// The sandbox nodes (cluster runtime); None on a single engine.
+    #[serde(default)]
+    pub nodes: Option<Vec<AdminNode>>,
 }
 
 /// A project's share of the warm pool.

@@ -15,6 +15,7 @@ mod m20261206_000011_moderation;
 mod m20261207_000013_shares;
 mod m20261208_000012_end_reason_spellings;
 mod m20261209_000014_replicas;
+mod m20261210_000015_sandbox_node;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000012_end_reason_spellings::Migration),
             Box::new(m20261207_000013_shares::Migration),
             Box::new(m20261209_000014_replicas::Migration),
+            Box::new(m20261210_000015_sandbox_node::Migration),
         ]
     }
 }

@@ -50,6 +50,7 @@ pub async fn insert_starting(db: &DatabaseConnection, n: NewSandbox) -> Result<M
         launch_ms: Set(None),
         extensions: Set(0),
         client_ip: Set(n.client_ip),
+        node: Set(None),
     };
     am.insert(db).await.map_err(|e| match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => InsertError::OwnerBusy,
@@ -139,11 +140,12 @@ fn may_become(to: SandboxState) -> sea_orm::Condition {
     sea_orm::Condition::all().add(sandbox::Column::State.is_in(to.comes_from().iter().copied()))
 }
 
-/// The shell answers; false if the sandbox was stopped meanwhile (it stays stopped).
+/// The shell answers; false if the sandbox was stopped meanwhile (it stays stopped). `node`: the
+/// sandbox node it runs on (cluster runtime).
 pub async fn mark_ready(
     db: &DatabaseConnection,
     id: &str,
-    container_id: &str,
+    (container_id, node): (&str, Option<&str>),
     launch_ms: i64,
 ) -> Result<bool, DbErr> {
     let now = Utc::now();
@@ -153,6 +155,7 @@ pub async fn mark_ready(
             sandbox::Column::ContainerId,
             Expr::value(Some(container_id)),
         )
+        .col_expr(sandbox::Column::Node, Expr::value(node))
         .col_expr(sandbox::Column::ReadyAt, Expr::value(Some(now)))
         .col_expr(sandbox::Column::LastActivityAt, Expr::value(now))
         .col_expr(sandbox::Column::LaunchMs, Expr::value(Some(launch_ms)))
@@ -328,6 +331,7 @@ pub async fn claim_pool(
     owner: &OwnerKey,
     expires_at: DateTime<Utc>,
     client_ip: Option<String>,
+    avoid_nodes: &[String],
 ) -> Result<Option<Model>, InsertError> {
     /// More than any pool holds; a read costs one indexed scan.
     const MOST_MEMBERS: u64 = 256;
@@ -340,6 +344,12 @@ pub async fn claim_pool(
         .filter(sandbox::Column::Image.eq(image))
         .filter(sandbox::Column::State.eq(SandboxState::Ready))
         .filter(sandbox::Column::Active.eq(true))
+        // Members on a sandbox node that is drained or down are not handed out.
+        .filter(
+            sea_orm::Condition::any()
+                .add(sandbox::Column::Node.is_null())
+                .add(sandbox::Column::Node.is_not_in(avoid_nodes.iter().cloned())),
+        )
         .order_by_asc(sandbox::Column::CreatedAt)
         .limit(MOST_MEMBERS)
         .into_tuple()

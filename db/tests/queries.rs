@@ -132,7 +132,7 @@ async fn late_writers_cannot_move_records_back(db: db::DatabaseConnection) -> Re
     let p = project(&db, "jq", "jq", "CLI tools", &[], 0).await?;
     sandboxes::insert_starting(&db, sandbox_of(&p, "s1", "v:alice")).await?;
     assert!(sandboxes::set_stopping(&db, "s1").await?);
-    assert!(!sandboxes::mark_ready(&db, "s1", "c1", 5).await?);
+    assert!(!sandboxes::mark_ready(&db, "s1", ("c1", None), 5).await?);
     sandboxes::finish(
         &db,
         "s1",
@@ -702,7 +702,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
         )
         .await
         .map_err(|e| format!("{e:?}"))?;
-        assert!(sandboxes::mark_ready(&db, &id, "c", 1).await?);
+        assert!(sandboxes::mark_ready(&db, &id, ("c", Some("node-a")), 1).await?);
     }
     let claims: Vec<_> = (0..N)
         .map(|i| {
@@ -716,6 +716,7 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
                     &owner,
                     chrono::Utc::now() + chrono::Duration::minutes(20),
                     None,
+                    &[],
                 )
                 .await
             })
@@ -737,6 +738,50 @@ async fn a_burst_of_claims_takes_every_pool_member(db: db::DatabaseConnection) -
 
 on_both!(a_burst_of_claims_takes_every_pool_member: sqlite_a_burst_of_claims_takes_every_pool_member, postgres_a_burst_of_claims_takes_every_pool_member);
 
+/// Cluster runtime: a member on a sandbox node that is drained or down is never handed out (the
+/// visitor would get a sandbox on a machine leaving the cluster); one on a working node is, and
+/// the row says which node holds it.
+async fn members_on_an_avoided_node_are_not_claimed(db: db::DatabaseConnection) -> Result {
+    let p = project(&db, "nodes", "Nodes", "Other", &[], 0).await?;
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    for (id, node) in [("on-drained", "node-b"), ("on-working", "node-a")] {
+        sandboxes::insert_starting(
+            &db,
+            sandboxes::NewSandbox {
+                image: "r@sha256:x".into(),
+                expires_at: later,
+                ..sandbox_of(&p, id, "pool")
+            },
+        )
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+        assert!(sandboxes::mark_ready(&db, id, ("c", Some(node)), 1).await?);
+    }
+    let avoid = ["node-b".to_string()];
+    for visitor in ["v:one", "v:two"] {
+        let got =
+            sandboxes::claim_pool(&db, p.id, "r@sha256:x", &key(visitor), later, None, &avoid)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+        match visitor {
+            "v:one" => {
+                let row = got.ok_or("the member on the working node")?;
+                assert_eq!(
+                    (row.id.as_str(), row.node.as_deref()),
+                    ("on-working", Some("node-a"))
+                );
+            }
+            _ => assert!(
+                got.is_none(),
+                "the drained node's member was handed out: {got:?}"
+            ),
+        }
+    }
+    Ok(())
+}
+
+on_both!(members_on_an_avoided_node_are_not_claimed: sqlite_members_on_an_avoided_node_are_not_claimed, postgres_members_on_an_avoided_node_are_not_claimed);
+
 /// A warm-pool member the pool is giving back (`stopping`, still owned by the pool) is never
 /// handed to a visitor: they would get a sandbox that ends under them.
 async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection) -> Result {
@@ -753,7 +798,7 @@ async fn a_member_being_given_back_cannot_be_claimed(db: db::DatabaseConnection)
         )
         .await
         .map_err(|e| format!("{e:?}"))?;
-        assert!(sandboxes::mark_ready(&db, id, "c", 1).await?);
+        assert!(sandboxes::mark_ready(&db, id, ("c", None), 1).await?);
     }
     assert!(sandboxes::release_pool_member(&db, "member-stopping").await?);
     let claim = |id: &'static str, owner: &'static str| {

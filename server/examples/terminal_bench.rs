@@ -75,6 +75,7 @@ impl Runtime for EchoRuntime {
     async fn launch(&self, spec: &LaunchSpec) -> std::result::Result<Launched, RuntimeError> {
         Ok(Launched {
             container_id: spec.sandbox_id.clone(),
+            node: None,
         })
     }
     async fn destroy(&self, _: &str) -> std::result::Result<(), RuntimeError> {

@@ -203,6 +203,25 @@ pub struct MailConfig {
     pub per_address_per_hour: u32,
 }
 
+/// The cluster runtime (`TRYTHIS_SWARM_MANAGER` set): sandboxes spread over the sandbox nodes of
+/// a Docker Swarm (docs/SCALING.md).
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// A manager's engine endpoint: membership, node health, labels and drain come from it.
+    pub manager: String,
+    /// Each sandbox node's engine, `{node}` standing for the node's name (its `trythis.node`
+    /// label, else its host name): `unix:///run/trythis/nodes/{node}.sock` (an SSH-forwarded
+    /// socket on real hosts, the namespaced engines' own sockets on the local cluster).
+    pub node_engine: String,
+    /// The registry address the nodes pull from (the platform registry's cluster address); the
+    /// platform's own registry address in image references is replaced by it.
+    pub registry: Option<String>,
+    /// Memory left on each node for its engine and system, outside every sandbox.
+    pub reserve_mb: u64,
+    /// How often the node list is re-read from the manager.
+    pub poll: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -239,6 +258,8 @@ pub struct Config {
     /// main process and shell session leader.
     pub relay_path: PathBuf,
     pub sandbox_runtime: RuntimeChoice,
+    /// `Some`: sandboxes run on a Swarm's sandbox nodes instead of `docker_endpoint`'s engine.
+    pub swarm: Option<SwarmConfig>,
     pub egress: EgressConfig,
     pub limits: SandboxLimits,
     pub builds: BuildLimits,
@@ -901,7 +922,31 @@ impl Config {
             }
         };
         let preview = preview_base(s.opt("TRYTHIS_PREVIEW_BASE"), &public_url)?;
+        let swarm = match s.opt("TRYTHIS_SWARM_MANAGER") {
+            None => None,
+            Some(_) => {
+                let node_engine = engine(
+                    "TRYTHIS_SWARM_NODE_ENGINE",
+                    "unix:///run/trythis/nodes/{node}.sock",
+                )?;
+                if !node_engine.contains("{node}") {
+                    return Err(ConfigError {
+                        key: "TRYTHIS_SWARM_NODE_ENGINE".into(),
+                        value: node_engine,
+                        reason: "must name the node as {node}".into(),
+                    });
+                }
+                Some(SwarmConfig {
+                    manager: engine("TRYTHIS_SWARM_MANAGER", "")?,
+                    node_engine,
+                    registry: s.opt("TRYTHIS_SWARM_REGISTRY"),
+                    reserve_mb: s.parse("TRYTHIS_NODE_RESERVE_MB", 512, "a number of MiB")?,
+                    poll: Duration::from_millis(s.positive("TRYTHIS_SWARM_POLL_MS", 1000)?),
+                })
+            }
+        };
         Ok(Self {
+            swarm,
             preview,
             harbor,
             builds,

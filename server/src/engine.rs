@@ -168,7 +168,7 @@ pub async fn connect_build_engine(config: &Config) -> Result<Docker, EngineError
     })
 }
 
-async fn connect_engine(ep: &str) -> Result<Docker, EngineError> {
+pub async fn connect_engine(ep: &str) -> Result<Docker, EngineError> {
     let docker = if ep.starts_with("unix://") {
         Docker::connect_with_unix(ep, 120, bollard::API_DEFAULT_VERSION)
     } else {

@@ -162,6 +162,10 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/overview", get(api::admin::overview))
         .route("/admin/sandboxes", get(api::admin::sandboxes))
         .route("/admin/sandboxes/{id}", delete(api::admin::stop_sandbox))
+        .route(
+            "/admin/nodes/{name}/{action}",
+            post(api::admin::node_availability),
+        )
         .route("/admin/users", get(api::admin::users))
         .route("/admin/users/{id}", patch(api::admin::change_user))
         .route("/admin/projects", get(api::admin::projects))

@@ -91,9 +91,26 @@ pub async fn sandbox_runtime_of(
 ) -> Result<Arc<dyn sandbox::runtime::Runtime>, StartError> {
     let isolation = engine::detect_isolation(docker, config.sandbox_runtime).await?;
     let version = engine::runtime_version(docker, isolation.0).await;
-    let runtime = sandbox::docker::DockerRuntime::new(docker.clone(), config, instance, isolation)
-        .with_version(version);
-    Ok(Arc::new(runtime))
+    let runtime = sandbox::docker::DockerRuntime::new(
+        docker.clone(),
+        &config.docker_endpoint,
+        config,
+        instance.clone(),
+        isolation,
+    )
+    .with_version(version);
+    match &config.swarm {
+        // The cluster runtime: sandboxes on the Swarm's sandbox nodes; this host's engine keeps
+        // the sandboxes that need the egress proxy.
+        Some(swarm) => Ok(sandbox::swarm::SwarmRuntime::start(
+            config,
+            swarm.clone(),
+            instance,
+            Arc::new(runtime),
+        )
+        .await?),
+        None => Ok(Arc::new(runtime)),
+    }
 }
 
 /// The SQLite file of a `sqlite:` database URL (none for PostgreSQL or in-memory databases).

@@ -10,6 +10,7 @@ pub mod ports;
 pub mod runtime;
 mod seed;
 pub mod shares;
+pub mod swarm;
 pub mod terminal;
 pub mod ttyd_host;
 
@@ -262,6 +263,7 @@ fn end_reason_of(exit: runtime::Exit) -> EndReason {
     match exit {
         runtime::Exit::OutOfMemory => EndReason::OutOfMemory,
         runtime::Exit::Ended => EndReason::Exited,
+        runtime::Exit::NodeLost => EndReason::NodeLost,
     }
 }
 
@@ -477,6 +479,7 @@ impl SandboxService {
                 &who.owner,
                 expires_at,
                 Some(ip.to_string()),
+                &self.runtime.avoided_nodes(),
             )
             .await
             {
@@ -590,7 +593,7 @@ impl SandboxService {
                 match db::sandboxes::mark_ready(
                     &self.db,
                     id,
-                    &launched.container_id,
+                    (&launched.container_id, launched.node.as_deref()),
                     elapsed.as_millis() as i64,
                 )
                 .await
@@ -672,7 +675,13 @@ impl SandboxService {
                 running: from_client,
             });
         }
-        let free = self.limits.max_running.saturating_sub(running) as usize;
+        let mut free = self.limits.max_running.saturating_sub(running);
+        // On a cluster, the nodes' own room too: a drained or lost node's share queues visitors
+        // instead of failing their launches.
+        if let Some(room) = self.runtime.room().await {
+            free = free.min(room);
+        }
+        let free = free as usize;
         // The line's state stays consistent at every await-free step, so a panic elsewhere
         // while holding it leaves nothing to repair.
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -727,10 +736,16 @@ impl SandboxService {
         }
         wanted.sort_by_key(|w| std::cmp::Reverse(w.1));
 
-        let mut room =
-            self.limits
-                .max_running
-                .saturating_sub(db::sandboxes::count_active(&self.db).await?) as i64;
+        let mut room = self
+            .limits
+            .max_running
+            .saturating_sub(db::sandboxes::count_active(&self.db).await?);
+        if let Some(nodes_room) = self.runtime.room().await {
+            // Members already running hold their slots: what the nodes have left comes on top.
+            let members = db::sandboxes::pool_members(&self.db).await?.len() as u64;
+            room = room.min(nodes_room + members);
+        }
+        let mut room = room as i64;
         let mut targets: Vec<(&db::projects::Model, String, i64)> = Vec::new();
         for (p, n) in &wanted {
             let (Some(repo), Some(digest)) = (&p.image_repo, &p.image_digest) else {
@@ -752,7 +767,13 @@ impl SandboxService {
                 .find(|(p, image, _)| p.id == m.project_id && *image == m.image)
                 .map_or(0, |t| t.2);
             let kept = have.entry(m.project_id).or_default();
-            if *kept < target {
+            // A member on a node that takes no new sandboxes (drained, down) is replaced by one
+            // on a node that does.
+            let placed_well = m
+                .node
+                .as_deref()
+                .is_none_or(|n| self.runtime.node_accepts(n));
+            if *kept < target && placed_well {
                 *kept += 1;
             } else if let Err(e) = self.give_back(&m.id, EndReason::PoolNotNeeded).await {
                 tracing::warn!(sandbox = %m.id, error = %e, "could not give back a warm-pool member");
@@ -1037,6 +1058,11 @@ impl SandboxService {
     /// are removed; rows whose container is gone are ended; launches cut short by a crash fail.
     pub async fn reconcile(&self) -> Result<(usize, usize), SandboxError> {
         let active = db::sandboxes::all_active(&self.db).await?;
+        for s in &active {
+            if let Some(node) = &s.node {
+                self.runtime.locate(&s.id, node);
+            }
+        }
         let listed = self.runtime.list().await?;
         let alive: HashSet<&str> = listed.iter().map(|l| l.sandbox_id.as_str()).collect();
         // Another app server of the cluster may be launching a sandbox right now (its row says
@@ -1074,13 +1100,12 @@ impl SandboxService {
                 .await?;
                 ended += 1;
             } else if !alive.contains(s.id.as_str()) {
-                db::sandboxes::finish(
-                    &self.db,
-                    &s.id,
-                    SandboxState::Ended,
-                    EndReason::ContainerLost,
-                )
-                .await?;
+                // Gone with its machine (a node the cluster lists as down) or by itself.
+                let reason = match &s.node {
+                    Some(node) if !self.runtime.node_accepts(node) => EndReason::NodeLost,
+                    _ => EndReason::ContainerLost,
+                };
+                db::sandboxes::finish(&self.db, &s.id, SandboxState::Ended, reason).await?;
                 ended += 1;
             } else {
                 self.watch_exit(&s.id);

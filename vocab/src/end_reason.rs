@@ -41,12 +41,14 @@ pub enum EndReason {
     ServerRestarted,
     /// Its container was gone when the server restarted.
     ContainerLost,
+    /// The machine (sandbox node) running it stopped or left the cluster.
+    NodeLost,
     /// A reason this build does not know (written by a newer server).
     Other,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 18] = [
+    pub const ALL: [EndReason; 19] = [
         EndReason::Replaced,
         EndReason::StoppedByOwner,
         EndReason::StoppedByAdmin,
@@ -64,6 +66,7 @@ impl EndReason {
         EndReason::ServerStopping,
         EndReason::ServerRestarted,
         EndReason::ContainerLost,
+        EndReason::NodeLost,
         EndReason::Other,
     ];
 
@@ -104,6 +107,7 @@ impl EndReason {
             EndReason::ServerStopping => "server_stopping",
             EndReason::ServerRestarted => "server_restarted",
             EndReason::ContainerLost => "container_lost",
+            EndReason::NodeLost => "node_lost",
             EndReason::Other => "other",
         }
     }
@@ -148,6 +152,9 @@ impl EndReason {
             }
             EndReason::ServerRestarted => "This sandbox ended when the server restarted.",
             EndReason::ContainerLost => "This sandbox's container was lost.",
+            EndReason::NodeLost => {
+                "The machine running this sandbox stopped, so the sandbox has ended. Try again starts a new one on another machine."
+            }
             EndReason::Other => "This sandbox has ended.",
         }
     }

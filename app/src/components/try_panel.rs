@@ -74,6 +74,22 @@ pub fn TryPanel(
                 crate::client::attach_terminal(&el, &info.terminal_ws);
             }
         });
+        // A terminal that loses its socket may mean the sandbox ended (its machine stopped, an
+        // admin stopped it): ask the server at once instead of at the next resync.
+        Effect::new(move |registered: Option<bool>| {
+            if registered == Some(true) {
+                return true;
+            }
+            let Some(el) = term_ref.get() else {
+                return false;
+            };
+            crate::client::on_terminal_closed(&el, move |code, _reason| {
+                if let (true, Panel::Running(info)) = (code != 4002, panel.get_untracked()) {
+                    leptos::task::spawn_local(resync(info.id, panel, clocks, term_ref));
+                }
+            });
+            true
+        });
         let tick = set_interval_with_handle(
             move || {
                 if let Panel::Running(info) = panel.get_untracked() {

@@ -75,6 +75,7 @@ fn Admin() -> impl IntoView {
     let sandboxes = RwSignal::new(Vec::<AdminSandbox>::new());
     let pool = RwSignal::new(Vec::<crate::model::PoolShare>::new());
     let runtime = RwSignal::new(String::new());
+    let nodes = RwSignal::new(None::<Vec<crate::model::AdminNode>>);
     let users = RwSignal::new(AdminUsers::default());
     let projects = RwSignal::new(AdminProjects::default());
     let review = RwSignal::new(AdminProjects::default());
@@ -114,6 +115,7 @@ fn Admin() -> impl IntoView {
                             sandboxes.set(s.sandboxes);
                             pool.set(s.pool);
                             runtime.set(s.runtime);
+                            nodes.set(s.nodes);
                         }
                     }
                     "users" => {
@@ -237,15 +239,62 @@ fn Admin() -> impl IntoView {
                 }>"Clear"</button>
             </form>
         </div>
+        <Show when=move || nodes.read().is_some()>
+            <div class="panel" id="admin-nodes-panel">
+                <h2>"Sandbox nodes"</h2>
+                <p class="muted">"The machines of the Swarm that run sandboxes. A drained node takes no new sandboxes; the ones running on it keep running to their end. A node the Swarm reports down loses its sandboxes, and their visitors are told so."</p>
+                <table class="table" id="admin-nodes">
+                    <thead><tr><th>"Node"</th><th>"Address"</th><th>"State"</th><th>"Sandboxes"</th><th>"Capacity"</th><th>"Machine"</th><th></th></tr></thead>
+                    <tbody>
+                        {move || {
+                            let list = nodes.get().unwrap_or_default();
+                            if list.is_empty() {
+                                return view! { <tr><td colspan="7" class="muted">"The Swarm lists no sandbox node (label trythis.sandbox=true)."</td></tr> }.into_any();
+                            }
+                            list.into_iter().map(|n| {
+                                let drained = n.availability != "active";
+                                let name = n.name.clone();
+                                let state = match (n.state.as_str(), n.availability.as_str(), n.placeable) {
+                                    ("ready", "active", true) => "ready".to_string(),
+                                    ("ready", "active", false) => "ready · engine not answering".to_string(),
+                                    ("ready", a, _) => format!("ready · {a}ed"),
+                                    (s, _, _) => s.to_string(),
+                                };
+                                let state_class = if n.placeable { "node-state ok" } else { "node-state off" };
+                                view! {
+                                    <tr data-node=n.name.clone()>
+                                        <td><strong>{n.name.clone()}</strong></td>
+                                        <td><code>{n.address.clone()}</code></td>
+                                        <td><span class=state_class>{state}</span></td>
+                                        <td>{n.sandboxes}</td>
+                                        <td>{format!("{} slots", n.slots)}</td>
+                                        <td>{format!("{:.0} CPUs · {} GiB", n.cpus, n.memory_bytes / (1 << 30))}</td>
+                                        <td><button class="btn small" data-action=if drained { "activate" } else { "drain" } on:click=move |_| {
+                                            let action = if drained { "activate" } else { "drain" };
+                                            #[cfg(feature = "hydrate")]
+                                            {
+                                                let ask = format!("Drain {name}? It takes no new sandboxes until you activate it again.");
+                                                if !drained && !crate::client::confirm(&ask) { return; }
+                                            }
+                                            act("POST", format!("/api/admin/nodes/{name}/{action}"), None, "live")
+                                        }>{if drained { "Activate" } else { "Drain" }}</button></td>
+                                    </tr>
+                                }
+                            }).collect_view().into_any()
+                        }}
+                    </tbody>
+                </table>
+            </div>
+        </Show>
         <div class="panel">
             <h2>"Running sandboxes"</h2>
             <table class="table" id="admin-sandboxes">
-                <thead><tr><th>"Owner"</th><th>"Project"</th><th>"Age"</th><th>"Left"</th><th>"CPU"</th><th>"Memory"</th><th></th></tr></thead>
+                <thead><tr><th>"Owner"</th><th>"Project"</th><th>"Node"</th><th>"Age"</th><th>"Left"</th><th>"CPU"</th><th>"Memory"</th><th></th></tr></thead>
                 <tbody>
                     {move || {
                         let rows = sandboxes.get();
                         if rows.is_empty() {
-                            return view! { <tr><td colspan="7" class="muted">"No sandbox is running."</td></tr> }.into_any();
+                            return view! { <tr><td colspan="8" class="muted">"No sandbox is running."</td></tr> }.into_any();
                         }
                         rows.into_iter().map(|r| {
                             let id = r.id.clone();
@@ -257,6 +306,7 @@ fn Admin() -> impl IntoView {
                                 <tr data-sandbox=r.id.clone()>
                                     <td>{r.owner.clone()}</td>
                                     <td><a href=format!("/p/{}", r.project)>{r.project.clone()}</a></td>
+                                    <td>{r.node.clone().unwrap_or_else(|| "this host".into())}</td>
                                     <td>{crate::model::human_duration(r.age_secs)}</td>
                                     <td>{crate::model::human_duration(r.seconds_left)}</td>
                                     <td>{cpu}</td>

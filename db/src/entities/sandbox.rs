@@ -31,6 +31,8 @@ pub struct Model {
     pub launch_ms: Option<i64>,
     pub extensions: i32,
     pub client_ip: Option<String>,
+    /// The sandbox node it runs on (cluster runtime); None on a single engine.
+    pub node: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

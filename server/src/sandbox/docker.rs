@@ -57,9 +57,12 @@ impl From<bollard::errors::Error> for RuntimeError {
                 status_code: 404,
                 message,
             } => RuntimeError::ImageMissing(message),
-            E::HyperResponseError { .. } | E::IOError { .. } | E::RequestTimeoutError => {
-                RuntimeError::EngineDown(e.to_string())
-            }
+            // The legacy client's errors are the connection's (refused, reset): the engine is
+            // not answering.
+            E::HyperResponseError { .. }
+            | E::HyperLegacyError { .. }
+            | E::IOError { .. }
+            | E::RequestTimeoutError => RuntimeError::EngineDown(e.to_string()),
             other => RuntimeError::Engine(other.to_string()),
         }
     }
@@ -146,8 +149,10 @@ const CPU_PERIOD_US: i64 = 1_000_000;
 
 impl DockerRuntime {
     /// `instance`: this installation's id (`db::instance_id`), labelled on every container.
+    /// `endpoint`: how `docker` was reached (the session holders reach the engine by it).
     pub fn new(
         docker: Docker,
+        endpoint: &str,
         config: &Config,
         instance: String,
         (isolation, userns_root): (Isolation, UsernsRoot),
@@ -160,7 +165,7 @@ impl DockerRuntime {
             terminals: super::ttyd_host::TtydHost::new(
                 &config.ttyd_path,
                 &config.relay_path,
-                &config.docker_endpoint,
+                endpoint,
                 &config.data_dir,
             ),
             ca_bundle: config.ca_bundle_path(),
@@ -195,6 +200,21 @@ impl DockerRuntime {
             io: Box::pin(io),
             path: super::ttyd_host::ws_path(&name, watch),
         })
+    }
+
+    /// Whether this engine has `sandbox_id`'s container (running or not).
+    pub async fn has(&self, sandbox_id: &str) -> Result<bool, RuntimeError> {
+        match self
+            .docker
+            .inspect_container(&container_name(sandbox_id), None)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The runtime's version line (`runtime_version`).
@@ -591,6 +611,7 @@ impl Runtime for DockerRuntime {
         }
         Ok(Launched {
             container_id: created.id,
+            node: None,
         })
     }
 

@@ -48,6 +48,7 @@ impl Runtime for FakeRuntime {
             .insert(spec.sandbox_id.clone());
         Ok(Launched {
             container_id: format!("c-{}", spec.sandbox_id),
+            node: None,
         })
     }
     async fn destroy(&self, id: &str) -> Result<(), RuntimeError> {

@@ -78,6 +78,32 @@ pub struct LaunchSpec {
 #[derive(Debug, Clone)]
 pub struct Launched {
     pub container_id: String,
+    /// The sandbox node it was placed on (cluster runtime); None on a single engine.
+    pub node: Option<String>,
+}
+
+/// One sandbox node as the cluster runtime sees it (the admin page's node list).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeInfo {
+    /// The node's name (its `trythis.node` label, else its host name).
+    pub name: String,
+    /// Swarm's node id (drain and activate use it).
+    pub id: String,
+    pub address: String,
+    /// Swarm's view: `ready`, `down`, `unknown`, `disconnected`.
+    pub state: String,
+    /// The operator's: `active`, `drain` or `pause`.
+    pub availability: String,
+    /// Whether new sandboxes may land on it now (ready, active, and its engine answers).
+    pub placeable: bool,
+    /// Sandbox containers of this installation on it (Tries, warm-pool members, smoke checks).
+    pub sandboxes: u64,
+    /// How many sandboxes fit: (memory − reserve) ÷ a sandbox's memory limit.
+    pub slots: u64,
+    pub memory_bytes: i64,
+    pub cpus: f64,
+    /// The node engine's sandbox isolation (`gvisor`, …), once connected.
+    pub isolation: Option<String>,
 }
 
 /// A container found by label (reconciliation).
@@ -121,6 +147,32 @@ pub trait Runtime: Send + Sync {
     }
     /// Every container of this installation carrying the sandbox label.
     async fn list(&self) -> Result<Vec<Listed>, RuntimeError>;
+    /// How many more sandboxes the machines take now (cluster runtime: the free slots of the
+    /// nodes that take new sandboxes); None: only the configured ceiling counts.
+    async fn room(&self) -> Option<u64> {
+        None
+    }
+    /// Whether `node` takes new sandboxes (warm-pool members elsewhere are not handed out).
+    fn node_accepts(&self, _node: &str) -> bool {
+        true
+    }
+    /// The nodes that take no new sandboxes now (drained, down or unreachable).
+    fn avoided_nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Tells the runtime where a sandbox runs, from its row (a sandbox another app server
+    /// launched, or one launched before a restart).
+    fn locate(&self, _sandbox_id: &str, _node: &str) {}
+    /// The sandbox nodes (None: a single engine, no nodes).
+    async fn nodes(&self) -> Option<Vec<NodeInfo>> {
+        None
+    }
+    /// Drains (`true`) or re-activates a node through the cluster's manager.
+    async fn set_node_drained(&self, _node: &str, _drained: bool) -> Result<(), RuntimeError> {
+        Err(RuntimeError::Engine(
+            "this runtime has no nodes to drain".into(),
+        ))
+    }
     async fn ping(&self) -> Result<(), RuntimeError>;
     /// Runs the platform's relay in the running sandbox with `args` (`forward PORT`, `ports
     /// watch`, `put PATH SIZE`, `get PATH`): its stdin and stdout as one byte stream, no TTY.
@@ -146,6 +198,8 @@ pub enum Exit {
     OutOfMemory,
     /// Its processes ended (or it is gone).
     Ended,
+    /// The machine (sandbox node) running it left the cluster (Swarm marks it down).
+    NodeLost,
 }
 
 /// A running sandbox's resource use, for the admin page.

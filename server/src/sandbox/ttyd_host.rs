@@ -31,7 +31,7 @@ impl TtydHost {
     /// The socket lives in a directory named after the data directory and this process (a UNIX
     /// socket path must stay under 108 bytes, so not inside the data directory itself).
     pub fn new(ttyd: &Path, relay: &Path, engine: &str, data_dir: &Path) -> Self {
-        let dir = socket_dir(data_dir);
+        let dir = socket_dir(data_dir, engine);
         Self {
             sessions: sessions_dir(engine),
             ttyd: ttyd.to_path_buf(),
@@ -144,9 +144,14 @@ impl TtydHost {
     }
 }
 
-/// The directory of this process's ttyd socket for the installation in `data_dir`.
-pub fn socket_dir(data_dir: &Path) -> PathBuf {
-    let digest = Sha256::digest(format!("{}\0{}", data_dir.display(), std::process::id()));
+/// The directory of this process's ttyd socket for the installation in `data_dir` and the
+/// engine `engine` (one ttyd per engine: the cluster runtime has one per sandbox node).
+pub fn socket_dir(data_dir: &Path, engine: &str) -> PathBuf {
+    let digest = Sha256::digest(format!(
+        "{}\0{}\0{engine}",
+        data_dir.display(),
+        std::process::id()
+    ));
     std::env::temp_dir().join(format!("trythis-tty-{}", &hex::encode(digest)[..16]))
 }
 

@@ -231,7 +231,11 @@ impl TestApp {
     /// Kills (SIGKILL) this server's ttyd and with it every terminal connection it held, as the
     /// server's own death would; the shells live on in their holders.
     pub fn kill_ttyd(&self) -> Result {
-        let socket = server::sandbox::ttyd_host::socket_dir(&self.dir).join("ttyd.sock");
+        let engine = self
+            .engine
+            .as_deref()
+            .unwrap_or("unix:///var/run/docker.sock");
+        let socket = server::sandbox::ttyd_host::socket_dir(&self.dir, engine).join("ttyd.sock");
         kill_ttyd_serving(&socket.to_string_lossy())
     }
 

@@ -7,7 +7,7 @@ use crate::{
     http::state::AppState,
 };
 use app::model::{
-    AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
+    AdminNode, AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
     AdminUsers, EndReason, FeaturedSetting, Identity, OwnerKey, PoolShare, ProjectChange,
     ProjectStatusNow, UserChange,
 };
@@ -157,13 +157,66 @@ pub async fn sandboxes(
             cpu_percent: u.map(|u| u.cpu_percent),
             memory_bytes: u.map(|u| u.memory_bytes),
             memory_limit_bytes: u.map(|u| u.memory_limit_bytes),
+            node: s.node.clone(),
         })
         .collect();
+    let nodes = st.sandboxes.runtime().nodes().await.map(|nodes| {
+        nodes
+            .into_iter()
+            .map(|n| AdminNode {
+                name: n.name,
+                address: n.address,
+                state: n.state,
+                availability: n.availability,
+                placeable: n.placeable,
+                sandboxes: n.sandboxes,
+                slots: n.slots,
+                memory_bytes: n.memory_bytes,
+                cpus: n.cpus,
+            })
+            .collect()
+    });
     Ok(Json(AdminSandboxes {
         sandboxes,
         pool,
         runtime: st.sandboxes.engine_facts().1,
+        nodes,
     }))
+}
+
+/// `POST /api/admin/nodes/{name}/drain` and `…/activate` — 204: the node takes no new sandboxes
+/// (its running ones keep running to their end) or takes them again, through the Swarm manager.
+pub async fn node_availability(
+    State(st): State<AppState>,
+    Extension(me): Extension<Identity>,
+    Path((name, action)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    require_admin(&me)?;
+    let drained = match action.as_str() {
+        "drain" => true,
+        "activate" => false,
+        _ => {
+            return Err(ApiError::NotFound(
+                "Nodes can be drained or activated.".into(),
+            ))
+        }
+    };
+    let Some(nodes) = st.sandboxes.runtime().nodes().await else {
+        return Err(ApiError::Conflict(
+            "no_nodes",
+            "This site runs its sandboxes on one engine: it has no nodes to drain.".into(),
+        ));
+    };
+    if !nodes.iter().any(|n| n.name == name) {
+        return Err(ApiError::NotFound("No sandbox node has this name.".into()));
+    }
+    st.sandboxes
+        .runtime()
+        .set_node_drained(&name, drained)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("The swarm manager refused: {e}")))?;
+    tracing::info!(node = %name, drained, "an admin changed a sandbox node's availability");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/admin/sandboxes/{id}` — 204.

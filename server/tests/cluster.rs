@@ -280,7 +280,43 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
         assert_eq!(v.stop_sandbox(&id).await?.status, 204);
     }
 
-    // 5. Node 3's engine dies: its sandboxes end with the reason their visitors read, node 2's
+    // 5. The manager restarts (its engine killed, then started again): nothing that runs is
+    //    interrupted on either node (and it reports the next loss, below).
+    let mut shells = Vec::new();
+    for node in NODES {
+        let (v, id) = &by_node[node][0];
+        let sh = v
+            .terminal(id)
+            .await
+            .map_err(|s| format!("terminal on {node} refused: {s}"))?;
+        shells.push((node, sh));
+    }
+    let pid = std::fs::read_to_string(format!("{STATE}/n1/docker.pid"))?;
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    cluster_up()?;
+    // Through the manager's return (its nodes re-register), for several poll periods.
+    let calm = Instant::now();
+    while calm.elapsed() < Duration::from_secs(8) {
+        for (node, list) in &by_node {
+            for (v, id) in list {
+                let st = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
+                assert_eq!(st.body["state"], "ready", "{node}: {:?}", st.body);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (node, sh) in &mut shells {
+        sh.type_line("echo after-$((40+2))").await?;
+        sh.expect("after-42", Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("the shell on {node} after the manager's restart: {e}"))?;
+    }
+    drop(shells);
+
+    // 6. Node 3's engine dies: its sandboxes end with the reason their visitors read, node 2's
     //    run on, and the next Try lands on node 2.
     let (v3, id3) = &by_node["trythis-c3"][0];
     let mut watcher = v3
@@ -334,7 +370,7 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
     sh.expect("Welcome to the fixture", Duration::from_secs(30))
         .await?;
 
-    // 6. Node 3 comes back: the containers of its lost sandboxes go (no live row), nothing
+    // 7. Node 3 comes back: the containers of its lost sandboxes go (no live row), nothing
     //    else of ours is there.
     cluster_up()?;
     let back = Instant::now();
@@ -366,7 +402,7 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
         }
     }
 
-    // 7. Every sandbox stopped: nothing of this installation in any engine.
+    // 8. Every sandbox stopped: nothing of this installation in any engine.
     for (v, id) in by_node.values().flatten() {
         let _ = v.stop_sandbox(id).await?;
     }

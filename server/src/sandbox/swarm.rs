@@ -21,6 +21,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::watch;
 
+/// How long a node's engine may take to list its containers before it counts as not answering.
+const ENGINE_ANSWER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The rows' node name of sandboxes on the platform host's own engine (egress sandboxes).
 pub const PLATFORM_NODE: &str = "platform";
 /// The label that makes a Swarm node a sandbox node.
@@ -199,11 +202,12 @@ impl SwarmRuntime {
             // Count this installation's sandboxes there (a node that stopped answering is
             // unusable until it answers again).
             let counted = match &runtime {
-                Ok(r) => r
-                    .list()
-                    .await
-                    .map(|l| l.len() as u64)
-                    .map_err(|e| format!("its engine: {e}")),
+                Ok(r) => match tokio::time::timeout(ENGINE_ANSWER, r.list()).await {
+                    Ok(listed) => listed
+                        .map(|l| l.len() as u64)
+                        .map_err(|e| format!("its engine: {e}")),
+                    Err(_) => Err("its engine did not answer in time".into()),
+                },
                 Err(e) => Err(e.clone()),
             };
             connected.insert(name.clone(), (runtime.ok(), counted));
@@ -217,7 +221,11 @@ impl SwarmRuntime {
         nodes.retain(|name, _| seen.contains(name));
         for (name, mut info) in fresh {
             let (runtime, counted) = connected.remove(&name).unwrap_or((None, Ok(0)));
-            if matches!(info.state.as_str(), "down" | "disconnected") {
+            // Lost: Swarm says down and the node's engine does not answer either. A manager
+            // that has just restarted reports every node down until it reports in again (seen
+            // here: 2 s), while the node and its sandboxes run on; the engine's answer tells
+            // the two apart. A node down in Swarm takes no new sandbox either way.
+            if matches!(info.state.as_str(), "down" | "disconnected") && counted.is_err() {
                 down.insert(name.clone());
             }
             let unusable = match (&runtime, &counted) {

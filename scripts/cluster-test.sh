@@ -10,6 +10,7 @@ source "$(dirname "$0")/lib.sh"
 
 T0=$(date +%s.%N)
 CLUSTER="$ROOT/scripts/cluster.sh"
+export TRYTHIS_CLUSTER_SITE=off   # the cluster alone: up prints the manager's engine last, no site
 STATE=${TRYTHIS_CLUSTER_DIR:-/run/trythis-c}
 NET=${TRYTHIS_CLUSTER_NET:-192.168.231}
 PUSH_REF="$REGISTRY_ADDR/trythis-c/probe:1"

@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# A real multi-host Docker Swarm on one machine: N Docker engines, each in a network namespace of
-# its own (a "host" with its own address, firewall and bridges), joined by veth pairs on a host
-# bridge, and joined into one Swarm. Node 1 is the manager (drained: it runs no sandboxes); nodes
-# 2..N are sandbox nodes (label trythis.sandbox=true, gVisor as the engine's default runtime, since
-# a Swarm service cannot choose a runtime). Every node pulls from the platform registry at a
-# cluster address (a read-only registry on the bridge, sharing the platform registry's storage).
-#   scripts/cluster.sh up [N]   start (idempotent); the last line printed is the manager's engine
-#   scripts/cluster.sh status   the nodes as the manager sees them
-#   scripts/cluster.sh down     remove every trace: services, swarm, engines, namespaces, links,
-#                               firewall rules, cgroups, the state directory
+# A real multi-host Docker Swarm on one machine, and the site served on it with the cluster
+# runtime (docs/SCALING.md): N Docker engines, each in a network namespace of its own (a "host"
+# with its own address, firewall and bridges), joined by veth pairs on a host bridge, and joined
+# into one Swarm. Node 1 is the manager (drained: it runs no sandboxes); nodes 2..N are sandbox
+# nodes (labels trythis.sandbox=true and trythis.node=trythis-cI, gVisor as the engine's default
+# runtime). Every node pulls from the platform registry at a cluster address (a read-only registry
+# on the bridge, sharing the platform registry's storage). $STATE/engines/trythis-cI.sock links to
+# node I's engine socket: the site's TRYTHIS_SWARM_NODE_ENGINE is unix://$STATE/engines/{node}.sock.
+#   scripts/cluster.sh up [N]   start (idempotent), then serve the site on the cluster; the last
+#                               line printed is the site's URL (with TRYTHIS_CLUSTER_SITE=off: no
+#                               site, and the last line is the manager's engine endpoint)
+#   scripts/cluster.sh status   the nodes as the manager sees them, the engine links, the site
+#   scripts/cluster.sh down     stop the site, then remove every trace: services, swarm, engines,
+#                               namespaces, links, firewall rules, cgroups, the state directory
+#                               (the site's data directory stays: database, admin password, mails)
+# The site is `trythis serve` (target/$TRYTHIS_PROFILE/trythis, release by default, built when
+# missing; dev or debug = the tests' build) with its own data directory $DATA/cluster-site (its
+# own SQLite database), the same registry under its own namespace trythis-cluster, the same ttyd
+# and relay as scripts/run.sh, on 127.0.0.1:TRYTHIS_CLUSTER_SITE_PORT (3100); its log and pid are
+# in the state directory. `up` migrates it, creates its first admin (password printed once, kept
+# in $DATA/cluster-site/admin-password) and publishes the starter catalogue, as scripts/run.sh
+# does. Sandboxes of egress projects run on the host's own engine (beside the egress proxy);
+# `down` removes those of the cluster site too.
 # Everything it creates is named trythis-c*. Settings (environment): TRYTHIS_CLUSTER_NET (first
 # three octets of the /24 the script owns, 192.168.231), TRYTHIS_CLUSTER_DIR (/run/trythis-c, a
 # tmpfs of TRYTHIS_CLUSTER_TMPFS_SIZE, 4g: engines' data roots live in memory),
 # TRYTHIS_CLUSTER_HEARTBEAT (Swarm's dispatcher heartbeat, 5s: a node is Down a few periods after
 # its last report),
 # TRYTHIS_CLUSTER_REGISTRY_STORAGE (the platform registry's storage; default: the one the registry
-# on TRYTHIS_REGISTRY_ADDR serves, else $DATA/registry).
-# Serving the site on the cluster is the cluster runtime's job (issue 30, next step): for now `up`
-# prints the manager's engine endpoint.
+# on TRYTHIS_REGISTRY_ADDR serves, else $DATA/registry), TRYTHIS_CLUSTER_SITE (on; off: no site),
+# TRYTHIS_CLUSTER_SITE_PORT (3100), TRYTHIS_PROFILE (release).
 source "$(dirname "$0")/lib.sh"
 
 NET=${TRYTHIS_CLUSTER_NET:-192.168.231}
@@ -36,6 +48,44 @@ dk() { local i=$1; shift; docker -H "unix://$(sock "$i")" "$@"; }
 engine_pid() { local p; p=$(cat "$STATE/n$1/docker.pid" 2>/dev/null || true); [ -n "$p" ] && grep -qa dockerd "/proc/$p/cmdline" 2>/dev/null && echo "$p"; }
 # The nodes that exist (a state directory per node).
 nodes() { local d; for d in "$STATE"/n[0-9]; do [ -d "$d" ] && echo "${d##*/n}"; done; }
+# Where the site reaches node I's engine (the name is the node's trythis.node label).
+engine_link() { echo "$STATE/engines/$(ns "$1").sock"; }
+
+# The site served on the cluster.
+SITE=${TRYTHIS_CLUSTER_SITE:-on}
+[ "$SITE" = on ] || [ "$SITE" = off ] || die "TRYTHIS_CLUSTER_SITE must be on or off"
+SITE_PORT=${TRYTHIS_CLUSTER_SITE_PORT:-3100}
+[[ "$SITE_PORT" =~ ^[0-9]+$ ]] && [ "$SITE_PORT" -ge 1 ] && [ "$SITE_PORT" -le 65535 ] || die "TRYTHIS_CLUSTER_SITE_PORT must be a port number"
+SITE_URL=http://127.0.0.1:$SITE_PORT
+SITE_DATA=$DATA/cluster-site
+PROFILE=${TRYTHIS_PROFILE:-release}
+case "$PROFILE" in dev|debug) BIN="$ROOT/target/debug/trythis" ;; *) BIN="$ROOT/target/$PROFILE/trythis" ;; esac
+# Everything the site runs with. Explicit, so that a trythis.env of the host's own site (which
+# lib.sh exports) cannot point this one at the other's database, mail folder or port.
+SITE_ENV=(
+  TRYTHIS_DATA_DIR="$SITE_DATA"
+  TRYTHIS_DATABASE_URL="sqlite://$SITE_DATA/trythis.db"
+  TRYTHIS_MAIL_DIR="$SITE_DATA/mail"
+  TRYTHIS_LISTEN="127.0.0.1:$SITE_PORT"
+  TRYTHIS_PUBLIC_URL="$SITE_URL"
+  TRYTHIS_TTYD_PATH="$DATA/bin/ttyd"
+  TRYTHIS_RELAY_PATH="$DATA/bin/trythis-relay"
+  TRYTHIS_MODERATION="${TRYTHIS_MODERATION:-on}"
+  # The same registry, its own repositories: each installation's retention deletes the tags of
+  # its repositories that its own database does not keep, so two must not share them. The
+  # host's own site collects the registry's garbage: two collectors could delete a blob the
+  # other is pushing.
+  TRYTHIS_REGISTRY_NAMESPACE=trythis-cluster
+  TRYTHIS_REGISTRY_GC_COMMAND=
+  # Beside a site of this host (scripts/run.sh): the first free proxy port on the egress network.
+  TRYTHIS_EGRESS_PROXY_PORT="${TRYTHIS_EGRESS_PROXY_PORT:-0}"
+  TRYTHIS_SWARM_MANAGER="unix://$STATE/n1/docker.sock"
+  TRYTHIS_SWARM_NODE_ENGINE="unix://$STATE/engines/{node}.sock"
+  TRYTHIS_SWARM_REGISTRY="$CLUSTER_REGISTRY"
+)
+site() { env "${SITE_ENV[@]}" "$BIN" "$@"; }
+site_pid() { local p; p=$(cat "$STATE/site.pid" 2>/dev/null || true); [ -n "$p" ] && grep -qa serve "/proc/$p/cmdline" 2>/dev/null && echo "$p"; }
+site_health() { curl -s -o /dev/null -m 3 -w '%{http_code}' "$SITE_URL/healthz" 2>/dev/null || true; }
 
 # The firewall rules the script adds (and `down` removes): the bridge forwards between nodes (the
 # host engine's FORWARD policy is DROP); from the bridge the host answers only the cluster registry.
@@ -190,14 +240,81 @@ up() {
   for _ in $(seq 1 120); do
     [ "$(dk 1 node ls --format '{{.Status}}' | grep -c '^Ready$')" -ge "$n" ] && break; sleep 0.25
   done
-  [ "$(dk 1 node ls --format '{{.Status}}' | grep -c '^Ready$')" -ge "$n" ] || { status; die "not every node is Ready"; }
+  [ "$(dk 1 node ls --format '{{.Status}}' | grep -c '^Ready$')" -ge "$n" ] || { node_table; die "not every node is Ready"; }
   ok "$n nodes Ready"
-  status
-  step "Cluster up: $n engines, Swarm managed through node 1's engine (the site on the cluster is the next step)"
-  echo "unix://$(sock 1)"
+  # The site reaches each sandbox node's engine by the node's name (TRYTHIS_SWARM_NODE_ENGINE).
+  mkdir -p "$STATE/engines"
+  for i in $(seq 2 "$n"); do ln -sfn "../n$i/docker.sock" "$(engine_link "$i")"; done
+  node_table
+  engine_links
+  if [ "$SITE" = off ]; then
+    step "Cluster up: $n engines, Swarm managed through node 1's engine (TRYTHIS_CLUSTER_SITE=off: no site)"
+    echo "unix://$(sock 1)"
+    return
+  fi
+  serve_site
+  step "Cluster up: $n engines (manager unix://$(sock 1)), the site on them (log $STATE/site.log)"
+  echo "$SITE_URL"
+}
+
+# The site on the cluster: as scripts/run.sh (migrate, first admin, starter catalogue, serve),
+# with the cluster runtime, its own data directory and port, in the background.
+serve_site() {
+  step "Site on the cluster: $SITE_URL"
+  if [ -n "$(site_pid)" ] && [ "$(site_health)" = 200 ]; then ok "running (pid $(site_pid))"; return; fi
+  if [ -z "$(site_pid)" ]; then
+    # What scripts/run.sh sets up (toolchains, ttyd, relay, build engine, PID budget), each kept
+    # when present; the server and the wasm bundle are built only when missing.
+    ensure_platform
+    if [ ! -x "$BIN" ] || [ ! -f "${TRYTHIS_SITE_ROOT:-target/site}/pkg/trythis.wasm" ]; then
+      # shellcheck disable=SC2015
+      TRYTHIS_PROFILE=$([ "$PROFILE" = debug ] && echo dev || echo "$PROFILE") build_site
+    fi
+    [ -x "$BIN" ] || die "no server binary at $BIN"
+    if ss -Hltn "sport = :$SITE_PORT" | grep -q .; then
+      die "port $SITE_PORT is taken (scripts/replicas.sh's load balancer uses 3100 too): set TRYTHIS_CLUSTER_SITE_PORT"
+    fi
+    mkdir -p "$SITE_DATA"
+    step "Site database ($SITE_DATA/trythis.db), admin account, mail"
+    site migrate >/dev/null && ok "migrated"
+    site admin --first "${TRYTHIS_ADMIN_EMAIL:-admin@trythis.local}"
+    if [ -n "${TRYTHIS_SMTP_URL:-}" ]; then ok "mail through ${TRYTHIS_SMTP_URL##*@}"
+    else ok "no TRYTHIS_SMTP_URL: mails are written to $SITE_DATA/mail/<address>/*.eml"; fi
+    step "Starter catalogue (built, checked in a sandbox on the cluster and pushed once; reused later)"
+    site seed catalog
+    daemon "$STATE/site.log" "$STATE/site.pid" env "${SITE_ENV[@]}" "$BIN" serve
+  fi
+  for _ in $(seq 1 240); do
+    [ "$(site_health)" = 200 ] && break
+    [ -n "$(site_pid)" ] || break
+    sleep 0.25
+  done
+  if [ "$(site_health)" != 200 ]; then
+    tail -20 "$STATE/site.log" >&2
+    [ -n "$(site_pid)" ] || die "the site exited: see $STATE/site.log"
+    die "the site did not answer $SITE_URL/healthz within 60 s (pid $(site_pid)): see $STATE/site.log"
+  fi
+  ok "pid $(site_pid), data $SITE_DATA, admin password in $SITE_DATA/admin-password, log $STATE/site.log"
+}
+
+# The links the site reaches each sandbox node's engine through.
+engine_links() {
+  local l
+  for l in "$STATE"/engines/*.sock; do
+    [ -L "$l" ] || continue
+    printf '%-36s -> %s%s\n' "$l" "$(readlink "$l")" "$([ -S "$l" ] || echo ' (no engine)')"
+  done
 }
 
 status() {
+  node_table || return 1
+  engine_links
+  local pid; pid=$(site_pid || true)
+  if [ -n "$pid" ]; then printf 'site %s pid %s health %s\n' "$SITE_URL" "$pid" "$(site_health)"
+  else echo "site not running (TRYTHIS_CLUSTER_SITE_PORT $SITE_PORT, data $SITE_DATA)"; fi
+}
+
+node_table() {
   [ -S "$(sock 1)" ] && dk 1 info >/dev/null 2>&1 || { echo "no cluster (node 1's engine does not answer at $(sock 1))"; return 1; }
   local id
   printf '%-12s %-9s %-8s %-12s %-8s %s\n' NODE ROLE STATE AVAILABILITY ADDRESS LABELS
@@ -210,6 +327,39 @@ status() {
 down() {
   [ "$(id -u)" = 0 ] || die "cluster.sh needs root"
   local i
+  step "Site on the cluster"
+  local pid; pid=$(site_pid || true)
+  if [ -n "$pid" ]; then
+    # SIGTERM: it drains (TRYTHIS_DRAIN_SECONDS), then closes; its sandboxes stay in the engines.
+    kill -TERM "$pid"
+    for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && { echo "    $pid did not stop in 60 s: killed"; kill -KILL "$pid"; }
+    ok "pid $pid stopped"
+  else ok "not running"; fi
+  [ -f "$STATE/site.log" ] && [ -d "$SITE_DATA" ] && cp "$STATE/site.log" "$SITE_DATA/last-site.log"
+  # Its sandboxes on the host's own engine (egress projects, beside the proxy): by its
+  # installation's label. Those on the nodes go with the engines below.
+  local bin
+  for bin in "$BIN" "$ROOT/target/release/trythis" "$ROOT/target/debug/trythis" ""; do [ -x "$bin" ] && break; done
+  if [ -n "$bin" ] && [ -f "$SITE_DATA/trythis.db" ]; then
+    local instance ids=()
+    instance=$(env "${SITE_ENV[@]}" TRYTHIS_LOG=error "$bin" instance 2>/dev/null | tail -1 || true)
+    if [[ "$instance" =~ ^[A-Za-z0-9_-]+$ ]]; then
+      mapfile -t ids < <(docker ps -aq --filter "label=trythis.instance=$instance" 2>/dev/null || true)
+      [ ${#ids[@]} -gt 0 ] && docker rm -fv "${ids[@]}" >/dev/null
+      ok "${#ids[@]} of its containers removed from the host's engine"
+    fi
+  fi
+  # The shells' holder directories of the nodes' engines (ttyd_host.rs sessions_dir: a digest of
+  # the engine endpoint); the holders themselves run from the state directory's sockets and are
+  # stopped with the engines' leftovers below.
+  local link
+  for link in "$STATE"/engines/*.sock; do
+    [ -L "$link" ] || continue
+    rm -rf "${TMPDIR:-/tmp}/trythis-sessions-$(printf '%s' "unix://$link" | sha256sum | cut -c1-16)"
+  done
+  [ -d "$SITE_DATA" ] && ok "its data directory $SITE_DATA stays (database, admin password, mails, last-site.log): remove it to start afresh"
+
   step "Services and swarm"
   if [ -S "$(sock 1)" ] && dk 1 info >/dev/null 2>&1 && [ "$(dk 1 info -f '{{.Swarm.ControlAvailable}}')" = true ]; then
     local svcs; svcs=$(dk 1 service ls -q)

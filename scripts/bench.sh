@@ -32,3 +32,8 @@ step "Several app servers: HAProxy's cost on the home page and on a Try (direct 
 TRYTHIS_PROFILE=release node end2end/replicas.mjs --bench
 step "Sandbox hosts: a sandbox as a one-task Swarm service vs a container on a Ready node, 10 each, and a node's loss to Down (scripts/cluster-test.sh --bench)"
 scripts/cluster-test.sh --bench
+step "Sandbox hosts: a cold Try through the cluster runtime vs the single engine, interleaved, and a node's loss to the sandbox's end (server/examples/cluster_bench.rs, release build)"
+TRYTHIS_BASE_IMAGE="$BASE_IMAGE" TRYTHIS_LOG=warn cargo run -q --release -p server --example cluster_bench
+step "Sandbox hosts in the browser: the site on the cluster, a node's engine killed under a visitor's Try to the page saying so, Try again on another node (end2end/nodes.mjs, release build)"
+TRYTHIS_PROFILE=release node end2end/nodes.mjs
+scripts/cluster.sh down

@@ -83,10 +83,23 @@ pub fn TryPanel(
             let Some(el) = term_ref.get() else {
                 return false;
             };
-            crate::client::on_terminal_closed(&el, move |code, _reason| {
-                if let (true, Panel::Running(info)) = (code != 4002, panel.get_untracked()) {
-                    leptos::task::spawn_local(resync(info.id, panel, clocks, term_ref));
-                }
+            crate::client::on_terminal_closed(&el, move |_code, _reason| {
+                let Panel::Running(info) = panel.get_untracked() else {
+                    return;
+                };
+                // At once, then a few times more: the server may learn of the end (a node's
+                // loss takes Swarm a few seconds) after the socket closed.
+                leptos::task::spawn_local(async move {
+                    for wait in [0, 1500, 1500, 3000, 3000] {
+                        crate::client::sleep_ms(wait).await;
+                        match panel.get_untracked() {
+                            Panel::Running(now) if now.id == info.id => {
+                                resync(info.id.clone(), panel, clocks, term_ref).await
+                            }
+                            _ => return,
+                        }
+                    }
+                });
             });
             true
         });

@@ -289,10 +289,12 @@ fn Admin() -> impl IntoView {
         <div class="panel">
             <h2>"Running sandboxes"</h2>
             <table class="table" id="admin-sandboxes">
-                <thead><tr><th>"Owner"</th><th>"Project"</th><th>"Node"</th><th>"Age"</th><th>"Left"</th><th>"CPU"</th><th>"Memory"</th><th></th></tr></thead>
+                <thead><tr><th>"Owner"</th><th>"Project"</th>{move || nodes.read().is_some().then(|| view! { <th>"Node"</th> })}<th>"Age"</th><th>"Left"</th><th>"CPU"</th><th>"Memory"</th><th></th></tr></thead>
                 <tbody>
                     {move || {
                         let rows = sandboxes.get();
+                        // The Node column only on the cluster runtime.
+                        let on_nodes = nodes.read().is_some();
                         if rows.is_empty() {
                             return view! { <tr><td colspan="8" class="muted">"No sandbox is running."</td></tr> }.into_any();
                         }
@@ -306,7 +308,7 @@ fn Admin() -> impl IntoView {
                                 <tr data-sandbox=r.id.clone()>
                                     <td>{r.owner.clone()}</td>
                                     <td><a href=format!("/p/{}", r.project)>{r.project.clone()}</a></td>
-                                    <td>{r.node.clone().unwrap_or_else(|| "this host".into())}</td>
+                                    {on_nodes.then(|| view! { <td>{r.node.clone().unwrap_or_else(|| "this host".into())}</td> })}
                                     <td>{crate::model::human_duration(r.age_secs)}</td>
                                     <td>{crate::model::human_duration(r.seconds_left)}</td>
                                     <td>{cpu}</td>

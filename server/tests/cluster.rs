@@ -186,6 +186,44 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
             Some(false),
             "gVisor keeps writes in memory"
         );
+        // Files ride the node engine's exec stream: in through the API, seen by the shell, out
+        // again.
+        let text = format!("from the platform to {node}\n");
+        let put = v
+            .http
+            .put(format!(
+                "{}/api/sandboxes/{id}/files?path=greeting.txt",
+                v.base
+            ))
+            .header("cookie", &v.cookie)
+            .header("x-csrf-token", &v.csrf)
+            .body(text.clone())
+            .send()
+            .await?;
+        assert_eq!(
+            put.status().as_u16(),
+            201,
+            "upload on {node}: {}",
+            put.text().await?
+        );
+        sh.type_line("cat greeting.txt").await?;
+        sh.expect(
+            &format!("from the platform to {node}"),
+            Duration::from_secs(10),
+        )
+        .await?;
+        let got = v
+            .http
+            .get(format!(
+                "{}/api/sandboxes/{id}/files?path=greeting.txt",
+                v.base
+            ))
+            .header("cookie", &v.cookie)
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert_eq!(got, text, "download on {node}");
         let out = sh
             .run(
                 "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '",

@@ -311,6 +311,16 @@ impl SandboxService {
             .collect()
     }
 
+    /// The sandbox nodes with their state and capacity (cluster runtime; None on one engine).
+    pub async fn nodes(&self) -> Option<Vec<runtime::NodeInfo>> {
+        self.runtime.nodes().await
+    }
+
+    /// Drains a sandbox node (no new sandboxes; its running ones run on) or activates it again.
+    pub async fn set_node_drained(&self, node: &str, drained: bool) -> Result<(), RuntimeError> {
+        self.runtime.set_node_drained(node, drained).await
+    }
+
     /// Whether the sandbox engine answers.
     pub async fn ping_engine(&self) -> Result<(), RuntimeError> {
         self.runtime.ping().await

@@ -260,6 +260,46 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
         assert!(n["slots"].as_u64() > Some(10), "{n}");
     }
 
+    // An egress project's sandbox runs on the platform host's engine, beside the egress proxy
+    // (the nodes have no way to it), on the egress network.
+    let (repo, digest, size) = fixture_image(&app.state.config).await?;
+    let p = db::projects::upsert(
+        &app.state.db,
+        &db::projects::NewProject {
+            slug: "net-fixture".into(),
+            name: "Networked fixture".into(),
+            category: "Databases".into(),
+            welcome: Some("Welcome to the fixture".into()),
+            egress: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::projects::set_image(&app.state.db, p.id, &repo, &digest, size).await?;
+    let n = app.visitor().await?;
+    let r = n.try_project("net-fixture").await?;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let nid = r.body["id"].as_str().ok_or("id")?.to_string();
+    let row = db::sandboxes::get(&app.state.db, &nid)
+        .await?
+        .ok_or("row")?;
+    assert_eq!(row.node.as_deref(), Some("platform"));
+    let host = server::engine::connect_docker(&app.state.config).await?;
+    let c = host
+        .inspect_container(&format!("trythis-{nid}"), None)
+        .await?;
+    assert_eq!(
+        c.host_config.and_then(|h| h.network_mode),
+        Some(app.state.builds.networks().sandbox.network.clone())
+    );
+    let mut nsh = n
+        .terminal(&nid)
+        .await
+        .map_err(|s| format!("terminal refused: {s}"))?;
+    nsh.expect("Welcome to the fixture", Duration::from_secs(30))
+        .await?;
+    assert_eq!(n.stop_sandbox(&nid).await?.status, 204);
+
     // 3. A drained node gets no new sandbox; activated, it takes them again.
     let r = admin
         .call("POST", "/api/admin/nodes/trythis-c3/drain", None)

@@ -109,20 +109,19 @@ impl SwarmRuntime {
             placed: Mutex::default(),
             launching: Mutex::default(),
             down: watch::Sender::new(HashSet::new()),
-            manager_ok: std::sync::atomic::AtomicBool::new(false),
+            // True: the first read that fails is reported.
+            manager_ok: std::sync::atomic::AtomicBool::new(true),
         });
-        if let Err(e) = this.refresh().await {
-            tracing::warn!(error = %e, "the swarm manager did not list its nodes; retrying");
-        }
+        // A manager that does not answer yet is retried every period (logged by `refresh`).
+        let _ = this.refresh().await;
         let weak = Arc::downgrade(&this);
         let period = this.swarm.poll;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(period).await;
                 let Some(this) = weak.upgrade() else { return };
-                if let Err(e) = this.refresh().await {
-                    tracing::warn!(error = %e, "the swarm manager did not list its nodes");
-                }
+                // Errors are logged by `refresh`, once per outage.
+                let _ = this.refresh().await;
             }
         });
         Ok(this)
@@ -137,16 +136,20 @@ impl SwarmRuntime {
                 vec![format!("{SANDBOX_NODE_LABEL}=true")],
             )])),
         };
+        use std::sync::atomic::Ordering::Relaxed;
         let listed = match self.manager.list_nodes(Some(opts)).await {
             Ok(l) => l,
             Err(e) => {
-                self.manager_ok
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                // Said once per outage: the last node list stands meanwhile.
+                if self.manager_ok.swap(false, Relaxed) {
+                    tracing::warn!(error = %e, "the swarm manager does not answer; the last node list stands");
+                }
                 return Err(e.into());
             }
         };
-        self.manager_ok
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !self.manager_ok.swap(true, Relaxed) {
+            tracing::info!(nodes = listed.len(), "the swarm manager answers");
+        }
         let mut seen = HashSet::new();
         let mut fresh: Vec<(String, NodeInfo)> = Vec::new();
         for n in &listed {

@@ -160,7 +160,7 @@ pub async fn sandboxes(
             node: s.node.clone(),
         })
         .collect();
-    let nodes = st.sandboxes.runtime().nodes().await.map(|nodes| {
+    let nodes = st.sandboxes.nodes().await.map(|nodes| {
         nodes
             .into_iter()
             .map(|n| AdminNode {
@@ -201,7 +201,7 @@ pub async fn node_availability(
             ))
         }
     };
-    let Some(nodes) = st.sandboxes.runtime().nodes().await else {
+    let Some(nodes) = st.sandboxes.nodes().await else {
         return Err(ApiError::Conflict(
             "no_nodes",
             "This site runs its sandboxes on one engine: it has no nodes to drain.".into(),
@@ -211,7 +211,6 @@ pub async fn node_availability(
         return Err(ApiError::NotFound("No sandbox node has this name.".into()));
     }
     st.sandboxes
-        .runtime()
         .set_node_drained(&name, drained)
         .await
         .map_err(|e| ApiError::Unavailable(format!("The swarm manager refused: {e}")))?;

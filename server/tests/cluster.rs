@@ -5,7 +5,8 @@
 //! sandbox rules on the node); the admin sees each sandbox's node and the nodes; a drained node
 //! gets no new sandbox; 40 Tries spread over both nodes; a node whose engine dies ends its
 //! sandboxes with the reason the visitor reads and the next Try lands on the other; when the
-//! node comes back, nothing of the lost sandboxes is left on it; nothing is left in any engine.
+//! node comes back, nothing of the lost sandboxes is left on it; a manager's restart interrupts
+//! no sandbox; nothing is left in any engine, and the cluster is taken down at the end.
 mod common;
 use common::*;
 use std::collections::HashMap;
@@ -76,7 +77,18 @@ async fn containers_on(node: &str, instance: &str) -> Result<Vec<String>> {
 struct NodeCleanup(String);
 
 impl Drop for NodeCleanup {
+    /// Then `scripts/cluster.sh down`: the scenario kills engines, and the next user of the
+    /// cluster (scripts/cluster-test.sh) starts from a fresh one.
     fn drop(&mut self) {
+        self.remove_containers();
+        let _ = std::process::Command::new("bash")
+            .args([script().as_str(), "down"])
+            .output();
+    }
+}
+
+impl NodeCleanup {
+    fn remove_containers(&self) {
         let label = format!(
             "label={}={}",
             server::sandbox::runtime::LABEL_INSTANCE,
@@ -358,43 +370,7 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
         assert_eq!(v.stop_sandbox(&id).await?.status, 204);
     }
 
-    // 5. The manager restarts (its engine killed, then started again): nothing that runs is
-    //    interrupted on either node (and it reports the next loss, below).
-    let mut shells = Vec::new();
-    for node in NODES {
-        let (v, id) = &by_node[node][0];
-        let sh = v
-            .terminal(id)
-            .await
-            .map_err(|s| format!("terminal on {node} refused: {s}"))?;
-        shells.push((node, sh));
-    }
-    let pid = std::fs::read_to_string(format!("{STATE}/n1/docker.pid"))?;
-    std::process::Command::new("kill")
-        .args(["-KILL", pid.trim()])
-        .status()?;
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    cluster_up()?;
-    // Through the manager's return (its nodes re-register), for several poll periods.
-    let calm = Instant::now();
-    while calm.elapsed() < Duration::from_secs(8) {
-        for (node, list) in &by_node {
-            for (v, id) in list {
-                let st = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
-                assert_eq!(st.body["state"], "ready", "{node}: {:?}", st.body);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    for (node, sh) in &mut shells {
-        sh.type_line("echo after-$((40+2))").await?;
-        sh.expect("after-42", Duration::from_secs(10))
-            .await
-            .map_err(|e| format!("the shell on {node} after the manager's restart: {e}"))?;
-    }
-    drop(shells);
-
-    // 6. Node 3's engine dies: its sandboxes end with the reason their visitors read, node 2's
+    // 5. Node 3's engine dies: its sandboxes end with the reason their visitors read, node 2's
     //    run on, and the next Try lands on node 2.
     let (v3, id3) = &by_node["trythis-c3"][0];
     let mut watcher = v3
@@ -448,7 +424,7 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
     sh.expect("Welcome to the fixture", Duration::from_secs(30))
         .await?;
 
-    // 7. Node 3 comes back: the containers of its lost sandboxes go (no live row), nothing
+    // 6. Node 3 comes back: the containers of its lost sandboxes go (no live row), nothing
     //    else of ours is there.
     cluster_up()?;
     let back = Instant::now();
@@ -466,25 +442,72 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Placeable again: new Tries land there.
+    // Placeable again: new Tries land there (the one that does stays for the next step).
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let on_c3 = loop {
         let v = app.visitor().await?;
         let (id, node) = try_fixture(&app, &v).await?;
-        assert_eq!(v.stop_sandbox(&id).await?.status, 204);
         if node == "trythis-c3" {
-            break;
+            break (v, id);
         }
+        assert_eq!(v.stop_sandbox(&id).await?.status, 204);
         if Instant::now() > deadline {
             return Err("the node that came back gets no Try".into());
         }
+    };
+
+    // 7. The manager restarts (its engine killed, then started again): nothing that runs is
+    //    interrupted, on either node.
+    let running = [
+        (
+            &by_node["trythis-c2"][0].0,
+            by_node["trythis-c2"][0].1.clone(),
+        ),
+        (&on_c3.0, on_c3.1.clone()),
+    ];
+    let mut shells = Vec::new();
+    for (v, id) in &running {
+        let sh = v
+            .terminal(id)
+            .await
+            .map_err(|s| format!("terminal of {id} refused: {s}"))?;
+        shells.push(sh);
     }
+    let pid = std::fs::read_to_string(format!("{STATE}/n1/docker.pid"))?;
+    std::process::Command::new("kill")
+        .args(["-KILL", pid.trim()])
+        .status()?;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Swarm 20.10's workers sometimes stay Down after their manager's restart (seen here: a
+    // worker's agent stopped retrying after its backoff reached 8 s), and `up` then says "not
+    // every node is Ready"; the manager's engine is started before that check, and the
+    // sandboxes must not care either way.
+    if let Err(e) = cluster_up() {
+        assert!(e.to_string().contains("not every node is Ready"), "{e}");
+    }
+    // Through the manager's return (its nodes re-register), for several poll periods.
+    let calm = Instant::now();
+    while calm.elapsed() < Duration::from_secs(8) {
+        for (v, id) in &running {
+            let st = v.call("GET", &format!("/api/sandboxes/{id}"), None).await?;
+            assert_eq!(st.body["state"], "ready", "{:?}", st.body);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for sh in &mut shells {
+        sh.type_line("echo after-$((40+2))").await?;
+        sh.expect("after-42", Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("a shell after the manager's restart: {e}"))?;
+    }
+    drop(shells);
 
     // 8. Every sandbox stopped: nothing of this installation in any engine.
     for (v, id) in by_node.values().flatten() {
         let _ = v.stop_sandbox(id).await?;
     }
     assert_eq!(v3.stop_sandbox(&again).await?.status, 204);
+    assert_eq!(on_c3.0.stop_sandbox(&on_c3.1).await?.status, 204);
     for node in NODES {
         let left = containers_on(node, &instance).await?;
         assert!(left.is_empty(), "left on {node}: {left:?}");

@@ -783,23 +783,7 @@ pub struct AdminSandbox {
 }
 
 /// One sandbox node of the cluster runtime, as the admin page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct AdminNode {
-    pub name: String,
-    pub address: String,
-    /// Swarm's: `ready`, `down`, `unknown`, `disconnected`.
-    pub state: String,
-    /// The operator's: `active`, `drain` or `pause`.
-    pub availability: String,
-    /// New sandboxes may land on it now.
-    pub placeable: bool,
-    /// Sandbox containers on it (Tries, warm-pool members, smoke checks).
-    pub sandboxes: u64,
-    /// How many sandboxes fit on it.
-    pub slots: u64,
-    pub memory_bytes: i64,
-    pub cpus: f64,
-}
+pub use vocab::SandboxNode as AdminNode;
 
 /// `GET /api/admin/sandboxes`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

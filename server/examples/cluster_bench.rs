@@ -47,14 +47,10 @@ fn summary(name: &str, mut v: Vec<f64>) {
 
 async fn server(extra: &[(&str, &str)], base: &str) -> Result<String> {
     let (_dir, data, db_url) = common::scratch("cluster-bench")?;
-    let ttyd = format!(
-        "{}/bin/ttyd",
-        std::env::var("TRYTHIS_DATA_DIR").unwrap_or_else(|_| "/var/lib/trythis".into())
-    );
-    let relay = format!(
-        "{}/bin/trythis-relay",
-        std::env::var("TRYTHIS_DATA_DIR").unwrap_or_else(|_| "/var/lib/trythis".into())
-    );
+    // As server/examples/bench.rs: the scripts' tools, run from the repository's root.
+    let ttyd = std::env::var("TRYTHIS_TTYD_PATH").unwrap_or_else(|_| "data/bin/ttyd".into());
+    let relay =
+        std::env::var("TRYTHIS_RELAY_PATH").unwrap_or_else(|_| "data/bin/trythis-relay".into());
     let mut pairs = vec![
         ("TRYTHIS_DATA_DIR", data.as_str()),
         ("TRYTHIS_DATABASE_URL", db_url.as_str()),

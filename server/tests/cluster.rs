@@ -274,20 +274,7 @@ async fn sandboxes_spread_over_swarm_nodes_and_a_lost_node_ends_only_its_own() -
 
     // An egress project's sandbox runs on the platform host's engine, beside the egress proxy
     // (the nodes have no way to it), on the egress network.
-    let (repo, digest, size) = fixture_image(&app.state.config).await?;
-    let p = db::projects::upsert(
-        &app.state.db,
-        &db::projects::NewProject {
-            slug: "net-fixture".into(),
-            name: "Networked fixture".into(),
-            category: "Databases".into(),
-            welcome: Some("Welcome to the fixture".into()),
-            egress: true,
-            ..Default::default()
-        },
-    )
-    .await?;
-    db::projects::set_image(&app.state.db, p.id, &repo, &digest, size).await?;
+    publish_net_fixture(&app).await?;
     let n = app.visitor().await?;
     let r = n.try_project("net-fixture").await?;
     assert_eq!(r.status, 201, "{:?}", r.body);

@@ -551,23 +551,7 @@ async fn egress_sandboxes_reach_only_the_proxy() -> Result {
         ("TRYTHIS_EGRESS_PORTS", "80,443,5000"),
     ])
     .await?;
-    let (repo, digest, size) = fixture_image(&app.state.config).await?;
-    let p = db::projects::upsert(
-        &app.state.db,
-        &db::projects::NewProject {
-            slug: "net-fixture".into(),
-            name: "Networked fixture".into(),
-            summary: "A test project with egress".into(),
-            description: "Used by the tests.".into(),
-            category: "Databases".into(),
-            tags: vec!["test".into()],
-            welcome: Some("Welcome to the fixture".into()),
-            egress: true,
-            ..Default::default()
-        },
-    )
-    .await?;
-    db::projects::set_image(&app.state.db, p.id, &repo, &digest, size).await?;
+    publish_net_fixture(&app).await?;
     let networks = app.state.builds.networks().clone();
     let gw = networks.sandbox.gateway;
     // IPv6 is off on both isolated bridges (the host's rules are IPv4 only).

@@ -7,6 +7,7 @@
 //! they are also columns.
 
 mod end_reason;
+mod node;
 mod owner;
 mod problem;
 mod share;
@@ -15,6 +16,7 @@ pub mod url;
 mod words;
 
 pub use end_reason::EndReason;
+pub use node::SandboxNode;
 pub use owner::{BadOwnerKey, OwnerKey};
 pub use problem::FieldProblem;
 pub use share::ShareMode;

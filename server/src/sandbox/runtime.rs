@@ -82,29 +82,8 @@ pub struct Launched {
     pub node: Option<String>,
 }
 
-/// One sandbox node as the cluster runtime sees it (the admin page's node list).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NodeInfo {
-    /// The node's name (its `trythis.node` label, else its host name).
-    pub name: String,
-    /// Swarm's node id (drain and activate use it).
-    pub id: String,
-    pub address: String,
-    /// Swarm's view: `ready`, `down`, `unknown`, `disconnected`.
-    pub state: String,
-    /// The operator's: `active`, `drain` or `pause`.
-    pub availability: String,
-    /// Whether new sandboxes may land on it now (ready, active, and its engine answers).
-    pub placeable: bool,
-    /// Sandbox containers of this installation on it (Tries, warm-pool members, smoke checks).
-    pub sandboxes: u64,
-    /// How many sandboxes fit: (memory − reserve) ÷ a sandbox's memory limit.
-    pub slots: u64,
-    pub memory_bytes: i64,
-    pub cpus: f64,
-    /// The node engine's sandbox isolation (`gvisor`, …), once connected.
-    pub isolation: Option<String>,
-}
+/// One sandbox node as the cluster runtime sees it (the admin page shows the same).
+pub use vocab::SandboxNode as NodeInfo;
 
 /// A container found by label (reconciliation).
 #[derive(Debug, Clone)]

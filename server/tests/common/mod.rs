@@ -333,6 +333,29 @@ pub async fn publish_fixture(
     Ok(p)
 }
 
+/// The fixture image published again as `net-fixture`, a project whose sandboxes have egress
+/// (through the platform's proxy).
+pub async fn publish_net_fixture(app: &TestApp) -> Result<db::projects::Model> {
+    let (repo, digest, size) = fixture_image(&app.state.config).await?;
+    let p = db::projects::upsert(
+        &app.state.db,
+        &db::projects::NewProject {
+            slug: "net-fixture".into(),
+            name: "Networked fixture".into(),
+            summary: "A test project with egress".into(),
+            description: "Used by the tests.".into(),
+            category: "Databases".into(),
+            tags: vec!["test".into()],
+            welcome: Some("Welcome to the fixture".into()),
+            egress: true,
+            ..Default::default()
+        },
+    )
+    .await?;
+    db::projects::set_image(&app.state.db, p.id, &repo, &digest, size).await?;
+    Ok(p)
+}
+
 pub struct Visitor {
     pub http: reqwest::Client,
     /// The `Cookie` header this browser sends (visitor cookie, then the session's once signed in).

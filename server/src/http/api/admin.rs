@@ -7,7 +7,7 @@ use crate::{
     http::state::AppState,
 };
 use app::model::{
-    AdminNode, AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
+    AdminOverview, AdminProject, AdminProjects, AdminSandbox, AdminSandboxes, AdminUser,
     AdminUsers, EndReason, FeaturedSetting, Identity, OwnerKey, PoolShare, ProjectChange,
     ProjectStatusNow, UserChange,
 };
@@ -160,22 +160,7 @@ pub async fn sandboxes(
             node: s.node.clone(),
         })
         .collect();
-    let nodes = st.sandboxes.nodes().await.map(|nodes| {
-        nodes
-            .into_iter()
-            .map(|n| AdminNode {
-                name: n.name,
-                address: n.address,
-                state: n.state,
-                availability: n.availability,
-                placeable: n.placeable,
-                sandboxes: n.sandboxes,
-                slots: n.slots,
-                memory_bytes: n.memory_bytes,
-                cpus: n.cpus,
-            })
-            .collect()
-    });
+    let nodes = st.sandboxes.nodes().await;
     Ok(Json(AdminSandboxes {
         sandboxes,
         pool,

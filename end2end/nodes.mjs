@@ -65,6 +65,32 @@ try {
   await page.locator("#try").click();
   await waitTerm(page, /root@[0-9a-f]+:.*[#$]/, 30000);
   const { id, node } = await sandboxOf(page, "FIRST");
+  // The shell on a node is the same shell as on one host: Ctrl+C, resize, a full-screen program,
+  // a reload that re-attaches.
+  await typeLine(page, "sleep 1000");
+  await sleep(700);
+  await page.keyboard.press("Control+C");
+  await typeLine(page, "echo after-ctrl-c-$((6*7))");
+  await waitTerm(page, /after-ctrl-c-42/);
+  await page.setViewportSize({ width: 1000, height: 700 });
+  await sleep(800);
+  await typeLine(page, "echo SIZE=$(stty size | tr ' ' x)");
+  const sized = (await waitTerm(page, /SIZE=\d+x\d+/)).match(/SIZE=(\d+)x(\d+)/);
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await sleep(800);
+  await typeLine(page, "echo SIZE2=$(stty size | tr ' ' x)");
+  const resized = (await waitTerm(page, /SIZE2=\d+x\d+/)).match(/SIZE2=(\d+)x(\d+)/);
+  if (sized[0].slice(5) === resized[0].slice(6)) throw new Error(`the resize did not reach the shell: ${sized[0]} ${resized[0]}`);
+  console.log(`  resize reached the shell on the node: ${sized[0].slice(5)} → ${resized[0].slice(6)} (rows x cols)`);
+  await typeLine(page, "MARK=kept-$((6*7)); top");
+  await waitTerm(page, /load average/);
+  await page.keyboard.press("q");
+  await page.reload();
+  await waitTerm(page, /root@[0-9a-f]+:.*[#$]/, 30000);
+  await sleep(500);
+  await typeLine(page, "echo $MARK");
+  await waitTerm(page, /kept-42/);
+  console.log("  Ctrl+C, resize, top and a reload back into the same shell: ok");
   console.log(`the visitor's sandbox ${id} runs on trythis-c${node}`);
 
   await admin.goto(`${site}/admin`);

@@ -188,9 +188,11 @@ impl SwarmRuntime {
             ));
             seen.insert(name);
         }
-        // Connect to the engines of ready nodes the platform has no connection to yet.
-        let mut connected = HashMap::new();
-        for (name, info) in &fresh {
+        // Connect to the engines of ready nodes the platform has no connection to yet, and count
+        // this installation's sandboxes on each (a node that stopped answering is unusable until
+        // it answers again). All nodes at once, each bounded: one slow node must not hold up
+        // the others' news.
+        let probes = fresh.iter().map(|(name, info)| async move {
             let have = self
                 .nodes
                 .read()
@@ -199,11 +201,14 @@ impl SwarmRuntime {
                 .and_then(|n| n.runtime.clone());
             let runtime = match have {
                 Some(r) => Ok(r),
-                None if info.state == "ready" => self.connect(name).await,
+                None if info.state == "ready" => {
+                    match tokio::time::timeout(ENGINE_ANSWER, self.connect(name)).await {
+                        Ok(connected) => connected,
+                        Err(_) => Err("its engine did not answer in time".to_string()),
+                    }
+                }
                 None => Err("not ready".to_string()),
             };
-            // Count this installation's sandboxes there (a node that stopped answering is
-            // unusable until it answers again).
             let counted = match &runtime {
                 Ok(r) => match tokio::time::timeout(ENGINE_ANSWER, r.list()).await {
                     Ok(listed) => listed
@@ -213,8 +218,12 @@ impl SwarmRuntime {
                 },
                 Err(e) => Err(e.clone()),
             };
-            connected.insert(name.clone(), (runtime.ok(), counted));
-        }
+            (name.clone(), (runtime.ok(), counted))
+        });
+        let mut connected: HashMap<String, _> = futures::future::join_all(probes)
+            .await
+            .into_iter()
+            .collect();
         let mut nodes = self.nodes.write().unwrap_or_else(|p| p.into_inner());
         let mut down: HashSet<String> = nodes
             .keys()
